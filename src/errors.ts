@@ -1,0 +1,101 @@
+/**
+ * Every failure imagesmith reports on purpose is an {@link ImagesmithError} with a stable `code`.
+ * Codes never change meaning; new ones are appended. `details` carries the offending value
+ * (path, reference, line, entry) so callers can act on it without parsing the message.
+ */
+export const ErrorCodes = Object.freeze({
+  INVALID_ARGUMENT: 'INVALID_ARGUMENT',
+  INVALID_PORT: 'INVALID_PORT',
+  INVALID_SIGNAL: 'INVALID_SIGNAL',
+  INVALID_REFERENCE: 'INVALID_REFERENCE',
+  UNKNOWN_FROM: 'UNKNOWN_FROM',
+  COPY_SOURCE_NOT_FOUND: 'COPY_SOURCE_NOT_FOUND',
+  COPY_OUTSIDE_CONTEXT: 'COPY_OUTSIDE_CONTEXT',
+  COPY_DEST_NOT_DIR: 'COPY_DEST_NOT_DIR',
+  ADD_UNSAFE_ARCHIVE_ENTRY: 'ADD_UNSAFE_ARCHIVE_ENTRY',
+  ADD_DOWNLOAD_FAILED: 'ADD_DOWNLOAD_FAILED',
+  ADD_CHECKSUM_MISMATCH: 'ADD_CHECKSUM_MISMATCH',
+  BASE_IMAGE_INVALID: 'BASE_IMAGE_INVALID',
+  BLOB_CORRUPT: 'BLOB_CORRUPT',
+  BLOB_NOT_FOUND: 'BLOB_NOT_FOUND',
+  BUILD_SCRIPT_INVALID: 'BUILD_SCRIPT_INVALID',
+  TARGET_NOT_FOUND: 'TARGET_NOT_FOUND',
+  OUTPUT_INVALID: 'OUTPUT_INVALID',
+  RUNTIME_NOT_FOUND: 'RUNTIME_NOT_FOUND',
+  RUN_FAILED: 'RUN_FAILED',
+  RUN_SETUP_FAILED: 'RUN_SETUP_FAILED',
+  USER_NOT_FOUND: 'USER_NOT_FOUND',
+  SECRET_NOT_FOUND: 'SECRET_NOT_FOUND',
+  UNSUPPORTED_PLATFORM: 'UNSUPPORTED_PLATFORM',
+  CYCLE: 'CYCLE',
+  ABORTED: 'ABORTED',
+})
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
+
+export class ImagesmithError extends Error {
+  readonly code: ErrorCode
+  readonly details: Readonly<Record<string, unknown>>
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'ImagesmithError'
+    this.code = code
+    this.details = Object.freeze({ ...details })
+  }
+}
+
+/** A bad argument to a builder method or build option: raised eagerly, before any I/O. */
+export class InvalidArgumentError extends ImagesmithError {
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}) {
+    super(code, message, details)
+    this.name = 'InvalidArgumentError'
+  }
+}
+
+/** A COPY/ADD source problem; `details.path` names the source as the user wrote it. */
+export class CopyError extends ImagesmithError {
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}) {
+    super(code, message, details)
+    this.name = 'CopyError'
+  }
+}
+
+/** An archive entry ADD refused to unpack; `details.archive` and `details.entry` name it. */
+export class UnsafeArchiveError extends ImagesmithError {
+  constructor(message: string, details: { archive: string; entry: string; reason: string }) {
+    super(ErrorCodes.ADD_UNSAFE_ARCHIVE_ENTRY, message, details)
+    this.name = 'UnsafeArchiveError'
+  }
+}
+
+/** A RUN step that exited non-zero. Mirrors Dagger's ExecError: argv, exit code, output tail. */
+export class ExecError extends ImagesmithError {
+  readonly exitCode: number
+  readonly command: readonly string[]
+  readonly outputTail: string
+
+  constructor(command: readonly string[], exitCode: number, outputTail: string) {
+    super(
+      ErrorCodes.RUN_FAILED,
+      `RUN ${JSON.stringify(command)} exited with code ${exitCode}${outputTail ? `:\n${outputTail}` : ''}`,
+      { command, exitCode, outputTail },
+    )
+    this.name = 'ExecError'
+    this.exitCode = exitCode
+    this.command = command
+    this.outputTail = outputTail
+  }
+}
+
+export function isImagesmithError(e: unknown): e is ImagesmithError {
+  return e instanceof ImagesmithError
+}
+
+export function abortError(signal: AbortSignal): ImagesmithError {
+  return new ImagesmithError(ErrorCodes.ABORTED, 'build aborted', { reason: String(signal.reason ?? '') })
+}
+
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortError(signal)
+}

@@ -1,0 +1,175 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { createReadStream, createWriteStream, promises as fsp, type WriteStream } from 'node:fs'
+import { join } from 'node:path'
+import type { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import ssri from 'ssri'
+import { ErrorCodes, ImagesmithError } from '../errors.js'
+import { isDigest, type Digest } from '../oci/media-types.js'
+
+/** A blob being written: bytes go to a private temp file that becomes visible only on commit. */
+export interface BlobWriter {
+  readonly stream: WriteStream
+  /** Renames the temp file to `blobs/sha256/<hex>`. The caller vouches for the digest it computed while writing. */
+  commit(digest: Digest): Promise<void>
+  /** Removes the temp file; safe to call after a failed or aborted write. */
+  abort(): Promise<void>
+}
+
+/**
+ * Content-addressed blob store: `<root>/blobs/sha256/<hex>`.
+ *
+ * Writers stream into `<root>/tmp/` and rename into place, so a killed process leaves at most a stray
+ * temp file, never a blob whose bytes differ from its name. Concurrent writers of the same content
+ * both rename identical bytes onto one name, which is atomic on POSIX, so every process agrees.
+ * Reads are checked with ssri so a corrupted blob fails loudly instead of reaching an image.
+ */
+export class BlobStore {
+  readonly root: string
+
+  constructor(root: string) {
+    this.root = root
+  }
+
+  blobPath(digest: Digest): string {
+    assertDigest(digest)
+    return join(this.root, 'blobs', 'sha256', digest.slice(7))
+  }
+
+  get tmpDir(): string {
+    return join(this.root, 'tmp')
+  }
+
+  async init(): Promise<void> {
+    await fsp.mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true })
+    await fsp.mkdir(this.tmpDir, { recursive: true })
+  }
+
+  async has(digest: Digest): Promise<boolean> {
+    try {
+      await fsp.access(this.blobPath(digest))
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  async size(digest: Digest): Promise<number> {
+    try {
+      return (await fsp.stat(this.blobPath(digest))).size
+    } catch (e) {
+      throw notFound(digest, e)
+    }
+  }
+
+  /** A fresh temp path inside the store (same filesystem as the blobs, so rename is atomic). */
+  tempPath(prefix = 'blob'): string {
+    return join(this.tmpDir, `${prefix}-${process.pid}-${randomBytes(8).toString('hex')}`)
+  }
+
+  async createWriter(): Promise<BlobWriter> {
+    await this.init()
+    const tmp = this.tempPath()
+    const stream = createWriteStream(tmp, { highWaterMark: 1 << 20 })
+    let done = false
+    return {
+      stream,
+      commit: async (digest: Digest) => {
+        if (!stream.closed) await new Promise<void>((res, rej) => { stream.once('close', res); stream.once('error', rej) })
+        await fsp.rename(tmp, this.blobPath(digest))
+        done = true
+      },
+      abort: async () => {
+        if (done) return
+        stream.destroy()
+        await fsp.rm(tmp, { force: true })
+      },
+    }
+  }
+
+  /** Streams `source` into the store, hashing as it goes. If `expected` is given, a mismatch is refused. */
+  async putStream(source: Readable, expected?: Digest): Promise<{ digest: Digest; size: number }> {
+    const writer = await this.createWriter()
+    const hash = createHash('sha256')
+    let size = 0
+    try {
+      source.on('data', (chunk: Buffer) => {
+        hash.update(chunk)
+        size += chunk.length
+      })
+      await pipeline(source, writer.stream)
+      const digest = `sha256:${hash.digest('hex')}` as Digest
+      if (expected && expected !== digest) {
+        throw new ImagesmithError(ErrorCodes.BLOB_CORRUPT, `blob content does not match ${expected} (got ${digest})`, { expected, actual: digest })
+      }
+      await writer.commit(digest)
+      return { digest, size }
+    } catch (e) {
+      await writer.abort()
+      throw e
+    }
+  }
+
+  async putBytes(data: Uint8Array | string): Promise<{ digest: Digest; size: number }> {
+    const buf = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+    const digest = `sha256:${createHash('sha256').update(buf).digest('hex')}` as Digest
+    if (!(await this.has(digest))) {
+      await this.init()
+      const tmp = this.tempPath()
+      try {
+        await fsp.writeFile(tmp, buf)
+        await fsp.rename(tmp, this.blobPath(digest))
+      } catch (e) {
+        await fsp.rm(tmp, { force: true })
+        throw e
+      }
+    }
+    return { digest, size: buf.length }
+  }
+
+  /** A verifying read stream: it errors with BLOB_CORRUPT if the bytes do not hash to `digest`. */
+  open(digest: Digest): Readable {
+    const path = this.blobPath(digest)
+    const integrity = ssri.fromHex(digest.slice(7), 'sha256')
+    const file = createReadStream(path, { highWaterMark: 1 << 20 })
+    const checked = ssri.integrityStream({ integrity })
+    file.on('error', (e) => checked.destroy(notFound(digest, e)))
+    checked.on('error', () => file.destroy())
+    // ssri reports EINTEGRITY; translate it so callers see the store's error type.
+    const out = file.pipe(checked)
+    const origEmit = out.emit.bind(out)
+    out.emit = ((event: string, ...args: unknown[]) => {
+      if (event === 'error' && (args[0] as { code?: string })?.code === 'EINTEGRITY') {
+        args[0] = new ImagesmithError(ErrorCodes.BLOB_CORRUPT, `blob ${digest} is corrupt in the store at ${path}`, { digest, path })
+      }
+      return origEmit(event, ...args)
+    }) as typeof out.emit
+    return out
+  }
+
+  async readBytes(digest: Digest): Promise<Buffer> {
+    let buf: Buffer
+    try {
+      buf = await fsp.readFile(this.blobPath(digest))
+    } catch (e) {
+      throw notFound(digest, e)
+    }
+    const actual = `sha256:${createHash('sha256').update(buf).digest('hex')}`
+    if (actual !== digest) {
+      throw new ImagesmithError(ErrorCodes.BLOB_CORRUPT, `blob ${digest} is corrupt in the store`, { digest, actual })
+    }
+    return buf
+  }
+
+  async readJson<T>(digest: Digest): Promise<T> {
+    return JSON.parse((await this.readBytes(digest)).toString('utf8')) as T
+  }
+}
+
+function assertDigest(d: string): asserts d is Digest {
+  if (!isDigest(d)) throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `not a sha256 digest: ${d}`, { digest: d })
+}
+
+function notFound(digest: Digest, cause: unknown): ImagesmithError {
+  return new ImagesmithError(ErrorCodes.BLOB_NOT_FOUND, `blob ${digest} is not in the store`, { digest }, { cause })
+}
