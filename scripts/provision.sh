@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# Provision the integration test bed: Debian packages for the real tools the
+# tests check outputs with, and offline base images cached outside the work tree.
+#
+#   bash scripts/provision.sh               # packages + busybox + debian bases
+#   bash scripts/provision.sh --no-debian   # skip the Debian base (or IMAGESMITH_TESTBED_DEBIAN=0)
+#   bash scripts/provision.sh --check       # only report what is missing, change nothing
+#
+# Idempotent and fast when warm: packages are installed only if missing, each base
+# is rebuilt only when its recipe key (recipe text + tool versions) changes.
+# Caches live in ${IMAGESMITH_TESTBED:-$HOME/.cache/imagesmith-testbed}:
+#   busybox-oci/  busybox.tar  busybox-rootfs.tar  busybox.stamp
+#   debian-oci/   debian.tar   debian-rootfs.tar   debian.stamp
+# A base is ready only when its .stamp exists: it is written last, after the
+# artefacts were built in a temp dir and renamed into place.
+set -euo pipefail
+
+TESTBED="${IMAGESMITH_TESTBED:-${HOME:-/root}/.cache/imagesmith-testbed}"
+WANT_DEBIAN="${IMAGESMITH_TESTBED_DEBIAN:-1}"
+CHECK_ONLY=0
+for arg in "$@"; do
+  case "$arg" in
+    --debian) WANT_DEBIAN=1 ;;
+    --no-debian) WANT_DEBIAN=0 ;;
+    --check) CHECK_ONLY=1 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "provision: unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+
+# Fixed timestamps for the bases (a recent date: epoch 0 reads as "56 years ago").
+BASE_CREATED="2025-01-01T00:00:00Z"
+BASE_EPOCH=1735689600
+BASE_PATH_ENV="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# package -> commands it must provide (checked with command -v / absolute paths).
+PACKAGES=(runc crun skopeo umoci oci-image-tool docker-registry busybox-static mmdebstrap
+          podman buildah docker.io pigz attr xz-utils bzip2 zstd uidmap apache2-utils)
+declare -A PKG_CMDS=(
+  [runc]="runc" [crun]="crun" [skopeo]="skopeo" [umoci]="umoci"
+  [oci-image-tool]="oci-image-tool" [docker-registry]="docker-registry"
+  [busybox-static]="busybox" [mmdebstrap]="mmdebstrap" [podman]="podman" [buildah]="buildah"
+  [docker.io]="dockerd /usr/bin/docker containerd ctr" [pigz]="pigz" [attr]="getfattr setfattr"
+  [xz-utils]="xz" [bzip2]="bzip2" [zstd]="zstd" [uidmap]="newuidmap newgidmap"
+  [apache2-utils]="htpasswd"
+)
+
+log() { printf 'provision: %s\n' "$*" >&2; }
+die() { printf 'provision: ERROR: %s\n' "$*" >&2; exit 1; }
+
+have_cmd() {
+  case "$1" in
+    /*) [ -x "$1" ] ;;
+    *) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] ;;
+  esac
+}
+
+# Prints "package<TAB>missing commands" for every package whose commands are absent.
+missing_tools() {
+  local pkg cmd miss
+  for pkg in "${PACKAGES[@]}"; do
+    miss=""
+    for cmd in ${PKG_CMDS[$pkg]}; do have_cmd "$cmd" || miss+="$cmd "; done
+    [ -z "$miss" ] || printf '%s\t%s\n' "$pkg" "${miss% }"
+  done
+}
+
+# busybox must be the static build: it runs inside a rootfs without a libc.
+static_busybox() {
+  local bb
+  for bb in /bin/busybox /usr/bin/busybox; do
+    if [ -x "$bb" ] && ! ldd "$bb" >/dev/null 2>&1; then echo "$bb"; return 0; fi
+  done
+  return 1
+}
+
+is_debian() {
+  [ -r /etc/os-release ] || return 1
+  local id like
+  id="$(. /etc/os-release && echo "${ID:-}")"
+  like="$(. /etc/os-release && echo "${ID_LIKE:-}")"
+  [ "$id" = debian ] || [[ " $like " == *" debian "* ]]
+}
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# --- bases -------------------------------------------------------------------
+
+# Recipe keys: the text of the build function plus the versions of the tools
+# that shape the output. A changed recipe gives a new key and the base is rebuilt.
+tool_versions() { dpkg-query -W -f='${Package}=${Version}\n' "$@" 2>/dev/null || true; }
+recipe_key() {
+  local fn="$1"; shift
+  { echo "recipe-v1 $BASE_CREATED $BASE_PATH_ENV"; declare -f "$fn" write_layout_and_archive; tool_versions "$@"; } \
+    | sha256sum | cut -d' ' -f1
+}
+
+is_ready() { # name key
+  [ -f "$TESTBED/$1.stamp" ] && [ "$(cat "$TESTBED/$1.stamp")" = "$2" ]
+}
+
+# Moves the artefacts of a finished build (in $2) into the cache, then writes the stamp.
+publish() { # name builddir key artefact...
+  local name="$1" build="$2" key="$3"; shift 3
+  local a trash
+  rm -f "$TESTBED/$name.stamp"
+  trash="$(mktemp -d "$TESTBED/.trash.XXXXXX")"
+  for a in "$@"; do
+    [ -e "$TESTBED/$a" ] && mv "$TESTBED/$a" "$trash/"
+    mv "$build/$a" "$TESTBED/$a"
+  done
+  rm -rf "$trash" "$build"
+  printf '%s\n' "$key" >"$TESTBED/.$name.stamp.tmp"
+  sync -f "$TESTBED" 2>/dev/null || true
+  mv "$TESTBED/.$name.stamp.tmp" "$TESTBED/$name.stamp"
+}
+
+# Makes an OCI layout (tag latest) with one layer from an uncompressed rootfs tar,
+# then an OCI archive of the same image. umoci raw add-layer takes the tar
+# verbatim, so ownership (e.g. /home/app = 1000) and mtimes are exactly as packed.
+write_layout_and_archive() { # rootfs.tar layoutdir archive cmd
+  local rootfs_tar="$1" layout="$2" archive="$3" cmd="$4"
+  umoci init --layout "$layout"
+  umoci new --image "$layout:latest"
+  umoci raw add-layer --image "$layout:latest" \
+    --history.created "$BASE_CREATED" --history.created_by "imagesmith testbed: $(basename "$rootfs_tar")" \
+    "$rootfs_tar"
+  umoci config --image "$layout:latest" --created "$BASE_CREATED" \
+    --os linux --architecture amd64 \
+    --config.cmd "$cmd" --config.env "$BASE_PATH_ENV" \
+    --history.created "$BASE_CREATED" --history.created_by "imagesmith testbed: config cmd=$cmd"
+  umoci gc --layout "$layout"
+  umoci stat --image "$layout:latest" >/dev/null
+  skopeo copy --quiet "oci:$layout:latest" "oci-archive:$archive:latest"
+}
+
+build_busybox() { # builddir
+  local b="$1" bb r
+  bb="$(static_busybox)" || die "no static busybox (install busybox-static)"
+  r="$b/rootfs"
+  mkdir -p "$r/bin" "$r/etc" "$r/root" "$r/tmp" "$r/home/app"
+  cp "$bb" "$r/bin/busybox"
+  chmod 0755 "$r/bin/busybox"
+  local applet
+  while read -r applet; do
+    [ -n "$applet" ] && [ "$applet" != busybox ] && ln -sf busybox "$r/bin/$applet"
+  done < <("$bb" --list)
+  cat >"$r/etc/passwd" <<'EOF'
+root:x:0:0:root:/root:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+app:x:1000:1000::/home/app:/bin/sh
+EOF
+  cat >"$r/etc/group" <<'EOF'
+root:x:0:
+nogroup:x:65534:
+nobody:x:65534:
+app:x:1000:
+EOF
+  chmod 0644 "$r/etc/passwd" "$r/etc/group"
+  chmod 0755 "$r" "$r/bin" "$r/etc" "$r/home"
+  chmod 0700 "$r/root"
+  chmod 1777 "$r/tmp"
+  chmod 0755 "$r/home/app"
+  chown -R 0:0 "$r"
+  chown 1000:1000 "$r/home/app"
+  find "$r" -exec touch -h -d "@$BASE_EPOCH" {} +
+  (cd "$r" && tar --sort=name --format=gnu --numeric-owner --mtime="@$BASE_EPOCH" \
+     -cf "$b/busybox-rootfs.tar" bin etc home root tmp)
+  rm -rf "$r"
+  write_layout_and_archive "$b/busybox-rootfs.tar" "$b/busybox-oci" "$b/busybox.tar" sh
+}
+
+build_debian() { # builddir
+  local b="$1"
+  SOURCE_DATE_EPOCH="$BASE_EPOCH" mmdebstrap --quiet --variant=minbase --format=tar --skip=output/dev \
+    bookworm "$b/debian-rootfs.tar" http://deb.debian.org/debian
+  write_layout_and_archive "$b/debian-rootfs.tar" "$b/debian-oci" "$b/debian.tar" bash
+}
+
+ensure_base() { # name build_fn key artefacts...
+  local name="$1" fn="$2" key="$3"; shift 3
+  if is_ready "$name" "$key"; then
+    log "$name base ready ($TESTBED)"
+    return 0
+  fi
+  local build t0
+  t0=$SECONDS
+  build="$(mktemp -d "$TESTBED/.build-$name.XXXXXX")"
+  log "building $name base in $build"
+  "$fn" "$build"
+  publish "$name" "$build" "$key" "$@"
+  log "$name base built in $((SECONDS - t0)) s"
+}
+
+# --- main --------------------------------------------------------------------
+
+report_missing() {
+  local miss="$1"
+  {
+    echo "provision: the integration test bed is incomplete on this machine."
+    if [ -n "$miss" ]; then
+      echo "Missing tools (package: commands):"
+      printf '%s\n' "$miss" | while IFS=$'\t' read -r pkg cmds; do echo "  $pkg: $cmds"; done
+      echo "Install them with:"
+      echo "  apt-get update && apt-get install -y $(printf '%s\n' "$miss" | cut -f1 | tr '\n' ' ')"
+    fi
+  } >&2
+}
+
+main() {
+  local miss
+  miss="$(missing_tools)"
+  if ! static_busybox >/dev/null && ! grep -q '^busybox-static' <<<"$miss"; then
+    miss+=$'\n'"busybox-static"$'\t'"busybox (the static build)"
+    miss="${miss#$'\n'}"
+  fi
+
+  if ! is_root || ! is_debian || [ "$CHECK_ONLY" = 1 ]; then
+    local why=""
+    is_root || why="not running as root (uid $(id -u))"
+    is_debian || why="${why:+$why; }not a Debian system"
+    local not_ready=""
+    [ -f "$TESTBED/busybox.stamp" ] || not_ready+="busybox "
+    [ "$WANT_DEBIAN" = 0 ] || [ -f "$TESTBED/debian.stamp" ] || not_ready+="debian "
+    if [ -z "$miss" ] && [ -z "$not_ready" ]; then
+      log "all tools present and bases cached in $TESTBED${why:+ ($why: nothing installed or rebuilt)}"
+      return 0
+    fi
+    report_missing "$miss"
+    [ -z "$not_ready" ] || echo "provision: base images not built yet in $TESTBED: $not_ready" >&2
+    if [ "$CHECK_ONLY" = 1 ] && is_root && is_debian; then
+      echo "provision: run 'bash scripts/provision.sh' to install and build them." >&2
+    else
+      echo "provision: cannot provision: ${why}. Run 'bash scripts/provision.sh' as root on Debian 12 (bookworm)," >&2
+      echo "provision: or install the packages above yourself and run it as root once to build the bases." >&2
+    fi
+    return 3
+  fi
+
+  if [ -n "$miss" ]; then
+    local pkgs
+    pkgs="$(printf '%s\n' "$miss" | cut -f1 | tr '\n' ' ')"
+    log "installing: $pkgs"
+    export DEBIAN_FRONTEND=noninteractive
+    # shellcheck disable=SC2086
+    if ! apt-get install -y -q $pkgs >/dev/null; then
+      log "apt-get install failed; running apt-get update and retrying"
+      apt-get update -q >/dev/null
+      # shellcheck disable=SC2086
+      apt-get install -y -q $pkgs >/dev/null
+    fi
+    miss="$(missing_tools)"
+    if [ -n "$miss" ]; then report_missing "$miss"; die "tools still missing after apt-get install"; fi
+  fi
+
+  mkdir -p "$TESTBED"
+  exec 9>"$TESTBED/.lock"
+  flock 9
+  # Leftovers of killed runs (they never had a stamp, so nothing trusted them).
+  rm -rf "$TESTBED"/.build-* "$TESTBED"/.trash.* "$TESTBED"/.*.stamp.tmp
+
+  local bbkey
+  bbkey="$(recipe_key build_busybox busybox-static umoci skopeo tar)"
+  ensure_base busybox build_busybox "$bbkey" busybox-rootfs.tar busybox-oci busybox.tar
+  if [ "$WANT_DEBIAN" != 0 ]; then
+    local debkey
+    debkey="$(recipe_key build_debian mmdebstrap umoci skopeo)"
+    ensure_base debian build_debian "$debkey" debian-rootfs.tar debian-oci debian.tar
+  fi
+}
+
+main

@@ -1,0 +1,321 @@
+import { ErrorCodes, InvalidArgumentError } from '../errors.js'
+import { compileGraph, type CompileOptions } from '../graph/compile.js'
+import type { Graph, NodeKind, SpecByKind } from '../graph/node.js'
+import type { MountSpec } from '../graph/nodes/run-node.js'
+import type { HealthConfig } from '../oci/types.js'
+import { deepFreeze } from '../util/freeze.js'
+import { buildImage, type BuildOptions, type BuildResult } from '../build/build.js'
+import type { AddOptions, CopyOptions, FromSource, HealthcheckOptions, RunMount, RunOptions } from './options.js'
+import type { StageDef, Step, StepInput } from './stage.js'
+import { normalizePorts, parseChmod, parseDuration, requireNonEmpty, validateEnvName, validateSignal } from './validate.js'
+
+const SCRATCH: StageDef = deepFreeze({ base: { ref: 'scratch' }, steps: [] })
+
+/**
+ * An immutable image definition. Every method returns a new builder and leaves this one as it was,
+ * so a builder can be shared, extended in several directions and used as a stage of others.
+ * Nothing touches the disk until {@link ImageBuilder.build}.
+ */
+export class ImageBuilder {
+  readonly #stage: StageDef
+
+  /** @internal use {@link image} */
+  constructor(stage: StageDef = SCRATCH) {
+    this.#stage = stage
+  }
+
+  /** The frozen stage definition this builder views. */
+  toStage(): StageDef {
+    return this.#stage
+  }
+
+  #with<K extends NodeKind>(kind: K, spec: SpecByKind[K], description: string, deps: readonly StepInput[] = []): ImageBuilder {
+    const step = deepFreeze({ kind, spec, deps: [...deps], meta: { description } }) as unknown as Step
+    return new ImageBuilder(deepFreeze({ base: this.#stage.base, steps: [...this.#stage.steps, step] }))
+  }
+
+  /**
+   * `FROM`: start from `'scratch'`, a local image (`oci-archive:PATH[:TAG]`, `oci:DIR[:TAG]`,
+   * `docker-archive:PATH`) or another builder (a multi-stage build). Must come first.
+   */
+  from(base: FromSource | 'scratch'): ImageBuilder {
+    if (this.#stage.steps.length > 0) {
+      throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'from() must be the first call on a builder; start a new image() for another stage', {})
+    }
+    if (base instanceof ImageBuilder) return new ImageBuilder(deepFreeze({ base: { stage: base.toStage() }, steps: [] }))
+    return new ImageBuilder(deepFreeze({ base: { ref: requireNonEmpty(base, 'from() reference') }, steps: [] }))
+  }
+
+  /** `COPY`: files from the build context (or another stage with `from`) into the image. */
+  copy(src: string | readonly string[], dest: string, opts: CopyOptions = {}): ImageBuilder {
+    const sources = sourceList(src, 'copy')
+    const spec = {
+      sources,
+      dest: requireNonEmpty(dest, 'copy() destination'),
+      fromInput: opts.from !== undefined,
+      chown: opts.chown,
+      chmod: opts.chmod === undefined ? undefined : parseChmod(opts.chmod).toString(8),
+      exclude: [...(opts.exclude ?? [])],
+      link: opts.link ?? false,
+    }
+    const flags = copyFlags(opts)
+    const fromFlag = opts.from === undefined ? '' : `--from=${typeof opts.from === 'string' ? opts.from : '<stage>'} `
+    return this.#with('copy', spec, `COPY ${fromFlag}${flags}${[...sources, spec.dest].join(' ')}`, opts.from === undefined ? [] : [stepInput(opts.from)])
+  }
+
+  /** `ADD`: like copy, and local tar archives are unpacked, URLs downloaded (never unpacked). */
+  add(src: string | readonly string[], dest: string, opts: AddOptions = {}): ImageBuilder {
+    const sources = sourceList(src, 'add')
+    if (opts.checksum !== undefined && !/^sha256:[a-f0-9]{64}$/.test(opts.checksum)) {
+      throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `invalid checksum ${JSON.stringify(opts.checksum)} (sha256:<64 hex> expected)`, { checksum: opts.checksum })
+    }
+    const spec = {
+      sources,
+      dest: requireNonEmpty(dest, 'add() destination'),
+      fromInput: false,
+      chown: opts.chown,
+      chmod: opts.chmod === undefined ? undefined : parseChmod(opts.chmod).toString(8),
+      exclude: [...(opts.exclude ?? [])],
+      link: opts.link ?? false,
+      checksum: opts.checksum,
+      unpack: opts.unpack ?? true,
+    }
+    const checksum = opts.checksum ? `--checksum=${opts.checksum} ` : ''
+    return this.#with('add', spec, `ADD ${checksum}${copyFlags(opts)}${[...sources, spec.dest].join(' ')}`)
+  }
+
+  /**
+   * `RUN`: a string runs through the image's SHELL (default `/bin/sh -c`); an array is exec form.
+   * Build args in scope are in the command's environment but never stored in the image.
+   */
+  run(cmd: string | readonly string[], opts: RunOptions = {}): ImageBuilder {
+    const shellForm = typeof cmd === 'string'
+    const command = shellForm ? [requireNonEmpty(cmd, 'run() command')] : [...cmd]
+    if (!shellForm && (command.length === 0 || command.some((c) => typeof c !== 'string'))) {
+      throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'run() exec form needs a non-empty array of strings', { cmd })
+    }
+    const network = opts.network ?? 'default'
+    if (!['default', 'none', 'host'].includes(network)) {
+      throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `invalid network mode ${JSON.stringify(network)}`, { network })
+    }
+    const deps: StepInput[] = []
+    const mounts = (opts.mounts ?? []).map((m) => mountSpec(m, deps))
+    const mountFlags = mounts.map((m) => `--mount=type=${m.type},target=${m.target} `).join('')
+    const net = network === 'default' ? '' : `--network=${network} `
+    const text = shellForm ? command[0] : JSON.stringify(command)
+    return this.#with('run', { command, shellForm, network, mounts }, `RUN ${mountFlags}${net}${text}`, deps)
+  }
+
+  /** `ENV`: one variable, or several from a record in one instruction. */
+  env(key: string | Readonly<Record<string, string>>, value?: string): ImageBuilder {
+    const entries = typeof key === 'string' ? [[key, value] as const] : Object.entries(key)
+    if (entries.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'env() needs at least one variable', {})
+    const vars = entries.map(([k, v]) => {
+      validateEnvName(k)
+      if (typeof v !== 'string') throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `env ${k} needs a string value`, { name: k, value: v })
+      return [k, v] as const
+    })
+    return this.#with('config', { op: 'env', vars }, `ENV ${vars.map(([k, v]) => `${k}=${v}`).join(' ')}`)
+  }
+
+  /** `ARG`: a build argument, set with `build({ buildArgs })`; visible to RUN, never stored in the image config. */
+  arg(name: string, defaultValue?: string): ImageBuilder {
+    validateEnvName(name, 'ARG')
+    return this.#with('config', { op: 'arg', args: [{ name, value: defaultValue }] }, `ARG ${name}${defaultValue === undefined ? '' : `=${defaultValue}`}`)
+  }
+
+  /** `WORKDIR`: relative paths resolve against the previous one. */
+  workdir(path: string): ImageBuilder {
+    return this.#with('config', { op: 'workdir', path: requireNonEmpty(path, 'workdir()') }, `WORKDIR ${path}`)
+  }
+
+  /** `USER`: `name`, `uid`, `name:group` or `uid:gid`. */
+  user(user: string | number): ImageBuilder {
+    const u = requireNonEmpty(String(user), 'user()')
+    return this.#with('config', { op: 'user', user: u }, `USER ${u}`)
+  }
+
+  /** `EXPOSE`: `80`, `'53/udp'`, `'8000-8002/tcp'` or a list of them. */
+  expose(port: string | number | readonly (string | number)[]): ImageBuilder {
+    const list = Array.isArray(port) ? port : [port]
+    const ports = [...new Set(list.flatMap((p) => normalizePorts(p as string | number)))]
+    if (ports.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_PORT, 'expose() needs at least one port', { port })
+    return this.#with('config', { op: 'expose', ports }, `EXPOSE ${ports.join(' ')}`)
+  }
+
+  /** `VOLUME` */
+  volume(path: string | readonly string[]): ImageBuilder {
+    const paths = (typeof path === 'string' ? [path] : [...path]).map((p) => requireNonEmpty(p, 'volume() path'))
+    if (paths.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'volume() needs at least one path', {})
+    return this.#with('config', { op: 'volume', paths }, `VOLUME ${JSON.stringify(paths)}`)
+  }
+
+  /** `LABEL`: one label, or several from a record in one instruction. */
+  label(key: string | Readonly<Record<string, string>>, value?: string): ImageBuilder {
+    const entries = typeof key === 'string' ? [[key, value] as const] : Object.entries(key)
+    if (entries.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'label() needs at least one label', {})
+    const labels = entries.map(([k, v]) => {
+      requireNonEmpty(k, 'label key')
+      if (typeof v !== 'string') throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `label ${k} needs a string value`, { key: k, value: v })
+      return [k, v] as const
+    })
+    return this.#with('config', { op: 'label', labels }, `LABEL ${labels.map(([k, v]) => `${k}=${v}`).join(' ')}`)
+  }
+
+  /** `CMD`: a string is shell form (wrapped in the SHELL), an array is exec form. */
+  cmd(cmd: string | readonly string[]): ImageBuilder {
+    const { args, shellForm } = commandArgs(cmd, 'cmd()')
+    return this.#with('config', { op: 'cmd', args, shellForm }, `CMD ${shellForm ? args[0] : JSON.stringify(args)}`)
+  }
+
+  /** `ENTRYPOINT`: a string is shell form, an array is exec form. Resets a CMD inherited from the base, as Docker does. */
+  entrypoint(cmd: string | readonly string[]): ImageBuilder {
+    const { args, shellForm } = commandArgs(cmd, 'entrypoint()', true)
+    return this.#with('config', { op: 'entrypoint', args, shellForm }, `ENTRYPOINT ${shellForm ? args[0] : JSON.stringify(args)}`)
+  }
+
+  /** `HEALTHCHECK`, or `'none'` to disable one inherited from the base. Durations are Go-style (`30s`) or seconds. */
+  healthcheck(opts: HealthcheckOptions | 'none'): ImageBuilder {
+    let health: HealthConfig
+    if (opts === 'none') {
+      health = { Test: ['NONE'] }
+    } else {
+      const test = typeof opts.test === 'string' ? ['CMD-SHELL', requireNonEmpty(opts.test, 'healthcheck test')] : ['CMD', ...opts.test]
+      if (test.length < 2) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'healthcheck test needs a command', {})
+      if (opts.retries !== undefined && (!Number.isInteger(opts.retries) || opts.retries < 0)) {
+        throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `invalid healthcheck retries: ${opts.retries}`, { retries: opts.retries })
+      }
+      const dur = (v: string | number | undefined, f: string) => {
+        if (v === undefined) return undefined
+        const ns = parseDuration(v, f)
+        // Docker refuses non-zero durations under 1ms.
+        if (ns !== 0 && ns < 1e6) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `healthcheck ${f} must be at least 1ms`, { field: f, value: v })
+        return ns
+      }
+      health = {
+        Test: test,
+        Interval: dur(opts.interval, 'interval'),
+        Timeout: dur(opts.timeout, 'timeout'),
+        StartPeriod: dur(opts.startPeriod, 'startPeriod'),
+        Retries: opts.retries,
+      }
+    }
+    return this.#with('config', { op: 'healthcheck', health }, opts === 'none' ? 'HEALTHCHECK NONE' : `HEALTHCHECK ${health.Test.join(' ')}`)
+  }
+
+  /** `STOPSIGNAL`: `SIGTERM`, `TERM` or a number. */
+  stopSignal(signal: string | number): ImageBuilder {
+    const s = validateSignal(String(signal))
+    return this.#with('config', { op: 'stopsignal', signal: s }, `STOPSIGNAL ${s}`)
+  }
+
+  /** `SHELL`: the shell that shell-form RUN, CMD and ENTRYPOINT use. */
+  shell(shell: readonly string[]): ImageBuilder {
+    if (!Array.isArray(shell) || shell.length === 0 || shell.some((s) => typeof s !== 'string')) {
+      throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'shell() needs a non-empty array of strings (exec form)', { shell })
+    }
+    return this.#with('config', { op: 'shell', shell: [...shell] }, `SHELL ${JSON.stringify(shell)}`)
+  }
+
+  /** `ONBUILD`: an instruction (Dockerfile text, e.g. `'RUN make'`) stored for images built from this one. */
+  onBuild(instruction: string): ImageBuilder {
+    const text = requireNonEmpty(instruction, 'onBuild() instruction').trim()
+    const word = text.split(/\s+/, 1)[0]!.toUpperCase()
+    if (['ONBUILD', 'FROM', 'MAINTAINER'].includes(word)) {
+      throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `${word} isn't allowed as an ONBUILD trigger`, { instruction })
+    }
+    return this.#with('config', { op: 'onbuild', instruction: text }, `ONBUILD ${text}`)
+  }
+
+  /**
+   * `MAINTAINER`: sets the config's `author` field, as BuildKit does.
+   * @deprecated as it is in Dockerfiles: use `label('org.opencontainers.image.authors', name)`.
+   */
+  maintainer(name: string): ImageBuilder {
+    return this.#with('config', { op: 'maintainer', name: requireNonEmpty(name, 'maintainer()') }, `MAINTAINER ${name}`)
+  }
+
+  /** Applies a reusable transform: `img.with(addNodeDeps)`. */
+  with(fn: (b: ImageBuilder) => ImageBuilder): ImageBuilder {
+    return fn(this)
+  }
+
+  /** The build graph: frozen vertices in topological order, with definition keys as ids. */
+  graph(opts: CompileOptions = {}): Graph {
+    return compileGraph(this.#stage, opts)
+  }
+
+  /** Builds the image and writes it to `opts.output`. */
+  build(opts: BuildOptions = {}): Promise<BuildResult> {
+    return buildImage(this, opts)
+  }
+}
+
+/** Starts an image definition (from scratch until {@link ImageBuilder.from} is called). */
+export function image(): ImageBuilder {
+  return new ImageBuilder()
+}
+
+/** `FROM scratch` */
+export function scratch(): ImageBuilder {
+  return new ImageBuilder()
+}
+
+function stepInput(from: FromSource): StepInput {
+  if (from instanceof ImageBuilder) return { stage: from.toStage() }
+  return { ref: requireNonEmpty(from, 'from reference') }
+}
+
+function sourceList(src: string | readonly string[], what: string): string[] {
+  const list = typeof src === 'string' ? [src] : [...src]
+  if (list.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `${what}() needs at least one source`, {})
+  return list.map((s) => requireNonEmpty(s, `${what}() source`))
+}
+
+function copyFlags(opts: CopyOptions | AddOptions): string {
+  let out = ''
+  if (opts.chown) out += `--chown=${opts.chown} `
+  if (opts.chmod !== undefined) out += `--chmod=${typeof opts.chmod === 'number' ? opts.chmod.toString(8) : opts.chmod} `
+  for (const e of opts.exclude ?? []) out += `--exclude=${e} `
+  if (opts.link) out += '--link '
+  return out
+}
+
+function commandArgs(cmd: string | readonly string[], what: string, allowEmpty = false): { args: string[]; shellForm: boolean } {
+  if (typeof cmd === 'string') return { args: [requireNonEmpty(cmd, what)], shellForm: true }
+  if (!Array.isArray(cmd) || cmd.some((c) => typeof c !== 'string') || (!allowEmpty && cmd.length === 0)) {
+    throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `${what} needs a string (shell form) or an array of strings (exec form)`, { cmd })
+  }
+  return { args: [...cmd], shellForm: false }
+}
+
+function mountSpec(m: RunMount, deps: StepInput[]): MountSpec {
+  const target = m.type === 'secret' ? '' : requireNonEmpty(m.target ?? '', `${m.type} mount target`)
+  switch (m.type) {
+    case 'cache':
+      return { type: 'cache', target, id: m.id ?? target, sharing: m.sharing ?? 'shared', readonly: m.readonly ?? false, mode: m.mode, uid: m.uid, gid: m.gid }
+    case 'secret':
+      return {
+        type: 'secret',
+        id: requireNonEmpty(m.id, 'secret mount id'),
+        target: m.target ?? (m.env ? '' : `/run/secrets/${m.id}`),
+        env: m.env,
+        required: m.required ?? false,
+        mode: m.mode ?? 0o400,
+        uid: m.uid ?? 0,
+        gid: m.gid ?? 0,
+      }
+    case 'bind': {
+      let fromInput: number | undefined
+      if (m.from !== undefined) {
+        deps.push(stepInput(m.from))
+        fromInput = deps.length // inputs[0] is the parent state
+      }
+      return { type: 'bind', target, source: m.source ?? '.', fromInput, readwrite: m.readwrite ?? false }
+    }
+    case 'tmpfs':
+      return { type: 'tmpfs', target, size: m.size }
+    default:
+      throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `unknown mount type ${JSON.stringify((m as { type: unknown }).type)}`, { mount: m })
+  }
+}

@@ -1,0 +1,79 @@
+import type { ImageBuilder } from './image-builder.js'
+
+/** Another stage, or an image reference (`oci-archive:…`, `oci:…`, `docker-archive:…`). */
+export type FromSource = ImageBuilder | string
+
+export interface CopyOptions {
+  /** Copy from another stage or image instead of the build context (`COPY --from`). */
+  readonly from?: FromSource
+  /** `user`, `user:group`, `uid` or `uid:gid`; names resolve through the image's /etc/passwd and /etc/group (`COPY --chown`). */
+  readonly chown?: string
+  /** Octal mode for every copied file and directory (`COPY --chmod`). */
+  readonly chmod?: string | number
+  /** Patterns (as in .dockerignore) of sources to leave out (`COPY --exclude`). */
+  readonly exclude?: readonly string[]
+  /** Accepted for Dockerfile parity (`COPY --link`); layers here never depend on the layers below them anyway. @default false */
+  readonly link?: boolean
+}
+
+export interface AddOptions extends Omit<CopyOptions, 'from'> {
+  /** `sha256:<hex>` that a URL source must hash to (`ADD --checksum`). */
+  readonly checksum?: string
+  /** Unpack local tar archives (plain, gzip, bzip2, xz) into the destination. @default true */
+  readonly unpack?: boolean
+}
+
+export type RunMount =
+  | {
+      readonly type: 'cache'
+      readonly target: string
+      /** @default the target path */
+      readonly id?: string
+      /** @default 'shared' */
+      readonly sharing?: 'shared' | 'private' | 'locked'
+      readonly readonly?: boolean
+      readonly mode?: number
+      readonly uid?: number
+      readonly gid?: number
+    }
+  | {
+      readonly type: 'secret'
+      readonly id: string
+      /** @default `/run/secrets/<id>` (unless `env` is set) */
+      readonly target?: string
+      /** Expose the secret as this environment variable instead of (or as well as, with `target`) a file. */
+      readonly env?: string
+      /** Fail when the secret is not provided. @default false */
+      readonly required?: boolean
+      /** @default 0o400 */
+      readonly mode?: number
+      readonly uid?: number
+      readonly gid?: number
+    }
+  | {
+      readonly type: 'bind'
+      readonly target: string
+      /** Path in the context (or in `from`). @default '.' */
+      readonly source?: string
+      readonly from?: FromSource
+      /** Writes are allowed but thrown away. @default false */
+      readonly readwrite?: boolean
+    }
+  | { readonly type: 'tmpfs'; readonly target: string; readonly size?: number }
+
+export interface RunOptions {
+  /** `RUN --network`. @default 'default' (the host's network, as BuildKit does without CNI) */
+  readonly network?: 'default' | 'none' | 'host'
+  /** `RUN --mount` */
+  readonly mounts?: readonly RunMount[]
+}
+
+export interface HealthcheckOptions {
+  /** A string runs through the shell (`CMD-SHELL`); an array is exec form (`CMD`). */
+  readonly test: string | readonly string[]
+  /** Go duration (`30s`) or seconds. */
+  readonly interval?: string | number
+  readonly timeout?: string | number
+  readonly startPeriod?: string | number
+  readonly retries?: number
+}

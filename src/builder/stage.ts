@@ -1,0 +1,23 @@
+import type { NodeKind, NodeMeta, SpecByKind } from '../graph/node.js'
+
+/**
+ * What a builder holds: frozen plain data describing one stage. Builders are thin views over it;
+ * `compileGraph` turns it (and every stage it references) into the flat vertex graph.
+ */
+export interface StageDef {
+  readonly base: StageBase
+  readonly steps: readonly Step[]
+}
+
+export type StageBase = { readonly ref: string } | { readonly stage: StageDef }
+
+/** Another stage or an image reference that a step reads from (COPY --from, RUN --mount from=). */
+export type StepInput = { readonly ref: string } | { readonly stage: StageDef }
+
+/** A step's spec with `fromInput`-style links still pointing at `deps` (resolved to vertex ids at compile time). */
+export interface Step<K extends NodeKind = NodeKind> {
+  readonly kind: K
+  readonly spec: SpecByKind[K]
+  readonly deps: readonly StepInput[]
+  readonly meta: NodeMeta
+}

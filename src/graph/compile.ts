@@ -1,0 +1,65 @@
+import { ErrorCodes, ImagesmithError } from '../errors.js'
+import type { Digest } from '../oci/media-types.js'
+import { digestOf } from '../util/canonical-json.js'
+import { deepFreeze } from '../util/freeze.js'
+import type { StageDef, StepInput } from '../builder/stage.js'
+import type { AnyVertex, Graph, NodeKind, NodeMeta, SpecByKind } from './node.js'
+
+export interface CompileOptions {
+  /** Values for ARGs; an ARG without a value here keeps its default. */
+  readonly buildArgs?: Readonly<Record<string, string>>
+}
+
+/** The definition key of a vertex: its kind, spec and input keys. Presentation (`meta`) stays out. */
+export function vertexId<K extends NodeKind>(kind: K, spec: SpecByKind[K], inputs: readonly Digest[]): Digest {
+  return digestOf({ kind, spec, inputs })
+}
+
+/**
+ * Flattens a stage (and every stage it reads from) into a graph. Identical sub-chains get identical
+ * ids and are stored once, so a stage used by two others is built once.
+ */
+export function compileGraph(stage: StageDef, opts: CompileOptions = {}): Graph {
+  const buildArgs = opts.buildArgs ?? {}
+  const vertices = new Map<Digest, AnyVertex>()
+  const memo = new Map<StageDef, Digest>()
+  const visiting = new Set<StageDef>()
+
+  const add = <K extends NodeKind>(kind: K, spec: SpecByKind[K], inputs: readonly Digest[], meta: NodeMeta): Digest => {
+    const id = vertexId(kind, spec, inputs)
+    if (!vertices.has(id)) {
+      vertices.set(id, deepFreeze({ id, kind, spec, inputs: [...inputs], meta: { ...meta } }) as unknown as AnyVertex)
+    }
+    return id
+  }
+
+  const source = (ref: string): Digest => add('source', { ref }, [], { description: `FROM ${ref}` })
+
+  const input = (dep: StepInput): Digest => ('ref' in dep ? source(dep.ref) : compileStage(dep.stage))
+
+  const compileStage = (s: StageDef): Digest => {
+    const done = memo.get(s)
+    if (done) return done
+    if (visiting.has(s)) throw new ImagesmithError(ErrorCodes.CYCLE, 'stage graph has a cycle')
+    visiting.add(s)
+    let head: Digest =
+      'ref' in s.base ? source(s.base.ref) : add('config', { op: 'stage' }, [compileStage(s.base.stage)], { description: 'FROM <stage>' })
+    for (const step of s.steps) {
+      let spec = step.spec
+      if (step.kind === 'config' && (spec as SpecByKind['config']).op === 'arg') {
+        const argSpec = spec as Extract<SpecByKind['config'], { op: 'arg' }>
+        spec = {
+          op: 'arg',
+          args: argSpec.args.map((a) => (Object.hasOwn(buildArgs, a.name) ? { name: a.name, value: buildArgs[a.name] } : a)),
+        }
+      }
+      head = add(step.kind, spec, [head, ...step.deps.map(input)], step.meta)
+    }
+    visiting.delete(s)
+    memo.set(s, head)
+    return head
+  }
+
+  const output = compileStage(stage)
+  return deepFreeze({ vertices: [...vertices.values()], output })
+}

@@ -1,0 +1,44 @@
+import type { Digest } from '../oci/media-types.js'
+import type { AddSpec } from './nodes/add-node.js'
+import type { ConfigSpec } from './nodes/config-node.js'
+import type { CopySpec } from './nodes/copy-node.js'
+import type { RunSpec } from './nodes/run-node.js'
+import type { SourceSpec } from './nodes/source-node.js'
+
+/** Specs by kind. Adding a kind here makes every `Record<NodeKind, …>` dispatch table fail to compile until it is handled. */
+export interface SpecByKind {
+  source: SourceSpec
+  copy: CopySpec
+  add: AddSpec
+  run: RunSpec
+  config: ConfigSpec
+}
+
+export type NodeKind = keyof SpecByKind
+
+/** Presentation only: never part of a vertex digest (BuildKit's VertexOptions). */
+export interface NodeMeta {
+  readonly description: string
+}
+
+/**
+ * One vertex of the build graph: frozen plain data. `id` is the definition key:
+ * sha256 of the canonical JSON of `{ kind, spec, inputs }`; `meta` is left out.
+ * `inputs[0]` is the state the op applies to (absent for `source`); further inputs are other
+ * stages the op reads from (e.g. `COPY --from`).
+ */
+export interface Vertex<K extends NodeKind = NodeKind> {
+  readonly id: Digest
+  readonly kind: K
+  readonly spec: SpecByKind[K]
+  readonly inputs: readonly Digest[]
+  readonly meta: NodeMeta
+}
+
+export type AnyVertex = { [K in NodeKind]: Vertex<K> }[NodeKind]
+
+/** A flat, topologically ordered graph (every vertex after its inputs) with one output vertex. */
+export interface Graph {
+  readonly vertices: readonly AnyVertex[]
+  readonly output: Digest
+}

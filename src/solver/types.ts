@@ -1,0 +1,67 @@
+import type { AnyVertex, NodeKind, Vertex } from '../graph/node.js'
+import type { Digest } from '../oci/media-types.js'
+import type { ImageConfig, LayerRef, Platform } from '../oci/types.js'
+import type { Compression } from '../layer/entry.js'
+import type { Store } from '../store/store.js'
+
+/** The image as it stands after a vertex: what the next op applies to. */
+export interface ImageState {
+  readonly config: ImageConfig
+  readonly layers: readonly LayerRef[]
+  /** ARGs in scope in this stage, with their values (undefined = declared without a value). */
+  readonly args: readonly { readonly name: string; readonly value?: string }[]
+  /** Whether this stage set CMD itself (ENTRYPOINT then keeps it; otherwise ENTRYPOINT clears an inherited CMD). */
+  readonly cmdSet: boolean
+}
+
+export type ProgressEvent =
+  | { readonly type: 'start'; readonly vertex: Digest; readonly description: string }
+  | { readonly type: 'cached'; readonly vertex: Digest; readonly description: string }
+  | { readonly type: 'done'; readonly vertex: Digest; readonly description: string; readonly ms: number }
+  | { readonly type: 'log'; readonly vertex: Digest; readonly stream: 'stdout' | 'stderr'; readonly data: Buffer }
+  | { readonly type: 'error'; readonly vertex: Digest; readonly description: string; readonly error: unknown }
+
+/** A secret for `RUN --mount=type=secret`: a host file or an environment value (buildx `--secret`). */
+export type SecretSource = { readonly src: string } | { readonly env: string } | { readonly value: string }
+
+/** Everything an executor may use. Plain values only: the environment was read before this was made. */
+export interface ExecContext {
+  readonly store: Store
+  readonly contextDir: string
+  /** Seconds since the epoch for created times and COPY mtimes (SOURCE_DATE_EPOCH, or 0). */
+  readonly epoch: number
+  /** When set, RUN layers have their mtimes clamped to `epoch` (BuildKit's rewrite-timestamp). */
+  readonly clampRunMtimes: boolean
+  /** ISO time written as `created` in config and history. */
+  readonly created: string
+  readonly platform: Platform
+  readonly noCache: boolean
+  readonly compression: Compression
+  readonly secrets: Readonly<Record<string, SecretSource>>
+  readonly network: 'default' | 'none'
+  /** Runtime binary path or name (crun/runc); undefined = detect. */
+  readonly runtime?: string
+  readonly signal?: AbortSignal
+  emit(event: ProgressEvent): void
+  /** The state another vertex produced (already solved: it is one of this vertex's inputs). */
+  result(id: Digest): ImageState
+}
+
+export interface ExecResult {
+  readonly state: ImageState
+  /** True when the op's layer came from the cache instead of being made. */
+  readonly cached: boolean
+}
+
+/**
+ * Runs one kind of vertex. `inputs[0]` is the state to apply the op to (absent for `source`),
+ * further inputs are the states of stages the op reads from.
+ */
+export interface Executor<K extends NodeKind> {
+  readonly kind: K
+  exec(vertex: Vertex<K>, inputs: readonly ImageState[], ctx: ExecContext): Promise<ExecResult>
+}
+
+export type ExecutorTable = { readonly [K in NodeKind]: Executor<K> }
+
+export type { AnyVertex }
