@@ -1,0 +1,61 @@
+import type { Digest } from '../oci/media-types.js'
+import type { ImageConfig, LayerRef, Manifest } from '../oci/types.js'
+import type { Compression } from '../layer/entry.js'
+import type { ProgressEvent, SecretSource } from '../solver/types.js'
+
+/** Where a build goes. Mirrors `docker buildx build --output`. */
+export type OutputSpec =
+  /** One tarball loadable by `docker load`, `podman load`, `ctr images import` and skopeo (`oci-archive:`). */
+  | { readonly type: 'oci'; readonly dest: string }
+  /** An OCI image layout directory (`oci:DIR`). */
+  | { readonly type: 'oci-layout'; readonly dest: string }
+
+export interface BuildOptions {
+  /** Build context directory: COPY/ADD sources are relative to it. @default process.cwd() */
+  readonly context?: string
+  /** Where to write the image; without it the image is only built into the store. */
+  readonly output?: OutputSpec
+  /** Image names, e.g. `app:1` or `registry.example/app:1`. */
+  readonly tags?: readonly string[]
+  /** `os/arch[/variant]`. RUN steps need the host's platform. @default the host's (linux/amd64 on x64) */
+  readonly platform?: string
+  /** Values for ARGs (`--build-arg`). */
+  readonly buildArgs?: Readonly<Record<string, string>>
+  /** Ignore cached layers and make every layer anew (`--no-cache`). @default false */
+  readonly noCache?: boolean
+  /** Store root (blobs, cache, snapshots). @default $IMAGESMITH_CACHE, else $XDG_CACHE_HOME/imagesmith, else ~/.cache/imagesmith */
+  readonly cacheDir?: string
+  /** Cancels the build: running containers are killed, temp files removed, no output written. */
+  readonly signal?: AbortSignal
+  /**
+   * Seconds since the epoch used for `created` times and COPY/ADD mtimes, for reproducible images.
+   * `'now'` writes the real time into `created` (file mtimes stay at the epoch).
+   * @default $SOURCE_DATE_EPOCH, else 0
+   */
+  readonly sourceDateEpoch?: number | 'now'
+  /** Layer compression. @default 'gzip' */
+  readonly compression?: Compression
+  /** Secrets for `RUN --mount=type=secret` by id (buildx `--secret`). */
+  readonly secrets?: Readonly<Record<string, SecretSource>>
+  /** Network for every RUN step; a step's own `network` wins. @default 'default' (the host's) */
+  readonly network?: 'default' | 'none'
+  /** OCI runtime binary (`crun`, `runc` or a path). @default the first of crun, runc that works */
+  readonly runtime?: string
+  /** Called for each progress event (vertex start/cached/done/error, RUN output). */
+  readonly onProgress?: (event: ProgressEvent) => void
+  /** Vertices run in parallel. @default 2 */
+  readonly concurrency?: number
+}
+
+export interface BuildResult {
+  /** Manifest digest: the image's identity. */
+  readonly digest: Digest
+  readonly manifest: Manifest
+  readonly config: ImageConfig
+  readonly configDigest: Digest
+  readonly layers: readonly LayerRef[]
+  /** Layer-producing steps served from the cache. */
+  readonly cacheHits: number
+  /** Where the output was written, if any. */
+  readonly output?: string
+}

@@ -1,0 +1,64 @@
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { ErrorCodes, InvalidArgumentError } from '../errors.js'
+import type { Platform } from '../oci/types.js'
+import type { BuildOptions } from './options.js'
+
+/**
+ * The one place that reads the environment (IMAGESMITH_CACHE, XDG_CACHE_HOME, SOURCE_DATE_EPOCH):
+ * everything below receives plain, resolved options.
+ */
+export interface ResolvedBuildOptions {
+  readonly contextDir: string
+  readonly cacheDir: string
+  readonly epoch: number
+  readonly clampRunMtimes: boolean
+  readonly created: string
+  readonly platform: Platform
+}
+
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.IMAGESMITH_CACHE) return resolve(env.IMAGESMITH_CACHE)
+  if (env.XDG_CACHE_HOME) return join(env.XDG_CACHE_HOME, 'imagesmith')
+  return join(homedir(), '.cache', 'imagesmith')
+}
+
+export function resolveBuildOptions(opts: BuildOptions, env: NodeJS.ProcessEnv = process.env): ResolvedBuildOptions {
+  let epoch = 0
+  let clampRunMtimes = false
+  let created: string | undefined
+  const sde = opts.sourceDateEpoch ?? (env.SOURCE_DATE_EPOCH !== undefined && env.SOURCE_DATE_EPOCH !== '' ? env.SOURCE_DATE_EPOCH : undefined)
+  if (sde === 'now') {
+    created = new Date().toISOString()
+  } else if (sde !== undefined) {
+    const n = typeof sde === 'number' ? sde : Number(sde)
+    if (!Number.isInteger(n) || n < 0) {
+      throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `SOURCE_DATE_EPOCH must be a non-negative integer, got ${JSON.stringify(sde)}`, { sourceDateEpoch: sde })
+    }
+    epoch = n
+    clampRunMtimes = true
+  }
+  return {
+    contextDir: resolve(opts.context ?? '.'),
+    cacheDir: opts.cacheDir ? resolve(opts.cacheDir) : defaultCacheDir(env),
+    epoch,
+    clampRunMtimes,
+    created: created ?? new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'),
+    platform: parsePlatform(opts.platform),
+  }
+}
+
+const ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' }
+
+export function hostPlatform(): Platform {
+  return { os: 'linux', architecture: ARCH[process.arch] ?? process.arch }
+}
+
+export function parsePlatform(p: string | undefined): Platform {
+  if (!p) return hostPlatform()
+  const parts = p.split('/')
+  if (parts.length < 2 || parts.length > 3 || parts.some((x) => !/^[a-z0-9_]+$/.test(x))) {
+    throw new InvalidArgumentError(ErrorCodes.UNSUPPORTED_PLATFORM, `invalid platform ${JSON.stringify(p)} (os/arch[/variant] expected)`, { platform: p })
+  }
+  return parts[2] ? { os: parts[0]!, architecture: parts[1]!, variant: parts[2] } : { os: parts[0]!, architecture: parts[1]! }
+}

@@ -1,0 +1,56 @@
+import type { Digest } from '../oci/media-types.js'
+import { MediaType } from '../oci/media-types.js'
+import type { FinalImage } from '../oci/finalize.js'
+import { parseImageName } from '../oci/reference.js'
+import type { Descriptor, ImageIndex } from '../oci/types.js'
+
+/** `oci-layout` must be exactly this: containerd refuses other versions. */
+export const OCI_LAYOUT = '{"imageLayoutVersion":"1.0.0"}'
+
+export const blobName = (d: Digest) => `blobs/sha256/${d.slice(7)}`
+
+/**
+ * index.json descriptors: one per tag, named the way Docker 25's `docker save` and containerd do
+ * (`io.containerd.image.name` = full reference, `org.opencontainers.image.ref.name` = the tag), so
+ * podman, ctr and skopeo all find the name. No tags: one unnamed descriptor.
+ */
+export function indexDescriptors(image: FinalImage, tags: readonly string[]): Descriptor[] {
+  const base = { mediaType: MediaType.OciManifest, digest: image.manifestDigest, size: image.manifestSize }
+  if (tags.length === 0) return [base]
+  return tags.map((t) => {
+    const ref = parseImageName(t)
+    return { ...base, annotations: { 'io.containerd.image.name': ref.full, 'org.opencontainers.image.ref.name': ref.tag } }
+  })
+}
+
+export function indexJson(descriptors: readonly Descriptor[]): string {
+  const index: ImageIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: descriptors }
+  return JSON.stringify(index)
+}
+
+/**
+ * Docker's `manifest.json` (what classic `docker load` reads) and the legacy `repositories` file.
+ * Layer paths point into blobs/, which docker 20.10+ and podman's docker-archive reader accept.
+ */
+export function dockerManifestFiles(image: FinalImage, tags: readonly string[]): { manifestJson: string; repositories?: string } {
+  const names = tags.map((t) => parseImageName(t))
+  const manifestJson = JSON.stringify([
+    {
+      Config: blobName(image.configDigest),
+      RepoTags: names.map((n) => n.familiar),
+      Layers: image.layers.map((l) => blobName(l.digest)),
+    },
+  ])
+  if (names.length === 0) return { manifestJson }
+  const repos: Record<string, Record<string, string>> = {}
+  for (const n of names) {
+    const repo = n.familiar.slice(0, n.familiar.length - n.tag.length - 1)
+    ;(repos[repo] ??= {})[n.tag] = image.configDigest.slice(7)
+  }
+  return { manifestJson, repositories: JSON.stringify(repos) }
+}
+
+/** Every blob the image needs, config and manifest included, without repeats. */
+export function imageBlobs(image: FinalImage): Digest[] {
+  return [...new Set<Digest>([image.manifestDigest, image.configDigest, ...image.layers.map((l) => l.digest)])]
+}

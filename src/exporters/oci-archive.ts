@@ -1,0 +1,57 @@
+import { createWriteStream, promises as fsp } from 'node:fs'
+import { basename, dirname, join, resolve } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { ErrorCodes, ImagesmithError, throwIfAborted } from '../errors.js'
+import type { LayerEntry } from '../layer/entry.js'
+import { tarChunks } from '../layer/tar-writer.js'
+import type { FinalImage } from '../oci/finalize.js'
+import type { ExportContext, Exporter } from './exporter.js'
+import { OCI_LAYOUT, blobName, dockerManifestFiles, imageBlobs, indexDescriptors, indexJson } from './layout-files.js'
+
+export interface OciArchiveOptions {
+  readonly dest: string
+}
+
+/**
+ * One tarball that every runtime loads: an OCI layout (for skopeo, podman's oci-archive reader and
+ * containerd) plus Docker's manifest.json/repositories (for classic `docker load`). Written to a temp
+ * name beside `dest` and renamed, so a failed build never leaves a valid-looking partial file.
+ */
+export const ociArchiveExporter: Exporter<OciArchiveOptions> = {
+  name: 'oci',
+  async export(image: FinalImage, opts: OciArchiveOptions, ctx: ExportContext) {
+    const dest = resolve(opts.dest)
+    await fsp.mkdir(dirname(dest), { recursive: true }).catch((e) => {
+      throw new ImagesmithError(ErrorCodes.OUTPUT_INVALID, `cannot create the directory for ${dest}`, { dest }, { cause: e })
+    })
+    const tmp = join(dirname(dest), `.${basename(dest)}.${process.pid}.${randomBytes(6).toString('hex')}.partial`)
+    const { manifestJson, repositories } = dockerManifestFiles(image, ctx.tags)
+    const meta = (path: string, text: string): LayerEntry => ({
+      type: 'file', path, mode: 0o644, uid: 0, gid: 0, mtime: ctx.epoch, size: Buffer.byteLength(text), source: { data: Buffer.from(text) },
+    })
+    const dir = (path: string): LayerEntry => ({ type: 'dir', path, mode: 0o755, uid: 0, gid: 0, mtime: ctx.epoch })
+    const entries: LayerEntry[] = [dir('blobs'), dir('blobs/sha256')]
+    for (const d of imageBlobs(image).sort()) {
+      entries.push({ type: 'file', path: blobName(d), mode: 0o644, uid: 0, gid: 0, mtime: ctx.epoch, size: await ctx.blobs.size(d), source: { path: ctx.blobs.blobPath(d) } })
+    }
+    entries.push(meta('oci-layout', OCI_LAYOUT), meta('index.json', indexJson(indexDescriptors(image, ctx.tags))), meta('manifest.json', manifestJson))
+    if (repositories) entries.push(meta('repositories', repositories))
+
+    const out = createWriteStream(tmp, { highWaterMark: 1 << 20 })
+    try {
+      for (const chunk of tarChunks(entries)) {
+        throwIfAborted(ctx.signal)
+        if (!out.write(chunk)) await once(out, 'drain')
+      }
+      out.end()
+      await once(out, 'finish')
+      await fsp.rename(tmp, dest)
+    } catch (e) {
+      out.destroy()
+      await fsp.rm(tmp, { force: true })
+      throw e
+    }
+    return { path: dest }
+  },
+}

@@ -1,0 +1,96 @@
+import { promises as fsp } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { dirname, join, resolve } from 'node:path'
+import { ErrorCodes, ImagesmithError, throwIfAborted } from '../errors.js'
+import type { FinalImage } from '../oci/finalize.js'
+import type { Descriptor, ImageIndex } from '../oci/types.js'
+import type { ExportContext, Exporter } from './exporter.js'
+import { OCI_LAYOUT, blobName, imageBlobs, indexDescriptors, indexJson } from './layout-files.js'
+
+export interface OciLayoutOptions {
+  readonly dest: string
+}
+
+/**
+ * An OCI image layout directory. Into an existing layout the image is added (as `skopeo copy oci:`
+ * does): blobs first, each renamed into place, then index.json replaced atomically, so the layout is
+ * never seen naming a blob that is not there. A new directory is built under a temp name and renamed.
+ */
+export const ociLayoutExporter: Exporter<OciLayoutOptions> = {
+  name: 'oci-layout',
+  async export(image: FinalImage, opts: OciLayoutOptions, ctx: ExportContext) {
+    const dest = resolve(opts.dest)
+    const existing = await layoutState(dest)
+    const target = existing === 'missing' ? `${dest}.${process.pid}.${randomBytes(6).toString('hex')}.partial` : dest
+    try {
+      await fsp.mkdir(join(target, 'blobs', 'sha256'), { recursive: true })
+      for (const d of imageBlobs(image)) {
+        throwIfAborted(ctx.signal)
+        const to = join(target, blobName(d))
+        if (await exists(to)) continue
+        const tmp = `${to}.${randomBytes(6).toString('hex')}.partial`
+        await linkOrCopy(ctx.blobs.blobPath(d), tmp)
+        await fsp.rename(tmp, to)
+      }
+      let descriptors = indexDescriptors(image, ctx.tags)
+      if (existing === 'layout') {
+        const old = JSON.parse(await fsp.readFile(join(target, 'index.json'), 'utf8')) as ImageIndex
+        const names = new Set(descriptors.map((d) => d.annotations?.['org.opencontainers.image.ref.name']).filter(Boolean))
+        const fullNames = new Set(descriptors.map((d) => d.annotations?.['io.containerd.image.name']).filter(Boolean))
+        const kept = (old.manifests ?? []).filter((d: Descriptor) => {
+          const a = d.annotations ?? {}
+          if (a['io.containerd.image.name'] && fullNames.has(a['io.containerd.image.name'])) return false
+          if (a['org.opencontainers.image.ref.name'] && names.has(a['org.opencontainers.image.ref.name'])) return false
+          return !(d.digest === image.manifestDigest && !d.annotations && ctx.tags.length === 0)
+        })
+        descriptors = [...kept, ...descriptors]
+      }
+      await writeAtomic(join(target, 'oci-layout'), OCI_LAYOUT)
+      await writeAtomic(join(target, 'index.json'), indexJson(descriptors))
+      if (existing === 'missing') await fsp.rename(target, dest)
+    } catch (e) {
+      if (existing === 'missing') await fsp.rm(target, { recursive: true, force: true })
+      throw e
+    }
+    return { path: dest }
+  },
+}
+
+async function layoutState(dir: string): Promise<'missing' | 'empty' | 'layout'> {
+  let names: string[]
+  try {
+    names = await fsp.readdir(dir)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      await fsp.mkdir(dirname(dir), { recursive: true })
+      return 'missing'
+    }
+    throw new ImagesmithError(ErrorCodes.OUTPUT_INVALID, `output ${dir} is not a directory`, { dest: dir }, { cause: e })
+  }
+  if (names.length === 0) return 'empty'
+  if (names.includes('oci-layout') && names.includes('index.json')) return 'layout'
+  throw new ImagesmithError(ErrorCodes.OUTPUT_INVALID, `output ${dir} exists and is not an OCI layout; refusing to write into it`, { dest: dir })
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fsp.access(p)
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function linkOrCopy(from: string, to: string): Promise<void> {
+  try {
+    await fsp.link(from, to)
+  } catch {
+    await fsp.copyFile(from, to)
+  }
+}
+
+async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.partial`
+  await fsp.writeFile(tmp, text)
+  await fsp.rename(tmp, path)
+}
