@@ -1,0 +1,108 @@
+/**
+ * overlayfs mounts through util-linux `mount`/`umount`.
+ *
+ * The mount option string is limited to one page (4096 bytes), which long absolute snapshot paths
+ * exhaust after ~40 layers. So lower dirs are given as short relative names: a private links dir
+ * holds symlinks `0`, `1`, … to the snapshot dirs, and `mount` runs with that dir as its cwd. The
+ * kernel resolves the names at mount time and keeps the dentries, so the links dir can go right after.
+ */
+import { execFile } from 'node:child_process'
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+
+const execFileP = promisify(execFile)
+
+export interface OverlayMount {
+  /** Lower dirs, TOP FIRST (overlay's order: the leftmost one wins). At least one. */
+  readonly lower: readonly string[]
+  /** Writable upper dir and its work dir (same filesystem); omit both for a read-only view. */
+  readonly upper?: string
+  readonly work?: string
+  readonly target: string
+  /** Dir to create the temporary links dir in (same store, short path). */
+  readonly scratch: string
+}
+
+/** The kernel's limit on stacked lower layers (OVL_MAX_STACK). */
+export const MAX_LOWER = 500
+
+/**
+ * Mounts an overlay. A writable mount turns off the features that would make the upper dir an
+ * incomplete diff: `redirect_dir` (a renamed lower dir would be a redirect xattr instead of a copy),
+ * `metacopy` (a chmod would copy metadata only, leaving the data in the lower dir) and `index`.
+ * A read-only mount with a single lower dir gets an empty second lower dir: overlay needs two.
+ */
+export async function mountOverlay(m: OverlayMount): Promise<void> {
+  if (m.lower.length === 0) throw new Error('overlay needs at least one lower dir')
+  if (m.lower.length > MAX_LOWER) throw new Error(`overlay supports at most ${MAX_LOWER} lower dirs, got ${m.lower.length}`)
+  await mkdir(m.scratch, { recursive: true })
+  const links = await mkdtemp(join(m.scratch, 'l'))
+  try {
+    const lower = [...m.lower]
+    if (!m.upper && lower.length === 1) {
+      const empty = join(links, 'empty')
+      await mkdir(empty)
+      lower.push(empty)
+    }
+    await Promise.all(lower.map((dir, i) => symlink(dir, join(links, i.toString(36)))))
+    const names = lower.map((_, i) => i.toString(36)).join(':')
+    const opts = m.upper
+      ? `lowerdir=${names},upperdir=${m.upper},workdir=${m.work},redirect_dir=off,index=off,metacopy=off`
+      : `ro,lowerdir=${names}`
+    try {
+      await execFileP('mount', ['-t', 'overlay', 'overlay', '-o', opts, m.target], { cwd: links })
+    } catch (e) {
+      const stderr = String((e as { stderr?: string }).stderr ?? '').trim()
+      throw new Error(`mount -t overlay failed on ${m.target}: ${stderr || (e as Error).message}`, { cause: e })
+    }
+  } finally {
+    await rm(links, { recursive: true, force: true })
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/**
+ * Unmounts `target`, retrying while it is busy (a container process may still be exiting), and
+ * detaches it lazily as a last resort so that nothing stays visible in the mount table.
+ */
+export async function unmount(target: string, retries = 5): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      await execFileP('umount', [target])
+      return
+    } catch (e) {
+      const stderr = String((e as { stderr?: string }).stderr ?? '')
+      if (/not mounted|no mount point|mountpoint not found|No such file/i.test(stderr)) return
+      if (i >= retries) break
+      await sleep(20 * 2 ** i)
+    }
+  }
+  await execFileP('umount', ['-l', target]).catch(() => undefined)
+}
+
+let probe: Promise<boolean> | undefined
+
+/**
+ * Whether a writable overlay can be mounted in `scratch` (root, a kernel with overlayfs, a backing
+ * filesystem that supports it). Probed once per process.
+ */
+export function overlaySupported(scratch: string): Promise<boolean> {
+  probe ??= (async () => {
+    if (process.platform !== 'linux' || process.getuid?.() !== 0) return false
+    await mkdir(scratch, { recursive: true })
+    const dir = await mkdtemp(join(scratch, 'probe'))
+    try {
+      for (const d of ['l', 'u', 'w', 'm']) await mkdir(join(dir, d))
+      await mountOverlay({ lower: [join(dir, 'l')], upper: join(dir, 'u'), work: join(dir, 'w'), target: join(dir, 'm'), scratch: dir })
+      await unmount(join(dir, 'm'))
+      return true
+    } catch {
+      return false
+    } finally {
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined)
+    }
+  })()
+  return probe
+}
