@@ -1,0 +1,64 @@
+import { promises as fsp } from 'node:fs'
+import { extname, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { ImageBuilder } from '../builder/image-builder.js'
+import { ErrorCodes, ImagesmithError } from '../errors.js'
+
+/**
+ * Loads a build script: a TS or JS module whose default export is a builder, or a record of named
+ * builders (picked with `--target`). TypeScript loads through tsx, so no compile step is needed.
+ */
+export async function loadBuildScript(path: string, target?: string): Promise<{ builder: ImageBuilder; targets: string[] }> {
+  const file = resolve(path)
+  try {
+    await fsp.access(file)
+  } catch {
+    throw new ImagesmithError(ErrorCodes.BUILD_SCRIPT_INVALID, `build script not found: ${file}`, { path: file })
+  }
+  let mod: Record<string, unknown>
+  try {
+    const url = pathToFileURL(file).href
+    if (['.ts', '.mts', '.cts', '.tsx'].includes(extname(file))) {
+      const { tsImport } = await import('tsx/esm/api')
+      mod = (await tsImport(url, import.meta.url)) as Record<string, unknown>
+    } else {
+      mod = (await import(url)) as Record<string, unknown>
+    }
+  } catch (e) {
+    if (e instanceof ImagesmithError) throw e
+    throw new ImagesmithError(ErrorCodes.BUILD_SCRIPT_INVALID, `cannot load build script ${file}: ${(e as Error)?.message ?? e}`, { path: file }, { cause: e })
+  }
+  let exported = mod.default
+  // tsx may wrap a CJS-style module's default export once more.
+  if (exported && typeof exported === 'object' && !(exported instanceof ImageBuilder) && 'default' in exported && Object.keys(exported).length === 1) {
+    exported = (exported as { default: unknown }).default
+  }
+  if (isBuilder(exported)) {
+    if (target) throw new ImagesmithError(ErrorCodes.TARGET_NOT_FOUND, `--target ${target}: ${file} exports a single builder`, { path: file, target })
+    return { builder: exported, targets: [] }
+  }
+  if (exported && typeof exported === 'object') {
+    const record = exported as Record<string, unknown>
+    const targets = Object.keys(record).filter((k) => isBuilder(record[k]))
+    if (targets.length === 0) throw notBuilder(file)
+    const name = target ?? (targets.length === 1 ? targets[0]! : undefined)
+    if (!name) {
+      throw new ImagesmithError(ErrorCodes.TARGET_NOT_FOUND, `${file} exports several builders; pick one with --target (${targets.join(', ')})`, { path: file, targets })
+    }
+    const b = record[name]
+    if (!isBuilder(b)) {
+      throw new ImagesmithError(ErrorCodes.TARGET_NOT_FOUND, `target ${JSON.stringify(name)} not found in ${file} (targets: ${targets.join(', ')})`, { path: file, target: name, targets })
+    }
+    return { builder: b, targets }
+  }
+  throw notBuilder(file)
+}
+
+/** Builders from another copy of the package (e.g. a script's own node_modules) still count. */
+function isBuilder(x: unknown): x is ImageBuilder {
+  return x instanceof ImageBuilder || (!!x && typeof x === 'object' && typeof (x as ImageBuilder).toStage === 'function' && typeof (x as ImageBuilder).graph === 'function')
+}
+
+function notBuilder(file: string): ImagesmithError {
+  return new ImagesmithError(ErrorCodes.BUILD_SCRIPT_INVALID, `${file} must default-export an image builder (image()...) or a record of them`, { path: file })
+}

@@ -1,0 +1,269 @@
+import { readFileSync } from 'node:fs'
+import { isImagesmithError, ErrorCodes } from '../errors.js'
+import { toDot, toMermaid } from '../graph/render.js'
+import { inspectImages } from '../oci/inspect.js'
+import { parseImageName } from '../oci/reference.js'
+import { parsePlatform } from '../build/resolve-options.js'
+import type { OutputSpec } from '../build/options.js'
+import type { ProgressEvent, SecretSource } from '../solver/types.js'
+import { UsageError, assertKnownFlags, many, one, parseArgs, parseCsvPairs, type ParsedArgs } from './args.js'
+import { loadBuildScript } from './load-script.js'
+
+const HELP = `imagesmith: build OCI images from TypeScript
+
+Usage:
+  imagesmith build <build.ts> [--context DIR] [-t TAG]... [-o type=oci,dest=PATH | type=oci-layout,dest=DIR]
+                   [--target NAME] [--no-cache] [--progress auto|plain|quiet] [--build-arg K=V]...
+                   [--secret id=ID,src=PATH | id=ID,env=VAR]... [--platform os/arch] [--network default|none]
+                   [--cache-dir DIR] [--runtime crun|runc|PATH]
+  imagesmith graph <build.ts> [--target NAME] [--format mermaid|dot] [--build-arg K=V]...
+  imagesmith inspect <archive.tar | layout-dir> [--json]
+
+Exit codes: 0 ok, 1 build failed, 2 usage error.
+`
+
+interface Io {
+  out: (s: string) => void
+  err: (s: string) => void
+  isTTY: boolean
+}
+
+export async function main(argv: readonly string[], io: Io, signal?: AbortSignal): Promise<number> {
+  let args: ParsedArgs
+  try {
+    args = parseArgs(argv)
+    if (args.flags.has('--version')) {
+      io.out(`${version()}\n`)
+      return 0
+    }
+    if (!args.command || args.flags.has('--help') || args.command === 'help') {
+      io.out(HELP)
+      return args.command || args.flags.has('--help') ? 0 : 2
+    }
+    switch (args.command) {
+      case 'build':
+        return await build(args, io, signal)
+      case 'graph':
+        return await graph(args, io)
+      case 'inspect':
+        return await inspect(args, io)
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(args.command)}`)
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`error: ${e.message}\n\n${HELP}`)
+      return 2
+    }
+    if (isImagesmithError(e)) {
+      io.err(`error [${e.code}]: ${e.message}\n`)
+      // Flag values are checked before the build starts (UsageError); a wrong --target is one too.
+      return e.code === ErrorCodes.TARGET_NOT_FOUND ? 2 : 1
+    }
+    io.err(`error: ${(e as Error)?.stack ?? e}\n`)
+    return 1
+  }
+}
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+    return pkg.version
+  } catch {
+    return 'unknown'
+  }
+}
+
+function script(args: ParsedArgs): string {
+  const path = args.positionals[0]
+  if (!path) throw new UsageError(`${args.command} needs a build script path`)
+  if (args.positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(args.positionals[1])}`)
+  return path
+}
+
+function buildArgs(args: ParsedArgs): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const kv of many(args, '--build-arg')) {
+    const eq = kv.indexOf('=')
+    if (eq === 0) throw new UsageError(`invalid --build-arg ${JSON.stringify(kv)}`)
+    // `--build-arg NAME` takes the value from the environment, as docker does.
+    if (eq < 0) {
+      const v = process.env[kv]
+      if (v !== undefined) out[kv] = v
+    } else out[kv.slice(0, eq)] = kv.slice(eq + 1)
+  }
+  return out
+}
+
+export function parseOutput(text: string): OutputSpec {
+  const kv = parseCsvPairs(text, '--output')
+  const type = kv.get('type')
+  const dest = kv.get('dest')
+  if (!dest) throw new UsageError(`--output ${text}: dest=PATH is required`)
+  if (type === 'oci') return kv.get('tar') === 'false' ? { type: 'oci-layout', dest } : { type: 'oci', dest }
+  if (type === 'oci-layout') return { type: 'oci-layout', dest }
+  throw new UsageError(`--output ${text}: type must be oci or oci-layout`)
+}
+
+function parseSecret(text: string): [string, SecretSource] {
+  const kv = parseCsvPairs(text, '--secret')
+  const id = kv.get('id')
+  if (!id) throw new UsageError(`--secret ${text}: id=ID is required`)
+  const src = kv.get('src') ?? kv.get('source')
+  const env = kv.get('env')
+  if (src) return [id, { src }]
+  if (env) return [id, { env }]
+  // buildx: with neither, the env var named like the id, else a file named like the id.
+  return [id, process.env[id] !== undefined ? { env: id } : { src: id }]
+}
+
+async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<number> {
+  assertKnownFlags(args, ['--context', '--tag', '--output', '--target', '--no-cache', '--progress', '--build-arg', '--secret', '--platform', '--network', '--cache-dir', '--runtime', '--quiet'])
+  const path = script(args)
+  const progress = one(args, '--progress') ?? (args.flags.has('--quiet') ? 'quiet' : 'auto')
+  if (!['auto', 'plain', 'quiet', 'tty'].includes(progress)) throw new UsageError(`--progress must be auto, plain or quiet`)
+  const network = one(args, '--network')
+  if (network !== undefined && network !== 'default' && network !== 'none' && network !== 'host') throw new UsageError('--network must be default or none')
+  const outputText = one(args, '--output')
+  const output = outputText === undefined ? undefined : parseOutput(outputText)
+  const secrets = Object.fromEntries(many(args, '--secret').map(parseSecret))
+  for (const t of many(args, '--tag')) flagCheck(() => parseImageName(t), '--tag')
+  const platform = one(args, '--platform')
+  if (platform !== undefined) flagCheck(() => parsePlatform(platform), '--platform')
+  const { builder } = await loadBuildScript(path, one(args, '--target'))
+  const started = Date.now()
+  const result = await builder.build({
+    context: one(args, '--context') ?? '.',
+    tags: many(args, '--tag'),
+    output,
+    noCache: args.flags.has('--no-cache'),
+    buildArgs: buildArgs(args),
+    secrets,
+    platform,
+    network: network === 'none' ? 'none' : 'default',
+    cacheDir: one(args, '--cache-dir'),
+    runtime: one(args, '--runtime'),
+    signal,
+    onProgress: progress === 'quiet' ? undefined : progressPrinter(io),
+  })
+  if (progress !== 'quiet') {
+    io.err(`built ${result.digest} in ${((Date.now() - started) / 1000).toFixed(2)}s (${result.layers.length} layers, ${result.cacheHits} cached)\n`)
+    if (output?.type === 'oci') {
+      io.err(`load it with:  podman load -i ${output.dest}  |  docker load -i ${output.dest}  |  ctr images import ${output.dest}\n`)
+    } else if (output) {
+      io.err(`inspect it with:  skopeo inspect oci:${output.dest}${one(args, '--tag') ? '' : ''}\n`)
+    }
+  }
+  io.out(`${result.digest}\n`)
+  return 0
+}
+
+function flagCheck(fn: () => unknown, flag: string): void {
+  try {
+    fn()
+  } catch (e) {
+    throw new UsageError(`${flag}: ${(e as Error).message}`)
+  }
+}
+
+function progressPrinter(io: Io): (e: ProgressEvent) => void {
+  const names = new Map<string, number>()
+  const n = (id: string) => {
+    if (!names.has(id)) names.set(id, names.size + 1)
+    return names.get(id)!
+  }
+  return (e) => {
+    switch (e.type) {
+      case 'start':
+        io.err(`#${n(e.vertex)} ${e.description}\n`)
+        break
+      case 'cached':
+        io.err(`#${n(e.vertex)} CACHED\n`)
+        break
+      case 'done':
+        io.err(`#${n(e.vertex)} DONE ${(e.ms / 1000).toFixed(2)}s\n`)
+        break
+      case 'log':
+        for (const line of e.data.toString('utf8').replace(/\n$/, '').split('\n')) io.err(`#${n(e.vertex)} ${line}\n`)
+        break
+      case 'error':
+        io.err(`#${n(e.vertex)} ERROR: ${(e.error as Error)?.message ?? e.error}\n`)
+        break
+    }
+  }
+}
+
+async function graph(args: ParsedArgs, io: Io): Promise<number> {
+  assertKnownFlags(args, ['--target', '--format', '--build-arg'])
+  const format = one(args, '--format') ?? 'mermaid'
+  if (format !== 'mermaid' && format !== 'dot') throw new UsageError('--format must be mermaid or dot')
+  const { builder } = await loadBuildScript(script(args), one(args, '--target'))
+  const g = builder.graph({ buildArgs: buildArgs(args) })
+  io.out(format === 'dot' ? toDot(g) : toMermaid(g))
+  return 0
+}
+
+async function inspect(args: ParsedArgs, io: Io): Promise<number> {
+  assertKnownFlags(args, ['--json'])
+  const path = args.positionals[0]
+  if (!path || args.positionals.length > 1) throw new UsageError('inspect needs one archive or layout path')
+  const images = await inspectImages(path)
+  if (args.flags.has('--json')) {
+    io.out(`${JSON.stringify(images, null, 2)}\n`)
+    return 0
+  }
+  for (const img of images) {
+    const c = img.config
+    io.out(`Name:         ${img.name ?? '(none)'}\n`)
+    io.out(`Digest:       ${img.manifestDigest}\n`)
+    io.out(`Config:       ${img.manifest.config.digest}\n`)
+    io.out(`Platform:     ${c.os}/${c.architecture}${c.variant ? `/${c.variant}` : ''}\n`)
+    io.out(`Created:      ${c.created ?? ''}\n`)
+    const cc = c.config ?? {}
+    if (cc.Entrypoint) io.out(`Entrypoint:   ${JSON.stringify(cc.Entrypoint)}\n`)
+    if (cc.Cmd) io.out(`Cmd:          ${JSON.stringify(cc.Cmd)}\n`)
+    if (cc.WorkingDir) io.out(`WorkingDir:   ${cc.WorkingDir}\n`)
+    if (cc.User) io.out(`User:         ${cc.User}\n`)
+    for (const e of cc.Env ?? []) io.out(`Env:          ${e}\n`)
+    if (cc.ExposedPorts) io.out(`ExposedPorts: ${Object.keys(cc.ExposedPorts).join(' ')}\n`)
+    if (cc.Volumes) io.out(`Volumes:      ${Object.keys(cc.Volumes).join(' ')}\n`)
+    for (const [k, v] of Object.entries(cc.Labels ?? {})) io.out(`Label:        ${k}=${v}\n`)
+    io.out(`Layers:\n`)
+    for (const [i, l] of img.manifest.layers.entries()) io.out(`  ${l.digest}  ${formatSize(l.size).padStart(9)}  ${c.rootfs.diff_ids[i] ?? ''}\n`)
+    io.out(`History:\n`)
+    for (const h of c.history ?? []) io.out(`  ${h.empty_layer ? '      ' : 'layer '} ${h.created_by ?? ''}\n`)
+    io.out('\n')
+  }
+  return 0
+}
+
+function formatSize(n: number): string {
+  if (n < 1024) return `${n}B`
+  if (n < 1 << 20) return `${(n / 1024).toFixed(1)}kB`
+  if (n < 1 << 30) return `${(n / (1 << 20)).toFixed(1)}MB`
+  return `${(n / (1 << 30)).toFixed(2)}GB`
+}
+
+function isMain(): boolean {
+  const entry = process.argv[1]
+  if (!entry) return false
+  return /(?:^|[\\/])(?:cli|main)\.(?:[cm]?js|ts)$/.test(entry) || /imagesmith(?:\.js)?$/.test(entry)
+}
+
+if (isMain()) {
+  const controller = new AbortController()
+  let interrupted = false
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted) process.exit(130)
+    interrupted = true
+    process.stderr.write(`\n${sig}: cancelling the build...\n`)
+    controller.abort(new Error(sig))
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  main(process.argv.slice(2), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), isTTY: !!process.stderr.isTTY }, controller.signal).then(
+    (code) => {
+      process.exitCode = interrupted && code !== 0 ? 130 : code
+    },
+  )
+}
