@@ -13,7 +13,11 @@
 #   debian-oci/   debian.tar   debian-rootfs.tar   debian.stamp
 # A base is ready only when its .stamp exists: it is written last, after the
 # artefacts were built in a temp dir and renamed into place.
-set -euo pipefail
+set -eEuo pipefail
+# Exit codes: 0 ready; 3 cannot provision on this machine (not root, not Debian, or
+# --check found gaps); 1 anything else failed. Failing tools' own codes never leak out,
+# so scripts/test.sh can tell "skip here" from "broken".
+trap 'exit 1' ERR
 
 TESTBED="${IMAGESMITH_TESTBED:-${HOME:-/root}/.cache/imagesmith-testbed}"
 WANT_DEBIAN="${IMAGESMITH_TESTBED_DEBIAN:-1}"
@@ -33,13 +37,13 @@ BASE_CREATED="2025-01-01T00:00:00Z"
 BASE_EPOCH=1735689600
 BASE_PATH_ENV="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-# package -> commands it must provide (checked with command -v / absolute paths).
+# package -> commands it must provide (command -v, absolute paths, or static:busybox).
 PACKAGES=(runc crun skopeo umoci oci-image-tool docker-registry busybox-static mmdebstrap
           podman buildah docker.io pigz attr xz-utils bzip2 zstd uidmap apache2-utils)
 declare -A PKG_CMDS=(
   [runc]="runc" [crun]="crun" [skopeo]="skopeo" [umoci]="umoci"
   [oci-image-tool]="oci-image-tool" [docker-registry]="docker-registry"
-  [busybox-static]="busybox" [mmdebstrap]="mmdebstrap" [podman]="podman" [buildah]="buildah"
+  [busybox-static]="static:busybox" [mmdebstrap]="mmdebstrap" [podman]="podman" [buildah]="buildah"
   [docker.io]="dockerd /usr/bin/docker containerd ctr" [pigz]="pigz" [attr]="getfattr setfattr"
   [xz-utils]="xz" [bzip2]="bzip2" [zstd]="zstd" [uidmap]="newuidmap newgidmap"
   [apache2-utils]="htpasswd"
@@ -50,6 +54,7 @@ die() { printf 'provision: ERROR: %s\n' "$*" >&2; exit 1; }
 
 have_cmd() {
   case "$1" in
+    static:busybox) static_busybox >/dev/null ;;
     /*) [ -x "$1" ] ;;
     *) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] ;;
   esac
@@ -210,10 +215,6 @@ report_missing() {
 main() {
   local miss
   miss="$(missing_tools)"
-  if ! static_busybox >/dev/null && ! grep -q '^busybox-static' <<<"$miss"; then
-    miss+=$'\n'"busybox-static"$'\t'"busybox (the static build)"
-    miss="${miss#$'\n'}"
-  fi
 
   if ! is_root || ! is_debian || [ "$CHECK_ONLY" = 1 ]; then
     local why=""
@@ -234,7 +235,7 @@ main() {
       echo "provision: cannot provision: ${why}. Run 'bash scripts/provision.sh' as root on Debian 12 (bookworm)," >&2
       echo "provision: or install the packages above yourself and run it as root once to build the bases." >&2
     fi
-    return 3
+    exit 3
   fi
 
   if [ -n "$miss" ]; then
