@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "${GREETING:-hi} from $(pwd) as uid $(id -u)"
