@@ -40,9 +40,31 @@ export class BlobStore {
     return join(this.root, 'tmp')
   }
 
-  async init(): Promise<void> {
-    await fsp.mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true })
-    await fsp.mkdir(this.tmpDir, { recursive: true })
+  #initialised?: Promise<void>
+
+  /** Creates the layout once per instance and clears temp files left by processes that died mid-write. */
+  init(): Promise<void> {
+    this.#initialised ??= (async () => {
+      await fsp.mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true })
+      await fsp.mkdir(this.tmpDir, { recursive: true })
+      await this.sweepTemp()
+    })().catch((e) => {
+      this.#initialised = undefined
+      throw e
+    })
+    return this.#initialised
+  }
+
+  /** Removes temp files whose writer process (the pid in their name) is gone. */
+  async sweepTemp(): Promise<number> {
+    let removed = 0
+    for (const name of await fsp.readdir(this.tmpDir).catch(() => [] as string[])) {
+      const pid = Number(/^[a-z]+-(\d+)-/.exec(name)?.[1])
+      if (!pid || pid === process.pid || isAlive(pid)) continue
+      await fsp.rm(join(this.tmpDir, name), { recursive: true, force: true })
+      removed++
+    }
+    return removed
   }
 
   async has(digest: Digest): Promise<boolean> {
@@ -163,6 +185,15 @@ export class BlobStore {
 
   async readJson<T>(digest: Digest): Promise<T> {
     return JSON.parse((await this.readBytes(digest)).toString('utf8')) as T
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 
