@@ -8,6 +8,11 @@ cd "$(dirname "$0")/.."
 step() { printf '\n== %s\n' "$*" >&2; }
 t0=$SECONDS
 
+if [ ! -d node_modules ]; then
+  step "npm ci"
+  npm ci --no-audit --no-fund || exit $?
+fi
+
 step "tsc --noEmit"
 npx tsc --noEmit || { rc=$?; echo "test: type errors (tsc exit $rc)" >&2; exit "$rc"; }
 echo "test: tsc ok ($((SECONDS - t0)) s)" >&2
@@ -27,7 +32,15 @@ fi
 echo "test: provision done ($((SECONDS - t1)) s)" >&2
 
 step "vitest run $*"
-npx vitest run "$@"
+report=$(mktemp)
+npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
 rc=$?
+# One plain closing line that any CI reader understands.
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  const skipped = r.numPendingTests + r.numTodoTests;
+  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
+' "$report" 2>/dev/null || echo "tests: no report (vitest exit $rc)"
+rm -f "$report"
 echo "test: vitest exit $rc (total $((SECONDS - t0)) s)" >&2
 exit "$rc"
