@@ -7,6 +7,8 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'node20',
+  // import.meta.url in the CJS build (the CLI's script loader and version lookup use it).
+  shims: true,
   // p-queue 9 is ESM-only: bundling it keeps require('imagesmith') working.
   noExternal: ['p-queue'],
 })
