@@ -65,13 +65,17 @@ export async function main(argv: readonly string[], io: Io, signal?: AbortSignal
   }
 }
 
+/** src/cli/main.ts and dist/cli.js sit at different depths: look upwards for our package.json. */
 function version(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-    return pkg.version
-  } catch {
-    return 'unknown'
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version: string }
+      if (pkg.name === 'imagesmith') return pkg.version
+    } catch {
+      /* try the next */
+    }
   }
+  return 'unknown'
 }
 
 function script(args: ParsedArgs): string {
