@@ -1,0 +1,135 @@
+/**
+ * Finds a working OCI runtime by trying it: crun first (faster), then runc. A binary on PATH is not
+ * enough — crun, for one, refuses hosts whose cgroups are in hybrid mode — so each candidate runs
+ * a tiny real container (the host's `true`, from read-only binds of the host's /usr and friends)
+ * with the same namespaces and mounts a RUN step uses. The answer is cached per process.
+ */
+import { accessSync, constants, lstatSync, readlinkSync } from 'node:fs'
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
+import { delimiter, isAbsolute, join } from 'node:path'
+import { ErrorCodes, ImagesmithError } from '../../errors.js'
+import { buildSpec, type OciMount } from './oci-spec.js'
+import { ociRuntime } from './runc.js'
+import type { Runtime } from './runtime.js'
+
+export const RUNTIME_CANDIDATES: readonly string[] = Object.freeze(['crun', 'runc'])
+
+const cache = new Map<string, Promise<Runtime>>()
+
+export interface DetectOptions {
+  /** A runtime name or path to use instead of trying crun then runc. */
+  readonly preferred?: string
+  /** A directory for the trial bundle (the store's work dir). */
+  readonly scratch: string
+  /** PATH to search. @default process.env.PATH plus the sbin dirs */
+  readonly path?: string
+}
+
+/** The runtime to use, found and tried once per process (per `preferred`). */
+export function detectRuntime(opts: DetectOptions): Promise<Runtime> {
+  const key = opts.preferred ?? ''
+  let p = cache.get(key)
+  if (!p) {
+    p = detect(opts)
+    cache.set(key, p)
+    p.catch(() => cache.delete(key)) // a later call may succeed once something is installed
+  }
+  return p
+}
+
+/** Where `name` is on PATH (or itself when it is a path), or undefined. */
+export function which(name: string, pathVar = defaultPath()): string | undefined {
+  if (name.includes('/')) return isExecutable(name) ? name : undefined
+  for (const dir of pathVar.split(delimiter)) {
+    if (!dir || !isAbsolute(dir)) continue
+    const p = join(dir, name)
+    if (isExecutable(p)) return p
+  }
+  return undefined
+}
+
+function defaultPath(): string {
+  // Library code reads no environment settings; PATH is how the OS finds programs, not a setting.
+  const sbin = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin']
+  return [process.env['PATH'] ?? '', ...sbin].join(delimiter)
+}
+
+function isExecutable(p: string): boolean {
+  try {
+    accessSync(p, constants.X_OK)
+    return lstatSync(p).isFile() || lstatSync(p).isSymbolicLink()
+  } catch {
+    return false
+  }
+}
+
+async function detect(opts: DetectOptions): Promise<Runtime> {
+  if (process.platform !== 'linux' || process.getuid?.() !== 0) {
+    throw new ImagesmithError(
+      ErrorCodes.RUNTIME_NOT_FOUND,
+      `RUN steps need root on Linux to run an OCI runtime (this is ${process.platform}${process.getuid ? `, uid ${process.getuid()}` : ''})`,
+      { platform: process.platform },
+    )
+  }
+  const candidates = opts.preferred ? [opts.preferred] : RUNTIME_CANDIDATES
+  const tried: string[] = []
+  for (const name of candidates) {
+    const binary = which(name, opts.path ?? defaultPath())
+    if (!binary) {
+      tried.push(`${name}: not found`)
+      continue
+    }
+    const runtime = ociRuntime(binary)
+    const failure = await trial(runtime, opts.scratch)
+    if (failure === undefined) return runtime
+    tried.push(`${binary}: ${failure}`)
+  }
+  const wanted = opts.preferred ? `the runtime ${JSON.stringify(opts.preferred)}` : 'crun or runc'
+  throw new ImagesmithError(
+    ErrorCodes.RUNTIME_NOT_FOUND,
+    `no working OCI runtime for RUN: install ${wanted} (Debian/Ubuntu: apt-get install runc) or name one with the runtime option.\n` +
+      tried.map((t) => `  ${t}`).join('\n'),
+    { tried },
+  )
+}
+
+/** Runs the host's `true` in a throwaway container; undefined when it worked, else why not. */
+async function trial(runtime: Runtime, scratch: string): Promise<string | undefined> {
+  await mkdir(scratch, { recursive: true })
+  const bundle = await mkdtemp(join(scratch, 'detect-'))
+  try {
+    const rootfs = join(bundle, 'rootfs')
+    await mkdir(rootfs)
+    const mounts: OciMount[] = []
+    for (const d of ['usr', 'bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32']) {
+      let st
+      try {
+        st = lstatSync(`/${d}`)
+      } catch {
+        continue
+      }
+      if (st.isSymbolicLink()) await symlink(readlinkSync(`/${d}`), join(rootfs, d))
+      else if (st.isDirectory()) mounts.push({ destination: `/${d}`, type: 'bind', source: `/${d}`, options: ['rbind', 'ro'] })
+    }
+    const trueBin = ['/usr/bin/true', '/bin/true'].find((p) => isExecutable(p)) ?? '/bin/true'
+    const spec = buildSpec({
+      args: [trueBin],
+      env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
+      cwd: '/',
+      user: { uid: 0, gid: 0, additionalGids: [] },
+      rootfs,
+      hostname: 'imagesmith',
+      network: 'none',
+      mounts,
+    })
+    let output = ''
+    const { exitCode } = await runtime.run(spec, bundle, AbortSignal.timeout(30_000), (_s, d) => {
+      if (output.length < 4096) output += d.toString()
+    })
+    return exitCode === 0 ? undefined : `trial container exited ${exitCode}: ${output.trim().split('\n').slice(-3).join(' | ')}`
+  } catch (e) {
+    return (e as Error).message
+  } finally {
+    await rm(bundle, { recursive: true, force: true }).catch(() => undefined)
+  }
+}

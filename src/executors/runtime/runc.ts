@@ -1,0 +1,88 @@
+/**
+ * runc and crun share one CLI: `<runtime> run --bundle DIR ID` runs a container in the foreground
+ * (no terminal, stdio piped, stdin from /dev/null) and exits with the container's exit status;
+ * `kill ID KILL` and `delete -f ID` stop and remove it.
+ */
+import { execFile, execFileSync, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
+import { basename, join } from 'node:path'
+import { promisify } from 'node:util'
+import { abortError } from '../../errors.js'
+import { registerCleanup } from '../../snapshot/cleanup.js'
+import type { OciSpec } from './oci-spec.js'
+import type { OutputStream, Runtime } from './runtime.js'
+
+const execFileP = promisify(execFile)
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/** A {@link Runtime} driving the runc-compatible binary at `binary`. */
+export function ociRuntime(binary: string): Runtime {
+  return {
+    binary,
+    name: basename(binary),
+    run: (spec, bundleDir, signal, onOutput) => runContainer(binary, spec, bundleDir, signal, onOutput),
+  }
+}
+
+async function runContainer(
+  binary: string,
+  spec: OciSpec,
+  bundleDir: string,
+  signal: AbortSignal | undefined,
+  onOutput: (stream: OutputStream, data: Buffer) => void,
+): Promise<{ exitCode: number }> {
+  if (signal?.aborted) throw abortError(signal)
+  await writeFile(join(bundleDir, 'config.json'), JSON.stringify(spec))
+  const id = `imagesmith-${process.pid}-${randomBytes(6).toString('hex')}`
+  const child = spawn(binary, ['run', '--bundle', bundleDir, id], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const release = registerCleanup(`container ${id}`, () => {
+    for (const args of [['kill', id, 'KILL'], ['delete', '-f', id]]) {
+      try {
+        execFileSync(binary, args, { stdio: 'ignore', timeout: 5000 })
+      } catch {
+        // already gone
+      }
+    }
+  })
+  child.stdout.on('data', (d: Buffer) => onOutput('stdout', d))
+  child.stderr.on('data', (d: Buffer) => onOutput('stderr', d))
+  const exited = new Promise<number>((resolve, reject) => {
+    child.on('error', reject)
+    child.on('close', (code, sig) => resolve(code ?? 128 + (sig ? signalNumber(sig) : 0)))
+  })
+
+  let killing: Promise<void> | undefined
+  const onAbort = () => {
+    killing ??= (async () => {
+      // The container may not exist yet (runc still creating it): retry until runc has exited.
+      let done = false
+      void exited.then(() => { done = true }, () => { done = true })
+      for (let i = 0; i < 100 && !done; i++) {
+        try {
+          await execFileP(binary, ['kill', id, 'KILL'])
+        } catch {
+          // not created yet, or already stopped
+        }
+        await sleep(i < 10 ? 20 : 100)
+      }
+      if (!done) child.kill('SIGKILL')
+    })()
+  }
+  signal?.addEventListener('abort', onAbort, { once: true })
+  try {
+    const exitCode = await exited
+    if (signal?.aborted) throw abortError(signal)
+    return { exitCode }
+  } finally {
+    signal?.removeEventListener('abort', onAbort)
+    await killing
+    if (signal?.aborted) await execFileP(binary, ['delete', '-f', id]).catch(() => undefined)
+    release()
+  }
+}
+
+function signalNumber(sig: NodeJS.Signals): number {
+  const table: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 }
+  return table[sig] ?? 0
+}
