@@ -1,0 +1,311 @@
+/**
+ * RUN: executes the command in a real container on the parent image's filesystem and turns exactly
+ * what it changed into a layer, as BuildKit's runc worker does.
+ *
+ * rootfs = the parent's layers (unpacked once into the store) stacked as overlay lower dirs, with a
+ * fresh upper dir; the runtime (crun or runc) runs an OCI bundle on it; afterwards the upper dir,
+ * minus the runtime's own mount points, is the layer (whiteouts and opaque dirs in OCI form),
+ * written through the same deterministic writer as COPY. Without overlay the rootfs is a copy and
+ * the change set comes from a before/after walk.
+ */
+import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { join, posix } from 'node:path'
+import { ErrorCodes, ExecError, ImagesmithError, throwIfAborted } from '../errors.js'
+import type { Vertex } from '../graph/node.js'
+import type { MountSpec, RunSpec } from '../graph/nodes/run-node.js'
+import type { LayerEntry } from '../layer/entry.js'
+import { writeLayer } from '../layer/write-layer.js'
+import type { Digest } from '../oci/media-types.js'
+import type { LayerRef } from '../oci/types.js'
+import type { ExecContext, Executor, ExecResult, ImageState } from '../solver/types.js'
+import { registerCleanup, removeSync, unmountSync } from '../snapshot/cleanup.js'
+import { copyRootfs, diffWalk, treeState, untouchedSince } from '../snapshot/copy-fallback.js'
+import { diffUpper, recordStubs, removeStubs } from '../snapshot/diff.js'
+import { mountOverlay, overlaySupported, unmount } from '../snapshot/overlay.js'
+import { withRootfs } from '../snapshot/rootfs.js'
+import { hostPath, mkdirAllInRoot } from '../snapshot/scoped-path.js'
+import { ensureSnapshots, type Snapshot } from '../snapshot/unpack.js'
+import { canonicalJson } from '../util/canonical-json.js'
+import { shellOf } from './config.js'
+import { cachedLayer } from './layer-cache.js'
+import { buildSpec, RUNTIME_MOUNT_POINTS } from './runtime/oci-spec.js'
+import { detectRuntime } from './runtime/detect.js'
+import { ETC_FILES, etcMounts, prepareMounts } from './runtime/mounts.js'
+import { argsPrefix, DEFAULT_PATH, envMap, withLayer } from './state.js'
+import { resolveUser } from './users.js'
+
+/** The hostname every RUN container gets (BuildKit uses `buildkitsandbox`). */
+export const RUN_HOSTNAME = 'imagesmith'
+
+/** Lines of output an ExecError carries. */
+const TAIL_LINES = 20
+/** Bytes of output kept per step for the error message. */
+const TAIL_BYTES = 64 << 10
+
+export const runExecutor: Executor<'run'> = {
+  kind: 'run',
+  async exec(vertex, inputs, ctx): Promise<ExecResult> {
+    const state = inputs[0]
+    if (!state) throw new ImagesmithError(ErrorCodes.RUN_SETUP_FAILED, 'RUN has no input state', { vertex: vertex.id })
+    const step = planStep(vertex.spec, state, ctx)
+    const key = await stepKey(vertex, inputs, step, ctx)
+    const { layer, cached } = await cachedLayer(ctx, key, () => runStep(vertex, inputs, step, ctx))
+    return { state: withLayer(state, ctx, layer, step.createdBy), cached }
+  },
+}
+
+/** Everything about a step that follows from its spec and the parent state alone. */
+export interface StepPlan {
+  readonly args: readonly string[]
+  readonly env: readonly string[]
+  readonly user: string
+  readonly cwd: string
+  readonly network: 'host' | 'none'
+  readonly createdBy: string
+}
+
+/**
+ * argv (SHELL + command for the shell form), env (config Env, then build ARGs with a value that
+ * ENV does not set — ENV wins, as documented for Dockerfiles — and the default PATH), user, working
+ * dir, network, and the history line exactly as BuildKit's dockerfile2llb writes it
+ * (`RUN [|N K=V …] <argv joined by spaces> # buildkit`; mount flags do not appear).
+ */
+export function planStep(spec: RunSpec, state: ImageState, ctx: Pick<ExecContext, 'network'>): StepPlan {
+  const config = state.config.config
+  const args = spec.shellForm ? [...shellOf(config), spec.command[0]!] : [...spec.command]
+  const env = envMap(config.Env)
+  for (const a of state.args) if (a.value !== undefined && !env.has(a.name)) env.set(a.name, a.value)
+  if (!env.has('PATH')) env.set('PATH', DEFAULT_PATH)
+  // 'default' is the host's network (BuildKit without CNI) unless the build asked for none.
+  const network = spec.network === 'none' || (spec.network === 'default' && ctx.network === 'none') ? 'none' : 'host'
+  return {
+    args,
+    env: [...env].map(([k, v]) => `${k}=${v}`),
+    user: config.User ?? '',
+    cwd: posix.resolve('/', config.WorkingDir || '/'),
+    network,
+    createdBy: `RUN ${argsPrefix(state)}${args.join(' ')} # buildkit`,
+  }
+}
+
+/**
+ * The cache key of the step's layer: the spec (mount ids, never secret values), the layers below
+ * (and those of stages bound in), the effective argv/env/user/workdir/network, the mtime rule and
+ * compression, and for context bind mounts a stat digest of the bound tree (path, type, mode,
+ * owner, size, mtime and ctime in ns, inode): cheap, and any write to a file moves its ctime, so a
+ * changed file is never missed (a stat key without ctime is the trap of moby/buildkit#4950).
+ * Contents of cache mounts are not part of it, as in BuildKit.
+ */
+async function stepKey(vertex: Vertex<'run'>, inputs: readonly ImageState[], step: StepPlan, ctx: ExecContext): Promise<Digest> {
+  const binds: string[] = []
+  for (const m of vertex.spec.mounts) {
+    if (m.type === 'bind' && m.fromInput === undefined) binds.push(statDigest(hostPath(ctx.contextDir, m.source)))
+  }
+  const doc = {
+    v: 1,
+    op: 'run',
+    spec: vertex.spec,
+    layers: inputs.map((s) => s.layers.map((l) => l.diffId)),
+    args: step.args,
+    env: step.env,
+    user: step.user,
+    cwd: step.cwd,
+    network: step.network,
+    mtime: ctx.clampRunMtimes ? { clamp: ctx.epoch } : 'keep',
+    compression: ctx.compression,
+    binds,
+  }
+  return `sha256:${createHash('sha256').update(canonicalJson(doc)).digest('hex')}` as Digest
+}
+
+function statDigest(root: string): string {
+  const h = createHash('sha256')
+  const add = (rel: string) => {
+    const p = rel ? join(root, rel) : root
+    let st
+    try {
+      st = lstatSync(p, { bigint: true })
+    } catch {
+      h.update(`${rel}\0missing\n`)
+      return
+    }
+    h.update(`${rel}\0${st.mode}\0${st.uid}\0${st.gid}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}\0${st.ino}\n`)
+    if (st.isSymbolicLink()) h.update(readlinkSync(p))
+    if (st.isDirectory()) for (const n of readdirSync(p).sort()) add(rel ? `${rel}/${n}` : n)
+  }
+  add('')
+  return h.digest('hex')
+}
+
+/** Calls `fn` with the root dirs of the stages that bind mounts read from, each mounted read-only. */
+async function withInputRoots<T>(mounts: readonly MountSpec[], inputs: readonly ImageState[], ctx: ExecContext, fn: (roots: Map<number, string>) => Promise<T>): Promise<T> {
+  const wanted = [...new Set(mounts.flatMap((m) => (m.type === 'bind' && m.fromInput !== undefined ? [m.fromInput] : [])))]
+  const roots = new Map<number, string>()
+  const next = async (i: number): Promise<T> => {
+    if (i >= wanted.length) return fn(roots)
+    const idx = wanted[i]!
+    const input = inputs[idx]
+    if (!input) throw new ImagesmithError(ErrorCodes.RUN_SETUP_FAILED, `bind mount reads input ${idx}, which this step does not have`, { input: idx })
+    return withRootfs(ctx.store, input.layers, { signal: ctx.signal }, async (dir) => {
+      roots.set(idx, dir)
+      return next(i + 1)
+    })
+  }
+  return next(0)
+}
+
+/** Looks a path up in the stacked snapshots (top first), honouring whiteouts; for the diff's pruning. */
+function lowerLookup(snapshots: readonly Snapshot[]): (rel: string) => Stats | undefined {
+  return (rel) => {
+    for (let i = snapshots.length - 1; i >= 0; i--) {
+      try {
+        const st = lstatSync(join(snapshots[i]!.dir, rel))
+        return st.isCharacterDevice() && st.rdev === 0 ? undefined : st
+      } catch {
+        // not in this layer
+      }
+    }
+    return undefined
+  }
+}
+
+async function readIn(root: string, path: string): Promise<string | undefined> {
+  try {
+    return await readFile(hostPath(root, path), 'utf8')
+  } catch {
+    return undefined
+  }
+}
+
+/** Keeps the last bytes of a step's output, for the error message. */
+class OutputTail {
+  #chunks: Buffer[] = []
+  #size = 0
+  push(d: Buffer): void {
+    this.#chunks.push(d)
+    this.#size += d.length
+    while (this.#size > TAIL_BYTES && this.#chunks.length > 1) this.#size -= this.#chunks.shift()!.length
+  }
+  lines(n: number): string {
+    const text = Buffer.concat(this.#chunks).toString('utf8').replace(/\n$/, '')
+    return text.split('\n').slice(-n).join('\n')
+  }
+}
+
+async function runStep(vertex: Vertex<'run'>, inputs: readonly ImageState[], step: StepPlan, ctx: ExecContext): Promise<LayerRef> {
+  const { store, signal } = ctx
+  const state = inputs[0]!
+  throwIfAborted(signal)
+  const runtime = await detectRuntime({ preferred: ctx.runtime, scratch: store.workDir() })
+  const snapshots = await ensureSnapshots(store, state.layers, { signal })
+  const useOverlay = await overlaySupported(store.workDir())
+
+  await mkdir(store.workDir(), { recursive: true })
+  const work = await mkdtemp(join(store.workDir(), 'run-'))
+  const rootfs = join(work, 'r')
+  const upper = join(work, 'u')
+  const mounted: string[] = [] // mount points inside `work`, in mount order
+  const releaseWork = registerCleanup(`run ${work}`, () => {
+    for (const m of [...mounted].reverse()) unmountSync(m)
+    removeSync(work)
+  })
+  const unmountAll = async () => {
+    for (const m of mounted.splice(0).reverse()) await unmount(m)
+  }
+  try {
+    await mkdir(rootfs)
+    let before: Map<string, Stats> | undefined
+    if (useOverlay) {
+      await mkdir(upper)
+      await mkdir(join(work, 'w'))
+      const lower = snapshots.map((s) => s.dir).reverse()
+      if (lower.length === 0) {
+        await mkdir(join(work, 'e'))
+        lower.push(join(work, 'e'))
+      }
+      await mountOverlay({ lower, upper, work: join(work, 'w'), target: rootfs, scratch: work })
+      mounted.push(rootfs)
+    } else {
+      await copyRootfs(snapshots.map((s) => s.dir), rootfs)
+      before = treeState(rootfs)
+    }
+
+    const user = resolveUser(step.user, await readIn(rootfs, '/etc/passwd'), await readIn(rootfs, '/etc/group'))
+    // The working dir is made if missing (owned by the step's user, as BuildKit's WORKDIR mkdir).
+    mkdirAllInRoot(rootfs, step.cwd, user.uid, user.gid)
+
+    // Secrets (files and env values, hence also config.json) live on a tmpfs, never on disk.
+    const hasSecrets = vertex.spec.mounts.some((m) => m.type === 'secret')
+    let bundle = work
+    if (hasSecrets) {
+      bundle = join(work, 's')
+      await mkdir(bundle)
+      await mountTmpfs(bundle)
+      mounted.push(bundle)
+    }
+
+    return await withInputRoots(vertex.spec.mounts, inputs, ctx, async (inputRoots) => {
+      const prepared = await prepareMounts(vertex.spec.mounts, {
+        store,
+        contextDir: ctx.contextDir,
+        secrets: ctx.secrets,
+        workDir: work,
+        secretDir: async () => bundle,
+        cwd: step.cwd,
+        inputRoots,
+        signal,
+      })
+      try {
+        const etc = await etcMounts(work, RUN_HOSTNAME)
+        const stubs = recordStubs(rootfs, [...RUNTIME_MOUNT_POINTS, ...ETC_FILES, ...prepared.targets])
+        const spec = buildSpec({
+          args: step.args,
+          env: [...step.env, ...prepared.env],
+          cwd: step.cwd,
+          user,
+          rootfs,
+          hostname: RUN_HOSTNAME,
+          network: step.network,
+          mounts: [...etc, ...prepared.mounts],
+        })
+        const tail = new OutputTail()
+        const started = Date.now()
+        const { exitCode } = await runtime.run(spec, bundle, signal, (stream, data) => {
+          tail.push(data)
+          ctx.emit({ type: 'log', vertex: vertex.id, stream, data })
+        })
+        if (exitCode !== 0) throw new ExecError(step.args, exitCode, tail.lines(TAIL_LINES))
+        await prepared.release()
+        await unmountAll()
+
+        let entries: LayerEntry[]
+        const clampMtime = ctx.clampRunMtimes ? ctx.epoch : undefined
+        if (useOverlay) {
+          removeStubs(upper, stubs)
+          entries = await diffUpper(upper, { clampMtime, lowerStat: lowerLookup(snapshots) })
+        } else {
+          removeStubs(rootfs, stubs, untouchedSince(started))
+          entries = await diffWalk(rootfs, before!, { clampMtime })
+        }
+        return await writeLayer(entries, store.blobs, { compression: ctx.compression, signal })
+      } finally {
+        await prepared.release()
+      }
+    })
+  } finally {
+    await unmountAll().catch(() => undefined)
+    await rm(work, { recursive: true, force: true }).catch(() => undefined)
+    releaseWork()
+  }
+}
+
+async function mountTmpfs(dir: string): Promise<void> {
+  await new Promise<void>((resolve, reject) =>
+    execFile('mount', ['-t', 'tmpfs', '-o', 'mode=0700,size=16m,nosuid,nodev', 'tmpfs', dir], (err, _o, stderr) =>
+      err ? reject(new ImagesmithError(ErrorCodes.RUN_SETUP_FAILED, `cannot mount a tmpfs for secrets: ${stderr.trim() || err.message}`, { dir })) : resolve(),
+    ),
+  )
+}
