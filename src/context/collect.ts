@@ -1,0 +1,178 @@
+/**
+ * Resolved sources + destination → the sorted LayerEntry list of a COPY/ADD layer.
+ * The walk is synchronous (readdirSync/lstatSync): limits.md measured 0.08 s for 10k files against
+ * 0.31 s with async calls, and no promise is made per file.
+ */
+import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs'
+import { join } from 'node:path'
+import type { DirEntry, LayerEntry } from '../layer/entry.js'
+import { sortEntries } from '../layer/write-layer.js'
+import type { PatternMatcher } from './dockerignore.js'
+
+/** An entry before hard links are settled: files sharing a `linkGroup` become one file + hard links. */
+export type Planned = Exclude<LayerEntry, { type: 'hardlink' }> & { readonly linkGroup?: string }
+
+export interface Owner {
+  readonly uid: number
+  readonly gid: number
+}
+
+/**
+ * The entries of one layer, keyed by path: a later source overwrites an earlier one at the same
+ * path (as a second copy onto the same file does); directories only fill gaps.
+ */
+export class EntrySet {
+  readonly #map = new Map<string, Planned>()
+
+  add(e: Planned): void {
+    this.#map.delete(e.path) // re-insert so that the later one wins and keeps its place
+    this.#map.set(e.path, e)
+  }
+
+  /** Adds a directory unless the path already has an entry (the first maker of a directory sets it). */
+  addDirIfAbsent(e: DirEntry): void {
+    if (!this.#map.has(e.path)) this.#map.set(e.path, e)
+  }
+
+  has(path: string): boolean {
+    return this.#map.has(path)
+  }
+
+  get size(): number {
+    return this.#map.size
+  }
+
+  /**
+   * Sorted entries as the layer writer wants them. In each hard-link group the entry that sorts
+   * first carries the bytes and the others become hard links to it (tar needs the target first).
+   */
+  finalize(): LayerEntry[] {
+    const sorted = sortEntries(this.#map.values())
+    const first = new Map<string, string>()
+    const out: LayerEntry[] = []
+    for (const e of sorted) {
+      const { linkGroup, ...entry } = e as Planned & { linkGroup?: string }
+      if (linkGroup !== undefined && entry.type === 'file') {
+        const target = first.get(linkGroup)
+        if (target !== undefined) {
+          out.push({ type: 'hardlink', path: entry.path, linkname: target, mode: entry.mode, uid: entry.uid, gid: entry.gid, mtime: entry.mtime })
+          continue
+        }
+        first.set(linkGroup, entry.path)
+      }
+      out.push(entry as LayerEntry)
+    }
+    return out
+  }
+}
+
+export interface EntryOptions {
+  readonly owner: Owner
+  /** Mode bits for every copied file and directory (`--chmod`), instead of the source's. */
+  readonly chmod?: number
+  readonly mtime: number
+}
+
+// glibc's major()/minor() on a 64-bit dev_t (JS bit operators only see 32 bits: split it).
+const major = (rdev: number): number => ((((rdev >>> 0) >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff)) >>> 0
+const minor = (rdev: number): number => (((rdev >>> 0) & 0xff) | (((rdev >>> 0) >>> 12) & ~0xff)) >>> 0
+
+/** One entry from a host file's lstat; undefined for what a layer cannot hold (sockets). */
+export function entryFromStat(path: string, host: string, st: Stats, opts: EntryOptions): Planned | undefined {
+  const base = { path, uid: opts.owner.uid, gid: opts.owner.gid, mtime: opts.mtime }
+  const mode = opts.chmod ?? st.mode & 0o7777
+  if (st.isFile()) {
+    return {
+      ...base,
+      mode,
+      type: 'file',
+      size: st.size,
+      source: { path: host },
+      ...(st.nlink > 1 ? { linkGroup: `${st.dev}:${st.ino}` } : {}),
+    }
+  }
+  if (st.isDirectory()) return { ...base, mode, type: 'dir' }
+  // Linux has no lchmod: a symlink's own mode is always 0777, whatever --chmod says.
+  if (st.isSymbolicLink()) return { ...base, mode: 0o777, type: 'symlink', linkname: readlinkSync(host) }
+  if (st.isFIFO()) return { ...base, mode, type: 'fifo' }
+  if (st.isCharacterDevice() || st.isBlockDevice()) {
+    return { ...base, mode, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: major(st.rdev), devminor: minor(st.rdev) }
+  }
+  return undefined
+}
+
+export interface TreeWalk {
+  /** Host directory whose contents are copied. */
+  readonly hostDir: string
+  /** That directory relative to the source root ('' = the root), for `.dockerignore` matching. */
+  readonly rootRel: string
+  /** Image path the contents land under ('' = the image root). */
+  readonly dest: string
+  /** `.dockerignore` of the context (paths relative to the context root). */
+  readonly ignore?: PatternMatcher
+  /** `--exclude` patterns, matched against paths relative to the copied directory. */
+  readonly exclude?: PatternMatcher
+  /** Path of `hostDir` relative to the base `exclude` patterns are matched from ('' = itself). */
+  readonly excludeRel?: string
+  /** Leave out 0/0 character devices (overlay whiteouts seen through a merged view). */
+  readonly skipWhiteouts?: boolean
+}
+
+/**
+ * Adds the contents of a directory tree (not the directory itself). Symlinks inside are kept as
+ * symlinks with their target unchanged. An excluded directory is still descended into when the
+ * patterns have `!` exceptions, and kept if anything below it is included (as Docker's context
+ * transfer does). Returns whether anything was added.
+ */
+export function addTree(set: EntrySet, walk: TreeWalk, opts: EntryOptions): boolean {
+  const visit = (hostDir: string, rootRel: string, dest: string, exRel: string): boolean => {
+    let any = false
+    let names: string[]
+    try {
+      names = readdirSync(hostDir)
+    } catch {
+      return false
+    }
+    for (const name of names) {
+      const host = join(hostDir, name)
+      const rel = rootRel ? `${rootRel}/${name}` : name
+      const ex = exRel ? `${exRel}/${name}` : name
+      const path = dest ? `${dest}/${name}` : name
+      const st = lstatSync(host)
+      const ignored = (walk.ignore !== undefined && walk.ignore.matches(rel)) || (walk.exclude !== undefined && walk.exclude.matches(ex))
+      if (st.isDirectory()) {
+        if (ignored) {
+          const canReinclude = (walk.ignore?.exclusions ?? false) || (walk.exclude?.exclusions ?? false)
+          if (!canReinclude) continue
+          const before = set.size
+          const e = entryFromStat(path, host, st, opts)!
+          if (visit(host, rel, path, ex)) {
+            // Insert the directory ahead of its children's order position; sorting fixes the order anyway.
+            set.addDirIfAbsent(e as DirEntry)
+            any = true
+          } else if (set.size !== before) any = true
+          continue
+        }
+        set.add(entryFromStat(path, host, st, opts)!)
+        visit(host, rel, path, ex)
+        any = true
+        continue
+      }
+      if (ignored) continue
+      if (walk.skipWhiteouts && st.isCharacterDevice() && st.rdev === 0) continue
+      const e = entryFromStat(path, host, st, opts)
+      if (e) {
+        set.add(e)
+        any = true
+      }
+    }
+    return any
+  }
+  return visit(walk.hostDir, walk.rootRel, walk.dest, walk.excludeRel ?? '')
+}
+
+/** `a/b/c` → `['a', 'a/b']` (strict ancestors). */
+export function ancestors(path: string): string[] {
+  const parts = path === '' ? [] : path.split('/')
+  return parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join('/'))
+}

@@ -1,0 +1,193 @@
+/**
+ * `.dockerignore` exactly as Docker reads it: parsing as moby/patternmatcher/ignorefile.ReadAll,
+ * matching as patternmatcher.MatchesOrParentMatches (later patterns win, `!` re-includes, `**`
+ * spans directories, a leading '/' is dropped, patterns are `filepath.Clean`ed).
+ */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ErrorCodes, ImagesmithError } from '../errors.js'
+import { BadPatternError, goClean, goMatch } from './glob.js'
+
+type MatchType = 'exact' | 'prefix' | 'suffix' | 'regexp'
+
+/** Characters that are regexp syntax but plain in filepath.Match patterns (patternmatcher's shouldEscape). */
+const ESCAPE = new Set(['.', '+', '(', ')', '|', '{', '}', '$'])
+
+class Pattern {
+  readonly cleaned: string
+  readonly exclusion: boolean
+  #type: MatchType
+  #re: RegExp | undefined
+
+  constructor(cleaned: string, exclusion: boolean) {
+    this.cleaned = cleaned
+    this.exclusion = exclusion
+    const { type, re } = compile(cleaned)
+    this.#type = type
+    this.#re = re
+  }
+
+  match(path: string): boolean {
+    switch (this.#type) {
+      case 'exact':
+        return path === this.cleaned
+      case 'prefix':
+        return path.startsWith(this.cleaned.slice(0, -2))
+      case 'suffix': {
+        const suffix = this.cleaned.slice(2)
+        if (path.endsWith(suffix)) return true
+        return suffix[0] === '/' && path === suffix.slice(1)
+      }
+      case 'regexp':
+        return this.#re!.test(path)
+    }
+  }
+}
+
+function compile(pattern: string): { type: MatchType; re: RegExp | undefined } {
+  let reg = '^'
+  let type: MatchType = 'exact'
+  const chars = Array.from(pattern)
+  let i = 0
+  for (let n = 0; i < chars.length; n++) {
+    const ch = chars[i++]!
+    if (ch === '*') {
+      if (chars[i] === '*') {
+        i++
+        if (chars[i] === '/') i++
+        if (i >= chars.length) {
+          if (type === 'exact') type = 'prefix'
+          else {
+            reg += '.*'
+            type = 'regexp'
+          }
+        } else {
+          reg += '(.*/)?'
+          type = 'regexp'
+        }
+        if (n === 0) type = 'suffix'
+      } else {
+        reg += '[^/]*'
+        type = 'regexp'
+      }
+    } else if (ch === '?') {
+      reg += '[^/]'
+      type = 'regexp'
+    } else if (ESCAPE.has(ch)) {
+      reg += `\\${ch}`
+    } else if (ch === '\\') {
+      if (i < chars.length) {
+        reg += `\\${chars[i++]!}`
+        type = 'regexp'
+      } else reg += '\\\\'
+    } else if (ch === '[' || ch === ']') {
+      reg += ch
+      type = 'regexp'
+    } else {
+      reg += ch
+    }
+  }
+  if (type !== 'regexp') return { type, re: undefined }
+  // Go's RE2 and JS agree on everything this produces; 'u' makes classes work on code points like
+  // Go's, and is dropped for escapes only non-'u' JS accepts (e.g. `\-`).
+  try {
+    return { type, re: new RegExp(`${reg}$`, 'u') }
+  } catch {
+    try {
+      return { type, re: new RegExp(`${reg}$`) }
+    } catch {
+      throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `invalid ignore pattern ${JSON.stringify(pattern)}`, { pattern })
+    }
+  }
+}
+
+/** moby/patternmatcher.PatternMatcher. */
+export class PatternMatcher {
+  readonly patterns: readonly Pattern[]
+  /** True when any pattern is an exception (`!…`): an excluded directory may then hold included files. */
+  readonly exclusions: boolean
+
+  constructor(patterns: readonly string[]) {
+    const out: Pattern[] = []
+    let exclusions = false
+    for (const raw of patterns) {
+      let p = raw.trim()
+      if (p === '') continue
+      p = goClean(p)
+      let exclusion = false
+      if (p[0] === '!') {
+        if (p.length === 1) throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, 'illegal exclusion pattern: "!"', { pattern: raw })
+        exclusion = true
+        exclusions = true
+        p = p.slice(1)
+      }
+      try {
+        goMatch(p, '.')
+      } catch (e) {
+        if (e instanceof BadPatternError) throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `invalid ignore pattern ${JSON.stringify(raw)}: ${e.message}`, { pattern: raw })
+        throw e
+      }
+      out.push(new Pattern(p, exclusion))
+    }
+    this.patterns = out
+    this.exclusions = exclusions
+  }
+
+  get empty(): boolean {
+    return this.patterns.length === 0
+  }
+
+  /** `MatchesOrParentMatches`: `file` is a '/'-separated path relative to the context. */
+  matches(file: string): boolean {
+    let matched = false
+    const slash = file.lastIndexOf('/')
+    const parentDirs = slash < 0 ? undefined : file.slice(0, slash).split('/')
+    for (const pattern of this.patterns) {
+      if (pattern.exclusion !== matched) continue
+      let match = pattern.match(file)
+      if (!match && parentDirs) {
+        for (let i = 0; i < parentDirs.length; i++) {
+          if (pattern.match(parentDirs.slice(0, i + 1).join('/'))) {
+            match = true
+            break
+          }
+        }
+      }
+      if (match) matched = !pattern.exclusion
+    }
+    return matched
+  }
+}
+
+/** ignorefile.ReadAll: one pattern a line, `#` comments, a leading '/' dropped, `!` kept. */
+export function parseDockerignore(text: string): string[] {
+  const out: string[] = []
+  const lines = text.split(/\r?\n/)
+  for (let n = 0; n < lines.length; n++) {
+    let line = lines[n]!
+    if (n === 0 && line.charCodeAt(0) === 0xfeff) line = line.slice(1)
+    if (line.startsWith('#')) continue
+    let pattern = line.trim()
+    if (pattern === '') continue
+    const invert = pattern[0] === '!'
+    if (invert) pattern = pattern.slice(1).trim()
+    if (pattern.length > 0) {
+      pattern = goClean(pattern)
+      if (pattern.length > 1 && pattern[0] === '/') pattern = pattern.slice(1)
+    }
+    out.push(invert ? `!${pattern}` : pattern)
+  }
+  return out
+}
+
+/** The context's `.dockerignore` (empty when there is none). */
+export function loadDockerignore(contextDir: string): string[] {
+  let text: string
+  try {
+    text = readFileSync(join(contextDir, '.dockerignore'), 'utf8')
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw e
+  }
+  return parseDockerignore(text)
+}

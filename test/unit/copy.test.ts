@@ -1,0 +1,330 @@
+import { execFileSync } from 'node:child_process'
+import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Parser, type ReadEntry } from 'tar'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { ErrorCodes } from '../../src/errors.js'
+import { copyExecutor, createdBy } from '../../src/executors/copy.js'
+import type { CopySpec } from '../../src/graph/nodes/copy-node.js'
+import type { Vertex } from '../../src/graph/node.js'
+import type { LayerEntry } from '../../src/layer/entry.js'
+import { writeLayer } from '../../src/layer/write-layer.js'
+import type { LayerRef } from '../../src/oci/types.js'
+import type { ExecContext, ImageState } from '../../src/solver/types.js'
+import { Store } from '../../src/store/store.js'
+
+interface Listed { type: string; mode: number; uid: number; gid: number; mtime: number; linkpath?: string; data: string }
+
+let tmp: string
+let context: string
+let store: Store
+
+function ctxFor(overrides: Partial<ExecContext> = {}): ExecContext {
+  return {
+    store, contextDir: context, epoch: 1_700_000_000, clampRunMtimes: false, created: '2023-11-14T22:13:20Z',
+    platform: { os: 'linux', architecture: 'amd64' }, noCache: false, compression: 'gzip', secrets: {}, network: 'default',
+    emit: () => {}, result: () => { throw new Error('no result') },
+    ...overrides,
+  }
+}
+
+function scratch(layers: LayerRef[] = [], workdir?: string): ImageState {
+  return {
+    config: { architecture: 'amd64', os: 'linux', config: workdir ? { WorkingDir: workdir } : {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) }, history: [] },
+    layers, args: [], cmdSet: false,
+  }
+}
+
+function vertex(spec: Partial<CopySpec> & { sources: string[]; dest: string }): Vertex<'copy'> {
+  return { id: `sha256:${'0'.repeat(64)}`, kind: 'copy', spec: { fromInput: false, exclude: [], link: false, ...spec }, inputs: [], meta: { description: '' } }
+}
+
+async function copy(spec: Partial<CopySpec> & { sources: string[]; dest: string }, parent = scratch(), ctx = ctxFor()) {
+  const r = await copyExecutor.exec(vertex(spec), [parent], ctx)
+  return { ...r, layer: r.state.layers[r.state.layers.length - 1]!, list: await listLayer(r.state.layers[r.state.layers.length - 1]!) }
+}
+
+/** Every entry of a layer blob with its bytes, read back with node-tar's parser (order kept). */
+async function listLayer(layer: LayerRef): Promise<Map<string, Listed>> {
+  const out = new Map<string, Listed>()
+  await new Promise<void>((resolve, reject) => {
+    const p = new Parser({
+      onReadEntry: (e: ReadEntry) => {
+        const chunks: Buffer[] = []
+        e.on('data', (c: Buffer) => chunks.push(c))
+        e.on('end', () => out.set(e.path.replace(/\/$/, ''), {
+          type: e.type, mode: (e.mode ?? 0) & 0o7777, uid: e.uid ?? -1, gid: e.gid ?? -1, mtime: Math.floor((e.mtime?.getTime() ?? 0) / 1000),
+          ...(e.linkpath ? { linkpath: e.linkpath } : {}), data: Buffer.concat(chunks).toString('utf8'),
+        }))
+      },
+    })
+    p.on('end', resolve)
+    p.on('error', reject)
+    const s = store.blobs.open(layer.digest)
+    s.on('error', reject)
+    s.pipe(p as unknown as NodeJS.WritableStream)
+  })
+  return out
+}
+
+function file(rel: string, data: string, mode?: number): void {
+  const p = join(context, rel)
+  mkdirSync(join(p, '..'), { recursive: true })
+  writeFileSync(p, data)
+  if (mode !== undefined) chmodSync(p, mode)
+}
+
+beforeEach(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'imagesmith-copy-'))
+  context = join(tmp, 'context')
+  mkdirSync(context)
+  store = new Store(join(tmp, 'store'))
+})
+
+afterEach(() => {
+  rmSync(tmp, { recursive: true, force: true })
+})
+
+describe('COPY placement', () => {
+  it('copies a directory’s contents (not the directory) into dest, with parents', async () => {
+    file('dist/a.js', 'a')
+    file('dist/sub/b.js', 'bb')
+    const { list, state } = await copy({ sources: ['dist/'], dest: '/app/' })
+    expect([...list.keys()]).toEqual(['app', 'app/a.js', 'app/sub', 'app/sub/b.js'])
+    expect(list.get('app/sub/b.js')!.data).toBe('bb')
+    expect(list.get('app')!.mode).toBe(statSync(join(context, 'dist')).mode & 0o7777)
+    expect(state.config.history!.at(-1)!.created_by).toBe('COPY dist/ /app/ # buildkit')
+    expect(state.config.rootfs.diff_ids).toHaveLength(1)
+  })
+
+  it('copies a file into a dest ending in /, and renames it without /', async () => {
+    file('x.txt', 'x')
+    const into = await copy({ sources: ['x.txt'], dest: '/opt/dir/' })
+    expect([...into.list.keys()]).toEqual(['opt', 'opt/dir', 'opt/dir/x.txt'])
+    expect(into.list.get('opt')!.mode).toBe(0o755)
+    const renamed = await copy({ sources: ['x.txt'], dest: '/opt/y.txt' })
+    expect([...renamed.list.keys()]).toEqual(['opt', 'opt/y.txt'])
+  })
+
+  it('resolves a relative dest against WorkingDir', async () => {
+    file('x.txt', 'x')
+    const { list } = await copy({ sources: ['x.txt'], dest: 'sub/' }, scratch([], '/work'))
+    expect([...list.keys()]).toEqual(['work', 'work/sub', 'work/sub/x.txt'])
+    const dot = await copy({ sources: ['x.txt'], dest: '.' }, scratch([], '/work'))
+    expect([...dot.list.keys()]).toEqual(['work', 'work/x.txt'])
+  })
+
+  it('several sources need a dest ending in /', async () => {
+    file('a', 'a')
+    file('b', 'b')
+    await expect(copy({ sources: ['a', 'b'], dest: '/out' })).rejects.toMatchObject({ code: ErrorCodes.COPY_DEST_NOT_DIR })
+    const { list } = await copy({ sources: ['a', 'b'], dest: '/out/' })
+    expect([...list.keys()]).toEqual(['out', 'out/a', 'out/b'])
+  })
+
+  it('expands globs with filepath.Match semantics; several matches need a dir dest', async () => {
+    file('src/a.ts', '1')
+    file('src/b.ts', '2')
+    file('src/c.js', '3')
+    file('src/[x].ts', '4')
+    const { list } = await copy({ sources: ['src/*.ts'], dest: '/g/' })
+    expect([...list.keys()]).toEqual(['g', 'g/[x].ts', 'g/a.ts', 'g/b.ts'])
+    const q = await copy({ sources: ['src/[ab].?s'], dest: '/g/' })
+    expect([...q.list.keys()]).toEqual(['g', 'g/a.ts', 'g/b.ts'])
+    const esc = await copy({ sources: ['src/\\[x\\].ts'], dest: '/g/' })
+    expect([...esc.list.keys()]).toEqual(['g', 'g/[x].ts'])
+    const neg = await copy({ sources: ['src/[^ab].*'], dest: '/g/' })
+    expect([...neg.list.keys()]).toEqual(['g', 'g/c.js'])
+    await expect(copy({ sources: ['src/*.ts'], dest: '/g' })).rejects.toMatchObject({ code: ErrorCodes.COPY_DEST_NOT_DIR })
+  })
+
+  it('a glob matching nothing copies nothing (AllowEmptyWildcard); a missing literal source fails', async () => {
+    file('a.txt', 'a')
+    const { list } = await copy({ sources: ['a.txt', 'opt*.cfg'], dest: '/d/' })
+    expect([...list.keys()]).toEqual(['d', 'd/a.txt'])
+    await expect(copy({ sources: ['missing.txt'], dest: '/d/' })).rejects.toMatchObject({ code: ErrorCodes.COPY_SOURCE_NOT_FOUND, details: { path: 'missing.txt' } })
+    await expect(copy({ sources: ['nodir/*.txt'], dest: '/d/' })).rejects.toMatchObject({ code: ErrorCodes.COPY_SOURCE_NOT_FOUND, details: { path: 'nodir/*.txt' } })
+  })
+
+  it('rejects ../ sources', async () => {
+    await expect(copy({ sources: ['../x'], dest: '/d/' })).rejects.toMatchObject({ code: ErrorCodes.COPY_OUTSIDE_CONTEXT, details: { path: '../x' } })
+    await expect(copy({ sources: ['a/../../x'], dest: '/d/' })).rejects.toMatchObject({ code: ErrorCodes.COPY_OUTSIDE_CONTEXT })
+  })
+})
+
+describe('COPY links', () => {
+  it('resolves a symlink source inside the context (absolute target = context root)', async () => {
+    file('etc/passwd', 'context passwd')
+    symlinkSync('/etc/passwd', join(context, 'link'))
+    symlinkSync('../../../../../etc/passwd', join(context, 'climb'))
+    const a = await copy({ sources: ['link'], dest: '/out/' })
+    expect(a.list.get('out/link')).toMatchObject({ type: 'File', data: 'context passwd' })
+    const b = await copy({ sources: ['climb'], dest: '/out/' })
+    expect(b.list.get('out/climb')).toMatchObject({ type: 'File', data: 'context passwd' })
+  })
+
+  it('a symlink source pointing outside resolves inside the context: missing there means not found', async () => {
+    symlinkSync(join(tmp, 'outside.txt'), join(context, 'escape'))
+    writeFileSync(join(tmp, 'outside.txt'), 'secret')
+    await expect(copy({ sources: ['escape'], dest: '/out/' })).rejects.toMatchObject({ code: ErrorCodes.COPY_SOURCE_NOT_FOUND })
+  })
+
+  it('keeps symlinks inside a copied tree as symlinks and hard links as hard links', async () => {
+    file('tree/real.txt', 'data')
+    symlinkSync('real.txt', join(context, 'tree/sym'))
+    symlinkSync('/nowhere', join(context, 'tree/dangling'))
+    linkSync(join(context, 'tree/real.txt'), join(context, 'tree/z-hard'))
+    linkSync(join(context, 'tree/real.txt'), join(context, 'tree/a-hard'))
+    const { list } = await copy({ sources: ['tree'], dest: '/t' })
+    expect(list.get('t/sym')).toMatchObject({ type: 'SymbolicLink', linkpath: 'real.txt' })
+    expect(list.get('t/dangling')).toMatchObject({ type: 'SymbolicLink', linkpath: '/nowhere' })
+    // the first path in layer order carries the bytes, the others link to it
+    expect(list.get('t/a-hard')).toMatchObject({ type: 'File', data: 'data' })
+    expect(list.get('t/real.txt')).toMatchObject({ type: 'Link', linkpath: 't/a-hard' })
+    expect(list.get('t/z-hard')).toMatchObject({ type: 'Link', linkpath: 't/a-hard' })
+    const tv = execFileSync('bash', ['-c', `gzip -dc '${store.blobs.blobPath((await copy({ sources: ['tree'], dest: '/t' })).layer.digest)}' | tar -tv`]).toString()
+    expect(tv).toMatch(/t\/real\.txt link to t\/a-hard/)
+    expect(tv).toMatch(/t\/sym -> real\.txt/)
+  })
+})
+
+describe('COPY .dockerignore and --exclude', () => {
+  it('honours .dockerignore with exceptions; an ignored file named explicitly is missing', async () => {
+    writeFileSync(join(context, '.dockerignore'), '# comment\n*.log\n/build\n!build/keep.txt\n**/secret*\n')
+    file('app.js', 'a')
+    file('debug.log', 'l')
+    file('build/out.o', 'o')
+    file('build/keep.txt', 'k')
+    file('deep/er/secret.key', 's')
+    file('deep/er/ok.txt', 'ok')
+    const { list } = await copy({ sources: ['.'], dest: '/src/' })
+    expect([...list.keys()].sort()).toEqual(['.dockerignore', 'app.js', 'build', 'build/keep.txt', 'deep', 'deep/er', 'deep/er/ok.txt'].map((p) => `src/${p}`).concat('src').sort())
+    await expect(copy({ sources: ['debug.log'], dest: '/x/' })).rejects.toMatchObject({ code: ErrorCodes.COPY_SOURCE_NOT_FOUND, details: { path: 'debug.log' } })
+    await expect(copy({ sources: ['build/out.o'], dest: '/x/' })).rejects.toMatchObject({ code: ErrorCodes.COPY_SOURCE_NOT_FOUND })
+    const keep = await copy({ sources: ['build/keep.txt'], dest: '/x/' })
+    expect(keep.list.get('x/keep.txt')!.data).toBe('k')
+  })
+
+  it('applies exclude patterns relative to the copied directory', async () => {
+    file('d/a.txt', 'a')
+    file('d/b.md', 'b')
+    file('d/sub/c.txt', 'c')
+    const { list } = await copy({ sources: ['d'], dest: '/e/', exclude: ['**/*.txt', '!sub/c.txt'] })
+    expect([...list.keys()]).toEqual(['e', 'e/b.md', 'e/sub', 'e/sub/c.txt'])
+  })
+})
+
+describe('COPY ownership and modes', () => {
+  it('keeps permission bits (incl. setuid) and sets uid/gid 0 and mtime = epoch', async () => {
+    file('bin/tool', '#!/bin/sh', 0o4755)
+    file('bin/data', 'd', 0o600)
+    const { list } = await copy({ sources: ['bin'], dest: '/usr/local/bin/' })
+    expect(list.get('usr/local/bin/tool')).toMatchObject({ mode: 0o4755, uid: 0, gid: 0, mtime: 1_700_000_000 })
+    expect(list.get('usr/local/bin/data')!.mode).toBe(0o600)
+    for (const e of list.values()) expect(e.mtime).toBe(1_700_000_000)
+  })
+
+  it('chmod applies to files and directories', async () => {
+    file('d/f', 'f', 0o600)
+    file('d/s/g', 'g')
+    const { list, state } = await copy({ sources: ['d'], dest: '/m/', chmod: '750' })
+    expect(list.get('m/f')!.mode).toBe(0o750)
+    expect(list.get('m/s')!.mode).toBe(0o750)
+    expect(list.get('m')!.mode).toBe(0o750)
+    expect(state.config.history!.at(-1)!.created_by).toBe('COPY --chmod=750 d /m/ # buildkit')
+  })
+
+  it('chown with numeric ids needs no lookup; a lone uid is also the gid', async () => {
+    file('f', 'f')
+    const a = await copy({ sources: ['f'], dest: '/o/', chown: '1000:2000' })
+    expect(a.list.get('o/f')).toMatchObject({ uid: 1000, gid: 2000 })
+    // created parent directories get the chown owner too (fsutil MkdirAll with chown)
+    expect(a.list.get('o')).toMatchObject({ uid: 1000, gid: 2000, mode: 0o755 })
+    const b = await copy({ sources: ['f'], dest: '/o/', chown: '33' })
+    expect(b.list.get('o/f')).toMatchObject({ uid: 33, gid: 33 })
+  })
+
+  it('chown by name reads /etc/passwd and /etc/group from the image layers; existing dirs keep their metadata', async () => {
+    const entries: LayerEntry[] = [
+      { type: 'dir', path: 'etc', mode: 0o755, uid: 0, gid: 0, mtime: 0 },
+      { type: 'file', path: 'etc/group', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: 0, source: { data: Buffer.alloc(0) } },
+      { type: 'file', path: 'etc/passwd', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: 0, source: { data: Buffer.alloc(0) } },
+      { type: 'dir', path: 'tmp', mode: 0o1777, uid: 0, gid: 0, mtime: 0 },
+    ]
+    const passwd = Buffer.from('root:x:0:0:root:/root:/bin/sh\napp:x:1234:1235:app:/home/app:/bin/sh\n')
+    const group = Buffer.from('root:x:0:\nstaff:x:50:app\n')
+    const base1 = await writeLayer(entries.map((e) => (e.path === 'etc/passwd' ? { ...e, size: 5, source: { data: Buffer.from('old\n\n') } } : e)), store.blobs)
+    // an upper layer replaces passwd and adds group: lookups must see the top-most version
+    const base2 = await writeLayer([
+      { type: 'dir', path: 'etc', mode: 0o755, uid: 0, gid: 0, mtime: 0 },
+      { type: 'file', path: 'etc/group', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: group.length, source: { data: group } },
+      { type: 'file', path: 'etc/passwd', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: passwd.length, source: { data: passwd } },
+    ], store.blobs)
+    file('f', 'f')
+    const parent = scratch([base1, base2])
+    const a = await copy({ sources: ['f'], dest: '/tmp/', chown: 'app' }, parent)
+    expect(a.list.get('tmp/f')).toMatchObject({ uid: 1234, gid: 1235 })
+    expect(a.list.get('tmp')).toMatchObject({ mode: 0o1777, uid: 0, gid: 0 })
+    const b = await copy({ sources: ['f'], dest: '/home/app/', chown: 'app:staff' }, parent)
+    expect(b.list.get('home/app/f')).toMatchObject({ uid: 1234, gid: 50 })
+    expect(b.list.get('home')).toMatchObject({ uid: 1234, gid: 50, mode: 0o755 })
+    expect(b.state.config.history!.at(-1)!.created_by).toBe('COPY --chown=app:staff f /home/app/ # buildkit')
+    await expect(copy({ sources: ['f'], dest: '/x/', chown: 'nobody' }, parent)).rejects.toMatchObject({ code: ErrorCodes.USER_NOT_FOUND })
+    // an existing directory counts as a directory even without a trailing slash
+    const c = await copy({ sources: ['f'], dest: '/tmp' }, parent)
+    expect(c.list.get('tmp/f')).toBeDefined()
+  })
+})
+
+describe('COPY cache and determinism', () => {
+  it('same content → same digest; a change with the same size and mtime → a new digest', async () => {
+    file('d/a', 'aaaa')
+    file('d/b', 'bbbb')
+    utimesSync(join(context, 'd/a'), 1_000_000_000, 1_000_000_000)
+    const first = await copy({ sources: ['d'], dest: '/d/' })
+    expect(first.cached).toBe(false)
+    const again = await copy({ sources: ['d'], dest: '/d/' })
+    expect(again.cached).toBe(true)
+    expect(again.layer.digest).toBe(first.layer.digest)
+    // a fresh store (no cache) makes the very same bytes
+    const other = new Store(join(tmp, 'store2'))
+    const fresh = await copyExecutor.exec(vertex({ sources: ['d'], dest: '/d/' }), [scratch()], ctxFor({ store: other }))
+    expect(fresh.state.layers[0]!.digest).toBe(first.layer.digest)
+
+    const st = statSync(join(context, 'd/a'))
+    writeFileSync(join(context, 'd/a'), 'AAAA')
+    utimesSync(join(context, 'd/a'), 1_000_000_000, 1_000_000_000)
+    expect(statSync(join(context, 'd/a')).mtimeMs).toBe(st.mtimeMs)
+    expect(statSync(join(context, 'd/a')).size).toBe(st.size)
+    const changed = await copy({ sources: ['d'], dest: '/d/' })
+    expect(changed.cached).toBe(false)
+    expect(changed.layer.digest).not.toBe(first.layer.digest)
+    expect(changed.list.get('d/a')!.data).toBe('AAAA')
+  })
+
+  it('createdBy follows BuildKit', () => {
+    expect(createdBy('COPY', { sources: ['a', 'b'], dest: '/x/', fromInput: true, chown: 'u:g', chmod: '644', exclude: ['*.md'], link: true })).toBe('COPY --chown=u:g --chmod=644 a b /x/ # buildkit')
+  })
+})
+
+describe('COPY --from', () => {
+  const hasRootfs = existsSync(join(__dirname, '../../src/snapshot/rootfs.ts'))
+  it.runIf(hasRootfs)('copies paths from another stage’s filesystem', async () => {
+    const from = await writeLayer([
+      { type: 'dir', path: 'app', mode: 0o755, uid: 0, gid: 0, mtime: 0 },
+      { type: 'file', path: 'app/bin', mode: 0o755, uid: 0, gid: 0, mtime: 0, size: 3, source: { data: Buffer.from('bin') } },
+      { type: 'symlink', path: 'app/link', mode: 0o777, uid: 0, gid: 0, mtime: 0, linkname: '/app/bin' },
+    ], store.blobs)
+    const r = await copyExecutor.exec(
+      { ...vertex({ sources: ['/app/link', '/app/bin'], dest: '/usr/bin/', fromInput: true }) },
+      [scratch(), scratch([from])],
+      ctxFor(),
+    )
+    const list = await listLayer(r.state.layers[0]!)
+    expect(list.get('usr/bin/bin')!.data).toBe('bin')
+    expect(list.get('usr/bin/link')).toMatchObject({ type: 'File', data: 'bin' })
+    await expect(copyExecutor.exec(vertex({ sources: ['/nope'], dest: '/x/', fromInput: true }), [scratch(), scratch([from])], ctxFor()))
+      .rejects.toMatchObject({ code: ErrorCodes.COPY_SOURCE_NOT_FOUND })
+  })
+})
