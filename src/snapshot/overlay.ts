@@ -84,6 +84,11 @@ export async function unmount(target: string, retries = 5): Promise<void> {
 
 let probe: Promise<boolean> | undefined
 
+/** Overrides the probe (tests of the copy fallback on a host that has overlay); undefined re-probes. */
+export function setOverlaySupport(value: boolean | undefined): void {
+  probe = value === undefined ? undefined : Promise.resolve(value)
+}
+
 /**
  * Whether a writable overlay can be mounted in `scratch` (root, a kernel with overlayfs, a backing
  * filesystem that supports it). Probed once per process.

@@ -1,0 +1,477 @@
+/**
+ * RUN in real containers (runc/crun as found), at the executor level: the layer a step makes, its
+ * whiteouts, what never leaks into it, the Dockerfile semantics of USER/WORKDIR/ENV/ARG/SHELL, the
+ * mounts, the cache key, cancellation and cleanup. End-to-end builds are at the bottom.
+ */
+import { execFileSync } from 'node:child_process'
+import { createReadStream, existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import * as tar from 'tar'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { ExecError } from '../../src/errors.js'
+import { runExecutor } from '../../src/executors/run.js'
+import type { Vertex } from '../../src/graph/node.js'
+import type { MountSpec, RunSpec } from '../../src/graph/nodes/run-node.js'
+import type { LayerEntry } from '../../src/layer/entry.js'
+import { sortEntries, writeLayer } from '../../src/layer/write-layer.js'
+import { MediaType, type Digest } from '../../src/oci/media-types.js'
+import type { ContainerConfig, LayerRef } from '../../src/oci/types.js'
+import { pendingCleanups } from '../../src/snapshot/cleanup.js'
+import { setOverlaySupport } from '../../src/snapshot/overlay.js'
+import { withRootfs } from '../../src/snapshot/rootfs.js'
+import { ensureSnapshot } from '../../src/snapshot/unpack.js'
+import type { ExecContext, ImageState, ProgressEvent } from '../../src/solver/types.js'
+import { Store } from '../../src/store/store.js'
+import { busyboxRootfsTar, cleanupTmpDirs, debianRootfsTar, mountsUnder, tmpDir } from '../helpers/testbed.js'
+
+let root: string
+let store: Store
+let contextDir: string
+let busybox: ImageState
+let events: ProgressEvent[] = []
+
+const T = 1_700_000_000
+let vid = 0
+
+async function baseFromTar(path: string): Promise<ImageState> {
+  const { digest, size } = await store.blobs.putStream(createReadStream(path))
+  const layer: LayerRef = { digest, diffId: digest, size, mediaType: MediaType.OciLayer }
+  return {
+    config: { architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [digest] }, history: [] },
+    layers: [layer],
+    args: [],
+    cmdSet: false,
+  }
+}
+
+function ctxOf(over: Partial<ExecContext> = {}): ExecContext {
+  return {
+    store,
+    contextDir,
+    epoch: 0,
+    clampRunMtimes: false,
+    created: '2024-01-01T00:00:00Z',
+    platform: { os: 'linux', architecture: 'amd64' },
+    noCache: true,
+    compression: 'gzip',
+    secrets: {},
+    network: 'default',
+    emit: (e) => events.push(e),
+    result: () => {
+      throw new Error('not used')
+    },
+    ...over,
+  }
+}
+
+function vertex(command: string | readonly string[], spec: Partial<RunSpec> = {}): Vertex<'run'> {
+  const shellForm = typeof command === 'string'
+  return {
+    id: `sha256:${(++vid).toString(16).padStart(64, '0')}` as Digest,
+    kind: 'run',
+    spec: { command: shellForm ? [command] : [...command], shellForm, network: 'default', mounts: [], ...spec },
+    inputs: [],
+    meta: { description: 'test' },
+  }
+}
+
+function withConfig(state: ImageState, c: Partial<ContainerConfig>, args: ImageState['args'] = state.args): ImageState {
+  return { ...state, config: { ...state.config, config: { ...state.config.config, ...c } }, args }
+}
+
+async function run(state: ImageState, command: string | readonly string[], spec: Partial<RunSpec> = {}, ctx: Partial<ExecContext> = {}, inputs: ImageState[] = []) {
+  return runExecutor.exec(vertex(command, spec), [state, ...inputs], ctxOf(ctx))
+}
+
+function output(): string {
+  return events.flatMap((e) => (e.type === 'log' && e.stream === 'stdout' ? [e.data.toString()] : [])).join('')
+}
+
+interface Listed { path: string; type: string; mode: number; uid: number; gid: number; size: number; mtime: number; linkpath?: string }
+
+async function listLayer(layer: LayerRef): Promise<Listed[]> {
+  const out: Listed[] = []
+  await tar.t({
+    file: store.blobs.blobPath(layer.digest),
+    onReadEntry: (e) => {
+      out.push({
+        path: e.path.replace(/\/$/, ''),
+        type: e.type,
+        mode: (e.mode ?? 0) & 0o7777,
+        uid: e.uid ?? -1,
+        gid: e.gid ?? -1,
+        size: e.size ?? 0,
+        mtime: Math.floor((e.mtime?.getTime() ?? 0) / 1000),
+        linkpath: e.linkpath || undefined,
+      })
+    },
+  })
+  return out
+}
+
+const paths = async (layer: LayerRef) => (await listLayer(layer)).map((e) => e.path)
+
+const file = (path: string, data: string, extra: Partial<LayerEntry> = {}): LayerEntry =>
+  ({ type: 'file', path, mode: 0o644, uid: 0, gid: 0, mtime: T, size: Buffer.byteLength(data), source: { data: Buffer.from(data) }, ...extra }) as LayerEntry
+const dir = (path: string): LayerEntry => ({ type: 'dir', path, mode: 0o755, uid: 0, gid: 0, mtime: T })
+
+async function addLayer(state: ImageState, entries: LayerEntry[]): Promise<ImageState> {
+  const layer = await writeLayer(sortEntries(entries), store.blobs)
+  return { ...state, layers: [...state.layers, layer], config: { ...state.config, rootfs: { type: 'layers', diff_ids: [...state.config.rootfs.diff_ids, layer.diffId] } } }
+}
+
+function expectClean(): void {
+  expect(mountsUnder(store.root)).toEqual([])
+  expect(existsSync(store.workDir()) ? readdirSync(store.workDir()) : []).toEqual([])
+  expect(pendingCleanups()).toEqual([])
+  const containers = execFileSync('runc', ['list', '-q']).toString().split('\n').filter((l) => l.startsWith(`imagesmith-${process.pid}-`))
+  expect(containers).toEqual([])
+}
+
+beforeAll(async () => {
+  root = await tmpDir('ism-run-')
+  store = new Store(join(root, 'store'))
+  await store.blobs.init()
+  contextDir = join(root, 'ctx')
+  mkdirSync(join(contextDir, 'sub'), { recursive: true })
+  writeFileSync(join(contextDir, 'sub', 'data.txt'), 'from context\n')
+  busybox = await baseFromTar(busyboxRootfsTar())
+})
+
+afterEach(() => {
+  events = []
+})
+
+afterAll(async () => {
+  setOverlaySupport(undefined)
+  await cleanupTmpDirs()
+})
+
+describe('the layer a RUN makes', () => {
+  let parent: ImageState
+  beforeAll(async () => {
+    parent = await addLayer(busybox, [
+      dir('keep'), file('keep/a', 'a1'), file('keep/b', 'b1'),
+      file('gone', 'x'),
+      dir('tree'), file('tree/old1', 'o1'), dir('tree/sub'), file('tree/sub/old2', 'o2'),
+    ])
+  })
+
+  const script = [
+    'echo changed > /keep/a',
+    'echo new > /new',
+    'rm /gone',
+    'rm -rf /tree && mkdir /tree && echo fresh > /tree/fresh',
+    'rm /bin/vi',
+    'ln -s /keep/b /link',
+    'mkdir -p /made/deep && echo d > /made/deep/f',
+  ].join(' && ')
+
+  const expected = [
+    'bin', 'bin/.wh.vi',
+    'keep', 'keep/a',
+    'link',
+    'made', 'made/deep', 'made/deep/f',
+    'new',
+    '.wh.gone',
+    'tree', 'tree/.wh..wh..opq', 'tree/fresh',
+  ].sort()
+
+  it('holds exactly the added, changed and deleted paths, as whiteouts and an opaque dir', async () => {
+    const { state } = await run(parent, script)
+    const layer = state.layers.at(-1)!
+    const listed = await listLayer(layer)
+    expect(listed.map((e) => e.path).sort()).toEqual(expected)
+    expect(listed.find((e) => e.path === 'link')).toMatchObject({ type: 'SymbolicLink', linkpath: '/keep/b' })
+    for (const e of listed) expect(e.path).not.toMatch(/^(proc|sys|dev)(\/|$)|^etc\/(resolv\.conf|hosts|hostname)$/)
+
+    // The merged result is the tree the script asked for.
+    const tree = await withRootfs(store, state.layers, {}, async (d) => ({
+      keep: readdirSync(join(d, 'keep')).sort(),
+      a: readFileSync(join(d, 'keep/a'), 'utf8'),
+      gone: existsSync(join(d, 'gone')),
+      tree: readdirSync(join(d, 'tree')).sort(),
+      vi: existsSync(join(d, 'bin/vi')),
+      sh: existsSync(join(d, 'bin/sh')),
+      top: readdirSync(d).sort(),
+    }))
+    expect(tree).toEqual({
+      keep: ['a', 'b'],
+      a: 'changed\n',
+      gone: false,
+      tree: ['fresh'],
+      vi: false,
+      sh: true,
+      top: ['bin', 'etc', 'home', 'keep', 'link', 'made', 'new', 'root', 'tmp', 'tree'],
+    })
+    expect(state.config.rootfs.diff_ids.at(-1)).toBe(layer.diffId)
+    expectClean()
+  })
+
+  it('the copy fallback writes the same entries', async () => {
+    const overlay = await run(parent, script)
+    setOverlaySupport(false)
+    try {
+      const copied = await run(parent, script)
+      const shape = async (l: LayerRef) => (await listLayer(l)).map(({ path, type, mode, uid, gid, size, linkpath }) => ({ path, type, mode, uid, gid, size, linkpath }))
+      expect(await shape(copied.state.layers.at(-1)!)).toEqual(await shape(overlay.state.layers.at(-1)!))
+    } finally {
+      setOverlaySupport(undefined)
+    }
+    expectClean()
+  })
+
+  it('a step that changes nothing makes an empty layer, even on a base without /proc, /dev, /sys', async () => {
+    expect(existsSync(join((await ensureSnapshot(store, busybox.layers[0]!)).dir, 'proc'))).toBe(false)
+    const { state } = await run(busybox, 'true')
+    expect(await paths(state.layers.at(-1)!)).toEqual([])
+  })
+
+  it('keeps uid/gid/mode and security.capability of copied-up files', async () => {
+    const cap = Buffer.from('0100000200200000000000000000000000000000', 'hex')
+    const withCap = await addLayer(busybox, [file('capbin', 'bin', { mode: 0o755, xattrs: { 'security.capability': cap } })])
+    const { state } = await run(withCap, 'chmod 0750 /capbin && touch /owned && chown 1000:1000 /owned && chmod 4711 /owned')
+    const listed = await listLayer(state.layers.at(-1)!)
+    expect(listed.find((e) => e.path === 'capbin')).toMatchObject({ mode: 0o750 })
+    expect(listed.find((e) => e.path === 'owned')).toMatchObject({ uid: 1000, gid: 1000, mode: 0o4711 })
+    // unpacked again (GNU tar reads the PAX SCHILY.xattr record), the capability is there
+    const snap = await ensureSnapshot(store, state.layers.at(-1)!)
+    const attr = execFileSync('getfattr', ['--absolute-names', '-e', 'hex', '-n', 'security.capability', join(snap.dir, 'capbin')]).toString()
+    expect(attr).toContain(`0x${cap.toString('hex')}`)
+  })
+
+  it('keeps real mtimes, or clamps them to the epoch when asked', async () => {
+    const kept = await listLayer((await run(busybox, 'touch -d @1800000000 /future && touch /now')).state.layers.at(-1)!)
+    expect(kept.find((e) => e.path === 'future')!.mtime).toBe(1_800_000_000)
+    expect(kept.find((e) => e.path === 'now')!.mtime).toBeGreaterThan(T)
+    const clamped = await listLayer((await run(busybox, 'touch -d @1800000000 /future && touch /now', {}, { clampRunMtimes: true, epoch: T })).state.layers.at(-1)!)
+    for (const e of clamped) expect(e.mtime).toBeLessThanOrEqual(T)
+  })
+
+  it('records BuildKit history: shell form, exec form, ARG prefix', async () => {
+    const withArgs = { ...busybox, args: [{ name: 'A', value: '1' }, { name: 'B' }, { name: 'C', value: 'x y' }] }
+    const shell = await run(withArgs, 'echo hi')
+    expect(shell.state.config.history!.at(-1)).toEqual({ created: '2024-01-01T00:00:00Z', created_by: 'RUN |2 A=1 C=x y /bin/sh -c echo hi # buildkit' })
+    const exec = await run(busybox, ['/bin/echo', 'a b', 'c'])
+    expect(exec.state.config.history!.at(-1)!.created_by).toBe('RUN /bin/echo a b c # buildkit')
+    const mounted = await run(busybox, 'true', { mounts: [{ type: 'tmpfs', target: '/t' }] })
+    expect(mounted.state.config.history!.at(-1)!.created_by).toBe('RUN /bin/sh -c true # buildkit')
+  })
+})
+
+describe('Dockerfile semantics', () => {
+  it('string form runs through SHELL, array form execs directly', async () => {
+    await run(withConfig(busybox, { Shell: ['/bin/echo', 'via-shell'] }), 'the $HOME command')
+    expect(output()).toBe('via-shell the $HOME command\n')
+    events = []
+    await run(busybox, ['/bin/echo', '$HOME', 'stays'])
+    expect(output()).toBe('$HOME stays\n')
+    events = []
+    await run(busybox, 'echo $0')
+    expect(output()).toBe('/bin/sh\n')
+  })
+
+  it('Env = config Env + build ARGs (ENV wins, ARGs never stored); default PATH', async () => {
+    const state = withConfig(busybox, { Env: ['FOO=from-env', 'SHARED=env'] }, [{ name: 'BAR', value: 'from-arg' }, { name: 'SHARED', value: 'arg' }, { name: 'UNSET' }])
+    const { state: after } = await run(state, 'echo "$FOO $BAR $SHARED ${UNSET-unset} $PATH"')
+    expect(output()).toBe('from-env from-arg env unset /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n')
+    expect(after.config.config.Env).toEqual(['FOO=from-env', 'SHARED=env'])
+    expect(JSON.stringify(after.config.config)).not.toContain('from-arg')
+  })
+
+  it('creates a missing WORKDIR (owned by the USER) and runs in it', async () => {
+    const { state } = await run(withConfig(busybox, { WorkingDir: '/srv/app', User: 'app' }), 'pwd && touch mine')
+    expect(output()).toBe('/srv/app\n')
+    const listed = await listLayer(state.layers.at(-1)!)
+    expect(listed.map((e) => e.path)).toEqual(['srv', 'srv/app', 'srv/app/mine'])
+    expect(listed.find((e) => e.path === 'srv/app/mine')).toMatchObject({ uid: 1000, gid: 1000 })
+  })
+
+  it('resolves USER by name, uid and uid:gid through the image files', async () => {
+    await run(withConfig(busybox, { User: 'app' }), 'id -u; id -g; echo $HOME')
+    await run(withConfig(busybox, { User: '1234:5678' }), 'id -u; id -g')
+    await run(withConfig(busybox, { User: 'app:nogroup' }), 'id -u; id -g')
+    expect(output()).toBe('1000\n1000\n/home/app\n1234\n5678\n1000\n65534\n')
+    await expect(run(withConfig(busybox, { User: 'nobody-here' }), 'true')).rejects.toMatchObject({ code: 'USER_NOT_FOUND' })
+    expectClean()
+  })
+
+  it('a non-zero exit fails with ExecError: exit code, command, output tail', async () => {
+    const err = await run(busybox, 'for i in $(seq 1 50); do echo line$i; done; echo oops >&2; exit 7').catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ExecError)
+    const e = err as ExecError
+    expect(e.code).toBe('RUN_FAILED')
+    expect(e.exitCode).toBe(7)
+    expect(e.command).toEqual(['/bin/sh', '-c', 'for i in $(seq 1 50); do echo line$i; done; echo oops >&2; exit 7'])
+    expect(e.outputTail.split('\n').at(-1)).toBe('oops')
+    expect(e.outputTail).toContain('line50')
+    expect(e.outputTail).not.toContain('line10\n')
+    // output streamed live as log events, per stream
+    expect(events.some((ev) => ev.type === 'log' && ev.stream === 'stderr' && ev.data.toString().includes('oops'))).toBe(true)
+    expectClean()
+  })
+
+  it('uses the host network by default and a loopback-only one with network none', async () => {
+    const count = async (spec: Partial<RunSpec>, ctx: Partial<ExecContext> = {}) => {
+      events = []
+      await run(busybox, 'cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " " | sort', spec, ctx)
+      return output().trim().split('\n')
+    }
+    const host = readFileSync('/proc/net/dev', 'utf8').split('\n').slice(2).filter(Boolean).map((l) => l.split(':')[0]!.trim()).sort()
+    expect(await count({})).toEqual(host)
+    expect(await count({ network: 'none' })).toEqual(['lo'])
+    expect(await count({}, { network: 'none' })).toEqual(['lo'])
+    expect(await count({ network: 'host' }, { network: 'none' })).toEqual(host)
+  })
+
+  it('gets a fresh hostname, /etc/hosts and the host resolv.conf, none stored', async () => {
+    const { state } = await run(busybox, 'hostname; cat /etc/resolv.conf; grep -c localhost /etc/hosts')
+    expect(output()).toBe(`imagesmith\n${readFileSync('/etc/resolv.conf', 'utf8')}2\n`.replace('\n\n', '\n'))
+    expect(await paths(state.layers.at(-1)!)).toEqual([])
+  })
+})
+
+describe('RUN --mount', () => {
+  it('cache: persists across steps, never in the layer', async () => {
+    const m: MountSpec = { type: 'cache', target: '/var/cache/thing', id: 'thing', sharing: 'shared', readonly: false }
+    const first = await run(busybox, 'echo one >> /var/cache/thing/log; touch /out1', { mounts: [m] })
+    expect(await paths(first.state.layers.at(-1)!)).toEqual(['out1'])
+    await run(busybox, 'cat /var/cache/thing/log', { mounts: [m] })
+    expect(output()).toBe('one\n')
+    expect(readFileSync(join(store.cacheMountDir('thing'), 'log'), 'utf8')).toBe('one\n')
+  })
+
+  it('cache with sharing locked: steps take turns', async () => {
+    const m: MountSpec = { type: 'cache', target: '/c', id: 'locked', sharing: 'locked', readonly: false }
+    const step = 'echo start >> /c/log; sleep 0.3; echo end >> /c/log'
+    await Promise.all([run(busybox, step, { mounts: [m] }), run(busybox, step, { mounts: [m] })])
+    expect(readFileSync(join(store.cacheMountDir('locked'), 'log'), 'utf8')).toBe('start\nend\nstart\nend\n')
+    expectClean()
+  })
+
+  it('secret: file and env, never in a layer, history or config; required and missing fails', async () => {
+    const value = 'S3cr3t-value-4a7c'
+    const secrets = { tok: { value }, fromfile: { src: join(contextDir, 'sub', 'data.txt') } }
+    const mounts: MountSpec[] = [
+      { type: 'secret', id: 'tok', target: '/run/secrets/tok', required: true, mode: 0o400, uid: 0, gid: 0 },
+      { type: 'secret', id: 'tok', target: '', env: 'TOKEN', required: true, mode: 0o400, uid: 0, gid: 0 },
+      { type: 'secret', id: 'fromfile', target: '/etc/extra/secret', required: false, mode: 0o440, uid: 1000, gid: 0 },
+      { type: 'secret', id: 'absent', target: '/run/secrets/absent', required: false, mode: 0o400, uid: 0, gid: 0 },
+    ]
+    const { state } = await run(busybox, 'cat /run/secrets/tok; echo; echo $TOKEN; cat /etc/extra/secret; stat -c %a:%u /etc/extra/secret; test -e /run/secrets/absent || echo no-absent', { mounts }, { secrets })
+    expect(output()).toBe(`${value}\n${value}\nfrom context\n440:1000\nno-absent\n`)
+    expect(await paths(state.layers.at(-1)!)).toEqual([])
+    expect(JSON.stringify(state.config)).not.toContain(value)
+    const blobDir = join(store.root, 'blobs', 'sha256')
+    const hits = execFileSync('sh', ['-c', `for f in ${blobDir}/*; do (gzip -dc "$f" 2>/dev/null || cat "$f") | grep -l -a -F '${value}' >/dev/null && echo "$f"; done; true`]).toString()
+    expect(hits).toBe('')
+    await expect(run(busybox, 'true', { mounts: [{ type: 'secret', id: 'nope', target: '/run/secrets/nope', required: true, mode: 0o400, uid: 0, gid: 0 }] })).rejects.toMatchObject({ code: 'SECRET_NOT_FOUND' })
+    expectClean()
+  })
+
+  it('bind from the context: read-only, or writable with writes discarded', async () => {
+    const ro: MountSpec = { type: 'bind', target: '/src', source: 'sub', readwrite: false }
+    const { state } = await run(busybox, 'cat /src/data.txt; echo x > /src/new 2>/dev/null || echo read-only', { mounts: [ro] })
+    expect(output()).toBe('from context\nread-only\n')
+    expect(await paths(state.layers.at(-1)!)).toEqual([])
+    events = []
+    const rw: MountSpec = { type: 'bind', target: '/src', source: 'sub', readwrite: true }
+    const second = await run(busybox, 'echo changed > /src/data.txt && echo new > /src/new && cat /src/data.txt', { mounts: [rw] })
+    expect(output()).toBe('changed\n')
+    expect(readFileSync(join(contextDir, 'sub', 'data.txt'), 'utf8')).toBe('from context\n')
+    expect(existsSync(join(contextDir, 'sub', 'new'))).toBe(false)
+    expect(await paths(second.state.layers.at(-1)!)).toEqual([])
+    expectClean()
+  })
+
+  it('bind from another stage', async () => {
+    const other = await addLayer(busybox, [dir('payload'), file('payload/p.txt', 'from stage\n')])
+    const m: MountSpec = { type: 'bind', target: '/mnt/other', source: '/payload', fromInput: 1, readwrite: false }
+    const { state } = await run(busybox, 'cat /mnt/other/p.txt; cp /mnt/other/p.txt /copied', { mounts: [m] }, {}, [other])
+    expect(output()).toBe('from stage\n')
+    expect(await paths(state.layers.at(-1)!)).toEqual(['copied'])
+    expectClean()
+  })
+
+  it('tmpfs: writes stay out of the layer', async () => {
+    const { state } = await run(busybox, 'echo x > /scratch/x && ls /scratch', { mounts: [{ type: 'tmpfs', target: '/scratch' }] })
+    expect(output()).toBe('x\n')
+    expect(await paths(state.layers.at(-1)!)).toEqual([])
+  })
+})
+
+describe('cache key', () => {
+  it('hits for the same step, misses when env, parent or bound context content change', async () => {
+    const ctx = { noCache: false }
+    const v = vertex('date +%s%N > /stamp')
+    const a = await runExecutor.exec(v, [busybox], ctxOf(ctx))
+    const b = await runExecutor.exec(v, [busybox], ctxOf(ctx))
+    expect([a.cached, b.cached]).toEqual([false, true])
+    expect(b.state.layers.at(-1)).toEqual(a.state.layers.at(-1))
+    const c = await runExecutor.exec(v, [withConfig(busybox, { Env: ['X=1'] })], ctxOf(ctx))
+    expect(c.cached).toBe(false)
+    const d = await runExecutor.exec(v, [{ ...busybox, args: [{ name: 'A', value: '1' }] }], ctxOf(ctx))
+    expect(d.cached).toBe(false)
+
+    const bind = vertex('cat /src/data.txt > /out', { mounts: [{ type: 'bind', target: '/src', source: 'sub', readwrite: false }] })
+    expect((await runExecutor.exec(bind, [busybox], ctxOf(ctx))).cached).toBe(false)
+    expect((await runExecutor.exec(bind, [busybox], ctxOf(ctx))).cached).toBe(true)
+    writeFileSync(join(contextDir, 'sub', 'data.txt'), 'from context\n') // same bytes, new ctime
+    writeFileSync(join(contextDir, 'sub', 'other.txt'), 'x')
+    expect((await runExecutor.exec(bind, [busybox], ctxOf(ctx))).cached).toBe(false)
+  })
+})
+
+describe('cancellation and cleanup', () => {
+  it('an aborted step kills its container and leaves no mounts, bundles or containers', async () => {
+    const ac = new AbortController()
+    const started = Date.now()
+    const p = run(busybox, 'sleep 30', { mounts: [{ type: 'tmpfs', target: '/t' }, { type: 'secret', id: 's', target: '/run/secrets/s', required: true, mode: 0o400, uid: 0, gid: 0 }] }, { signal: ac.signal, secrets: { s: { value: 'v' } } })
+    setTimeout(() => ac.abort(), 700)
+    await expect(p).rejects.toMatchObject({ code: 'ABORTED' })
+    expect(Date.now() - started).toBeLessThan(10_000)
+    expect(execFileSync('sh', ['-c', 'ps -eo args | grep -c "^sleep 30" || true']).toString().trim()).toBe('0')
+    expectClean()
+  })
+
+  it('a killed process leaves no mounts behind (SIGTERM runs the cleanup registry)', async () => {
+    const script = join(root, 'kill-me.mts')
+    writeFileSync(
+      script,
+      `import { createReadStream } from 'node:fs'
+import { Store } from ${JSON.stringify(join(process.cwd(), 'src/store/store.ts'))}
+import { runExecutor } from ${JSON.stringify(join(process.cwd(), 'src/executors/run.ts'))}
+const store = new Store(${JSON.stringify(store.root)})
+const layers = ${JSON.stringify(busybox.layers)}
+const state = { config: { architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] } }, layers, args: [], cmdSet: false }
+const ctx = { store, contextDir: '/', epoch: 0, clampRunMtimes: false, created: '', platform: { os: 'linux', architecture: 'amd64' }, noCache: true, compression: 'gzip', secrets: {}, network: 'default', emit: (e) => { if (e.type === 'log') process.stdout.write(e.data) } }
+void createReadStream
+await runExecutor.exec({ id: 'sha256:${'e'.repeat(64)}', kind: 'run', spec: { command: ['echo ready; sleep 30'], shellForm: true, network: 'default', mounts: [] }, inputs: [], meta: { description: '' } }, [state], ctx)
+`,
+    )
+    const { spawn } = await import('node:child_process')
+    const child = spawn(join(process.cwd(), 'node_modules/.bin/tsx'), [script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()))
+    expect(mountsUnder(store.root).length).toBeGreaterThan(0)
+    child.kill('SIGTERM')
+    await new Promise((r) => child.on('close', r))
+    expect(mountsUnder(store.root)).toEqual([])
+    expect(readdirSync(store.workDir())).toEqual([])
+    expect(execFileSync('sh', ['-c', 'ps -eo args | grep -c "^sleep 30" || true']).toString().trim()).toBe('0')
+  })
+})
+
+describe('on the Debian base', () => {
+  it('runs apt-get and useradd; USER app then resolves', async () => {
+    const debian = await baseFromTar(debianRootfsTar())
+    const { state } = await run(debian, 'apt-get --version | head -1 && useradd -r app')
+    expect(output()).toMatch(/^apt \d/)
+    const changed = await paths(state.layers.at(-1)!)
+    expect(changed).toEqual(expect.arrayContaining(['etc/passwd', 'etc/group', 'etc/shadow']))
+    for (const p of changed) expect(p).not.toMatch(/^(proc|sys|dev)(\/|$)|^etc\/(resolv\.conf|hosts|hostname)$/)
+    events = []
+    await run(withConfig(state, { User: 'app' }), 'id -un')
+    expect(output()).toBe('app\n')
+    expectClean()
+  })
+})
