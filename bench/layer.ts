@@ -3,7 +3,7 @@
  * entries and writes one layer into a fresh store. Prints one JSON line with its own timings.
  * Usage: tsx bench/layer.ts <tree> <store-dir> [gzip|none] [level]
  */
-import { lstatSync, readdirSync, readlinkSync } from 'node:fs'
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import type { LayerEntry } from '../src/layer/entry.js'
 import { sortEntries, writeLayer } from '../src/layer/write-layer.js'
@@ -31,6 +31,20 @@ function walk(root: string): LayerEntry[] {
   return out
 }
 
+/**
+ * Peak RSS of this process image. VmHWM belongs to the post-exec address space; getrusage's maxRSS
+ * on Linux also carries the parent's RSS at fork time across exec, so it is only a fallback.
+ */
+function peakRssKB(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))
+    if (m) return Number(m[1])
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS
+}
+
 const [tree, storeDir, compression = 'gzip', level = '6'] = process.argv.slice(2)
 if (!tree || !storeDir) throw new Error('usage: layer.ts <tree> <store-dir> [gzip|none] [level]')
 const t0 = performance.now()
@@ -42,6 +56,6 @@ console.log(JSON.stringify({
   entries: entries.length,
   walkS: (t1 - t0) / 1000,
   writeS: (t2 - t1) / 1000,
-  maxRssKB: process.resourceUsage().maxRSS,
+  maxRssKB: peakRssKB(),
   ...ref,
 }))

@@ -24,6 +24,11 @@ export interface ParallelGzipOptions {
    */
   readonly concurrency?: number
   readonly signal?: AbortSignal
+  /**
+   * Called with a source chunk once zlib no longer reads it (only for chunks of exactly
+   * `memberSize` bytes, which are compressed in place), so the producer can reuse the buffer.
+   */
+  readonly onInputDone?: (chunk: Buffer) => void
 }
 
 const DEFAULTS = Object.freeze({ level: 6, memberSize: 1 << 20, concurrency: 4 })
@@ -54,8 +59,9 @@ export async function* gzipMembers(
   let pending: Buffer[] = []
   let pendingLen = 0
   let submitted = 0
-  const submit = (buf: Buffer): void => {
-    const p = compressMember(buf, zopts)
+  const onInputDone = opts.onInputDone
+  const submit = (buf: Buffer, owned: boolean): void => {
+    const p = compressMember(buf, zopts, owned ? onInputDone : undefined)
     p.catch(() => {}) // observed when awaited; keeps an abandoned member from being "unhandled"
     inflight.push(p)
     submitted++
@@ -64,7 +70,7 @@ export async function* gzipMembers(
   for await (const chunk of source) {
     throwIfAborted(signal)
     if (pendingLen === 0 && chunk.length === memberSize) {
-      submit(chunk) // the tar writer's chunks already have member size: no copy
+      submit(chunk, true) // the tar writer's chunks already have member size: no copy
     } else {
       let rest: Buffer = chunk
       while (rest.length > 0) {
@@ -73,7 +79,7 @@ export async function* gzipMembers(
         pendingLen += take
         rest = rest.subarray(take)
         if (pendingLen === memberSize) {
-          submit(pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingLen))
+          submit(pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingLen), false)
           pending = []
           pendingLen = 0
         }
@@ -81,16 +87,17 @@ export async function* gzipMembers(
     }
     while (inflight.length >= concurrency) yield await inflight.shift()!
   }
-  if (pendingLen > 0 || submitted === 0) submit(Buffer.concat(pending, pendingLen))
+  if (pendingLen > 0 || submitted === 0) submit(Buffer.concat(pending, pendingLen), false)
   while (inflight.length > 0) {
     if (signal?.aborted) throw abortError(signal)
     yield await inflight.shift()!
   }
 }
 
-function compressMember(input: Buffer, zopts: ZlibOptions): Promise<Buffer> {
+function compressMember(input: Buffer, zopts: ZlibOptions, done: ((chunk: Buffer) => void) | undefined): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     gzip(input, zopts, (err, out) => {
+      done?.(input)
       if (err) return reject(err)
       resolve(fixHeader(out))
     })

@@ -13,7 +13,7 @@ import type { LayerRef } from '../oci/types.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { Compression, LayerEntry, LayerWriteOptions } from './entry.js'
 import { gzipMembers } from './gzip-parallel.js'
-import { tarChunks, tarChunksAsync } from './tar-writer.js'
+import { TarSerializer } from './tar-writer.js'
 
 const DEFAULTS = Object.freeze({ compression: 'gzip' as Compression, level: 6 })
 
@@ -43,18 +43,24 @@ export async function writeLayer(
   let streamError: unknown
   stream.on('error', (e) => { streamError ??= e })
   try {
+    // Wait for the temp file to exist: aborting a stream that is still opening would let the
+    // open land after the removal and leave the file behind.
+    if ((stream as { pending?: boolean }).pending) await once(stream, 'ready')
     const diffHash = createHash('sha256')
-    const tar = isIterable(entries) ? tarChunks(entries) : tarChunksAsync(entries)
-    const tapped = isIterable(tar) ? tapSync(tar, diffHash, signal) : tapAsync(tar, diffHash, signal)
-    const out = compression === 'gzip' ? gzipMembers(tapped, { level, signal }) : tapped
-    const digestHash = compression === 'gzip' ? createHash('sha256') : undefined
+    const tar = new TarSerializer()
+    const chunks = isIterable(entries) ? tarSync(tar, entries, diffHash, signal) : tarAsync(tar, entries, diffHash, signal)
+    const gzipped = compression === 'gzip'
+    const out = gzipped ? gzipMembers(chunks, { level, signal, onInputDone: (c) => tar.release(c) }) : chunks
+    const digestHash = gzipped ? createHash('sha256') : undefined
+    // Uncompressed chunks go to the file as they are: reuse them once written.
+    const written = gzipped ? undefined : (c: Buffer) => (err?: Error | null) => { if (!err) tar.release(c) }
 
     let size = 0
     for await (const chunk of out) {
       if (streamError) throw streamError
       digestHash?.update(chunk)
       size += chunk.length
-      if (!stream.write(chunk)) await drain(stream, signal)
+      if (!(written ? stream.write(chunk, written(chunk)) : stream.write(chunk))) await drain(stream, signal)
     }
     throwIfAborted(signal)
     stream.end()
@@ -81,31 +87,71 @@ export async function writeLayer(
  * Orders entries the way a deterministic layer wants them: by path compared byte-wise (UTF-8)
  * component by component, so a parent comes before its children and 'a/b' right after 'a' (before
  * 'a-b'). This is the order of GNU `tar --sort=name`. The sort is stable; duplicates are kept.
- * A hard link must sort after its target: producers pick the first path of a link group as the file.
+ *
+ * A hard link must come after the file it names or extractors cannot create it. When a link sorts
+ * before its target, the two swap roles: the first path of the group carries the content and the
+ * others link to it (they share one inode, so the bytes and metadata are the same).
  */
 export function sortEntries<E extends LayerEntry>(entries: Iterable<E>): E[] {
   // '/' → NUL makes plain byte order equal component order; latin1 over the UTF-8 bytes makes JS
   // string comparison (UTF-16 code units) equal byte order.
   const keyed = Array.from(entries, (e) => ({ e, k: Buffer.from(e.path.replaceAll('/', '\0'), 'utf8').toString('latin1') }))
   keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
-  return keyed.map((x) => x.e)
+  const out = keyed.map((x) => x.e)
+  return out.some((e) => e.type === 'hardlink') ? hardlinksAfterTargets(out) : out
+}
+
+function hardlinksAfterTargets<E extends LayerEntry>(sorted: E[]): E[] {
+  const pos = new Map<string, number>()
+  sorted.forEach((e, i) => { if (!pos.has(e.path)) pos.set(e.path, i) })
+  const groups = new Map<number, number[]>() // target position → link positions
+  sorted.forEach((e, i) => {
+    if (e.type !== 'hardlink') return
+    const t = pos.get(e.linkname)
+    if (t === undefined || sorted[t]!.type === 'hardlink') return
+    groups.set(t, [...(groups.get(t) ?? []), i])
+  })
+  const out = sorted.slice()
+  for (const [t, links] of groups) {
+    const first = Math.min(...links)
+    if (first > t) continue
+    const target = sorted[t]!
+    const head = sorted[first]!
+    out[first] = { ...target, path: head.path } as E
+    out[t] = { ...head, path: target.path, linkname: head.path } as E
+    for (const l of links) if (l !== first) out[l] = { ...sorted[l]!, linkname: head.path } as E
+  }
+  return out
 }
 
 function isIterable<T>(x: Iterable<T> | AsyncIterable<T>): x is Iterable<T> {
   return typeof (x as Iterable<T>)[Symbol.iterator] === 'function'
 }
 
-function* tapSync(src: Iterable<Buffer>, hash: Hash, signal: AbortSignal | undefined): Generator<Buffer> {
-  for (const c of src) {
-    throwIfAborted(signal)
+/** Tar chunks of sync entries, hashed (diffID) on the way out: no await per entry or chunk. */
+function* tarSync(tar: TarSerializer, entries: Iterable<LayerEntry>, hash: Hash, signal: AbortSignal | undefined): Generator<Buffer> {
+  for (const e of entries) {
+    for (const c of tar.add(e)) {
+      throwIfAborted(signal)
+      hash.update(c)
+      yield c
+    }
+  }
+  for (const c of tar.end()) {
     hash.update(c)
     yield c
   }
 }
 
-async function* tapAsync(src: AsyncIterable<Buffer>, hash: Hash, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
-  for await (const c of src) {
-    throwIfAborted(signal)
+async function* tarAsync(tar: TarSerializer, entries: AsyncIterable<LayerEntry>, hash: Hash, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+  for await (const e of entries) {
+    for (const c of tar.add(e)) {
+      throwIfAborted(signal)
+      hash.update(c)
+      yield c
+    }
+  }
+  for (const c of tar.end()) {
     hash.update(c)
     yield c
   }
