@@ -103,7 +103,10 @@ export class BlobStore {
       },
       abort: async () => {
         if (done) return
+        // Until the fd is open the file may not exist yet; removing it first would let the open recreate it.
+        if (stream.pending) await new Promise<void>((res) => { stream.once('open', () => res()); stream.once('error', () => res()) })
         stream.destroy()
+        if (!stream.closed) await new Promise<void>((res) => stream.once('close', () => res()))
         await fsp.rm(tmp, { force: true })
       },
     }
