@@ -21,7 +21,7 @@ import { writeLayer } from '../layer/write-layer.js'
 import type { Digest } from '../oci/media-types.js'
 import type { LayerRef } from '../oci/types.js'
 import type { ExecContext, Executor, ExecResult, ImageState } from '../solver/types.js'
-import { registerCleanup, removeSync, unmountSync } from '../snapshot/cleanup.js'
+import { registerCleanup, removeSync, sweepDeadWorkDirs, unmountSync } from '../snapshot/cleanup.js'
 import { copyRootfs, diffWalk, treeState, untouchedSince } from '../snapshot/copy-fallback.js'
 import { diffUpper, recordStubs, removeStubs } from '../snapshot/diff.js'
 import { mountOverlay, overlaySupported, unmount } from '../snapshot/overlay.js'
@@ -199,12 +199,21 @@ async function runStep(vertex: Vertex<'run'>, inputs: readonly ImageState[], ste
   const { store, signal } = ctx
   const state = inputs[0]!
   throwIfAborted(signal)
+  const hostArch = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[process.arch] ?? process.arch
+  if (ctx.platform.os !== 'linux' || ctx.platform.architecture !== hostArch) {
+    throw new ImagesmithError(
+      ErrorCodes.UNSUPPORTED_PLATFORM,
+      `RUN needs the host's platform (linux/${hostArch}); this build targets ${ctx.platform.os}/${ctx.platform.architecture} and emulation is not supported`,
+      { platform: ctx.platform, host: `linux/${hostArch}` },
+    )
+  }
   const runtime = await detectRuntime({ preferred: ctx.runtime, scratch: store.workDir() })
   const snapshots = await ensureSnapshots(store, state.layers, { signal })
   const useOverlay = await overlaySupported(store.workDir())
 
   await mkdir(store.workDir(), { recursive: true })
-  const work = await mkdtemp(join(store.workDir(), 'run-'))
+  sweepDeadWorkDirs(store.workDir())
+  const work = await mkdtemp(join(store.workDir(), `run-${process.pid}-`))
   const rootfs = join(work, 'r')
   const upper = join(work, 'u')
   const mounted: string[] = [] // mount points inside `work`, in mount order

@@ -9,7 +9,8 @@
  * installed only while something is registered, so an idle library changes no signal behaviour.
  */
 import { execFileSync } from 'node:child_process'
-import { rmSync } from 'node:fs'
+import { readdirSync, readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 
 type Undo = () => void
 
@@ -95,5 +96,59 @@ export function removeSync(path: string): void {
     rmSync(path, { recursive: true, force: true })
   } catch {
     // best effort
+  }
+}
+
+/** Mount points at or below `dir`, deepest first, from /proc/self/mountinfo. */
+export function mountsBelow(dir: string): string[] {
+  let info = ''
+  try {
+    info = readFileSync('/proc/self/mountinfo', 'utf8')
+  } catch {
+    return []
+  }
+  const prefix = `${dir}/`
+  return info
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((p): p is string => p !== undefined)
+    .map((p) => p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((p) => p === dir || p.startsWith(prefix))
+    .sort((a, b) => b.length - a.length)
+}
+
+const swept = new Set<string>()
+
+/**
+ * Removes step dirs (`<prefix>-<pid>-…`) in `workDir` left by processes that died without running
+ * their cleanup (SIGKILL, power loss), unmounting whatever is still mounted in them first.
+ * Once per work dir per process.
+ */
+export function sweepDeadWorkDirs(workDir: string): void {
+  if (swept.has(workDir)) return
+  swept.add(workDir)
+  let names: string[] = []
+  try {
+    names = readdirSync(workDir)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const m = /^[a-z]+-(\d+)-/.exec(name)
+    if (!m) continue
+    const pid = Number(m[1])
+    if (pid === process.pid || isAlive(pid)) continue
+    const dir = join(workDir, name)
+    for (const point of mountsBelow(dir)) unmountSync(point)
+    removeSync(dir)
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
   }
 }

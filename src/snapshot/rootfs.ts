@@ -37,7 +37,7 @@ export async function withRootfs<T>(
 
   const scratch = store.workDir()
   await mkdir(scratch, { recursive: true })
-  const dir = await mkdtemp(join(scratch, 'ro-'))
+  const dir = await mkdtemp(join(scratch, `ro-${process.pid}-`))
   const release = registerCleanup(`rootfs ${dir}`, () => {
     unmountSync(dir)
     removeSync(dir)

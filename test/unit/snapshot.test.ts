@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { join } from 'node:path'
 import type { LayerEntry } from '../../src/layer/entry.js'
@@ -7,7 +7,7 @@ import { sortEntries, writeLayer } from '../../src/layer/write-layer.js'
 import type { LayerRef } from '../../src/oci/types.js'
 import { withRootfs } from '../../src/snapshot/rootfs.js'
 import { ensureSnapshot } from '../../src/snapshot/unpack.js'
-import { pendingCleanups } from '../../src/snapshot/cleanup.js'
+import { pendingCleanups, sweepDeadWorkDirs } from '../../src/snapshot/cleanup.js'
 import { Store } from '../../src/store/store.js'
 import { cleanupTmpDirs, mountsUnder, tmpDir } from '../helpers/testbed.js'
 
@@ -123,5 +123,19 @@ describe('withRootfs', () => {
   it('unmounts when the callback throws', async () => {
     await expect(withRootfs(store, [lower, upper], {}, async () => { throw new Error('boom') })).rejects.toThrow('boom')
     expect(mountsUnder(store.root)).toEqual([])
+  })
+})
+
+describe('sweepDeadWorkDirs', () => {
+  it('unmounts and removes step dirs of dead processes, keeps live ones', async () => {
+    const work = join(root, 'sweep')
+    const dead = join(work, 'run-999999-abcdef')
+    const live = join(work, `run-${process.pid}-abcdef`)
+    mkdirSync(join(dead, 'r'), { recursive: true })
+    mkdirSync(live, { recursive: true })
+    execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', join(dead, 'r')])
+    sweepDeadWorkDirs(work)
+    expect(mountsUnder(work)).toEqual([])
+    expect(readdirSync(work)).toEqual([`run-${process.pid}-abcdef`])
   })
 })
