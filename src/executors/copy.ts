@@ -110,7 +110,7 @@ export interface SourceRoot {
   readonly skipWhiteouts?: boolean
 }
 
-interface Found {
+export interface Found {
   readonly src: string
   readonly match: GlobMatch
   /** Base of `--exclude` matching: the glob's literal directory, or the source's parent. */
@@ -158,13 +158,16 @@ export interface PlanOptions {
   readonly mtime: number
   readonly exclude?: PatternMatcher
   readonly destWritten: string
+  /** Whether the whole step places several items (then a file lands inside dest). @default found.length > 1 */
+  readonly multi?: boolean
 }
 
 /** Adds the found sources to `set` with COPY's placement rules. */
 export function placeSources(set: EntrySet, found: readonly Found[], root: SourceRoot, dest: Dest, opts: PlanOptions): void {
   if (found.length === 0) return
-  if (found.length > 1 && !dest.dirSyntax && !dest.existsDir) {
-    throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `copying ${found.length} sources needs a destination ending in '/', got ${opts.destWritten}`, { path: opts.destWritten, dest: opts.destWritten })
+  const multi = opts.multi ?? found.length > 1
+  if (multi && !dest.dirSyntax && !dest.existsDir) {
+    throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `copying several sources needs a destination ending in '/', got ${opts.destWritten}`, { path: opts.destWritten, dest: opts.destWritten })
   }
   const eo: EntryOptions = { owner: opts.owner, mtime: opts.mtime, ...(opts.chmod !== undefined ? { chmod: opts.chmod } : {}) }
   for (const f of found) {
@@ -184,7 +187,7 @@ export function placeSources(set: EntrySet, found: readonly Found[], root: Sourc
     const name = posix.basename(`/${f.match.written}`)
     if (opts.exclude && opts.exclude.matches(f.excludeRel || name)) continue
     if (root.skipWhiteouts && isWhiteoutDevice(st)) continue
-    const toDir = dest.dirSyntax || dest.existsDir || found.length > 1
+    const toDir = dest.dirSyntax || dest.existsDir || multi
     const target = toDir ? (dest.path ? `${dest.path}/${name}` : name) : dest.path
     if (target === '') throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `cannot copy file ${f.src} onto the image root`, { path: f.src })
     addDestDirs(set, dest, opts.owner, opts.mtime, toDir)

@@ -1,0 +1,142 @@
+/**
+ * ADD: COPY plus local tar archives unpacked into the destination (plain, gzip, bzip2, xz; told by
+ * their bytes) and http(s) URLs downloaded (never unpacked). See archive.ts and download.ts.
+ */
+import { promises as fsp } from 'node:fs'
+import { join } from 'node:path'
+import { CopyError, ErrorCodes } from '../errors.js'
+import { EntrySet, type Owner } from '../context/collect.js'
+import { contentKey, hashFileSync } from '../context/content-key.js'
+import { loadDockerignore, PatternMatcher } from '../context/dockerignore.js'
+import type { AddSpec } from '../graph/nodes/add-node.js'
+import { writeLayer } from '../layer/write-layer.js'
+import type { ExecContext, Executor } from '../solver/types.js'
+import { digestOf } from '../util/canonical-json.js'
+import { detectArchive, extractArchive, type ArchiveKind } from './archive.js'
+import { addDestDirs, createdBy, findSources, placeSources, resolveDest, resolveOwner, type Dest, type Found, type SourceRoot } from './copy.js'
+import { download, isUrl, urlFileName, type Downloaded } from './download.js'
+import { cachedLayer } from './layer-cache.js'
+import { withLayer } from './state.js'
+
+/** One item the step places, in source order (a later one overwrites an earlier one's paths). */
+type Part =
+  | { readonly kind: 'local'; readonly found: Found }
+  | { readonly kind: 'archive'; readonly found: Found; readonly archive: ArchiveKind; readonly sha256: string }
+  | { readonly kind: 'url'; readonly src: string; dl?: Downloaded }
+
+interface Placement {
+  readonly ctx: ExecContext
+  readonly spec: AddSpec
+  readonly dest: Dest
+  readonly owner: Owner
+  readonly chmod?: number
+  readonly exclude?: PatternMatcher
+  readonly root: SourceRoot
+  readonly multi: boolean
+  readonly tmp: string
+}
+
+async function place(set: EntrySet, part: Part, p: Placement, index: number): Promise<void> {
+  const { ctx, dest, owner } = p
+  if (part.kind === 'local') {
+    placeSources(set, [part.found], p.root, dest, {
+      owner, mtime: ctx.epoch, destWritten: p.spec.dest, multi: p.multi,
+      ...(p.exclude ? { exclude: p.exclude } : {}), ...(p.chmod !== undefined ? { chmod: p.chmod } : {}),
+    })
+    return
+  }
+  if (part.kind === 'archive') {
+    // An archive always unpacks into the destination as a directory, slash or not (BuildKit's unpack).
+    addDestDirs(set, dest, owner, ctx.epoch, true)
+    const dir = join(p.tmp, `a${index}`)
+    await fsp.mkdir(dir, { recursive: true })
+    const entries = await extractArchive(part.found.match.host, part.archive, {
+      dest: dest.path, tmpDir: dir, archiveName: part.found.src, mtime: ctx.epoch,
+      ...(p.spec.chown ? { owner } : {}), ...(p.chmod !== undefined ? { chmod: p.chmod } : {}),
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    })
+    for (const e of entries) set.add(e)
+    return
+  }
+  const dl = part.dl ?? (part.dl = await download(part.src, p.tmp, { ...(p.spec.checksum ? { checksum: p.spec.checksum } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) }))
+  const name = urlFileName(part.src)
+  const toDir = dest.dirSyntax || dest.existsDir || p.multi
+  const target = toDir ? (dest.path ? `${dest.path}/${name}` : name) : dest.path
+  if (target === '') throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `cannot download ${part.src} onto the image root`, { path: part.src })
+  addDestDirs(set, dest, owner, ctx.epoch, toDir)
+  set.add({
+    type: 'file', path: target, mode: p.chmod ?? 0o600, uid: owner.uid, gid: owner.gid,
+    mtime: dl.lastModified ?? ctx.epoch, size: dl.size, source: { path: dl.path },
+  })
+}
+
+export const addExecutor: Executor<'add'> = {
+  kind: 'add',
+  async exec(vertex, inputs, ctx) {
+    const spec = vertex.spec
+    const parent = inputs[0]!
+    const dest = await resolveDest(ctx, parent, spec.dest, spec.link)
+    if (spec.sources.length > 1 && !dest.dirSyntax) {
+      throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `with more than one source the destination must be a directory ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
+    }
+    const owner = await resolveOwner(ctx, parent, spec.chown)
+    const ignorePatterns = loadDockerignore(ctx.contextDir)
+    const root: SourceRoot = { root: ctx.contextDir, ...(ignorePatterns.length > 0 ? { ignore: new PatternMatcher(ignorePatterns) } : {}) }
+    const chmod = spec.chmod === undefined ? undefined : parseInt(spec.chmod, 8)
+    const exclude = spec.exclude.length > 0 ? new PatternMatcher(spec.exclude) : undefined
+    const urls = spec.sources.filter(isUrl)
+    // With a checksum the one URL's content is known up front: a cache hit needs no download.
+    const deferDownload = spec.checksum !== undefined && urls.length === 1
+
+    await fsp.mkdir(join(ctx.store.root, 'tmp'), { recursive: true })
+    const tmp = await fsp.mkdtemp(join(ctx.store.root, 'tmp', 'add-'))
+    try {
+      const parts: Part[] = []
+      for (const src of spec.sources) {
+        if (isUrl(src)) {
+          const part: Part = { kind: 'url', src }
+          if (!deferDownload) part.dl = await download(src, tmp, { ...(spec.checksum ? { checksum: spec.checksum } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) })
+          parts.push(part)
+          continue
+        }
+        for (const found of findSources([src], root)) {
+          const kind = spec.unpack && found.match.stat!.isFile() ? await detectArchive(found.match.host) : undefined
+          parts.push(kind ? { kind: 'archive', found, archive: kind, sha256: hashFileSync(found.match.host) } : { kind: 'local', found })
+        }
+      }
+      const multi = parts.length > 1
+      if (multi && !dest.dirSyntax && !dest.existsDir) {
+        throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `adding several sources needs a destination ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
+      }
+      const placement: Placement = { ctx, spec, dest, owner, root, multi, tmp, ...(chmod !== undefined ? { chmod } : {}), ...(exclude ? { exclude } : {}) }
+
+      // Content key: what each part contributes, in order. Local trees are keyed by their entries'
+      // bytes; archives by the archive's bytes; URLs by the downloaded digest (or the checksum).
+      const keyParts: unknown[] = []
+      for (const [i, part] of parts.entries()) {
+        if (part.kind === 'local') {
+          const one = new EntrySet()
+          await place(one, part, placement, i)
+          keyParts.push({ local: contentKey(one.finalize()) })
+        } else if (part.kind === 'archive') {
+          keyParts.push({ archive: part.found.match.written, kind: part.archive, sha256: part.sha256 })
+        } else {
+          keyParts.push({ url: part.src, digest: part.dl?.digest ?? spec.checksum, lastModified: part.dl?.lastModified ?? null })
+        }
+      }
+      const destNodes = Object.fromEntries([...dest.nodes].map(([k, v]) => [k, v && { type: v.type, mode: v.mode, uid: v.uid, gid: v.gid }]))
+      const key = digestOf({
+        kind: 'add', spec, content: keyParts, workdir: dest.workdir, dest: dest.path, destNodes, existsDir: dest.existsDir,
+        uid: owner.uid, gid: owner.gid, epoch: ctx.epoch, compression: ctx.compression,
+      })
+      const { layer, cached } = await cachedLayer(ctx, key, async () => {
+        const set = new EntrySet()
+        for (const [i, part] of parts.entries()) await place(set, part, placement, i)
+        return writeLayer(set.finalize(), ctx.store.blobs, { compression: ctx.compression, ...(ctx.signal ? { signal: ctx.signal } : {}) })
+      })
+      return { state: withLayer(parent, ctx, layer, createdBy('ADD', spec)), cached }
+    } finally {
+      await fsp.rm(tmp, { recursive: true, force: true })
+    }
+  },
+}

@@ -1,0 +1,268 @@
+import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Parser, type ReadEntry } from 'tar'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { ErrorCodes } from '../../src/errors.js'
+import { addExecutor } from '../../src/executors/add.js'
+import { detectArchive } from '../../src/executors/archive.js'
+import type { AddSpec } from '../../src/graph/nodes/add-node.js'
+import type { Vertex } from '../../src/graph/node.js'
+import type { LayerRef } from '../../src/oci/types.js'
+import type { ExecContext, ImageState } from '../../src/solver/types.js'
+import { Store } from '../../src/store/store.js'
+
+interface Listed { type: string; mode: number; uid: number; gid: number; mtime: number; linkpath?: string; data: string }
+
+let tmp: string
+let context: string
+let store: Store
+
+function ctxFor(overrides: Partial<ExecContext> = {}): ExecContext {
+  return {
+    store, contextDir: context, epoch: 1_700_000_000, clampRunMtimes: false, created: '2023-11-14T22:13:20Z',
+    platform: { os: 'linux', architecture: 'amd64' }, noCache: false, compression: 'gzip', secrets: {}, network: 'default',
+    emit: () => {}, result: () => { throw new Error('no result') },
+    ...overrides,
+  }
+}
+
+const scratch = (): ImageState => ({
+  config: { architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] },
+  layers: [], args: [], cmdSet: false,
+})
+
+async function add(spec: Partial<AddSpec> & { sources: string[]; dest: string }) {
+  const v: Vertex<'add'> = {
+    id: `sha256:${'0'.repeat(64)}`, kind: 'add', inputs: [], meta: { description: '' },
+    spec: { fromInput: false, exclude: [], link: false, unpack: true, ...spec },
+  }
+  const r = await addExecutor.exec(v, [scratch()], ctxFor())
+  const layer = r.state.layers.at(-1)!
+  return { ...r, layer, list: await listLayer(layer) }
+}
+
+async function listLayer(layer: LayerRef): Promise<Map<string, Listed>> {
+  const out = new Map<string, Listed>()
+  await new Promise<void>((resolve, reject) => {
+    const p = new Parser({
+      onReadEntry: (e: ReadEntry) => {
+        const chunks: Buffer[] = []
+        e.on('data', (c: Buffer) => chunks.push(c))
+        e.on('end', () => out.set(e.path.replace(/\/$/, ''), {
+          type: e.type, mode: (e.mode ?? 0) & 0o7777, uid: e.uid ?? -1, gid: e.gid ?? -1, mtime: Math.floor((e.mtime?.getTime() ?? 0) / 1000),
+          ...(e.linkpath ? { linkpath: e.linkpath } : {}), data: Buffer.concat(chunks).toString('utf8'),
+        }))
+      },
+    })
+    p.on('end', resolve)
+    p.on('error', reject)
+    const s = store.blobs.open(layer.digest)
+    s.on('error', reject)
+    s.pipe(p as unknown as NodeJS.WritableStream)
+  })
+  return out
+}
+
+interface RawEntry { name: string; type?: '0' | '1' | '2' | '5'; data?: string; linkname?: string; mode?: number; uid?: number; gid?: number; mtime?: number }
+
+/** A ustar archive written byte by byte, so names like `../evil` survive (tools would refuse them). */
+function rawTar(entries: RawEntry[]): Buffer {
+  const blocks: Buffer[] = []
+  for (const e of entries) {
+    const h = Buffer.alloc(512)
+    const data = Buffer.from(e.data ?? '')
+    const octal = (v: number, off: number, len: number) => h.write(`${v.toString(8).padStart(len - 1, '0')}\0`, off, len, 'latin1')
+    h.write(e.name, 0, 100, 'utf8')
+    octal(e.mode ?? 0o644, 100, 8)
+    octal(e.uid ?? 1000, 108, 8)
+    octal(e.gid ?? 1000, 116, 8)
+    octal((e.type ?? '0') === '0' ? data.length : 0, 124, 12)
+    octal(e.mtime ?? 1_600_000_000, 136, 12)
+    h.write(e.type ?? '0', 156, 1, 'latin1')
+    if (e.linkname) h.write(e.linkname, 157, 100, 'utf8')
+    h.write('ustar\0', 257, 6, 'latin1')
+    h.write('00', 263, 2, 'latin1')
+    h.fill(0x20, 148, 156)
+    let sum = 0
+    for (const b of h) sum += b
+    h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1')
+    blocks.push(h)
+    if ((e.type ?? '0') === '0') {
+      blocks.push(data, Buffer.alloc((512 - (data.length % 512)) % 512))
+    }
+  }
+  blocks.push(Buffer.alloc(1024))
+  return Buffer.concat(blocks)
+}
+
+const compress = (tool: string, data: Buffer): Buffer => execFileSync(tool, ['-c'], { input: data })
+
+const sample = (): Buffer => rawTar([
+  { name: 'pkg/', type: '5', mode: 0o750 },
+  { name: 'pkg/bin/tool', data: '#!/bin/sh\n', mode: 0o755 },
+  { name: 'pkg/readme', data: 'hello', uid: 1234, gid: 4321, mtime: 1_234_567_890 },
+  { name: 'pkg/link', type: '2', linkname: 'readme' },
+  { name: 'pkg/hard', type: '1', linkname: 'pkg/readme' },
+])
+
+function tree(dir: string): string[] {
+  if (!existsSync(dir)) return []
+  return readdirSync(dir, { recursive: true }).map(String).sort()
+}
+
+beforeEach(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'imagesmith-add-'))
+  context = join(tmp, 'context')
+  mkdirSync(context)
+  store = new Store(join(tmp, 'store'))
+})
+
+afterEach(() => {
+  rmSync(tmp, { recursive: true, force: true })
+})
+
+describe('ADD local archives', () => {
+  for (const [kind, make, name] of [
+    ['tar', (b: Buffer) => b, 'a.tar'],
+    ['gzip', (b: Buffer) => compress('gzip', b), 'a.tgz'],
+    ['bzip2', (b: Buffer) => compress('bzip2', b), 'a.tar.bz2'],
+    ['xz', (b: Buffer) => compress('xz', b), 'no-extension'],
+  ] as const) {
+    it(`unpacks a ${kind} archive (detected by its bytes) keeping the archive's owners, modes and mtimes`, async () => {
+      writeFileSync(join(context, name), make(sample()))
+      expect(await detectArchive(join(context, name))).toBe(kind)
+      const { list, state } = await add({ sources: [name], dest: '/opt' })
+      expect([...list.keys()]).toEqual(['opt', 'opt/pkg', 'opt/pkg/bin', 'opt/pkg/bin/tool', 'opt/pkg/hard', 'opt/pkg/link', 'opt/pkg/readme'])
+      expect(list.get('opt/pkg')).toMatchObject({ type: 'Directory', mode: 0o750, uid: 1000 })
+      expect(list.get('opt/pkg/bin')).toMatchObject({ type: 'Directory', mode: 0o755, uid: 0, mtime: 1_700_000_000 })
+      expect(list.get('opt/pkg/bin/tool')).toMatchObject({ type: 'File', mode: 0o755, data: '#!/bin/sh\n' })
+      expect(list.get('opt/pkg/readme')).toMatchObject({ type: 'Link', linkpath: 'opt/pkg/hard', uid: 1234, gid: 4321 })
+      expect(list.get('opt/pkg/hard')).toMatchObject({ type: 'File', data: 'hello', mtime: 1_234_567_890 })
+      expect(list.get('opt/pkg/link')).toMatchObject({ type: 'SymbolicLink', linkpath: 'readme' })
+      expect(state.config.history!.at(-1)!.created_by).toBe(`ADD ${name} /opt # buildkit`)
+      expect(tree(join(store.root, 'tmp')).filter((p) => p.startsWith('add-'))).toEqual([])
+    })
+  }
+
+  it('chown and chmod replace the archive’s own owners and modes', async () => {
+    writeFileSync(join(context, 'a.tar'), sample())
+    const { list } = await add({ sources: ['a.tar'], dest: '/o/', chown: '7:8', chmod: '640' })
+    expect(list.get('o/pkg/bin/tool')).toMatchObject({ uid: 7, gid: 8, mode: 0o640 })
+  })
+
+  it('copies non-archives (and archives with unpack: false) like COPY', async () => {
+    writeFileSync(join(context, 'plain.gz'), compress('gzip', Buffer.from('not a tar')))
+    writeFileSync(join(context, 'a.tar'), sample())
+    const { list } = await add({ sources: ['plain.gz', 'a.tar'], dest: '/d/', unpack: false })
+    expect([...list.keys()]).toEqual(['d', 'd/a.tar', 'd/plain.gz'])
+    const again = await add({ sources: ['plain.gz'], dest: '/d/' })
+    expect([...again.list.keys()]).toEqual(['d', 'd/plain.gz'])
+  })
+
+  it('absolute entry names land under the destination', async () => {
+    writeFileSync(join(context, 'abs.tar'), rawTar([{ name: '/etc/abs.conf', data: 'x' }, { name: './rel/./f', data: 'y' }]))
+    const { list } = await add({ sources: ['abs.tar'], dest: '/dst/' })
+    expect(list.get('dst/etc/abs.conf')!.data).toBe('x')
+    expect(list.get('dst/rel/f')!.data).toBe('y')
+    expect(list.has('etc/abs.conf')).toBe(false)
+  })
+
+  const unsafe: Array<[string, RawEntry[]]> = [
+    ['../evil', [{ name: 'ok', data: 'ok' }, { name: '../evil', data: 'evil' }]],
+    ['a/../../evil', [{ name: 'a/../../evil', data: 'evil' }]],
+    ['symlink to outside (relative)', [{ name: 'esc', type: '2', linkname: '../../etc/shadow' }]],
+    ['symlink to outside (absolute)', [{ name: 'esc', type: '2', linkname: '/etc/shadow' }]],
+    ['hardlink to outside', [{ name: 'h', type: '1', linkname: '../../etc/passwd' }]],
+    ['hardlink to an image file', [{ name: 'h', type: '1', linkname: 'etc/passwd' }]],
+    ['write through an archive symlink', [{ name: 'd', type: '2', linkname: 'sub' }, { name: 'd/f', data: 'x' }]],
+  ]
+  for (const [what, entries] of unsafe) {
+    it(`refuses an unsafe entry: ${what}`, async () => {
+      writeFileSync(join(context, 'bad.tar'), rawTar(entries))
+      writeFileSync(join(context, 'bad.tgz'), compress('gzip', rawTar(entries)))
+      await store.blobs.init()
+      const before = tree(tmp)
+      for (const src of ['bad.tar', 'bad.tgz']) {
+        const err = await add({ sources: [src], dest: '/app/' }).catch((e: unknown) => e)
+        expect(err).toMatchObject({ name: 'UnsafeArchiveError', code: ErrorCodes.ADD_UNSAFE_ARCHIVE_ENTRY, details: { archive: src } })
+        expect((err as { details: { entry: string } }).details.entry).toBe(entries.at(-1)!.name)
+      }
+      // nothing was written anywhere but the store's own (now empty again) temp dir
+      expect(tree(tmp)).toEqual(before)
+      for (const p of [join(tmp, 'evil'), join(tmp, '..', 'evil'), join(context, 'evil'), join(store.root, 'evil')]) expect(existsSync(p)).toBe(false)
+      expect(tree(join(store.root, 'tmp'))).toEqual([])
+    })
+  }
+})
+
+describe('ADD URLs', () => {
+  let server: Server
+  let base: string
+  const body = rawTar([{ name: 'inside.txt', data: 'tar body' }])
+  const sha = `sha256:${createHash('sha256').update(body).digest('hex')}`
+  let hits = 0
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      hits++
+      if (req.url === '/redirect') {
+        res.writeHead(302, { location: '/files/app.tar' })
+        res.end()
+      } else if (req.url === '/files/app.tar' || req.url === '/files/a%20b.bin') {
+        res.writeHead(200, { 'last-modified': 'Wed, 21 Oct 2015 07:28:00 GMT', 'content-type': 'application/x-tar' })
+        res.end(body)
+      } else if (req.url === '/nodate/x') {
+        res.writeHead(200)
+        res.end('x')
+      } else {
+        res.writeHead(404)
+        res.end('nope')
+      }
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  })
+
+  afterAll(async () => {
+    await new Promise<void>((r) => server.close(() => r()))
+  })
+
+  it('downloads into a dest dir, named after the URL, mode 0600, Last-Modified as mtime, never unpacked', async () => {
+    const { list } = await add({ sources: [`${base}/redirect`], dest: '/dl/' })
+    expect([...list.keys()]).toEqual(['dl', 'dl/redirect'])
+    const f = list.get('dl/redirect')!
+    expect(f).toMatchObject({ type: 'File', mode: 0o600, uid: 0, gid: 0, mtime: Date.parse('Wed, 21 Oct 2015 07:28:00 GMT') / 1000 })
+    expect(Buffer.from(f.data, 'utf8').length).toBe(body.length)
+    const named = await add({ sources: [`${base}/files/a%20b.bin`], dest: '/dl/' })
+    expect(named.list.has('dl/a b.bin')).toBe(true)
+    const nodate = await add({ sources: [`${base}/nodate/x`], dest: '/dl/' })
+    expect(nodate.list.get('dl/x')!.mtime).toBe(1_700_000_000)
+  })
+
+  it('a dest without a trailing slash names the file', async () => {
+    const { list } = await add({ sources: [`${base}/files/app.tar`], dest: '/srv/archive.tar' })
+    expect([...list.keys()]).toEqual(['srv', 'srv/archive.tar'])
+  })
+
+  it('verifies the checksum; with a checksum a cached step needs no download', async () => {
+    const ok = await add({ sources: [`${base}/files/app.tar`], dest: '/c/', checksum: sha })
+    expect(ok.cached).toBe(false)
+    const h = hits
+    const again = await add({ sources: [`${base}/files/app.tar`], dest: '/c/', checksum: sha })
+    expect(again.cached).toBe(true)
+    expect(hits).toBe(h)
+    const err = await add({ sources: [`${base}/files/app.tar`], dest: '/c/', checksum: `sha256:${'0'.repeat(64)}` }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: ErrorCodes.ADD_CHECKSUM_MISMATCH, details: { url: `${base}/files/app.tar`, actual: sha } })
+  })
+
+  it('fails with ADD_DOWNLOAD_FAILED naming url and status', async () => {
+    const err = await add({ sources: [`${base}/missing`], dest: '/x/' }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: ErrorCodes.ADD_DOWNLOAD_FAILED, details: { url: `${base}/missing`, status: 404 } })
+    expect(tree(join(store.root, 'tmp'))).toEqual([])
+  })
+})
