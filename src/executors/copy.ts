@@ -127,7 +127,12 @@ export function findSources(sources: readonly string[], root: SourceRoot): Found
     }
     const rel = clean.replace(/^\/+/, '')
     const notFound = (): CopyError => new CopyError(ErrorCodes.COPY_SOURCE_NOT_FOUND, `source ${src} not found`, { path: src })
-    const ignored = (m: GlobMatch): boolean => root.ignore !== undefined && (root.ignore.matches(m.rel) || (m.written !== '' && root.ignore.matches(m.written)))
+    // An ignored directory is still in the context when `!` patterns may re-include files below
+    // it; the walk then takes only those.
+    const ignored = (m: GlobMatch): boolean =>
+      root.ignore !== undefined &&
+      !(root.ignore.exclusions && m.stat?.isDirectory()) &&
+      (root.ignore.matches(m.rel) || (m.written !== '' && root.ignore.matches(m.written)))
     const { matches, missingParent, base } = expandGlob(root.root, rel === '.' ? '' : rel)
     if (!hasMeta(rel)) {
       const m = matches[0]

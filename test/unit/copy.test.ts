@@ -204,6 +204,9 @@ describe('COPY .dockerignore and --exclude', () => {
     await expect(copy({ sources: ['build/out.o'], dest: '/x/' })).rejects.toMatchObject({ code: ErrorCodes.COPY_SOURCE_NOT_FOUND })
     const keep = await copy({ sources: ['build/keep.txt'], dest: '/x/' })
     expect(keep.list.get('x/keep.txt')!.data).toBe('k')
+    // an ignored directory with a re-included file holds just that file
+    const dir = await copy({ sources: ['build'], dest: '/b/' })
+    expect([...dir.list.keys()]).toEqual(['b', 'b/keep.txt'])
   })
 
   it('applies exclude patterns relative to the copied directory', async () => {
