@@ -22,7 +22,9 @@ import { withRootfs } from '../../src/snapshot/rootfs.js'
 import { ensureSnapshot } from '../../src/snapshot/unpack.js'
 import type { ExecContext, ImageState, ProgressEvent } from '../../src/solver/types.js'
 import { Store } from '../../src/store/store.js'
-import { busyboxRootfsTar, cleanupTmpDirs, debianRootfsTar, mountsUnder, tmpDir } from '../helpers/testbed.js'
+import { image } from '../../src/index.js'
+import { busyboxLayout, busyboxRootfsTar, cleanupTmpDirs, debianLayout, debianRootfsTar, mountsUnder, tmpDir } from '../helpers/testbed.js'
+import { podmanCleanup, podmanStore, requireTools } from '../helpers/tools.js'
 
 let root: string
 let store: Store
@@ -144,6 +146,7 @@ afterEach(() => {
 
 afterAll(async () => {
   setOverlaySupport(undefined)
+  await podmanCleanup()
   await cleanupTmpDirs()
 })
 
@@ -473,5 +476,144 @@ describe('on the Debian base', () => {
     await run(withConfig(state, { User: 'app' }), 'id -un')
     expect(output()).toBe('app\n')
     expectClean()
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// End to end: builder → solver → OCI archive → podman
+
+const bed = requireTools(['podman', 'runc'])
+
+/** Layer blobs of an OCI archive, in manifest order, extracted to `dir`. */
+function archiveLayers(archive: string, dir: string): string[] {
+  mkdirSync(dir, { recursive: true })
+  execFileSync('tar', ['-xf', archive, '-C', dir])
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string }[] }
+  const blob = (d: string) => join(dir, 'blobs', 'sha256', d.slice(7))
+  const manifest = JSON.parse(readFileSync(blob(index.manifests[0]!.digest), 'utf8')) as { layers: { digest: string }[] }
+  return manifest.layers.map((l) => blob(l.digest))
+}
+
+const tarNames = (blob: string) => execFileSync('tar', ['-tzf', blob]).toString().split('\n').filter(Boolean).map((n) => n.replace(/\/$/, '')).sort()
+
+describe.skipIf(bed.skip)('end to end: build() with RUN steps, loaded by podman', () => {
+  const secret = 'e2e-S3CRET-9f1d2'
+  let work: string
+  let ctxDir: string
+  let storeDir: string
+
+  beforeAll(async () => {
+    work = await tmpDir('ism-run-e2e-')
+    ctxDir = join(work, 'ctx')
+    storeDir = join(work, 'store')
+    mkdirSync(join(ctxDir, 'tree/sub'), { recursive: true })
+    writeFileSync(join(ctxDir, 'a'), 'a1\n')
+    writeFileSync(join(ctxDir, 'gone'), 'bye\n')
+    writeFileSync(join(ctxDir, 'tree/old1'), 'o1\n')
+    writeFileSync(join(ctxDir, 'tree/sub/old2'), 'o2\n')
+    writeFileSync(join(ctxDir, 'bound.txt'), 'bound from context\n')
+  })
+
+  it('creates, changes and deletes files; podman shows exactly that tree; layers hold the right whiteouts', async () => {
+    const archive = join(work, 'app.tar')
+    const app = image()
+      .from(`oci:${busyboxLayout()}:latest`)
+      .copy(['a', 'gone'], '/keep/')
+      .copy('tree', '/tree')
+      .arg('VERSION', '1.2')
+      .env('GREETING', 'hi')
+      .run('echo changed > /keep/a && rm /keep/gone && rm /bin/vi && rm -rf /tree && mkdir /tree && echo fresh > /tree/fresh')
+      .workdir('/srv/app')
+      .run('echo "$GREETING $VERSION $(pwd)" > info', { mounts: [{ type: 'cache', target: '/root/.cache', id: 'e2e' }] })
+      .run('cat /run/secrets/tok | wc -c > /secret-len && cat /ctx/bound.txt > /from-bind', {
+        mounts: [{ type: 'secret', id: 'tok', required: true }, { type: 'bind', target: '/ctx', source: '.' }],
+      })
+      .shell(['/bin/sh', '-ec'])
+      .run(['/bin/sh', '-c', 'echo builder:x:1500:1500::/tmp:/bin/sh >> /etc/passwd'])
+      .user('builder')
+      .run('id -un > /tmp/whoami')
+      .cmd(['sh', '-c', 'cat /keep/a; ls /keep; ls /tree; test -e /bin/vi || echo vi-gone; cat /srv/app/info /secret-len /from-bind /tmp/whoami; ls /root/.cache 2>/dev/null | wc -l'])
+    const logs: string[] = []
+    const result = await app.build({
+      context: ctxDir,
+      cacheDir: storeDir,
+      output: { type: 'oci', dest: archive },
+      tags: ['imagesmith-test/run:1'],
+      secrets: { tok: { value: secret } },
+      onProgress: (e) => { if (e.type === 'log') logs.push(e.data.toString()) },
+    })
+    expect(result.config.config.Env).toEqual(expect.arrayContaining(['GREETING=hi']))
+    expect(JSON.stringify(result.config.config)).not.toContain('VERSION')
+
+    const podman = await podmanStore()
+    const loaded = await podman.load(archive)
+    const r = await podman.run(loaded.id)
+    expect(r.stdout).toBe(['changed', 'a', 'fresh', 'vi-gone', 'hi 1.2 /srv/app', String(secret.length), 'bound from context', 'builder', '0', ''].join('\n'))
+
+    const history = (result.config.history ?? []).map((h) => h.created_by)
+    expect(history).toContain('RUN |1 VERSION=1.2 /bin/sh -c echo changed > /keep/a && rm /keep/gone && rm /bin/vi && rm -rf /tree && mkdir /tree && echo fresh > /tree/fresh # buildkit')
+    expect(history).toContain('RUN |1 VERSION=1.2 /bin/sh -c echo builder:x:1500:1500::/tmp:/bin/sh >> /etc/passwd # buildkit')
+    expect(history).toContain('RUN |1 VERSION=1.2 /bin/sh -ec id -un > /tmp/whoami # buildkit')
+
+    const layers = archiveLayers(archive, join(work, 'x'))
+    expect(tarNames(layers[3]!)).toEqual(['bin', 'bin/.wh.vi', 'keep', 'keep/.wh.gone', 'keep/a', 'tree', 'tree/.wh..wh..opq', 'tree/fresh'])
+    expect(tarNames(layers[4]!)).toEqual(['srv', 'srv/app', 'srv/app/info'])
+    expect(tarNames(layers[5]!)).toEqual(['from-bind', 'secret-len'])
+    for (const l of layers.slice(3)) {
+      for (const n of tarNames(l)) expect(n).not.toMatch(/^(proc|sys|dev|run)(\/|$)|^etc\/(resolv\.conf|hosts|hostname)$|^ctx|^root\/.cache/)
+    }
+    // the secret's value is in no blob of the output, compressed or not
+    const blobs = readdirSync(join(work, 'x', 'blobs', 'sha256')).map((n) => join(work, 'x', 'blobs', 'sha256', n))
+    for (const b of [archive, ...blobs]) {
+      const raw = readFileSync(b)
+      expect(raw.includes(secret)).toBe(false)
+      if (raw[0] === 0x1f && raw[1] === 0x8b) expect(execFileSync('gzip', ['-dc', b], { maxBuffer: 1 << 30 }).includes(secret)).toBe(false)
+    }
+    expect(logs.join('')).not.toContain(secret)
+    expect(mountsUnder(storeDir)).toEqual([])
+    expect(readdirSync(join(storeDir, 'work'))).toEqual([])
+
+    // rebuilt on the same store: every RUN is a cache hit, same digest
+    const again = await app.build({ context: ctxDir, cacheDir: storeDir, secrets: { tok: { value: secret } } })
+    expect(again.digest).toBe(result.digest)
+    expect(again.cacheHits).toBeGreaterThanOrEqual(6)
+  })
+
+  it('a failing RUN fails the build with ExecError and leaves nothing mounted', async () => {
+    const err = await image().from(`oci:${busyboxLayout()}:latest`).run('echo before; exit 42').build({ cacheDir: storeDir, context: ctxDir }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ExecError)
+    expect(err).toMatchObject({ exitCode: 42, outputTail: 'before' })
+    expect(mountsUnder(storeDir)).toEqual([])
+    expect(readdirSync(join(storeDir, 'work'))).toEqual([])
+  })
+
+  it('an aborted build kills its container and leaves nothing mounted', async () => {
+    const ac = new AbortController()
+    const p = image().from(`oci:${busyboxLayout()}:latest`).run('echo started; sleep 60').build({
+      cacheDir: storeDir,
+      context: ctxDir,
+      signal: ac.signal,
+      onProgress: (e) => { if (e.type === 'log') ac.abort() },
+    })
+    await expect(p).rejects.toMatchObject({ code: 'ABORTED' })
+    expect(execFileSync('sh', ['-c', 'ps -eo args | grep -c "^sleep 60" || true']).toString().trim()).toBe('0')
+    expect(mountsUnder(storeDir)).toEqual([])
+    expect(readdirSync(join(storeDir, 'work'))).toEqual([])
+    expect(pendingCleanups()).toEqual([])
+  })
+
+  it('Debian: apt-get and useradd work, USER app resolves', async () => {
+    const archive = join(work, 'deb.tar')
+    await image()
+      .from(`oci:${debianLayout()}:latest`)
+      .run('apt-get --version | head -1 > /apt-version && useradd -r app')
+      .user('app')
+      .run('id -un > /tmp/who')
+      .cmd(['sh', '-c', 'cat /apt-version /tmp/who'])
+      .build({ cacheDir: storeDir, context: ctxDir, output: { type: 'oci', dest: archive } })
+    const podman = await podmanStore()
+    const r = await podman.run((await podman.load(archive)).id)
+    expect(r.stdout).toMatch(/^apt \d[^\n]*\napp\n$/)
+    expect(mountsUnder(storeDir)).toEqual([])
   })
 })
