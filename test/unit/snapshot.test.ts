@@ -120,6 +120,15 @@ describe('withRootfs', () => {
     expect(existsSync(empty)).toBe(false)
   })
 
+  it('stacks more layers than absolute lowerdir paths would fit in one mount option page', async () => {
+    const layers: LayerRef[] = []
+    for (let i = 0; i < 120; i++) layers.push(await writeLayer([dir('many'), file(`many/f${i}`, String(i))], store.blobs))
+    expect(layers.map((l) => store.snapshotDir(l.diffId)).join(':').length).toBeGreaterThan(4096)
+    const names = await withRootfs(store, layers, {}, async (d) => readdirSync(join(d, 'many')).length)
+    expect(names).toBe(120)
+    expect(mountsUnder(store.root)).toEqual([])
+  })
+
   it('unmounts when the callback throws', async () => {
     await expect(withRootfs(store, [lower, upper], {}, async () => { throw new Error('boom') })).rejects.toThrow('boom')
     expect(mountsUnder(store.root)).toEqual([])
