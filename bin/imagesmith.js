@@ -1,14 +1,15 @@
 #!/usr/bin/env node
-// Runs the compiled CLI (npm run build); from a source checkout without dist/, falls back to tsx.
+// In a source checkout (src/ present) the CLI runs from source through tsx, so it is never stale;
+// an installed package has only dist/.
 import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { dirname, join } from 'node:path'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const dist = join(root, 'dist', 'cli.js')
-if (existsSync(dist)) {
-  await import(dist)
-} else {
+const src = join(root, 'src', 'cli', 'main.ts')
+if (existsSync(src)) {
   const { tsImport } = await import('tsx/esm/api')
-  await tsImport(join(root, 'src', 'cli', 'main.ts'), import.meta.url)
+  await tsImport(pathToFileURL(src).href, import.meta.url)
+} else {
+  await import(pathToFileURL(join(root, 'dist', 'cli.js')).href)
 }

@@ -88,8 +88,14 @@ export class ExecError extends ImagesmithError {
   }
 }
 
+const KNOWN_CODES = new Set<string>(Object.values(ErrorCodes))
+
+/**
+ * True for imagesmith's errors, also when they come from another copy of the package (a build
+ * script importing its own imagesmith, the CLI from dist/): the stable code is what identifies them.
+ */
 export function isImagesmithError(e: unknown): e is ImagesmithError {
-  return e instanceof ImagesmithError
+  return e instanceof ImagesmithError || (e instanceof Error && KNOWN_CODES.has((e as { code?: unknown }).code as string) && typeof (e as { details?: unknown }).details === 'object')
 }
 
 export function abortError(signal: AbortSignal): ImagesmithError {

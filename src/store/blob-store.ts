@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream, promises as fsp, type WriteStream } from 'node:fs'
 import { join } from 'node:path'
-import type { Readable } from 'node:stream'
+import { Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import ssri from 'ssri'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
@@ -104,7 +104,7 @@ export class BlobStore {
       abort: async () => {
         if (done) return
         // Until the fd is open the file may not exist yet; removing it first would let the open recreate it.
-        if (stream.pending) await new Promise<void>((res) => { stream.once('open', () => res()); stream.once('error', () => res()) })
+        if (stream.pending && !stream.closed && !stream.destroyed) await new Promise<void>((res) => { stream.once('open', () => res()); stream.once('error', () => res()) })
         stream.destroy()
         if (!stream.closed) await new Promise<void>((res) => stream.once('close', () => res()))
         await fsp.rm(tmp, { force: true })
@@ -118,11 +118,16 @@ export class BlobStore {
     const hash = createHash('sha256')
     let size = 0
     try {
-      source.on('data', (chunk: Buffer) => {
-        hash.update(chunk)
-        size += chunk.length
+      // Hash inside the pipeline: a bare 'data' listener would start some sources (minipass, as node-tar
+      // entries are) flowing before the file stream is attached, and those chunks would never be written.
+      const hasher = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          hash.update(chunk)
+          size += chunk.length
+          cb(null, chunk)
+        },
       })
-      await pipeline(source, writer.stream)
+      await pipeline(source, hasher, writer.stream)
       const digest = `sha256:${hash.digest('hex')}` as Digest
       if (expected && expected !== digest) {
         throw new ImagesmithError(ErrorCodes.BLOB_CORRUPT, `blob content does not match ${expected} (got ${digest})`, { expected, actual: digest })
