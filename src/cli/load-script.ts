@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs'
 import { extname, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ImageBuilder } from '../builder/image-builder.js'
-import { ErrorCodes, ImagesmithError } from '../errors.js'
+import { ErrorCodes, ImagesmithError, isImagesmithError } from '../errors.js'
 
 /**
  * Loads a build script: a TS or JS module whose default export is a builder, or a record of named
@@ -25,7 +25,7 @@ export async function loadBuildScript(path: string, target?: string): Promise<{ 
       mod = (await import(url)) as Record<string, unknown>
     }
   } catch (e) {
-    if (e instanceof ImagesmithError) throw e
+    if (isImagesmithError(e)) throw e
     throw new ImagesmithError(ErrorCodes.BUILD_SCRIPT_INVALID, `cannot load build script ${file}: ${(e as Error)?.message ?? e}`, { path: file }, { cause: e })
   }
   let exported = mod.default
