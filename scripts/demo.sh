@@ -6,10 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 [ -d node_modules ] || npm ci --no-audit --no-fund
-npx tsup >/dev/null
+
 
 BUSYBOX=/usr/bin/busybox
-if ! file_is_static=$( [ -x "$BUSYBOX" ] && (ldd "$BUSYBOX" 2>&1 | grep -q 'not a dynamic') && echo yes ); then
+# Debian's busybox-static provides a static /usr/bin/busybox ("not a dynamic executable").
+if ! { [ -x "$BUSYBOX" ] && ldd "$BUSYBOX" 2>&1 | grep -q 'not a dynamic'; }; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "demo: installing busybox-static" >&2
     (apt-get install -y -qq busybox-static >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq busybox-static; }) >&2
@@ -36,7 +37,7 @@ node bin/imagesmith.js inspect out/hello.tar
 cat >&2 <<MSG
 
 demo: wrote out/hello.tar. Load and run it with any of:
-  podman load -i out/hello.tar && podman run --rm localhost/imagesmith-demo:latest
+  podman load -i out/hello.tar && podman run --rm docker.io/library/imagesmith-demo:latest
   docker load -i out/hello.tar && docker run --rm imagesmith-demo:latest
   ctr images import out/hello.tar
   skopeo inspect oci-archive:out/hello.tar
