@@ -36,15 +36,33 @@ interface SnapshotMeta {
 const inFlight = new Map<string, Promise<Snapshot>>()
 const sweptRoots = new Set<string>()
 
-/** Unpacks `layer` into its snapshot dir unless it is there already; concurrent calls share the work. */
+/**
+ * Unpacks `layer` into its snapshot dir unless it is there already; concurrent calls share the work.
+ * An aborted caller stops waiting at once, but a shared unpack runs to its end (another build may
+ * be waiting for it, and a finished snapshot is reused later).
+ */
 export function ensureSnapshot(store: Store, layer: LayerRef, opts: { signal?: AbortSignal } = {}): Promise<Snapshot> {
   const dir = store.snapshotDir(layer.diffId)
   let p = inFlight.get(dir)
   if (!p) {
-    p = unpackOnce(store, layer, dir, opts.signal).finally(() => inFlight.delete(dir))
+    p = unpackOnce(store, layer, dir, undefined).finally(() => inFlight.delete(dir))
+    p.catch(() => undefined) // reported to every waiter; never unhandled when all of them gave up
     inFlight.set(dir, p)
   }
-  return p
+  return raceAbort(p, opts.signal)
+}
+
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p
+  if (signal.aborted) return Promise.reject(abortError(signal))
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal))
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(
+      (v) => { signal.removeEventListener('abort', onAbort); resolve(v) },
+      (e: unknown) => { signal.removeEventListener('abort', onAbort); reject(e) },
+    )
+  })
 }
 
 /** Ensures every layer's snapshot, two at a time (tar and gunzip each keep a core busy). */
