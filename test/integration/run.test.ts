@@ -23,7 +23,7 @@ import { ensureSnapshot } from '../../src/snapshot/unpack.js'
 import type { ExecContext, ImageState, ProgressEvent } from '../../src/solver/types.js'
 import { Store } from '../../src/store/store.js'
 import { image } from '../../src/index.js'
-import { busyboxLayout, busyboxRootfsTar, cleanupTmpDirs, debianLayout, debianRootfsTar, mountsUnder, tmpDir } from '../helpers/testbed.js'
+import { busyboxArchive, busyboxRootfsTar, cleanupTmpDirs, debianArchive, debianRootfsTar, mountsUnder, tmpDir } from '../helpers/testbed.js'
 import { podmanCleanup, podmanStore, requireTools } from '../helpers/tools.js'
 
 let root: string
@@ -517,7 +517,7 @@ describe.skipIf(bed.skip)('end to end: build() with RUN steps, loaded by podman'
   it('creates, changes and deletes files; podman shows exactly that tree; layers hold the right whiteouts', async () => {
     const archive = join(work, 'app.tar')
     const app = image()
-      .from(`oci:${busyboxLayout()}:latest`)
+      .from(`oci-archive:${busyboxArchive()}`)
       .copy(['a', 'gone'], '/keep/')
       .copy('tree', '/tree')
       .arg('VERSION', '1.2')
@@ -580,7 +580,7 @@ describe.skipIf(bed.skip)('end to end: build() with RUN steps, loaded by podman'
   })
 
   it('a failing RUN fails the build with ExecError and leaves nothing mounted', async () => {
-    const err = await image().from(`oci:${busyboxLayout()}:latest`).run('echo before; exit 42').build({ cacheDir: storeDir, context: ctxDir }).catch((e: unknown) => e)
+    const err = await image().from(`oci-archive:${busyboxArchive()}`).run('echo before; exit 42').build({ cacheDir: storeDir, context: ctxDir }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(ExecError)
     expect(err).toMatchObject({ exitCode: 42, outputTail: 'before' })
     expect(mountsUnder(storeDir)).toEqual([])
@@ -589,7 +589,7 @@ describe.skipIf(bed.skip)('end to end: build() with RUN steps, loaded by podman'
 
   it('an aborted build kills its container and leaves nothing mounted', async () => {
     const ac = new AbortController()
-    const p = image().from(`oci:${busyboxLayout()}:latest`).run('echo started; sleep 60').build({
+    const p = image().from(`oci-archive:${busyboxArchive()}`).run('echo started; sleep 60').build({
       cacheDir: storeDir,
       context: ctxDir,
       signal: ac.signal,
@@ -605,7 +605,7 @@ describe.skipIf(bed.skip)('end to end: build() with RUN steps, loaded by podman'
   it('Debian: apt-get and useradd work, USER app resolves', async () => {
     const archive = join(work, 'deb.tar')
     await image()
-      .from(`oci:${debianLayout()}:latest`)
+      .from(`oci-archive:${debianArchive()}`)
       .run('apt-get --version | head -1 > /apt-version && useradd -r app')
       .user('app')
       .run('id -un > /tmp/who')
