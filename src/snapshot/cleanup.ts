@@ -11,6 +11,7 @@
 import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { isProcessAlive } from '../util/process.js'
 
 type Undo = () => void
 
@@ -137,18 +138,10 @@ export function sweepDeadWorkDirs(workDir: string): void {
     const m = /^[a-z]+-(\d+)-/.exec(name)
     if (!m) continue
     const pid = Number(m[1])
-    if (pid === process.pid || isAlive(pid)) continue
+    if (pid === process.pid || isProcessAlive(pid)) continue
     const dir = join(workDir, name)
     for (const point of mountsBelow(dir)) unmountSync(point)
     removeSync(dir)
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}

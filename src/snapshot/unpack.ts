@@ -21,6 +21,7 @@ import { createGunzip } from 'node:zlib'
 import { abortError, ErrorCodes, ImagesmithError, throwIfAborted } from '../errors.js'
 import type { LayerRef } from '../oci/types.js'
 import type { Store } from '../store/store.js'
+import { isProcessAlive } from '../util/process.js'
 
 export interface Snapshot {
   /** The unpacked layer, usable as an overlay lower dir. Never write to it. */
@@ -130,19 +131,11 @@ async function sweepStale(root: string): Promise<void> {
     const m = /\.tmp-(\d+)-/.exec(name)
     if (!m) continue
     const pid = Number(m[1])
-    if (pid === process.pid || isAlive(pid)) continue
+    if (pid === process.pid || isProcessAlive(pid)) continue
     await rm(join(root, name), { recursive: true, force: true }).catch(() => undefined)
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 type Codec = 'gzip' | 'zstd' | 'none'
 

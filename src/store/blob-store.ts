@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises'
 import ssri from 'ssri'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { isDigest, type Digest } from '../oci/media-types.js'
+import { isProcessAlive } from '../util/process.js'
 
 /** A blob being written: bytes go to a private temp file that becomes visible only on commit. */
 export interface BlobWriter {
@@ -60,7 +61,7 @@ export class BlobStore {
     let removed = 0
     for (const name of await fsp.readdir(this.tmpDir).catch(() => [] as string[])) {
       const pid = Number(/^[a-z]+-(\d+)-/.exec(name)?.[1])
-      if (!pid || pid === process.pid || isAlive(pid)) continue
+      if (!pid || pid === process.pid || isProcessAlive(pid)) continue
       await fsp.rm(join(this.tmpDir, name), { recursive: true, force: true })
       removed++
     }
@@ -196,14 +197,6 @@ export class BlobStore {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 function assertDigest(d: string): asserts d is Digest {
   if (!isDigest(d)) throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `not a sha256 digest: ${d}`, { digest: d })

@@ -15,6 +15,7 @@ import { registerCleanup, removeSync } from '../../snapshot/cleanup.js'
 import { mountOverlay, unmount } from '../../snapshot/overlay.js'
 import { hostPath } from '../../snapshot/scoped-path.js'
 import type { OciMount } from './oci-spec.js'
+import { isProcessAlive } from '../../util/process.js'
 
 const execFileP = promisify(execFile)
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
@@ -224,18 +225,10 @@ async function tryLock(dir: string): Promise<(() => Promise<void>) | undefined> 
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
       const pid = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => ''))
-      if (!pid || alive(pid)) return undefined
+      if (!pid || isProcessAlive(pid)) return undefined
       await execFileP('rm', ['-rf', lock]) // the holder died: take the lock over
     }
   }
   return undefined
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
