@@ -600,7 +600,7 @@ describe.skipIf(bed.skip)('end to end: build() with RUN steps, loaded by podman'
     })
     await expect(p).rejects.toMatchObject({ code: 'ABORTED' })
     // The kernel reaps the container's processes as its pid namespace goes away: allow it a moment.
-    const sleepers = () => execFileSync('sh', ['-c', 'ps -eo stat=,args= | grep -v "^Z" | grep -c " sleep 60" || true']).toString().trim()
+    const sleepers = () => execFileSync('sh', ['-c', `ps -eo stat=,comm=,args= | awk '$1 !~ /^Z/ && $2 == "sleep" && $4 == "60"' | wc -l`]).toString().trim()
     for (let i = 0; i < 40 && sleepers() !== '0'; i++) await new Promise((r) => setTimeout(r, 50))
     expect(sleepers()).toBe('0')
     expect(mountsUnder(storeDir)).toEqual([])
