@@ -1,35 +1,11 @@
 /**
- * Child process of the layer bench: walks a tree (lstat only, uid/gid 0, mtime 0), sorts the
- * entries and writes one layer into a fresh store. Prints one JSON line with its own timings.
- * Usage: tsx bench/layer.ts <tree> <store-dir> [gzip|none] [level]
+ * Child process of the layer bench: the real path a user takes — `image().from('scratch').copy('.', '/app')`
+ * built with a cold store into a gzip OCI tarball (COPY content hashing, layer write, archive export).
+ * Prints one JSON line with its own timings.
+ * Usage: tsx bench/layer.ts <tree> <store-dir> <out.tar>
  */
-import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
-import { join } from 'node:path'
-import type { LayerEntry } from '../src/layer/entry.js'
-import { sortEntries, writeLayer } from '../src/layer/write-layer.js'
-import { BlobStore } from '../src/store/blob-store.js'
-
-function walk(root: string): LayerEntry[] {
-  const out: LayerEntry[] = []
-  const visit = (rel: string): void => {
-    for (const name of readdirSync(rel ? join(root, rel) : root)) {
-      const path = rel ? `${rel}/${name}` : name
-      const host = join(root, path)
-      const st = lstatSync(host)
-      const base = { path, mode: st.mode & 0o7777, uid: 0, gid: 0, mtime: 0 }
-      if (st.isDirectory()) {
-        out.push({ ...base, type: 'dir' })
-        visit(path)
-      } else if (st.isFile()) {
-        out.push({ ...base, type: 'file', size: st.size, source: { path: host } })
-      } else if (st.isSymbolicLink()) {
-        out.push({ ...base, type: 'symlink', linkname: readlinkSync(host) })
-      }
-    }
-  }
-  visit('')
-  return out
-}
+import { readFileSync } from 'node:fs'
+import { image } from '../src/index.js'
 
 /**
  * Peak RSS of this process image. VmHWM belongs to the post-exec address space; getrusage's maxRSS
@@ -45,17 +21,19 @@ function peakRssKB(): number {
   return process.resourceUsage().maxRSS
 }
 
-const [tree, storeDir, compression = 'gzip', level = '6'] = process.argv.slice(2)
-if (!tree || !storeDir) throw new Error('usage: layer.ts <tree> <store-dir> [gzip|none] [level]')
+const [tree, storeDir, out] = process.argv.slice(2)
+if (!tree || !storeDir || !out) throw new Error('usage: layer.ts <tree> <store-dir> <out.tar>')
 const t0 = performance.now()
-const entries = sortEntries(walk(tree))
+const result = await image().from('scratch').copy('.', '/app').build({ context: tree, cacheDir: storeDir, output: { type: 'oci', dest: out } })
 const t1 = performance.now()
-const ref = await writeLayer(entries, new BlobStore(storeDir), { compression: compression as 'gzip' | 'none', level: Number(level) })
-const t2 = performance.now()
+const layer = result.layers[0]!
 console.log(JSON.stringify({
-  entries: entries.length,
-  walkS: (t1 - t0) / 1000,
-  writeS: (t2 - t1) / 1000,
+  entries: 0,
+  walkS: 0,
+  writeS: (t1 - t0) / 1000,
   maxRssKB: peakRssKB(),
-  ...ref,
+  digest: layer.digest,
+  diffId: layer.diffId,
+  size: layer.size,
+  manifest: result.digest,
 }))

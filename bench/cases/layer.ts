@@ -100,7 +100,7 @@ async function runImagesmith(tree: string): Promise<ChildResult & { seconds: num
   const store = mkdtempSync(join(tmpdir(), 'imagesmith-bench-store-'))
   try {
     // One node process (tsx registered in-process), so maxRSS is the writer's own peak.
-    const r = await timed(process.execPath, ['--import', 'tsx', join(repo, 'bench', 'layer.ts'), tree, store])
+    const r = await timed(process.execPath, ['--import', 'tsx', join(repo, 'bench', 'layer.ts'), tree, store, join(store, 'out.tar')])
     return { ...(JSON.parse(r.stdout.trim().split('\n').pop()!) as ChildResult), seconds: r.seconds }
   } finally {
     rmSync(store, { recursive: true, force: true })
@@ -132,7 +132,7 @@ const layerCase: BenchCase = {
     const digests = new Set(ours.map((o) => o.digest))
     const last = ours[ours.length - 1]!
     return [{
-      case: 'layer 10k files gzip L6',
+      case: 'COPY 10k files → gzip OCI tar',
       imagesmithS: median(ours.map((o) => o.seconds)),
       floorS: median(floor),
       targetRatio: 1.5,
@@ -140,7 +140,7 @@ const layerCase: BenchCase = {
       rssLimitMB: 200,
       notes: [
         `tree ${tree.files} files, ${(tree.bytes / 1e6).toFixed(1)} MB in ${tree.dir}; blob ${(last.size / 1e6).toFixed(1)} MB`,
-        `imagesmith runs (whole process): ${ours.map((o) => o.seconds.toFixed(2)).join(' / ')} s; in-process walk+write ${ours.map((o) => (o.walkS + o.writeS).toFixed(2)).join(' / ')} s`,
+        `imagesmith runs (whole process): ${ours.map((o) => o.seconds.toFixed(2)).join(' / ')} s; in-process build() ${ours.map((o) => (o.walkS + o.writeS).toFixed(2)).join(' / ')} s`,
         `floor runs: ${floor.map((s) => s.toFixed(2)).join(' / ')} s (tar --sort=name | tee >(sha256sum) | pigz -p2 -6 | sha256sum → ${floorSums.map((x) => x.slice(0, 12)).join(', ')})`,
         `peak RSS = max over runs of the writer process's VmHWM (node + tsx loader ≈ 80 MB of it); digest ${digests.size === 1 ? 'identical across runs' : 'DIFFERS across runs'}: ${last.digest}`,
       ],
