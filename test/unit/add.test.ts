@@ -5,7 +5,6 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Parser, type ReadEntry } from 'tar'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { ErrorCodes } from '../../src/errors.js'
 import { addExecutor } from '../../src/executors/add.js'
@@ -15,8 +14,8 @@ import type { Vertex } from '../../src/graph/node.js'
 import type { LayerRef } from '../../src/oci/types.js'
 import type { ExecContext, ImageState } from '../../src/solver/types.js'
 import { Store } from '../../src/store/store.js'
+import { listLayerEntries } from '../helpers/layer-listing.js'
 
-interface Listed { type: string; mode: number; uid: number; gid: number; mtime: number; linkpath?: string; data: string }
 
 let tmp: string
 let context: string
@@ -46,27 +45,7 @@ async function add(spec: Partial<AddSpec> & { sources: string[]; dest: string })
   return { ...r, layer, list: await listLayer(layer) }
 }
 
-async function listLayer(layer: LayerRef): Promise<Map<string, Listed>> {
-  const out = new Map<string, Listed>()
-  await new Promise<void>((resolve, reject) => {
-    const p = new Parser({
-      onReadEntry: (e: ReadEntry) => {
-        const chunks: Buffer[] = []
-        e.on('data', (c: Buffer) => chunks.push(c))
-        e.on('end', () => out.set(e.path.replace(/\/$/, ''), {
-          type: e.type, mode: (e.mode ?? 0) & 0o7777, uid: e.uid ?? -1, gid: e.gid ?? -1, mtime: Math.floor((e.mtime?.getTime() ?? 0) / 1000),
-          ...(e.linkpath ? { linkpath: e.linkpath } : {}), data: Buffer.concat(chunks).toString('utf8'),
-        }))
-      },
-    })
-    p.on('end', resolve)
-    p.on('error', reject)
-    const s = store.blobs.open(layer.digest)
-    s.on('error', reject)
-    s.pipe(p as unknown as NodeJS.WritableStream)
-  })
-  return out
-}
+const listLayer = (layer: LayerRef) => listLayerEntries(store.blobs, layer)
 
 interface RawEntry { name: string; type?: '0' | '1' | '2' | '5'; data?: string; linkname?: string; mode?: number; uid?: number; gid?: number; mtime?: number }
 

@@ -2,7 +2,6 @@ import { execFileSync } from 'node:child_process'
 import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Parser, type ReadEntry } from 'tar'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ErrorCodes } from '../../src/errors.js'
 import { copyExecutor, createdBy } from '../../src/executors/copy.js'
@@ -13,8 +12,8 @@ import { writeLayer } from '../../src/layer/write-layer.js'
 import type { LayerRef } from '../../src/oci/types.js'
 import type { ExecContext, ImageState } from '../../src/solver/types.js'
 import { Store } from '../../src/store/store.js'
+import { listLayerEntries } from '../helpers/layer-listing.js'
 
-interface Listed { type: string; mode: number; uid: number; gid: number; mtime: number; linkpath?: string; data: string }
 
 let tmp: string
 let context: string
@@ -46,27 +45,7 @@ async function copy(spec: Partial<CopySpec> & { sources: string[]; dest: string 
 }
 
 /** Every entry of a layer blob with its bytes, read back with node-tar's parser (order kept). */
-async function listLayer(layer: LayerRef): Promise<Map<string, Listed>> {
-  const out = new Map<string, Listed>()
-  await new Promise<void>((resolve, reject) => {
-    const p = new Parser({
-      onReadEntry: (e: ReadEntry) => {
-        const chunks: Buffer[] = []
-        e.on('data', (c: Buffer) => chunks.push(c))
-        e.on('end', () => out.set(e.path.replace(/\/$/, ''), {
-          type: e.type, mode: (e.mode ?? 0) & 0o7777, uid: e.uid ?? -1, gid: e.gid ?? -1, mtime: Math.floor((e.mtime?.getTime() ?? 0) / 1000),
-          ...(e.linkpath ? { linkpath: e.linkpath } : {}), data: Buffer.concat(chunks).toString('utf8'),
-        }))
-      },
-    })
-    p.on('end', resolve)
-    p.on('error', reject)
-    const s = store.blobs.open(layer.digest)
-    s.on('error', reject)
-    s.pipe(p as unknown as NodeJS.WritableStream)
-  })
-  return out
-}
+const listLayer = (layer: LayerRef) => listLayerEntries(store.blobs, layer)
 
 function file(rel: string, data: string, mode?: number): void {
   const p = join(context, rel)
