@@ -4,6 +4,7 @@ import type { ContainerConfig } from '../oci/types.js'
 import type { ExecContext, Executor, ImageState } from '../solver/types.js'
 import { goDuration, goList, goQuote, goQuoteList, goQuoteRune, goSet } from './go-format.js'
 import { envMap, withConfig } from './state.js'
+import { applyWorkdir } from './workdir.js'
 
 export const DEFAULT_SHELL: readonly string[] = ['/bin/sh', '-c']
 
@@ -11,10 +12,18 @@ export function shellOf(config: ContainerConfig): readonly string[] {
   return config.Shell && config.Shell.length > 0 ? config.Shell : DEFAULT_SHELL
 }
 
+/** Relative WORKDIRs resolve against the previous one, as in Dockerfiles. */
+function resolveWorkdir(state: ImageState, path: string): string {
+  return posix.resolve(state.config.config.WorkingDir || '/', path)
+}
+
 type Handler<O extends ConfigSpec['op']> = (spec: Extract<ConfigSpec, { op: O }>, state: ImageState, ctx: ExecContext) => ImageState
 
+/** Ops that only change the config. WORKDIR is not one: it also makes its directory (workdir.ts). */
+type PureOp = Exclude<ConfigSpec['op'], 'workdir'>
+
 /** One handler per metadata op; history strings follow BuildKit's dockerfile2llb. */
-const handlers: { readonly [O in ConfigSpec['op']]: Handler<O> } = {
+const handlers: { readonly [O in PureOp]: Handler<O> } = {
   env: (spec, state, ctx) =>
     withConfig(state, ctx, `ENV ${spec.vars.map(([k, v]) => `${k}=${v}`).join(' ')}`, (c) => {
       const env = envMap(c.Env)
@@ -26,10 +35,6 @@ const handlers: { readonly [O in ConfigSpec['op']]: Handler<O> } = {
     for (const a of spec.args) args.push(a.value === undefined ? { name: a.name } : { name: a.name, value: a.value })
     const text = spec.args.map((a) => (a.value === undefined ? a.name : `${a.name}=${a.value}`)).join(' ')
     return withConfig(state, ctx, `ARG ${text}`, (c) => c, { args })
-  },
-  workdir: (spec, state, ctx) => {
-    const wd = posix.resolve(state.config.config.WorkingDir || '/', spec.path)
-    return withConfig(state, ctx, `WORKDIR ${wd}`, (c) => ({ ...c, WorkingDir: wd }))
   },
   user: (spec, state, ctx) => withConfig(state, ctx, `USER ${spec.user}`, (c) => ({ ...c, User: spec.user })),
   expose: (spec, state, ctx) =>
@@ -81,7 +86,9 @@ const handlers: { readonly [O in ConfigSpec['op']]: Handler<O> } = {
 export const configExecutor: Executor<'config'> = {
   kind: 'config',
   async exec(vertex, inputs, ctx) {
-    const handler = handlers[vertex.spec.op] as Handler<ConfigSpec['op']>
-    return { state: handler(vertex.spec, inputs[0]!, ctx), cached: false }
+    // WORKDIR also makes its directory, which needs the image's filesystem: the one async op.
+    if (vertex.spec.op === 'workdir') return applyWorkdir(inputs[0]!, ctx, resolveWorkdir(inputs[0]!, vertex.spec.path))
+    const handler = handlers[vertex.spec.op] as Handler<PureOp>
+    return { state: handler(vertex.spec as Extract<ConfigSpec, { op: PureOp }>, inputs[0]!, ctx), cached: false }
   },
 }

@@ -60,9 +60,10 @@ describe.skipIf(bed.skip)('foundation: COPY/ENV/WORKDIR/USER image loads everywh
     await cleanupTmpDirs()
   })
 
-  it('builds a manifest with the base layer plus one layer per COPY', () => {
+  it('builds a manifest with the base layer, the WORKDIR directory and one layer per COPY', () => {
     expect(result.digest).toMatch(/^sha256:[a-f0-9]{64}$/)
-    expect(result.layers).toHaveLength(3)
+    // WORKDIR makes /srv/app in a layer of its own, as BuildKit does when the directory is missing.
+    expect(result.layers).toHaveLength(4)
     expect(result.config.config.User).toBe('app')
     expect(result.config.config.WorkingDir).toBe('/srv/app')
     expect(result.config.config.Env).toContain('GREETING=hello')
@@ -70,7 +71,8 @@ describe.skipIf(bed.skip)('foundation: COPY/ENV/WORKDIR/USER image loads everywh
     expect(result.config.config.Cmd).toEqual(['from-cmd'])
     expect(Object.keys(result.config.config.ExposedPorts ?? {}).sort()).toEqual(['53/udp', '8080/tcp'])
     const hist = result.config.history ?? []
-    expect(hist.filter((h) => !h.empty_layer)).toHaveLength(3)
+    expect(hist.filter((h) => !h.empty_layer)).toHaveLength(4)
+    expect(hist.find((h) => h.created_by === 'WORKDIR /srv/app')?.empty_layer).toBeUndefined()
     expect(hist.map((h) => h.created_by)).toContain('WORKDIR /srv/app')
     expect(hist.map((h) => h.created_by)).toContain('ENTRYPOINT ["/usr/local/bin/show"]')
   })
@@ -116,7 +118,7 @@ describe.skipIf(bed.skip)('foundation: COPY/ENV/WORKDIR/USER image loads everywh
     // And with the first cache: every COPY layer is a hit, same digest.
     const cached = await app().build({ context, cacheDir: join(work, 'cache1') })
     expect(cached.digest).toBe(result.digest)
-    expect(cached.cacheHits).toBe(2)
+    expect(cached.cacheHits).toBe(3)
   })
 
   it('leaves no partial output next to the archive', async () => {
@@ -124,5 +126,30 @@ describe.skipIf(bed.skip)('foundation: COPY/ENV/WORKDIR/USER image loads everywh
     expect(existsSync(archive)).toBe(true)
     const listing = await runTool('tar', ['-tf', archive])
     expect(listing.stdout.split('\n')).toEqual(expect.arrayContaining(['oci-layout', 'index.json', 'manifest.json', 'repositories']))
+  })
+})
+
+describe.skipIf(bed.skip)('WORKDIR makes its directory like BuildKit', () => {
+  afterAll(() => cleanupTmpDirs())
+
+  it('owned by the current USER when missing; metadata only when it exists', async () => {
+    const work = await tmpDir('ism-wd-')
+    const archive = join(work, 'wd.tar')
+    const b = image()
+      .from(`oci-archive:${busyboxArchive()}`)
+      .user('app')
+      .workdir('/home/app/work/deep')
+      .workdir('/tmp')
+      .user('root')
+      .cmd(['sh', '-c', 'stat -c "%U %a" /home/app/work /home/app/work/deep /home/app; pwd'])
+    const r = await b.build({ context: work, cacheDir: join(work, 'cache'), output: { type: 'oci', dest: archive } })
+    const hist = (r.config.history ?? []).filter((h) => h.created_by?.startsWith('WORKDIR'))
+    expect(hist.map((h) => [h.created_by, h.empty_layer ?? false])).toEqual([
+      ['WORKDIR /home/app/work/deep', false],
+      ['WORKDIR /tmp', true],
+    ])
+    expect(r.layers).toHaveLength(2)
+    const run = await podmanLoadAndRun(archive)
+    expect(run.stdout.trim().split('\n')).toEqual(['app 755', 'app 755', 'app 755', '/tmp'])
   })
 })
