@@ -25,7 +25,6 @@ Exit codes: 0 ok, 1 build failed, 2 usage error.
 interface Io {
   out: (s: string) => void
   err: (s: string) => void
-  isTTY: boolean
 }
 
 export async function main(argv: readonly string[], io: Io, signal?: AbortSignal): Promise<number> {
@@ -155,7 +154,9 @@ async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<nu
     if (output?.type === 'oci') {
       io.err(`load it with:  podman load -i ${output.dest}  |  docker load -i ${output.dest}  |  ctr images import ${output.dest}\n`)
     } else if (output) {
-      io.err(`inspect it with:  skopeo inspect oci:${output.dest}${one(args, '--tag') ? '' : ''}\n`)
+      // In a layout the tag is what index.json names the image by (org.opencontainers.image.ref.name).
+      const tag = many(args, '--tag')[0]
+      io.err(`inspect it with:  skopeo inspect oci:${output.dest}${tag ? `:${parseImageName(tag).tag}` : ''}\n`)
     }
   }
   io.out(`${result.digest}\n`)
@@ -265,7 +266,7 @@ if (isMain()) {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
-  main(process.argv.slice(2), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), isTTY: !!process.stderr.isTTY }, controller.signal).then(
+  main(process.argv.slice(2), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }, controller.signal).then(
     (code) => {
       process.exitCode = interrupted && code !== 0 ? 130 : code
     },

@@ -33,7 +33,6 @@ export async function solve(
   let cacheHits = 0
   const fullCtx: ExecContext = {
     ...ctx,
-    emit: ctx.emit,
     result: (id) => {
       const s = states.get(id)
       if (!s) throw new Error(`vertex ${id} read before it was solved`)
