@@ -1,7 +1,7 @@
 export { image, scratch, ImageBuilder } from './builder/image-builder.js'
 export type { AddOptions, CopyOptions, FromSource, HealthcheckOptions, RunMount, RunOptions } from './builder/options.js'
-export type { BuildOptions, BuildResult, OutputSpec } from './build/options.js'
-export { defaultCacheDir } from './build/resolve-options.js'
+export type { BuildOptions, BuildResult, OutputSpec } from './pipeline/options.js'
+export { defaultCacheDir } from './pipeline/resolve-options.js'
 export {
   ErrorCodes,
   ImagesmithError,
@@ -21,7 +21,7 @@ export { ociArchiveExporter, type OciArchiveOptions } from './exporters/oci-arch
 export { ociLayoutExporter, type OciLayoutOptions } from './exporters/oci-layout.js'
 export type { Exporter, ExportContext } from './exporters/exporter.js'
 export { Store } from './store/store.js'
-export type { StageDef, StageBase, Step, StepInput } from './builder/stage.js'
+export type { StageDef, StageBase, Step, StepInput } from './graph/stage.js'
 export type { CompileOptions } from './graph/compile.js'
 export type { SpecByKind } from './graph/node.js'
 export type { SourceSpec } from './graph/nodes/source-node.js'

@@ -4,9 +4,9 @@ import type { Graph, NodeKind, SpecByKind } from '../graph/node.js'
 import type { MountSpec } from '../graph/nodes/run-node.js'
 import type { HealthConfig } from '../oci/types.js'
 import { deepFreeze } from '../util/freeze.js'
-import { buildImage, type BuildOptions, type BuildResult } from '../build/build.js'
+import { buildImage, type BuildOptions, type BuildResult } from '../pipeline/build.js'
 import type { AddOptions, CopyOptions, FromSource, HealthcheckOptions, RunMount, RunOptions } from './options.js'
-import type { StageDef, Step, StepInput } from './stage.js'
+import type { StageDef, Step, StepInput } from '../graph/stage.js'
 import { normalizePorts, parseChmod, parseDuration, requireNonEmpty, validateEnvName, validateSignal } from './validate.js'
 
 const SCRATCH: StageDef = deepFreeze({ base: { ref: 'scratch' }, steps: [] })

@@ -2,7 +2,7 @@ import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { Digest } from '../oci/media-types.js'
 import { digestOf } from '../util/canonical-json.js'
 import { deepFreeze } from '../util/freeze.js'
-import type { StageDef, StepInput } from '../builder/stage.js'
+import type { StageDef, StepInput } from './stage.js'
 import type { AnyVertex, Graph, NodeKind, NodeMeta, SpecByKind } from './node.js'
 
 export interface CompileOptions {

@@ -1,7 +1,7 @@
-import type { NodeKind, NodeMeta, SpecByKind } from '../graph/node.js'
+import type { NodeKind, NodeMeta, SpecByKind } from './node.js'
 
 /**
- * What a builder holds: frozen plain data describing one stage. Builders are thin views over it;
+ * IR (it belongs with the graph, not the builder): frozen plain data describing one stage. Builders are thin views over it;
  * `compileGraph` turns it (and every stage it references) into the flat vertex graph.
  */
 export interface StageDef {
