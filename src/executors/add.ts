@@ -13,9 +13,10 @@ import { writeLayer } from '../layer/write-layer.js'
 import type { ExecContext, Executor } from '../solver/types.js'
 import { digestOf } from '../util/canonical-json.js'
 import { detectArchive, extractArchive, type ArchiveKind } from './archive.js'
-import { addDestDirs, createdBy, findSources, placeSources, resolveDest, resolveOwner, type Dest, type Found, type SourceRoot } from './copy.js'
+import { createdBy, resolveOwner } from './copy.js'
 import { download, isUrl, urlFileName, type Downloaded } from './download.js'
 import { cachedLayer } from './layer-cache.js'
+import { addDestDirs, findSources, placeSources, resolveDest, type Dest, type Found, type SourceRoot } from './placement.js'
 import { withLayer } from './state.js'
 
 /** One item the step places, in source order (a later one overwrites an earlier one's paths). */

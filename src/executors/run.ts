@@ -11,7 +11,7 @@
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join, posix } from 'node:path'
 import { ErrorCodes, ExecError, ImagesmithError, throwIfAborted } from '../errors.js'
 import type { Vertex } from '../graph/node.js'
@@ -21,13 +21,13 @@ import { writeLayer } from '../layer/write-layer.js'
 import type { Digest } from '../oci/media-types.js'
 import type { LayerRef } from '../oci/types.js'
 import type { ExecContext, Executor, ExecResult, ImageState } from '../solver/types.js'
-import { registerCleanup, removeSync, sweepDeadWorkDirs, unmountSync } from '../snapshot/cleanup.js'
-import { copyRootfs, diffWalk, treeState, untouchedSince } from '../snapshot/copy-fallback.js'
+import { diffWalk, untouchedSince } from '../snapshot/copy-fallback.js'
 import { diffUpper, recordStubs, removeStubs } from '../snapshot/diff.js'
-import { mountOverlay, overlaySupported, unmount } from '../snapshot/overlay.js'
+import { overlaySupported } from '../snapshot/overlay.js'
 import { withRootfs } from '../snapshot/rootfs.js'
 import { hostPath, mkdirAllInRoot } from '../snapshot/scoped-path.js'
 import { ensureSnapshots, type Snapshot } from '../snapshot/unpack.js'
+import { withRootfsWorkspace } from '../snapshot/workspace.js'
 import { canonicalJson } from '../util/canonical-json.js'
 import { shellOf } from './config.js'
 import { cachedLayer } from './layer-cache.js'
@@ -211,37 +211,9 @@ async function runStep(vertex: Vertex<'run'>, inputs: readonly ImageState[], ste
   const snapshots = await ensureSnapshots(store, state.layers, { signal })
   const useOverlay = await overlaySupported(store.workDir())
 
-  await mkdir(store.workDir(), { recursive: true })
-  sweepDeadWorkDirs(store.workDir())
-  const work = await mkdtemp(join(store.workDir(), `run-${process.pid}-`))
-  const rootfs = join(work, 'r')
-  const upper = join(work, 'u')
-  const mounted: string[] = [] // mount points inside `work`, in mount order
-  const releaseWork = registerCleanup(`run ${work}`, () => {
-    for (const m of [...mounted].reverse()) unmountSync(m)
-    removeSync(work)
-  })
-  const unmountAll = async () => {
-    for (const m of mounted.splice(0).reverse()) await unmount(m)
-  }
-  try {
-    await mkdir(rootfs)
-    let before: Map<string, Stats> | undefined
-    if (useOverlay) {
-      await mkdir(upper)
-      await mkdir(join(work, 'w'))
-      const lower = snapshots.map((s) => s.dir).reverse()
-      if (lower.length === 0) {
-        await mkdir(join(work, 'e'))
-        lower.push(join(work, 'e'))
-      }
-      await mountOverlay({ lower, upper, work: join(work, 'w'), target: rootfs, scratch: work })
-      mounted.push(rootfs)
-    } else {
-      await copyRootfs(snapshots.map((s) => s.dir), rootfs)
-      before = treeState(rootfs)
-    }
-
+  return withRootfsWorkspace(store.workDir(), snapshots.map((s) => s.dir), useOverlay, async (ws) => {
+    const { rootfs } = ws
+    const work = ws.dir
     const user = resolveUser(step.user, await readIn(rootfs, '/etc/passwd'), await readIn(rootfs, '/etc/group'))
     // The working dir is made if missing (owned by the step's user, as BuildKit's WORKDIR mkdir).
     mkdirAllInRoot(rootfs, step.cwd, user.uid, user.gid)
@@ -253,7 +225,7 @@ async function runStep(vertex: Vertex<'run'>, inputs: readonly ImageState[], ste
       bundle = join(work, 's')
       await mkdir(bundle)
       await mountTmpfs(bundle)
-      mounted.push(bundle)
+      ws.track(bundle)
     }
 
     return await withInputRoots(vertex.spec.mounts, inputs, ctx, async (inputRoots) => {
@@ -288,27 +260,23 @@ async function runStep(vertex: Vertex<'run'>, inputs: readonly ImageState[], ste
         })
         if (exitCode !== 0) throw new ExecError(step.args, exitCode, tail.lines(TAIL_LINES))
         await prepared.release()
-        await unmountAll()
+        await ws.unmountAll()
 
         let entries: LayerEntry[]
         const clampMtime = ctx.clampRunMtimes ? ctx.epoch : undefined
         if (useOverlay) {
-          removeStubs(upper, stubs)
-          entries = await diffUpper(upper, { clampMtime, lowerStat: lowerLookup(snapshots) })
+          removeStubs(ws.upper!, stubs)
+          entries = await diffUpper(ws.upper!, { clampMtime, lowerStat: lowerLookup(snapshots) })
         } else {
           removeStubs(rootfs, stubs, untouchedSince(started))
-          entries = await diffWalk(rootfs, before!, { clampMtime })
+          entries = await diffWalk(rootfs, ws.before!, { clampMtime })
         }
         return await writeLayer(entries, store.blobs, { compression: ctx.compression, signal })
       } finally {
         await prepared.release()
       }
     })
-  } finally {
-    await unmountAll().catch(() => undefined)
-    await rm(work, { recursive: true, force: true }).catch(() => undefined)
-    releaseWork()
-  }
+  })
 }
 
 async function mountTmpfs(dir: string): Promise<void> {

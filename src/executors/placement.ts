@@ -1,0 +1,168 @@
+/**
+ * Where COPY, ADD and WORKDIR put things: the destination resolved against the image (following
+ * its symlinks), the directories above it, and the sources expanded, checked and placed with
+ * Docker/BuildKit's rules.
+ */
+import type { Stats } from 'node:fs'
+import { posix } from 'node:path'
+import { CopyError, ErrorCodes } from '../errors.js'
+import type { DirEntry } from '../layer/entry.js'
+import type { ExecContext, ImageState } from '../solver/types.js'
+import { addTree, ancestors, entryFromStat, EntrySet, type EntryOptions, type Owner } from '../context/collect.js'
+import type { PatternMatcher } from '../context/dockerignore.js'
+import { expandGlob, goClean, hasMeta, type GlobMatch } from '../context/glob.js'
+import { resolveImagePath, type ImageNode } from './image-file.js'
+
+/** Where a COPY/ADD lands, resolved against the image it applies to. */
+export interface Dest {
+  /** Image path ('' = root) after following the image's symlinks. */
+  readonly path: string
+  /** The destination was written as a directory (trailing '/', or '.'). */
+  readonly dirSyntax: boolean
+  /** The destination already exists in the image as a directory (then it is one, slash or not). */
+  readonly existsDir: boolean
+  /** Image nodes of `path` and its ancestors (null = not in the image). */
+  readonly nodes: ReadonlyMap<string, ImageNode | null>
+  /** The image's working directory the destination was resolved against. */
+  readonly workdir: string
+}
+
+/**
+ * Resolves `dest` against the image's WorkingDir and follows the image's symlinks on it (BuildKit
+ * resolves the destination inside the container root). With `link` (COPY --link) the layer must
+ * not depend on the layers below, so the image is not consulted, as in BuildKit.
+ */
+export async function resolveDest(ctx: ExecContext, parent: ImageState, dest: string, link: boolean): Promise<Dest> {
+  const workdir = parent.config.config.WorkingDir || '/'
+  const abs = posix.resolve(workdir, dest)
+  const dirSyntax = dest.endsWith('/') || dest === '.'
+  const { path, nodes } = link || parent.layers.length === 0
+    ? { path: abs.replace(/^\/+/, ''), nodes: new Map<string, ImageNode | null>() }
+    : await resolveImagePath(ctx.store, parent.layers, abs, ctx.signal)
+  for (const a of ancestors(path)) {
+    const n = nodes.get(a)
+    if (n && n.type !== 'dir') throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `destination ${dest}: /${a} is not a directory in the image`, { path: dest, dest })
+  }
+  const self = nodes.get(path)
+  if (self && self.type !== 'dir' && dirSyntax) {
+    throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `destination ${dest} is not a directory in the image`, { path: dest, dest })
+  }
+  return { path, dirSyntax, existsDir: self?.type === 'dir', nodes, workdir }
+}
+
+/**
+ * Ancestors of the destination (and the destination directory itself when `asDir`): existing
+ * image directories keep their mode and owner, missing ones are created 0755. Created parents get
+ * the --chown owner: BuildKit's copy makes them with fsutil's MkdirAll(0755, chown), so newer
+ * BuildKit chowns them too.
+ */
+export function addDestDirs(set: EntrySet, dest: Dest, owner: Owner, mtime: number, asDir: boolean, created?: { mode: number }): void {
+  const dirs = asDir && dest.path !== '' ? [...ancestors(dest.path), dest.path] : ancestors(dest.path)
+  for (const a of dirs) {
+    const n = dest.nodes.get(a)
+    const e: DirEntry = n && n.type === 'dir'
+      ? { type: 'dir', path: a, mode: n.mode, uid: n.uid, gid: n.gid, mtime }
+      : { type: 'dir', path: a, mode: a === dest.path && created ? created.mode : 0o755, uid: owner.uid, gid: owner.gid, mtime }
+    set.addDirIfAbsent(e)
+  }
+}
+
+export interface SourceRoot {
+  /** Host directory acting as '/' for the sources. */
+  readonly root: string
+  /** `.dockerignore` of the context (absent for another stage's filesystem). */
+  readonly ignore?: PatternMatcher
+  /** Skip 0/0 character devices: overlay whiteouts a merged stage view may show (see withRootfs). */
+  readonly skipWhiteouts?: boolean
+}
+
+export interface Found {
+  readonly src: string
+  readonly match: GlobMatch
+  /** Base of `--exclude` matching: the glob's literal directory, or the source's parent. */
+  readonly excludeRel: string
+}
+
+/** Expands and checks the sources: outside the root, missing, ignored. */
+export function findSources(sources: readonly string[], root: SourceRoot): Found[] {
+  const out: Found[] = []
+  for (const src of sources) {
+    const clean = goClean(src)
+    if (clean === '..' || clean.startsWith('../')) {
+      throw new CopyError(ErrorCodes.COPY_OUTSIDE_CONTEXT, `source ${src} is outside the build context`, { path: src })
+    }
+    const rel = clean.replace(/^\/+/, '')
+    const notFound = (): CopyError => new CopyError(ErrorCodes.COPY_SOURCE_NOT_FOUND, `source ${src} not found`, { path: src })
+    // An ignored directory is still in the context when `!` patterns may re-include files below
+    // it; the walk then takes only those.
+    const ignored = (m: GlobMatch): boolean =>
+      root.ignore !== undefined &&
+      !(root.ignore.exclusions && m.stat?.isDirectory()) &&
+      (root.ignore.matches(m.rel) || (m.written !== '' && root.ignore.matches(m.written)))
+    const { matches, missingParent, base } = expandGlob(root.root, rel === '.' ? '' : rel)
+    if (!hasMeta(rel)) {
+      const m = matches[0]
+      // A path the .dockerignore leaves out is not in the context at all, so it is "not found".
+      if (!m || (m.rel !== '' && ignored(m))) throw notFound()
+      out.push({ src, match: m, excludeRel: '' })
+      continue
+    }
+    // BuildKit copies with AllowEmptyWildcard: a pattern may match nothing, but its literal
+    // directory part must exist.
+    if (missingParent) throw notFound()
+    for (const m of matches) {
+      if (ignored(m)) continue
+      const exRel = base === '' ? m.written : m.written.slice(base.length + 1)
+      out.push({ src, match: m, excludeRel: exRel })
+    }
+  }
+  return out
+}
+
+function isWhiteoutDevice(st: Stats): boolean {
+  return st.isCharacterDevice() && st.rdev === 0
+}
+
+export interface PlanOptions {
+  readonly owner: Owner
+  readonly chmod?: number
+  readonly mtime: number
+  readonly exclude?: PatternMatcher
+  readonly destWritten: string
+  /** Whether the whole step places several items (then a file lands inside dest). @default found.length > 1 */
+  readonly multi?: boolean
+}
+
+/** Adds the found sources to `set` with COPY's placement rules. */
+export function placeSources(set: EntrySet, found: readonly Found[], root: SourceRoot, dest: Dest, opts: PlanOptions): void {
+  if (found.length === 0) return
+  const multi = opts.multi ?? found.length > 1
+  if (multi && !dest.dirSyntax && !dest.existsDir) {
+    throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `copying several sources needs a destination ending in '/', got ${opts.destWritten}`, { path: opts.destWritten, dest: opts.destWritten })
+  }
+  const eo: EntryOptions = { owner: opts.owner, mtime: opts.mtime, ...(opts.chmod !== undefined ? { chmod: opts.chmod } : {}) }
+  for (const f of found) {
+    const st = f.match.stat!
+    if (st.isDirectory()) {
+      addDestDirs(set, dest, opts.owner, opts.mtime, true, { mode: opts.chmod ?? st.mode & 0o7777 })
+      addTree(set, {
+        hostDir: f.match.host,
+        rootRel: f.match.rel,
+        dest: dest.path,
+        ...(root.ignore ? { ignore: root.ignore } : {}),
+        ...(root.skipWhiteouts ? { skipWhiteouts: true } : {}),
+        ...(opts.exclude ? { exclude: opts.exclude, excludeRel: f.excludeRel } : {}),
+      }, eo)
+      continue
+    }
+    const name = posix.basename(`/${f.match.written}`)
+    if (opts.exclude && opts.exclude.matches(f.excludeRel || name)) continue
+    if (root.skipWhiteouts && isWhiteoutDevice(st)) continue
+    const toDir = dest.dirSyntax || dest.existsDir || multi
+    const target = toDir ? (dest.path ? `${dest.path}/${name}` : name) : dest.path
+    if (target === '') throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `cannot copy file ${f.src} onto the image root`, { path: f.src })
+    addDestDirs(set, dest, opts.owner, opts.mtime, toDir)
+    const e = entryFromStat(target, f.match.host, st, eo)
+    if (e) set.add(e)
+  }
+}
