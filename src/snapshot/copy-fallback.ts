@@ -15,7 +15,8 @@ import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 import type { LayerEntry } from '../layer/entry.js'
 import { sortEntries } from '../layer/write-layer.js'
-import { EXCLUDED_SUBTREES, pairHardlinks, readXattrs, sameTime, walkTree, type DiffOptions } from './diff.js'
+import { EXCLUDED_SUBTREES, pairHardlinks, sameTime, walkTree, type DiffOptions } from './diff.js'
+import { KEEP_XATTR, readXattrs } from './xattrs.js'
 
 const execFileP = promisify(execFile)
 
@@ -100,7 +101,7 @@ export async function diffWalk(root: string, before: ReadonlyMap<string, Stats>,
     const x = xattrs.get(rel)
     if (!x) return undefined
     const out: Record<string, Buffer> = {}
-    for (const [k, v] of Object.entries(x)) if (/^(security\.capability|user\..+)$/.test(k)) out[k] = v
+    for (const [k, v] of Object.entries(x)) if (KEEP_XATTR.test(k)) out[k] = v
     return Object.keys(out).length > 0 ? out : undefined
   }
   const entries: LayerEntry[] = []

@@ -6,22 +6,17 @@
  * one carries `trusted.overlay.opaque=y` (→ `.wh..wh..opq`). The same entry shape comes out of the
  * walk-based diff of the copy fallback (copy-fallback.ts), so both paths write the same layer.
  *
- * Mount points the runtime creates for its own mounts (/proc, /dev, /sys, /etc/resolv.conf, …,
- * RUN --mount targets) are recorded before the run ({@link recordStubs}) and removed afterwards
- * ({@link removeStubs}) when they are still empty, as BuildKit's MountStubsCleaner does.
+ * Extended attributes are read in xattrs.ts; the runtime's mount points are taken out of the tree
+ * before the diff by mount-stubs.ts.
  */
-import { execFile } from 'node:child_process'
-import { lstatSync, readdirSync, readlinkSync, rmdirSync, unlinkSync, utimesSync, type Stats } from 'node:fs'
+import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { LayerEntry } from '../layer/entry.js'
 import { sortEntries } from '../layer/write-layer.js'
-import { missingPaths } from './scoped-path.js'
+import { KEEP_XATTR, readXattrs } from './xattrs.js'
 
 /** Subtrees never taken into a layer: the runtime mounts its own filesystems there. */
 export const EXCLUDED_SUBTREES: readonly string[] = Object.freeze(['proc', 'sys', 'dev'])
-
-/** Extended attributes a layer keeps (overlay's own `trusted.overlay.*` never). */
-const KEEP_XATTR = /^(security\.capability|user\..+)$/
 
 export interface DiffOptions {
   /** Clamp mtimes to at most this (seconds since the epoch): BuildKit's rewrite-timestamp. */
@@ -60,54 +55,6 @@ export function walkTree(root: string, exclude: readonly string[]): Node[] {
     }
   }
   return out
-}
-
-/**
- * Reads the kept xattrs (and overlay's opaque marker) of every path under `root` with ONE
- * `getfattr -R` call. Keys of the result are paths relative to `root`.
- */
-export function readXattrs(root: string): Promise<Map<string, Record<string, Buffer>>> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      'getfattr',
-      ['-R', '-P', '-h', '-d', '-m', '^(security\\.capability|user\\..*|trusted\\.overlay\\.opaque)$', '-e', 'hex', '--absolute-names', root],
-      { encoding: 'buffer', maxBuffer: 256 << 20 },
-      (err, stdout, stderr) => {
-        // getfattr exits 1 when some file has none of the attributes it was asked for; output is still complete.
-        if (err && (err as { code?: unknown }).code !== 1) {
-          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return resolve(new Map()) // attr not installed: no xattrs kept
-          return reject(new Error(`getfattr failed: ${stderr.toString().trim() || err.message}`))
-        }
-        resolve(parseGetfattr(stdout, root))
-      },
-    )
-  })
-}
-
-function unescapeName(s: string): string {
-  const latin1 = s.replace(/\\(\\|[0-7]{3})/g, (_m, g: string) => (g === '\\' ? '\\' : String.fromCharCode(parseInt(g, 8))))
-  return Buffer.from(latin1, 'latin1').toString('utf8')
-}
-
-export function parseGetfattr(out: Buffer, root: string): Map<string, Record<string, Buffer>> {
-  const map = new Map<string, Record<string, Buffer>>()
-  const prefix = root.endsWith('/') ? root : `${root}/`
-  let current: Record<string, Buffer> | undefined
-  for (const line of out.toString('latin1').split('\n')) {
-    if (line.startsWith('# file: ')) {
-      const abs = unescapeName(line.slice(8))
-      const rel = abs === root ? '' : abs.startsWith(prefix) ? abs.slice(prefix.length) : abs
-      current = {}
-      map.set(rel, current)
-    } else if (current && line.length > 0) {
-      const eq = line.indexOf('=')
-      if (eq < 0) continue
-      const name = line.slice(0, eq)
-      const v = line.slice(eq + 1)
-      current[name] = v.startsWith('0x') ? Buffer.from(v.slice(2), 'hex') : Buffer.from(v.replace(/^"|"$/g, ''), 'latin1')
-    }
-  }
-  return map
 }
 
 const mode = (st: Stats) => st.mode & 0o7777
@@ -226,71 +173,4 @@ function major(dev: number): number {
 
 function minor(dev: number): number {
   return (dev & 0xff) | ((dev >> 12) & 0xfff00)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Mount stubs
-
-export interface Stubs {
-  /** Container paths that did not exist before the run, top first. */
-  readonly paths: readonly string[]
-  /** mtimes (ms) of the existing parents of those paths, before the run. */
-  readonly parents: ReadonlyMap<string, { atimeMs: number; mtimeMs: number }>
-}
-
-/**
- * Records which components of the mount targets `targets` (container paths) are missing from the
- * rootfs at `root` before the run: the runtime will create them as mount points.
- */
-export function recordStubs(root: string, targets: readonly string[]): Stubs {
-  const paths: string[] = []
-  const parents = new Map<string, { atimeMs: number; mtimeMs: number }>()
-  for (const t of targets) {
-    const missing = missingPaths(root, t)
-    if (missing.length === 0) continue
-    for (const p of missing) if (!paths.includes(p)) paths.push(p)
-    const parent = dirname(missing[0]!)
-    if (!parents.has(parent)) {
-      try {
-        const st = lstatSync(join(root, parent))
-        parents.set(parent, { atimeMs: st.atimeMs, mtimeMs: st.mtimeMs })
-      } catch {
-        // parent vanished: nothing to restore
-      }
-    }
-  }
-  return { paths, parents }
-}
-
-/**
- * After the run, removes the recorded mount points from `dir` (the upper dir, or the copied rootfs)
- * where they are still empty files or empty dirs, deepest first, and gives their parents back the
- * mtime they had before when nothing else changed in them (`isUntouched`; for an upper dir: it is
- * empty).
- */
-export function removeStubs(dir: string, stubs: Stubs, isUntouched: (hostDir: string) => boolean = (d) => readdirSync(d).length === 0): void {
-  for (const p of [...stubs.paths].sort((a, b) => b.length - a.length)) {
-    const host = join(dir, p)
-    let st: Stats
-    try {
-      st = lstatSync(host)
-    } catch {
-      continue
-    }
-    try {
-      if (st.isDirectory()) {
-        if (readdirSync(host).length === 0) rmdirSync(host)
-      } else if (st.isFile() && st.size === 0) unlinkSync(host)
-    } catch {
-      // kept: the step put something there
-    }
-  }
-  for (const [parent, t] of stubs.parents) {
-    const host = join(dir, parent)
-    try {
-      if (lstatSync(host).isDirectory() && isUntouched(host)) utimesSync(host, t.atimeMs / 1000, t.mtimeMs / 1000)
-    } catch {
-      // parent not in this dir: nothing to restore
-    }
-  }
 }
