@@ -11,7 +11,7 @@
  * refused with {@link UnsafeArchiveError}. Absolute names are taken relative to the destination.
  */
 import { spawn } from 'node:child_process'
-import { closeSync, createReadStream, createWriteStream, openSync, readSync } from 'node:fs'
+import { createReadStream, createWriteStream } from 'node:fs'
 import { join, posix } from 'node:path'
 import type { Readable } from 'node:stream'
 import { finished } from 'node:stream/promises'
@@ -19,37 +19,17 @@ import { createGunzip, gunzipSync } from 'node:zlib'
 import { Parser, type ReadEntry } from 'tar'
 import { abortError, ErrorCodes, ImagesmithError, UnsafeArchiveError } from '../errors.js'
 import type { Owner, Planned } from '../context/collect.js'
+import { isTarHeader, readHeadSync, sniff } from '../util/sniff.js'
 
 export type ArchiveKind = 'tar' | 'gzip' | 'bzip2' | 'xz'
 
 /** Bodies up to this size are held in memory instead of a temp file. */
 const INLINE_MAX = 64 * 1024
 
-function readHead(path: string, n: number): Buffer {
-  const fd = openSync(path, 'r')
-  try {
-    const buf = Buffer.alloc(n)
-    const got = readSync(fd, buf, 0, n, 0)
-    return buf.subarray(0, got)
-  } finally {
-    closeSync(fd)
-  }
-}
-
-/** A valid tar header block: the checksum field matches the unsigned byte sum (as Go's archive/tar checks). */
-function isTarHeader(block: Buffer): boolean {
-  if (block.length < 512) return false
-  const field = block.subarray(148, 156).toString('latin1').replace(/\0.*$/s, '').trim()
-  if (!/^[0-7]+$/.test(field)) return false
-  let sum = 0
-  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i]!
-  return parseInt(field, 8) === sum
-}
-
 function decompressHead(kind: Exclude<ArchiveKind, 'tar'>, path: string): Promise<Buffer> {
   if (kind === 'gzip') {
     try {
-      return Promise.resolve(gunzipSync(readHead(path, 64 * 1024), { finishFlush: 2 /* Z_SYNC_FLUSH: a partial stream is fine */ }))
+      return Promise.resolve(gunzipSync(readHeadSync(path, 64 * 1024), { finishFlush: 2 /* Z_SYNC_FLUSH: a partial stream is fine */ }))
     } catch {
       return Promise.resolve(Buffer.alloc(0))
     }
@@ -81,13 +61,11 @@ function decompressHead(kind: Exclude<ArchiveKind, 'tar'>, path: string): Promis
  * isArchivePath reads one header the same way).
  */
 export async function detectArchive(path: string): Promise<ArchiveKind | undefined> {
-  const head = readHead(path, 512)
-  let kind: ArchiveKind = 'tar'
-  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) kind = 'gzip'
-  else if (head.length >= 3 && head.toString('latin1', 0, 3) === 'BZh') kind = 'bzip2'
-  else if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) kind = 'xz'
-  const block = kind === 'tar' ? head : await decompressHead(kind, path)
-  return isTarHeader(block) ? kind : undefined
+  const magic = sniff(readHeadSync(path))
+  // ADD unpacks tar, gzip, bzip2 and xz; anything else (zstd included) is copied as it is.
+  if (magic === 'tar') return 'tar'
+  if (magic !== 'gzip' && magic !== 'bzip2' && magic !== 'xz') return undefined
+  return isTarHeader(await decompressHead(magic, path)) ? magic : undefined
 }
 
 function openDecompressed(path: string, kind: ArchiveKind): { stream: Readable; wait: () => Promise<void> } {

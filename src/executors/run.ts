@@ -37,6 +37,7 @@ import { detectRuntime } from './runtime/detect.js'
 import { ETC_FILES, etcMounts, prepareMounts } from './runtime/mounts.js'
 import { argsPrefix, DEFAULT_PATH, envMap, withLayer } from './state.js'
 import { resolveUser } from './users.js'
+import { ociArch } from '../oci/platform.js'
 
 /** The hostname every RUN container gets (BuildKit uses `buildkitsandbox`). */
 export const RUN_HOSTNAME = 'imagesmith'
@@ -200,7 +201,7 @@ async function runStep(vertex: Vertex<'run'>, inputs: readonly ImageState[], ste
   const { store, signal } = ctx
   const state = inputs[0]!
   throwIfAborted(signal)
-  const hostArch = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[process.arch] ?? process.arch
+  const hostArch = ociArch()
   if (ctx.platform.os !== 'linux' || ctx.platform.architecture !== hostArch) {
     throw new ImagesmithError(
       ErrorCodes.UNSUPPORTED_PLATFORM,

@@ -1,5 +1,5 @@
 import { ErrorCodes, ImagesmithError } from '../errors.js'
-import { importLocalImage, parseLocalRef } from '../oci/base-import.js'
+import { importLocalImage, parseLocalRef } from '../sources/local-import.js'
 import type { ImageConfig } from '../oci/types.js'
 import type { Executor, ImageState } from '../solver/types.js'
 import { DEFAULT_PATH, envMap } from './state.js'

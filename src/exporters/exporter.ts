@@ -1,4 +1,4 @@
-import type { FinalImage } from '../oci/finalize.js'
+import type { FinalImage } from '../oci/types.js'
 import type { BlobStore } from '../store/blob-store.js'
 
 export interface ExportContext {

@@ -1,7 +1,7 @@
 import type { Digest } from '../oci/media-types.js'
 import { MediaType } from '../oci/media-types.js'
-import type { FinalImage } from '../oci/finalize.js'
-import { parseImageName } from '../oci/reference.js'
+import type { FinalImage } from '../oci/types.js'
+import { parseImageName } from '../reference/reference.js'
 import type { Descriptor, ImageIndex } from '../oci/types.js'
 
 /** `oci-layout` must be exactly this: containerd refuses other versions. */

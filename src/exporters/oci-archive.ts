@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import { ErrorCodes, ImagesmithError, throwIfAborted } from '../errors.js'
 import type { LayerEntry } from '../layer/entry.js'
 import { tarChunks } from '../layer/tar-writer.js'
-import type { FinalImage } from '../oci/finalize.js'
+import type { FinalImage } from '../oci/types.js'
 import type { ExportContext, Exporter } from './exporter.js'
 import { OCI_LAYOUT, blobName, dockerManifestFiles, imageBlobs, indexDescriptors, indexJson } from './layout-files.js'
 

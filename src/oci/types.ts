@@ -84,3 +84,13 @@ export interface LayerRef {
   readonly size: number
   readonly mediaType: string
 }
+
+/** A finished image: its config and manifest written to the store as canonical JSON. */
+export interface FinalImage {
+  readonly manifest: Manifest
+  readonly manifestDigest: Digest
+  readonly manifestSize: number
+  readonly config: ImageConfig
+  readonly configDigest: Digest
+  readonly layers: readonly LayerRef[]
+}

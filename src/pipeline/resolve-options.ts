@@ -1,6 +1,7 @@
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { ErrorCodes, InvalidArgumentError } from '../errors.js'
+import { hostPlatform } from '../oci/platform.js'
 import type { Platform } from '../oci/types.js'
 import type { BuildOptions } from './options.js'
 
@@ -46,12 +47,6 @@ export function resolveBuildOptions(opts: BuildOptions, env: NodeJS.ProcessEnv =
     created: created ?? new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'),
     platform: parsePlatform(opts.platform),
   }
-}
-
-const ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' }
-
-export function hostPlatform(): Platform {
-  return { os: 'linux', architecture: ARCH[process.arch] ?? process.arch }
 }
 
 export function parsePlatform(p: string | undefined): Platform {

@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, type Hash } from 'node:crypto'
 import { lstatSync, readdirSync, unlinkSync, utimesSync, type Stats } from 'node:fs'
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -22,6 +22,7 @@ import { abortError, ErrorCodes, ImagesmithError, throwIfAborted } from '../erro
 import type { LayerRef } from '../oci/types.js'
 import type { Store } from '../store/store.js'
 import { isProcessAlive } from '../util/process.js'
+import { sniffFile } from '../util/sniff.js'
 
 export interface Snapshot {
   /** The unpacked layer, usable as an overlay lower dir. Never write to it. */
@@ -137,24 +138,9 @@ async function sweepStale(root: string): Promise<void> {
 }
 
 
-type Codec = 'gzip' | 'zstd' | 'none'
-
-async function sniff(path: string): Promise<Codec> {
-  const fh = await open(path, 'r')
-  try {
-    const head = Buffer.alloc(4)
-    const { bytesRead } = await fh.read(head, 0, 4, 0)
-    if (bytesRead >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip'
-    if (bytesRead === 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd'
-    return 'none'
-  } finally {
-    await fh.close()
-  }
-}
-
 /** blob → (decompress) → diffID check → `tar -x` into `dest`. */
 async function extract(store: Store, layer: LayerRef, dest: string, signal: AbortSignal | undefined): Promise<void> {
-  const codec = await sniff(store.blobs.blobPath(layer.digest))
+  const codec = await sniffFile(store.blobs.blobPath(layer.digest))
   const tarArgs = [
     '-x', '-f', '-', '-C', dest,
     '--numeric-owner', '--same-permissions', '--same-owner',

@@ -2,8 +2,8 @@ import { createReadStream, promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { Parser, type ReadEntry } from 'tar'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
-import type { Digest } from './media-types.js'
-import type { Descriptor, ImageConfig, ImageIndex, Manifest } from './types.js'
+import type { Digest } from '../oci/media-types.js'
+import type { Descriptor, ImageConfig, ImageIndex, Manifest } from '../oci/types.js'
 
 export interface InspectedImage {
   readonly name?: string

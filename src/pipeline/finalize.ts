@@ -1,16 +1,9 @@
 import type { BlobStore } from '../store/blob-store.js'
 import { canonicalJson } from '../util/canonical-json.js'
-import { MediaType, type Digest } from './media-types.js'
-import type { ImageConfig, LayerRef, Manifest } from './types.js'
+import { MediaType } from '../oci/media-types.js'
+import type { FinalImage, ImageConfig, LayerRef, Manifest } from '../oci/types.js'
 
-export interface FinalImage {
-  readonly manifest: Manifest
-  readonly manifestDigest: Digest
-  readonly manifestSize: number
-  readonly config: ImageConfig
-  readonly configDigest: Digest
-  readonly layers: readonly LayerRef[]
-}
+export type { FinalImage } from '../oci/types.js'
 
 /**
  * Writes config and manifest blobs. Both are canonical JSON (sorted keys) so the manifest digest

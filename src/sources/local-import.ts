@@ -3,8 +3,8 @@ import { join, resolve } from 'node:path'
 import { Parser, type ReadEntry } from 'tar'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { BlobStore } from '../store/blob-store.js'
-import { MediaType, isDigest, type Digest } from './media-types.js'
-import type { Descriptor, ImageConfig, ImageIndex, LayerRef, Manifest, Platform } from './types.js'
+import { MediaType, isDigest, type Digest } from '../oci/media-types.js'
+import type { Descriptor, ImageConfig, ImageIndex, LayerRef, Manifest, Platform } from '../oci/types.js'
 
 /** A base image whose config and layer blobs are all in the store. */
 export interface ImportedImage {

@@ -1,0 +1,29 @@
+import type { Platform } from './types.js'
+
+/** Node's `process.arch` names → the GOARCH names OCI platforms use. The one such table. */
+export const OCI_ARCH_BY_NODE_ARCH: Readonly<Record<string, string>> = Object.freeze({
+  x64: 'amd64',
+  arm64: 'arm64',
+  arm: 'arm',
+  ia32: '386',
+  ppc64: 'ppc64le',
+  s390x: 's390x',
+  riscv64: 'riscv64',
+  loong64: 'loong64',
+  mips: 'mips',
+  mipsel: 'mipsle',
+})
+
+/** The OCI architecture of a Node arch name (the host's by default). */
+export function ociArch(nodeArch: string = process.arch): string {
+  return OCI_ARCH_BY_NODE_ARCH[nodeArch] ?? nodeArch
+}
+
+export function hostPlatform(): Platform {
+  return { os: 'linux', architecture: ociArch() }
+}
+
+/** `linux/arm/v7` */
+export function formatPlatform(p: Platform): string {
+  return [p.os, p.architecture, p.variant].filter(Boolean).join('/')
+}
