@@ -29,6 +29,30 @@ export const ErrorCodes = Object.freeze({
   UNSUPPORTED_PLATFORM: 'UNSUPPORTED_PLATFORM',
   CYCLE: 'CYCLE',
   ABORTED: 'ABORTED',
+  /** The disk or quota holding the store or the output is full (ENOSPC, EDQUOT); `details.path` names where. */
+  NO_SPACE: 'NO_SPACE',
+  /** The output path cannot be written (read-only filesystem, permissions); `details.path` names it. */
+  OUTPUT_NOT_WRITABLE: 'OUTPUT_NOT_WRITABLE',
+  /** The build context directory does not exist or is not a directory; `details.path` names it. */
+  CONTEXT_NOT_FOUND: 'CONTEXT_NOT_FOUND',
+  /** A file or directory of the build context cannot be read; `details.path` names it. */
+  CONTEXT_UNREADABLE: 'CONTEXT_UNREADABLE',
+  /** Too many levels of symbolic links (a loop) resolving `details.path`. */
+  SYMLINK_LOOP: 'SYMLINK_LOOP',
+  /** Making, diffing or unpacking a layer snapshot failed (xattrs, whiteouts, device nodes). */
+  SNAPSHOT_FAILED: 'SNAPSHOT_FAILED',
+  /** An overlay mount failed, or the image has more layers than overlay can stack. */
+  MOUNT_FAILED: 'MOUNT_FAILED',
+  /** The OCI runtime is there but does not run containers (`details.runtime` names the binary). */
+  RUNTIME_FAILED: 'RUNTIME_FAILED',
+  /** The store's directory cannot be written (read-only filesystem, permissions); `details.path` names it. */
+  STORE_NOT_WRITABLE: 'STORE_NOT_WRITABLE',
+  /** A value that should be a sha256 digest is not one (a corrupt record or manifest, not a caller's argument). */
+  DIGEST_INVALID: 'DIGEST_INVALID',
+  /** The build graph handed to the solver is inconsistent (e.g. a `copy({ from })` without its stage input). */
+  GRAPH_INVALID: 'GRAPH_INVALID',
+  /** Anything unexpected: still typed, with the step and the original error as `cause`. */
+  INTERNAL: 'INTERNAL',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
@@ -86,6 +110,24 @@ export class ExecError extends ImagesmithError {
     this.command = command
     this.outputTail = outputTail
   }
+}
+
+/**
+ * The same error with more `details` (e.g. the step it failed in), keeping its class, message,
+ * stack and cause. Details already present win: the site that threw knew best.
+ */
+export function withDetails<E extends ImagesmithError>(e: E, extra: Record<string, unknown>): E {
+  const missing = Object.entries(extra).filter(([k, v]) => v !== undefined && !(k in e.details))
+  if (missing.length === 0) return e
+  const copy = Object.create(Object.getPrototypeOf(e) as object) as E
+  Object.defineProperties(copy, Object.getOwnPropertyDescriptors(e))
+  Object.defineProperty(copy, 'details', { value: Object.freeze({ ...e.details, ...Object.fromEntries(missing) }), enumerable: true })
+  return copy
+}
+
+/** Too many levels of symbolic links (ELOOP) resolving `path`: typed where it is found. */
+export function symlinkLoopError(path: string, details: Record<string, unknown> = {}): ImagesmithError {
+  return new ImagesmithError(ErrorCodes.SYMLINK_LOOP, `too many levels of symbolic links resolving ${path}`, { path, ...details })
 }
 
 const KNOWN_CODES = new Set<string>(Object.values(ErrorCodes))

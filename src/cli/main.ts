@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { isImagesmithError, ErrorCodes } from '../errors.js'
+import { isImagesmithError, ErrorCodes, ImagesmithError } from '../errors.js'
 import { toDot, toMermaid } from '../graph/render.js'
 import { inspectImages } from '../sources/inspect.js'
 import { parseImageName } from '../reference/reference.js'
@@ -13,13 +13,17 @@ const HELP = `imagesmith: build OCI images from TypeScript
 
 Usage:
   imagesmith build <build.ts> [--context DIR] [-t TAG]... [-o type=oci,dest=PATH | type=oci-layout,dest=DIR]
-                   [--target NAME] [--no-cache] [--progress auto|plain|quiet] [--build-arg K=V]...
+                   [--target NAME] [--no-cache] [--progress auto|plain|tty|quiet] [--build-arg K=V]...
                    [--secret id=ID,src=PATH | id=ID,env=VAR]... [--platform os/arch] [--network default|none]
                    [--cache-dir DIR] [--runtime crun|runc|PATH]
   imagesmith graph <build.ts> [--target NAME] [--format mermaid|dot] [--build-arg K=V]...
   imagesmith inspect <archive.tar | layout-dir> [--json]
 
-Exit codes: 0 ok, 1 build failed, 2 usage error.
+Progress: auto, plain and tty print one line per step event (start, log, done) on stderr; quiet prints
+only the digest. tty is accepted as an alias of auto, as buildx spells it.
+Network: default is the host's network for RUN (as BuildKit without CNI); none gives RUN only loopback.
+
+Exit codes: 0 ok, 1 build failed, 2 usage error. Errors print as "error [CODE]: message".
 `
 
 interface Io {
@@ -54,14 +58,20 @@ export async function main(argv: readonly string[], io: Io, signal?: AbortSignal
       io.err(`error: ${e.message}\n\n${HELP}`)
       return 2
     }
-    if (isImagesmithError(e)) {
-      io.err(`error [${e.code}]: ${e.message}\n`)
-      // Flag values are checked before the build starts (UsageError); a wrong --target is one too.
-      return e.code === ErrorCodes.TARGET_NOT_FOUND ? 2 : 1
-    }
-    io.err(`error: ${(e as Error)?.stack ?? e}\n`)
-    return 1
+    const err = isImagesmithError(e) ? e : internal(e)
+    io.err(`error [${err.code}]: ${err.message}\n`)
+    const step = err.details.step
+    if (typeof step === 'string' && !err.message.includes(step)) io.err(`  in step: ${step}\n`)
+    // INTERNAL is a bug: its stack is what a report needs.
+    if (err.code === ErrorCodes.INTERNAL) io.err(`${(err.cause as Error)?.stack ?? err.stack ?? ''}\n`)
+    // Flag values are checked before the build starts (UsageError); a wrong --target is one too.
+    return err.code === ErrorCodes.TARGET_NOT_FOUND ? 2 : 1
   }
+}
+
+/** The CLI's own gateway: nothing leaves it untyped. */
+function internal(e: unknown): ImagesmithError {
+  return new ImagesmithError(ErrorCodes.INTERNAL, `internal error: ${(e as Error)?.message ?? String(e)}`, {}, { cause: e })
 }
 
 /** src/cli/main.ts and dist/cli.js sit at different depths: look upwards for our package.json. */
@@ -124,9 +134,11 @@ async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<nu
   assertKnownFlags(args, ['--context', '--tag', '--output', '--target', '--no-cache', '--progress', '--build-arg', '--secret', '--platform', '--network', '--cache-dir', '--runtime', '--quiet'])
   const path = script(args)
   const progress = one(args, '--progress') ?? (args.flags.has('--quiet') ? 'quiet' : 'auto')
-  if (!['auto', 'plain', 'quiet', 'tty'].includes(progress)) throw new UsageError(`--progress must be auto, plain or quiet`)
+  if (!['auto', 'plain', 'tty', 'quiet'].includes(progress)) throw new UsageError(`--progress must be auto, plain, tty or quiet`)
   const network = one(args, '--network')
-  if (network !== undefined && network !== 'default' && network !== 'none' && network !== 'host') throw new UsageError('--network must be default or none')
+  if (network !== undefined && network !== 'default' && network !== 'none') {
+    throw new UsageError(`--network ${network} is not supported: a build's network is default or none`)
+  }
   const outputText = one(args, '--output')
   const output = outputText === undefined ? undefined : parseOutput(outputText)
   const secrets = Object.fromEntries(many(args, '--secret').map(parseSecret))
@@ -143,7 +155,7 @@ async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<nu
     buildArgs: buildArgs(args),
     secrets,
     platform,
-    network: network === 'none' ? 'none' : 'default',
+    network: network ?? 'default',
     cacheDir: one(args, '--cache-dir'),
     runtime: one(args, '--runtime'),
     signal,

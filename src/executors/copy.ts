@@ -83,7 +83,7 @@ export const copyExecutor: Executor<'copy'> = {
 
     if (spec.fromInput) {
       const from = inputs[1]
-      if (!from) throw new CopyError(ErrorCodes.INVALID_ARGUMENT, 'COPY --from has no source stage input', {})
+      if (!from) throw new CopyError(ErrorCodes.GRAPH_INVALID, 'COPY --from has no source stage input', { step: vertex.meta.description })
       if (spec.sources.length > 1 && !dest.dirSyntax) {
         throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `with more than one source the destination must be a directory ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
       }

@@ -1,4 +1,6 @@
-import { ErrorCodes, ImagesmithError, throwIfAborted } from '../errors.js'
+import { promises as fsp } from 'node:fs'
+import { resolve } from 'node:path'
+import { ErrorCodes, ImagesmithError, isImagesmithError, throwIfAborted } from '../errors.js'
 import type { ImageBuilder } from '../builder/image-builder.js'
 import { executors } from '../executors/registry.js'
 import { ociArchiveExporter } from '../exporters/oci-archive.js'
@@ -10,19 +12,56 @@ import { solve } from '../solver/solve.js'
 import { Store } from '../store/store.js'
 import type { BuildOptions, BuildResult, OutputSpec } from './options.js'
 import { resolveBuildOptions } from './resolve-options.js'
+import { toBuildError, type FailurePoint, type GatewayScope } from './error-gateway.js'
+import type { ProgressEvent } from '../solver/types.js'
 
 export type { BuildOptions, BuildResult, OutputSpec } from './options.js'
 
-/** The one execution gateway: compile → solve → finalize → export. */
+/**
+ * The one execution gateway: compile → solve → finalize → export. Whatever fails leaves as an
+ * {@link ImagesmithError} with a stable code, the step it failed in (`details.step`) and the cause.
+ */
 export async function buildImage(builder: ImageBuilder, opts: BuildOptions = {}): Promise<BuildResult> {
+  const scope: { -readonly [K in keyof GatewayScope]: GatewayScope[K] } = { contextDir: '', cacheDir: '' }
+  const at: { -readonly [K in keyof FailurePoint]: FailurePoint[K] } = { phase: 'prepare' }
+  try {
+    return await runBuild(builder, opts, scope, at)
+  } catch (e) {
+    throw toBuildError(e, scope, at)
+  }
+}
+
+async function runBuild(
+  builder: ImageBuilder,
+  opts: BuildOptions,
+  scope: { -readonly [K in keyof GatewayScope]: GatewayScope[K] },
+  at: { -readonly [K in keyof FailurePoint]: FailurePoint[K] },
+): Promise<BuildResult> {
   const resolved = resolveBuildOptions(opts)
+  scope.contextDir = resolved.contextDir
+  scope.cacheDir = resolved.cacheDir
   const tags = [...(opts.tags ?? [])]
   for (const t of tags) parseImageName(t) // bad tags fail before any work
-  if (opts.output) validateOutput(opts.output)
+  if (opts.output) {
+    validateOutput(opts.output)
+    scope.output = resolve(opts.output.dest)
+  }
   const graph = builder.graph({ buildArgs: opts.buildArgs })
+  await checkContext(resolved.contextDir, opts.context ?? '.')
   const store = new Store(resolved.cacheDir)
   await store.blobs.init()
   throwIfAborted(opts.signal)
+
+  // The first step that fails for its own reason (not a sibling cancelled after it) is the one named.
+  const onProgress = opts.onProgress
+  const emit = (e: ProgressEvent): void => {
+    if (e.type === 'error' && at.step === undefined && !(isImagesmithError(e.error) && e.error.code === ErrorCodes.ABORTED)) {
+      at.step = e.description
+      at.vertex = e.vertex
+    }
+    onProgress?.(e)
+  }
+  at.phase = 'solve'
 
   const { state, cacheHits } = await solve(
     graph,
@@ -37,18 +76,21 @@ export async function buildImage(builder: ImageBuilder, opts: BuildOptions = {})
       noCache: opts.noCache ?? false,
       compression: opts.compression ?? 'gzip',
       secrets: opts.secrets ?? {},
-      network: opts.network ?? 'default',
+      network: resolved.network,
       runtime: opts.runtime,
       signal: opts.signal,
-      emit: opts.onProgress ?? (() => {}),
+      emit,
     },
     { concurrency: opts.concurrency },
   )
   throwIfAborted(opts.signal)
+  at.step = undefined
+  at.vertex = undefined
   const image = await finalizeImage(store.blobs, state.config, state.layers)
 
   let output: string | undefined
   if (opts.output) {
+    at.phase = 'export'
     const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal }
     const res =
       opts.output.type === 'oci'
@@ -65,6 +107,21 @@ export async function buildImage(builder: ImageBuilder, opts: BuildOptions = {})
     cacheHits,
     output,
   }
+}
+
+/** Like `docker build`, a context that is not there fails before anything runs, naming the directory. */
+async function checkContext(dir: string, written: string): Promise<void> {
+  let isDir: boolean
+  try {
+    isDir = (await fsp.stat(dir)).isDirectory()
+  } catch (e) {
+    const errno = (e as NodeJS.ErrnoException).code
+    if (errno === 'ENOENT' || errno === 'ENOTDIR') {
+      throw new ImagesmithError(ErrorCodes.CONTEXT_NOT_FOUND, `unable to prepare context: path ${JSON.stringify(written)} not found (${dir})`, { path: dir }, { cause: e })
+    }
+    throw new ImagesmithError(ErrorCodes.CONTEXT_UNREADABLE, `unable to prepare context: cannot read ${dir}: ${(e as Error).message}`, { path: dir }, { cause: e })
+  }
+  if (!isDir) throw new ImagesmithError(ErrorCodes.CONTEXT_NOT_FOUND, `unable to prepare context: context must be a directory: ${dir}`, { path: dir })
 }
 
 function validateOutput(output: OutputSpec): void {

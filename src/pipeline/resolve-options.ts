@@ -16,6 +16,7 @@ export interface ResolvedBuildOptions {
   readonly clampRunMtimes: boolean
   readonly created: string
   readonly platform: Platform
+  readonly network: 'default' | 'none'
 }
 
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -46,7 +47,14 @@ export function resolveBuildOptions(opts: BuildOptions, env: NodeJS.ProcessEnv =
     clampRunMtimes,
     created: created ?? new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'),
     platform: parsePlatform(opts.platform),
+    network: parseNetwork(opts.network),
   }
+}
+
+/** Host networking for a whole build is not offered: it will need an explicit entitlement. */
+function parseNetwork(n: unknown): 'default' | 'none' {
+  if (n === undefined || n === 'default' || n === 'none') return n ?? 'default'
+  throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `invalid network ${JSON.stringify(n)}: a build's network is 'default' or 'none'`, { option: 'network', network: n })
 }
 
 export function parsePlatform(p: string | undefined): Platform {

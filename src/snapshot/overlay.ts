@@ -10,6 +10,7 @@ import { execFile } from 'node:child_process'
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { ErrorCodes, ImagesmithError } from '../errors.js'
 
 const execFileP = promisify(execFile)
 
@@ -34,8 +35,10 @@ export const MAX_LOWER = 500
  * A read-only mount with a single lower dir gets an empty second lower dir: overlay needs two.
  */
 export async function mountOverlay(m: OverlayMount): Promise<void> {
-  if (m.lower.length === 0) throw new Error('overlay needs at least one lower dir')
-  if (m.lower.length > MAX_LOWER) throw new Error(`overlay supports at most ${MAX_LOWER} lower dirs, got ${m.lower.length}`)
+  if (m.lower.length === 0) throw new ImagesmithError(ErrorCodes.MOUNT_FAILED, `overlay on ${m.target} needs at least one lower dir`, { path: m.target, layers: 0 })
+  if (m.lower.length > MAX_LOWER) {
+    throw new ImagesmithError(ErrorCodes.MOUNT_FAILED, `overlay stacks at most ${MAX_LOWER} layers, this image has ${m.lower.length}`, { path: m.target, layers: m.lower.length, max: MAX_LOWER })
+  }
   await mkdir(m.scratch, { recursive: true })
   const links = await mkdtemp(join(m.scratch, 'l'))
   try {
@@ -54,7 +57,7 @@ export async function mountOverlay(m: OverlayMount): Promise<void> {
       await execFileP('mount', ['-t', 'overlay', 'overlay', '-o', opts, m.target], { cwd: links })
     } catch (e) {
       const stderr = String((e as { stderr?: string }).stderr ?? '').trim()
-      throw new Error(`mount -t overlay failed on ${m.target}: ${stderr || (e as Error).message}`, { cause: e })
+      throw new ImagesmithError(ErrorCodes.MOUNT_FAILED, `mount -t overlay failed on ${m.target}: ${stderr || (e as Error).message}`, { path: m.target, stderr }, { cause: e })
     }
   } finally {
     await rm(links, { recursive: true, force: true })

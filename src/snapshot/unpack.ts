@@ -270,8 +270,10 @@ export function xargs(cmd: readonly string[], paths: readonly string[]): Promise
     const child = spawn('xargs', ['-0', '-r', ...cmd], { stdio: ['pipe', 'ignore', 'pipe'] })
     let stderr = ''
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    child.on('error', reject)
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd[0]} failed (${code}): ${stderr.trim()}`))))
+    const failed = (why: string, cause?: unknown) =>
+      new ImagesmithError(ErrorCodes.SNAPSHOT_FAILED, `${cmd[0]} failed (${why}) on ${paths.length} path(s), first ${paths[0]}: ${stderr.trim()}`, { command: cmd[0], path: paths[0], count: paths.length }, { cause })
+    child.on('error', (e) => reject(failed(e.message, e)))
+    child.on('close', (code) => (code === 0 ? resolve() : reject(failed(String(code)))))
     child.stdin.end(Buffer.from(paths.map((p) => `${p}\0`).join('')))
   })
 }

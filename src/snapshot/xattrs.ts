@@ -3,6 +3,7 @@
  * process for the whole tree costs less than one per file).
  */
 import { execFile } from 'node:child_process'
+import { ErrorCodes, ImagesmithError } from '../errors.js'
 
 /** Extended attributes a layer keeps (overlay's own `trusted.overlay.*` never). */
 export const KEEP_XATTR = /^(security\.capability|user\..+)$/
@@ -21,7 +22,7 @@ export function readXattrs(root: string): Promise<Map<string, Record<string, Buf
         // getfattr exits 1 when some file has none of the attributes it was asked for; output is still complete.
         if (err && (err as { code?: unknown }).code !== 1) {
           if ((err as NodeJS.ErrnoException).code === 'ENOENT') return resolve(new Map()) // attr not installed: no xattrs kept
-          return reject(new Error(`getfattr failed: ${stderr.toString().trim() || err.message}`))
+          return reject(new ImagesmithError(ErrorCodes.SNAPSHOT_FAILED, `getfattr failed reading the xattrs under ${root}: ${stderr.toString().trim() || err.message}`, { path: root, command: 'getfattr' }, { cause: err }))
         }
         resolve(parseGetfattr(stdout, root))
       },

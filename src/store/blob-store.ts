@@ -199,7 +199,7 @@ export class BlobStore {
 
 
 function assertDigest(d: string): asserts d is Digest {
-  if (!isDigest(d)) throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `not a sha256 digest: ${d}`, { digest: d })
+  if (!isDigest(d)) throw new ImagesmithError(ErrorCodes.DIGEST_INVALID, `not a sha256 digest: ${d}`, { digest: d })
 }
 
 function notFound(digest: Digest, cause: unknown): ImagesmithError {
