@@ -1,6 +1,7 @@
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { importLocalImage, parseLocalRef } from '../sources/local-import.js'
 import type { ImageConfig } from '../oci/types.js'
+import { parseReference } from '../reference/reference.js'
 import type { Executor, ImageState } from '../solver/types.js'
 import { DEFAULT_PATH, envMap } from './state.js'
 
@@ -26,11 +27,13 @@ export const sourceExecutor: Executor<'source'> = {
     } else {
       const local = parseLocalRef(ref)
       if (!local) {
+        // A malformed name is the caller's mistake (INVALID_REFERENCE); a well-formed one needs a registry.
+        const parsed = parseReference(ref)
         throw new ImagesmithError(
           ErrorCodes.UNKNOWN_FROM,
-          `unknown base image ${JSON.stringify(ref)}: use 'scratch', another builder, or a local image ` +
-            `('oci-archive:PATH[:TAG]', 'oci:DIR[:TAG]', 'docker-archive:PATH'); registry pulls are not supported yet`,
-          { reference: ref },
+          `unknown base image ${JSON.stringify(ref)} (${parsed.full}): use 'scratch', another builder, or a local image ` +
+            `('oci-archive:PATH[:TAG]', 'oci:DIR[:TAG]', 'docker-archive:PATH[:NAME:TAG]'); registry pulls are not supported yet`,
+          { reference: ref, normalized: parsed.full },
         )
       }
       const imported = await importLocalImage(local, ref, ctx.store.blobs, ctx.platform, ctx.signal)
