@@ -1,11 +1,11 @@
 /**
  * Source paths as Docker's COPY reads them: Go `filepath.Match` per path segment (`*`, `?`,
- * `[...]` with `^` negation and ranges, `\` escapes), and path resolution with a directory as the
- * root (symlinks followed inside it, `..` clamped at it), like BuildKit's `fs.RootPath`.
+ * `[...]` with `^` negation and ranges, `\` escapes), expanded with the sources resolved inside the
+ * context by util/resolve-in-root.ts.
  * Everything here is synchronous on purpose: one promise per file costs more than the syscall.
  */
-import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs'
-import { join } from 'node:path'
+import { readdirSync } from 'node:fs'
+import { resolveInRoot, type RootPath } from '../util/resolve-in-root.js'
 
 /** Go's `filepath.ErrBadPattern`. */
 export class BadPatternError extends Error {
@@ -176,68 +176,9 @@ function getEsc(chunkIn: string[], pattern: string): { r: number; rest: string[]
   return { r, rest }
 }
 
-/** A path resolved inside a root directory. */
-export interface Resolved {
-  /** Path relative to the root ('' = the root itself), '/'-separated, symlinks resolved. */
-  readonly rel: string
-  /** Absolute host path (always inside the root). */
-  readonly host: string
-  /** lstat of `host`; undefined when nothing is there. */
-  readonly stat: Stats | undefined
-}
-
 /** One match of a source: where it resolved to, and its path as written (its name is the last segment). */
-export interface GlobMatch extends Resolved {
+export interface GlobMatch extends RootPath {
   readonly written: string
-}
-
-const MAX_LINKS = 255
-
-/**
- * Resolves `path` (relative, or absolute meaning "from the root") inside `root` the way BuildKit's
- * `fs.RootPath` does: every symlink on the way is read and followed with `root` as '/', and `..`
- * stops at the root, so the result is always inside `root`. The last component is followed only
- * when `followLast`. A missing component ends the walk with `stat` undefined.
- */
-export function resolveInRoot(root: string, path: string, followLast = true): Resolved {
-  let todo = path.split('/').filter((p) => p !== '' && p !== '.')
-  const done: string[] = []
-  let links = 0
-  while (todo.length > 0) {
-    const part = todo.shift()!
-    if (part === '..') {
-      done.pop()
-      continue
-    }
-    const rel = [...done, part].join('/')
-    const host = join(root, rel)
-    let st: Stats
-    try {
-      st = lstatSync(host)
-    } catch {
-      return { rel: [...done, part, ...todo].join('/'), host: join(root, ...done, part, ...todo), stat: undefined }
-    }
-    if (st.isSymbolicLink() && (todo.length > 0 || followLast)) {
-      if (++links > MAX_LINKS) return { rel, host, stat: undefined }
-      const target = readlinkSync(host)
-      const parts = target.split('/').filter((p) => p !== '' && p !== '.')
-      if (target.startsWith('/')) done.length = 0
-      todo = [...parts, ...todo]
-      continue
-    }
-    if (todo.length > 0 && !st.isDirectory()) {
-      return { rel: [...done, part, ...todo].join('/'), host: join(root, ...done, part, ...todo), stat: undefined }
-    }
-    done.push(part)
-    if (todo.length === 0) return { rel, host, stat: st }
-  }
-  const rel = done.join('/')
-  const host = rel === '' ? root : join(root, rel)
-  try {
-    return { rel, host, stat: lstatSync(host) }
-  } catch {
-    return { rel, host, stat: undefined }
-  }
 }
 
 /**
@@ -257,11 +198,11 @@ export function expandGlob(root: string, pattern: string): { matches: GlobMatch[
   const baseRel = segs.slice(0, first).join('/')
   const base = resolveInRoot(root, baseRel)
   if (!base.stat || !base.stat.isDirectory()) return { matches: [], missingParent: true, base: baseRel }
-  let current: Array<{ written: string; dir: Resolved }> = [{ written: baseRel, dir: base }]
+  let current: Array<{ written: string; dir: RootPath }> = [{ written: baseRel, dir: base }]
   for (let i = first; i < segs.length; i++) {
     const seg = segs[i]!
     const last = i === segs.length - 1
-    const next: Array<{ written: string; dir: Resolved }> = []
+    const next: Array<{ written: string; dir: RootPath }> = []
     for (const c of current) {
       if (!c.dir.stat?.isDirectory()) continue
       let names: string[]

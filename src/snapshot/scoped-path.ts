@@ -1,54 +1,19 @@
 /**
- * Path handling inside a container rootfs seen from the host: symlinks are followed the way the
- * container would follow them (an absolute link target starts again at the rootfs, `..` stops at
- * it), so an image can never make the builder touch a host path outside its rootfs.
+ * Path handling inside a container rootfs seen from the host, on top of the one resolver
+ * (util/resolve-in-root.ts): symlinks are followed the way the container would follow them, so an
+ * image can never make the builder touch a host path outside its rootfs.
  */
-import { chownSync, lstatSync, mkdirSync, readlinkSync } from 'node:fs'
+import { chownSync, lstatSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-
-const MAX_LINKS = 255
+import { resolveInRoot } from '../util/resolve-in-root.js'
 
 function components(p: string): string[] {
   return p.split('/').filter((c) => c !== '' && c !== '.')
 }
 
-/**
- * Resolves the container path `path` inside `root` and returns it as a container path ('/a/b').
- * Missing components are kept as written. The last component is followed only if `followLast`.
- */
-export function resolveInRoot(root: string, path: string, followLast = true): string {
-  const done: string[] = []
-  const todo = components(path)
-  let links = 0
-  while (todo.length > 0) {
-    const c = todo.shift()!
-    if (c === '..') {
-      done.pop()
-      continue
-    }
-    const host = join(root, ...done, c)
-    let target: string | undefined
-    if (todo.length > 0 || followLast) {
-      try {
-        if (lstatSync(host).isSymbolicLink()) target = readlinkSync(host)
-      } catch {
-        // missing: keep the rest literally
-      }
-    }
-    if (target === undefined) {
-      done.push(c)
-      continue
-    }
-    if (++links > MAX_LINKS) throw Object.assign(new Error(`too many levels of symbolic links resolving ${path}`), { code: 'ELOOP' })
-    if (target.startsWith('/')) done.length = 0
-    todo.unshift(...components(target))
-  }
-  return `/${done.join('/')}`
-}
-
 /** The host path of container path `path` inside `root`, symlinks resolved inside the root. */
 export function hostPath(root: string, path: string, followLast = true): string {
-  return join(root, resolveInRoot(root, path, followLast))
+  return resolveInRoot(root, path, { followLast }).host
 }
 
 /**
@@ -56,7 +21,7 @@ export function hostPath(root: string, path: string, followLast = true): string 
  * paths: what a runtime or a mkdir would create there.
  */
 export function missingPaths(root: string, path: string): string[] {
-  const resolved = components(resolveInRoot(root, path))
+  const resolved = components(resolveInRoot(root, path).rel)
   const out: string[] = []
   for (let i = 1; i <= resolved.length; i++) {
     const p = `/${resolved.slice(0, i).join('/')}`

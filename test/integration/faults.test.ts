@@ -1,0 +1,179 @@
+/**
+ * Real faults, no mocks: a full tmpfs, a read-only output, unreadable and looping context files, a
+ * missing context, runtimes that exit at once. Each failure must leave build() and the CLI as an
+ * ImagesmithError with a stable code, details naming the offending thing, and nothing partial behind.
+ */
+import { spawnSync } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ErrorCodes, image, ImagesmithError, type BuildOptions } from '../../src/index.js'
+import { BlobStore } from '../../src/store/blob-store.js'
+import { listLayerEntries } from '../helpers/layer-listing.js'
+import { cleanupTmpDirs, mountsUnder, removeTree, tmpDir } from '../helpers/testbed.js'
+
+const repo = resolve(__dirname, '../..')
+const bin = join(repo, 'bin', 'imagesmith.js')
+const api = join(repo, 'src', 'index.ts')
+
+let work: string
+beforeAll(async () => {
+  work = await tmpDir('ism-faults-')
+})
+afterAll(async () => {
+  for (const m of mountsUnder(work)) spawnSync('umount', ['-l', m])
+  await removeTree(work)
+  await cleanupTmpDirs()
+})
+
+const fresh = (name: string): string => {
+  const d = join(work, name)
+  mkdirSync(d, { recursive: true })
+  return d
+}
+
+async function failure(p: Promise<unknown>): Promise<ImagesmithError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  )
+  expect(e, 'the build should have failed').toBeInstanceOf(ImagesmithError)
+  return e as ImagesmithError
+}
+
+/** Every blob hashes to its name, and no temp file (of a live or dead writer) is left anywhere in the store. */
+function verifyStore(cache: string): void {
+  const blobs = join(cache, 'blobs', 'sha256')
+  for (const name of existsSync(blobs) ? readdirSync(blobs) : []) {
+    expect(createHash('sha256').update(readFileSync(join(blobs, name))).digest('hex'), `blob ${name}`).toBe(name)
+  }
+  const temps: string[] = []
+  const walk = (dir: string): void => {
+    for (const d of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, d.name)
+      if (/\.tmp$|\.partial$/.test(d.name) || dir === join(cache, 'tmp')) temps.push(p)
+      if (d.isDirectory() && !d.isSymbolicLink()) walk(p)
+    }
+  }
+  walk(cache)
+  expect(temps).toEqual([])
+}
+
+/** The CLI run as users run it, optionally without the capabilities that let root read anything. */
+function cli(args: string[], opts: { cache: string; dropDac?: boolean }): { code: number | null; stderr: string; stdout: string } {
+  const argv = [process.execPath, bin, ...args]
+  const cmd = opts.dropDac
+    ? ['setpriv', '--inh-caps=-dac_override,-dac_read_search', '--bounding-set=-dac_override,-dac_read_search', ...argv]
+    : argv
+  const r = spawnSync(cmd[0]!, cmd.slice(1), { cwd: work, encoding: 'utf8', env: { ...process.env, IMAGESMITH_CACHE: opts.cache }, timeout: 120_000 })
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+/** Runs a build in a child process without CAP_DAC_*; returns what it threw (name, code, details, cause's errno). */
+function apiFailure(chain: string, opts: BuildOptions): { name: string; code: string; details: Record<string, unknown>; cause?: string } {
+  const p = join(work, `api-${randomBytes(4).toString('hex')}.ts`)
+  writeFileSync(
+    p,
+    `import { image } from ${JSON.stringify(api)}\n` +
+      `${chain}.build(${JSON.stringify(opts)}).then(() => console.log('null'), (e) => console.log(JSON.stringify({ name: e.name, code: e.code, details: e.details, cause: e.cause?.code })))\n`,
+  )
+  const r = spawnSync('setpriv', ['--inh-caps=-dac_override,-dac_read_search', '--bounding-set=-dac_override,-dac_read_search', process.execPath, '--import', 'tsx', p], {
+    cwd: repo,
+    encoding: 'utf8',
+    timeout: 120_000,
+  })
+  const res = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? 'null') as ReturnType<typeof apiFailure> | null
+  expect(res, `the build should have failed: ${r.stderr}`).not.toBeNull()
+  return res!
+}
+
+function script(name: string, body: string): string {
+  const p = join(work, name)
+  writeFileSync(p, `import { image } from ${JSON.stringify(api)}\n${body}\n`)
+  return p
+}
+
+describe('faults: the build context', () => {
+  it('a missing context dir is named, as docker build names it', async () => {
+    const cache = fresh('cache-missing-ctx')
+    const missing = join(work, 'no-such-context')
+    const e = await failure(image().from('scratch').copy('a.txt', '/a.txt').build({ context: missing, cacheDir: cache }))
+    expect(e.code).toBe(ErrorCodes.CONTEXT_NOT_FOUND)
+    expect(e.details.path).toBe(missing)
+    expect(e.message).toContain('unable to prepare context')
+    expect(e.message).toContain(missing)
+    expect(e.message).not.toContain('a.txt')
+    verifyStore(cache)
+
+    const r = cli(['build', script('missing-ctx.ts', `export default image().from('scratch').copy('a.txt', '/a.txt')`), '--context', missing], { cache })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(`error [CONTEXT_NOT_FOUND]: unable to prepare context: path ${JSON.stringify(missing)} not found`)
+  })
+
+  it('an unreadable context file is CONTEXT_UNREADABLE naming the file (CLI without CAP_DAC_*)', async () => {
+    const cache = fresh('cache-unreadable')
+    const ctx = fresh('ctx-unreadable')
+    mkdirSync(join(ctx, 'app'))
+    writeFileSync(join(ctx, 'app', 'ok.txt'), 'ok\n')
+    writeFileSync(join(ctx, 'app', 'secret.txt'), 'no\n')
+    chmodSync(join(ctx, 'app', 'secret.txt'), 0o000)
+    const out = join(fresh('out-unreadable'), 'img.tar')
+    const s = script('unreadable.ts', `export default image().from('scratch').copy('app', '/app/')`)
+    const r = cli(['build', s, '--context', ctx, '-o', `type=oci,dest=${out}`, '--progress', 'plain'], { cache, dropDac: true })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/error \[CONTEXT_UNREADABLE\]: cannot read app\/secret\.txt in the build context/)
+    expect(r.stderr).toContain('COPY app /app/')
+    expect(existsSync(out)).toBe(false)
+    expect(readdirSync(join(out, '..'))).toEqual([])
+    verifyStore(cache)
+
+    // The same through the API (a child process without CAP_DAC_*): path and step in details.
+    const e = apiFailure(`image().from('scratch').copy('app', '/app/')`, { context: ctx, cacheDir: cache, output: { type: 'oci', dest: out } })
+    expect(e).toMatchObject({ name: 'ImagesmithError', code: 'CONTEXT_UNREADABLE', cause: 'EACCES' })
+    expect(e.details).toMatchObject({ path: join(ctx, 'app', 'secret.txt'), source: 'app/secret.txt', step: 'COPY app /app/' })
+    expect(existsSync(out)).toBe(false)
+    verifyStore(cache)
+  })
+
+  it('a symlink loop inside a copied tree is copied as a symlink; a COPY source that is a loop is SYMLINK_LOOP', async () => {
+    const cache = fresh('cache-loop')
+    const ctx = fresh('ctx-loop')
+    mkdirSync(join(ctx, 'tree'))
+    symlinkSync('self', join(ctx, 'tree', 'self'))
+    symlinkSync('b', join(ctx, 'tree', 'a'))
+    symlinkSync('a', join(ctx, 'tree', 'b'))
+    symlinkSync('loop', join(ctx, 'loop'))
+    const ok = await image().from('scratch').copy('tree', '/tree/').build({ context: ctx, cacheDir: cache })
+    const entries = await listLayerEntries(new BlobStore(cache), ok.layers[0]!)
+    expect([...entries].filter(([, e]) => e.type === 'SymbolicLink').map(([p, e]) => `${p} -> ${e.linkpath}`).sort()).toEqual(['tree/a -> b', 'tree/b -> a', 'tree/self -> self'])
+
+    const out = join(fresh('out-loop'), 'img.tar')
+    const e = await failure(image().from('scratch').copy('loop', '/x').build({ context: ctx, cacheDir: cache, output: { type: 'oci', dest: out } }))
+    expect(e.code).toBe(ErrorCodes.SYMLINK_LOOP)
+    expect(e.details.path).toBe('loop')
+    expect(e.details.step).toBe('COPY loop /x')
+    expect(existsSync(out)).toBe(false)
+    verifyStore(cache)
+  })
+})
+
+describe('faults: options', () => {
+  it('--network host is refused: usage error in the CLI, typed INVALID_ARGUMENT in build()', async () => {
+    const cache = fresh('cache-net')
+    const r = cli(['build', script('net.ts', `export default image().from('scratch')`), '--network', 'host'], { cache })
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('--network host is not supported')
+    const e = await failure(image().from('scratch').build({ cacheDir: cache, network: 'host' as 'none' }))
+    expect(e.code).toBe(ErrorCodes.INVALID_ARGUMENT)
+    expect(e.details).toMatchObject({ option: 'network', network: 'host' })
+  })
+
+  it('--progress tty is accepted and documented in the help', () => {
+    const cache = fresh('cache-progress')
+    const r = cli(['build', script('tty.ts', `export default image().from('scratch').env('A', '1')`), '--progress', 'tty'], { cache })
+    expect(r.code).toBe(0)
+    expect(cli(['--help'], { cache }).stdout).toContain('--progress auto|plain|tty|quiet')
+  })
+})
+
