@@ -6,9 +6,10 @@
  */
 import { createHash } from 'node:crypto'
 import { closeSync, lstatSync, openSync, promises as fsp, readSync, type BigIntStats } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { LayerEntry } from '../layer/entry.js'
 import type { Digest } from '../oci/media-types.js'
+import { writeFileAtomic } from '../store/atomic-write.js'
 
 const CHUNK = 1 << 20
 
@@ -96,11 +97,9 @@ export class StatCache {
     const merged: Record<string, StatRecord> = {}
     for (const [k, v] of this.#old) merged[k] = v
     for (const [k, v] of this.#next) merged[k] = v
-    const dir = join(this.#file, '..')
-    await fsp.mkdir(dir, { recursive: true })
-    const tmp = `${this.#file}.${process.pid}.${Math.random().toString(16).slice(2)}.tmp`
-    await fsp.writeFile(tmp, JSON.stringify(merged))
-    await fsp.rename(tmp, this.#file)
+    await fsp.mkdir(dirname(this.#file), { recursive: true })
+    // Not fsynced: a lost stat cache only means hashing the files again.
+    await writeFileAtomic(this.#file, JSON.stringify(merged))
   }
 }
 

@@ -10,6 +10,7 @@ import { contentKey, hashFileSync } from '../context/content-key.js'
 import { loadDockerignore, PatternMatcher } from '../context/dockerignore.js'
 import type { AddSpec } from '../graph/nodes/add-node.js'
 import { writeLayer } from '../layer/write-layer.js'
+import { makeTempDir } from '../store/atomic-write.js'
 import type { ExecContext, Executor } from '../solver/types.js'
 import { digestOf } from '../util/canonical-json.js'
 import { detectArchive, extractArchive, type ArchiveKind } from './archive.js'
@@ -89,8 +90,8 @@ export const addExecutor: Executor<'add'> = {
     // With a checksum the one URL's content is known up front: a cache hit needs no download.
     const deferDownload = spec.checksum !== undefined && urls.length === 1
 
-    await fsp.mkdir(join(ctx.store.root, 'tmp'), { recursive: true })
-    const tmp = await fsp.mkdtemp(join(ctx.store.root, 'tmp', 'add-'))
+    // Named with our pid, so a build killed mid-download leaves a dir the next build sweeps.
+    const tmp = await makeTempDir(ctx.store.layout.dir('tmp'), 'add')
     try {
       const parts: Part[] = []
       for (const src of spec.sources) {

@@ -2,7 +2,6 @@
  * COPY: files from the build context (or, with `fromInput`, from another stage's filesystem) into
  * one new layer, with Docker/BuildKit's rules for sources, globs, destinations and ownership.
  */
-import { join } from 'node:path'
 import { CopyError, ErrorCodes } from '../errors.js'
 import type { CopySpec } from '../graph/nodes/copy-node.js'
 import type { AddSpec } from '../graph/nodes/add-node.js'
@@ -107,7 +106,7 @@ export const copyExecutor: Executor<'copy'> = {
     }
 
     const entries: LayerEntry[] = planContext(ctx, spec.sources, spec, dest, owner).finalize()
-    const stats = await StatCache.open(join(ctx.store.root, 'statcache'), ctx.contextDir)
+    const stats = await StatCache.open(ctx.store.layout.dir('statCache'), ctx.contextDir)
     const key = digestOf({ ...base, content: contentKey(entries, stats) })
     await stats.save()
     const { layer, cached } = await cachedLayer(ctx, key, () => writeLayer(entries, ctx.store.blobs, layerOpts))

@@ -9,11 +9,12 @@
  * memoised on disk under `<store>/image-lookups/`.
  */
 import { promises as fsp } from 'node:fs'
-import { join, posix } from 'node:path'
+import { posix } from 'node:path'
 import type { Readable } from 'node:stream'
 import { Parser, type ReadEntry } from 'tar'
 import { abortError, throwIfAborted } from '../errors.js'
 import type { LayerRef } from '../oci/types.js'
+import { writeFileAtomic } from '../store/atomic-write.js'
 import type { Store } from '../store/store.js'
 import { digestOf } from '../util/canonical-json.js'
 
@@ -103,7 +104,7 @@ export async function lookupImagePaths(
   const wanted = [...new Set(paths.map(imagePath))].sort()
   const withData = [...new Set((opts.withData ?? []).map(imagePath))].sort()
   const key = digestOf({ layers: layers.map((l) => l.digest), wanted, withData })
-  const memo = join(store.root, 'image-lookups', `${key.slice(7)}.json`)
+  const memo = store.layout.imageLookup(key)
   try {
     const saved = JSON.parse(await fsp.readFile(memo, 'utf8')) as Record<string, (Omit<ImageNode, 'data'> & { data?: string }) | null>
     return new Map(Object.entries(saved).map(([k, v]): [string, ImageNode | null] => {
@@ -120,10 +121,10 @@ export async function lookupImagePaths(
     const n = result.get(p)
     out[p] = n ? { ...n, ...(n.data ? { data: n.data.toString('base64') } : {}) } : null
   }
-  await fsp.mkdir(join(store.root, 'image-lookups'), { recursive: true })
-  const tmp = `${memo}.${process.pid}.tmp`
-  await fsp.writeFile(tmp, JSON.stringify(out))
-  await fsp.rename(tmp, memo)
+  // Parallel branches look up the same paths at once: each writes its own temp, the last rename wins
+  // (the contents are equal). Not fsynced: a memo lost in a crash is recomputed.
+  await fsp.mkdir(store.layout.dir('imageLookups'), { recursive: true })
+  await writeFileAtomic(memo, JSON.stringify(out))
   return new Map(wanted.map((p) => [p, result.get(p) ?? null]))
 }
 

@@ -1,8 +1,8 @@
 import { promises as fsp } from 'node:fs'
-import { randomBytes } from 'node:crypto'
-import { dirname, join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { ErrorCodes, ImagesmithError, throwIfAborted } from '../errors.js'
 import type { FinalImage } from '../oci/types.js'
+import { sweepDeadTemps, tempPath, writeFileAtomic } from '../store/atomic-write.js'
 import type { Descriptor, ImageIndex } from '../oci/types.js'
 import type { ExportContext, Exporter } from './exporter.js'
 import { OCI_LAYOUT, blobName, imageBlobs, indexDescriptors, indexJson } from './layout-files.js'
@@ -21,16 +21,25 @@ export const ociLayoutExporter: Exporter<OciLayoutOptions> = {
   async export(image: FinalImage, opts: OciLayoutOptions, ctx: ExportContext) {
     const dest = resolve(opts.dest)
     const existing = await layoutState(dest)
-    const target = existing === 'missing' ? `${dest}.${process.pid}.${randomBytes(6).toString('hex')}.partial` : dest
+    const target = existing === 'missing' ? tempPath(dirname(dest), basename(dest)) : dest
     try {
-      await fsp.mkdir(join(target, 'blobs', 'sha256'), { recursive: true })
+      const blobDir = join(target, 'blobs', 'sha256')
+      await fsp.mkdir(blobDir, { recursive: true })
+      // Temps left in this layout (or beside it) by an export that died; only names of our form.
+      await sweepDeadTemps(dirname(dest), { only: (name) => name.startsWith(`${basename(dest)}.tmp-`) })
+      if (existing === 'layout') await Promise.all([sweepDeadTemps(target), sweepDeadTemps(blobDir)])
       for (const d of imageBlobs(image)) {
         throwIfAborted(ctx.signal)
         const to = join(target, blobName(d))
         if (await exists(to)) continue
-        const tmp = `${to}.${randomBytes(6).toString('hex')}.partial`
-        await linkOrCopy(ctx.blobs.blobPath(d), tmp)
-        await fsp.rename(tmp, to)
+        const tmp = tempPath(blobDir, d.slice(7))
+        try {
+          await linkOrCopy(ctx.blobs.blobPath(d), tmp)
+          await fsp.rename(tmp, to)
+        } catch (e) {
+          await fsp.rm(tmp, { force: true })
+          throw e
+        }
       }
       let descriptors = indexDescriptors(image, ctx.tags)
       if (existing === 'layout') {
@@ -45,8 +54,9 @@ export const ociLayoutExporter: Exporter<OciLayoutOptions> = {
         })
         descriptors = [...kept, ...descriptors]
       }
-      await writeAtomic(join(target, 'oci-layout'), OCI_LAYOUT)
-      await writeAtomic(join(target, 'index.json'), indexJson(descriptors))
+      // index.json is what makes the blobs reachable: it must reach the disk whole, after them.
+      await writeFileAtomic(join(target, 'oci-layout'), OCI_LAYOUT, { durable: true })
+      await writeFileAtomic(join(target, 'index.json'), indexJson(descriptors), { durable: true })
       if (existing === 'missing') await fsp.rename(target, dest)
     } catch (e) {
       if (existing === 'missing') await fsp.rm(target, { recursive: true, force: true })
@@ -85,12 +95,13 @@ async function linkOrCopy(from: string, to: string): Promise<void> {
   try {
     await fsp.link(from, to)
   } catch {
+    // A copy (another filesystem) is not yet on disk; the store's blob, which a link shares, is.
     await fsp.copyFile(from, to)
+    const fh = await fsp.open(to, 'r+')
+    try {
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
   }
-}
-
-async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.partial`
-  await fsp.writeFile(tmp, text)
-  await fsp.rename(tmp, path)
 }

@@ -49,7 +49,7 @@ async function runBuild(
   const graph = builder.graph({ buildArgs: opts.buildArgs })
   await checkContext(resolved.contextDir, opts.context ?? '.')
   const store = new Store(resolved.cacheDir)
-  await store.blobs.init()
+  await store.init()
   throwIfAborted(opts.signal)
 
   // The first step that fails for its own reason (not a sibling cancelled after it) is the one named.

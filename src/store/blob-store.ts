@@ -1,12 +1,12 @@
-import { createHash, randomBytes } from 'node:crypto'
-import { createReadStream, createWriteStream, promises as fsp, type WriteStream } from 'node:fs'
-import { join } from 'node:path'
+import { createHash } from 'node:crypto'
+import { createReadStream, promises as fsp, type WriteStream } from 'node:fs'
 import { Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import ssri from 'ssri'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { isDigest, type Digest } from '../oci/media-types.js'
-import { isProcessAlive } from '../util/process.js'
+import { createAtomicWriter, sweepDeadTemps, writeFileAtomic } from './atomic-write.js'
+import { StoreLayout } from './layout.js'
 
 /** A blob being written: bytes go to a private temp file that becomes visible only on commit. */
 export interface BlobWriter {
@@ -20,25 +20,28 @@ export interface BlobWriter {
 /**
  * Content-addressed blob store: `<root>/blobs/sha256/<hex>`.
  *
- * Writers stream into `<root>/tmp/` and rename into place, so a killed process leaves at most a stray
- * temp file, never a blob whose bytes differ from its name. Concurrent writers of the same content
- * both rename identical bytes onto one name, which is atomic on POSIX, so every process agrees.
+ * Writers stream into `<root>/tmp/` (see atomic-write.ts), fsync and rename into place, so a killed
+ * process leaves at most a stray temp file, never a blob whose bytes differ from its name, and a
+ * blob named by a cache entry survives a power loss. Concurrent writers of the same content both
+ * rename identical bytes onto one name, which is atomic on POSIX, so every process agrees.
  * Reads are checked with ssri so a corrupted blob fails loudly instead of reaching an image.
  */
 export class BlobStore {
   readonly root: string
+  readonly #layout: StoreLayout
 
   constructor(root: string) {
     this.root = root
+    this.#layout = new StoreLayout(root)
   }
 
   blobPath(digest: Digest): string {
     assertDigest(digest)
-    return join(this.root, 'blobs', 'sha256', digest.slice(7))
+    return this.#layout.blob(digest)
   }
 
   get tmpDir(): string {
-    return join(this.root, 'tmp')
+    return this.#layout.dir('tmp')
   }
 
   #initialised?: Promise<void>
@@ -46,7 +49,7 @@ export class BlobStore {
   /** Creates the layout once per instance and clears temp files left by processes that died mid-write. */
   init(): Promise<void> {
     this.#initialised ??= (async () => {
-      await fsp.mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true })
+      await fsp.mkdir(this.#layout.dir('blobs'), { recursive: true })
       await fsp.mkdir(this.tmpDir, { recursive: true })
       await this.sweepTemp()
     })().catch((e) => {
@@ -56,16 +59,9 @@ export class BlobStore {
     return this.#initialised
   }
 
-  /** Removes temp files whose writer process (the pid in their name) is gone. */
-  async sweepTemp(): Promise<number> {
-    let removed = 0
-    for (const name of await fsp.readdir(this.tmpDir).catch(() => [] as string[])) {
-      const pid = Number(/^[a-z]+-(\d+)-/.exec(name)?.[1])
-      if (!pid || pid === process.pid || isProcessAlive(pid)) continue
-      await fsp.rm(join(this.tmpDir, name), { recursive: true, force: true })
-      removed++
-    }
-    return removed
+  /** Removes temp files and dirs in `tmp/` whose writer process (the pid in their name) is gone. */
+  sweepTemp(): Promise<number> {
+    return sweepDeadTemps(this.tmpDir, { stepDirs: true })
   }
 
   async has(digest: Digest): Promise<boolean> {
@@ -85,31 +81,13 @@ export class BlobStore {
     }
   }
 
-  /** A fresh temp path inside the store (same filesystem as the blobs, so rename is atomic). */
-  tempPath(prefix = 'blob'): string {
-    return join(this.tmpDir, `${prefix}-${process.pid}-${randomBytes(8).toString('hex')}`)
-  }
-
   async createWriter(): Promise<BlobWriter> {
     await this.init()
-    const tmp = this.tempPath()
-    const stream = createWriteStream(tmp, { highWaterMark: 1 << 20 })
-    let done = false
+    const w = createAtomicWriter(this.tmpDir, 'blob', { durable: true })
     return {
-      stream,
-      commit: async (digest: Digest) => {
-        if (!stream.closed) await new Promise<void>((res, rej) => { stream.once('close', res); stream.once('error', rej) })
-        await fsp.rename(tmp, this.blobPath(digest))
-        done = true
-      },
-      abort: async () => {
-        if (done) return
-        // Until the fd is open the file may not exist yet; removing it first would let the open recreate it.
-        if (stream.pending && !stream.closed && !stream.destroyed) await new Promise<void>((res) => { stream.once('open', () => res()); stream.once('error', () => res()) })
-        stream.destroy()
-        if (!stream.closed) await new Promise<void>((res) => stream.once('close', () => res()))
-        await fsp.rm(tmp, { force: true })
-      },
+      stream: w.stream,
+      commit: (digest: Digest) => w.commit(this.blobPath(digest)),
+      abort: () => w.abort(),
     }
   }
 
@@ -146,14 +124,7 @@ export class BlobStore {
     const digest = `sha256:${createHash('sha256').update(buf).digest('hex')}` as Digest
     if (!(await this.has(digest))) {
       await this.init()
-      const tmp = this.tempPath()
-      try {
-        await fsp.writeFile(tmp, buf)
-        await fsp.rename(tmp, this.blobPath(digest))
-      } catch (e) {
-        await fsp.rm(tmp, { force: true })
-        throw e
-      }
+      await writeFileAtomic(this.blobPath(digest), buf, { durable: true, tmpDir: this.tmpDir })
     }
     return { digest, size: buf.length }
   }

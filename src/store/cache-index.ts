@@ -1,26 +1,25 @@
-import { randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
-import { join } from 'node:path'
+import { writeFileAtomic } from './atomic-write.js'
+import type { StoreLayout } from './layout.js'
 
 /**
  * Maps a vertex cache key to the JSON result that vertex produced (e.g. a layer's digests).
- * Entries are written to a temp file and renamed, so readers see either nothing or a whole entry.
- * A hit is only trusted by callers after they check that the blobs it names are in the store.
+ * Entries are written atomically and durably, so readers see either nothing or a whole entry, and
+ * an entry never outlives (after a crash) the blobs it names. A hit is only trusted by callers after
+ * they check that those blobs are in the store.
  */
 export class CacheIndex {
   readonly dir: string
+  readonly #layout: StoreLayout
 
-  constructor(root: string) {
-    this.dir = join(root, 'cache')
-  }
-
-  private path(key: string): string {
-    return join(this.dir, `${key.replace(/^sha256:/, '')}.json`)
+  constructor(layout: StoreLayout) {
+    this.#layout = layout
+    this.dir = layout.dir('cache')
   }
 
   async lookup<T>(key: string): Promise<T | undefined> {
     try {
-      return JSON.parse(await fsp.readFile(this.path(key), 'utf8')) as T
+      return JSON.parse(await fsp.readFile(this.#layout.cacheEntry(key), 'utf8')) as T
     } catch {
       return undefined
     }
@@ -28,8 +27,6 @@ export class CacheIndex {
 
   async record(key: string, result: unknown): Promise<void> {
     await fsp.mkdir(this.dir, { recursive: true })
-    const tmp = `${this.path(key)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
-    await fsp.writeFile(tmp, JSON.stringify(result))
-    await fsp.rename(tmp, this.path(key))
+    await writeFileAtomic(this.#layout.cacheEntry(key), JSON.stringify(result), { durable: true })
   }
 }

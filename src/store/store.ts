@@ -1,34 +1,88 @@
-import { join } from 'node:path'
 import { BlobStore } from './blob-store.js'
 import { CacheIndex } from './cache-index.js'
+import { sweepDeadTemps } from './atomic-write.js'
+import { StoreLayout, SWEPT_DIRS } from './layout.js'
+
+/**
+ * State a module above the store keeps per store (in-flight unpacks, probes of the store's
+ * filesystem, the runtime tried in its work dir). The module owns the slot; the store only holds
+ * the value, so two stores in one process never share it and the store imports nothing upward.
+ */
+export interface StoreSlot<T> {
+  readonly name: string
+  readonly create: () => T
+}
+
+export function storeSlot<T>(name: string, create: () => T): StoreSlot<T> {
+  return Object.freeze({ name, create })
+}
 
 /**
  * One on-disk store: blobs, the cache index, unpacked layer snapshots (for RUN) and RUN cache mounts.
- * All paths live under one root so that temp files and renames stay on one filesystem.
+ * Its folders are named by {@link StoreLayout}; everything written in them goes through
+ * `atomic-write.ts`.
  */
 export class Store {
   readonly root: string
+  readonly layout: StoreLayout
   readonly blobs: BlobStore
   readonly cache: CacheIndex
+  readonly #slots = new Map<StoreSlot<unknown>, unknown>()
+  readonly #once = new Map<string, Promise<unknown>>()
 
   constructor(root: string) {
     this.root = root
+    this.layout = new StoreLayout(root)
     this.blobs = new BlobStore(root)
-    this.cache = new CacheIndex(root)
+    this.cache = new CacheIndex(this.layout)
+  }
+
+  /**
+   * Creates the blob folders and, once per store, removes what dead writers left in every swept
+   * folder (temp files and dirs carrying a pid that is gone). Every build calls it first.
+   */
+  async init(): Promise<void> {
+    await this.blobs.init()
+    await Promise.all(SWEPT_DIRS.map((d) => this.sweepOnce(this.layout.dir(d))))
+  }
+
+  /** This store's value for `slot`, created on first use. */
+  local<T>(slot: StoreSlot<T>): T {
+    if (!this.#slots.has(slot)) this.#slots.set(slot, slot.create())
+    return this.#slots.get(slot) as T
+  }
+
+  /**
+   * Runs `fn` once per store for `key` (sweeps, probes) and shares its promise; a failed run is
+   * forgotten so the next call tries again.
+   */
+  once<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    let p = this.#once.get(key) as Promise<T> | undefined
+    if (!p) {
+      p = fn()
+      this.#once.set(key, p)
+      p.catch(() => this.#once.delete(key))
+    }
+    return p
+  }
+
+  /** Removes temps of dead writers from `dir` (a store folder), once per store. */
+  sweepOnce(dir: string): Promise<number> {
+    return this.once(`sweep:${dir}`, () => sweepDeadTemps(dir))
   }
 
   /** Where layer `diffId` is unpacked once and reused as an overlay lower dir. */
   snapshotDir(diffId: string): string {
-    return join(this.root, 'snapshots', diffId.replace(/^sha256:/, ''))
+    return this.layout.snapshot(diffId)
   }
 
   /** Persistent dirs for `RUN --mount=type=cache`, keyed by the mount id. */
   cacheMountDir(id: string): string {
-    return join(this.root, 'cache-mounts', encodeURIComponent(id))
+    return this.layout.cacheMount(id)
   }
 
   /** Scratch space for one running step (bundles, upper dirs); removed when the step ends. */
   workDir(): string {
-    return join(this.root, 'work')
+    return this.layout.dir('work')
   }
 }

@@ -1,0 +1,159 @@
+/**
+ * The one way anything under a store (or an OCI layout) is written: bytes go to a temp name that is
+ * unique per call, optionally reach the disk (fsync), then are renamed onto the final name, so a
+ * reader sees either nothing or the whole file and two writers never share a temp file.
+ *
+ * Temp names carry their writer's pid (`<stem>.tmp-<pid>-<random>`): a process that died mid-write
+ * (SIGKILL, power loss) leaves a temp that {@link sweepDeadTemps} removes once that pid is gone.
+ * Temp dirs ({@link makeTempDir}) are named the same way.
+ */
+import { randomBytes } from 'node:crypto'
+import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+import { isProcessAlive } from '../util/process.js'
+
+export interface AtomicWriteOptions {
+  /**
+   * fsync the file before the rename and its directory after it, for files whose loss after a
+   * crash would leave something pointing at nothing (blobs, cache entries, an OCI layout's index).
+   * @default false
+   */
+  readonly durable?: boolean
+  /** Directory for the temp file (must be on the final name's filesystem). @default beside the final name */
+  readonly tmpDir?: string
+  /** File mode of the result. @default 0o644 (before umask) */
+  readonly mode?: number
+}
+
+/** `<dir>/<stem>.tmp-<pid>-<random>`: a fresh name on every call, even within one process. */
+export function tempPath(dir: string, stem: string): string {
+  return join(dir, `${stem}.tmp-${process.pid}-${randomBytes(8).toString('hex')}`)
+}
+
+/** Creates (with its parents) a fresh private dir `<dir>/<stem>.tmp-<pid>-XXXXXX`. */
+export async function makeTempDir(dir: string, stem: string): Promise<string> {
+  await fsp.mkdir(dir, { recursive: true })
+  return fsp.mkdtemp(join(dir, `${stem}.tmp-${process.pid}-`))
+}
+
+export interface TempMatch {
+  /**
+   * Also recognise step dirs `<kind>-<pid>-…` (RUN bundles in the work dir, and temps of older
+   * stores). Only for folders the store owns: in a user's folder such a name may be anything.
+   * @default false
+   */
+  readonly stepDirs?: boolean
+}
+
+/** The pid of the process that made temp entry `name`, or undefined when it is no temp of ours. */
+export function tempWriterPid(name: string, opts: TempMatch = {}): number | undefined {
+  const m = /\.tmp-(\d+)-[0-9a-zA-Z]+$/.exec(name) ?? (opts.stepDirs ? /^[a-z]+-(\d+)-/.exec(name) : null)
+  const pid = m ? Number(m[1]) : NaN
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined
+}
+
+/** Whether `name` is a temp entry whose writer is gone (never one of this process's own). */
+export function isDeadTemp(name: string, opts: TempMatch = {}): boolean {
+  const pid = tempWriterPid(name, opts)
+  return pid !== undefined && pid !== process.pid && !isProcessAlive(pid)
+}
+
+/** Writes `data` to `path` atomically; on any failure no temp file is left behind. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): Promise<void> {
+  const tmp = tempPath(opts.tmpDir ?? dirname(path), basename(path))
+  try {
+    await fsp.writeFile(tmp, data, { mode: opts.mode ?? 0o644, flush: opts.durable === true })
+    await fsp.rename(tmp, path)
+  } catch (e) {
+    await fsp.rm(tmp, { force: true }).catch(() => undefined)
+    throw e
+  }
+  if (opts.durable) await syncDir(dirname(path))
+}
+
+/** A file being written under a temp name; the final name may be known only at the end (a digest). */
+export interface AtomicFileWriter {
+  /** The temp file (for callers that must hand a path to a tool). */
+  readonly tmp: string
+  readonly stream: WriteStream
+  /** Waits for the stream to close (after `end()`), then renames the temp file to `path`. */
+  commit(path: string): Promise<void>
+  /** Removes the temp file; safe after a failed or aborted write, and a no-op after commit. */
+  abort(): Promise<void>
+}
+
+/** Opens a write stream on a fresh temp file `<dir>/<stem>.tmp-<pid>-<random>`. */
+export function createAtomicWriter(dir: string, stem: string, opts: AtomicWriteOptions = {}): AtomicFileWriter {
+  const tmp = tempPath(dir, stem)
+  // `flush` fsyncs the fd before it is closed, so data is on disk before the rename.
+  const stream = createWriteStream(tmp, { highWaterMark: 1 << 20, mode: opts.mode ?? 0o644, flush: opts.durable === true })
+  let committed = false
+  const closed = (): Promise<void> =>
+    stream.closed ? Promise.resolve() : new Promise<void>((res, rej) => { stream.once('close', res); stream.once('error', rej) })
+  return {
+    tmp,
+    stream,
+    async commit(path: string) {
+      await closed()
+      await fsp.rename(tmp, path)
+      committed = true
+      if (opts.durable) await syncDir(dirname(path))
+    },
+    async abort() {
+      if (committed) return
+      // Until the fd is open the file may not exist yet; removing it first would let the open recreate it.
+      if (stream.pending && !stream.closed && !stream.destroyed) {
+        await new Promise<void>((res) => { stream.once('open', () => res()); stream.once('error', () => res()) })
+      }
+      stream.destroy()
+      if (!stream.closed) await new Promise<void>((res) => stream.once('close', () => res()))
+      await fsp.rm(tmp, { force: true })
+    },
+  }
+}
+
+/**
+ * Renames a finished temp dir (or file) onto `path`. Returns false, and removes the temp, when
+ * another writer placed `path` first: names under a store are content-addressed, so theirs is ours.
+ */
+export async function renameOrDiscard(tmp: string, path: string): Promise<boolean> {
+  try {
+    await fsp.rename(tmp, path)
+    return true
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw e
+    await fsp.rm(tmp, { recursive: true, force: true })
+    return false
+  }
+}
+
+export interface SweepOptions extends TempMatch {
+  /** Narrows the sweep to names it accepts (e.g. one output's temps in a user's directory). */
+  readonly only?: (name: string) => boolean
+}
+
+/** Removes temp entries in `dir` (files or whole dirs) whose writer process is gone; returns how many. */
+export async function sweepDeadTemps(dir: string, opts: SweepOptions = {}): Promise<number> {
+  let removed = 0
+  for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+    if ((opts.only && !opts.only(name)) || !isDeadTemp(name, opts)) continue
+    await fsp.rm(join(dir, name), { recursive: true, force: true }).catch(() => undefined)
+    removed++
+  }
+  return removed
+}
+
+/** fsync a directory, so a rename in it survives a crash. Filesystems that cannot sync dirs are ignored. */
+async function syncDir(dir: string): Promise<void> {
+  let fh: fsp.FileHandle | undefined
+  try {
+    fh = await fsp.open(dir, 'r')
+    await fh.sync()
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR' && code !== 'EPERM') throw e
+  } finally {
+    await fh?.close()
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Every folder of a store, named in one place. Nothing outside `store/` joins paths onto a store's
+ * root: it asks its {@link StoreLayout}. All of it lives under one root so temp files and renames
+ * stay on one filesystem.
+ *
+ * ```
+ * <root>/blobs/sha256/<hex>        content-addressed blobs (layers, configs, manifests)
+ * <root>/tmp/                      temp files and dirs of writers (blobs, ADD downloads)
+ * <root>/cache/<hex>.json          vertex cache key → result
+ * <root>/image-lookups/<hex>.json  memoised path lookups in image layers
+ * <root>/snapshots/<hex>[.json]    unpacked layers (overlay lower dirs) and their metadata
+ * <root>/cache-mounts/<id>         RUN --mount=type=cache dirs
+ * <root>/work/                     scratch of running steps (bundles, upper dirs)
+ * <root>/statcache/<hex>.json      host file stat → content hash, per build context
+ * ```
+ */
+import { join } from 'node:path'
+
+/** Subfolder names (relative to the store root). */
+export const StoreDirs = Object.freeze({
+  blobs: join('blobs', 'sha256'),
+  tmp: 'tmp',
+  cache: 'cache',
+  imageLookups: 'image-lookups',
+  snapshots: 'snapshots',
+  cacheMounts: 'cache-mounts',
+  work: 'work',
+  statCache: 'statcache',
+})
+
+export type StoreDir = keyof typeof StoreDirs
+
+/** Folders whose entries are written through temp names and are swept of dead writers' temps. */
+export const SWEPT_DIRS: readonly StoreDir[] = Object.freeze(['tmp', 'cache', 'imageLookups', 'snapshots', 'statCache'] as const)
+
+const hex = (digest: string): string => digest.replace(/^sha256:/, '')
+
+export class StoreLayout {
+  readonly root: string
+
+  constructor(root: string) {
+    this.root = root
+  }
+
+  dir(name: StoreDir): string {
+    return join(this.root, StoreDirs[name])
+  }
+
+  /** `blobs/sha256/<hex>`; the caller has checked that `digest` is a sha256 digest. */
+  blob(digest: string): string {
+    return join(this.dir('blobs'), hex(digest))
+  }
+
+  cacheEntry(key: string): string {
+    return join(this.dir('cache'), `${hex(key)}.json`)
+  }
+
+  imageLookup(key: string): string {
+    return join(this.dir('imageLookups'), `${hex(key)}.json`)
+  }
+
+  /** Where layer `diffId` is unpacked once and reused as an overlay lower dir. */
+  snapshot(diffId: string): string {
+    return join(this.dir('snapshots'), hex(diffId))
+  }
+
+  /** What is known about a snapshot (whether it holds whiteouts), written before the dir is placed. */
+  snapshotMeta(diffId: string): string {
+    return `${this.snapshot(diffId)}.json`
+  }
+
+  /** Persistent dir for `RUN --mount=type=cache`, keyed by the mount id. */
+  cacheMount(id: string): string {
+    return join(this.dir('cacheMounts'), encodeURIComponent(id))
+  }
+}
