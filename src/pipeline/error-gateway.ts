@@ -36,18 +36,20 @@ export function toBuildError(e: unknown, scope: GatewayScope, at: FailurePoint):
     const path = err.path ?? err.dest
     const syscall = err.syscall
     const base = { errno, ...(syscall ? { syscall } : {}) }
-    const inOutput = scope.output !== undefined && (at.phase === 'export' || (path !== undefined && isOutputPath(path, scope.output)))
+    // A write error has no path: during the solve only the store is written, during export the output.
+    const inOutput = scope.output !== undefined && (path !== undefined ? isOutputPath(path, scope.output) : at.phase === 'export')
     if (NO_SPACE.has(errno)) {
-      const on = inOutput ? scope.output! : path
+      const on = inOutput ? scope.output! : (path ?? (scope.cacheDir || undefined))
       return typed(ErrorCodes.NO_SPACE, `no space left on device${on ? ` writing ${on}` : ''}${step(at)}`, { path: on, ...base }, where, e)
     }
     if (errno === 'ELOOP') {
       return typed(ErrorCodes.SYMLINK_LOOP, `too many levels of symbolic links${path ? ` resolving ${path}` : ''}${step(at)}`, { path, ...base }, where, e)
     }
+    // Whatever stops the output being made (EROFS, EACCES; Node's recursive mkdir reports EROFS as ENOENT).
+    if (inOutput && at.phase === 'export') {
+      return typed(ErrorCodes.OUTPUT_NOT_WRITABLE, `cannot write the output ${scope.output}: ${err.message}`, { path: scope.output, ...(path ? { file: path } : {}), ...base }, where, e)
+    }
     if (NOT_WRITABLE.has(errno) && path !== undefined) {
-      if (inOutput) {
-        return typed(ErrorCodes.OUTPUT_NOT_WRITABLE, `cannot write the output ${scope.output}: ${err.message}`, { path: scope.output, file: path, ...base }, where, e)
-      }
       if (within(path, scope.contextDir)) {
         const rel = relative(scope.contextDir, path) || '.'
         return typed(ErrorCodes.CONTEXT_UNREADABLE, `cannot read ${rel} in the build context ${scope.contextDir}: ${err.message}${step(at)}`, { path, source: rel, ...base }, where, e)

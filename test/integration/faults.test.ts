@@ -3,7 +3,7 @@
  * missing context, runtimes that exit at once. Each failure must leave build() and the CLI as an
  * ImagesmithError with a stable code, details naming the offending thing, and nothing partial behind.
  */
-import { spawnSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ErrorCodes, image, ImagesmithError, type BuildOptions } from '../../src/index.js'
 import { BlobStore } from '../../src/store/blob-store.js'
 import { listLayerEntries } from '../helpers/layer-listing.js'
-import { cleanupTmpDirs, mountsUnder, removeTree, tmpDir } from '../helpers/testbed.js'
+import { busyboxArchive, cleanupTmpDirs, mountsUnder, removeTree, tmpDir } from '../helpers/testbed.js'
 
 const repo = resolve(__dirname, '../..')
 const bin = join(repo, 'bin', 'imagesmith.js')
@@ -52,12 +52,25 @@ function verifyStore(cache: string): void {
   const walk = (dir: string): void => {
     for (const d of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, d.name)
-      if (/\.tmp$|\.partial$/.test(d.name) || dir === join(cache, 'tmp')) temps.push(p)
+      if (/\.tmp$|\.partial$/.test(d.name) || dir === join(cache, 'tmp') || dir === join(cache, 'work')) temps.push(p)
       if (d.isDirectory() && !d.isSymbolicLink()) walk(p)
     }
   }
   walk(cache)
   expect(temps).toEqual([])
+  expect(mountsUnder(cache).filter((m) => m !== cache)).toEqual([]) // the cache may itself be a tmpfs
+}
+
+function blobNames(cache: string): string[] {
+  const dir = join(cache, 'blobs', 'sha256')
+  return existsSync(dir) ? readdirSync(dir).sort() : []
+}
+
+/** A tmpfs mounted at a fresh dir (unmounted in afterAll). */
+function tmpfs(name: string, options: string): string {
+  const d = fresh(name)
+  execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', d])
+  return d
 }
 
 /** The CLI run as users run it, optionally without the capabilities that let root read anything. */
@@ -155,6 +168,75 @@ describe('faults: the build context', () => {
     expect(e.details.step).toBe('COPY loop /x')
     expect(existsSync(out)).toBe(false)
     verifyStore(cache)
+  })
+})
+
+describe('faults: disks', () => {
+  it('a 50 MB layer into a store on a 20 MB tmpfs: NO_SPACE, the store still verifies, no output', async () => {
+    const cache = tmpfs('cache-full', 'size=20m')
+    const ctx = fresh('ctx-big')
+    writeFileSync(join(ctx, 'big.bin'), randomBytes(50 << 20))
+    const outDir = fresh('out-full')
+    const out = join(outDir, 'img.tar')
+    const e = await failure(image().from('scratch').copy('big.bin', '/big.bin').build({ context: ctx, cacheDir: cache, output: { type: 'oci', dest: out } }))
+    expect(e.code).toBe(ErrorCodes.NO_SPACE)
+    expect(String(e.details.path).startsWith(cache)).toBe(true)
+    expect(e.details.step).toBe('COPY big.bin /big.bin')
+    expect((e.cause as NodeJS.ErrnoException).code).toBe('ENOSPC')
+    expect(readdirSync(outDir)).toEqual([])
+    verifyStore(cache)
+
+    // The same store still builds what fits.
+    writeFileSync(join(ctx, 'small.txt'), 'fits\n')
+    const ok = await image().from('scratch').copy('small.txt', '/small.txt').build({ context: ctx, cacheDir: cache, output: { type: 'oci', dest: out } })
+    expect(ok.layers).toHaveLength(1)
+    verifyStore(cache)
+  })
+
+  it('a read-only output dir: OUTPUT_NOT_WRITABLE naming the output, nothing left (archive, layout, CLI)', async () => {
+    const cache = fresh('cache-ro')
+    const ctx = fresh('ctx-ro')
+    writeFileSync(join(ctx, 'a.txt'), 'a\n')
+    const ro = tmpfs('out-ro', 'ro,size=1m')
+    const chain = image().from('scratch').copy('a.txt', '/a.txt')
+    for (const output of [{ type: 'oci', dest: join(ro, 'img.tar') }, { type: 'oci-layout', dest: join(ro, 'layout') }] as const) {
+      const e = await failure(chain.build({ context: ctx, cacheDir: cache, output }))
+      expect(e.code).toBe(ErrorCodes.OUTPUT_NOT_WRITABLE)
+      expect(e.details.path).toBe(output.dest)
+      expect(e.message).toContain(output.dest)
+      // Node's recursive mkdir (the layout's temp dir) reports EROFS as ENOENT.
+      expect((e.cause as NodeJS.ErrnoException).code).toBe(output.type === 'oci' ? 'EROFS' : 'ENOENT')
+      expect(readdirSync(ro)).toEqual([])
+    }
+    verifyStore(cache)
+    const dest = join(ro, 'cli.tar')
+    const r = cli(['build', script('ro.ts', `export default image().from('scratch').copy('a.txt', '/a.txt')`), '--context', ctx, '-o', `type=oci,dest=${dest}`], { cache })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(`error [OUTPUT_NOT_WRITABLE]: cannot write the output ${dest}`)
+    expect(readdirSync(ro)).toEqual([])
+  })
+})
+
+describe('faults: the runtime', () => {
+  it('a runtime binary that exits at once (0 or 1) is RUNTIME_FAILED naming it; the RUN yields no layer', async () => {
+    const cache = fresh('cache-runtime')
+    const base = image().from(`oci-archive:${busyboxArchive()}`)
+    await base.env('A', '1').build({ cacheDir: cache })
+    const before = blobNames(cache)
+    for (const status of [0, 1]) {
+      const runtime = join(work, `runtime-exit-${status}`)
+      writeFileSync(runtime, `#!/bin/sh\nexit ${status}\n`, { mode: 0o755 })
+      const out = join(fresh(`out-runtime-${status}`), 'img.tar')
+      const e = await failure(base.run('echo ran > /ran').build({ cacheDir: cache, runtime, output: { type: 'oci', dest: out } }))
+      expect(e.code).toBe(ErrorCodes.RUNTIME_FAILED)
+      expect(e.details.runtime).toBe(runtime)
+      expect(e.details.step).toBe('RUN echo ran > /ran')
+      expect(e.message).toContain(runtime)
+      expect(e.message).toContain(status === 0 ? 'without running' : 'exited 1')
+      expect(existsSync(out)).toBe(false)
+      expect(blobNames(cache)).toEqual(before)
+      verifyStore(cache)
+    }
   })
 })
 

@@ -1,11 +1,13 @@
 /**
  * Finds a working OCI runtime by trying it: crun first (faster), then runc. A binary on PATH is not
  * enough — crun, for one, refuses hosts whose cgroups are in hybrid mode — so each candidate runs
- * a tiny real container (the host's `true`, from read-only binds of the host's /usr and friends)
- * with the same namespaces and mounts a RUN step uses. The answer is cached per process.
+ * a tiny real container (the host's `echo` of a fresh marker, from read-only binds of the host's /usr
+ * and friends) with the same namespaces and mounts a RUN step uses; only the marker in its output
+ * proves the container ran (a binary that exits 0 at once is no runtime). The answer is cached per process.
  */
 import { accessSync, constants, lstatSync, readlinkSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
 import { delimiter, isAbsolute, join } from 'node:path'
 import { ErrorCodes, ImagesmithError } from '../../errors.js'
 import { buildSpec, type OciMount } from './oci-spec.js'
@@ -82,6 +84,9 @@ async function detect(opts: DetectOptions): Promise<Runtime> {
     const runtime = ociRuntime(binary)
     const failure = await trial(runtime, opts.scratch)
     if (failure === undefined) return runtime
+    if (opts.preferred) {
+      throw new ImagesmithError(ErrorCodes.RUNTIME_FAILED, `the OCI runtime ${binary} does not run containers: ${failure}`, { runtime: binary, reason: failure })
+    }
     tried.push(`${binary}: ${failure}`)
   }
   const wanted = opts.preferred ? `the runtime ${JSON.stringify(opts.preferred)}` : 'crun or runc'
@@ -93,7 +98,7 @@ async function detect(opts: DetectOptions): Promise<Runtime> {
   )
 }
 
-/** Runs the host's `true` in a throwaway container; undefined when it worked, else why not. */
+/** Runs the host's `echo MARKER` in a throwaway container; undefined when the marker came back, else why not. */
 async function trial(runtime: Runtime, scratch: string): Promise<string | undefined> {
   await mkdir(scratch, { recursive: true })
   const bundle = await mkdtemp(join(scratch, 'detect-'))
@@ -111,9 +116,10 @@ async function trial(runtime: Runtime, scratch: string): Promise<string | undefi
       if (st.isSymbolicLink()) await symlink(readlinkSync(`/${d}`), join(rootfs, d))
       else if (st.isDirectory()) mounts.push({ destination: `/${d}`, type: 'bind', source: `/${d}`, options: ['rbind', 'ro'] })
     }
-    const trueBin = ['/usr/bin/true', '/bin/true'].find((p) => isExecutable(p)) ?? '/bin/true'
+    const echoBin = ['/usr/bin/echo', '/bin/echo'].find((p) => isExecutable(p)) ?? '/bin/echo'
+    const marker = `imagesmith-trial-${randomBytes(8).toString('hex')}`
     const spec = buildSpec({
-      args: [trueBin],
+      args: [echoBin, marker],
       env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
       cwd: '/',
       user: { uid: 0, gid: 0, additionalGids: [] },
@@ -126,7 +132,10 @@ async function trial(runtime: Runtime, scratch: string): Promise<string | undefi
     const { exitCode } = await runtime.run(spec, bundle, AbortSignal.timeout(30_000), (_s, d) => {
       if (output.length < 4096) output += d.toString()
     })
-    return exitCode === 0 ? undefined : `trial container exited ${exitCode}: ${output.trim().split('\n').slice(-3).join(' | ')}`
+    const tail = output.trim().split('\n').slice(-3).join(' | ')
+    if (exitCode !== 0) return `trial container exited ${exitCode}${tail ? `: ${tail}` : ''}`
+    if (!output.includes(marker)) return `exited 0 without running the trial container (its command's output never came)${tail ? `: ${tail}` : ''}`
+    return undefined
   } catch (e) {
     return (e as Error).message
   } finally {
