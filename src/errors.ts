@@ -53,6 +53,14 @@ export const ErrorCodes = Object.freeze({
   GRAPH_INVALID: 'GRAPH_INVALID',
   /** Anything unexpected: still typed, with the step and the original error as `cause`. */
   INTERNAL: 'INTERNAL',
+  /** A file a layer is made from cannot be opened; `details.source` is the host path, `details.path` the entry. */
+  SOURCE_UNREADABLE: 'SOURCE_UNREADABLE',
+  /** A file changed size while its layer was written; `details.source` names it. */
+  SOURCE_CHANGED: 'SOURCE_CHANGED',
+  /** An ADD archive that its decompressor (xz, bzip2) refuses; `details.path` names it. */
+  ADD_ARCHIVE_INVALID: 'ADD_ARCHIVE_INVALID',
+  /** A host tool imagesmith runs (xz, bzip2, getfattr, …) is not installed or cannot start; `details.tool` names it. */
+  TOOL_NOT_FOUND: 'TOOL_NOT_FOUND',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

@@ -76,10 +76,10 @@ function openDecompressed(path: string, kind: ArchiveKind): { stream: Readable; 
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
   const exited = new Promise<void>((resolve, reject) => {
-    child.on('error', (e) => reject(new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `cannot run ${tool} to decompress ${path}: ${e.message}`, { path }, { cause: e })))
+    child.on('error', (e) => reject(new ImagesmithError(ErrorCodes.TOOL_NOT_FOUND, `cannot run ${tool} to decompress ${path}: ${e.message}`, { path, tool }, { cause: e })))
     child.on('close', (code, sig) => {
       if (code === 0 || sig === 'SIGTERM') resolve()
-      else reject(new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `${tool} -dc ${path} failed (${code ?? sig}): ${stderr.trim()}`, { path }))
+      else reject(new ImagesmithError(ErrorCodes.ADD_ARCHIVE_INVALID, `${tool} -dc ${path} failed (${code ?? sig}): ${stderr.trim()}`, { path, tool, stderr }))
     })
   })
   return { stream: child.stdout, wait: () => exited }

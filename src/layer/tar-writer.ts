@@ -214,7 +214,7 @@ export class TarSerializer {
     try {
       fd = openSync(hostPath, 'r')
     } catch (e) {
-      throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `cannot open ${hostPath} for layer entry ${entryPath}`, { path: entryPath, source: hostPath }, { cause: e })
+      throw new ImagesmithError(ErrorCodes.SOURCE_UNREADABLE, `cannot open ${hostPath} for layer entry ${entryPath}`, { path: entryPath, source: hostPath }, { cause: e })
     }
     try {
       const actual = fstatSync(fd).size
@@ -330,7 +330,7 @@ function fileSize(hostPath: string, entryPath: string): number {
   try {
     fd = openSync(hostPath, 'r')
   } catch (e) {
-    throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `cannot open ${hostPath} for layer entry ${entryPath}`, { path: entryPath, source: hostPath }, { cause: e })
+    throw new ImagesmithError(ErrorCodes.SOURCE_UNREADABLE, `cannot open ${hostPath} for layer entry ${entryPath}`, { path: entryPath, source: hostPath }, { cause: e })
   }
   try {
     return fstatSync(fd).size
@@ -344,8 +344,9 @@ function invalid(message: string, path: string): ImagesmithError {
 }
 
 function sizeMismatch(entryPath: string, expected: number, actual: number, source: string): ImagesmithError {
+  // In-memory data of the wrong size is the caller's mistake; a host file of the wrong size changed under us.
   return new ImagesmithError(
-    ErrorCodes.INVALID_ARGUMENT,
+    source === '<data>' ? ErrorCodes.INVALID_ARGUMENT : ErrorCodes.SOURCE_CHANGED,
     `layer entry ${entryPath}: ${source} has ${actual} bytes, the entry says ${expected} (file changed while the layer was written?)`,
     { path: entryPath, source, expected, actual },
   )

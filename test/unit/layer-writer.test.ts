@@ -204,10 +204,10 @@ describe('writeLayer', () => {
     const grown: LayerEntry = { ...base('changing', 0o644), type: 'file', size: 5, source: { path: host } }
     const err = await writeLayer([grown], store).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(ImagesmithError)
-    expect((err as ImagesmithError).code).toBe(ErrorCodes.INVALID_ARGUMENT)
+    expect((err as ImagesmithError).code).toBe(ErrorCodes.SOURCE_CHANGED)
     expect((err as ImagesmithError).details).toMatchObject({ path: 'changing', expected: 5, actual: 12 })
     const shrunk: LayerEntry = { ...grown, size: 5000 }
-    await expect(writeLayer([shrunk], store)).rejects.toMatchObject({ code: ErrorCodes.INVALID_ARGUMENT })
+    await expect(writeLayer([shrunk], store)).rejects.toMatchObject({ code: ErrorCodes.SOURCE_CHANGED })
     const badData: LayerEntry = { ...base('x', 0o644), type: 'file', size: 4, source: { data: Buffer.from('abc') } }
     await expect(writeLayer([badData], store)).rejects.toMatchObject({ code: ErrorCodes.INVALID_ARGUMENT })
     expect(readdirSync(store.tmpDir)).toEqual([])
