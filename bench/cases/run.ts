@@ -100,7 +100,7 @@ const runCase: BenchCase = {
       await store.blobs.init()
       const base = await busyboxBase(store)
       const snapshot = (await ensureSnapshot(store, base.layers[0]!)).dir
-      const runtime = await detectRuntime({ scratch: store.workDir() })
+      const runtime = await detectRuntime({ store })
       const ctx = ctxOf(store)
       const vertex = { id: `sha256:${'b'.repeat(64)}` as Digest, kind: 'run' as const, spec: { command: ['true'], shellForm: true, network: 'default' as const, mounts: [] }, inputs: [], meta: { description: 'RUN true' } }
       const scratch = join(root, 'floor')

@@ -209,9 +209,9 @@ async function runStep(vertex: Vertex<'run'>, inputs: readonly ImageState[], ste
       { platform: ctx.platform, host: `linux/${hostArch}` },
     )
   }
-  const runtime = await detectRuntime({ preferred: ctx.runtime, scratch: store.workDir() })
+  const runtime = await detectRuntime({ preferred: ctx.runtime, store })
   const snapshots = await ensureSnapshots(store, state.layers, { signal })
-  const useOverlay = await overlaySupported(store.workDir())
+  const useOverlay = await overlaySupported(store)
 
   return withRootfsWorkspace(store.workDir(), snapshots.map((s) => s.dir), useOverlay, async (ws) => {
     const { rootfs } = ws

@@ -11,7 +11,7 @@
 import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { isProcessAlive } from '../util/process.js'
+import { isDeadTemp } from '../store/atomic-write.js'
 
 type Undo = () => void
 
@@ -118,16 +118,13 @@ export function mountsBelow(dir: string): string[] {
     .sort((a, b) => b.length - a.length)
 }
 
-const swept = new Set<string>()
-
 /**
  * Removes step dirs (`<prefix>-<pid>-…`) in `workDir` left by processes that died without running
  * their cleanup (SIGKILL, power loss), unmounting whatever is still mounted in them first.
- * Once per work dir per process.
+ * Cheap (one readdir when nothing is stale), so it runs before every step and keeps no memory of
+ * which dirs it swept: two stores in one process share nothing.
  */
 export function sweepDeadWorkDirs(workDir: string): void {
-  if (swept.has(workDir)) return
-  swept.add(workDir)
   let names: string[] = []
   try {
     names = readdirSync(workDir)
@@ -135,10 +132,7 @@ export function sweepDeadWorkDirs(workDir: string): void {
     return
   }
   for (const name of names) {
-    const m = /^[a-z]+-(\d+)-/.exec(name)
-    if (!m) continue
-    const pid = Number(m[1])
-    if (pid === process.pid || isProcessAlive(pid)) continue
+    if (!isDeadTemp(name, { stepDirs: true })) continue
     const dir = join(workDir, name)
     for (const point of mountsBelow(dir)) unmountSync(point)
     removeSync(dir)

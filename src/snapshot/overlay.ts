@@ -11,6 +11,7 @@ import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
+import { storeSlot, type Store } from '../store/store.js'
 
 const execFileP = promisify(execFile)
 
@@ -85,22 +86,25 @@ export async function unmount(target: string, retries = 5): Promise<void> {
   await execFileP('umount', ['-l', target]).catch(() => undefined)
 }
 
-let probe: Promise<boolean> | undefined
+/** Per store: whether overlay works depends on the filesystem its work dir is on. */
+const PROBE = storeSlot('overlay support', (): { probe?: Promise<boolean> } => ({}))
 
-/** Overrides the probe (tests of the copy fallback on a host that has overlay); undefined re-probes. */
-export function setOverlaySupport(value: boolean | undefined): void {
-  probe = value === undefined ? undefined : Promise.resolve(value)
+/** Overrides the probe for `store` (tests of the copy fallback on a host that has overlay); undefined re-probes. */
+export function setOverlaySupport(store: Store, value: boolean | undefined): void {
+  store.local(PROBE).probe = value === undefined ? undefined : Promise.resolve(value)
 }
 
 /**
- * Whether a writable overlay can be mounted in `scratch` (root, a kernel with overlayfs, a backing
- * filesystem that supports it). Probed once per process.
+ * Whether a writable overlay can be mounted in the store's work dir (root, a kernel with overlayfs,
+ * a backing filesystem that supports it). Probed once per store.
  */
-export function overlaySupported(scratch: string): Promise<boolean> {
-  probe ??= (async () => {
+export function overlaySupported(store: Store): Promise<boolean> {
+  const scratch = store.workDir()
+  const state = store.local(PROBE)
+  state.probe ??= (async () => {
     if (process.platform !== 'linux' || process.getuid?.() !== 0) return false
     await mkdir(scratch, { recursive: true })
-    const dir = await mkdtemp(join(scratch, 'probe'))
+    const dir = await mkdtemp(join(scratch, `probe-${process.pid}-`))
     try {
       for (const d of ['l', 'u', 'w', 'm']) await mkdir(join(dir, d))
       await mountOverlay({ lower: [join(dir, 'l')], upper: join(dir, 'u'), work: join(dir, 'w'), target: join(dir, 'm'), scratch: dir })
@@ -112,5 +116,5 @@ export function overlaySupported(scratch: string): Promise<boolean> {
       await rm(dir, { recursive: true, force: true }).catch(() => undefined)
     }
   })()
-  return probe
+  return state.probe
 }

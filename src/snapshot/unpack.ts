@@ -13,15 +13,15 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, type Hash } from 'node:crypto'
 import { lstatSync, readdirSync, unlinkSync, utimesSync, type Stats } from 'node:fs'
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, stat } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip } from 'node:zlib'
 import { abortError, ErrorCodes, ImagesmithError, throwIfAborted } from '../errors.js'
 import type { LayerRef } from '../oci/types.js'
-import type { Store } from '../store/store.js'
-import { isProcessAlive } from '../util/process.js'
+import { renameOrDiscard, tempPath, writeFileAtomic } from '../store/atomic-write.js'
+import { storeSlot, type Store } from '../store/store.js'
 import { sniffFile } from '../util/sniff.js'
 
 export interface Snapshot {
@@ -35,8 +35,8 @@ interface SnapshotMeta {
   readonly whiteouts: boolean
 }
 
-const inFlight = new Map<string, Promise<Snapshot>>()
-const sweptRoots = new Set<string>()
+/** Unpacks under way in this store, by snapshot dir (per store: two stores never share one). */
+const IN_FLIGHT = storeSlot('snapshot unpacks in flight', () => new Map<string, Promise<Snapshot>>())
 
 /**
  * Unpacks `layer` into its snapshot dir unless it is there already; concurrent calls share the work.
@@ -45,6 +45,7 @@ const sweptRoots = new Set<string>()
  */
 export function ensureSnapshot(store: Store, layer: LayerRef, opts: { signal?: AbortSignal } = {}): Promise<Snapshot> {
   const dir = store.snapshotDir(layer.diffId)
+  const inFlight = store.local(IN_FLIGHT)
   let p = inFlight.get(dir)
   if (!p) {
     p = unpackOnce(store, layer, dir, undefined).finally(() => inFlight.delete(dir))
@@ -101,21 +102,16 @@ async function unpackOnce(store: Store, layer: LayerRef, dir: string, signal: Ab
   throwIfAborted(signal)
   const root = dirname(dir)
   await mkdir(root, { recursive: true })
-  await sweepStale(root)
-  const tmp = `${dir}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`
+  await store.sweepOnce(root)
+  const tmp = tempPath(root, basename(dir))
   await mkdir(tmp, { mode: 0o755 })
   try {
     await extract(store, layer, tmp, signal)
     const whiteouts = await convertWhiteouts(tmp)
     throwIfAborted(signal)
-    await writeFile(`${dir}.json`, JSON.stringify({ whiteouts } satisfies SnapshotMeta))
-    try {
-      await rename(tmp, dir)
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code
-      if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw e
-      await rm(tmp, { recursive: true, force: true }) // another process finished first: same bytes
-    }
+    // The meta file goes first: a placed dir whose meta is missing is read as "has whiteouts".
+    await writeFileAtomic(`${dir}.json`, JSON.stringify({ whiteouts } satisfies SnapshotMeta))
+    await renameOrDiscard(tmp, dir) // discarded when another process finished first: same bytes
     return { dir, whiteouts }
   } catch (e) {
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined)
@@ -123,20 +119,6 @@ async function unpackOnce(store: Store, layer: LayerRef, dir: string, signal: Ab
     throw e
   }
 }
-
-/** Removes temp dirs of unpacks whose process is gone (killed builds). Once per root per process. */
-async function sweepStale(root: string): Promise<void> {
-  if (sweptRoots.has(root)) return
-  sweptRoots.add(root)
-  for (const name of await readdir(root).catch(() => [] as string[])) {
-    const m = /\.tmp-(\d+)-/.exec(name)
-    if (!m) continue
-    const pid = Number(m[1])
-    if (pid === process.pid || isProcessAlive(pid)) continue
-    await rm(join(root, name), { recursive: true, force: true }).catch(() => undefined)
-  }
-}
-
 
 /** blob → (decompress) → diffID check → `tar -x` into `dest`. */
 async function extract(store: Store, layer: LayerRef, dest: string, signal: AbortSignal | undefined): Promise<void> {

@@ -64,11 +64,6 @@ export class StoreLayout {
     return join(this.dir('snapshots'), hex(diffId))
   }
 
-  /** What is known about a snapshot (whether it holds whiteouts), written before the dir is placed. */
-  snapshotMeta(diffId: string): string {
-    return `${this.snapshot(diffId)}.json`
-  }
-
   /** Persistent dir for `RUN --mount=type=cache`, keyed by the mount id. */
   cacheMount(id: string): string {
     return join(this.dir('cacheMounts'), encodeURIComponent(id))

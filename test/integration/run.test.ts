@@ -145,7 +145,7 @@ afterEach(() => {
 })
 
 afterAll(async () => {
-  setOverlaySupport(undefined)
+  setOverlaySupport(store, undefined)
   await podmanCleanup()
   await cleanupTmpDirs()
 })
@@ -213,13 +213,13 @@ describe('the layer a RUN makes', () => {
 
   it('the copy fallback writes the same entries', async () => {
     const overlay = await run(parent, script)
-    setOverlaySupport(false)
+    setOverlaySupport(store, false)
     try {
       const copied = await run(parent, script)
       const shape = async (l: LayerRef) => (await listLayer(l)).map(({ path, type, mode, uid, gid, size, linkpath }) => ({ path, type, mode, uid, gid, size, linkpath }))
       expect(await shape(copied.state.layers.at(-1)!)).toEqual(await shape(overlay.state.layers.at(-1)!))
     } finally {
-      setOverlaySupport(undefined)
+      setOverlaySupport(store, undefined)
     }
     expectClean()
   })

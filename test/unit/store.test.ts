@@ -7,7 +7,9 @@ import { Readable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ErrorCodes } from '../../src/errors.js'
 import type { Digest } from '../../src/oci/media-types.js'
+import { overlaySupported, setOverlaySupport } from '../../src/snapshot/overlay.js'
 import { BlobStore } from '../../src/store/blob-store.js'
+import { Store, storeSlot } from '../../src/store/store.js'
 
 const dirs: string[] = []
 const tmp = () => {
@@ -121,5 +123,42 @@ describe('BlobStore', () => {
     expect(digests[0]).toBe(sha(Buffer.alloc(8 << 20, 7)))
     expect(blobFiles(root)).toEqual([digests[0]!.slice(7)])
     expect(tmpFiles(root)).toEqual([])
+  })
+})
+
+describe('Store: state per instance, never per process', () => {
+  it('two stores in one process share no slot, probe, runtime or sweep', async () => {
+    const a = new Store(tmp())
+    const b = new Store(tmp())
+    const slot = storeSlot('test counter', () => ({ n: 0 }))
+    a.local(slot).n++
+    expect(a.local(slot).n).toBe(1)
+    expect(b.local(slot).n).toBe(0)
+
+    setOverlaySupport(a, false)
+    expect(await overlaySupported(a)).toBe(false)
+    // b probes its own work dir (this host, as root, has overlay on its disk).
+    expect(await overlaySupported(b)).toBe(process.getuid?.() === 0)
+    setOverlaySupport(a, undefined)
+    expect(await overlaySupported(a)).toBe(await overlaySupported(b))
+
+    let runs = 0
+    const count = async () => ++runs
+    expect(await Promise.all([a.once('k', count), a.once('k', count), b.once('k', count)])).toEqual([1, 1, 2])
+    // A failed run is forgotten, so the next call tries again.
+    await expect(a.once('f', () => Promise.reject(new Error('no')))).rejects.toThrow('no')
+    expect(await a.once('f', async () => 'yes')).toBe('yes')
+  })
+
+  it('names every folder through its layout', () => {
+    const root = tmp()
+    const store = new Store(root)
+    expect(store.snapshotDir('sha256:ab')).toBe(join(root, 'snapshots', 'ab'))
+    expect(store.cacheMountDir('a/b')).toBe(join(root, 'cache-mounts', 'a%2Fb'))
+    expect(store.workDir()).toBe(join(root, 'work'))
+    expect(store.layout.cacheEntry('sha256:cd')).toBe(join(root, 'cache', 'cd.json'))
+    expect(store.layout.imageLookup('sha256:ef')).toBe(join(root, 'image-lookups', 'ef.json'))
+    expect(store.blobs.blobPath(sha('x'))).toBe(join(root, 'blobs', 'sha256', sha('x').slice(7)))
+    expect(store.blobs.tmpDir).toBe(store.layout.dir('tmp'))
   })
 })

@@ -3,33 +3,37 @@
  * enough — crun, for one, refuses hosts whose cgroups are in hybrid mode — so each candidate runs
  * a tiny real container (the host's `echo` of a fresh marker, from read-only binds of the host's /usr
  * and friends) with the same namespaces and mounts a RUN step uses; only the marker in its output
- * proves the container ran (a binary that exits 0 at once is no runtime). The answer is cached per process.
+ * proves the container ran (a binary that exits 0 at once is no runtime). The answer is cached per store
+ * (the trial runs in its work dir).
  */
 import { accessSync, constants, lstatSync, readlinkSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { delimiter, isAbsolute, join } from 'node:path'
 import { ErrorCodes, ImagesmithError } from '../../errors.js'
+import { storeSlot, type Store } from '../../store/store.js'
 import { buildSpec, type OciMount } from './oci-spec.js'
 import { ociRuntime } from './runc.js'
 import type { Runtime } from './runtime.js'
 
 export const RUNTIME_CANDIDATES: readonly string[] = Object.freeze(['crun', 'runc'])
 
-const cache = new Map<string, Promise<Runtime>>()
+/** The runtime found per `preferred` name ('' for the default order). */
+const FOUND = storeSlot('oci runtime', () => new Map<string, Promise<Runtime>>())
 
 export interface DetectOptions {
   /** A runtime name or path to use instead of trying crun then runc. */
   readonly preferred?: string
-  /** A directory for the trial bundle (the store's work dir). */
-  readonly scratch: string
+  /** The store whose work dir holds the trial bundle, and which remembers the answer. */
+  readonly store: Store
   /** PATH to search. @default process.env.PATH plus the sbin dirs */
   readonly path?: string
 }
 
-/** The runtime to use, found and tried once per process (per `preferred`). */
+/** The runtime to use, found and tried once per store (per `preferred`). */
 export function detectRuntime(opts: DetectOptions): Promise<Runtime> {
   const key = opts.preferred ?? ''
+  const cache = opts.store.local(FOUND)
   let p = cache.get(key)
   if (!p) {
     p = detect(opts)
@@ -82,7 +86,7 @@ async function detect(opts: DetectOptions): Promise<Runtime> {
       continue
     }
     const runtime = ociRuntime(binary)
-    const failure = await trial(runtime, opts.scratch)
+    const failure = await trial(runtime, opts.store.workDir())
     if (failure === undefined) return runtime
     if (opts.preferred) {
       throw new ImagesmithError(ErrorCodes.RUNTIME_FAILED, `the OCI runtime ${binary} does not run containers: ${failure}`, { runtime: binary, reason: failure })
@@ -101,7 +105,7 @@ async function detect(opts: DetectOptions): Promise<Runtime> {
 /** Runs the host's `echo MARKER` in a throwaway container; undefined when the marker came back, else why not. */
 async function trial(runtime: Runtime, scratch: string): Promise<string | undefined> {
   await mkdir(scratch, { recursive: true })
-  const bundle = await mkdtemp(join(scratch, 'detect-'))
+  const bundle = await mkdtemp(join(scratch, `detect-${process.pid}-`))
   try {
     const rootfs = join(bundle, 'rootfs')
     await mkdir(rootfs)
