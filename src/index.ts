@@ -14,7 +14,7 @@ export {
 } from './errors.js'
 export type { Graph, Vertex, AnyVertex, NodeKind, NodeMeta } from './graph/node.js'
 export { toMermaid, toDot } from './graph/render.js'
-export type { ProgressEvent, SecretSource } from './solver/types.js'
+export type { CacheKeyDoc, ProgressEvent, SecretSource, VertexRecord } from './solver/types.js'
 export type { Descriptor, ImageConfig, ImageIndex, LayerRef, Manifest, Platform, HistoryEntry, ContainerConfig } from './oci/types.js'
 export { MediaType, type Digest } from './oci/media-types.js'
 export { ociArchiveExporter, type OciArchiveOptions } from './exporters/oci-archive.js'

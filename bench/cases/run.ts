@@ -61,9 +61,6 @@ function ctxOf(store: Store): ExecContext {
     secrets: {},
     network: 'default',
     emit: () => {},
-    result: () => {
-      throw new Error('unused')
-    },
   }
 }
 

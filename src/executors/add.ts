@@ -12,7 +12,6 @@ import type { AddSpec } from '../graph/nodes/add-node.js'
 import { writeLayer } from '../layer/write-layer.js'
 import { makeTempDir } from '../store/atomic-write.js'
 import type { ExecContext, Executor } from '../solver/types.js'
-import { digestOf } from '../util/canonical-json.js'
 import { detectArchive, extractArchive, type ArchiveKind } from './archive.js'
 import { createdBy, resolveOwner } from './copy.js'
 import { download, isUrl, urlFileName, type Downloaded } from './download.js'
@@ -127,16 +126,16 @@ export const addExecutor: Executor<'add'> = {
         }
       }
       const destNodes = Object.fromEntries([...dest.nodes].map(([k, v]) => [k, v && { type: v.type, mode: v.mode, uid: v.uid, gid: v.gid }]))
-      const key = digestOf({
+      const keyDoc = {
         kind: 'add', spec, content: keyParts, workdir: dest.workdir, dest: dest.path, destNodes, existsDir: dest.existsDir,
         uid: owner.uid, gid: owner.gid, epoch: ctx.epoch, compression: ctx.compression,
-      })
-      const { layer, cached } = await cachedLayer(ctx, key, async () => {
+      }
+      const { layer, cached, key } = await cachedLayer(ctx, keyDoc, async () => {
         const set = new EntrySet()
         for (const [i, part] of parts.entries()) await place(set, part, placement, i)
         return writeLayer(set.finalize(), ctx.store.blobs, { compression: ctx.compression, ...(ctx.signal ? { signal: ctx.signal } : {}) })
       })
-      return { state: withLayer(parent, ctx, layer, createdBy('ADD', spec)), cached }
+      return { state: withLayer(parent, ctx, layer, createdBy('ADD', spec)), cached, key }
     } finally {
       await fsp.rm(tmp, { recursive: true, force: true })
     }

@@ -9,7 +9,6 @@ import type { LayerEntry } from '../layer/entry.js'
 import { writeLayer } from '../layer/write-layer.js'
 import type { ExecContext, Executor, ImageState } from '../solver/types.js'
 import { withRootfs } from '../snapshot/rootfs.js'
-import { digestOf } from '../util/canonical-json.js'
 import { EntrySet, type Owner } from '../context/collect.js'
 import { contentKey, StatCache } from '../context/content-key.js'
 import { loadDockerignore, PatternMatcher } from '../context/dockerignore.js'
@@ -89,8 +88,8 @@ export const copyExecutor: Executor<'copy'> = {
       // The source stage's layers determine its files exactly (diffIDs are content digests), so
       // they stand in for the content key and the rootfs is only assembled on a cache miss.
       const destNodes = Object.fromEntries([...dest.nodes].map(([k, v]) => [k, v && { type: v.type, mode: v.mode, uid: v.uid, gid: v.gid }]))
-      const key = digestOf({ ...base, from: from.config.rootfs.diff_ids, destNodes })
-      const { layer, cached } = await cachedLayer(ctx, key, () =>
+      const keyDoc = { ...base, from: from.config.rootfs.diff_ids, destNodes }
+      const { layer, cached, key } = await cachedLayer(ctx, keyDoc, () =>
         withRootfs(ctx.store, from.layers, ctx.signal ? { signal: ctx.signal } : {}, async (dir) => {
           const root: SourceRoot = { root: dir, skipWhiteouts: true }
           const set = new EntrySet()
@@ -102,14 +101,14 @@ export const copyExecutor: Executor<'copy'> = {
           })
           return writeLayer(set.finalize(), ctx.store.blobs, layerOpts)
         }))
-      return { state: withLayer(parent, ctx, layer, createdBy('COPY', spec)), cached }
+      return { state: withLayer(parent, ctx, layer, createdBy('COPY', spec)), cached, key }
     }
 
     const entries: LayerEntry[] = planContext(ctx, spec.sources, spec, dest, owner).finalize()
     const stats = await StatCache.open(ctx.store.layout.dir('statCache'), ctx.contextDir)
-    const key = digestOf({ ...base, content: contentKey(entries, stats) })
+    const keyDoc = { ...base, content: contentKey(entries, stats) }
     await stats.save()
-    const { layer, cached } = await cachedLayer(ctx, key, () => writeLayer(entries, ctx.store.blobs, layerOpts))
-    return { state: withLayer(parent, ctx, layer, createdBy('COPY', spec)), cached }
+    const { layer, cached, key } = await cachedLayer(ctx, keyDoc, () => writeLayer(entries, ctx.store.blobs, layerOpts))
+    return { state: withLayer(parent, ctx, layer, createdBy('COPY', spec)), cached, key }
   },
 }

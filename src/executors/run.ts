@@ -18,9 +18,8 @@ import type { Vertex } from '../graph/node.js'
 import type { MountSpec, RunSpec } from '../graph/nodes/run-node.js'
 import type { LayerEntry } from '../layer/entry.js'
 import { writeLayer } from '../layer/write-layer.js'
-import type { Digest } from '../oci/media-types.js'
 import type { LayerRef } from '../oci/types.js'
-import type { ExecContext, Executor, ExecResult, ImageState } from '../solver/types.js'
+import type { CacheKeyDoc, ExecContext, Executor, ExecResult, ImageState } from '../solver/types.js'
 import { diffWalk, untouchedSince } from '../snapshot/copy-fallback.js'
 import { diffUpper } from '../snapshot/diff.js'
 import { recordStubs, removeStubs } from '../snapshot/mount-stubs.js'
@@ -29,7 +28,6 @@ import { withRootfs } from '../snapshot/rootfs.js'
 import { hostPath, mkdirAllInRoot } from '../snapshot/scoped-path.js'
 import { ensureSnapshots, type Snapshot } from '../snapshot/unpack.js'
 import { withRootfsWorkspace } from '../snapshot/workspace.js'
-import { canonicalJson } from '../util/canonical-json.js'
 import { shellOf } from './config.js'
 import { cachedLayer } from './layer-cache.js'
 import { buildSpec, RUNTIME_MOUNT_POINTS } from './runtime/oci-spec.js'
@@ -53,9 +51,9 @@ export const runExecutor: Executor<'run'> = {
     const state = inputs[0]
     if (!state) throw new ImagesmithError(ErrorCodes.RUN_SETUP_FAILED, 'RUN has no input state', { vertex: vertex.id })
     const step = planStep(vertex.spec, state, ctx)
-    const key = await stepKey(vertex, inputs, step, ctx)
-    const { layer, cached } = await cachedLayer(ctx, key, () => runStep(vertex, inputs, step, ctx))
-    return { state: withLayer(state, ctx, layer, step.createdBy), cached }
+    const keyDoc = stepKey(vertex, inputs, step, ctx)
+    const { layer, cached, key } = await cachedLayer(ctx, keyDoc, () => runStep(vertex, inputs, step, ctx))
+    return { state: withLayer(state, ctx, layer, step.createdBy), cached, key }
   },
 }
 
@@ -94,19 +92,19 @@ export function planStep(spec: RunSpec, state: ImageState, ctx: Pick<ExecContext
 }
 
 /**
- * The cache key of the step's layer: the spec (mount ids, never secret values), the layers below
+ * The document the cache key of the step's layer is the digest of: the spec (mount ids, never secret values), the layers below
  * (and those of stages bound in), the effective argv/env/user/workdir/network, the mtime rule and
  * compression, and for context bind mounts a stat digest of the bound tree (path, type, mode,
  * owner, size, mtime and ctime in ns, inode): cheap, and any write to a file moves its ctime, so a
  * changed file is never missed (a stat key without ctime is the trap of moby/buildkit#4950).
  * Contents of cache mounts are not part of it, as in BuildKit.
  */
-async function stepKey(vertex: Vertex<'run'>, inputs: readonly ImageState[], step: StepPlan, ctx: ExecContext): Promise<Digest> {
+function stepKey(vertex: Vertex<'run'>, inputs: readonly ImageState[], step: StepPlan, ctx: ExecContext): CacheKeyDoc {
   const binds: string[] = []
   for (const m of vertex.spec.mounts) {
     if (m.type === 'bind' && m.fromInput === undefined) binds.push(statDigest(hostPath(ctx.contextDir, m.source)))
   }
-  const doc = {
+  return {
     v: 1,
     op: 'run',
     spec: vertex.spec,
@@ -120,7 +118,6 @@ async function stepKey(vertex: Vertex<'run'>, inputs: readonly ImageState[], ste
     compression: ctx.compression,
     binds,
   }
-  return `sha256:${createHash('sha256').update(canonicalJson(doc)).digest('hex')}` as Digest
 }
 
 function statDigest(root: string): string {

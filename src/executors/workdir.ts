@@ -1,6 +1,5 @@
 import { EntrySet } from '../context/collect.js'
 import { writeLayer } from '../layer/write-layer.js'
-import { digestOf } from '../util/canonical-json.js'
 import type { ExecContext, ExecResult, ImageState } from '../solver/types.js'
 import { readImageFile } from './image-file.js'
 import { cachedLayer } from './layer-cache.js'
@@ -31,8 +30,8 @@ export async function applyWorkdir(state: ImageState, ctx: ExecContext, wd: stri
   const set = new EntrySet()
   addDestDirs(set, dest, owner, ctx.epoch, true)
   const entries = set.finalize()
-  const key = digestOf({ v: 1, op: 'workdir', entries, compression: ctx.compression })
-  const { layer, cached } = await cachedLayer(ctx, key, () => writeLayer(entries, ctx.store.blobs, { compression: ctx.compression, signal: ctx.signal }))
+  const keyDoc = { v: 1, op: 'workdir', entries, compression: ctx.compression }
+  const { layer, cached, key } = await cachedLayer(ctx, keyDoc, () => writeLayer(entries, ctx.store.blobs, { compression: ctx.compression, signal: ctx.signal }))
   const withDir = withLayer(state, ctx, layer, createdBy)
-  return { state: { ...withDir, config: { ...withDir.config, config: { ...withDir.config.config, WorkingDir: wd } } }, cached }
+  return { state: { ...withDir, config: { ...withDir.config, config: { ...withDir.config.config, WorkingDir: wd } } }, cached, key }
 }

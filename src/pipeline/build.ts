@@ -63,7 +63,7 @@ async function runBuild(
   }
   at.phase = 'solve'
 
-  const { state, cacheHits } = await solve(
+  const { state, cacheHits, vertices } = await solve(
     graph,
     executors,
     {
@@ -105,6 +105,7 @@ async function runBuild(
     configDigest: image.configDigest,
     layers: image.layers,
     cacheHits,
+    vertices,
     output,
   }
 }

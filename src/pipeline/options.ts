@@ -1,7 +1,7 @@
 import type { Digest } from '../oci/media-types.js'
 import type { ImageConfig, LayerRef, Manifest } from '../oci/types.js'
 import type { Compression } from '../layer/entry.js'
-import type { ProgressEvent, SecretSource } from '../solver/types.js'
+import type { ProgressEvent, SecretSource, VertexRecord } from '../solver/types.js'
 
 /** Where a build goes. Mirrors `docker buildx build --output`. */
 export type OutputSpec =
@@ -56,6 +56,8 @@ export interface BuildResult {
   readonly layers: readonly LayerRef[]
   /** Layer-producing steps served from the cache. */
   readonly cacheHits: number
+  /** Every step of the build in graph order: its cache key (and the document hashed into it), whether it was cached, how long it ran. */
+  readonly vertices: readonly VertexRecord[]
   /** Where the output was written, if any. */
   readonly output?: string
 }

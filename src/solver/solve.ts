@@ -1,8 +1,8 @@
 import PQueue from 'p-queue'
-import { throwIfAborted } from '../errors.js'
+import { abortError, throwIfAborted } from '../errors.js'
 import type { Graph } from '../graph/node.js'
 import type { Digest } from '../oci/media-types.js'
-import type { AnyVertex, ExecContext, ExecutorTable, ImageState } from './types.js'
+import type { AnyVertex, ExecContext, ExecResult, ExecutorTable, ImageState, VertexRecord } from './types.js'
 
 export interface SolveOptions {
   /** Vertices run at once. @default 2 */
@@ -12,32 +12,74 @@ export interface SolveOptions {
 export interface SolveResult {
   readonly state: ImageState
   readonly cacheHits: number
-  readonly states: ReadonlyMap<Digest, ImageState>
+  /** What each vertex did, in graph order. */
+  readonly vertices: readonly VertexRecord[]
 }
 
 /**
  * Runs every vertex after its inputs, independent ones in parallel. Each vertex runs once per solve
  * even when several stages depend on it. A vertex waits for its inputs before it takes a queue slot,
  * so waiting never holds a slot.
+ *
+ * The first failure cancels the rest: the signal every executor sees is aborted, so running
+ * siblings stop (RUN kills its container) and queued vertices never start. solve() rejects with
+ * that first error once the running vertices have settled, so nothing they hold is left mounted.
  */
-export async function solve(
-  graph: Graph,
-  executors: ExecutorTable,
-  ctx: Omit<ExecContext, 'result'>,
-  opts: SolveOptions = {},
-): Promise<SolveResult> {
+export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecContext, opts: SolveOptions = {}): Promise<SolveResult> {
   const queue = new PQueue({ concurrency: opts.concurrency ?? 2 })
   const byId = new Map<Digest, AnyVertex>(graph.vertices.map((v) => [v.id, v]))
-  const states = new Map<Digest, ImageState>()
   const running = new Map<Digest, Promise<ImageState>>()
+  const executing = new Set<Promise<unknown>>()
+  const records = new Map<Digest, VertexRecord>()
   let cacheHits = 0
-  const fullCtx: ExecContext = {
-    ...ctx,
-    result: (id) => {
-      const s = states.get(id)
-      if (!s) throw new Error(`vertex ${id} read before it was solved`)
-      return s
-    },
+
+  // The solve's own signal: the first failure aborts it, and so does the caller's signal (then the
+  // solve fails with ABORTED, whatever the vertices cut short throw).
+  const controller = new AbortController()
+  const signal = controller.signal
+  let failure: { readonly error: unknown } | undefined
+  const fail = (error: unknown): void => {
+    if (failure) return
+    failure = { error }
+    controller.abort(error)
+  }
+  const outer = ctx.signal
+  const forwardAbort = () => fail(abortError(outer!))
+  if (outer?.aborted) forwardAbort()
+  else outer?.addEventListener('abort', forwardAbort, { once: true })
+  const execCtx: ExecContext = { ...ctx, signal }
+
+  const execute = async (vertex: AnyVertex, inputs: readonly ImageState[]): Promise<ImageState> => {
+    throwIfAborted(signal)
+    const { id } = vertex
+    const description = vertex.meta.description
+    const started = Date.now()
+    ctx.emit({ type: 'start', vertex: id, description })
+    try {
+      const executor = executors[vertex.kind] as ExecutorTable[typeof vertex.kind]
+      const exec = executor.exec as (v: AnyVertex, i: readonly ImageState[], c: ExecContext) => Promise<ExecResult>
+      const pending = exec(vertex, inputs, execCtx)
+      executing.add(pending)
+      const res = await pending.finally(() => executing.delete(pending))
+      if (res.cached) {
+        cacheHits++
+        ctx.emit({ type: 'cached', vertex: id, description })
+      }
+      const ms = Date.now() - started
+      ctx.emit({ type: 'done', vertex: id, description, ms })
+      records.set(id, {
+        vertex: id,
+        description,
+        ...(res.key ? { key: res.key.digest, keyDoc: res.key.doc } : {}),
+        cached: res.cached,
+        ms,
+      })
+      return res.state
+    } catch (error) {
+      fail(error)
+      ctx.emit({ type: 'error', vertex: id, description, error })
+      throw error
+    }
   }
 
   const run = (id: Digest): Promise<ImageState> => {
@@ -47,35 +89,26 @@ export async function solve(
         const vertex = byId.get(id)
         if (!vertex) throw new Error(`graph has no vertex ${id}`)
         const inputs = await Promise.all(vertex.inputs.map(run))
-        return queue.add(
-          async () => {
-            throwIfAborted(ctx.signal)
-            const started = Date.now()
-            ctx.emit({ type: 'start', vertex: id, description: vertex.meta.description })
-            try {
-              const executor = executors[vertex.kind] as ExecutorTable[typeof vertex.kind]
-              const res = await (executor.exec as (v: AnyVertex, i: readonly ImageState[], c: ExecContext) => ReturnType<typeof executor.exec>)(vertex, inputs, fullCtx)
-              if (res.cached) {
-                cacheHits++
-                ctx.emit({ type: 'cached', vertex: id, description: vertex.meta.description })
-              }
-              ctx.emit({ type: 'done', vertex: id, description: vertex.meta.description, ms: Date.now() - started })
-              states.set(id, res.state)
-              return res.state
-            } catch (error) {
-              ctx.emit({ type: 'error', vertex: id, description: vertex.meta.description, error })
-              throw error
-            }
-          },
-        ) as Promise<ImageState>
+        // With the signal, a queued vertex leaves the queue unstarted when the solve is cancelled.
+        return queue.add(() => execute(vertex, inputs), { signal }) as Promise<ImageState>
       })()
       running.set(id, p)
-      // A failed branch must not surface as an unhandled rejection while others still run.
-      p.catch(() => {})
+      // Every branch's rejection is observed here; solve() reports the first one itself.
+      p.catch(fail)
     }
     return p
   }
 
-  const state = await run(graph.output)
-  return { state, cacheHits, states }
+  try {
+    const state = await run(graph.output)
+    const vertices = graph.vertices.flatMap((v) => records.get(v.id) ?? [])
+    return { state, cacheHits, vertices }
+  } catch (error) {
+    fail(error)
+    // Running executors see the aborted signal; wait until they have released what they hold.
+    while (executing.size > 0) await Promise.allSettled([...executing])
+    throw failure!.error
+  } finally {
+    outer?.removeEventListener('abort', forwardAbort)
+  }
 }

@@ -43,14 +43,39 @@ export interface ExecContext {
   readonly runtime?: string
   readonly signal?: AbortSignal
   emit(event: ProgressEvent): void
-  /** The state another vertex produced (already solved: it is one of this vertex's inputs). */
-  result(id: Digest): ImageState
+}
+
+/**
+ * The document a cache key is the digest of (canonical JSON): everything the vertex's layer depends
+ * on. Kept beside the key so a miss can be explained by what changed.
+ */
+export type CacheKeyDoc = Readonly<Record<string, unknown>>
+
+export interface CacheKey {
+  readonly digest: Digest
+  readonly doc: CacheKeyDoc
 }
 
 export interface ExecResult {
   readonly state: ImageState
   /** True when the op's layer came from the cache instead of being made. */
   readonly cached: boolean
+  /** The cache key of the layer the op made or reused (layer-producing ops only). */
+  readonly key?: CacheKey
+}
+
+/** What one vertex did in a solve, in graph order. */
+export interface VertexRecord {
+  readonly vertex: Digest
+  readonly description: string
+  /** Cache key of the vertex's layer (layer-producing vertices only). */
+  readonly key?: Digest
+  /** The document `key` is the digest of. */
+  readonly keyDoc?: CacheKeyDoc
+  /** True when the layer came from the cache. */
+  readonly cached: boolean
+  /** Time the vertex ran, from taking its queue slot to its result. */
+  readonly ms: number
 }
 
 /**

@@ -59,9 +59,6 @@ function ctxOf(over: Partial<ExecContext> = {}): ExecContext {
     secrets: {},
     network: 'default',
     emit: (e) => events.push(e),
-    result: () => {
-      throw new Error('not used')
-    },
     ...over,
   }
 }
@@ -414,8 +411,12 @@ describe('cache key', () => {
     const b = await runExecutor.exec(v, [busybox], ctxOf(ctx))
     expect([a.cached, b.cached]).toEqual([false, true])
     expect(b.state.layers.at(-1)).toEqual(a.state.layers.at(-1))
+    expect(b.key).toEqual(a.key)
     const c = await runExecutor.exec(v, [withConfig(busybox, { Env: ['X=1'] })], ctxOf(ctx))
     expect(c.cached).toBe(false)
+    // The key keeps its document: the miss is explained by the env that changed.
+    expect(c.key!.doc.env).not.toEqual(a.key!.doc.env)
+    expect(c.key!.digest).not.toBe(a.key!.digest)
     const d = await runExecutor.exec(v, [{ ...busybox, args: [{ name: 'A', value: '1' }] }], ctxOf(ctx))
     expect(d.cached).toBe(false)
 

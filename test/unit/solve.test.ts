@@ -1,0 +1,206 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { abortError, ErrorCodes, ImagesmithError } from '../../src/errors.js'
+import type { AnyVertex, Graph } from '../../src/graph/node.js'
+import type { Digest } from '../../src/oci/media-types.js'
+import { solve } from '../../src/solver/solve.js'
+import type { ExecContext, ExecResult, ExecutorTable, ImageState, ProgressEvent } from '../../src/solver/types.js'
+import type { Store } from '../../src/store/store.js'
+
+/** What a fake vertex does, by its description. */
+type Behaviour = (inputs: readonly ImageState[], signal: AbortSignal) => Promise<ExecResult>
+
+const tick = () => new Promise<void>((r) => setImmediate(r))
+
+function stateOf(name: string, inputs: readonly ImageState[] = []): ImageState {
+  return {
+    config: { architecture: 'amd64', os: 'linux', config: { Labels: { name, from: inputs.map((s) => s.config.config.Labels?.name ?? '').join(',') } }, rootfs: { type: 'layers', diff_ids: [] }, history: [] },
+    layers: [],
+    args: [],
+    cmdSet: false,
+  }
+}
+
+/** A vertex for the scheduler: only id, inputs and description matter to it. */
+function vertex(name: string, inputs: readonly string[] = []): AnyVertex {
+  return { id: `sha256:${name}` as Digest, kind: 'run', spec: {} as never, inputs: inputs.map((i) => `sha256:${i}` as Digest), meta: { description: name } }
+}
+
+function graphOf(vertices: readonly AnyVertex[]): Graph {
+  return { vertices, output: vertices.at(-1)!.id }
+}
+
+/** Every kind runs through `behaviours`; `calls` counts the executions per vertex. */
+function fakeExecutors(behaviours: Record<string, Behaviour>, calls: Map<string, number>): ExecutorTable {
+  const exec = (v: AnyVertex, inputs: readonly ImageState[], ctx: ExecContext): Promise<ExecResult> => {
+    const name = v.meta.description
+    calls.set(name, (calls.get(name) ?? 0) + 1)
+    return behaviours[name]!(inputs, ctx.signal!)
+  }
+  return { source: { kind: 'source', exec }, copy: { kind: 'copy', exec }, add: { kind: 'add', exec }, run: { kind: 'run', exec }, config: { kind: 'config', exec } }
+}
+
+function ctxOf(events: ProgressEvent[] = [], signal?: AbortSignal): ExecContext {
+  return {
+    store: {} as Store,
+    contextDir: '/',
+    epoch: 0,
+    clampRunMtimes: false,
+    created: '1970-01-01T00:00:00Z',
+    platform: { os: 'linux', architecture: 'amd64' },
+    noCache: false,
+    compression: 'gzip',
+    secrets: {},
+    network: 'default',
+    ...(signal ? { signal } : {}),
+    emit: (e) => events.push(e),
+  }
+}
+
+const ok = (name: string, extra: Partial<ExecResult> = {}): Behaviour => async (inputs) => {
+  await tick()
+  return { state: stateOf(name, inputs), cached: false, ...extra }
+}
+
+/** Resolves when `signal` aborts, then fails as an aborted executor does (after releasing what it holds). */
+function untilAborted(name: string, seen: Map<string, { reason: unknown; released: boolean }>): Behaviour {
+  return (_inputs, signal) =>
+    new Promise((_resolve, reject) => {
+      signal.addEventListener('abort', async () => {
+        const s = { reason: signal.reason, released: false }
+        seen.set(name, s)
+        // Releasing takes a while (a container killed, mounts undone): the solve must wait for it.
+        for (let i = 0; i < 5; i++) await tick()
+        s.released = true
+        reject(abortError(signal))
+      }, { once: true })
+    })
+}
+
+let unhandled: unknown[] = []
+const onUnhandled = (reason: unknown) => unhandled.push(reason)
+beforeEach(() => {
+  unhandled = []
+  process.on('unhandledRejection', onUnhandled)
+})
+afterEach(async () => {
+  // Rejections are reported as unhandled a turn after they happen.
+  for (let i = 0; i < 5; i++) await tick()
+  process.off('unhandledRejection', onUnhandled)
+  expect(unhandled).toEqual([])
+})
+
+describe('solve', () => {
+  it('runs a vertex shared by several stages once, and lists every vertex in graph order with its key', async () => {
+    const calls = new Map<string, number>()
+    const keyDoc = { op: 'run', spec: 'a' }
+    const g = graphOf([vertex('base'), vertex('a', ['base']), vertex('b', ['base']), vertex('final', ['a', 'b'])])
+    const res = await solve(g, fakeExecutors({
+      base: ok('base'),
+      a: ok('a', { cached: true, key: { digest: 'sha256:ka' as Digest, doc: keyDoc } }),
+      b: ok('b'),
+      final: ok('final'),
+    }, calls), ctxOf(), { concurrency: 4 })
+
+    expect(Object.fromEntries(calls)).toEqual({ base: 1, a: 1, b: 1, final: 1 })
+    expect(res.state.config.config.Labels).toEqual({ name: 'final', from: 'a,b' })
+    expect(res.cacheHits).toBe(1)
+    expect(res.vertices.map((v) => v.description)).toEqual(['base', 'a', 'b', 'final'])
+    expect(res.vertices[1]).toMatchObject({ vertex: 'sha256:a', key: 'sha256:ka', keyDoc, cached: true })
+    expect(res.vertices[0]).not.toHaveProperty('key')
+    expect(res).not.toHaveProperty('states')
+  })
+
+  it.each([1, 2, 3])('never runs more than the concurrency limit (%i) at once, and reaches it', async (limit) => {
+    let inFlight = 0
+    let max = 0
+    const busy: Behaviour = async (inputs) => {
+      max = Math.max(max, ++inFlight)
+      for (let i = 0; i < 5; i++) await tick()
+      inFlight--
+      return { state: stateOf('x', inputs), cached: false }
+    }
+    const branches = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6']
+    const g = graphOf([vertex('base'), ...branches.map((b) => vertex(b, ['base'])), vertex('join', branches)])
+    const calls = new Map<string, number>()
+    await solve(g, fakeExecutors(Object.fromEntries(['base', ...branches, 'join'].map((n) => [n, busy])), calls), ctxOf(), { concurrency: limit })
+    expect(max).toBe(limit)
+    expect([...calls.values()].every((n) => n === 1) && calls.size === 8).toBe(true)
+  })
+
+  it('a failing branch aborts its running siblings, starts nothing queued, and rejects with its own error once they settled', async () => {
+    const calls = new Map<string, number>()
+    const seen = new Map<string, { reason: unknown; released: boolean }>()
+    const events: ProgressEvent[] = []
+    const failure = new ImagesmithError(ErrorCodes.RUN_FAILED, 'RUN exited with 3', { exitCode: 3 })
+    let started = 0
+    const g = graphOf([
+      vertex('base'),
+      vertex('sleeper1', ['base']),
+      vertex('sleeper2', ['base']),
+      vertex('failing', ['base']),
+      vertex('queued', ['base']),
+      vertex('after', ['failing']),
+      vertex('join', ['sleeper1', 'sleeper2', 'after', 'queued']),
+    ])
+    const startedCount: Behaviour = (inputs, signal) => {
+      started++
+      return untilAborted('x', seen)(inputs, signal)
+    }
+    const p = solve(g, fakeExecutors({
+      base: ok('base'),
+      sleeper1: (i, s) => { started++; return untilAborted('sleeper1', seen)(i, s) },
+      sleeper2: (i, s) => { started++; return untilAborted('sleeper2', seen)(i, s) },
+      failing: async () => {
+        // Fails once both siblings are running.
+        while (started < 2) await tick()
+        throw failure
+      },
+      queued: startedCount,
+      after: ok('after'),
+      join: ok('join'),
+    }, calls), ctxOf(events), { concurrency: 3 })
+
+    const err = await p.catch((e: unknown) => e)
+    expect(err).toBe(failure)
+    for (const name of ['sleeper1', 'sleeper2']) {
+      expect(seen.get(name)?.reason).toBe(failure)
+      expect(seen.get(name)?.released).toBe(true)
+    }
+    expect(calls.has('queued')).toBe(false)
+    expect(calls.has('after')).toBe(false)
+    expect(calls.has('join')).toBe(false)
+    const errors = events.filter((e) => e.type === 'error')
+    expect(errors[0]).toMatchObject({ vertex: 'sha256:failing', error: failure })
+    expect(errors.slice(1).map((e) => e.type === 'error' && (e.error as ImagesmithError).code)).toEqual([ErrorCodes.ABORTED, ErrorCodes.ABORTED])
+  })
+
+  it("the caller's abort cancels running vertices and the solve fails with ABORTED", async () => {
+    const calls = new Map<string, number>()
+    const seen = new Map<string, { reason: unknown; released: boolean }>()
+    const controller = new AbortController()
+    const g = graphOf([vertex('base'), vertex('sleeper', ['base']), vertex('queued', ['base']), vertex('join', ['sleeper', 'queued'])])
+    const p = solve(g, fakeExecutors({
+      base: ok('base'),
+      sleeper: (i, s) => {
+        setImmediate(() => controller.abort('stop'))
+        return untilAborted('sleeper', seen)(i, s)
+      },
+      queued: ok('queued'),
+      join: ok('join'),
+    }, calls), ctxOf([], controller.signal), { concurrency: 1 })
+    const err = await p.catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ImagesmithError)
+    expect((err as ImagesmithError).code).toBe(ErrorCodes.ABORTED)
+    expect(seen.get('sleeper')?.released).toBe(true)
+    expect(calls.has('queued')).toBe(false)
+  })
+
+  it('an already aborted signal starts nothing', async () => {
+    const calls = new Map<string, number>()
+    const controller = new AbortController()
+    controller.abort()
+    const err = await solve(graphOf([vertex('base')]), fakeExecutors({ base: ok('base') }, calls), ctxOf([], controller.signal)).catch((e: unknown) => e)
+    expect((err as ImagesmithError).code).toBe(ErrorCodes.ABORTED)
+    expect(calls.size).toBe(0)
+  })
+})
