@@ -1,5 +1,5 @@
 import { ErrorCodes, ImagesmithError } from '../errors.js'
-import { importLocalImage, parseLocalRef } from '../sources/local-import.js'
+import { importLocalImage, parseLocalRef } from '../sources/local.js'
 import type { ImageConfig } from '../oci/types.js'
 import { parseReference } from '../reference/reference.js'
 import type { Executor, ImageState } from '../solver/types.js'

@@ -1,9 +1,11 @@
-import { createReadStream, promises as fsp } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { promises as fsp } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Parser, type ReadEntry } from 'tar'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { Digest } from '../oci/media-types.js'
 import type { Descriptor, ImageConfig, ImageIndex, Manifest } from '../oci/types.js'
+import { TarArchive, TarFormatError } from './tar-index.js'
 
 export interface InspectedImage {
   readonly name?: string
@@ -12,12 +14,12 @@ export interface InspectedImage {
   readonly config: ImageConfig
 }
 
-/** JSON blobs above this size are not manifests or configs; they are only counted, never buffered. */
+/** JSON blobs above this size are not manifests or configs. */
 const JSON_LIMIT = 4 << 20
 
 /**
  * Reads the images of an OCI archive (tar) or OCI layout dir without touching the store: only
- * index.json and small blobs are held in memory; layers are skipped.
+ * index.json, the manifests and the configs are read; layers are never opened.
  */
 export async function inspectImages(path: string): Promise<InspectedImage[]> {
   let stat
@@ -26,47 +28,32 @@ export async function inspectImages(path: string): Promise<InspectedImage[]> {
   } catch (e) {
     throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `no such file or directory: ${path}`, { path }, { cause: e })
   }
-  const small = new Map<string, Buffer>()
-  if (stat.isDirectory()) {
-    const read = async (name: string) => {
-      try {
-        const st = await fsp.stat(join(path, name))
-        if (st.size <= JSON_LIMIT) small.set(name, await fsp.readFile(join(path, name)))
-      } catch {
-        /* missing blob: reported when resolving */
+  let archive: TarArchive | undefined
+  try {
+    if (!stat.isDirectory()) archive = await TarArchive.open(path, join(tmpdir(), `imagesmith-inspect-${process.pid}-${randomBytes(6).toString('hex')}`))
+    const read = async (name: string): Promise<Buffer | undefined> => {
+      if (archive) {
+        const m = archive.member(name)
+        return m && m.size <= JSON_LIMIT ? archive.read(m, JSON_LIMIT) : undefined
       }
+      const st = await fsp.stat(join(path, name)).catch(() => undefined)
+      return st && st.size <= JSON_LIMIT ? fsp.readFile(join(path, name)) : undefined
     }
-    await read('index.json')
-    const index = parseJson<ImageIndex>(small.get('index.json'), path, 'index.json')
-    for (const d of index.manifests ?? []) await read(`blobs/sha256/${d.digest.slice(7)}`)
+    const blob = (d: string) => read(`blobs/sha256/${String(d).slice(7)}`)
+    const index = parseJson<ImageIndex>(await read('index.json'), path, 'index.json')
+    const out: InspectedImage[] = []
     for (const d of index.manifests ?? []) {
-      const m = small.get(`blobs/sha256/${d.digest.slice(7)}`)
-      if (m) await read(`blobs/sha256/${(JSON.parse(m.toString()) as Manifest).config?.digest?.slice(7)}`)
+      const manifest = parseJson<Manifest>(await blob(d.digest), path, d.digest)
+      const config = parseJson<ImageConfig>(await blob(manifest.config?.digest), path, manifest.config?.digest ?? 'config')
+      out.push({ name: nameOf(d), manifestDigest: d.digest, manifest, config })
     }
-  } else {
-    await new Promise<void>((res, rej) => {
-      const parser = new Parser({ strict: true })
-      parser.on('entry', (e: ReadEntry) => {
-        const name = e.path.replace(/^\.\//, '')
-        if (e.type === 'File' && (e.size ?? 0) <= JSON_LIMIT) {
-          const chunks: Buffer[] = []
-          e.on('data', (c: Buffer) => chunks.push(c))
-          e.on('end', () => small.set(name, Buffer.concat(chunks)))
-        } else e.resume()
-      })
-      parser.on('error', (e: Error) => rej(new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `${path} is not a readable tar archive: ${e.message}`, { path }, { cause: e })))
-      parser.on('end', () => res())
-      createReadStream(path).on('error', rej).pipe(parser)
-    })
+    return out
+  } catch (e) {
+    if (e instanceof TarFormatError) throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `${path} is not a readable tar archive: ${e.message}`, { path }, { cause: e })
+    throw e
+  } finally {
+    await archive?.close()
   }
-  const index = parseJson<ImageIndex>(small.get('index.json'), path, 'index.json')
-  const out: InspectedImage[] = []
-  for (const d of index.manifests ?? []) {
-    const manifest = parseJson<Manifest>(small.get(`blobs/sha256/${d.digest.slice(7)}`), path, d.digest)
-    const config = parseJson<ImageConfig>(small.get(`blobs/sha256/${manifest.config.digest.slice(7)}`), path, manifest.config.digest)
-    out.push({ name: nameOf(d), manifestDigest: d.digest, manifest, config })
-  }
-  return out
 }
 
 function nameOf(d: Descriptor): string | undefined {

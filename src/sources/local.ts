@@ -1,0 +1,56 @@
+import { promises as fsp } from 'node:fs'
+import { resolve } from 'node:path'
+import { ErrorCodes, ImagesmithError } from '../errors.js'
+import type { Platform } from '../oci/types.js'
+import type { BlobStore } from '../store/blob-store.js'
+import { importDockerArchive } from './docker-archive.js'
+import { importOciArchive } from './oci-archive.js'
+import { importOciLayout } from './oci-layout.js'
+import type { ResolvedImage } from './resolve.js'
+
+export type LocalRef =
+  | { readonly transport: 'oci'; readonly path: string; readonly tag?: string }
+  | { readonly transport: 'oci-archive'; readonly path: string; readonly tag?: string }
+  | { readonly transport: 'docker-archive'; readonly path: string; readonly tag?: string }
+
+export interface LocalImportRequest {
+  readonly ref: LocalRef
+  /** The reference as written, for messages. */
+  readonly refText: string
+  readonly blobs: BlobStore
+  readonly platform: Platform
+  readonly signal?: AbortSignal
+}
+
+const IMPORTERS: Record<LocalRef['transport'], (req: LocalImportRequest) => Promise<ResolvedImage>> = {
+  oci: importOciLayout,
+  'oci-archive': importOciArchive,
+  'docker-archive': importDockerArchive,
+}
+
+/** Parses `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]`, `docker-archive:PATH[:NAME:TAG|:@N]` (skopeo's syntax). */
+export function parseLocalRef(ref: string): LocalRef | undefined {
+  const i = ref.indexOf(':')
+  if (i < 0) return undefined
+  const transport = ref.slice(0, i) as LocalRef['transport']
+  if (!Object.hasOwn(IMPORTERS, transport)) return undefined
+  const rest = ref.slice(i + 1)
+  if (!rest) {
+    throw new ImagesmithError(ErrorCodes.INVALID_REFERENCE, `invalid image reference ${JSON.stringify(ref)}: path is empty`, { reference: ref, part: 'path' })
+  }
+  // A ':' after the last '/' starts the tag, as in skopeo: `oci:dir:tag`.
+  const slash = rest.lastIndexOf('/')
+  const colon = transport === 'docker-archive' ? rest.indexOf(':', slash + 1) : rest.lastIndexOf(':')
+  if (colon > slash && colon > 0) return { transport, path: resolve(rest.slice(0, colon)), tag: rest.slice(colon + 1) }
+  return { transport, path: resolve(rest) }
+}
+
+/** Brings a local base image's blobs into the store (each verified against its digest) and resolves it. */
+export async function importLocalImage(ref: LocalRef, refText: string, blobs: BlobStore, platform: Platform, signal?: AbortSignal): Promise<ResolvedImage> {
+  try {
+    await fsp.stat(ref.path)
+  } catch (e) {
+    throw new ImagesmithError(ErrorCodes.UNKNOWN_FROM, `base image not found: ${ref.path}`, { reference: refText, path: ref.path }, { cause: e })
+  }
+  return IMPORTERS[ref.transport]({ ref, refText, blobs, platform, signal })
+}
