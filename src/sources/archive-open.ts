@@ -1,3 +1,4 @@
+import { tempPath } from '../store/atomic-write.js'
 import type { LocalImportRequest } from './local.js'
 import { baseInvalid } from './resolve.js'
 import { TarArchive, TarFormatError } from './tar-index.js'
@@ -9,7 +10,7 @@ import { TarArchive, TarFormatError } from './tar-index.js'
 export async function withArchive<T>(req: LocalImportRequest, fn: (archive: TarArchive) => Promise<T>): Promise<T> {
   let archive: TarArchive | undefined
   try {
-    archive = await TarArchive.open(req.ref.path, req.blobs.tempPath('archive'))
+    archive = await TarArchive.open(req.ref.path, tempPath(req.blobs.tmpDir, 'archive'))
     return await fn(archive)
   } catch (e) {
     if (e instanceof TarFormatError) throw baseInvalid(req.refText, `cannot read archive: ${e.message}`, { path: req.ref.path }, e)
