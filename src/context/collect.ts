@@ -5,11 +5,17 @@
  */
 import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs'
 import { join } from 'node:path'
+import { devMajor, devMinor } from '../layer/device-numbers.js'
 import type { DirEntry, LayerEntry } from '../layer/entry.js'
+import { hardlinkTo } from '../layer/hardlinks.js'
+import { fsPath, nameFromBytes } from '../layer/names.js'
 import { sortEntries } from '../layer/write-layer.js'
 import type { PatternMatcher } from './dockerignore.js'
 
-/** An entry before hard links are settled: files sharing a `linkGroup` become one file + hard links. */
+/**
+ * An entry before hard links are settled: entries sharing a `linkGroup` (any type but a directory)
+ * become one entry + hard links to it.
+ */
 export type Planned = Exclude<LayerEntry, { type: 'hardlink' }> & { readonly linkGroup?: string }
 
 export interface Owner {
@@ -52,10 +58,10 @@ export class EntrySet {
     const out: LayerEntry[] = []
     for (const e of sorted) {
       const { linkGroup, ...entry } = e as Planned & { linkGroup?: string }
-      if (linkGroup !== undefined && entry.type === 'file') {
+      if (linkGroup !== undefined && entry.type !== 'dir') {
         const target = first.get(linkGroup)
         if (target !== undefined) {
-          out.push({ type: 'hardlink', path: entry.path, linkname: target, mode: entry.mode, uid: entry.uid, gid: entry.gid, mtime: entry.mtime })
+          out.push(hardlinkTo(entry as LayerEntry, target))
           continue
         }
         first.set(linkGroup, entry.path)
@@ -73,30 +79,24 @@ export interface EntryOptions {
   readonly mtime: number
 }
 
-// glibc's major()/minor() on a 64-bit dev_t (JS bit operators only see 32 bits: split it).
-const major = (rdev: number): number => ((((rdev >>> 0) >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff)) >>> 0
-const minor = (rdev: number): number => (((rdev >>> 0) & 0xff) | (((rdev >>> 0) >>> 12) & ~0xff)) >>> 0
-
-/** One entry from a host file's lstat; undefined for what a layer cannot hold (sockets). */
+/**
+ * One entry from a host file's lstat; undefined for what a layer cannot hold (sockets). `path` and
+ * `host` are in the string form of names.ts. Every non-directory with more than one link gets a
+ * `linkGroup`, so a hard link to a symlink, fifo or device stays a hard link (as in BuildKit).
+ */
 export function entryFromStat(path: string, host: string, st: Stats, opts: EntryOptions): Planned | undefined {
-  const base = { path, uid: opts.owner.uid, gid: opts.owner.gid, mtime: opts.mtime }
-  const mode = opts.chmod ?? st.mode & 0o7777
-  if (st.isFile()) {
-    return {
-      ...base,
-      mode,
-      type: 'file',
-      size: st.size,
-      source: { path: host },
-      ...(st.nlink > 1 ? { linkGroup: `${st.dev}:${st.ino}` } : {}),
-    }
+  const base = {
+    path, uid: opts.owner.uid, gid: opts.owner.gid, mtime: opts.mtime,
+    ...(st.nlink > 1 && !st.isDirectory() ? { linkGroup: `${st.dev}:${st.ino}` } : {}),
   }
+  const mode = opts.chmod ?? st.mode & 0o7777
+  if (st.isFile()) return { ...base, mode, type: 'file', size: st.size, source: { path: host } }
   if (st.isDirectory()) return { ...base, mode, type: 'dir' }
   // Linux has no lchmod: a symlink's own mode is always 0777, whatever --chmod says.
-  if (st.isSymbolicLink()) return { ...base, mode: 0o777, type: 'symlink', linkname: readlinkSync(host) }
+  if (st.isSymbolicLink()) return { ...base, mode: 0o777, type: 'symlink', linkname: nameFromBytes(readlinkSync(fsPath(host), { encoding: 'buffer' })) }
   if (st.isFIFO()) return { ...base, mode, type: 'fifo' }
   if (st.isCharacterDevice() || st.isBlockDevice()) {
-    return { ...base, mode, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: major(st.rdev), devminor: minor(st.rdev) }
+    return { ...base, mode, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: devMajor(st.rdev), devminor: devMinor(st.rdev) }
   }
   return undefined
 }
@@ -129,7 +129,8 @@ export function addTree(set: EntrySet, walk: TreeWalk, opts: EntryOptions): bool
     let any = false
     let names: string[]
     try {
-      names = readdirSync(hostDir)
+      // Names are bytes (names.ts): read raw, or a name that is not UTF-8 would be lost.
+      names = readdirSync(fsPath(hostDir), { encoding: 'buffer' }).map(nameFromBytes)
     } catch {
       return false
     }
@@ -138,7 +139,7 @@ export function addTree(set: EntrySet, walk: TreeWalk, opts: EntryOptions): bool
       const rel = rootRel ? `${rootRel}/${name}` : name
       const ex = exRel ? `${exRel}/${name}` : name
       const path = dest ? `${dest}/${name}` : name
-      const st = lstatSync(host)
+      const st = lstatSync(fsPath(host))
       const ignored = (walk.ignore !== undefined && walk.ignore.matches(rel)) || (walk.exclude !== undefined && walk.exclude.matches(ex))
       if (st.isDirectory()) {
         if (ignored) {

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto'
 import { closeSync, lstatSync, openSync, promises as fsp, readSync, type BigIntStats } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { LayerEntry } from '../layer/entry.js'
+import { fsPath, nameBytes } from '../layer/names.js'
 import type { Digest } from '../oci/media-types.js'
 import { writeFileAtomic } from '../store/atomic-write.js'
 
@@ -16,7 +17,7 @@ const CHUNK = 1 << 20
 /** sha256 hex of a host file, read synchronously in 1 MiB chunks (1.9 GB/s per limits.md). */
 export function hashFileSync(path: string, buf: Buffer = Buffer.allocUnsafe(CHUNK)): string {
   const h = createHash('sha256')
-  const fd = openSync(path, 'r')
+  const fd = openSync(fsPath(path), 'r')
   try {
     for (;;) {
       const n = readSync(fd, buf, 0, buf.length, null)
@@ -71,7 +72,7 @@ export class StatCache {
     if (this.#file === undefined) return hashFileSync(path, buf)
     let st: BigIntStats
     try {
-      st = lstatSync(path, { bigint: true })
+      st = lstatSync(fsPath(path), { bigint: true })
     } catch {
       return hashFileSync(path, buf)
     }
@@ -113,14 +114,14 @@ export function contentKey(entries: readonly LayerEntry[], cache: StatCache = St
   const h = createHash('sha256')
   const buf = Buffer.allocUnsafe(CHUNK)
   for (const e of entries) {
-    let extra = ''
+    let extra: string | Buffer = ''
     switch (e.type) {
       case 'file':
         extra = `${e.size}\0${'data' in e.source ? createHash('sha256').update(e.source.data).digest('hex') : cache.hash(e.source.path, buf)}`
         break
       case 'symlink':
       case 'hardlink':
-        extra = e.linkname
+        extra = nameBytes(e.linkname)
         break
       case 'char':
       case 'block':
@@ -129,7 +130,11 @@ export function contentKey(entries: readonly LayerEntry[], cache: StatCache = St
       default:
         break
     }
-    h.update(`${e.path}\0${e.type}\0${e.mode.toString(8)}\0${e.uid}:${e.gid}\0${e.mtime}\0${extra}\n`)
+    // Names as their bytes (names.ts): two names that differ only in non-UTF-8 bytes differ here too.
+    h.update(nameBytes(e.path))
+    h.update(`\0${e.type}\0${e.mode.toString(8)}\0${e.uid}:${e.gid}\0${e.mtime}\0`)
+    h.update(extra)
+    h.update('\n')
   }
   return `sha256:${h.digest('hex')}`
 }

@@ -17,6 +17,7 @@ import { ErrorCodes, ExecError, ImagesmithError, throwIfAborted } from '../error
 import type { Vertex } from '../graph/node.js'
 import type { MountSpec, RunSpec } from '../graph/nodes/run-node.js'
 import type { LayerEntry } from '../layer/entry.js'
+import { fsPath } from '../layer/names.js'
 import { writeLayer } from '../layer/write-layer.js'
 import type { LayerRef } from '../oci/types.js'
 import type { CacheKeyDoc, ExecContext, Executor, ExecResult, ImageState } from '../solver/types.js'
@@ -161,7 +162,7 @@ function lowerLookup(snapshots: readonly Snapshot[]): (rel: string) => Stats | u
   return (rel) => {
     for (let i = snapshots.length - 1; i >= 0; i--) {
       try {
-        const st = lstatSync(join(snapshots[i]!.dir, rel))
+        const st = lstatSync(fsPath(join(snapshots[i]!.dir, rel)))
         return st.isCharacterDevice() && st.rdev === 0 ? undefined : st
       } catch {
         // not in this layer

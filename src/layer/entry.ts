@@ -4,6 +4,13 @@
  *
  * `path` is relative to the image root, '/'-separated, without a leading '/' or './' and without a
  * trailing '/' (the writer adds one for directories). mtime is in whole seconds since the epoch.
+ *
+ * Names are bytes. Paths, link targets and host source paths are strings in the "surrogateescape"
+ * form of names.ts: valid UTF-8 as itself, every other byte as U+DC80–U+DCFF. Producers read names
+ * with `encoding: 'buffer'` + `nameFromBytes`, pass `fsPath(p)` to fs calls, and the writer emits
+ * `nameBytes(p)`: the exact bytes, in the ustar name/linkname fields or (over 100 bytes) a PAX
+ * path/linkpath record. PAX says those records are UTF-8, but Go's archive/tar (Docker, BuildKit)
+ * writes a name's raw bytes there and GNU tar reads them back unchanged, so bytes are what we write.
  */
 export interface EntryBase {
   readonly path: string
@@ -31,10 +38,21 @@ export interface SymlinkEntry extends EntryBase {
   readonly linkname: string
 }
 
-/** A hard link to an earlier entry of the same layer; `linkname` is that entry's path. */
+/**
+ * A hard link to an earlier entry of the same layer; `linkname` is that entry's path. Any type but
+ * a directory can be hard-linked (files, symlinks, devices, fifos), as Go's archive/tar pairs them.
+ */
 export interface HardlinkEntry extends EntryBase {
   readonly type: 'hardlink'
   readonly linkname: string
+  /**
+   * Type of the linked entry, for the file-type bits of the tar mode field, and its device numbers:
+   * Go's archive/tar (BuildKit) keeps both in a hard link's header; readers go by linkname.
+   * @default 'file'
+   */
+  readonly targetType?: Exclude<LayerEntry['type'], 'hardlink' | 'dir'>
+  readonly devmajor?: number
+  readonly devminor?: number
 }
 
 export interface DeviceEntry extends EntryBase {

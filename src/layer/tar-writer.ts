@@ -8,6 +8,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { LayerEntry } from './entry.js'
+import { fsPath, nameBytes } from './names.js'
 
 /** Size of the chunks the serializer emits (the last one may be shorter). Multiple of 512. */
 export const TAR_CHUNK_SIZE = 1 << 20
@@ -89,7 +90,7 @@ export class TarSerializer {
   *add(entry: LayerEntry): Generator<Buffer> {
     if (this.#ended) throw new TypeError('TarSerializer.add() after end()')
     const name = entryName(entry)
-    const linkname = entry.type === 'symlink' || entry.type === 'hardlink' ? Buffer.from(entry.linkname, 'utf8') : undefined
+    const linkname = entry.type === 'symlink' || entry.type === 'hardlink' ? nameBytes(entry.linkname) : undefined
     const size = entry.type === 'file' ? entry.size : 0
     if (entry.type === 'file' && (!Number.isSafeInteger(size) || size < 0)) {
       throw invalid(`entry ${entry.path}: size must be a non-negative integer, got ${size}`, entry.path)
@@ -104,16 +105,16 @@ export class TarSerializer {
       yield* this.#put(pax)
       this.#pad()
     }
-    const isDev = entry.type === 'char' || entry.type === 'block'
-    const devmajor = isDev ? entry.devmajor : 0
-    const devminor = isDev ? entry.devminor : 0
-    if (isDev && !(isUint(devmajor) && devmajor <= MAX_OCTAL_7 && isUint(devminor) && devminor <= MAX_OCTAL_7)) {
+    const isDev = entry.type === 'char' || entry.type === 'block' || (entry.type === 'hardlink' && entry.devmajor !== undefined)
+    const devmajor = isDev ? entry.devmajor ?? 0 : 0
+    const devminor = isDev ? entry.devminor ?? 0 : 0
+    if (isDev && !(isUint(devmajor) && isUint(devminor))) {
       throw invalid(`entry ${entry.path}: device numbers out of range (${devmajor}, ${devminor})`, entry.path)
     }
     yield* this.#header(
       name,
       TYPEFLAG[entry.type],
-      MODE_TYPE_BITS[entry.type] | (entry.mode & 0o7777),
+      MODE_TYPE_BITS[entry.type === 'hardlink' ? entry.targetType ?? 'file' : entry.type] | (entry.mode & 0o7777),
       entry.uid <= MAX_OCTAL_7 ? entry.uid : 0,
       entry.gid <= MAX_OCTAL_7 ? entry.gid : 0,
       size <= MAX_OCTAL_11 ? size : 0,
@@ -178,8 +179,11 @@ export class TarSerializer {
     b[o + 156] = typeflag
     if (linkname) linkname.copy(b, o + 157, 0, Math.min(linkname.length, 100))
     USTAR_MAGIC.copy(b, o + 257)
-    octal(b, o + 329, 8, devmajor)
-    octal(b, o + 337, 8, devminor)
+    // PAX has no record for device numbers: past 7 octal digits Go's archive/tar switches to GNU's
+    // base-256 form, which GNU tar and Go read in any header. Linux's own dev_t (12-bit major,
+    // 20-bit minor) always fits the octal form.
+    numeric(b, o + 329, 8, devmajor)
+    numeric(b, o + 337, 8, devminor)
     // Checksum: sum of all header bytes with the checksum field read as eight spaces.
     let sum = 8 * 0x20
     for (let i = o; i < o + 148; i++) sum += b[i]!
@@ -212,7 +216,7 @@ export class TarSerializer {
   *#copyFile(hostPath: string, size: number, entryPath: string): Generator<Buffer> {
     let fd: number
     try {
-      fd = openSync(hostPath, 'r')
+      fd = openSync(fsPath(hostPath), 'r')
     } catch (e) {
       throw new ImagesmithError(ErrorCodes.SOURCE_UNREADABLE, `cannot open ${hostPath} for layer entry ${entryPath}`, { path: entryPath, source: hostPath }, { cause: e })
     }
@@ -262,8 +266,10 @@ function entryName(entry: LayerEntry): Buffer {
   if (p.length === 0 || p.startsWith('/') || p.endsWith('/') || p.includes('\0')) {
     throw invalid(`layer entry path must be relative, non-empty and without a trailing '/': ${JSON.stringify(p)}`, p)
   }
-  return Buffer.from(entry.type === 'dir' ? `${p}/` : p, 'utf8')
+  const bytes = nameBytes(p)
+  return entry.type === 'dir' ? Buffer.concat([bytes, SLASH]) : bytes
 }
+const SLASH = Buffer.from('/')
 
 /** PAX records for whatever does not fit ustar; undefined when nothing is needed. */
 function paxRecords(entry: LayerEntry, name: Buffer, linkname: Buffer | undefined, size: number): Buffer | undefined {
@@ -297,20 +303,33 @@ const NEWLINE = Buffer.from('\n')
 
 /** Go's archive/tar convention: "<dir>/PaxHeaders.0/<base>", cut to the 100-byte name field. */
 function paxHeaderName(name: Buffer): Buffer {
-  let s = name.toString('utf8')
-  if (s.endsWith('/')) s = s.slice(0, -1)
-  const slash = s.lastIndexOf('/')
-  const dir = slash >= 0 ? s.slice(0, slash) : '.'
-  const base = slash >= 0 ? s.slice(slash + 1) : s
-  const full = Buffer.from(`${dir}/PaxHeaders.0/${base}`, 'utf8')
+  // On bytes: a name need not be valid UTF-8.
+  const s = name[name.length - 1] === 0x2f ? name.subarray(0, -1) : name
+  const slash = s.lastIndexOf(0x2f)
+  const dir = slash >= 0 ? s.subarray(0, slash) : DOT
+  const base = slash >= 0 ? s.subarray(slash + 1) : s
+  const full = Buffer.concat([dir, PAX_DIR, base])
   return full.length <= 100 ? full : full.subarray(0, 100)
 }
+const DOT = Buffer.from('.')
+const PAX_DIR = Buffer.from('/PaxHeaders.0/')
 
 function octal(b: Buffer, off: number, width: number, value: number): void {
   // width-1 zero-padded octal digits, then NUL.
   const s = value.toString(8).padStart(width - 1, '0')
   b.write(s, off, width - 1, 'latin1')
   b[off + width - 1] = 0
+}
+
+/** Octal when it fits `width - 1` digits, else GNU base-256 (0x80, then big-endian bytes). */
+function numeric(b: Buffer, off: number, width: number, value: number): void {
+  if (value < 8 ** (width - 1)) return octal(b, off, width, value)
+  let v = BigInt(value)
+  for (let i = off + width - 1; i > off; i--) {
+    b[i] = Number(v & 0xffn)
+    v >>= 8n
+  }
+  b[off] = 0x80
 }
 
 function clampMtime(mtime: number): number {
@@ -328,7 +347,7 @@ function checkId(id: number, field: string, path: string): void {
 function fileSize(hostPath: string, entryPath: string): number {
   let fd: number
   try {
-    fd = openSync(hostPath, 'r')
+    fd = openSync(fsPath(hostPath), 'r')
   } catch (e) {
     throw new ImagesmithError(ErrorCodes.SOURCE_UNREADABLE, `cannot open ${hostPath} for layer entry ${entryPath}`, { path: entryPath, source: hostPath }, { cause: e })
   }

@@ -13,6 +13,7 @@ import type { LayerRef } from '../oci/types.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { Compression, LayerEntry, LayerWriteOptions } from './entry.js'
 import { gzipMembers } from './gzip-parallel.js'
+import { nameBytes } from './names.js'
 import { TarSerializer } from './tar-writer.js'
 
 const DEFAULTS = Object.freeze({ compression: 'gzip' as Compression, level: 6 })
@@ -93,9 +94,9 @@ export async function writeLayer(
  * others link to it (they share one inode, so the bytes and metadata are the same).
  */
 export function sortEntries<E extends LayerEntry>(entries: Iterable<E>): E[] {
-  // '/' → NUL makes plain byte order equal component order; latin1 over the UTF-8 bytes makes JS
+  // '/' → NUL makes plain byte order equal component order; latin1 over the name's bytes makes JS
   // string comparison (UTF-16 code units) equal byte order.
-  const keyed = Array.from(entries, (e) => ({ e, k: Buffer.from(e.path.replaceAll('/', '\0'), 'utf8').toString('latin1') }))
+  const keyed = Array.from(entries, (e) => ({ e, k: nameBytes(e.path.replaceAll('/', '\0')).toString('latin1') }))
   keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
   const out = keyed.map((x) => x.e)
   return out.some((e) => e.type === 'hardlink') ? hardlinksAfterTargets(out) : out

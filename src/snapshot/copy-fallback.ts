@@ -5,8 +5,17 @@
  * {@link diffUpper}'s, so the layer is the same.
  *
  * A file counts as changed when its inode, type or ctime moved (every write and every metadata
- * change moves ctime); a directory when its mode, owner or mtime changed, or when it is a new inode
- * at the same path (deleted and made again → opaque, as overlay marks it).
+ * change moves ctime); a directory when its mode, owner or mtime changed, or when it is not the
+ * directory that was at that path before (deleted and made again → opaque, as overlay marks it).
+ *
+ * "Not the same directory" cannot be told by inode number: a filesystem hands a freed inode out
+ * again (ext4 at once), so `rm -rf /tree && mkdir /tree` often gets the old number back, and the
+ * layer then depended on what the host did before. Before the run every directory gets the xattr
+ * {@link DIR_MARK} = its own path. trusted.* needs CAP_SYS_ADMIN to read or write, which the
+ * container does not have (Docker's default capabilities, which RUN uses), so a directory made in
+ * the step never carries a mark and a moved one carries its old path: a directory is the same
+ * exactly when its mark is its path. Where the filesystem takes no trusted.* xattrs (the root has
+ * no mark after the run) the inode number is all there is, and is used.
  */
 import { execFile } from 'node:child_process'
 import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs'
@@ -14,9 +23,15 @@ import { rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 import type { LayerEntry } from '../layer/entry.js'
+import { pairHardlinks } from '../layer/hardlinks.js'
+import { fsPath, nameBytes, nameFromBytes } from '../layer/names.js'
 import { sortEntries } from '../layer/write-layer.js'
-import { EXCLUDED_SUBTREES, pairHardlinks, sameTime, walkTree, type DiffOptions } from './diff.js'
-import { KEEP_XATTR, readXattrs } from './xattrs.js'
+import { EXCLUDED_SUBTREES, nodeEntry, sameTime, walkTree, type DiffOptions } from './diff.js'
+import { xargs } from './xargs.js'
+import { KEEP_XATTR, readXattrs, writeXattrs } from './xattrs.js'
+
+/** Marks each directory of the copied rootfs with its own path ('/' + rel) before the run. */
+export const DIR_MARK = 'trusted.imagesmith.dir'
 
 const execFileP = promisify(execFile)
 
@@ -27,19 +42,29 @@ export async function copyRootfs(snapshotDirs: readonly string[], dest: string):
     for (const { rel, st } of walkTree(snap, [])) if (st.isCharacterDevice() && st.rdev === 0) whiteouts.push(rel)
     const opaque: string[] = []
     for (const [rel, x] of await readXattrs(snap)) if (x['trusted.overlay.opaque']?.toString() === 'y') opaque.push(rel)
-    for (const rel of [...opaque, ...whiteouts]) if (rel !== '') await rm(join(dest, rel), { recursive: true, force: true })
+    for (const rel of [...opaque, ...whiteouts]) if (rel !== '') await rm(fsPath(join(dest, rel)), { recursive: true, force: true })
     await execFileP('cp', ['-a', `${snap}/.`, `${dest}/`])
-    for (const rel of whiteouts) await rm(join(dest, rel), { force: true })
+    for (const rel of whiteouts) await rm(fsPath(join(dest, rel)), { force: true })
     if (opaque.length > 0) {
-      await execFileP('setfattr', ['-x', 'trusted.overlay.opaque', '--', ...opaque.map((r) => join(dest, r))]).catch(() => undefined)
+      await xargs(['setfattr', '-x', 'trusted.overlay.opaque', '--'], opaque.map((r) => join(dest, r))).catch(() => undefined)
     }
   }
 }
 
-/** The state of `root` before the run: path → stats. */
-export function treeState(root: string, exclude: readonly string[] = EXCLUDED_SUBTREES): Map<string, Stats> {
-  return new Map(walkTree(root, exclude).map((n) => [n.rel, n.st]))
+/**
+ * The state of `root` before the run: path → stats. Marks every directory with {@link DIR_MARK}
+ * on the way (see the top of this file).
+ */
+export async function treeState(root: string, exclude: readonly string[] = EXCLUDED_SUBTREES): Promise<Map<string, Stats>> {
+  const nodes = walkTree(root, exclude)
+  const marks: [string, string, Buffer][] = [[root, DIR_MARK, markOf('')]]
+  for (const n of nodes) if (n.st.isDirectory()) marks.push([join(root, n.rel), DIR_MARK, markOf(n.rel)])
+  // Unsupported (no trusted.* on this filesystem): the root stays unmarked and diffWalk knows.
+  await writeXattrs(marks).catch(() => undefined)
+  return new Map(nodes.map((n) => [n.rel, n.st]))
 }
+
+const markOf = (rel: string) => nameBytes(`/${rel}`)
 
 const typeOf = (st: Stats) => st.mode & 0o170000
 
@@ -59,6 +84,10 @@ export async function diffWalk(root: string, before: ReadonlyMap<string, Stats>,
   const secs = (st: Stats) => clamp(Math.floor(st.mtimeMs / 1000))
   const excluded = new Set(exclude)
 
+  const xattrs = await readXattrs(root)
+  const marked = xattrs.get('')?.[DIR_MARK]?.equals(markOf('')) === true
+  const sameDir = (rel: string, st: Stats, old: Stats) => (marked ? xattrs.get(rel)?.[DIR_MARK]?.equals(markOf(rel)) === true : st.ino === old.ino)
+
   const replaced = new Set<string>() // dirs made again: everything under them is new
   const emit = new Set<string>()
   const under = (rel: string, set: Set<string>) => {
@@ -70,7 +99,7 @@ export async function diffWalk(root: string, before: ReadonlyMap<string, Stats>,
     const old = before.get(rel)
     if (!old) emit.add(rel)
     else if (st.isDirectory() && old.isDirectory()) {
-      if (st.ino !== old.ino) {
+      if (!sameDir(rel, st, old)) {
         replaced.add(rel)
         emit.add(rel)
       } else if (dirChanged(old, st)) emit.add(rel)
@@ -96,7 +125,6 @@ export async function diffWalk(root: string, before: ReadonlyMap<string, Stats>,
     }
   }
 
-  const xattrs = emit.size > 0 ? await readXattrs(root) : new Map<string, Record<string, Buffer>>()
   const kept = (rel: string) => {
     const x = xattrs.get(rel)
     if (!x) return undefined
@@ -110,23 +138,14 @@ export async function diffWalk(root: string, before: ReadonlyMap<string, Stats>,
     const st = after.get(rel)!
     const x = kept(rel)
     const base = { path: rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: secs(st), ...(x ? { xattrs: x } : {}) }
-    if (st.isDirectory()) {
-      entries.push({ ...base, type: 'dir' })
-      if (replaced.has(rel)) entries.push({ path: `${rel}/.wh..wh..opq`, type: 'file', mode: 0, uid: 0, gid: 0, mtime: secs(st), size: 0, source: { data: Buffer.alloc(0) } })
-    } else if (st.isFile()) {
-      const e: LayerEntry = { ...base, type: 'file', size: st.size, source: { path: join(root, rel) } }
-      if (st.nlink > 1) inodes.set(e, st.ino)
-      entries.push(e)
-    } else if (st.isSymbolicLink()) entries.push({ ...base, type: 'symlink', linkname: readlinkSync(join(root, rel)) })
-    else if (st.isFIFO()) entries.push({ ...base, type: 'fifo' })
-    else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      entries.push({ ...base, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: (st.rdev >> 8) & 0xfff, devminor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00) })
-    }
+    const e = nodeEntry(base, st, join(root, rel), inodes)
+    if (e) entries.push(e)
+    if (st.isDirectory() && replaced.has(rel)) entries.push({ path: `${rel}/.wh..wh..opq`, type: 'file', mode: 0, uid: 0, gid: 0, mtime: secs(st), size: 0, source: { data: Buffer.alloc(0) } })
   }
   for (const rel of deleted) {
     const parent = dirname(rel)
     const name = rel.slice(parent === '.' ? 0 : parent.length + 1)
-    const pst = parent === '.' ? lstatSync(root) : after.get(parent)!
+    const pst = parent === '.' ? lstatSync(fsPath(root)) : after.get(parent)!
     entries.push({ path: parent === '.' ? `.wh.${name}` : `${parent}/.wh.${name}`, type: 'file', mode: 0, uid: 0, gid: 0, mtime: secs(pst), size: 0, source: { data: Buffer.alloc(0) } })
   }
   return pairHardlinks(sortEntries(entries), inodes)
@@ -134,9 +153,9 @@ export async function diffWalk(root: string, before: ReadonlyMap<string, Stats>,
 
 /** Whether nothing under `dir` changed after `since` (ms): for restoring a mount stub's parent. */
 export function untouchedSince(since: number): (dir: string) => boolean {
-  return (dir) => readdirSync(dir).every((n) => {
+  return (dir) => readdirSync(fsPath(dir), { encoding: 'buffer' }).every((n) => {
     try {
-      return lstatSync(join(dir, n)).ctimeMs < since
+      return lstatSync(fsPath(join(dir, nameFromBytes(n)))).ctimeMs < since
     } catch {
       return true
     }

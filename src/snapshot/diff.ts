@@ -11,7 +11,10 @@
  */
 import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs'
 import { dirname, join } from 'node:path'
-import type { LayerEntry } from '../layer/entry.js'
+import { devMajor, devMinor } from '../layer/device-numbers.js'
+import type { EntryBase, LayerEntry } from '../layer/entry.js'
+import { pairHardlinks } from '../layer/hardlinks.js'
+import { fsPath, nameFromBytes } from '../layer/names.js'
 import { sortEntries } from '../layer/write-layer.js'
 import { KEEP_XATTR, readXattrs } from './xattrs.js'
 
@@ -31,6 +34,7 @@ export interface DiffOptions {
 }
 
 interface Node {
+  /** In the string form of names.ts: bytes that are not UTF-8 are escaped, never lost. */
   readonly rel: string
   readonly st: Stats
 }
@@ -42,10 +46,11 @@ export function walkTree(root: string, exclude: readonly string[]): Node[] {
   const stack: string[] = ['']
   while (stack.length > 0) {
     const rel = stack.pop()!
-    const names = readdirSync(rel ? join(root, rel) : root)
-    for (const name of names) {
+    const names = readdirSync(fsPath(rel ? join(root, rel) : root), { encoding: 'buffer' })
+    for (const raw of names) {
+      const name = nameFromBytes(raw)
       const r = rel ? `${rel}/${name}` : name
-      const st = lstatSync(join(root, r))
+      const st = lstatSync(fsPath(join(root, r)))
       if (skip.has(r)) {
         out.push({ rel: r, st }) // the mount point itself; its contents never
         continue
@@ -58,6 +63,25 @@ export function walkTree(root: string, exclude: readonly string[]): Node[] {
 }
 
 const mode = (st: Stats) => st.mode & 0o7777
+
+/**
+ * The entry for a node that is not a whiteout, or undefined for a socket (not representable in a
+ * layer, as in Docker). Registers every non-directory with more than one link in `inodes`, so that
+ * {@link pairHardlinks} turns the later paths into hard links: files, symlinks, fifos and devices
+ * alike, as BuildKit's differ (Go's archive/tar) does.
+ */
+export function nodeEntry(base: EntryBase, st: Stats, host: string, inodes: Map<LayerEntry, number>): LayerEntry | undefined {
+  let e: LayerEntry
+  if (st.isDirectory()) return { ...base, type: 'dir' }
+  if (st.isFile()) e = { ...base, type: 'file', size: st.size, source: { path: host } }
+  else if (st.isSymbolicLink()) e = { ...base, type: 'symlink', linkname: nameFromBytes(readlinkSync(fsPath(host), { encoding: 'buffer' })) }
+  else if (st.isFIFO()) e = { ...base, type: 'fifo' }
+  else if (st.isCharacterDevice() || st.isBlockDevice()) {
+    e = { ...base, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: devMajor(st.rdev), devminor: devMinor(st.rdev) }
+  } else return undefined
+  if (st.nlink > 1) inodes.set(e, st.ino)
+  return e
+}
 
 /**
  * The layer entries for the overlay upper dir `upper`: sorted, hard links paired, whiteouts and
@@ -88,26 +112,16 @@ export async function diffUpper(upper: string, opts: DiffOptions = {}): Promise<
       const dir = dirname(rel)
       const name = rel.slice(dir === '.' ? 0 : dir.length + 1)
       // mode 0, root-owned, the parent's mtime: the same whiteout the walk-based diff writes.
-      const parent = lstatSync(dir === '.' ? upper : join(upper, dir))
+      const parent = lstatSync(fsPath(dir === '.' ? upper : join(upper, dir)))
       entries.push({ path: dir === '.' ? `.wh.${name}` : `${dir}/.wh.${name}`, type: 'file', mode: 0, uid: 0, gid: 0, mtime: secs(parent), size: 0, source: { data: Buffer.alloc(0) } })
-    } else if (st.isDirectory()) {
-      entries.push({ ...base, type: 'dir' })
-      if (xattrs.get(rel)?.['trusted.overlay.opaque']?.toString() === 'y') {
+    } else {
+      const e = nodeEntry(base, st, join(upper, rel), inodes)
+      if (e) entries.push(e)
+      if (st.isDirectory() && xattrs.get(rel)?.['trusted.overlay.opaque']?.toString() === 'y') {
         opaque.add(rel)
         entries.push({ path: `${rel}/.wh..wh..opq`, type: 'file', mode: 0, uid: 0, gid: 0, mtime: secs(st), size: 0, source: { data: Buffer.alloc(0) } })
       }
-    } else if (st.isFile()) {
-      const e: LayerEntry = { ...base, type: 'file', size: st.size, source: { path: join(upper, rel) } }
-      if (st.nlink > 1) inodes.set(e, st.ino)
-      entries.push(e)
-    } else if (st.isSymbolicLink()) {
-      entries.push({ ...base, type: 'symlink', linkname: readlinkSync(join(upper, rel)) })
-    } else if (st.isFIFO()) {
-      entries.push({ ...base, type: 'fifo' })
-    } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      entries.push({ ...base, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: major(st.rdev), devminor: minor(st.rdev) })
     }
-    // sockets: not representable in a layer (as in Docker)
   }
   const pruned = opts.lowerStat ? pruneUnchangedDirs(entries, opaque, upper, opts.lowerStat) : entries
   return pairHardlinks(sortEntries(pruned), inodes)
@@ -136,7 +150,7 @@ function pruneUnchangedDirs(entries: LayerEntry[], opaque: Set<string>, root: st
     if (opaque.has(d.path) || (childCount.get(d.path) ?? 0) > 0) continue
     const lower = lowerStat(d.path)
     if (!lower || !lower.isDirectory()) continue
-    const upper = lstatSync(join(root, d.path))
+    const upper = lstatSync(fsPath(join(root, d.path)))
     if (mode(lower) !== mode(upper) || lower.uid !== upper.uid || lower.gid !== upper.gid || !sameTime(lower.mtimeMs, upper.mtimeMs)) continue
     drop.add(d.path)
     const parent = dirname(d.path)
@@ -145,32 +159,7 @@ function pruneUnchangedDirs(entries: LayerEntry[], opaque: Set<string>, root: st
   return drop.size === 0 ? entries : entries.filter((e) => !drop.has(e.path))
 }
 
-/** In sorted order, the first path of each hard-link group is the file, the others link to it. */
-export function pairHardlinks(sorted: LayerEntry[], inodes: Map<LayerEntry, number>): LayerEntry[] {
-  if (inodes.size === 0) return sorted
-  const first = new Map<number, string>()
-  return sorted.map((e) => {
-    const ino = inodes.get(e)
-    if (ino === undefined) return e
-    const target = first.get(ino)
-    if (target === undefined) {
-      first.set(ino, e.path)
-      return e
-    }
-    const { path, mode: m, uid, gid, mtime, xattrs } = e
-    return { path, mode: m, uid, gid, mtime, ...(xattrs ? { xattrs } : {}), type: 'hardlink', linkname: target } as LayerEntry
-  })
-}
-
 /** utimes() takes seconds as a double (~0.25 µs apart at today's dates): compare to 10 µs. */
 export function sameTime(aMs: number, bMs: number): boolean {
   return Math.abs(aMs - bMs) < 0.01
-}
-
-function major(dev: number): number {
-  return ((dev >> 8) & 0xfff) | ((dev >>> 32) & ~0xfff)
-}
-
-function minor(dev: number): number {
-  return (dev & 0xff) | ((dev >> 12) & 0xfff00)
 }

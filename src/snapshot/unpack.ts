@@ -20,9 +20,11 @@ import { pipeline } from 'node:stream/promises'
 import { createGunzip } from 'node:zlib'
 import { abortError, ErrorCodes, ImagesmithError, throwIfAborted } from '../errors.js'
 import type { LayerRef } from '../oci/types.js'
+import { fsPath, nameFromBytes } from '../layer/names.js'
 import { renameOrDiscard, tempPath, writeFileAtomic } from '../store/atomic-write.js'
 import { storeSlot, type Store } from '../store/store.js'
 import { sniffFile } from '../util/sniff.js'
+import { xargs } from './xargs.js'
 
 export interface Snapshot {
   /** The unpacked layer, usable as an overlay lower dir. Never write to it. */
@@ -214,48 +216,36 @@ async function convertWhiteouts(root: string): Promise<boolean> {
   const stack = [root]
   while (stack.length > 0) {
     const d = stack.pop()!
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      if (e.isDirectory()) stack.push(join(d, e.name))
-      else if (e.name.startsWith('.wh.')) {
-        if (e.name === '.wh..wh..opq') opaque.push(d)
-        else if (!e.name.startsWith('.wh..wh.')) whiteouts.push(join(d, e.name.slice(4)))
-        else unlinkSync(join(d, e.name)) // aufs metadata (.wh..wh.plnk etc.): meaningless here
+    // Names are bytes (names.ts): read them raw, or a name that is not UTF-8 would be lost.
+    for (const e of readdirSync(fsPath(d), { withFileTypes: true, encoding: 'buffer' })) {
+      const name = nameFromBytes(e.name)
+      if (e.isDirectory()) stack.push(join(d, name))
+      else if (name.startsWith('.wh.')) {
+        if (name === '.wh..wh..opq') opaque.push(d)
+        else if (!name.startsWith('.wh..wh.')) whiteouts.push(join(d, name.slice(4)))
+        else unlinkSync(fsPath(join(d, name))) // aufs metadata (.wh..wh.plnk etc.): meaningless here
       }
     }
   }
   if (whiteouts.length === 0 && opaque.length === 0) return false
 
   const parents = new Map<string, Stats>()
-  for (const p of [...whiteouts.map(dirname), ...opaque]) if (!parents.has(p)) parents.set(p, lstatSync(p))
-  for (const w of whiteouts) unlinkSync(join(dirname(w), `.wh.${basename(w)}`))
-  for (const d of opaque) unlinkSync(join(d, '.wh..wh..opq'))
+  for (const p of [...whiteouts.map(dirname), ...opaque]) if (!parents.has(p)) parents.set(p, lstatSync(fsPath(p)))
+  for (const w of whiteouts) unlinkSync(fsPath(join(dirname(w), `.wh.${basename(w)}`)))
+  for (const d of opaque) unlinkSync(fsPath(join(d, '.wh..wh..opq')))
   // A whiteout for a name the same layer also holds is malformed; the whiteout loses.
   const fresh = whiteouts.filter((w) => !existsNoFollow(w))
   if (fresh.length > 0) await xargs(['sh', '-c', 'for p do mknod -- "$p" c 0 0 || exit 1; done', 'sh'], fresh)
   if (opaque.length > 0) await xargs(['setfattr', '-n', 'trusted.overlay.opaque', '-v', 'y', '--'], opaque)
-  for (const [p, st] of parents) utimesSync(p, st.atime, st.mtime)
+  for (const [p, st] of parents) utimesSync(fsPath(p), st.atime, st.mtime)
   return true
 }
 
 function existsNoFollow(p: string): boolean {
   try {
-    lstatSync(p)
+    lstatSync(fsPath(p))
     return true
   } catch {
     return false
   }
-}
-
-/** Runs `cmd… paths…` in as few processes as `xargs -0` needs. */
-export function xargs(cmd: readonly string[], paths: readonly string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('xargs', ['-0', '-r', ...cmd], { stdio: ['pipe', 'ignore', 'pipe'] })
-    let stderr = ''
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    const failed = (why: string, cause?: unknown) =>
-      new ImagesmithError(ErrorCodes.SNAPSHOT_FAILED, `${cmd[0]} failed (${why}) on ${paths.length} path(s), first ${paths[0]}: ${stderr.trim()}`, { command: cmd[0], path: paths[0], count: paths.length }, { cause })
-    child.on('error', (e) => reject(failed(e.message, e)))
-    child.on('close', (code) => (code === 0 ? resolve() : reject(failed(String(code)))))
-    child.stdin.end(Buffer.from(paths.map((p) => `${p}\0`).join('')))
-  })
 }

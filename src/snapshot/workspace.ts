@@ -64,7 +64,7 @@ export async function withRootfsWorkspace<T>(
       mounted.push(rootfs)
     } else {
       await copyRootfs(lowerDirs, rootfs)
-      before = treeState(rootfs)
+      before = await treeState(rootfs)
     }
     return await fn({
       dir: work,

@@ -2,8 +2,9 @@
  * Extended attributes of a tree, read with one `getfattr -R` call (Node has no xattr API, and one
  * process for the whole tree costs less than one per file).
  */
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
+import { nameBytes, nameFromBytes } from '../layer/names.js'
 
 /** Extended attributes a layer keeps (overlay's own `trusted.overlay.*` never). */
 export const KEEP_XATTR = /^(security\.capability|user\..+)$/
@@ -16,7 +17,7 @@ export function readXattrs(root: string): Promise<Map<string, Record<string, Buf
   return new Promise((resolve, reject) => {
     execFile(
       'getfattr',
-      ['-R', '-P', '-h', '-d', '-m', '^(security\\.capability|user\\..*|trusted\\.overlay\\.opaque)$', '-e', 'hex', '--absolute-names', root],
+      ['-R', '-P', '-h', '-d', '-m', '^(security\\.capability|user\\..*|trusted\\.overlay\\.opaque|trusted\\.imagesmith\\..*)$', '-e', 'hex', '--absolute-names', root],
       { encoding: 'buffer', maxBuffer: 256 << 20 },
       (err, stdout, stderr) => {
         // getfattr exits 1 when some file has none of the attributes it was asked for; output is still complete.
@@ -30,9 +31,10 @@ export function readXattrs(root: string): Promise<Map<string, Record<string, Buf
   })
 }
 
+/** getfattr escapes special bytes as `\ooo`; the name is bytes, mapped as every walk maps it. */
 function unescapeName(s: string): string {
   const latin1 = s.replace(/\\(\\|[0-7]{3})/g, (_m, g: string) => (g === '\\' ? '\\' : String.fromCharCode(parseInt(g, 8))))
-  return Buffer.from(latin1, 'latin1').toString('utf8')
+  return nameFromBytes(Buffer.from(latin1, 'latin1'))
 }
 
 export function parseGetfattr(out: Buffer, root: string): Map<string, Record<string, Buffer>> {
@@ -54,4 +56,33 @@ export function parseGetfattr(out: Buffer, root: string): Map<string, Record<str
     }
   }
   return map
+}
+
+/**
+ * Sets `name=value` on each path (string form of names.ts) with ONE `setfattr --restore` reading a
+ * getfattr-style dump from stdin, names escaped as `\ooo` so any byte gets through.
+ */
+export function writeXattrs(items: Iterable<readonly [path: string, name: string, value: Buffer]>): Promise<void> {
+  const dump: Buffer[] = []
+  for (const [path, name, value] of items) {
+    dump.push(Buffer.from(`# file: ${escapeName(nameBytes(path))}\n${name}=0x${value.toString('hex')}\n\n`, 'latin1'))
+  }
+  return new Promise((resolve, reject) => {
+    const child = spawn('setfattr', ['--restore=-'], { stdio: ['pipe', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => { if (stderr.length < 4096) stderr += d.toString() })
+    const failed = (why: string, cause?: unknown) =>
+      new ImagesmithError(ErrorCodes.SNAPSHOT_FAILED, `setfattr --restore failed (${why}): ${stderr.trim()}`, { command: 'setfattr' }, { cause })
+    child.on('error', (e) => reject(failed(e.message, e)))
+    child.on('close', (code) => (code === 0 ? resolve() : reject(failed(String(code)))))
+    child.stdin.on('error', () => undefined) // reported through 'close'
+    child.stdin.end(Buffer.concat(dump))
+  })
+}
+
+/** getfattr's quoting: bytes other than plain printable ASCII as `\ooo`. */
+function escapeName(b: Buffer): string {
+  let out = ''
+  for (const c of b) out += c > 0x20 && c < 0x7f && c !== 0x5c ? String.fromCharCode(c) : `\\${c.toString(8).padStart(3, '0')}`
+  return out
 }
