@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ErrorCodes, ImagesmithError } from '../../src/errors.js'
 import { MAX_LOWER, mountOverlay } from '../../src/snapshot/overlay.js'
-import { xargs } from '../../src/snapshot/unpack.js'
+import { xargs } from '../../src/snapshot/xargs.js'
 import { cleanupTmpDirs, mountsUnder, tmpDir } from '../helpers/testbed.js'
 
 afterAll(async () => {
