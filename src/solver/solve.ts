@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import PQueue from 'p-queue'
 import { abortError, throwIfAborted } from '../errors.js'
 import type { Graph } from '../graph/node.js'
@@ -37,6 +38,9 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
   // solve fails with ABORTED, whatever the vertices cut short throw).
   const controller = new AbortController()
   const signal = controller.signal
+  // Every queued or running vertex listens on it (the queue, runtimes, unpacks): a wide graph is
+  // not a leak.
+  setMaxListeners(0, signal)
   let failure: { readonly error: unknown } | undefined
   const fail = (error: unknown): void => {
     if (failure) return

@@ -142,10 +142,6 @@ describe('solve', () => {
       vertex('after', ['failing']),
       vertex('join', ['sleeper1', 'sleeper2', 'after', 'queued']),
     ])
-    const startedCount: Behaviour = (inputs, signal) => {
-      started++
-      return untilAborted('x', seen)(inputs, signal)
-    }
     const p = solve(g, fakeExecutors({
       base: ok('base'),
       sleeper1: (i, s) => { started++; return untilAborted('sleeper1', seen)(i, s) },
@@ -155,7 +151,7 @@ describe('solve', () => {
         while (started < 2) await tick()
         throw failure
       },
-      queued: startedCount,
+      queued: (i, s) => { started++; return untilAborted('queued', seen)(i, s) },
       after: ok('after'),
       join: ok('join'),
     }, calls), ctxOf(events), { concurrency: 3 })
@@ -172,6 +168,21 @@ describe('solve', () => {
     const errors = events.filter((e) => e.type === 'error')
     expect(errors[0]).toMatchObject({ vertex: 'sha256:failing', error: failure })
     expect(errors.slice(1).map((e) => e.type === 'error' && (e.error as ImagesmithError).code)).toEqual([ErrorCodes.ABORTED, ErrorCodes.ABORTED])
+  })
+
+  it('a wide graph (many vertices queued on one signal) raises no listener warning', async () => {
+    const warnings: string[] = []
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`)
+    process.on('warning', onWarning)
+    try {
+      const branches = Array.from({ length: 40 }, (_, i) => `c${i}`)
+      const g = graphOf([vertex('base'), ...branches.map((b) => vertex(b, ['base'])), vertex('join', branches)])
+      await solve(g, fakeExecutors(Object.fromEntries(['base', ...branches, 'join'].map((n) => [n, ok(n)])), new Map()), ctxOf(), { concurrency: 2 })
+      for (let i = 0; i < 5; i++) await tick()
+    } finally {
+      process.off('warning', onWarning)
+    }
+    expect(warnings).toEqual([])
   })
 
   it("the caller's abort cancels running vertices and the solve fails with ABORTED", async () => {
