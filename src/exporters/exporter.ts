@@ -1,3 +1,4 @@
+import type { Digest } from '../oci/media-types.js'
 import type { FinalImage } from '../oci/types.js'
 import type { BlobStore } from '../store/blob-store.js'
 
@@ -10,8 +11,21 @@ export interface ExportContext {
   readonly signal?: AbortSignal
 }
 
-/** One output format. Adding one means one file here, re-exported from index.ts. */
+/** What an export produced: always the image's digest, and where it went. */
+export interface ExportResult {
+  /** The manifest digest of the exported image. */
+  readonly digest: Digest
+  /** The file or directory written, for outputs on disk. */
+  readonly path?: string
+  /** The reference pushed or loaded (`registry`, `docker` outputs). */
+  readonly ref?: string
+}
+
+/**
+ * One output format: one file here plus one line in table.ts (keyed by the output's `type`),
+ * re-exported from index.ts. `opts` is the output spec the caller gave, `type` included.
+ */
 export interface Exporter<O> {
   readonly name: string
-  export(image: FinalImage, opts: O, ctx: ExportContext): Promise<{ readonly path: string }>
+  export(image: FinalImage, opts: O, ctx: ExportContext): Promise<ExportResult>
 }

@@ -52,6 +52,6 @@ export const ociArchiveExporter: Exporter<OciArchiveOptions> = {
       await fsp.rm(tmp, { force: true })
       throw e
     }
-    return { path: dest }
+    return { digest: image.manifestDigest, path: dest }
   },
 }

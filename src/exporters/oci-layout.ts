@@ -62,7 +62,7 @@ export const ociLayoutExporter: Exporter<OciLayoutOptions> = {
       if (existing === 'missing') await fsp.rm(target, { recursive: true, force: true })
       throw e
     }
-    return { path: dest }
+    return { digest: image.manifestDigest, path: dest }
   },
 }
 

@@ -3,8 +3,7 @@ import { resolve } from 'node:path'
 import { ErrorCodes, ImagesmithError, isImagesmithError, throwIfAborted } from '../errors.js'
 import type { ImageBuilder } from '../builder/image-builder.js'
 import { executors } from '../executors/registry.js'
-import { ociArchiveExporter } from '../exporters/oci-archive.js'
-import { ociLayoutExporter } from '../exporters/oci-layout.js'
+import { exportImage, exporters, isOutputType } from '../exporters/table.js'
 import type { ExportContext } from '../exporters/exporter.js'
 import { finalizeImage } from './finalize.js'
 import { parseImageName } from '../reference/reference.js'
@@ -92,11 +91,7 @@ async function runBuild(
   if (opts.output) {
     at.phase = 'export'
     const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal }
-    const res =
-      opts.output.type === 'oci'
-        ? await ociArchiveExporter.export(image, { dest: opts.output.dest }, ctx)
-        : await ociLayoutExporter.export(image, { dest: opts.output.dest }, ctx)
-    output = res.path
+    output = (await exportImage(image, opts.output, ctx)).path
   }
   return {
     digest: image.manifestDigest,
@@ -126,7 +121,8 @@ async function checkContext(dir: string, written: string): Promise<void> {
 }
 
 function validateOutput(output: OutputSpec): void {
-  if (!output || (output.type !== 'oci' && output.type !== 'oci-layout') || typeof output.dest !== 'string' || output.dest === '') {
-    throw new ImagesmithError(ErrorCodes.OUTPUT_INVALID, `invalid output ${JSON.stringify(output)}: expected { type: 'oci' | 'oci-layout', dest }`, { output })
+  if (!output || !isOutputType(output.type) || typeof output.dest !== 'string' || output.dest === '') {
+    const types = Object.keys(exporters).map((t) => `'${t}'`).join(' | ')
+    throw new ImagesmithError(ErrorCodes.OUTPUT_INVALID, `invalid output ${JSON.stringify(output)}: expected { type: ${types}, dest }`, { output })
   }
 }

@@ -1,0 +1,27 @@
+import type { FinalImage } from '../oci/types.js'
+import type { ExportContext, ExportResult, Exporter } from './exporter.js'
+import { ociArchiveExporter } from './oci-archive.js'
+import { ociLayoutExporter } from './oci-layout.js'
+
+/**
+ * Every output type and its exporter. A new output (`registry`, `docker`) is one file and one
+ * line here; the pipeline dispatches through this table and knows no exporter by name.
+ */
+export const exporters = Object.freeze({
+  oci: ociArchiveExporter,
+  'oci-layout': ociLayoutExporter,
+})
+
+export type OutputType = keyof typeof exporters
+
+export function isOutputType(type: unknown): type is OutputType {
+  return typeof type === 'string' && Object.hasOwn(exporters, type)
+}
+
+/** An output spec as the caller gives it: `{ type, ...that exporter's options }`. */
+export type ExportSpec = { readonly [K in OutputType]: { readonly type: K } & Parameters<(typeof exporters)[K]['export']>[1] }[OutputType]
+
+export function exportImage(image: FinalImage, output: ExportSpec, ctx: ExportContext): Promise<ExportResult> {
+  const exporter = exporters[output.type] as Exporter<ExportSpec>
+  return exporter.export(image, output, ctx)
+}
