@@ -70,7 +70,9 @@ function selectEntry(entries: readonly DockerManifestEntry[], req: LocalImportRe
   if (index) entry = entries[Number(index[1])]
   else {
     const want = fullName(tag)
-    entry = entries.find((e) => (e.RepoTags ?? ([] as string[])).some((t: string) => t === tag || (want !== undefined && fullName(t) === want)))
+    // Same name once normalised; or, as before, a short name that ends the stored one (podman
+    // stores `app:1` as `localhost/app:1`).
+    entry = entries.find((e) => (e.RepoTags ?? ([] as string[])).some((t: string) => t === tag || (want !== undefined && fullName(t) === want) || t.endsWith(`/${tag}`)))
   }
   if (!entry) {
     const names = entries.flatMap((e) => e.RepoTags ?? [])

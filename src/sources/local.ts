@@ -38,10 +38,12 @@ export function parseLocalRef(ref: string): LocalRef | undefined {
   if (!rest) {
     throw new ImagesmithError(ErrorCodes.INVALID_REFERENCE, `invalid image reference ${JSON.stringify(ref)}: path is empty`, { reference: ref, part: 'path' })
   }
-  // A ':' after the last '/' starts the tag, as in skopeo: `oci:dir:tag`.
-  const slash = rest.lastIndexOf('/')
-  const colon = transport === 'docker-archive' ? rest.indexOf(':', slash + 1) : rest.lastIndexOf(':')
-  if (colon > slash && colon > 0) return { transport, path: resolve(rest.slice(0, colon)), tag: rest.slice(colon + 1) }
+  // An OCI tag holds no '/', so a ':' after the last '/' starts it (`oci:dir:tag`). A docker-archive
+  // image name does hold '/' (`localhost/app:1`): as in skopeo, the path ends at the first ':'.
+  const colon = transport === 'docker-archive' ? rest.indexOf(':') : rest.lastIndexOf(':')
+  if (colon > 0 && (transport === 'docker-archive' || colon > rest.lastIndexOf('/'))) {
+    return { transport, path: resolve(rest.slice(0, colon)), tag: rest.slice(colon + 1) }
+  }
   return { transport, path: resolve(rest) }
 }
 
