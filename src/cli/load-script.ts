@@ -19,8 +19,7 @@ export async function loadBuildScript(path: string, target?: string): Promise<{ 
   try {
     const url = pathToFileURL(file).href
     if (['.ts', '.mts', '.cts', '.tsx'].includes(extname(file))) {
-      const { tsImport } = await import('tsx/esm/api')
-      mod = (await tsImport(url, import.meta.url)) as Record<string, unknown>
+      mod = (await importTypeScript(url)) as Record<string, unknown>
     } else {
       mod = (await import(url)) as Record<string, unknown>
     }
@@ -61,4 +60,16 @@ function isBuilder(x: unknown): x is ImageBuilder {
 
 function notBuilder(file: string): ImagesmithError {
   return new ImagesmithError(ErrorCodes.BUILD_SCRIPT_INVALID, `${file} must default-export an image builder (image()...) or a record of them`, { path: file })
+}
+
+/**
+ * When this module itself was loaded through tsx (the CLI run from a source checkout), a plain
+ * import() of the script stays in tsx's namespace: the script's `import 'imagesmith'` then reuses
+ * the modules already loaded. A fresh tsImport() would load the whole library a second time under
+ * a new namespace (+35 MB RSS measured on `imagesmith build`), and the script's builders would be
+ * instances of that second copy.
+ */
+function importTypeScript(url: string): Promise<unknown> {
+  if (new URL(import.meta.url).searchParams.has('tsx-namespace')) return import(url)
+  return import('tsx/esm/api').then(({ tsImport }) => tsImport(url, import.meta.url))
 }

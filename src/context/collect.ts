@@ -57,8 +57,13 @@ export class EntrySet {
     const first = new Map<string, string>()
     const out: LayerEntry[] = []
     for (const e of sorted) {
-      const { linkGroup, ...entry } = e as Planned & { linkGroup?: string }
-      if (linkGroup !== undefined && entry.type !== 'dir') {
+      // Most entries have no link group and go out as they are (no copy per entry).
+      if (e.linkGroup === undefined) {
+        out.push(e)
+        continue
+      }
+      const { linkGroup, ...entry } = e
+      if (entry.type !== 'dir') {
         const target = first.get(linkGroup)
         if (target !== undefined) {
           out.push(hardlinkTo(entry as LayerEntry, target))
@@ -85,13 +90,20 @@ export interface EntryOptions {
  * `linkGroup`, so a hard link to a symlink, fifo or device stays a hard link (as in BuildKit).
  */
 export function entryFromStat(path: string, host: string, st: Stats, opts: EntryOptions): Planned | undefined {
-  const base = {
-    path, uid: opts.owner.uid, gid: opts.owner.gid, mtime: opts.mtime,
-    ...(st.nlink > 1 && !st.isDirectory() ? { linkGroup: `${st.dev}:${st.ino}` } : {}),
-  }
+  const { uid, gid } = opts.owner
+  const mtime = opts.mtime
   const mode = opts.chmod ?? st.mode & 0o7777
-  if (st.isFile()) return { ...base, mode, type: 'file', size: st.size, source: { path: host } }
-  if (st.isDirectory()) return { ...base, mode, type: 'dir' }
+  const linkGroup = st.nlink > 1 && !st.isDirectory() ? `${st.dev}:${st.ino}` : undefined
+  // Files and directories are plain literals, not spreads of a common base: a spread-built object
+  // is about twice the size, and 10k of them kept for the whole build grew V8's young generation
+  // to its maximum (peak RSS +25 MB on the 10k-file bench tree).
+  if (st.isFile()) {
+    return linkGroup === undefined
+      ? { path, mode, uid, gid, mtime, type: 'file', size: st.size, source: { path: host } }
+      : { path, mode, uid, gid, mtime, type: 'file', size: st.size, source: { path: host }, linkGroup }
+  }
+  if (st.isDirectory()) return { path, mode, uid, gid, mtime, type: 'dir' }
+  const base = { path, uid, gid, mtime, ...(linkGroup === undefined ? {} : { linkGroup }) }
   // Linux has no lchmod: a symlink's own mode is always 0777, whatever --chmod says.
   if (st.isSymbolicLink()) return { ...base, mode: 0o777, type: 'symlink', linkname: nameFromBytes(readlinkSync(fsPath(host), { encoding: 'buffer' })) }
   if (st.isFIFO()) return { ...base, mode, type: 'fifo' }

@@ -1,0 +1,100 @@
+/** The COPY stat cache: it only ever saves re-reading a file; bytes always decide the hash. */
+import { createHash } from 'node:crypto'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { StatCache } from '../../src/context/content-key.js'
+
+let tmp: string
+let cacheDir: string
+const buf = Buffer.allocUnsafe(1 << 20)
+const sha = (s: string) => createHash('sha256').update(s).digest('hex')
+
+/** A context file (written now: the tests move the clock past the 2 s racy window when they need to). */
+function ctxFile(name: string, text: string): string {
+  const p = join(tmp, 'ctx', name)
+  writeFileSync(p, text)
+  return p
+}
+
+beforeEach(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'ism-statcache-'))
+  mkdirSync(join(tmp, 'ctx'))
+  cacheDir = join(tmp, 'cache')
+})
+afterEach(() => rmSync(tmp, { recursive: true, force: true }))
+
+/** Pretends `ms` milliseconds have passed, so files written just now are outside the racy window. */
+async function withClock<T>(ms: number, fn: () => Promise<T> | T): Promise<T> {
+  const real = Date.now
+  Date.now = () => real() + ms
+  try {
+    return await fn()
+  } finally {
+    Date.now = real
+  }
+}
+
+describe('StatCache', () => {
+  it('remembers hashes across runs and hashes a file again when its bytes change with the same size and mtime', async () => {
+    const a = ctxFile('a.txt', 'aaaa')
+    const b = ctxFile('b.txt', 'bbbb')
+    await withClock(10_000, async () => {
+      const first = await StatCache.open(cacheDir, 'ctx')
+      expect(first.hash(a, buf)).toBe(sha('aaaa'))
+      expect(first.hash(b, buf)).toBe(sha('bbbb'))
+      expect(first.hits).toBe(0)
+      await first.save()
+    })
+    expect(readdirSync(cacheDir)).toHaveLength(1)
+
+    // Same size, same mtime, new bytes (moby/buildkit#4950): the ctime moves, so it is a miss.
+    const st = statSync(b)
+    writeFileSync(b, 'BBBB')
+    utimesSync(b, st.atime, st.mtime)
+    await withClock(10_000, async () => {
+      const second = await StatCache.open(cacheDir, 'ctx')
+      expect(second.hash(a, buf)).toBe(sha('aaaa'))
+      expect(second.hash(b, buf)).toBe(sha('BBBB'))
+      expect(second.hits).toBe(1)
+      await second.save()
+    })
+    const third = await withClock(10_000, () => StatCache.open(cacheDir, 'ctx'))
+    await withClock(10_000, () => {
+      expect(third.hash(b, buf)).toBe(sha('BBBB'))
+      expect(third.hash(a, buf)).toBe(sha('aaaa'))
+    })
+    expect(third.hits).toBe(2)
+  })
+
+  it('never remembers a file written within the racy window', async () => {
+    const a = ctxFile('a.txt', 'aaaa')
+    const first = await StatCache.open(cacheDir, 'ctx')
+    expect(first.hash(a, buf)).toBe(sha('aaaa'))
+    await first.save()
+    const second = await StatCache.open(cacheDir, 'ctx')
+    expect(second.hash(a, buf)).toBe(sha('aaaa'))
+    expect(second.hits).toBe(0)
+  })
+
+  it('ignores records it cannot read (another format) and hashes those files again', async () => {
+    const a = ctxFile('a.txt', 'aaaa')
+    await withClock(10_000, async () => {
+      const first = await StatCache.open(cacheDir, 'ctx')
+      first.hash(a, buf)
+      await first.save()
+    })
+    const cacheFile = join(cacheDir, readdirSync(cacheDir)[0]!)
+    const st = statSync(a, { bigint: true })
+    // A record shaped as an array, with a wrong hash: trusting it would give the wrong content.
+    writeFileSync(cacheFile, JSON.stringify({ [a]: [String(st.ino), String(st.size), String(st.mtimeNs), String(st.ctimeNs), sha('zzzz')] }))
+    await withClock(10_000, async () => {
+      const second = await StatCache.open(cacheDir, 'ctx')
+      expect(second.hash(a, buf)).toBe(sha('aaaa'))
+      expect(second.hits).toBe(0)
+      await second.save()
+    })
+    expect(JSON.parse(readFileSync(cacheFile, 'utf8'))[a]).toMatch(/:[0-9a-f]{64}$/)
+  })
+})
