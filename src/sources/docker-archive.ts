@@ -85,9 +85,12 @@ function selectEntry(entries: readonly DockerManifestEntry[], req: LocalImportRe
   return entry
 }
 
-/** The digest a member's name states (`blobs/sha256/<hex>`, `<hex>.json`), if it states one. */
+/**
+ * The digest a content-addressed member's name states (`blobs/sha256/<hex>`, Docker 25+). Older
+ * names (`<hex>.tar`, `<id>/layer.tar`) may name the diffID or an ID, so they state nothing.
+ */
 function namedDigest(path: string): Digest | undefined {
-  const m = /(?:^|\/)(?:sha256[:/])?([a-f0-9]{64})(?:\.json|\.tar)?$/.exec(path)
+  const m = /^(?:\.\/)?blobs\/sha256\/([a-f0-9]{64})$/.exec(path)
   const d = m ? `sha256:${m[1]}` : undefined
   return isDigest(d) ? d : undefined
 }

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs'
+import { posix } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip } from 'node:zlib'
@@ -127,6 +128,8 @@ function parsePax(data: Buffer): Map<string, string> {
 /** Reads every header of an uncompressed tar; regular files (and hard links to them) are indexed. */
 async function indexTar(path: string): Promise<Map<string, TarMember>> {
   const members = new Map<string, TarMember>()
+  // Docker 25+ writes `<id>/layer.tar` as a symlink into blobs/; resolved once all files are known.
+  const symlinks = new Map<string, string>()
   const fh = await fsp.open(path, 'r')
   try {
     const { size: total } = await fh.stat()
@@ -165,10 +168,20 @@ async function indexTar(path: string): Promise<Map<string, TarMember>> {
       else if (type === '1') {
         const target = members.get(normalizeName(link))
         if (target) members.set(name, target)
-      }
+      } else if (type === '2') symlinks.set(name, link)
       longName = longLink = undefined
       pax = new Map()
       pos = next
+    }
+    for (const name of symlinks.keys()) {
+      let target = name
+      for (let hops = 0; hops < 16 && !members.has(target); hops++) {
+        const to = symlinks.get(target)
+        if (to === undefined) break
+        target = normalizeName(to.startsWith('/') ? posix.normalize(to) : posix.join(posix.dirname(target), to))
+      }
+      const m = members.get(target)
+      if (m) members.set(name, m)
     }
     return members
   } finally {
