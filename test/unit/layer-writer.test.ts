@@ -6,8 +6,10 @@ import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ErrorCodes, ImagesmithError } from '../../src/errors.js'
+import { devMajor, devMinor } from '../../src/layer/device-numbers.js'
 import type { LayerEntry } from '../../src/layer/entry.js'
 import { gzipMembers } from '../../src/layer/gzip-parallel.js'
+import { fsPath, nameBytes, nameFromBytes } from '../../src/layer/names.js'
 import { tarChunks } from '../../src/layer/tar-writer.js'
 import { sortEntries, writeLayer } from '../../src/layer/write-layer.js'
 import { MediaType } from '../../src/oci/media-types.js'
@@ -304,5 +306,110 @@ describe('gzipMembers', () => {
     const out = await compress([])
     expect(out.length).toBe(1)
     expect(gunzipSync(out[0]!).length).toBe(0)
+  })
+})
+
+describe('names as bytes (names.ts)', () => {
+  const samples: Buffer[] = [
+    Buffer.from('plain/ascii.txt'),
+    Buffer.from('café/naïve', 'utf8'),
+    Buffer.from('skull-💀', 'utf8'), // U+1F480 = D83D DC80 in UTF-16: a low surrogate that is no escape
+    Buffer.from([0x62, 0x79, 0x74, 0x65, 0x73, 0x2d, 0xff, 0xfe]),
+    Buffer.from([0xed, 0xb0, 0x80]), // a UTF-16 surrogate encoded in UTF-8: not valid UTF-8
+    Buffer.from([0xc0, 0xaf]), // overlong '/'
+    Buffer.from([0x61, 0xe2, 0x82]), // truncated sequence at the end
+    Buffer.from([0x61, 0xff, 0xc3, 0xa9, 0xf0, 0x9f, 0x92, 0x80, 0x80]),
+  ]
+
+  it('round-trips every byte string and keeps valid UTF-8 as its plain string', () => {
+    const names = samples.map(nameFromBytes)
+    expect(new Set(names).size).toBe(samples.length)
+    samples.forEach((b, i) => {
+      expect(nameBytes(names[i]!)).toEqual(b)
+      const valid = (() => { try { new TextDecoder('utf-8', { fatal: true }).decode(b); return true } catch { return false } })()
+      if (valid) expect(names[i]).toBe(b.toString('utf8'))
+      expect(typeof fsPath(names[i]!)).toBe(valid ? 'string' : 'object')
+    })
+  })
+
+  it('sorts by bytes: é (C3 A9) before the raw byte FF', () => {
+    const e = (p: string): LayerEntry => ({ ...base(p, 0o644), type: 'fifo' })
+    const rawName = nameFromBytes(Buffer.from([0x61, 0xff]))
+    expect(sortEntries([e(rawName), e('aé'), e('a')]).map((x) => nameBytes(x.path).toString('hex'))).toEqual(['61', '61c3a9', '61ff'])
+  })
+
+  it('GNU tar reads the exact bytes back: ustar names, PAX path/linkpath records, hard links to symlinks', async () => {
+    const r = (s: string, ...b: number[]) => nameFromBytes(Buffer.concat([Buffer.from(s, 'latin1'), Buffer.from(b)]))
+    const longDir = r(`long-${'x'.repeat(100)}-`, 0xff)
+    const entries = sortEntries<LayerEntry>([
+      { ...base('n', 0o755), type: 'dir' },
+      { ...base(r('n/bytes-', 0xff, 0xfe), 0o644), type: 'file', size: 2, source: { data: Buffer.from('b\n') } },
+      { ...base(r('n/ln-', 0xff), 0o777), type: 'symlink', linkname: r('bytes-', 0xff, 0xfe) },
+      { ...base(`n/${longDir}`, 0o755), type: 'dir' },
+      { ...base(r(`n/${longDir}/f`, 0xfe), 0o600), type: 'file', size: 0, source: { data: Buffer.alloc(0) } },
+      { ...base('n/sym', 0o777), type: 'symlink', linkname: 'a' },
+      { ...base('n/sym-hard', 0o777), type: 'hardlink', linkname: 'n/sym', targetType: 'symlink' },
+    ])
+    const tar = Buffer.concat([...tarChunks(entries)])
+    const listing = execFileSync('tar', ['--numeric-owner', '--quoting-style=escape', '-tvf', '-'], { input: tar }).toString('latin1')
+      .split('\n').filter(Boolean).map((l) => l.replace(/^(\S+) (\S+)\s+(\S+) \S+ \S+ /, '$1 $2 $3 '))
+    expect(listing).toEqual([
+      'drwxr-xr-x 0/0 0 n/',
+      '-rw-r--r-- 0/0 2 n/bytes-\\377\\376',
+      'lrwxrwxrwx 0/0 0 n/ln-\\377 -> bytes-\\377\\376',
+      `drwxr-xr-x 0/0 0 n/long-${'x'.repeat(100)}-\\377/`,
+      `-rw------- 0/0 0 n/long-${'x'.repeat(100)}-\\377/f\\376`,
+      'lrwxrwxrwx 0/0 0 n/sym -> a',
+      'hrwxrwxrwx 0/0 0 n/sym-hard link to n/sym',
+    ])
+    const out = mkdtempSync(join(root, 'x-'))
+    execFileSync('tar', ['-xf', '-', '-C', out], { input: tar })
+    const names = readdirSync(join(out, 'n'), { encoding: 'buffer' }).map((b) => b.toString('hex')).sort()
+    expect(names).toEqual([
+      Buffer.from([...Buffer.from('bytes-'), 0xff, 0xfe]),
+      Buffer.from([...Buffer.from('ln-'), 0xff]),
+      Buffer.from([...Buffer.from(`long-${'x'.repeat(100)}-`), 0xff]),
+      Buffer.from('sym'),
+      Buffer.from('sym-hard'),
+    ].map((b) => b.toString('hex')).sort())
+    expect(lstatSync(join(out, 'n/sym')).nlink).toBe(2)
+    expect(readlinkSync(Buffer.from([...Buffer.from(`${out}/n/ln-`), 0xff]), { encoding: 'buffer' })).toEqual(Buffer.from([...Buffer.from('bytes-'), 0xff, 0xfe]))
+  })
+})
+
+describe('device numbers', () => {
+  // glibc's gnu_dev_makedev on 64 bits.
+  const makedev = (maj: bigint, min: bigint) => (min & 0xffn) | ((maj & 0xfffn) << 8n) | ((min & ~0xffn) << 12n) | ((maj & ~0xfffn) << 32n)
+
+  it('split a 64-bit dev_t as glibc does, minor > 255 included', () => {
+    for (const [maj, min] of [[1n, 3n], [511n, 70000n], [4095n, 1048575n], [0xfffffn, 0xffffffffn]] as const) {
+      const dev = makedev(maj, min)
+      expect([devMajor(dev), devMinor(dev)]).toEqual([Number(maj), Number(min)])
+      if (dev < 2n ** 53n) expect([devMajor(Number(dev)), devMinor(Number(dev))]).toEqual([Number(maj), Number(min)])
+    }
+  })
+
+  it('of a real device node (lstat rdev) match what stat(1) reports', () => {
+    const p = join(root, 'dev-511-70000')
+    execFileSync('mknod', [p, 'c', '511', '70000'])
+    const st = lstatSync(p)
+    expect([devMajor(st.rdev), devMinor(st.rdev)]).toEqual([511, 70000])
+    expect(execFileSync('stat', ['-c', '%Hr,%Lr', p]).toString().trim()).toBe('511,70000')
+  })
+
+  it('past 7 octal digits are written in GNU base-256, as Go writes them; GNU tar reads them', () => {
+    const entries: LayerEntry[] = [
+      { ...base('x', 0o644), type: 'char', devmajor: 511, devminor: 70000 },
+      { ...base('huge', 0o644), type: 'block', devmajor: 3_000_000, devminor: 2_500_000 },
+      { ...base('x-hard', 0o644), type: 'hardlink', linkname: 'x', targetType: 'char', devmajor: 511, devminor: 70000 },
+    ]
+    const tar = Buffer.concat([...tarChunks(entries)])
+    expect(tar[512 + 329]).toBe(0x80) // huge: devmajor field starts with the base-256 marker
+    const listing = execFileSync('tar', ['--numeric-owner', '-tvf', '-'], { input: tar }).toString().split('\n').filter(Boolean)
+    expect(listing[0]).toMatch(/^crw-r--r-- 0\/0 +511,70000 /)
+    expect(listing[1]).toMatch(/^brw-r--r-- 0\/0 +3000000,2500000 /)
+    expect(listing[2]).toMatch(/^hrw-r--r-- 0\/0 .* x-hard link to x$/)
+    // the link's header keeps the linked type's bits, as Go's archive/tar writes it
+    expect(parseInt(tar.subarray(1024 + 100, 1024 + 107).toString(), 8)).toBe(0o20644)
   })
 })

@@ -1,10 +1,14 @@
 import { execFileSync } from 'node:child_process'
-import { linkSync, mkdirSync, symlinkSync, utimesSync, writeFileSync, lstatSync } from 'node:fs'
+import { linkSync, lstatSync, mkdirSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync, type Stats } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import type { LayerEntry } from '../../src/layer/entry.js'
+import { nameBytes, nameFromBytes } from '../../src/layer/names.js'
+import { diffWalk, DIR_MARK, treeState } from '../../src/snapshot/copy-fallback.js'
 import { diffUpper } from '../../src/snapshot/diff.js'
 import { recordStubs, removeStubs } from '../../src/snapshot/mount-stubs.js'
-import { parseGetfattr } from '../../src/snapshot/xattrs.js'
+import { parseGetfattr, writeXattrs } from '../../src/snapshot/xattrs.js'
 import { cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 
 afterAll(async () => {
@@ -76,5 +80,128 @@ describe('diffUpper', () => {
     }
     const entries = await diffUpper(upper, { lowerStat })
     expect(entries.map((e) => e.path)).toEqual(['made-by-step'])
+  })
+})
+
+const raw = (...parts: (string | number[])[]) => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : Buffer.from(p))))
+
+/** A tree with a hard-linked symlink, fifo and device (minor > 255) and names that are not UTF-8, under `dir`. */
+async function oddTree(dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true })
+  symlinkSync('a', join(dir, 'sym'))
+  linkSync(join(dir, 'sym'), join(dir, 'sym-hard')) // link(2) does not follow symlinks
+  execFileSync('mkfifo', [join(dir, 'fifo')])
+  linkSync(join(dir, 'fifo'), join(dir, 'fifo-hard'))
+  execFileSync('mknod', [join(dir, 'x'), 'c', '511', '70000'])
+  linkSync(join(dir, 'x'), join(dir, 'x-hard'))
+  writeFileSync(raw(`${dir}/bytes-`, [0xff, 0xfe]), 'b')
+  symlinkSync(raw('bytes-', [0xff, 0xfe]), raw(`${dir}/ln-`, [0xff]))
+  // argv cannot carry these bytes: set the xattr through the same dump setfattr --restore reads
+  await writeXattrs([[nameFromBytes(raw(`${dir}/bytes-`, [0xff, 0xfe])), 'user.note', Buffer.from('kept')]])
+}
+
+function expectOdd(entries: LayerEntry[], prefix: string): void {
+  const by = (p: string) => entries.find((e) => e.path === `${prefix}${p}`)
+  expect(by('sym')).toMatchObject({ type: 'symlink', linkname: 'a' })
+  expect(by('sym-hard')).toMatchObject({ type: 'hardlink', linkname: `${prefix}sym`, targetType: 'symlink' })
+  expect(by('fifo-hard')).toMatchObject({ type: 'hardlink', linkname: `${prefix}fifo`, targetType: 'fifo' })
+  expect(by('x')).toMatchObject({ type: 'char', devmajor: 511, devminor: 70000 })
+  expect(by('x-hard')).toMatchObject({ type: 'hardlink', linkname: `${prefix}x`, targetType: 'char', devmajor: 511, devminor: 70000 })
+  const name = nameFromBytes(raw('bytes-', [0xff, 0xfe]))
+  const file = by(name)
+  expect(file).toMatchObject({ type: 'file', size: 1 })
+  expect(file?.xattrs?.['user.note']?.toString()).toBe('kept')
+  expect(by(nameFromBytes(raw('ln-', [0xff])))).toMatchObject({ type: 'symlink', linkname: name })
+  expect(nameBytes(file!.path)).toEqual(raw(`${prefix}bytes-`, [0xff, 0xfe]))
+}
+
+describe('names, hard links and devices in the diffs', () => {
+  it('parseGetfattr maps escaped bytes to the same keys the walk gives', () => {
+    const out = Buffer.from('# file: /r/bytes-\\377\\376\nuser.x=0x01\n\n# file: /r/caf\\303\\251\nuser.y=0x02\n\n', 'latin1')
+    const m = parseGetfattr(out, '/r')
+    expect([...m.keys()]).toEqual([nameFromBytes(raw('bytes-', [0xff, 0xfe])), 'café'])
+    expect(nameBytes([...m.keys()][0]!)).toEqual(raw('bytes-', [0xff, 0xfe]))
+  })
+
+  it('diffUpper: hard links of every type pair up, minor > 255 splits right, non-UTF-8 names and their xattrs survive', async () => {
+    const upper = await tmpDir('ism-upper-')
+    await oddTree(join(upper, 'n'))
+    expectOdd(await diffUpper(upper), 'n/')
+  })
+
+  it('diffWalk (copy fallback): the same entries', async () => {
+    const root = await tmpDir('ism-walk-')
+    mkdirSync(join(root, 'bin'))
+    const before = await treeState(root)
+    await oddTree(join(root, 'n'))
+    expectOdd(await diffWalk(root, before), 'n/')
+  })
+})
+
+/** Whether this filesystem hands a freed directory inode out again at once (ext4 does; tmpfs never). */
+function inodesReused(dir: string): boolean {
+  const p = join(dir, 'probe')
+  mkdirSync(p)
+  const ino = lstatSync(p).ino
+  rmSync(p, { recursive: true })
+  mkdirSync(p)
+  const again = lstatSync(p).ino === ino
+  rmSync(p, { recursive: true })
+  return again
+}
+
+describe('copy fallback: a recreated directory is opaque whatever inode it gets', () => {
+  const expected = ['tree', 'tree/.wh..wh..opq', 'tree/fresh']
+
+  async function oldTree(): Promise<{ root: string; before: Map<string, Stats> }> {
+    const root = await tmpDir('ism-reuse-')
+    mkdirSync(join(root, 'tree/sub'), { recursive: true })
+    writeFileSync(join(root, 'tree/old1'), 'o1')
+    writeFileSync(join(root, 'tree/sub/old2'), 'o2')
+    utimesSync(join(root, 'tree'), 1_600_000_000, 1_600_000_000)
+    return { root, before: await treeState(root) }
+  }
+
+  it.skipIf(!inodesReused(tmpdir()))('rm -rf /tree && mkdir /tree with the old inode number back: an opaque dir, no per-name whiteouts', async () => {
+    // ext4 hands the freed number out again unless it was freed in an earlier second than now
+    // (recently_deleted()): a fresh tree per attempt, until /tree gets its old number back.
+    let hit: { root: string; before: Map<string, Stats> } | undefined
+    for (let attempt = 0; attempt < 50 && !hit; attempt++) {
+      const t = await oldTree()
+      rmSync(join(t.root, 'tree'), { recursive: true })
+      mkdirSync(join(t.root, 'tree'))
+      if (lstatSync(join(t.root, 'tree')).ino === t.before.get('tree')!.ino) hit = t
+    }
+    expect(hit).toBeDefined() // the reuse really happened
+    const { root, before } = hit!
+    writeFileSync(join(root, 'tree/fresh'), 'f')
+    const paths = (await diffWalk(root, before)).map((e) => e.path).filter((p) => p.startsWith('tree'))
+    expect(paths).toEqual(expected)
+  })
+
+  it('the mark decides, not the inode: the same inode without its mark is a new dir, a moved dir is not the one it replaced', async () => {
+    const { root, before } = await oldTree()
+    // What inode reuse looks like to the diff: the same number, made in the step (no mark).
+    rmSync(join(root, 'tree/old1'))
+    rmSync(join(root, 'tree/sub'), { recursive: true })
+    execFileSync('setfattr', ['-x', DIR_MARK, join(root, 'tree')])
+    writeFileSync(join(root, 'tree/fresh'), 'f')
+    expect(lstatSync(join(root, 'tree')).ino).toBe(before.get('tree')!.ino)
+    expect((await diffWalk(root, before)).map((e) => e.path).filter((p) => p.startsWith('tree'))).toEqual(expected)
+
+    // `mv` of another old dir onto the path: it carries the other path's mark.
+    const moved = await oldTree()
+    mkdirSync(join(moved.root, 'other'))
+    writeFileSync(join(moved.root, 'other/fresh'), 'f')
+    const before2 = await treeState(moved.root)
+    rmSync(join(moved.root, 'tree'), { recursive: true })
+    renameSync(join(moved.root, 'other'), join(moved.root, 'tree'))
+    const entries = (await diffWalk(moved.root, before2)).map((e) => e.path)
+    expect(entries).toEqual(['.wh.other', ...expected])
+
+    // A dir left in place, only written into, stays the same dir: no opaque marker.
+    const kept = await oldTree()
+    writeFileSync(join(kept.root, 'tree/fresh'), 'f')
+    expect((await diffWalk(kept.root, kept.before)).map((e) => e.path)).toEqual(['tree', 'tree/fresh'])
   })
 })
