@@ -55,8 +55,8 @@ export const ociLayoutExporter: Exporter<OciLayoutOptions> = {
         descriptors = [...kept, ...descriptors]
       }
       // index.json is what makes the blobs reachable: it must reach the disk whole, after them.
-      await writeFileAtomic(join(target, 'oci-layout'), OCI_LAYOUT, { durable: true })
-      await writeFileAtomic(join(target, 'index.json'), indexJson(descriptors), { durable: true })
+      await writeFileAtomic(join(target, 'oci-layout'), OCI_LAYOUT, { fsyncDir: true })
+      await writeFileAtomic(join(target, 'index.json'), indexJson(descriptors), { fsyncDir: true })
       if (existing === 'missing') await fsp.rename(target, dest)
     } catch (e) {
       if (existing === 'missing') await fsp.rm(target, { recursive: true, force: true })

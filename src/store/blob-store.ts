@@ -21,8 +21,8 @@ export interface BlobWriter {
  * Content-addressed blob store: `<root>/blobs/sha256/<hex>`.
  *
  * Writers stream into `<root>/tmp/` (see atomic-write.ts), fsync and rename into place, so a killed
- * process leaves at most a stray temp file, never a blob whose bytes differ from its name, and a
- * blob named by a cache entry survives a power loss. Concurrent writers of the same content both
+ * process or a power loss leaves at most a stray temp file, never a blob whose bytes differ from
+ * its name (a cache hit trusts a blob that exists). Concurrent writers of the same content both
  * rename identical bytes onto one name, which is atomic on POSIX, so every process agrees.
  * Reads are checked with ssri so a corrupted blob fails loudly instead of reaching an image.
  */
@@ -83,7 +83,7 @@ export class BlobStore {
 
   async createWriter(): Promise<BlobWriter> {
     await this.init()
-    const w = createAtomicWriter(this.tmpDir, 'blob', { durable: true })
+    const w = createAtomicWriter(this.tmpDir, 'blob', { fsync: true })
     return {
       stream: w.stream,
       commit: (digest: Digest) => w.commit(this.blobPath(digest)),
@@ -124,7 +124,7 @@ export class BlobStore {
     const digest = `sha256:${createHash('sha256').update(buf).digest('hex')}` as Digest
     if (!(await this.has(digest))) {
       await this.init()
-      await writeFileAtomic(this.blobPath(digest), buf, { durable: true, tmpDir: this.tmpDir })
+      await writeFileAtomic(this.blobPath(digest), buf, { fsync: true, tmpDir: this.tmpDir })
     }
     return { digest, size: buf.length }
   }

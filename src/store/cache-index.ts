@@ -4,9 +4,9 @@ import type { StoreLayout } from './layout.js'
 
 /**
  * Maps a vertex cache key to the JSON result that vertex produced (e.g. a layer's digests).
- * Entries are written atomically and durably, so readers see either nothing or a whole entry, and
- * an entry never outlives (after a crash) the blobs it names. A hit is only trusted by callers after
- * they check that those blobs are in the store.
+ * Entries are written atomically (fsynced before their rename), so readers, even after a crash, see
+ * either nothing or a whole entry. A hit is only trusted by callers after they check that the blobs
+ * it names are in the store.
  */
 export class CacheIndex {
   readonly dir: string
@@ -27,6 +27,6 @@ export class CacheIndex {
 
   async record(key: string, result: unknown): Promise<void> {
     await fsp.mkdir(this.dir, { recursive: true })
-    await writeFileAtomic(this.#layout.cacheEntry(key), JSON.stringify(result), { durable: true })
+    await writeFileAtomic(this.#layout.cacheEntry(key), JSON.stringify(result), { fsync: true })
   }
 }

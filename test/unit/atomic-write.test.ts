@@ -34,10 +34,10 @@ describe('atomic writes', () => {
     // 64 writers of the same final name at once (what sibling branches did to one image lookup).
     const target = join(dir, 'x.json')
     const bodies = Array.from({ length: 64 }, (_, i) => JSON.stringify({ writer: i, pad: 'p'.repeat(4096 + i) }))
-    await Promise.all(bodies.map((b, i) => writeFileAtomic(target, b, { durable: i % 2 === 0 })))
+    await Promise.all(bodies.map((b, i) => writeFileAtomic(target, b, i % 3 === 0 ? {} : i % 3 === 1 ? { fsync: true } : { fsyncDir: true })))
     expect(bodies).toContain(readFileSync(target, 'utf8'))
     // Streaming writers too, committed onto one name.
-    const writers = Array.from({ length: 16 }, () => createAtomicWriter(dir, 'blob', { durable: true }))
+    const writers = Array.from({ length: 16 }, () => createAtomicWriter(dir, 'blob', { fsyncDir: true }))
     expect(new Set(writers.map((w) => w.tmp)).size).toBe(16)
     await Promise.all(writers.map(async (w, i) => {
       w.stream.end(`stream ${i % 2}`)
@@ -51,7 +51,7 @@ describe('atomic writes', () => {
     const dir = tmp()
     // rename onto a non-empty directory fails after the temp was written
     mkdirSync(join(dir, 'taken', 'inside'), { recursive: true })
-    await expect(writeFileAtomic(join(dir, 'taken'), 'data', { durable: true })).rejects.toMatchObject({ code: 'EISDIR' })
+    await expect(writeFileAtomic(join(dir, 'taken'), 'data', { fsyncDir: true })).rejects.toMatchObject({ code: 'EISDIR' })
     expect(readdirSync(dir)).toEqual(['taken'])
     // a temp dir given that does not exist: the open fails, nothing is created anywhere
     await expect(writeFileAtomic(join(dir, 'f'), 'data', { tmpDir: join(dir, 'missing') })).rejects.toMatchObject({ code: 'ENOENT' })
