@@ -1,11 +1,11 @@
-import { createWriteStream, promises as fsp } from 'node:fs'
-import { basename, dirname, join, resolve } from 'node:path'
-import { randomBytes } from 'node:crypto'
+import { promises as fsp } from 'node:fs'
+import { basename, dirname, resolve } from 'node:path'
 import { once } from 'node:events'
 import { ErrorCodes, ImagesmithError, throwIfAborted } from '../errors.js'
 import type { LayerEntry } from '../layer/entry.js'
 import { tarChunks } from '../layer/tar-writer.js'
 import type { FinalImage } from '../oci/types.js'
+import { createAtomicWriter, sweepDeadTemps } from '../store/atomic-write.js'
 import type { ExportContext, Exporter } from './exporter.js'
 import { OCI_LAYOUT, blobName, dockerManifestFiles, imageBlobs, indexDescriptors, indexJson } from './layout-files.js'
 
@@ -25,7 +25,7 @@ export const ociArchiveExporter: Exporter<OciArchiveOptions> = {
     await fsp.mkdir(dirname(dest), { recursive: true }).catch((e) => {
       throw new ImagesmithError(ErrorCodes.OUTPUT_INVALID, `cannot create the directory for ${dest}`, { dest }, { cause: e })
     })
-    const tmp = join(dirname(dest), `.${basename(dest)}.${process.pid}.${randomBytes(6).toString('hex')}.partial`)
+    await sweepDeadTemps(dirname(dest), { only: (name) => name.startsWith(`${basename(dest)}.tmp-`) })
     const { manifestJson, repositories } = dockerManifestFiles(image, ctx.tags)
     const meta = (path: string, text: string): LayerEntry => ({
       type: 'file', path, mode: 0o644, uid: 0, gid: 0, mtime: ctx.epoch, size: Buffer.byteLength(text), source: { data: Buffer.from(text) },
@@ -38,7 +38,9 @@ export const ociArchiveExporter: Exporter<OciArchiveOptions> = {
     entries.push(meta('oci-layout', OCI_LAYOUT), meta('index.json', indexJson(indexDescriptors(image, ctx.tags))), meta('manifest.json', manifestJson))
     if (repositories) entries.push(meta('repositories', repositories))
 
-    const out = createWriteStream(tmp, { highWaterMark: 1 << 20 })
+    // Not fsynced: a fresh file that replaces nothing another image needs (unlike a layout's index.json).
+    const writer = createAtomicWriter(dirname(dest), basename(dest))
+    const out = writer.stream
     try {
       for (const chunk of tarChunks(entries)) {
         throwIfAborted(ctx.signal)
@@ -46,10 +48,9 @@ export const ociArchiveExporter: Exporter<OciArchiveOptions> = {
       }
       out.end()
       await once(out, 'finish')
-      await fsp.rename(tmp, dest)
+      await writer.commit(dest)
     } catch (e) {
-      out.destroy()
-      await fsp.rm(tmp, { force: true })
+      await writer.abort()
       throw e
     }
     return { digest: image.manifestDigest, path: dest }

@@ -79,7 +79,7 @@ function within(path: string, dir: string): boolean {
   return rel === '' || (rel !== '..' && !rel.startsWith('../') && !isAbsolute(rel))
 }
 
-/** The output itself, or a temp exporters write beside it (`.name.<pid>.<hex>.partial`, `name.tmp-<pid>-<hex>/…`). */
+/** The output itself, or a temp exporters write beside it (`name.tmp-<pid>-<hex>[/…]`, see store/atomic-write.ts). */
 function isOutputPath(path: string, output: string): boolean {
   return within(path, output) || (dirname(path) === dirname(output) && path.endsWith('.partial')) || path.startsWith(`${output}.tmp-`)
 }

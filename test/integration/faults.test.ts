@@ -52,7 +52,7 @@ function verifyStore(cache: string): void {
   const walk = (dir: string): void => {
     for (const d of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, d.name)
-      if (/\.tmp$|\.partial$/.test(d.name) || dir === join(cache, 'tmp') || dir === join(cache, 'work')) temps.push(p)
+      if (/\.tmp$|\.partial$|\.tmp-\d+-/.test(d.name) || dir === join(cache, 'tmp') || dir === join(cache, 'work')) temps.push(p)
       if (d.isDirectory() && !d.isSymbolicLink()) walk(p)
     }
   }
