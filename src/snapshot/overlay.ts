@@ -41,7 +41,7 @@ export async function mountOverlay(m: OverlayMount): Promise<void> {
     throw new ImagesmithError(ErrorCodes.MOUNT_FAILED, `overlay stacks at most ${MAX_LOWER} layers, this image has ${m.lower.length}`, { path: m.target, layers: m.lower.length, max: MAX_LOWER })
   }
   await mkdir(m.scratch, { recursive: true })
-  const links = await mkdtemp(join(m.scratch, 'l'))
+  const links = await mkdtemp(join(m.scratch, `l-${process.pid}-`)) // pid: swept if we die mid-mount
   try {
     const lower = [...m.lower]
     if (!m.upper && lower.length === 1) {
