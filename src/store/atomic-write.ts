@@ -97,13 +97,19 @@ export function createAtomicWriter(dir: string, stem: string, opts: AtomicWriteO
   // `flush` fsyncs the fd before it is closed, so data is on disk before the rename.
   const stream = createWriteStream(tmp, { highWaterMark: 1 << 20, mode: opts.mode ?? 0o644, flush: opts.fsync === true || opts.fsyncDir === true })
   let committed = false
+  // Remembered here so a write error can never be followed by a rename of the partial file.
+  let failed: unknown
+  stream.on('error', (e) => { failed ??= e })
   const closed = (): Promise<void> =>
     stream.closed ? Promise.resolve() : new Promise<void>((res, rej) => { stream.once('close', res); stream.once('error', rej) })
   return {
     tmp,
     stream,
     async commit(path: string) {
+      if (!stream.writableEnded && !stream.destroyed) throw new Error(`atomic write of ${path}: commit before the stream was ended`)
       await closed()
+      if (failed !== undefined) throw failed
+      if (!stream.writableFinished) throw new Error(`atomic write of ${path}: the stream was destroyed before it finished`)
       await fsp.rename(tmp, path)
       committed = true
       if (opts.fsyncDir) await syncDir(dirname(path))

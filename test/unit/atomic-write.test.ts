@@ -62,6 +62,13 @@ describe('atomic writes', () => {
     await expect(w.commit(join(dir, 'no', 'such', 'dir', 'blob'))).rejects.toMatchObject({ code: 'ENOENT' })
     await w.abort()
     expect(readdirSync(dir)).toEqual(['taken'])
+    // a stream that failed mid-way is never renamed into place, whoever calls commit
+    const broken = createAtomicWriter(dir, 'blob')
+    broken.stream.write(Buffer.alloc(1 << 16, 2))
+    broken.stream.destroy(new Error('disk went away'))
+    await expect(broken.commit(join(dir, 'broken'))).rejects.toThrow('disk went away')
+    await broken.abort()
+    expect(readdirSync(dir)).toEqual(['taken'])
     // aborted before a single byte reached the file
     const early = createAtomicWriter(dir, 'blob')
     await early.abort()
