@@ -17,7 +17,7 @@ import { ErrorCodes, ExecError, ImagesmithError, throwIfAborted } from '../error
 import type { Vertex } from '../graph/node.js'
 import type { MountSpec, RunSpec } from '../graph/nodes/run-node.js'
 import type { LayerEntry } from '../layer/entry.js'
-import { fsPath } from '../layer/names.js'
+import { fsPath, nameBytes, nameFromBytes } from '../layer/names.js'
 import { writeLayer } from '../layer/write-layer.js'
 import type { LayerRef } from '../oci/types.js'
 import type { CacheKeyDoc, ExecContext, Executor, ExecResult, ImageState } from '../solver/types.js'
@@ -124,17 +124,18 @@ function stepKey(vertex: Vertex<'run'>, inputs: readonly ImageState[], step: Ste
 function statDigest(root: string): string {
   const h = createHash('sha256')
   const add = (rel: string) => {
-    const p = rel ? join(root, rel) : root
+    // Names are bytes (layer/names.ts): read raw, hashed as their bytes.
+    const p = fsPath(rel ? join(root, rel) : root)
     let st
     try {
       st = lstatSync(p, { bigint: true })
     } catch {
-      h.update(`${rel}\0missing\n`)
+      h.update(nameBytes(rel)).update(`\0missing\n`)
       return
     }
-    h.update(`${rel}\0${st.mode}\0${st.uid}\0${st.gid}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}\0${st.ino}\n`)
-    if (st.isSymbolicLink()) h.update(readlinkSync(p))
-    if (st.isDirectory()) for (const n of readdirSync(p).sort()) add(rel ? `${rel}/${n}` : n)
+    h.update(nameBytes(rel)).update(`\0${st.mode}\0${st.uid}\0${st.gid}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}\0${st.ino}\n`)
+    if (st.isSymbolicLink()) h.update(readlinkSync(p, { encoding: 'buffer' }))
+    if (st.isDirectory()) for (const n of readdirSync(p, { encoding: 'buffer' }).map(nameFromBytes).sort()) add(rel ? `${rel}/${n}` : n)
   }
   add('')
   return h.digest('hex')

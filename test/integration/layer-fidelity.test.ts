@@ -44,7 +44,7 @@ const BUILDKIT = [
 ]
 
 /** What a RUN on top of those layers sees: link counts, types, device numbers (hex), raw names (`ls -l`). */
-const LIST = 'stat -c "%h %F %t:%T %n" /nodes/sym /nodes/sym-hard /nodes/fifo-hard /nodes/x /nodes/x-hard /nodes/big && ls -l /nodes/x && for f in /nodes/* /nodes/dir-*/*; do echo "name:$f"; done'
+const LIST = 'stat -c "%h %F %t:%T %n" /nodes/sym /nodes/sym-hard /nodes/fifo-hard /nodes/x /nodes/x-hard /nodes/big && ls -l /nodes/x && for f in /nodes/* /nodes/dir-*/*; do echo "name:$f"; done && ls -la /nodes'
 const SEEN = [
   '2 symbolic link 0:0 /nodes/sym',
   '2 symbolic link 0:0 /nodes/sym-hard',
@@ -127,6 +127,8 @@ function expectSeen(stdout: string): void {
   expect(lines).toContain('name:/nodes/bytes-\xff\xfe')
   expect(lines).toContain('name:/nodes/dir-\xff/f\xfe')
   expect(lines).toContain('name:/nodes/ln-\xff')
+  expect(lines.some((l) => /^lrwxrwxrwx +2 root +root +1 .* sym-hard -> a$/.test(l))).toBe(true)
+  expect(lines.some((l) => /^prw-r--r-- +2 root +root .* fifo-hard$/.test(l))).toBe(true)
 }
 
 describe('RUN layers match BuildKit: hard links of any type, device numbers, byte names', () => {
@@ -139,6 +141,20 @@ describe('RUN layers match BuildKit: hard links of any type, device numbers, byt
         const seen = await runStep(made.state, LIST)
         expect(tarListing(store.blobs.blobPath(seen.state.layers.at(-1)!.digest))).toEqual([]) // listing changes nothing
         expectSeen(seen.stdout)
+        // Deleting the raw-named entries: whiteouts with the same bytes, which the unpacker turns
+        // into overlay whiteouts for the next step (or the copy fallback applies).
+        const rm = await runStep(seen.state, `rm /nodes/bytes-* /nodes/dir-*/f*`)
+        expect(tarListing(store.blobs.blobPath(rm.state.layers.at(-1)!.digest))).toEqual([
+          'drwxr-xr-x 0/0 0 nodes/',
+          '---------- 0/0 0 nodes/.wh.bytes-\\377\\376',
+          'drwxr-xr-x 0/0 0 nodes/dir-\\377/',
+          '---------- 0/0 0 nodes/dir-\\377/.wh.f\\376',
+        ])
+        const after = await runStep(rm.state, 'for f in /nodes/* /nodes/dir-*/*; do echo "name:$f"; done')
+        expect(after.stdout.split('\n')).not.toContain('name:/nodes/bytes-\xff\xfe')
+        expect(after.stdout).toContain('name:/nodes/ln-\xff')
+        expect(after.stdout).toContain('name:/nodes/dir-\xff\n')
+        expect(after.stdout).toContain('name:/nodes/dir-*/*\n') // the dir is empty now: the glob stays as written
       } finally {
         setOverlaySupport(store, undefined)
       }
