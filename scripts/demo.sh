@@ -1,25 +1,125 @@
 #!/usr/bin/env bash
-# The main job (`npm run demo`): install, build the package, build a demo image offline into
-# out/hello.tar, and print how to load it. Works on a fresh machine; needs busybox-static
-# (installed here when running as root on Debian).
+# The main job (`npm run demo`): check what the demo needs and, as root on Debian, install what is
+# missing (as scripts/provision.sh does for `npm test`); then install the npm dependencies, build a
+# demo image offline (FROM scratch plus a static busybox: no registry) into out/hello.tar, and print
+# how to load it.
+#
+#   bash scripts/demo.sh           # check, install what is missing (root on Debian), build
+#   bash scripts/demo.sh --check   # only report what is missing, change nothing
+#
+# What it needs: Node >= 20 with npm; a static busybox (Debian: busybox-static), the image's
+# userland; and, as root, where examples/hello/build.ts adds a RUN step, an OCI runtime (Debian:
+# runc) and getfattr (Debian: attr), which the RUN layer diff
+# reads overlay's markers and capabilities with. Without root the build is COPY-only and needs
+# neither.
+# Exit codes: 0 built (or, with --check, nothing missing); 3 something is missing that cannot be
+# installed here, named with the command that installs it, before anything is built; 1 other failures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ -d node_modules ] || npm ci --no-audit --no-fund
+CHECK_ONLY=0
+for arg in "$@"; do
+  case "$arg" in
+    --check) CHECK_ONLY=1 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "demo: unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
 
+log() { printf 'demo: %s\n' "$*" >&2; }
 
-BUSYBOX=/usr/bin/busybox
-# Debian's busybox-static provides a static /usr/bin/busybox ("not a dynamic executable").
-if ! { [ -x "$BUSYBOX" ] && ldd "$BUSYBOX" 2>&1 | grep -q 'not a dynamic'; }; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "demo: installing busybox-static" >&2
-    (apt-get install -y -qq busybox-static >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq busybox-static; }) >&2
-  else
-    echo "demo: needs a static busybox at $BUSYBOX: apt-get install busybox-static (as root)" >&2
-    exit 1
+is_root() { [ "$(id -u)" = 0 ]; }
+
+is_debian() {
+  [ -r /etc/os-release ] || return 1
+  local id like
+  id="$(. /etc/os-release && echo "${ID:-}")"
+  like="$(. /etc/os-release && echo "${ID_LIKE:-}")"
+  [ "$id" = debian ] || [[ " $like " == *" debian "* ]]
+}
+
+# A program on PATH or in the sbin dirs the CLI also searches (root's PATH may lack them): an
+# executable regular file (bash's `command -v` also names non-executable files).
+have() {
+  local d
+  local IFS=:
+  for d in $PATH /usr/local/sbin /usr/sbin /sbin; do
+    [ -n "$d" ] && [ -f "$d/$1" ] && [ -x "$d/$1" ] && return 0
+  done
+  return 1
+}
+
+# busybox must be the static build: it runs inside an image without a libc.
+# (ldd exits non-zero on a static binary.)
+static_busybox() {
+  local bb
+  for bb in /usr/bin/busybox /bin/busybox; do
+    if [ -f "$bb" ] && [ -x "$bb" ] && ! ldd "$bb" >/dev/null 2>&1; then echo "$bb"; return 0; fi
+  done
+  return 1
+}
+
+# Prints "package<TAB>why" for every missing prerequisite that a Debian package provides.
+missing_packages() {
+  static_busybox >/dev/null || printf 'busybox-static\ta static /usr/bin/busybox, the userland of the demo image\n'
+  if is_root; then
+    # runc, not "crun or runc": crun fails on hosts whose cgroups are in hybrid mode (Debian 12's
+    # default among them), and the CLI falls back to runc.
+    have runc || printf 'runc\tthe OCI runtime for the RUN step examples/hello/build.ts has when run as root\n'
+    have getfattr || printf 'attr\tgetfattr, which the RUN layer diff reads overlay markers and capabilities with\n'
   fi
+  return 0
+}
+
+report() { # missing-lines
+  local miss="$1" pkgs
+  pkgs="$(printf '%s\n' "$miss" | cut -f1 | tr '\n' ' ')"
+  {
+    echo "demo: missing (nothing was built):"
+    printf '%s\n' "$miss" | while IFS=$'\t' read -r pkg why; do echo "  $pkg: $why"; done
+    echo "Install with (Debian/Ubuntu):"
+    echo "  $(is_root || echo 'sudo ')apt-get update && $(is_root || echo 'sudo ')apt-get install -y ${pkgs% }"
+    echo "then run 'npm run demo' again."
+  } >&2
+}
+
+node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+if [ "$node_major" -lt 20 ]; then
+  log "needs Node.js >= 20 (found $(node --version 2>/dev/null || echo none)); Debian 12's nodejs is 18: install Node 20 from nodejs.org or NodeSource, then run 'npm run demo' again."
+  exit 3
 fi
 
+miss="$(missing_packages)"
+if [ -n "$miss" ]; then
+  if [ "$CHECK_ONLY" = 1 ] || ! is_root || ! is_debian || ! command -v apt-get >/dev/null; then
+    report "$miss"
+    if [ "$CHECK_ONLY" = 0 ]; then
+      if ! is_root; then log "(not installed automatically: not running as root)"
+      else log "(not installed automatically: not a Debian system with apt-get)"; fi
+    fi
+    exit 3
+  fi
+  pkgs="$(printf '%s\n' "$miss" | cut -f1 | tr '\n' ' ')"
+  log "installing: $pkgs"
+  export DEBIAN_FRONTEND=noninteractive
+  # shellcheck disable=SC2086
+  if ! apt-get install -y -q $pkgs >/dev/null; then
+    log "apt-get install failed; running apt-get update and retrying"
+    apt-get update -q >/dev/null
+    # shellcheck disable=SC2086
+    apt-get install -y -q $pkgs >/dev/null
+  fi
+  miss="$(missing_packages)"
+  if [ -n "$miss" ]; then report "$miss"; log "still missing after apt-get install"; exit 1; fi
+fi
+if [ "$CHECK_ONLY" = 1 ]; then
+  log "everything the demo needs is here$(is_root || echo ' (not root: the demo build is COPY-only)')"
+  exit 0
+fi
+
+[ -d node_modules ] || npm ci --no-audit --no-fund
+
+BUSYBOX="$(static_busybox)"
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/rootfs/bin" "$ctx/rootfs/etc" "$ctx/rootfs/tmp" "$ctx/rootfs/root"
