@@ -103,8 +103,9 @@ if [ -n "$miss" ]; then
   log "installing: $pkgs"
   export DEBIAN_FRONTEND=noninteractive
   # shellcheck disable=SC2086
-  if ! apt-get install -y -q $pkgs >/dev/null; then
-    log "apt-get install failed; running apt-get update and retrying"
+  # A bare machine has no package lists yet: that first failure is expected, and quiet.
+  if ! apt-get install -y -q $pkgs >/dev/null 2>&1; then
+    log "running apt-get update, then installing again"
     apt-get update -q >/dev/null
     # shellcheck disable=SC2086
     apt-get install -y -q $pkgs >/dev/null
