@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { devMajor, devMinor } from '../layer/device-numbers.js'
 import type { DirEntry, LayerEntry } from '../layer/entry.js'
 import { hardlinkTo } from '../layer/hardlinks.js'
-import { fsPath, nameFromBytes } from '../layer/names.js'
+import { fsPath, nameFromBytes } from '../util/names.js'
 import { sortEntries } from '../layer/write-layer.js'
 import type { PatternMatcher } from './dockerignore.js'
 

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto'
 import { closeSync, lstatSync, openSync, promises as fsp, readSync, type BigIntStats } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { LayerEntry } from '../layer/entry.js'
-import { fsPath, nameBytes } from '../layer/names.js'
+import { fsPath, nameBytes } from '../util/names.js'
 import type { Digest } from '../oci/media-types.js'
 import { writeFileAtomic } from '../store/atomic-write.js'
 

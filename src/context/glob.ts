@@ -5,6 +5,7 @@
  * Everything here is synchronous on purpose: one promise per file costs more than the syscall.
  */
 import { readdirSync } from 'node:fs'
+import { fsPath, nameFromBytes } from '../util/names.js'
 import { resolveInRoot, type RootPath } from '../util/resolve-in-root.js'
 
 /** Go's `filepath.ErrBadPattern`. */
@@ -208,7 +209,7 @@ export function expandGlob(root: string, pattern: string): { matches: GlobMatch[
       let names: string[]
       if (hasMeta(seg)) {
         try {
-          names = readdirSync(c.dir.host).sort()
+          names = readdirSync(fsPath(c.dir.host), { encoding: 'buffer' }).map(nameFromBytes).sort() // names are bytes (util/names.ts)
         } catch {
           continue
         }

@@ -17,7 +17,7 @@ import { ErrorCodes, ExecError, ImagesmithError, throwIfAborted } from '../error
 import type { Vertex } from '../graph/node.js'
 import type { MountSpec, RunSpec } from '../graph/nodes/run-node.js'
 import type { LayerEntry } from '../layer/entry.js'
-import { fsPath, nameBytes, nameFromBytes } from '../layer/names.js'
+import { fsPath, nameBytes, nameFromBytes } from '../util/names.js'
 import { writeLayer } from '../layer/write-layer.js'
 import type { LayerRef } from '../oci/types.js'
 import type { CacheKeyDoc, ExecContext, Executor, ExecResult, ImageState } from '../solver/types.js'
@@ -124,7 +124,7 @@ function stepKey(vertex: Vertex<'run'>, inputs: readonly ImageState[], step: Ste
 function statDigest(root: string): string {
   const h = createHash('sha256')
   const add = (rel: string) => {
-    // Names are bytes (layer/names.ts): read raw, hashed as their bytes.
+    // Names are bytes (util/names.ts): read raw, hashed as their bytes.
     const p = fsPath(rel ? join(root, rel) : root)
     let st
     try {

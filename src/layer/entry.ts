@@ -6,7 +6,7 @@
  * trailing '/' (the writer adds one for directories). mtime is in whole seconds since the epoch.
  *
  * Names are bytes. Paths, link targets and host source paths are strings in the "surrogateescape"
- * form of names.ts: valid UTF-8 as itself, every other byte as U+DC80–U+DCFF. Producers read names
+ * form of util/names.ts: valid UTF-8 as itself, every other byte as U+DC80–U+DCFF. Producers read names
  * with `encoding: 'buffer'` + `nameFromBytes`, pass `fsPath(p)` to fs calls, and the writer emits
  * `nameBytes(p)`: the exact bytes, in the ustar name/linkname fields or (over 100 bytes) a PAX
  * path/linkpath record. PAX says those records are UTF-8, but Go's archive/tar (Docker, BuildKit)

@@ -7,8 +7,8 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
+import { fsPath, nameBytes } from '../util/names.js'
 import type { LayerEntry } from './entry.js'
-import { fsPath, nameBytes } from './names.js'
 
 /** Size of the chunks the serializer emits (the last one may be shorter). Multiple of 512. */
 export const TAR_CHUNK_SIZE = 1 << 20

@@ -13,7 +13,7 @@ import type { LayerRef } from '../oci/types.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { Compression, LayerEntry, LayerWriteOptions } from './entry.js'
 import { gzipMembers } from './gzip-parallel.js'
-import { nameBytes } from './names.js'
+import { nameBytes } from '../util/names.js'
 import { TarSerializer } from './tar-writer.js'
 
 const DEFAULTS = Object.freeze({ compression: 'gzip' as Compression, level: 6 })

@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path'
 import { devMajor, devMinor } from '../layer/device-numbers.js'
 import type { EntryBase, LayerEntry } from '../layer/entry.js'
 import { pairHardlinks } from '../layer/hardlinks.js'
-import { fsPath, nameFromBytes } from '../layer/names.js'
+import { fsPath, nameFromBytes } from '../util/names.js'
 import { sortEntries } from '../layer/write-layer.js'
 import { KEEP_XATTR, readXattrs } from './xattrs.js'
 

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
-import { fsPath } from '../layer/names.js'
+import { fsPath } from '../util/names.js'
 
 /**
  * Runs `cmd… paths…` in as few processes as `xargs -0` needs. Paths go through stdin as bytes, so

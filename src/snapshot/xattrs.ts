@@ -4,7 +4,7 @@
  */
 import { execFile, spawn } from 'node:child_process'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
-import { nameBytes, nameFromBytes } from '../layer/names.js'
+import { nameBytes, nameFromBytes } from '../util/names.js'
 
 /** Extended attributes a layer keeps (overlay's own `trusted.overlay.*` never). */
 export const KEEP_XATTR = /^(security\.capability|user\..+)$/

@@ -10,6 +10,7 @@
 import { lstatSync, readlinkSync, type Stats } from 'node:fs'
 import { join } from 'node:path'
 import { symlinkLoopError } from '../errors.js'
+import { fsPath, nameFromBytes } from './names.js'
 
 /** Links followed in one resolution before it counts as a loop (Linux gives up after 40; BuildKit after 255). */
 export const MAX_LINKS = 255
@@ -52,7 +53,7 @@ export function resolveInRoot(root: string, path: string, opts: ResolveOptions =
     const st = lstatOrUndefined(join(root, ...done, part))
     if (st?.isSymbolicLink() && (todo.length > 0 || followLast)) {
       if (++links > MAX_LINKS) throw symlinkLoopError(path, { root })
-      const target = readlinkSync(join(root, ...done, part))
+      const target = nameFromBytes(readlinkSync(fsPath(join(root, ...done, part)), { encoding: 'buffer' }))
       if (target.startsWith('/')) done.length = 0
       todo.unshift(...components(target))
       continue
@@ -71,7 +72,7 @@ function components(p: string): string[] {
 
 function lstatOrUndefined(p: string): Stats | undefined {
   try {
-    return lstatSync(p)
+    return lstatSync(fsPath(p)) // names are bytes: see names.ts
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined

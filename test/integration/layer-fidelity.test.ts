@@ -182,9 +182,13 @@ describe('COPY from a context with the same kinds of entries', () => {
     symlinkSync(Buffer.concat([raw('bytes-'), Buffer.of(0xff, 0xfe)]), Buffer.concat([raw(`${src}/ln-`), Buffer.of(0xff)]))
     expect(readdirSync(src, { encoding: 'buffer' }).some((n) => n.equals(Buffer.concat([raw('bytes-'), Buffer.of(0xff, 0xfe)])))).toBe(true)
 
-    const { blob, stdout } = await build(base().copy('src', '/nodes/').run(LIST), context)
+    const b = base().copy('src', '/nodes/').copy('src/bytes-*', '/glob/').run(`${LIST} && for f in /glob/*; do echo "glob:$f"; done`)
+    const { blob, stdout } = await build(b, context)
     // The same entries as BuildKit's RUN layer; COPY gives them the COPY mtime and root owner.
-    expect(tarListing(blob(-2))).toEqual(BUILDKIT)
+    expect(tarListing(blob(-3))).toEqual(BUILDKIT)
     expectSeen(stdout)
+    // A wildcard source matches the raw name too.
+    expect(tarListing(blob(-2))).toEqual(['drwxr-xr-x 0/0 0 glob/', '-rw-r--r-- 0/0 0 glob/bytes-\\377\\376'])
+    expect(stdout.split('\n')).toContain('glob:/glob/bytes-\xff\xfe')
   })
 })

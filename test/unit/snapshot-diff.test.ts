@@ -3,7 +3,7 @@ import { linkSync, lstatSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlin
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { LayerEntry } from '../../src/layer/entry.js'
-import { nameBytes, nameFromBytes } from '../../src/layer/names.js'
+import { nameBytes, nameFromBytes } from '../../src/util/names.js'
 import { diffWalk, DIR_MARK, treeState } from '../../src/snapshot/copy-fallback.js'
 import { diffUpper } from '../../src/snapshot/diff.js'
 import { recordStubs, removeStubs } from '../../src/snapshot/mount-stubs.js'
