@@ -25,6 +25,7 @@ import { Store } from '../../src/store/store.js'
 import { image } from '../../src/index.js'
 import { busyboxArchive, busyboxRootfsTar, cleanupTmpDirs, debianArchive, debianRootfsTar, mountsUnder, tmpDir } from '../helpers/testbed.js'
 import { podmanCleanup, podmanStore, requireTools } from '../helpers/tools.js'
+import { sleepersUnder } from '../helpers/processes.js'
 
 let root: string
 let store: Store
@@ -437,7 +438,7 @@ describe('cancellation and cleanup', () => {
     setTimeout(() => ac.abort(), 700)
     await expect(p).rejects.toMatchObject({ code: 'ABORTED' })
     expect(Date.now() - started).toBeLessThan(10_000)
-    expect(execFileSync('sh', ['-c', 'ps -eo args | grep -c "^sleep 30" || true']).toString().trim()).toBe('0')
+    expect(sleepersUnder(store.root, '30')).toEqual([])
     expectClean()
   })
 
@@ -464,7 +465,7 @@ await runExecutor.exec({ id: 'sha256:${'e'.repeat(64)}', kind: 'run', spec: { co
     await new Promise((r) => child.on('close', r))
     expect(mountsUnder(store.root)).toEqual([])
     expect(readdirSync(store.workDir())).toEqual([])
-    expect(execFileSync('sh', ['-c', 'ps -eo args | grep -c "^sleep 30" || true']).toString().trim()).toBe('0')
+    expect(sleepersUnder(store.root, '30')).toEqual([])
   })
 })
 
@@ -603,9 +604,8 @@ describe.skipIf(bed.skip)('end to end: build() with RUN steps, loaded by podman'
     })
     await expect(p).rejects.toMatchObject({ code: 'ABORTED' })
     // The kernel reaps the container's processes as its pid namespace goes away: allow it a moment.
-    const sleepers = () => execFileSync('sh', ['-c', `ps -eo stat=,comm=,args= | awk '$1 !~ /^Z/ && $2 == "sleep" && $4 == "60"' | wc -l`]).toString().trim()
-    for (let i = 0; i < 40 && sleepers() !== '0'; i++) await new Promise((r) => setTimeout(r, 50))
-    expect(sleepers()).toBe('0')
+    for (let i = 0; i < 40 && sleepersUnder(storeDir, '60').length > 0; i++) await new Promise((r) => setTimeout(r, 50))
+    expect(sleepersUnder(storeDir, '60')).toEqual([])
     expect(mountsUnder(storeDir)).toEqual([])
     expect(readdirSync(join(storeDir, 'work'))).toEqual([])
     expect(pendingCleanups()).toEqual([])

@@ -5,30 +5,14 @@
  * registered with runc.
  */
 import { execFileSync } from 'node:child_process'
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { image, isImagesmithError, type ProgressEvent } from '../../src/index.js'
 import { busyboxArchive, cleanupTmpDirs, mountsUnder, tmpDir } from '../helpers/testbed.js'
 import { requireTools } from '../helpers/tools.js'
+import { sleepersUnder } from '../helpers/processes.js'
 
 const bed = requireTools(['runc'])
-
-/** Processes running `sleep 30` whose root is inside `dir` (so other suites' sleeps do not count). */
-function sleepersUnder(dir: string): number[] {
-  const out: number[] = []
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue
-    try {
-      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').filter((a) => a !== '')
-      if (argv.length !== 2 || !/(^|\/)sleep$/.test(argv[0]!) || argv[1] !== '30') continue
-      if (readlinkSync(`/proc/${name}/root`).startsWith(dir)) out.push(Number(name))
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return out
-}
 
 describe.skipIf(bed.skip)('a failing branch cancels its siblings', () => {
   let work: string
@@ -71,7 +55,7 @@ describe.skipIf(bed.skip)('a failing branch cancels its siblings', () => {
     // The build only rejects once the cancelled sibling has settled: so the container was gone by then.
     expect(settled - failure!.at).toBeLessThan(1000)
     expect(settled - started).toBeLessThan(10_000)
-    expect(sleepersUnder(cacheDir)).toEqual([])
+    expect(sleepersUnder(cacheDir, '30')).toEqual([])
     expect(mountsUnder(cacheDir)).toEqual([])
     const containers = execFileSync('runc', ['list', '-q']).toString().split('\n').filter((l) => l.startsWith(`imagesmith-${process.pid}-`))
     expect(containers).toEqual([])
