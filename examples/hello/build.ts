@@ -8,7 +8,8 @@ const base = image()
   .label('org.opencontainers.image.title', 'imagesmith demo')
 
 const withUser =
-  // RUN needs an OCI runtime, which needs root; without it the demo stays COPY-only.
+  // RUN needs an OCI runtime, which needs root; without it the demo stays COPY-only. As root,
+  // scripts/demo.sh makes sure runc is there (installing it on Debian) before building.
   process.getuid?.() === 0 ? base.run('echo "app:x:1000:1000::/data:/bin/sh" >> /etc/passwd && mkdir -p /data && chown 1000 /data') : base
 
 export default withUser
