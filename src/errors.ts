@@ -61,6 +61,16 @@ export const ErrorCodes = Object.freeze({
   ADD_ARCHIVE_INVALID: 'ADD_ARCHIVE_INVALID',
   /** A host tool imagesmith runs (xz, bzip2, getfattr, …) is not installed or cannot start; `details.tool` names it. */
   TOOL_NOT_FOUND: 'TOOL_NOT_FOUND',
+  /** No Docker Engine answers at the `docker` output's host (`details.host`). */
+  DOCKER_UNREACHABLE: 'DOCKER_UNREACHABLE',
+  /** The Docker Engine refused the image the `docker` output sent it (`details.host`, its message). */
+  DOCKER_LOAD_FAILED: 'DOCKER_LOAD_FAILED',
+  /** A registry refused a blob upload (bad session, digest or range); `details.digest` and `details.repository` name it. */
+  BLOB_UPLOAD_INVALID: 'BLOB_UPLOAD_INVALID',
+  /** A registry refused a pushed manifest; `details.reference` names the tag. */
+  MANIFEST_INVALID: 'MANIFEST_INVALID',
+  /** A `docker-credential-*` helper failed to store or erase credentials; `details.helper` names it. */
+  CREDENTIALS_STORE_FAILED: 'CREDENTIALS_STORE_FAILED',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

@@ -13,8 +13,8 @@ export interface ParsedArgs {
 }
 
 /** Flags that take no value. Everything else takes one (`--flag v` or `--flag=v`). */
-const BOOLEAN = new Set(['--no-cache', '--help', '-h', '--version', '--json', '--quiet', '-q'])
-const ALIASES: Record<string, string> = { '-t': '--tag', '-o': '--output', '-f': '--file', '-q': '--quiet', '-h': '--help' }
+const BOOLEAN = new Set(['--no-cache', '--help', '-h', '--version', '--json', '--quiet', '-q', '--load', '--push', '--password-stdin'])
+const ALIASES: Record<string, string> = { '-t': '--tag', '-o': '--output', '-f': '--file', '-q': '--quiet', '-h': '--help', '-u': '--username', '-p': '--password' }
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const positionals: string[] = []

@@ -12,7 +12,8 @@ import { loadBuildScript } from './load-script.js'
 const HELP = `imagesmith: build OCI images from TypeScript
 
 Usage:
-  imagesmith build <build.ts> [--context DIR] [-t TAG]... [-o type=oci,dest=PATH | type=oci-layout,dest=DIR]
+  imagesmith build <build.ts> [--context DIR] [-t TAG]... [-o type=oci,dest=PATH | type=oci-layout,dest=DIR | type=docker[,host=H]]
+                   [--load]
                    [--target NAME] [--no-cache] [--progress auto|plain|tty|quiet] [--build-arg K=V]...
                    [--secret id=ID,src=PATH | id=ID,env=VAR]... [--platform os/arch] [--network default|none]
                    [--cache-dir DIR] [--runtime crun|runc|PATH]
@@ -21,6 +22,8 @@ Usage:
 
 Progress: auto, plain and tty print one line per step event (start, log, done) on stderr; quiet prints
 only the digest. tty is accepted as an alias of auto, as buildx spells it.
+Outputs: type=docker (or --load) streams the image into a Docker or Podman engine API with its tags:
+host=unix:///path or tcp://host:port, default $DOCKER_HOST, else unix:///var/run/docker.sock.
 Network: default is the host's network for RUN (as BuildKit without CNI); none gives RUN only loopback.
 
 Exit codes: 0 ok, 1 build failed, 2 usage error. Errors print as "error [CODE]: message".
@@ -112,10 +115,27 @@ export function parseOutput(text: string): OutputSpec {
   const kv = parseCsvPairs(text, '--output')
   const type = kv.get('type')
   const dest = kv.get('dest')
+  if (type === 'docker') {
+    // buildx: type=docker with a dest writes a tarball for `docker load`; without one it loads into the engine.
+    if (dest) return { type: 'oci', dest }
+    const host = kv.get('host')
+    return host ? { type: 'docker', host } : { type: 'docker' }
+  }
   if (!dest) throw new UsageError(`--output ${text}: dest=PATH is required`)
   if (type === 'oci') return kv.get('tar') === 'false' ? { type: 'oci-layout', dest } : { type: 'oci', dest }
   if (type === 'oci-layout') return { type: 'oci-layout', dest }
-  throw new UsageError(`--output ${text}: type must be oci or oci-layout`)
+  throw new UsageError(`--output ${text}: type must be oci, oci-layout or docker`)
+}
+
+/** `-o`, or buildx's shorthands `--load` (= `-o type=docker`) and `--push` (= `-o type=registry`). */
+function outputFlags(args: ParsedArgs): OutputSpec | undefined {
+  const text = one(args, '--output')
+  const load = args.flags.has('--load')
+  const push = args.flags.has('--push')
+  if ([text !== undefined, load, push].filter(Boolean).length > 1) throw new UsageError('give one of --output, --load and --push')
+  if (load) return { type: 'docker' }
+  if (push) return parseOutput('type=registry')
+  return text === undefined ? undefined : parseOutput(text)
 }
 
 function parseSecret(text: string): [string, SecretSource] {
@@ -131,7 +151,7 @@ function parseSecret(text: string): [string, SecretSource] {
 }
 
 async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<number> {
-  assertKnownFlags(args, ['--context', '--tag', '--output', '--target', '--no-cache', '--progress', '--build-arg', '--secret', '--platform', '--network', '--cache-dir', '--runtime', '--quiet'])
+  assertKnownFlags(args, ['--context', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--progress', '--build-arg', '--secret', '--platform', '--network', '--cache-dir', '--runtime', '--quiet'])
   const path = script(args)
   const progress = one(args, '--progress') ?? (args.flags.has('--quiet') ? 'quiet' : 'auto')
   if (!['auto', 'plain', 'tty', 'quiet'].includes(progress)) throw new UsageError(`--progress must be auto, plain, tty or quiet`)
@@ -139,8 +159,7 @@ async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<nu
   if (network !== undefined && network !== 'default' && network !== 'none') {
     throw new UsageError(`--network ${network} is not supported: a build's network is default or none`)
   }
-  const outputText = one(args, '--output')
-  const output = outputText === undefined ? undefined : parseOutput(outputText)
+  const output = outputFlags(args)
   const secrets = Object.fromEntries(many(args, '--secret').map(parseSecret))
   for (const t of many(args, '--tag')) flagCheck(() => parseImageName(t), '--tag')
   const platform = one(args, '--platform')
@@ -165,7 +184,9 @@ async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<nu
     io.err(`built ${result.digest} in ${((Date.now() - started) / 1000).toFixed(2)}s (${result.layers.length} layers, ${result.cacheHits} cached)\n`)
     if (output?.type === 'oci') {
       io.err(`load it with:  podman load -i ${output.dest}  |  docker load -i ${output.dest}  |  ctr images import ${output.dest}\n`)
-    } else if (output) {
+    } else if (output?.type === 'docker') {
+      io.err(`loaded into ${output.host ?? 'the Docker engine'}${result.ref ? ` as ${result.ref}` : ''}\n`)
+    } else if (output && 'dest' in output) {
       // In a layout the tag is what index.json names the image by (org.opencontainers.image.ref.name).
       const tag = many(args, '--tag')[0]
       io.err(`inspect it with:  skopeo inspect oci:${output.dest}${tag ? `:${parseImageName(tag).tag}` : ''}\n`)

@@ -9,6 +9,8 @@ export interface ExportContext {
   /** mtime (seconds) for files inside archives, so the same image gives the same archive bytes. */
   readonly epoch: number
   readonly signal?: AbortSignal
+  /** The Docker Engine endpoint for the `docker` output when it names none ($DOCKER_HOST, resolved once). */
+  readonly dockerHost?: string
 }
 
 /** What an export produced: always the image's digest, and where it went. */
@@ -19,6 +21,22 @@ export interface ExportResult {
   readonly path?: string
   /** The reference pushed or loaded (`registry`, `docker` outputs). */
   readonly ref?: string
+  /** What a push moved (`registry` output). */
+  readonly pushed?: PushStats
+}
+
+/** Blob traffic of a push: `bytes` counts only what was uploaded (not mounted or skipped blobs). */
+export interface PushStats {
+  /** Blobs uploaded. */
+  readonly blobs: number
+  /** Bytes of blob content uploaded (manifests not counted). */
+  readonly bytes: number
+  /** Blobs cross-mounted from another repository on the same registry. */
+  readonly mounted: number
+  /** Blobs the registry already had in the target repository (HEAD said so). */
+  readonly skipped: number
+  /** Tags whose manifest was PUT. */
+  readonly tags: readonly string[]
 }
 
 /**

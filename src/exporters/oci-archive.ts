@@ -26,17 +26,7 @@ export const ociArchiveExporter: Exporter<OciArchiveOptions> = {
       throw new ImagesmithError(ErrorCodes.OUTPUT_INVALID, `cannot create the directory for ${dest}`, { dest }, { cause: e })
     })
     await sweepDeadTemps(dirname(dest), { only: (name) => name.startsWith(`${basename(dest)}.tmp-`) })
-    const { manifestJson, repositories } = dockerManifestFiles(image, ctx.tags)
-    const meta = (path: string, text: string): LayerEntry => ({
-      type: 'file', path, mode: 0o644, uid: 0, gid: 0, mtime: ctx.epoch, size: Buffer.byteLength(text), source: { data: Buffer.from(text) },
-    })
-    const dir = (path: string): LayerEntry => ({ type: 'dir', path, mode: 0o755, uid: 0, gid: 0, mtime: ctx.epoch })
-    const entries: LayerEntry[] = [dir('blobs'), dir('blobs/sha256')]
-    for (const d of imageBlobs(image).sort()) {
-      entries.push({ type: 'file', path: blobName(d), mode: 0o644, uid: 0, gid: 0, mtime: ctx.epoch, size: await ctx.blobs.size(d), source: { path: ctx.blobs.blobPath(d) } })
-    }
-    entries.push(meta('oci-layout', OCI_LAYOUT), meta('index.json', indexJson(indexDescriptors(image, ctx.tags))), meta('manifest.json', manifestJson))
-    if (repositories) entries.push(meta('repositories', repositories))
+    const entries = await archiveEntries(image, ctx)
 
     // Not fsynced: a fresh file that replaces nothing another image needs (unlike a layout's index.json).
     const writer = createAtomicWriter(dirname(dest), basename(dest))
@@ -55,4 +45,24 @@ export const ociArchiveExporter: Exporter<OciArchiveOptions> = {
     }
     return { digest: image.manifestDigest, path: dest }
   },
+}
+
+/**
+ * The archive's entries in order: blobs (streamed from the store when serialized), then the OCI
+ * layout files and Docker's manifest.json. Shared with the `docker` output, which streams the same
+ * tarball into a daemon's `POST /images/load`.
+ */
+export async function archiveEntries(image: FinalImage, ctx: Pick<ExportContext, 'blobs' | 'tags' | 'epoch'>): Promise<LayerEntry[]> {
+  const { manifestJson, repositories } = dockerManifestFiles(image, ctx.tags)
+  const meta = (path: string, text: string): LayerEntry => ({
+    type: 'file', path, mode: 0o644, uid: 0, gid: 0, mtime: ctx.epoch, size: Buffer.byteLength(text), source: { data: Buffer.from(text) },
+  })
+  const dir = (path: string): LayerEntry => ({ type: 'dir', path, mode: 0o755, uid: 0, gid: 0, mtime: ctx.epoch })
+  const entries: LayerEntry[] = [dir('blobs'), dir('blobs/sha256')]
+  for (const d of imageBlobs(image).sort()) {
+    entries.push({ type: 'file', path: blobName(d), mode: 0o644, uid: 0, gid: 0, mtime: ctx.epoch, size: await ctx.blobs.size(d), source: { path: ctx.blobs.blobPath(d) } })
+  }
+  entries.push(meta('oci-layout', OCI_LAYOUT), meta('index.json', indexJson(indexDescriptors(image, ctx.tags))), meta('manifest.json', manifestJson))
+  if (repositories) entries.push(meta('repositories', repositories))
+  return entries
 }

@@ -1,5 +1,6 @@
 import type { FinalImage } from '../oci/types.js'
 import type { ExportContext, ExportResult, Exporter } from './exporter.js'
+import { dockerExporter } from './docker.js'
 import { ociArchiveExporter } from './oci-archive.js'
 import { ociLayoutExporter } from './oci-layout.js'
 
@@ -10,6 +11,7 @@ import { ociLayoutExporter } from './oci-layout.js'
 export const exporters = Object.freeze({
   oci: ociArchiveExporter,
   'oci-layout': ociLayoutExporter,
+  docker: dockerExporter,
 })
 
 export type OutputType = keyof typeof exporters

@@ -4,7 +4,7 @@ import { ErrorCodes, ImagesmithError, isImagesmithError, throwIfAborted } from '
 import type { ImageBuilder } from '../builder/image-builder.js'
 import { executors } from '../executors/registry.js'
 import { exportImage, exporters, isOutputType } from '../exporters/table.js'
-import type { ExportContext } from '../exporters/exporter.js'
+import type { ExportContext, ExportResult } from '../exporters/exporter.js'
 import { finalizeImage } from './finalize.js'
 import { parseImageName } from '../reference/reference.js'
 import { solve } from '../solver/solve.js'
@@ -43,7 +43,7 @@ async function runBuild(
   for (const t of tags) parseImageName(t) // bad tags fail before any work
   if (opts.output) {
     validateOutput(opts.output)
-    scope.output = resolve(opts.output.dest)
+    if ('dest' in opts.output) scope.output = resolve(opts.output.dest)
   }
   const graph = builder.graph({ buildArgs: opts.buildArgs })
   await checkContext(resolved.contextDir, opts.context ?? '.')
@@ -87,11 +87,11 @@ async function runBuild(
   at.vertex = undefined
   const image = await finalizeImage(store.blobs, state.config, state.layers)
 
-  let output: string | undefined
+  let exported: ExportResult | undefined
   if (opts.output) {
     at.phase = 'export'
-    const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal }
-    output = (await exportImage(image, opts.output, ctx)).path
+    const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal, dockerHost: resolved.dockerHost }
+    exported = await exportImage(image, opts.output, ctx)
   }
   return {
     digest: image.manifestDigest,
@@ -101,7 +101,9 @@ async function runBuild(
     layers: image.layers,
     cacheHits,
     vertices,
-    output,
+    output: exported?.path,
+    ...(exported?.ref !== undefined ? { ref: exported.ref } : {}),
+    ...(exported?.pushed !== undefined ? { pushed: exported.pushed } : {}),
   }
 }
 
@@ -121,8 +123,11 @@ async function checkContext(dir: string, written: string): Promise<void> {
 }
 
 function validateOutput(output: OutputSpec): void {
-  if (!output || !isOutputType(output.type) || typeof output.dest !== 'string' || output.dest === '') {
+  // Outputs on disk need a dest; `docker` and `registry` go where the tags and the host say.
+  const needsDest = output?.type === 'oci' || output?.type === 'oci-layout'
+  const dest = (output as { dest?: unknown } | undefined)?.dest
+  if (!output || !isOutputType(output.type) || (needsDest && (typeof dest !== 'string' || dest === ''))) {
     const types = Object.keys(exporters).map((t) => `'${t}'`).join(' | ')
-    throw new ImagesmithError(ErrorCodes.OUTPUT_INVALID, `invalid output ${JSON.stringify(output)}: expected { type: ${types}, dest }`, { output })
+    throw new ImagesmithError(ErrorCodes.OUTPUT_INVALID, `invalid output ${JSON.stringify(output)}: expected { type: ${types}, dest } (dest for oci and oci-layout)`, { output })
   }
 }

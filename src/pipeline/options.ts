@@ -1,6 +1,7 @@
 import type { Digest } from '../oci/media-types.js'
 import type { ImageConfig, LayerRef, Manifest } from '../oci/types.js'
 import type { Compression } from '../layer/entry.js'
+import type { PushStats } from '../exporters/exporter.js'
 import type { ProgressEvent, SecretSource, VertexRecord } from '../solver/types.js'
 
 /** Where a build goes. Mirrors `docker buildx build --output`. */
@@ -9,6 +10,8 @@ export type OutputSpec =
   | { readonly type: 'oci'; readonly dest: string }
   /** An OCI image layout directory (`oci:DIR`). */
   | { readonly type: 'oci-layout'; readonly dest: string }
+  /** Straight into a Docker (or Podman) engine through its API, as buildx's `--load`; tags from `tags`. */
+  | { readonly type: 'docker'; readonly host?: string }
 
 export interface BuildOptions {
   /** Build context directory: COPY/ADD sources are relative to it. @default process.cwd() */
@@ -60,4 +63,8 @@ export interface BuildResult {
   readonly vertices: readonly VertexRecord[]
   /** Where the output was written, if any. */
   readonly output?: string
+  /** The reference loaded or pushed (`docker`, `registry` outputs): the first tag. */
+  readonly ref?: string
+  /** What a `registry` output moved: blobs uploaded, mounted from another repository, or already there. */
+  readonly pushed?: PushStats
 }

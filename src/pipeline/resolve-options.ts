@@ -2,11 +2,12 @@ import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { ErrorCodes, InvalidArgumentError } from '../errors.js'
 import { hostPlatform } from '../oci/platform.js'
+import { DEFAULT_DOCKER_HOST } from '../exporters/docker-host.js'
 import type { Platform } from '../oci/types.js'
 import type { BuildOptions } from './options.js'
 
 /**
- * The one place that reads the environment (IMAGESMITH_CACHE, XDG_CACHE_HOME, SOURCE_DATE_EPOCH):
+ * The one place that reads the environment (IMAGESMITH_CACHE, XDG_CACHE_HOME, SOURCE_DATE_EPOCH, DOCKER_HOST):
  * everything below receives plain, resolved options.
  */
 export interface ResolvedBuildOptions {
@@ -17,6 +18,8 @@ export interface ResolvedBuildOptions {
   readonly created: string
   readonly platform: Platform
   readonly network: 'default' | 'none'
+  /** The `docker` output's engine when it names no host: $DOCKER_HOST, else Docker's default socket. */
+  readonly dockerHost: string
 }
 
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -48,6 +51,7 @@ export function resolveBuildOptions(opts: BuildOptions, env: NodeJS.ProcessEnv =
     created: created ?? new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'),
     platform: parsePlatform(opts.platform),
     network: parseNetwork(opts.network),
+    dockerHost: env.DOCKER_HOST ? env.DOCKER_HOST : DEFAULT_DOCKER_HOST,
   }
 }
 

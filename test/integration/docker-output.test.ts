@@ -1,0 +1,97 @@
+/**
+ * `output: { type: 'docker' }` (buildx's --load): the image streams into a real Docker Engine 20.10
+ * started on a private socket, and into Podman's Docker-compatible API, with its tags.
+ */
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { image } from '../../src/index.js'
+import { main } from '../../src/cli/main.js'
+import { resolveBuildOptions } from '../../src/pipeline/resolve-options.js'
+import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
+import { requireTools, startDockerd, type Dockerd } from '../helpers/tools.js'
+import { startPodmanService, type PodmanService } from '../helpers/podman-service.js'
+
+const bed = requireTools(['runc', 'dockerd', '/usr/bin/docker', 'podman'])
+
+describe.skipIf(bed.skip)('docker output', () => {
+  let work: string
+  let context: string
+  let dockerd: Dockerd
+  const app = () =>
+    image()
+      .from(`oci-archive:${busyboxArchive()}`)
+      .copy('hello.txt', '/hello.txt')
+      .cmd(['cat', '/hello.txt'])
+
+  beforeAll(async () => {
+    work = await tmpDir('ism-dock-')
+    context = join(work, 'ctx')
+    await mkdir(context, { recursive: true })
+    await writeFile(join(context, 'hello.txt'), 'hello from the docker output\n')
+    dockerd = await startDockerd()
+  }, 120_000)
+
+  afterAll(async () => {
+    await dockerd?.stop()
+    await cleanupTmpDirs()
+  }, 60_000)
+
+  it('loads into dockerd with every tag, and the image runs', async () => {
+    const r = await app().build({
+      context,
+      cacheDir: join(work, 'cache'),
+      tags: ['imagesmith-test/docker-out:1', 'localhost:5000/team/docker-out:2'],
+      output: { type: 'docker', host: `unix://${dockerd.socket}` },
+    })
+    expect(r.ref).toBe('imagesmith-test/docker-out:1')
+    const inspect = JSON.parse((await dockerd.docker(['image', 'inspect', 'imagesmith-test/docker-out:1'])).stdout) as { Id: string; RepoTags: string[] }[]
+    expect(inspect[0]!.Id).toBe(r.configDigest)
+    expect(inspect[0]!.RepoTags.sort()).toEqual(['imagesmith-test/docker-out:1', 'localhost:5000/team/docker-out:2'])
+    const run = await dockerd.docker(['run', '--rm', '--network', 'none', 'localhost:5000/team/docker-out:2'])
+    expect(run.stdout).toBe('hello from the docker output\n')
+  }, 120_000)
+
+  it('takes DOCKER_HOST through the resolved options, and the CLI -o type=docker / --load', async () => {
+    expect(resolveBuildOptions({}, { DOCKER_HOST: `unix://${dockerd.socket}` }).dockerHost).toBe(`unix://${dockerd.socket}`)
+    expect(resolveBuildOptions({}, {}).dockerHost).toBe('unix:///var/run/docker.sock')
+    const script = join(work, 'build.ts')
+    await writeFile(
+      script,
+      `import { image } from ${JSON.stringify(join(process.cwd(), 'src/index.ts'))}\n` +
+        `export default image().from(${JSON.stringify(`oci-archive:${busyboxArchive()}`)}).copy('hello.txt', '/h').cmd(['cat', '/h'])\n`,
+    )
+    const out: string[] = []
+    const err: string[] = []
+    const io = { out: (s: string) => void out.push(s), err: (s: string) => void err.push(s) }
+    const code = await main(['build', script, '--context', context, '--cache-dir', join(work, 'cache'), '-t', 'cli-load:1', '-o', `type=docker,host=unix://${dockerd.socket}`], io)
+    expect(err.join('')).toContain('loaded into')
+    expect(code).toBe(0)
+    const run = await dockerd.docker(['run', '--rm', '--network', 'none', 'cli-load:1'])
+    expect(run.stdout).toBe('hello from the docker output\n')
+  }, 120_000)
+
+  it('a missing engine is DOCKER_UNREACHABLE naming the socket', async () => {
+    const host = `unix://${join(work, 'no-such.sock')}`
+    await expect(app().build({ context, cacheDir: join(work, 'cache'), tags: ['x:1'], output: { type: 'docker', host } })).rejects.toMatchObject({
+      code: 'DOCKER_UNREACHABLE',
+      details: { host },
+    })
+  }, 60_000)
+
+  describe('podman system service (Docker-compatible socket)', () => {
+    let podman: PodmanService | undefined
+    afterAll(async () => {
+      await podman?.stop()
+    }, 60_000)
+
+    it('loads the image with its tag, and podman runs it', async () => {
+      podman = await startPodmanService()
+      const r = await app().build({ context, cacheDir: join(work, 'cache'), tags: ['imagesmith-test/podman-out:1'], output: { type: 'docker', host: `unix://${podman.socket}` } })
+      const names = (await podman.store.podman(['image', 'inspect', '--format', '{{.Id}} {{join .RepoTags ","}}', 'imagesmith-test/podman-out:1'])).stdout.trim()
+      expect(names).toBe(`${r.configDigest.slice(7)} docker.io/imagesmith-test/podman-out:1`)
+      const run = await podman.store.run('imagesmith-test/podman-out:1')
+      expect(run.stdout).toBe('hello from the docker output\n')
+    }, 120_000)
+  })
+})
