@@ -1,5 +1,7 @@
 export { image, scratch, ImageBuilder } from './builder/image-builder.js'
-export type { AddOptions, CopyOptions, FromSource, HealthcheckOptions, RunMount, RunOptions } from './builder/options.js'
+export type { AddOptions, CopyOptions, FromSource, HealthcheckOptions, RunMount, RunOptions, WordOptions } from './builder/options.js'
+export type { Expandable } from './graph/expansion.js'
+export type { ArgDecl } from './graph/nodes/config-node.js'
 export type { BuildOptions, BuildResult, OutputSpec } from './pipeline/options.js'
 export { defaultCacheDir } from './pipeline/resolve-options.js'
 export {

@@ -5,7 +5,7 @@ import type { MountSpec } from '../graph/nodes/run-node.js'
 import type { HealthConfig } from '../oci/types.js'
 import { deepFreeze } from '../util/freeze.js'
 import { buildImage, type BuildOptions, type BuildResult } from '../pipeline/build.js'
-import type { AddOptions, CopyOptions, FromSource, HealthcheckOptions, RunMount, RunOptions } from './options.js'
+import type { AddOptions, CopyOptions, FromSource, HealthcheckOptions, RunMount, RunOptions, WordOptions } from './options.js'
 import type { StageDef, Step, StepInput } from '../graph/stage.js'
 import { normalizePorts, parseChmod, parseDuration, requireNonEmpty, validateEnvName, validateSignal } from './validate.js'
 
@@ -54,9 +54,10 @@ export class ImageBuilder {
       dest: requireNonEmpty(dest, 'copy() destination'),
       fromInput: opts.from !== undefined,
       chown: opts.chown,
-      chmod: opts.chmod === undefined ? undefined : parseChmod(opts.chmod).toString(8),
+      chmod: chmodWord(opts),
       exclude: [...(opts.exclude ?? [])],
       link: opts.link ?? false,
+      ...wordMarker(opts),
     }
     const flags = copyFlags(opts)
     const fromFlag = opts.from === undefined ? '' : `--from=${typeof opts.from === 'string' ? opts.from : '<stage>'} `
@@ -74,11 +75,12 @@ export class ImageBuilder {
       dest: requireNonEmpty(dest, 'add() destination'),
       fromInput: false,
       chown: opts.chown,
-      chmod: opts.chmod === undefined ? undefined : parseChmod(opts.chmod).toString(8),
+      chmod: chmodWord(opts),
       exclude: [...(opts.exclude ?? [])],
       link: opts.link ?? false,
       checksum: opts.checksum,
       unpack: opts.unpack ?? true,
+      ...wordMarker(opts),
     }
     const checksum = opts.checksum ? `--checksum=${opts.checksum} ` : ''
     return this.#with('add', spec, `ADD ${checksum}${copyFlags(opts)}${[...sources, spec.dest].join(' ')}`)
@@ -107,51 +109,54 @@ export class ImageBuilder {
   }
 
   /** `ENV`: one variable, or several from a record in one instruction. */
-  env(key: string | Readonly<Record<string, string>>, value?: string): ImageBuilder {
+  env(key: string | Readonly<Record<string, string>>, value?: string, opts: WordOptions = {}): ImageBuilder {
     const entries = typeof key === 'string' ? [[key, value] as const] : Object.entries(key)
     if (entries.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'env() needs at least one variable', {})
     const vars = entries.map(([k, v]) => {
-      validateEnvName(k)
+      if (opts.expand) requireNonEmpty(k, 'ENV name')
+      else validateEnvName(k)
       if (typeof v !== 'string') throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `env ${k} needs a string value`, { name: k, value: v })
       return [k, v] as const
     })
-    return this.#with('config', { op: 'env', vars }, `ENV ${vars.map(([k, v]) => `${k}=${v}`).join(' ')}`)
+    return this.#with('config', { op: 'env', vars, ...wordMarker(opts) }, `ENV ${vars.map(([k, v]) => `${k}=${v}`).join(' ')}`)
   }
 
   /** `ARG`: a build argument, set with `build({ buildArgs })`; visible to RUN, never stored in the image config. */
-  arg(name: string, defaultValue?: string): ImageBuilder {
+  arg(name: string, defaultValue?: string, opts: WordOptions = {}): ImageBuilder {
     validateEnvName(name, 'ARG')
-    return this.#with('config', { op: 'arg', args: [{ name, value: defaultValue }] }, `ARG ${name}${defaultValue === undefined ? '' : `=${defaultValue}`}`)
+    const decl = { name, value: defaultValue, ...(defaultValue !== undefined ? wordMarker(opts) : {}) }
+    return this.#with('config', { op: 'arg', args: [decl] }, `ARG ${name}${defaultValue === undefined ? '' : `=${defaultValue}`}`)
   }
 
   /** `WORKDIR`: relative paths resolve against the previous one. */
-  workdir(path: string): ImageBuilder {
-    return this.#with('config', { op: 'workdir', path: requireNonEmpty(path, 'workdir()') }, `WORKDIR ${path}`)
+  workdir(path: string, opts: WordOptions = {}): ImageBuilder {
+    return this.#with('config', { op: 'workdir', path: requireNonEmpty(path, 'workdir()'), ...wordMarker(opts) }, `WORKDIR ${path}`)
   }
 
   /** `USER`: `name`, `uid`, `name:group` or `uid:gid`. */
-  user(user: string | number): ImageBuilder {
+  user(user: string | number, opts: WordOptions = {}): ImageBuilder {
     const u = requireNonEmpty(String(user), 'user()')
-    return this.#with('config', { op: 'user', user: u }, `USER ${u}`)
+    return this.#with('config', { op: 'user', user: u, ...wordMarker(opts) }, `USER ${u}`)
   }
 
   /** `EXPOSE`: `80`, `'53/udp'`, `'8000-8002/tcp'` or a list of them. */
-  expose(port: string | number | readonly (string | number)[]): ImageBuilder {
+  expose(port: string | number | readonly (string | number)[], opts: WordOptions = {}): ImageBuilder {
     const list = Array.isArray(port) ? port : [port]
-    const ports = [...new Set(list.flatMap((p) => normalizePorts(p as string | number)))]
+    // Marked words are normalised by the executor once expanded.
+    const ports = opts.expand ? list.map((p) => requireNonEmpty(String(p), 'expose() port')) : [...new Set(list.flatMap((p) => normalizePorts(p as string | number)))]
     if (ports.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_PORT, 'expose() needs at least one port', { port })
-    return this.#with('config', { op: 'expose', ports }, `EXPOSE ${ports.join(' ')}`)
+    return this.#with('config', { op: 'expose', ports, ...wordMarker(opts) }, `EXPOSE ${ports.join(' ')}`)
   }
 
   /** `VOLUME` */
-  volume(path: string | readonly string[]): ImageBuilder {
+  volume(path: string | readonly string[], opts: WordOptions = {}): ImageBuilder {
     const paths = (typeof path === 'string' ? [path] : [...path]).map((p) => requireNonEmpty(p, 'volume() path'))
     if (paths.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'volume() needs at least one path', {})
-    return this.#with('config', { op: 'volume', paths }, `VOLUME ${JSON.stringify(paths)}`)
+    return this.#with('config', { op: 'volume', paths, ...wordMarker(opts) }, `VOLUME ${JSON.stringify(paths)}`)
   }
 
   /** `LABEL`: one label, or several from a record in one instruction. */
-  label(key: string | Readonly<Record<string, string>>, value?: string): ImageBuilder {
+  label(key: string | Readonly<Record<string, string>>, value?: string, opts: WordOptions = {}): ImageBuilder {
     const entries = typeof key === 'string' ? [[key, value] as const] : Object.entries(key)
     if (entries.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'label() needs at least one label', {})
     const labels = entries.map(([k, v]) => {
@@ -159,7 +164,7 @@ export class ImageBuilder {
       if (typeof v !== 'string') throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `label ${k} needs a string value`, { key: k, value: v })
       return [k, v] as const
     })
-    return this.#with('config', { op: 'label', labels }, `LABEL ${labels.map(([k, v]) => `${k}=${v}`).join(' ')}`)
+    return this.#with('config', { op: 'label', labels, ...wordMarker(opts) }, `LABEL ${labels.map(([k, v]) => `${k}=${v}`).join(' ')}`)
   }
 
   /** `CMD`: a string is shell form (wrapped in the SHELL), an array is exec form. */
@@ -197,6 +202,7 @@ export class ImageBuilder {
         Interval: dur(opts.interval, 'interval'),
         Timeout: dur(opts.timeout, 'timeout'),
         StartPeriod: dur(opts.startPeriod, 'startPeriod'),
+        StartInterval: dur(opts.startInterval, 'startInterval'),
         Retries: opts.retries,
       }
     }
@@ -204,9 +210,9 @@ export class ImageBuilder {
   }
 
   /** `STOPSIGNAL`: `SIGTERM`, `TERM` or a number. */
-  stopSignal(signal: string | number): ImageBuilder {
-    const s = validateSignal(String(signal))
-    return this.#with('config', { op: 'stopsignal', signal: s }, `STOPSIGNAL ${s}`)
+  stopSignal(signal: string | number, opts: WordOptions = {}): ImageBuilder {
+    const s = opts.expand ? requireNonEmpty(String(signal), 'stopSignal()') : validateSignal(String(signal))
+    return this.#with('config', { op: 'stopsignal', signal: s, ...wordMarker(opts) }, `STOPSIGNAL ${s}`)
   }
 
   /** `SHELL`: the shell that shell-form RUN, CMD and ENTRYPOINT use. */
@@ -259,6 +265,19 @@ export function image(): ImageBuilder {
 /** `FROM scratch` */
 export function scratch(): ImageBuilder {
   return new ImageBuilder()
+}
+
+/** The spec fields that mark its words for expansion (absent for literal words, so literal specs keep their keys). */
+function wordMarker(opts: WordOptions): { expand?: true; escapeToken?: '`' } {
+  if (!opts.expand) return {}
+  return opts.escapeToken === '`' ? { expand: true, escapeToken: '`' } : { expand: true }
+}
+
+/** A literal chmod is checked and normalised now; a marked one after expansion. */
+function chmodWord(opts: CopyOptions | AddOptions): string | undefined {
+  if (opts.chmod === undefined) return undefined
+  if (opts.expand && typeof opts.chmod === 'string') return requireNonEmpty(opts.chmod, 'chmod')
+  return parseChmod(opts.chmod).toString(8)
 }
 
 function stepInput(from: FromSource): StepInput {

@@ -3,7 +3,19 @@ import type { ImageBuilder } from './image-builder.js'
 /** Another stage, or an image reference (`oci-archive:…`, `oci:…`, `docker-archive:…`). */
 export type FromSource = ImageBuilder | string
 
-export interface CopyOptions {
+/**
+ * Opt-in `$VAR` expansion (see graph/expansion): the instruction's words are shell words, expanded at
+ * build time against the stage's environment (base image ENV, then ENV and ARGs in scope), as a
+ * Dockerfile's are. Without it every value is taken literally.
+ */
+export interface WordOptions {
+  /** @default false */
+  readonly expand?: boolean
+  /** Escape character of the shell words (a Dockerfile's `# escape=` directive). @default '\\' */
+  readonly escapeToken?: '\\' | '`'
+}
+
+export interface CopyOptions extends WordOptions {
   /** Copy from another stage or image instead of the build context (`COPY --from`). */
   readonly from?: FromSource
   /** `user`, `user:group`, `uid` or `uid:gid`; names resolve through the image's /etc/passwd and /etc/group (`COPY --chown`). */
@@ -75,5 +87,7 @@ export interface HealthcheckOptions {
   readonly interval?: string | number
   readonly timeout?: string | number
   readonly startPeriod?: string | number
+  /** Probe interval during the start period (`--start-interval`). */
+  readonly startInterval?: string | number
   readonly retries?: number
 }

@@ -72,7 +72,7 @@ const handlers: { readonly [O in PureOp]: Handler<O> } = {
     const h = spec.health
     const text =
       `HEALTHCHECK &{${goQuoteList(h.Test)} ${goQuote(goDuration(h.Interval ?? 0))} ${goQuote(goDuration(h.Timeout ?? 0))} ` +
-      `${goQuote(goDuration(h.StartPeriod ?? 0))} ${goQuote(goDuration(0))} ${goQuoteRune(h.Retries ?? 0)}}`
+      `${goQuote(goDuration(h.StartPeriod ?? 0))} ${goQuote(goDuration(h.StartInterval ?? 0))} ${goQuoteRune(h.Retries ?? 0)}}`
     return withConfig(state, ctx, text, (c) => ({ ...c, Healthcheck: h }))
   },
   stopsignal: (spec, state, ctx) => withConfig(state, ctx, `STOPSIGNAL ${spec.signal}`, (c) => ({ ...c, StopSignal: spec.signal })),

@@ -35,6 +35,7 @@ export interface HealthConfig {
   readonly Interval?: number
   readonly Timeout?: number
   readonly StartPeriod?: number
+  readonly StartInterval?: number
   readonly Retries?: number
 }
 
