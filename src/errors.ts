@@ -71,6 +71,12 @@ export const ErrorCodes = Object.freeze({
   MANIFEST_INVALID: 'MANIFEST_INVALID',
   /** A `docker-credential-*` helper failed to store or erase credentials; `details.helper` names it. */
   CREDENTIALS_STORE_FAILED: 'CREDENTIALS_STORE_FAILED',
+  /** A Dockerfile that does not parse; `details` has `line`, `column` and the offending line as `text`. */
+  DOCKERFILE_SYNTAX: 'DOCKERFILE_SYNTAX',
+  /** A Dockerfile word in instruction position that is no instruction; `details` has `line`, `column`, `text`, `instruction`. */
+  UNKNOWN_INSTRUCTION: 'UNKNOWN_INSTRUCTION',
+  /** A `$VAR` word that cannot be expanded (`${V:?msg}`, a bad `${…}`, an open quote); `details.word` is the word. */
+  EXPANSION_FAILED: 'EXPANSION_FAILED',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
