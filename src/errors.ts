@@ -77,6 +77,8 @@ export const ErrorCodes = Object.freeze({
   UNKNOWN_INSTRUCTION: 'UNKNOWN_INSTRUCTION',
   /** A `$VAR` word that cannot be expanded (`${V:?msg}`, a bad `${…}`, an open quote); `details.word` is the word. */
   EXPANSION_FAILED: 'EXPANSION_FAILED',
+  /** A builder step that Dockerfile syntax cannot express (toDockerfile); `details` names the value. */
+  NOT_REPRESENTABLE: 'NOT_REPRESENTABLE',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

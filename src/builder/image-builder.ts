@@ -2,6 +2,7 @@ import { ErrorCodes, InvalidArgumentError } from '../errors.js'
 import { compileGraph, type CompileOptions } from '../graph/compile.js'
 import type { Graph, NodeKind, SpecByKind } from '../graph/node.js'
 import type { MountSpec } from '../graph/nodes/run-node.js'
+import { describeStep, type StepText } from '../graph/instruction-text.js'
 import type { HealthConfig } from '../oci/types.js'
 import { deepFreeze } from '../util/freeze.js'
 import { buildImage, type BuildOptions, type BuildResult } from '../pipeline/build.js'
@@ -29,7 +30,8 @@ export class ImageBuilder {
     return this.#stage
   }
 
-  #with<K extends NodeKind>(kind: K, spec: SpecByKind[K], description: string, deps: readonly StepInput[] = []): ImageBuilder {
+  #with<K extends NodeKind>(kind: K, spec: SpecByKind[K], deps: readonly StepInput[] = []): ImageBuilder {
+    const description = describeStep({ kind, spec, deps } as StepText)
     const step = deepFreeze({ kind, spec, deps: [...deps], meta: { description } }) as unknown as Step
     return new ImageBuilder(deepFreeze({ base: this.#stage.base, steps: [...this.#stage.steps, step] }))
   }
@@ -59,9 +61,7 @@ export class ImageBuilder {
       link: opts.link ?? false,
       ...wordMarker(opts),
     }
-    const flags = copyFlags(opts)
-    const fromFlag = opts.from === undefined ? '' : `--from=${typeof opts.from === 'string' ? opts.from : '<stage>'} `
-    return this.#with('copy', spec, `COPY ${fromFlag}${flags}${[...sources, spec.dest].join(' ')}`, opts.from === undefined ? [] : [stepInput(opts.from)])
+    return this.#with('copy', spec, opts.from === undefined ? [] : [stepInput(opts.from)])
   }
 
   /** `ADD`: like copy, and local tar archives are unpacked, URLs downloaded (never unpacked). */
@@ -82,8 +82,7 @@ export class ImageBuilder {
       unpack: opts.unpack ?? true,
       ...wordMarker(opts),
     }
-    const checksum = opts.checksum ? `--checksum=${opts.checksum} ` : ''
-    return this.#with('add', spec, `ADD ${checksum}${copyFlags(opts)}${[...sources, spec.dest].join(' ')}`)
+    return this.#with('add', spec)
   }
 
   /**
@@ -102,10 +101,7 @@ export class ImageBuilder {
     }
     const deps: StepInput[] = []
     const mounts = (opts.mounts ?? []).map((m) => mountSpec(m, deps))
-    const mountFlags = mounts.map((m) => `--mount=type=${m.type},target=${m.target} `).join('')
-    const net = network === 'default' ? '' : `--network=${network} `
-    const text = shellForm ? command[0] : JSON.stringify(command)
-    return this.#with('run', { command, shellForm, network, mounts }, `RUN ${mountFlags}${net}${text}`, deps)
+    return this.#with('run', { command, shellForm, network, mounts }, deps)
   }
 
   /** `ENV`: one variable, or several from a record in one instruction. */
@@ -118,25 +114,25 @@ export class ImageBuilder {
       if (typeof v !== 'string') throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `env ${k} needs a string value`, { name: k, value: v })
       return [k, v] as const
     })
-    return this.#with('config', { op: 'env', vars, ...wordMarker(opts) }, `ENV ${vars.map(([k, v]) => `${k}=${v}`).join(' ')}`)
+    return this.#with('config', { op: 'env', vars, ...wordMarker(opts) })
   }
 
   /** `ARG`: a build argument, set with `build({ buildArgs })`; visible to RUN, never stored in the image config. */
   arg(name: string, defaultValue?: string, opts: WordOptions = {}): ImageBuilder {
     validateEnvName(name, 'ARG')
     const decl = { name, value: defaultValue, ...(defaultValue !== undefined ? wordMarker(opts) : {}) }
-    return this.#with('config', { op: 'arg', args: [decl] }, `ARG ${name}${defaultValue === undefined ? '' : `=${defaultValue}`}`)
+    return this.#with('config', { op: 'arg', args: [decl] })
   }
 
   /** `WORKDIR`: relative paths resolve against the previous one. */
   workdir(path: string, opts: WordOptions = {}): ImageBuilder {
-    return this.#with('config', { op: 'workdir', path: requireNonEmpty(path, 'workdir()'), ...wordMarker(opts) }, `WORKDIR ${path}`)
+    return this.#with('config', { op: 'workdir', path: requireNonEmpty(path, 'workdir()'), ...wordMarker(opts) })
   }
 
   /** `USER`: `name`, `uid`, `name:group` or `uid:gid`. */
   user(user: string | number, opts: WordOptions = {}): ImageBuilder {
     const u = requireNonEmpty(String(user), 'user()')
-    return this.#with('config', { op: 'user', user: u, ...wordMarker(opts) }, `USER ${u}`)
+    return this.#with('config', { op: 'user', user: u, ...wordMarker(opts) })
   }
 
   /** `EXPOSE`: `80`, `'53/udp'`, `'8000-8002/tcp'` or a list of them. */
@@ -145,14 +141,14 @@ export class ImageBuilder {
     // Marked words are normalised by the executor once expanded.
     const ports = opts.expand ? list.map((p) => requireNonEmpty(String(p), 'expose() port')) : [...new Set(list.flatMap((p) => normalizePorts(p as string | number)))]
     if (ports.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_PORT, 'expose() needs at least one port', { port })
-    return this.#with('config', { op: 'expose', ports, ...wordMarker(opts) }, `EXPOSE ${ports.join(' ')}`)
+    return this.#with('config', { op: 'expose', ports, ...wordMarker(opts) })
   }
 
   /** `VOLUME` */
   volume(path: string | readonly string[], opts: WordOptions = {}): ImageBuilder {
     const paths = (typeof path === 'string' ? [path] : [...path]).map((p) => requireNonEmpty(p, 'volume() path'))
     if (paths.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'volume() needs at least one path', {})
-    return this.#with('config', { op: 'volume', paths, ...wordMarker(opts) }, `VOLUME ${JSON.stringify(paths)}`)
+    return this.#with('config', { op: 'volume', paths, ...wordMarker(opts) })
   }
 
   /** `LABEL`: one label, or several from a record in one instruction. */
@@ -164,19 +160,19 @@ export class ImageBuilder {
       if (typeof v !== 'string') throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `label ${k} needs a string value`, { key: k, value: v })
       return [k, v] as const
     })
-    return this.#with('config', { op: 'label', labels, ...wordMarker(opts) }, `LABEL ${labels.map(([k, v]) => `${k}=${v}`).join(' ')}`)
+    return this.#with('config', { op: 'label', labels, ...wordMarker(opts) })
   }
 
   /** `CMD`: a string is shell form (wrapped in the SHELL), an array is exec form. */
   cmd(cmd: string | readonly string[]): ImageBuilder {
     const { args, shellForm } = commandArgs(cmd, 'cmd()')
-    return this.#with('config', { op: 'cmd', args, shellForm }, `CMD ${shellForm ? args[0] : JSON.stringify(args)}`)
+    return this.#with('config', { op: 'cmd', args, shellForm })
   }
 
   /** `ENTRYPOINT`: a string is shell form, an array is exec form. Resets a CMD inherited from the base, as Docker does. */
   entrypoint(cmd: string | readonly string[]): ImageBuilder {
     const { args, shellForm } = commandArgs(cmd, 'entrypoint()', true)
-    return this.#with('config', { op: 'entrypoint', args, shellForm }, `ENTRYPOINT ${shellForm ? args[0] : JSON.stringify(args)}`)
+    return this.#with('config', { op: 'entrypoint', args, shellForm })
   }
 
   /** `HEALTHCHECK`, or `'none'` to disable one inherited from the base. Durations are Go-style (`30s`) or seconds. */
@@ -206,13 +202,13 @@ export class ImageBuilder {
         Retries: opts.retries,
       }
     }
-    return this.#with('config', { op: 'healthcheck', health }, opts === 'none' ? 'HEALTHCHECK NONE' : `HEALTHCHECK ${health.Test.join(' ')}`)
+    return this.#with('config', { op: 'healthcheck', health })
   }
 
   /** `STOPSIGNAL`: `SIGTERM`, `TERM` or a number. */
   stopSignal(signal: string | number, opts: WordOptions = {}): ImageBuilder {
     const s = opts.expand ? requireNonEmpty(String(signal), 'stopSignal()') : validateSignal(String(signal))
-    return this.#with('config', { op: 'stopsignal', signal: s, ...wordMarker(opts) }, `STOPSIGNAL ${s}`)
+    return this.#with('config', { op: 'stopsignal', signal: s, ...wordMarker(opts) })
   }
 
   /** `SHELL`: the shell that shell-form RUN, CMD and ENTRYPOINT use. */
@@ -220,7 +216,7 @@ export class ImageBuilder {
     if (!Array.isArray(shell) || shell.length === 0 || shell.some((s) => typeof s !== 'string')) {
       throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'shell() needs a non-empty array of strings (exec form)', { shell })
     }
-    return this.#with('config', { op: 'shell', shell: [...shell] }, `SHELL ${JSON.stringify(shell)}`)
+    return this.#with('config', { op: 'shell', shell: [...shell] })
   }
 
   /** `ONBUILD`: an instruction (Dockerfile text, e.g. `'RUN make'`) stored for images built from this one. */
@@ -230,7 +226,7 @@ export class ImageBuilder {
     if (['ONBUILD', 'FROM', 'MAINTAINER'].includes(word)) {
       throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `${word} isn't allowed as an ONBUILD trigger`, { instruction })
     }
-    return this.#with('config', { op: 'onbuild', instruction: text }, `ONBUILD ${text}`)
+    return this.#with('config', { op: 'onbuild', instruction: text })
   }
 
   /**
@@ -238,7 +234,7 @@ export class ImageBuilder {
    * @deprecated as it is in Dockerfiles: use `label('org.opencontainers.image.authors', name)`.
    */
   maintainer(name: string): ImageBuilder {
-    return this.#with('config', { op: 'maintainer', name: requireNonEmpty(name, 'maintainer()') }, `MAINTAINER ${name}`)
+    return this.#with('config', { op: 'maintainer', name: requireNonEmpty(name, 'maintainer()') })
   }
 
   /** Applies a reusable transform: `img.with(addNodeDeps)`. */
@@ -289,15 +285,6 @@ function sourceList(src: string | readonly string[], what: string): string[] {
   const list = typeof src === 'string' ? [src] : [...src]
   if (list.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `${what}() needs at least one source`, {})
   return list.map((s) => requireNonEmpty(s, `${what}() source`))
-}
-
-function copyFlags(opts: CopyOptions | AddOptions): string {
-  let out = ''
-  if (opts.chown) out += `--chown=${opts.chown} `
-  if (opts.chmod !== undefined) out += `--chmod=${typeof opts.chmod === 'number' ? opts.chmod.toString(8) : opts.chmod} `
-  for (const e of opts.exclude ?? []) out += `--exclude=${e} `
-  if (opts.link) out += '--link '
-  return out
 }
 
 function commandArgs(cmd: string | readonly string[], what: string, allowEmpty = false): { args: string[]; shellForm: boolean } {

@@ -2,11 +2,11 @@ import { posix } from 'node:path'
 import type { ConfigSpec } from '../graph/nodes/config-node.js'
 import type { ContainerConfig } from '../oci/types.js'
 import type { ExecContext, Executor, ImageState } from '../solver/types.js'
-import { goDuration, goList, goQuote, goQuoteList, goQuoteRune, goSet } from './go-format.js'
+import { DEFAULT_SHELL, historyText } from '../graph/instruction-text.js'
 import { envMap, withConfig } from './state.js'
 import { applyWorkdir } from './workdir.js'
 
-export const DEFAULT_SHELL: readonly string[] = ['/bin/sh', '-c']
+export { DEFAULT_SHELL }
 
 export function shellOf(config: ContainerConfig): readonly string[] {
   return config.Shell && config.Shell.length > 0 ? config.Shell : DEFAULT_SHELL
@@ -22,10 +22,10 @@ type Handler<O extends ConfigSpec['op']> = (spec: Extract<ConfigSpec, { op: O }>
 /** Ops that only change the config. WORKDIR is not one: it also makes its directory (workdir.ts). */
 type PureOp = Exclude<ConfigSpec['op'], 'workdir'>
 
-/** One handler per metadata op; history strings follow BuildKit's dockerfile2llb. */
+/** One handler per metadata op; history strings come from graph/instruction-text. */
 const handlers: { readonly [O in PureOp]: Handler<O> } = {
   env: (spec, state, ctx) =>
-    withConfig(state, ctx, `ENV ${spec.vars.map(([k, v]) => `${k}=${v}`).join(' ')}`, (c) => {
+    withConfig(state, ctx, historyText('config', spec), (c) => {
       const env = envMap(c.Env)
       for (const [k, v] of spec.vars) env.set(k, v)
       return { ...c, Env: [...env].map(([k, v]) => `${k}=${v}`) }
@@ -33,53 +33,45 @@ const handlers: { readonly [O in PureOp]: Handler<O> } = {
   arg: (spec, state, ctx) => {
     const args = state.args.filter((a) => !spec.args.some((n) => n.name === a.name))
     for (const a of spec.args) args.push(a.value === undefined ? { name: a.name } : { name: a.name, value: a.value })
-    const text = spec.args.map((a) => (a.value === undefined ? a.name : `${a.name}=${a.value}`)).join(' ')
-    return withConfig(state, ctx, `ARG ${text}`, (c) => c, { args })
+    return withConfig(state, ctx, historyText('config', spec), (c) => c, { args })
   },
-  user: (spec, state, ctx) => withConfig(state, ctx, `USER ${spec.user}`, (c) => ({ ...c, User: spec.user })),
+  user: (spec, state, ctx) => withConfig(state, ctx, historyText('config', spec), (c) => ({ ...c, User: spec.user })),
   expose: (spec, state, ctx) =>
-    withConfig(state, ctx, `EXPOSE ${goSet(spec.ports)}`, (c) => {
+    withConfig(state, ctx, historyText('config', spec), (c) => {
       const ports: Record<string, Record<string, never>> = { ...(c.ExposedPorts ?? {}) }
       for (const p of spec.ports) ports[p] = {}
       return { ...c, ExposedPorts: ports }
     }),
   volume: (spec, state, ctx) =>
-    withConfig(state, ctx, `VOLUME ${goList(spec.paths)}`, (c) => {
+    withConfig(state, ctx, historyText('config', spec), (c) => {
       const vols: Record<string, Record<string, never>> = { ...(c.Volumes ?? {}) }
       for (const p of spec.paths) vols[p] = {}
       return { ...c, Volumes: vols }
     }),
   label: (spec, state, ctx) =>
-    withConfig(state, ctx, `LABEL ${spec.labels.map(([k, v]) => `${k}=${v}`).join(' ')}`, (c) => {
+    withConfig(state, ctx, historyText('config', spec), (c) => {
       const labels: Record<string, string> = { ...(c.Labels ?? {}) }
       for (const [k, v] of spec.labels) labels[k] = v
       return { ...c, Labels: labels }
     }),
   cmd: (spec, state, ctx) => {
     const args = spec.shellForm ? [...shellOf(state.config.config), ...spec.args] : [...spec.args]
-    return withConfig(state, ctx, `CMD ${goQuoteList(args)}`, (c) => ({ ...c, Cmd: args, ArgsEscaped: true }), { cmdSet: true })
+    return withConfig(state, ctx, historyText('config', spec, { argv: args }), (c) => ({ ...c, Cmd: args, ArgsEscaped: true }), { cmdSet: true })
   },
   entrypoint: (spec, state, ctx) => {
     const args = spec.shellForm ? [...shellOf(state.config.config), ...spec.args] : [...spec.args]
-    return withConfig(state, ctx, `ENTRYPOINT ${goQuoteList(args)}`, (c) => ({
+    return withConfig(state, ctx, historyText('config', spec, { argv: args }), (c) => ({
       ...c,
       Entrypoint: args,
       // Docker: an ENTRYPOINT clears a CMD inherited from the base, not one set in this stage.
       Cmd: state.cmdSet ? c.Cmd : null,
     }))
   },
-  healthcheck: (spec, state, ctx) => {
-    const h = spec.health
-    const text =
-      `HEALTHCHECK &{${goQuoteList(h.Test)} ${goQuote(goDuration(h.Interval ?? 0))} ${goQuote(goDuration(h.Timeout ?? 0))} ` +
-      `${goQuote(goDuration(h.StartPeriod ?? 0))} ${goQuote(goDuration(h.StartInterval ?? 0))} ${goQuoteRune(h.Retries ?? 0)}}`
-    return withConfig(state, ctx, text, (c) => ({ ...c, Healthcheck: h }))
-  },
-  stopsignal: (spec, state, ctx) => withConfig(state, ctx, `STOPSIGNAL ${spec.signal}`, (c) => ({ ...c, StopSignal: spec.signal })),
-  shell: (spec, state, ctx) => withConfig(state, ctx, `SHELL ${goList(spec.shell)}`, (c) => ({ ...c, Shell: [...spec.shell] })),
-  // BuildKit records no history entry for ONBUILD; the trigger lives in the config only.
-  onbuild: (spec, state, ctx) => withConfig(state, ctx, null, (c) => ({ ...c, OnBuild: [...(c.OnBuild ?? []), spec.instruction] })),
-  maintainer: (spec, state, ctx) => withConfig(state, ctx, `MAINTAINER ${spec.name}`, (c) => c, { author: spec.name }),
+  healthcheck: (spec, state, ctx) => withConfig(state, ctx, historyText('config', spec), (c) => ({ ...c, Healthcheck: spec.health })),
+  stopsignal: (spec, state, ctx) => withConfig(state, ctx, historyText('config', spec), (c) => ({ ...c, StopSignal: spec.signal })),
+  shell: (spec, state, ctx) => withConfig(state, ctx, historyText('config', spec), (c) => ({ ...c, Shell: [...spec.shell] })),
+  onbuild: (spec, state, ctx) => withConfig(state, ctx, historyText('config', spec), (c) => ({ ...c, OnBuild: [...(c.OnBuild ?? []), spec.instruction] })),
+  maintainer: (spec, state, ctx) => withConfig(state, ctx, historyText('config', spec), (c) => c, { author: spec.name }),
   stage: (_spec, state) => ({ ...state, args: [], cmdSet: false }),
 }
 

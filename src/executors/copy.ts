@@ -4,6 +4,7 @@
  */
 import { CopyError, ErrorCodes } from '../errors.js'
 import type { CopySpec } from '../graph/nodes/copy-node.js'
+import { historyText } from '../graph/instruction-text.js'
 import type { AddSpec } from '../graph/nodes/add-node.js'
 import type { LayerEntry } from '../layer/entry.js'
 import { writeLayer } from '../layer/write-layer.js'
@@ -35,13 +36,9 @@ export async function resolveOwner(ctx: ExecContext, parent: ImageState, chown: 
   return { uid: r.uid, gid: r.gid }
 }
 
-/** BuildKit's history text: `COPY [--parents] [--chown=…] [--chmod=…] <src>… <dest>` (no --from, --exclude or --link). */
+/** BuildKit's history text for COPY/ADD (graph/instruction-text). */
 export function createdBy(kind: 'COPY' | 'ADD', spec: CopySpec | AddSpec): string {
-  let s = kind
-  if (spec.chown) s += ` --chown=${spec.chown}`
-  if (spec.chmod) s += ` --chmod=${spec.chmod}`
-  for (const src of spec.sources) s += ` ${src}`
-  return `${s} ${spec.dest} # buildkit`
+  return kind === 'COPY' ? historyText('copy', spec)! : historyText('add', spec as AddSpec)!
 }
 
 function chmodOf(spec: { readonly chmod?: string }): number | undefined {

@@ -34,7 +34,8 @@ import { cachedLayer } from './layer-cache.js'
 import { buildSpec, RUNTIME_MOUNT_POINTS } from './runtime/oci-spec.js'
 import { detectRuntime } from './runtime/detect.js'
 import { ETC_FILES, etcMounts, prepareMounts } from './runtime/mounts.js'
-import { argsPrefix, DEFAULT_PATH, envMap, withLayer } from './state.js'
+import { DEFAULT_PATH, envMap, withLayer } from './state.js'
+import { historyText } from '../graph/instruction-text.js'
 import { resolveUser } from './users.js'
 import { ociArch } from '../oci/platform.js'
 
@@ -88,7 +89,7 @@ export function planStep(spec: RunSpec, state: ImageState, ctx: Pick<ExecContext
     user: config.User ?? '',
     cwd: posix.resolve('/', config.WorkingDir || '/'),
     network,
-    createdBy: `RUN ${argsPrefix(state)}${args.join(' ')} # buildkit`,
+    createdBy: historyText('run', spec, { argv: args, buildArgs: state.args })!,
   }
 }
 

@@ -44,10 +44,3 @@ export function envMap(env: readonly string[] | undefined): Map<string, string> 
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
-
-/** BuildKit's `|N K=V ` prefix: build args in scope with a value, as they appear in RUN history. */
-export function argsPrefix(state: ImageState): string {
-  const set = state.args.filter((a) => a.value !== undefined)
-  if (set.length === 0) return ''
-  return `|${set.length} ${set.map((a) => `${a.name}=${a.value}`).join(' ')} `
-}

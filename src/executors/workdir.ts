@@ -1,4 +1,5 @@
 import { EntrySet } from '../context/collect.js'
+import { historyText } from '../graph/instruction-text.js'
 import { writeLayer } from '../layer/write-layer.js'
 import type { ExecContext, ExecResult, ImageState } from '../solver/types.js'
 import { readImageFile } from './image-file.js'
@@ -13,7 +14,7 @@ import { resolveUser } from './users.js'
  * disk, and the step stays metadata only (`empty_layer`), as BuildKit's exporter records an empty diff.
  */
 export async function applyWorkdir(state: ImageState, ctx: ExecContext, wd: string): Promise<ExecResult> {
-  const createdBy = `WORKDIR ${wd}`
+  const createdBy = historyText('config', { op: 'workdir', path: wd }, { workdir: wd })!
   const setWd = (s: ImageState) => withConfig(s, ctx, createdBy, (c) => ({ ...c, WorkingDir: wd }))
   if (wd === '/') return { state: setWd(state), cached: false }
   const dest = await resolveDest(ctx, state, wd, false)

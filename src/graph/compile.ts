@@ -3,6 +3,7 @@ import type { Digest } from '../oci/media-types.js'
 import { digestOf } from '../util/canonical-json.js'
 import { deepFreeze } from '../util/freeze.js'
 import type { StageDef, StepInput } from './stage.js'
+import { describeStep, fromText } from './instruction-text.js'
 import type { AnyVertex, Graph, NodeKind, NodeMeta, SpecByKind } from './node.js'
 
 export interface CompileOptions {
@@ -33,7 +34,7 @@ export function compileGraph(stage: StageDef, opts: CompileOptions = {}): Graph 
     return id
   }
 
-  const source = (ref: string): Digest => add('source', { ref }, [], { description: `FROM ${ref}` })
+  const source = (ref: string): Digest => add('source', { ref }, [], { description: fromText(ref) })
 
   const input = (dep: StepInput): Digest => ('ref' in dep ? source(dep.ref) : compileStage(dep.stage))
 
@@ -43,7 +44,7 @@ export function compileGraph(stage: StageDef, opts: CompileOptions = {}): Graph 
     if (visiting.has(s)) throw new ImagesmithError(ErrorCodes.CYCLE, 'stage graph has a cycle')
     visiting.add(s)
     let head: Digest =
-      'ref' in s.base ? source(s.base.ref) : add('config', { op: 'stage' }, [compileStage(s.base.stage)], { description: 'FROM <stage>' })
+      'ref' in s.base ? source(s.base.ref) : add('config', { op: 'stage' }, [compileStage(s.base.stage)], { description: describeStep({ kind: 'config', spec: { op: 'stage' }, deps: [] }) })
     for (const step of s.steps) {
       let spec = step.spec
       if (step.kind === 'config' && (spec as SpecByKind['config']).op === 'arg') {

@@ -1,0 +1,243 @@
+/**
+ * The one place that knows how each instruction is spelled. Two flavours of the same table:
+ *
+ * - Dockerfile text (`dockerfileText`): what the printer writes and what step descriptions show;
+ *   it parses back (BuildKit's frontend, this project's parser) to the same spec.
+ * - History text (`historyText`): the `created_by` strings exactly as BuildKit's dockerfile2llb
+ *   writes them (`COPY a b # buildkit`, `RUN |1 V=1 /bin/sh -c … # buildkit`, `EXPOSE map[80/tcp:{}]`,
+ *   `CMD ["a" "b"]`), so `docker history` reads the same for both builders. Some of these need facts
+ *   only known at build time (the SHELL-wrapped argv, the build args in scope, the resolved WORKDIR).
+ */
+import type { HealthConfig } from '../oci/types.js'
+import { goDuration, goList, goQuote, goQuoteList, goQuoteRune, goSet } from '../util/go-format.js'
+import { breaksLine, heredocDelimiter, jsonArray, looksLikeJson, pairKey, pairValue, word, type WordMode } from './dockerfile-words.js'
+import type { NodeKind, SpecByKind } from './node.js'
+import type { ConfigSpec } from './nodes/config-node.js'
+import type { AddSpec } from './nodes/add-node.js'
+import type { CopySpec } from './nodes/copy-node.js'
+import type { MountSpec, RunSpec } from './nodes/run-node.js'
+import type { StepInput } from './stage.js'
+
+export const DEFAULT_SHELL: readonly string[] = ['/bin/sh', '-c']
+
+/** A step as the renderer needs it: kind, spec and the stages/images it reads from. */
+export interface StepText<K extends NodeKind = NodeKind> {
+  readonly kind: K
+  readonly spec: SpecByKind[K]
+  readonly deps: readonly StepInput[]
+}
+
+export interface TextContext extends WordMode {
+  /** How `--from=` / `from=` names a stage or image a step reads from. */
+  readonly input: (dep: StepInput) => string
+  /**
+   * The SHELL in effect: a shell-form command that has no shell-form spelling (a line break without
+   * a final newline, text that parses as JSON) is written as exec form through it, which builds the same argv.
+   * @default ['/bin/sh', '-c']
+   */
+  readonly shell?: readonly string[]
+}
+
+/** Build-time facts some history strings show. */
+export interface HistoryFacts {
+  /** The argv after SHELL wrapping (RUN, CMD, ENTRYPOINT). */
+  readonly argv?: readonly string[]
+  /** Build args in scope (RUN's `|N K=V` prefix lists those with a value). */
+  readonly buildArgs?: readonly { readonly name: string; readonly value?: string }[]
+  /** WORKDIR resolved against the previous one. */
+  readonly workdir?: string
+}
+
+/** Descriptions name another stage `<stage>` (a builder has no name) and never fail. */
+const DESCRIBE: TextContext = { strict: false, input: (d) => ('ref' in d ? d.ref : '<stage>') }
+
+/** `FROM ref [AS name]` */
+export function fromText(ref: string, name?: string): string {
+  return `FROM ${ref}${name === undefined ? '' : ` AS ${name}`}`
+}
+
+/** The step as a Dockerfile instruction (possibly several lines, for a heredoc). */
+export function dockerfileText(step: StepText, ctx: TextContext = DESCRIBE): string {
+  return (dockerfileByKind[step.kind] as (s: StepText, c: TextContext) => string)(step, ctx)
+}
+
+/** The builder's step description: the Dockerfile text, stages shown as `<stage>`. */
+export function describeStep(step: StepText): string {
+  return dockerfileText(step, DESCRIBE)
+}
+
+/** BuildKit's history `created_by` for the step, or null when BuildKit records none (ONBUILD, a new stage). */
+export function historyText<K extends NodeKind>(kind: K, spec: SpecByKind[K], facts: HistoryFacts = {}): string | null {
+  return (historyByKind[kind] as (s: SpecByKind[K], f: HistoryFacts) => string | null)(spec, facts)
+}
+
+// ---- Dockerfile flavour -------------------------------------------------------------------------
+
+const dockerfileByKind: { readonly [K in NodeKind]: (step: StepText<K>, ctx: TextContext) => string } = {
+  source: (s) => fromText(s.spec.ref),
+  copy: (s, ctx) => `COPY ${s.spec.fromInput && s.deps[0] ? `--from=${ctx.input(s.deps[0])} ` : ''}${copyFlags(s.spec)}${paths(s.spec)}`,
+  add: (s) => `ADD ${s.spec.checksum ? `--checksum=${s.spec.checksum} ` : ''}${s.spec.unpack ? '' : '--unpack=false '}${copyFlags(s.spec)}${paths(s.spec)}`,
+  run: (s, ctx) => `RUN ${runFlags(s.spec, s.deps, ctx)}${command(s.spec.command, s.spec.shellForm, ctx, true)}`,
+  config: (s, ctx) => (configByOp[s.spec.op] as (spec: ConfigSpec, ctx: TextContext) => string)(s.spec, ctx),
+}
+
+function copyFlags(spec: CopySpec): string {
+  let out = ''
+  if (spec.chown) out += `--chown=${word(spec.chown, spec)} `
+  if (spec.chmod !== undefined) out += `--chmod=${word(spec.chmod, spec)} `
+  for (const e of spec.exclude) out += `--exclude=${word(e, spec)} `
+  if (spec.link) out += '--link '
+  return out
+}
+
+/** Sources and destination; the JSON form when a path holds whitespace (the shell form splits on it). */
+function paths(spec: CopySpec): string {
+  const all = [...spec.sources, spec.dest]
+  const words = all.map((p) => word(p, spec))
+  if (words.some((p) => /\s/.test(p))) return jsonArray(words)
+  return words.join(' ')
+}
+
+function runFlags(spec: RunSpec, deps: readonly StepInput[], ctx: TextContext): string {
+  let out = ''
+  for (const m of spec.mounts) out += `--mount=${mountText(m, deps, ctx)} `
+  if (spec.network !== 'default') out += `--network=${spec.network} `
+  return out
+}
+
+/** `--mount=` options; defaults left out, so the parser's defaults give back the same spec. */
+function mountText(m: MountSpec, deps: readonly StepInput[], ctx: TextContext): string {
+  const o: string[] = [`type=${m.type}`]
+  const oct = (n: number) => `0${n.toString(8)}`
+  switch (m.type) {
+    case 'cache':
+      o.push(`target=${m.target}`)
+      if (m.id !== m.target) o.push(`id=${m.id}`)
+      if (m.sharing !== 'shared') o.push(`sharing=${m.sharing}`)
+      if (m.readonly) o.push('readonly')
+      if (m.mode !== undefined) o.push(`mode=${oct(m.mode)}`)
+      if (m.uid !== undefined) o.push(`uid=${m.uid}`)
+      if (m.gid !== undefined) o.push(`gid=${m.gid}`)
+      break
+    case 'secret':
+      o.push(`id=${m.id}`)
+      if (m.target !== '' && m.target !== `/run/secrets/${m.id}`) o.push(`target=${m.target}`)
+      else if (m.target !== '' && m.env !== undefined) o.push(`target=${m.target}`)
+      if (m.env !== undefined) o.push(`env=${m.env}`)
+      if (m.required) o.push('required=true')
+      if (m.mode !== 0o400) o.push(`mode=${oct(m.mode)}`)
+      if (m.uid !== 0) o.push(`uid=${m.uid}`)
+      if (m.gid !== 0) o.push(`gid=${m.gid}`)
+      break
+    case 'bind': {
+      o.push(`target=${m.target}`)
+      if (m.source !== '.') o.push(`source=${m.source}`)
+      const from = m.fromInput === undefined ? undefined : deps[m.fromInput - 1]
+      if (from) o.push(`from=${ctx.input(from)}`)
+      if (m.readwrite) o.push('rw')
+      break
+    }
+    case 'tmpfs':
+      o.push(`target=${m.target}`)
+      if (m.size !== undefined) o.push(`size=${m.size}`)
+      break
+  }
+  return o.join(',')
+}
+
+/**
+ * Shell form as written, a heredoc for a multi-line script ending in a newline (BuildKit runs a
+ * lone heredoc's body through the SHELL, body and final newline included), else exec form through
+ * the SHELL, which builds the same argv.
+ */
+function command(args: readonly string[], shellForm: boolean, ctx: TextContext, heredocOk: boolean): string {
+  if (!shellForm) return jsonArray(args)
+  const text = args[0] ?? ''
+  if (heredocOk && text.includes('\n') && text.endsWith('\n') && !text.startsWith('#!') && !text.includes('\r')) {
+    const eof = heredocDelimiter(text)
+    return `<<'${eof}'\n${text}${eof}`
+  }
+  if (breaksLine(text) || looksLikeJson(text) || text.trim() !== text || text === '') return jsonArray([...(ctx.shell ?? DEFAULT_SHELL), text])
+  return text
+}
+
+const configByOp: { readonly [O in ConfigSpec['op']]: (spec: Extract<ConfigSpec, { op: O }>, ctx: TextContext) => string } = {
+  env: (s, ctx) => `ENV ${s.vars.map(([k, v]) => `${pairKey(k, 'ENV', ctx, s)}=${pairValue(v, `ENV ${k}`, ctx, s)}`).join(' ')}`,
+  arg: (s, ctx) => `ARG ${s.args.map((a) => (a.value === undefined ? a.name : `${a.name}=${pairValue(a.value, `ARG ${a.name}`, ctx, a)}`)).join(' ')}`,
+  workdir: (s) => `WORKDIR ${word(s.path, s)}`,
+  user: (s) => `USER ${word(s.user, s)}`,
+  expose: (s) => `EXPOSE ${s.ports.map((p) => word(p, s)).join(' ')}`,
+  volume: (s) => `VOLUME ${jsonArray(s.paths.map((p) => word(p, s)))}`,
+  label: (s, ctx) => `LABEL ${s.labels.map(([k, v]) => `${pairKey(k, 'LABEL', ctx, s)}=${pairValue(v, `LABEL ${k}`, ctx, s)}`).join(' ')}`,
+  cmd: (s, ctx) => `CMD ${command(s.args, s.shellForm, ctx, false)}`,
+  entrypoint: (s, ctx) => `ENTRYPOINT ${command(s.args, s.shellForm, ctx, false)}`,
+  healthcheck: (s, ctx) => `HEALTHCHECK ${healthText(s.health, ctx)}`,
+  stopsignal: (s) => `STOPSIGNAL ${word(s.signal, s)}`,
+  shell: (s) => `SHELL ${jsonArray(s.shell)}`,
+  onbuild: (s) => `ONBUILD ${s.instruction}`,
+  maintainer: (s) => `MAINTAINER ${s.name}`,
+  stage: () => 'FROM <stage>',
+}
+
+function healthText(h: HealthConfig, ctx: TextContext): string {
+  if (h.Test[0] === 'NONE') return 'NONE'
+  let flags = ''
+  if (h.Interval) flags += `--interval=${goDuration(h.Interval)} `
+  if (h.Timeout) flags += `--timeout=${goDuration(h.Timeout)} `
+  if (h.StartPeriod) flags += `--start-period=${goDuration(h.StartPeriod)} `
+  if (h.StartInterval) flags += `--start-interval=${goDuration(h.StartInterval)} `
+  if (h.Retries) flags += `--retries=${h.Retries} `
+  const shellForm = h.Test[0] === 'CMD-SHELL'
+  return `${flags}CMD ${command(h.Test.slice(1), shellForm, ctx, false)}`
+}
+
+// ---- History flavour (BuildKit's dockerfile2llb) -----------------------------------------------
+
+const historyByKind: { readonly [K in NodeKind]: (spec: SpecByKind[K], facts: HistoryFacts) => string | null } = {
+  source: () => null,
+  copy: (spec) => copyHistory('COPY', spec),
+  add: (spec) => copyHistory('ADD', spec),
+  run: (spec, f) => `RUN ${argsPrefix(f.buildArgs ?? [])}${(f.argv ?? spec.command).join(' ')} # buildkit`,
+  config: (spec, f) => (configHistory[spec.op] as (s: ConfigSpec, f: HistoryFacts) => string | null)(spec, f),
+}
+
+/** `COPY [--chown=…] [--chmod=…] <src>… <dest> # buildkit` (BuildKit leaves out --from, --exclude and --link). */
+function copyHistory(kind: 'COPY' | 'ADD', spec: CopySpec | AddSpec): string {
+  let s: string = kind
+  if (spec.chown) s += ` --chown=${spec.chown}`
+  if (spec.chmod) s += ` --chmod=${spec.chmod}`
+  for (const src of spec.sources) s += ` ${src}`
+  return `${s} ${spec.dest} # buildkit`
+}
+
+/** BuildKit's `|N K=V ` prefix: the build args in scope that have a value. */
+function argsPrefix(args: readonly { readonly name: string; readonly value?: string }[]): string {
+  const set = args.filter((a) => a.value !== undefined)
+  if (set.length === 0) return ''
+  return `|${set.length} ${set.map((a) => `${a.name}=${a.value}`).join(' ')} `
+}
+
+const configHistory: { readonly [O in ConfigSpec['op']]: (spec: Extract<ConfigSpec, { op: O }>, f: HistoryFacts) => string | null } = {
+  env: (s) => `ENV ${s.vars.map(([k, v]) => `${k}=${v}`).join(' ')}`,
+  arg: (s) => `ARG ${s.args.map((a) => (a.value === undefined ? a.name : `${a.name}=${a.value}`)).join(' ')}`,
+  workdir: (s, f) => `WORKDIR ${f.workdir ?? s.path}`,
+  user: (s) => `USER ${s.user}`,
+  expose: (s) => `EXPOSE ${goSet(s.ports)}`,
+  volume: (s) => `VOLUME ${goList(s.paths)}`,
+  label: (s) => `LABEL ${s.labels.map(([k, v]) => `${k}=${v}`).join(' ')}`,
+  cmd: (s, f) => `CMD ${goQuoteList(f.argv ?? s.args)}`,
+  entrypoint: (s, f) => `ENTRYPOINT ${goQuoteList(f.argv ?? s.args)}`,
+  healthcheck: (s) => {
+    const h = s.health
+    return (
+      `HEALTHCHECK &{${goQuoteList(h.Test)} ${goQuote(goDuration(h.Interval ?? 0))} ${goQuote(goDuration(h.Timeout ?? 0))} ` +
+      `${goQuote(goDuration(h.StartPeriod ?? 0))} ${goQuote(goDuration(h.StartInterval ?? 0))} ${goQuoteRune(h.Retries ?? 0)}}`
+    )
+  },
+  stopsignal: (s) => `STOPSIGNAL ${s.signal}`,
+  shell: (s) => `SHELL ${goList(s.shell)}`,
+  // BuildKit records no history entry for ONBUILD; the trigger lives in the config only.
+  onbuild: () => null,
+  maintainer: (s) => `MAINTAINER ${s.name}`,
+  stage: () => null,
+}
