@@ -40,3 +40,4 @@ export { parseReference, parseImageName, type ImageReference, type TaggedReferen
 export { exporters, exportImage, isOutputType, type OutputType, type ExportSpec } from './exporters/table.js'
 export type { ExportResult } from './exporters/exporter.js'
 export { resolveImage, type BlobFetcher, type ResolveRequest, type ResolvedImage } from './sources/resolve.js'
+export { toDockerfile, type PrintOptions } from './dockerfile/print.js'

@@ -8,6 +8,7 @@ import type { OutputSpec } from '../pipeline/options.js'
 import type { ProgressEvent, SecretSource } from '../solver/types.js'
 import { UsageError, assertKnownFlags, many, one, parseArgs, parseCsvPairs, type ParsedArgs } from './args.js'
 import { loadBuildScript } from './load-script.js'
+import { DOCKERFILE_HELP, dockerfileCommand } from './dockerfile.js'
 
 const HELP = `imagesmith: build OCI images from TypeScript
 
@@ -19,6 +20,7 @@ Usage:
                    [--cache-dir DIR] [--runtime crun|runc|PATH]
   imagesmith graph <build.ts> [--target NAME] [--format mermaid|dot] [--build-arg K=V]...
   imagesmith inspect <archive.tar | layout-dir> [--json]
+${DOCKERFILE_HELP}
 
 Progress: auto, plain and tty print one line per step event (start, log, done) on stderr; quiet prints
 only the digest. tty is accepted as an alias of auto, as buildx spells it.
@@ -53,6 +55,8 @@ export async function main(argv: readonly string[], io: Io, signal?: AbortSignal
         return await graph(args, io)
       case 'inspect':
         return await inspect(args, io)
+      case 'dockerfile':
+        return await dockerfileCommand(args, io)
       default:
         throw new UsageError(`unknown command ${JSON.stringify(args.command)}`)
     }

@@ -1,0 +1,130 @@
+/**
+ * `toDockerfile`: a builder (and every stage it reads from) as Dockerfile text that BuildKit,
+ * `docker build`, buildah and this project's importer all build to the same image. Instruction text
+ * comes from graph/instruction-text, the same table the history strings and step descriptions use.
+ */
+import type { ImageBuilder } from '../builder/image-builder.js'
+import { ErrorCodes, ImagesmithError } from '../errors.js'
+import { compileGraph } from '../graph/compile.js'
+import { DEFAULT_SHELL, dockerfileText, fromText, type TextContext } from '../graph/instruction-text.js'
+import type { StageDef, StepInput } from '../graph/stage.js'
+import type { Digest } from '../oci/media-types.js'
+
+export interface PrintOptions {
+  /**
+   * What to do with a local image reference (`oci-archive:PATH`, `oci:DIR`, `docker-archive:PATH`)
+   * that `docker build` and buildah cannot read: `'comment'` writes it as it is, under a comment
+   * saying to load and tag it first (imagesmith's own `build -f` reads it back as written);
+   * `'error'` refuses with `NOT_REPRESENTABLE`, for output that must build anywhere.
+   * @default 'comment'
+   */
+  readonly localRefs?: 'comment' | 'error'
+  /**
+   * Write `# syntax=docker/dockerfile:1` when the file uses syntax newer than the frontend built
+   * into older engines (heredocs, `--link`, `--exclude`, `--start-interval`, `--checksum`).
+   * @default true
+   */
+  readonly syntaxDirective?: boolean
+}
+
+/** Local image transports: this project's syntax, not an image reference Docker knows. */
+const LOCAL_REF = /^(oci-archive|oci|docker-archive|oci-layout):/
+
+/** Syntax that the frontend built into docker 20.10 does not parse (it needs the dockerfile:1 frontend). */
+const NEWER_SYNTAX = /^(?:RUN|COPY|ADD)\b[^\n]*<<|^(?:COPY|ADD)\b[^\n]*(?:--link\b|--exclude=)|^HEALTHCHECK\b[^\n]*--start-interval=|^ADD\b[^\n]*--checksum=/m
+
+interface StageEntry {
+  readonly def: StageDef
+  name: string
+}
+
+/**
+ * Prints the Dockerfile of a builder. Stages it reads from come first (each once, even when it is
+ * reached by several paths or was defined twice with the same steps), named `stage-1`, `stage-2`, …
+ * or by their own `name`; the builder itself is the last stage. Throws `NOT_REPRESENTABLE` for a
+ * value no Dockerfile can hold (a line break in an ENV value, for one).
+ */
+export function toDockerfile(builder: ImageBuilder | StageDef, opts: PrintOptions = {}): string {
+  const target = 'toStage' in builder ? builder.toStage() : builder
+  const order: StageEntry[] = []
+  const byDef = new Map<StageDef, StageEntry>()
+  const byKey = new Map<Digest, StageEntry>()
+
+  // Post-order walk: a stage's inputs are printed before it, as Docker requires.
+  const visit = (def: StageDef): StageEntry => {
+    const known = byDef.get(def)
+    if (known) return known
+    const key = compileGraph(def).output
+    const same = byKey.get(key)
+    if (same) {
+      byDef.set(def, same)
+      return same
+    }
+    if ('stage' in def.base) visit(def.base.stage)
+    for (const step of def.steps) for (const dep of step.deps) if ('stage' in dep) visit(dep.stage)
+    const entry: StageEntry = { def, name: '' }
+    byDef.set(def, entry)
+    byKey.set(key, entry)
+    order.push(entry)
+    return entry
+  }
+  visit(target)
+
+  const taken = new Set(order.map((e) => stageName(e.def)).filter((n): n is string => n !== undefined))
+  let n = 0
+  for (const e of order) {
+    const own = stageName(e.def)
+    if (own !== undefined) e.name = own
+    else if (e.def !== target || order.length > 1) {
+      do e.name = `stage-${++n}`
+      while (taken.has(e.name))
+    }
+  }
+
+  const refOf = (ref: string, where: string): string => {
+    if (!LOCAL_REF.test(ref)) return ref
+    if (opts.localRefs === 'error') {
+      throw new ImagesmithError(ErrorCodes.NOT_REPRESENTABLE, `${where} reads the local image ${ref}, which docker build and buildah cannot: load and tag it, then refer to it by name`, { ref })
+    }
+    return ref
+  }
+  const inputName = (dep: StepInput): string => ('ref' in dep ? refOf(dep.ref, '--from') : byDef.get(dep.stage)!.name)
+
+  const blocks: string[] = []
+  const shells = new Map<StageEntry, readonly string[]>()
+  for (const e of order) {
+    const lines: string[] = []
+    const base = e.def.base
+    let shell: readonly string[] = DEFAULT_SHELL
+    let from: string
+    if ('ref' in base) {
+      from = refOf(base.ref, 'FROM')
+      if (LOCAL_REF.test(base.ref)) lines.push(`# ${base.ref} is an imagesmith local image reference: for docker build or buildah, load it and use its name here.`)
+    } else {
+      const parent = byDef.get(base.stage)!
+      from = parent.name
+      shell = shells.get(parent) ?? DEFAULT_SHELL
+    }
+    lines.push(fromText(from, e.name === '' ? undefined : e.name))
+    for (const step of e.def.steps) {
+      for (const dep of step.deps) {
+        if ('ref' in dep && LOCAL_REF.test(dep.ref)) lines.push(`# ${dep.ref} is an imagesmith local image reference: for docker build or buildah, load it and use its name here.`)
+      }
+      const ctx: TextContext = { strict: true, input: inputName, shell }
+      lines.push(dockerfileText(step, ctx))
+      const spec = step.spec as { op?: string; shell?: readonly string[] }
+      if (step.kind === 'config' && spec.op === 'shell' && spec.shell) shell = spec.shell
+    }
+    shells.set(e, shell)
+    blocks.push(lines.join('\n'))
+  }
+  const text = `${blocks.join('\n\n')}\n`
+  const directive = opts.syntaxDirective !== false && NEWER_SYNTAX.test(text) ? '# syntax=docker/dockerfile:1\n' : ''
+  return directive + text
+}
+
+/** A stage's own name, when the importer kept the Dockerfile's `AS name`. */
+function stageName(def: StageDef): string | undefined {
+  const name = (def as { readonly name?: unknown }).name
+  return typeof name === 'string' && name !== '' ? name : undefined
+}
