@@ -79,6 +79,22 @@ export const ErrorCodes = Object.freeze({
   EXPANSION_FAILED: 'EXPANSION_FAILED',
   /** A builder step that Dockerfile syntax cannot express (toDockerfile); `details` names the value. */
   NOT_REPRESENTABLE: 'NOT_REPRESENTABLE',
+  /** An index offers no image for the requested platform; `details.available` lists what it offers. */
+  PLATFORM_NOT_FOUND: 'PLATFORM_NOT_FOUND',
+  /** The registry has no such repository, tag or manifest digest (404); `details.reference` names it. */
+  MANIFEST_UNKNOWN: 'MANIFEST_UNKNOWN',
+  /** The registry refused the credentials or has none for us (401/403); never carries the secret. */
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  /** Bytes from a registry do not hash to the digest they were asked for; nothing was stored. */
+  DIGEST_MISMATCH: 'DIGEST_MISMATCH',
+  /** No connection to the registry (refused, DNS, TLS, dropped) after the retry budget; `details.registry` names it. */
+  REGISTRY_UNREACHABLE: 'REGISTRY_UNREACHABLE',
+  /** Any other registry response the distribution API does not allow here; `details.status` holds the HTTP status. */
+  REGISTRY_ERROR: 'REGISTRY_ERROR',
+  /** A blob the manifest names is not in the registry (404). */
+  BLOB_UNKNOWN: 'BLOB_UNKNOWN',
+  /** A `docker-credential-*` helper or config.json could not be used; `details.helper` / `details.path` name it. */
+  CREDENTIALS_FAILED: 'CREDENTIALS_FAILED',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

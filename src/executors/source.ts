@@ -1,13 +1,14 @@
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { importLocalImage, parseLocalRef } from '../sources/local.js'
 import type { ImageConfig } from '../oci/types.js'
+import type { ResolvedImage } from '../sources/resolve.js'
 import { parseReference } from '../reference/reference.js'
 import type { Executor, ImageState } from '../solver/types.js'
 import { DEFAULT_PATH, envMap } from './state.js'
 
 /**
- * FROM: scratch or a local image. Registry references are the registry issue's job; until then they
- * fail with UNKNOWN_FROM and say which local forms work.
+ * FROM: scratch, a local image (`oci:`, `oci-archive:`, `docker-archive:`) or a registry reference
+ * (`debian`, `host:5000/a/b@sha256:…`), pulled through the build's {@link ExecContext.registry}.
  */
 export const sourceExecutor: Executor<'source'> = {
   kind: 'source',
@@ -26,17 +27,16 @@ export const sourceExecutor: Executor<'source'> = {
       }
     } else {
       const local = parseLocalRef(ref)
-      if (!local) {
-        // A malformed name is the caller's mistake (INVALID_REFERENCE); a well-formed one needs a registry.
+      let imported: ResolvedImage
+      if (local) imported = await importLocalImage(local, ref, ctx.store.blobs, ctx.platform, ctx.signal)
+      else {
+        // A malformed name is the caller's mistake (INVALID_REFERENCE); a well-formed one is pulled.
         const parsed = parseReference(ref)
-        throw new ImagesmithError(
-          ErrorCodes.UNKNOWN_FROM,
-          `unknown base image ${JSON.stringify(ref)} (${parsed.full}): use 'scratch', another builder, or a local image ` +
-            `('oci-archive:PATH[:TAG]', 'oci:DIR[:TAG]', 'docker-archive:PATH[:NAME:TAG]'); registry pulls are not supported yet`,
-          { reference: ref, normalized: parsed.full },
-        )
+        if (!ctx.registry) {
+          throw new ImagesmithError(ErrorCodes.UNKNOWN_FROM, `base image ${parsed.full} needs a registry, and this build has no registry client`, { reference: ref, normalized: parsed.full })
+        }
+        imported = await ctx.registry.pull(parsed, ctx.platform, ctx.store.blobs, ctx.signal)
       }
-      const imported = await importLocalImage(local, ref, ctx.store.blobs, ctx.platform, ctx.signal)
       config = imported.config
       layers = imported.layers
     }

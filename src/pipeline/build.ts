@@ -13,6 +13,8 @@ import type { BuildOptions, BuildResult, OutputSpec } from './options.js'
 import { resolveBuildOptions } from './resolve-options.js'
 import { toBuildError, type FailurePoint, type GatewayScope } from './error-gateway.js'
 import type { ProgressEvent } from '../solver/types.js'
+import { RegistryClient } from '../registry/client.js'
+import { PullSession } from '../registry/pull.js'
 
 export type { BuildOptions, BuildResult, OutputSpec } from './options.js'
 
@@ -61,6 +63,8 @@ async function runBuild(
     onProgress?.(e)
   }
   at.phase = 'solve'
+  // Idle keep-alive sockets do not hold the process open: the client needs no close.
+  const registry = new PullSession(new RegistryClient(resolved.registry))
 
   const { state, cacheHits, vertices } = await solve(
     graph,
@@ -78,6 +82,7 @@ async function runBuild(
       network: resolved.network,
       runtime: opts.runtime,
       signal: opts.signal,
+      registry,
       emit,
     },
     { concurrency: opts.concurrency },
@@ -104,6 +109,7 @@ async function runBuild(
     output: exported?.path,
     ...(exported?.ref !== undefined ? { ref: exported.ref } : {}),
     ...(exported?.pushed !== undefined ? { pushed: exported.pushed } : {}),
+    bases: registry.bases,
   }
 }
 

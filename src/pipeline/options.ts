@@ -3,6 +3,7 @@ import type { ImageConfig, LayerRef, Manifest } from '../oci/types.js'
 import type { Compression } from '../layer/entry.js'
 import type { PushStats } from '../exporters/exporter.js'
 import type { ProgressEvent, SecretSource, VertexRecord } from '../solver/types.js'
+import type { RegistryOptions } from '../registry/options.js'
 
 /** Where a build goes. Mirrors `docker buildx build --output`. */
 export type OutputSpec =
@@ -48,6 +49,16 @@ export interface BuildOptions {
   readonly onProgress?: (event: ProgressEvent) => void
   /** Vertices run in parallel. @default 2 */
   readonly concurrency?: number
+  /** Registry mirrors, insecure hosts, CA file and credentials for pulling base images (and pushing). */
+  readonly registry?: RegistryOptions
+}
+
+/** A base image pulled from a registry: the tag as resolved once in this build, to repeat it exactly. */
+export interface BaseImageRecord {
+  /** The normalised reference: `docker.io/library/busybox:latest`. */
+  readonly ref: string
+  /** The digest the reference resolved to (an index or a manifest, as the registry serves it). */
+  readonly digest: Digest
 }
 
 export interface BuildResult {
@@ -67,4 +78,6 @@ export interface BuildResult {
   readonly ref?: string
   /** What a `registry` output moved: blobs uploaded, mounted from another repository, or already there. */
   readonly pushed?: PushStats
+  /** Registry base images, each with the digest it resolved to in this build. */
+  readonly bases: readonly BaseImageRecord[]
 }

@@ -5,9 +5,12 @@ import { hostPlatform } from '../oci/platform.js'
 import { DEFAULT_DOCKER_HOST } from '../exporters/docker-host.js'
 import type { Platform } from '../oci/types.js'
 import type { BuildOptions } from './options.js'
+import { parseMirrorList } from '../registry/endpoints.js'
+import type { RegistryConfig, RegistryOptions } from '../registry/options.js'
 
 /**
- * The one place that reads the environment (IMAGESMITH_CACHE, XDG_CACHE_HOME, SOURCE_DATE_EPOCH, DOCKER_HOST):
+ * The one place that reads the environment (IMAGESMITH_CACHE, XDG_CACHE_HOME, SOURCE_DATE_EPOCH, DOCKER_HOST,
+ * IMAGESMITH_REGISTRY_MIRRORS, DOCKER_CONFIG):
  * everything below receives plain, resolved options.
  */
 export interface ResolvedBuildOptions {
@@ -20,6 +23,7 @@ export interface ResolvedBuildOptions {
   readonly network: 'default' | 'none'
   /** The `docker` output's engine when it names no host: $DOCKER_HOST, else Docker's default socket. */
   readonly dockerHost: string
+  readonly registry: RegistryConfig
 }
 
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -52,6 +56,41 @@ export function resolveBuildOptions(opts: BuildOptions, env: NodeJS.ProcessEnv =
     platform: parsePlatform(opts.platform),
     network: parseNetwork(opts.network),
     dockerHost: env.DOCKER_HOST ? env.DOCKER_HOST : DEFAULT_DOCKER_HOST,
+    registry: resolveRegistryOptions(opts.registry, env),
+  }
+}
+
+/** The environment variable holding pull mirrors: `docker.io=127.0.0.1:5000,docker.io=m2:5000`. */
+export const MIRRORS_ENV = 'IMAGESMITH_REGISTRY_MIRRORS'
+
+/**
+ * Registry options with defaults: mirrors from the option, else from $IMAGESMITH_REGISTRY_MIRRORS
+ * (per registry: a registry the option names takes the option's list); config.json from
+ * `configDir`, else $DOCKER_CONFIG, else ~/.docker.
+ */
+export function resolveRegistryOptions(opts: RegistryOptions = {}, env: NodeJS.ProcessEnv = process.env): RegistryConfig {
+  const fromEnv = env[MIRRORS_ENV] ? parseMirrorList(env[MIRRORS_ENV], MIRRORS_ENV) : {}
+  const mirrors: Record<string, readonly string[]> = { ...fromEnv }
+  for (const [registry, list] of Object.entries(opts.mirrors ?? {})) {
+    if (!Array.isArray(list) || list.some((m) => typeof m !== 'string')) {
+      throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `registry.mirrors[${JSON.stringify(registry)}] must be a list of host[:port] strings`, { option: 'registry.mirrors', registry })
+    }
+    mirrors[registry] = [...list]
+  }
+  const positive = (v: number | undefined, name: string, dflt: number, min: number): number => {
+    if (v === undefined) return dflt
+    if (!Number.isInteger(v) || v < min) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `registry.${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`, { option: `registry.${name}` })
+    return v
+  }
+  return {
+    mirrors,
+    insecure: [...(opts.insecure ?? [])],
+    ...(opts.caFile ? { caFile: resolve(opts.caFile) } : {}),
+    configDir: opts.configDir ? resolve(opts.configDir) : env.DOCKER_CONFIG ? resolve(env.DOCKER_CONFIG) : join(homedir(), '.docker'),
+    auths: { ...(opts.auths ?? {}) },
+    retries: positive(opts.retries, 'retries', 4, 0),
+    concurrency: positive(opts.concurrency, 'concurrency', 4, 1),
+    backoffMs: 200,
   }
 }
 

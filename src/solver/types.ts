@@ -3,6 +3,7 @@ import type { Digest } from '../oci/media-types.js'
 import type { ImageConfig, LayerRef, Platform } from '../oci/types.js'
 import type { Compression } from '../layer/entry.js'
 import type { Store } from '../store/store.js'
+import type { PullSession } from '../registry/pull.js'
 
 /** The image as it stands after a vertex: what the next op applies to. */
 export interface ImageState {
@@ -42,6 +43,8 @@ export interface ExecContext {
   /** Runtime binary path or name (crun/runc); undefined = detect. */
   readonly runtime?: string
   readonly signal?: AbortSignal
+  /** Registry pulls for FROM: one tag resolves to one digest per build. */
+  readonly registry?: PullSession
   emit(event: ProgressEvent): void
 }
 

@@ -63,7 +63,7 @@ export async function resolveImage(req: ResolveRequest): Promise<ResolvedImage> 
   if (!found) {
     const offers = [...offered]
     throw new ImagesmithError(
-      ErrorCodes.UNSUPPORTED_PLATFORM,
+      ErrorCodes.PLATFORM_NOT_FOUND,
       `${req.ref} has no image for ${formatPlatform(req.platform)}` + (offers.length ? `; it offers ${offers.join(', ')}` : ''),
       { reference: req.ref, platform: formatPlatform(req.platform), available: offers },
     )

@@ -81,7 +81,7 @@ describe('imagesmith CLI', () => {
     const cases: [string, string, string][] = [
       ['missing.ts', `export default image().from('scratch').copy('nope.txt', '/')`, 'COPY_SOURCE_NOT_FOUND'],
       ['outside.ts', `export default image().from('scratch').copy('../secret', '/')`, 'COPY_OUTSIDE_CONTEXT'],
-      ['unknown.ts', `export default image().from('no-such-registry-image:1')`, 'UNKNOWN_FROM'],
+      ['unknown.ts', `export default image().from('127.0.0.1:9/no-such-image:1')`, 'REGISTRY_UNREACHABLE'],
       ['port.ts', `export default image().expose('http')`, 'INVALID_PORT'],
       ['signal.ts', `export default image().stopSignal('SIGNOPE')`, 'INVALID_SIGNAL'],
       ['syntax.ts', `export default image(.from(`, 'BUILD_SCRIPT_INVALID'],

@@ -82,7 +82,7 @@ describe('resolveImage', () => {
   it('says which platforms the image offers when the one asked for is missing', async () => {
     const list = src.add({ schemaVersion: 2, manifests: [imageFor('amd64').desc, imageFor('arm', false, 'v7').desc] }, MediaType.OciIndex)
     const err = await resolve([list], { os: 'linux', architecture: 's390x' }).catch((e: unknown) => e)
-    expect(err).toMatchObject({ code: ErrorCodes.UNSUPPORTED_PLATFORM, details: { reference: 'test-image', platform: 'linux/s390x', available: ['linux/amd64', 'linux/arm/v7'] } })
+    expect(err).toMatchObject({ code: ErrorCodes.PLATFORM_NOT_FOUND, details: { reference: 'test-image', platform: 'linux/s390x', available: ['linux/amd64', 'linux/arm/v7'] } })
     expect((err as Error).message).toBe('test-image has no image for linux/s390x; it offers linux/amd64, linux/arm/v7')
   })
 

@@ -1,0 +1,239 @@
+import { readFileSync } from 'node:fs'
+import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http'
+import https from 'node:https'
+import type { Readable } from 'node:stream'
+import { rootCertificates } from 'node:tls'
+import { ErrorCodes, ImagesmithError, abortError } from '../errors.js'
+
+export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
+
+export interface HttpRequest {
+  readonly method: HttpMethod
+  readonly url: string
+  readonly headers?: Readonly<Record<string, string>>
+  /** A buffer, or an opener called once per attempt (a body stream cannot be replayed). */
+  readonly body?: Buffer | (() => Readable)
+  /** Follow 30x for GET/HEAD. @default true */
+  readonly followRedirects?: boolean
+  /** Retry 5xx, 429 and dropped connections with backoff. @default true */
+  readonly retry?: boolean
+  readonly signal?: AbortSignal
+}
+
+export interface HttpResponse {
+  readonly status: number
+  readonly headers: IncomingHttpHeaders
+  /** The URL that answered (after redirects). */
+  readonly url: string
+  readonly body: IncomingMessage
+}
+
+export interface TransportOptions {
+  /** Extra PEM CA file, trusted next to the system's. */
+  readonly caFile?: string
+  /** Attempts after the first. @default 4 */
+  readonly retries?: number
+  /** First backoff delay, doubled per attempt. @default 200 */
+  readonly backoffMs?: number
+  /** A connection silent this long (connecting or mid-body) counts as dropped. @default 30000 */
+  readonly idleTimeoutMs?: number
+}
+
+const SYSTEM_CA_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem']
+const MAX_REDIRECTS = 10
+/** A Retry-After longer than this is not waited for: the error says so instead. */
+const MAX_RETRY_AFTER_MS = 60_000
+/** Connection errors worth another try: the registry was there and the line broke. */
+const TRANSIENT_ERRNOS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET'])
+
+/** The URL without its query (signed storage URLs carry credentials there) and never with userinfo. */
+export function safeUrl(url: string): string {
+  try {
+    const u = new URL(url)
+    return `${u.protocol}//${u.host}${u.pathname}`
+  } catch {
+    return '(invalid url)'
+  }
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortError(signal))
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    const onAbort = (): void => {
+      clearTimeout(t)
+      reject(abortError(signal!))
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+/** A connection-level failure (refused, reset, TLS), typed; `transient` says whether a retry may help. */
+export function unreachable(url: string, cause: unknown, attempts: number): ImagesmithError {
+  const errno = (cause as NodeJS.ErrnoException)?.code
+  const host = (() => {
+    try {
+      return new URL(url).host
+    } catch {
+      return url
+    }
+  })()
+  return new ImagesmithError(
+    ErrorCodes.REGISTRY_UNREACHABLE,
+    `registry ${host} unreachable: ${errno ?? (cause as Error)?.message ?? String(cause)} (${safeUrl(url)}, ${attempts} attempt${attempts === 1 ? '' : 's'})`,
+    { registry: host, url: safeUrl(url), errno, attempts },
+    { cause },
+  )
+}
+
+export function isTransient(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException)?.code
+  return (code !== undefined && TRANSIENT_ERRNOS.has(code)) || /socket hang up|aborted|premature close/i.test((e as Error)?.message ?? '')
+}
+
+/** Delay before attempt `n` (1-based): Retry-After when the server sent one, else exponential with jitter. */
+export function backoffDelay(n: number, baseMs: number, retryAfter?: string | string[]): number {
+  const ra = Array.isArray(retryAfter) ? retryAfter[0] : retryAfter
+  if (ra) {
+    const secs = Number(ra)
+    const ms = Number.isFinite(secs) ? secs * 1000 : Date.parse(ra) - Date.now()
+    if (Number.isFinite(ms) && ms >= 0) return Math.min(ms, MAX_RETRY_AFTER_MS)
+  }
+  return baseMs * 2 ** (n - 1) * (0.75 + Math.random() * 0.5)
+}
+
+/**
+ * HTTP(S) for the distribution API over node:http: TLS with the system's CAs plus an optional CA
+ * file, keep-alive agents, retries with backoff (5xx, 429 with Retry-After, dropped connections),
+ * and redirects that never carry Authorization to another host. Which scheme a host gets is
+ * decided by the caller (see endpoints.ts).
+ */
+export class Transport {
+  readonly retries: number
+  readonly backoffMs: number
+  readonly idleTimeoutMs: number
+  readonly #http = new http.Agent({ keepAlive: true, maxSockets: 16 })
+  readonly #https: https.Agent
+  #requests = 0
+
+  constructor(opts: TransportOptions = {}) {
+    this.retries = opts.retries ?? 4
+    this.backoffMs = opts.backoffMs ?? 200
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 30_000
+    this.#https = new https.Agent({ keepAlive: true, maxSockets: 16, ca: trustedCas(opts.caFile) })
+  }
+
+  /** Requests sent (each attempt and redirect counts): for tests and benchmarks. */
+  get requestCount(): number {
+    return this.#requests
+  }
+
+  /** Sends `req`, retrying as configured. The caller reads or discards `body`. */
+  async send(req: HttpRequest): Promise<HttpResponse> {
+    const attempts = req.retry === false ? 1 : this.retries + 1
+    let lastError: unknown
+    for (let n = 1; n <= attempts; n++) {
+      if (req.signal?.aborted) throw abortError(req.signal)
+      let res: HttpResponse
+      try {
+        res = await this.#follow(req)
+      } catch (e) {
+        if (e instanceof ImagesmithError) throw e
+        lastError = e
+        if (!isTransient(e) || n === attempts) throw unreachable(req.url, e, n)
+        await sleep(backoffDelay(n, this.backoffMs), req.signal)
+        continue
+      }
+      if ((res.status >= 500 || res.status === 429) && n < attempts) {
+        res.body.resume()
+        await sleep(backoffDelay(n, this.backoffMs, res.headers['retry-after']), req.signal)
+        continue
+      }
+      return res
+    }
+    throw unreachable(req.url, lastError, attempts)
+  }
+
+  async #follow(req: HttpRequest): Promise<HttpResponse> {
+    let url = req.url
+    let headers = { ...(req.headers ?? {}) }
+    const origin = new URL(url).host
+    for (let hop = 0; ; hop++) {
+      const res = await this.#once(req.method, url, headers, req.body, req.signal)
+      const location = res.headers.location
+      const redirect = [301, 302, 303, 307, 308].includes(res.statusCode ?? 0) && location && req.followRedirects !== false && (req.method === 'GET' || req.method === 'HEAD')
+      if (!redirect) return { status: res.statusCode ?? 0, headers: res.headers, url, body: res }
+      res.resume()
+      if (hop >= MAX_REDIRECTS) throw new ImagesmithError(ErrorCodes.REGISTRY_ERROR, `too many redirects from ${safeUrl(req.url)}`, { url: safeUrl(req.url) })
+      url = new URL(location, url).toString()
+      // Blob GETs redirect to object storage: the registry's credentials stay with the registry.
+      if (new URL(url).host !== origin) {
+        headers = Object.fromEntries(Object.entries(headers).filter(([k]) => k.toLowerCase() !== 'authorization'))
+      }
+    }
+  }
+
+  #once(method: HttpMethod, url: string, headers: Record<string, string>, body: HttpRequest['body'], signal?: AbortSignal): Promise<IncomingMessage> {
+    this.#requests++
+    const u = new URL(url)
+    const mod = u.protocol === 'https:' ? https : http
+    const agent = u.protocol === 'https:' ? this.#https : this.#http
+    return new Promise((resolve, reject) => {
+      const r = mod.request(u, { method, headers: { 'user-agent': 'imagesmith', ...headers }, agent, signal }, resolve)
+      r.on('error', (e) => reject(signal?.aborted ? abortError(signal) : e))
+      // A registry that stops answering (connect or mid-body) is a dropped connection: retried.
+      r.setTimeout(this.idleTimeoutMs, () => r.destroy(Object.assign(new Error(`no data for ${this.idleTimeoutMs} ms`), { code: 'ETIMEDOUT' })))
+      if (body === undefined) r.end()
+      else if (Buffer.isBuffer(body)) r.end(body)
+      else {
+        const src = body()
+        src.on('error', (e) => r.destroy(e))
+        src.pipe(r)
+      }
+    })
+  }
+
+  close(): void {
+    this.#http.destroy()
+    this.#https.destroy()
+  }
+}
+
+/** Node's bundled roots, the system bundle (where the admin's CAs go) and the caller's file. */
+function trustedCas(caFile?: string): string[] {
+  const cas = [...rootCertificates]
+  for (const f of SYSTEM_CA_BUNDLES) {
+    try {
+      cas.push(readFileSync(f, 'utf8'))
+      break
+    } catch {
+      // not on this system
+    }
+  }
+  if (caFile) {
+    try {
+      cas.push(readFileSync(caFile, 'utf8'))
+    } catch (e) {
+      throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `cannot read the registry CA file ${caFile}: ${(e as Error).message}`, { caFile }, { cause: e })
+    }
+  }
+  return cas
+}
+
+/** Reads a response body up to `max` bytes (manifests, errors, tokens). */
+export async function readBody(res: HttpResponse, max = 8 << 20): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const c of res.body as AsyncIterable<Buffer>) {
+    size += c.length
+    if (size > max) {
+      res.body.destroy()
+      throw new ImagesmithError(ErrorCodes.REGISTRY_ERROR, `response from ${safeUrl(res.url)} is larger than ${max} bytes`, { url: safeUrl(res.url) })
+    }
+    chunks.push(c)
+  }
+  return Buffer.concat(chunks)
+}
