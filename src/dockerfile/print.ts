@@ -12,10 +12,12 @@ import type { Digest } from '../oci/media-types.js'
 
 export interface PrintOptions {
   /**
-   * What to do with a local image reference (`oci-archive:PATH`, `oci:DIR`, `docker-archive:PATH`)
-   * that `docker build` and buildah cannot read: `'comment'` writes it as it is, under a comment
-   * saying to load and tag it first (imagesmith's own `build -f` reads it back as written);
-   * `'error'` refuses with `NOT_REPRESENTABLE`, for output that must build anywhere.
+   * What to do with a local image reference (`oci-archive:PATH`, `oci:DIR`, `docker-archive:PATH`).
+   * buildah and podman read these transports in FROM as written, and so does imagesmith's own
+   * `build -f`; `docker build` (BuildKit) does not. `'comment'` (the default) writes the reference
+   * as it is under a comment saying so, because rewriting it would break the builders that do read
+   * it and lose the user's intent; `'error'` refuses with `NOT_REPRESENTABLE`, for output that must
+   * build with docker too.
    * @default 'comment'
    */
   readonly localRefs?: 'comment' | 'error'
@@ -84,7 +86,7 @@ export function toDockerfile(builder: ImageBuilder | StageDef, opts: PrintOption
   const refOf = (ref: string, where: string): string => {
     if (!LOCAL_REF.test(ref)) return ref
     if (opts.localRefs === 'error') {
-      throw new ImagesmithError(ErrorCodes.NOT_REPRESENTABLE, `${where} reads the local image ${ref}, which docker build and buildah cannot: load and tag it, then refer to it by name`, { ref })
+      throw new ImagesmithError(ErrorCodes.NOT_REPRESENTABLE, `${where} reads the local image ${ref}, which docker build cannot: load and tag it, then refer to it by name`, { ref })
     }
     return ref
   }
@@ -99,7 +101,7 @@ export function toDockerfile(builder: ImageBuilder | StageDef, opts: PrintOption
     let from: string
     if ('ref' in base) {
       from = refOf(base.ref, 'FROM')
-      if (LOCAL_REF.test(base.ref)) lines.push(`# ${base.ref} is an imagesmith local image reference: for docker build or buildah, load it and use its name here.`)
+      if (LOCAL_REF.test(base.ref)) lines.push(`# ${base.ref} is a local image (buildah, podman and imagesmith read it; for docker build, load it and use its name)`)
     } else {
       const parent = byDef.get(base.stage)!
       from = parent.name
@@ -108,7 +110,7 @@ export function toDockerfile(builder: ImageBuilder | StageDef, opts: PrintOption
     lines.push(fromText(from, e.name === '' ? undefined : e.name))
     for (const step of e.def.steps) {
       for (const dep of step.deps) {
-        if ('ref' in dep && LOCAL_REF.test(dep.ref)) lines.push(`# ${dep.ref} is an imagesmith local image reference: for docker build or buildah, load it and use its name here.`)
+        if ('ref' in dep && LOCAL_REF.test(dep.ref)) lines.push(`# ${dep.ref} is a local image (buildah, podman and imagesmith read it; for docker build, load it and use its name)`)
       }
       const ctx: TextContext = { strict: true, input: inputName, shell }
       lines.push(dockerfileText(step, ctx))

@@ -82,7 +82,7 @@ describe('toDockerfile', () => {
   it('local image references: written as-is under a comment by default; NOT_REPRESENTABLE with localRefs: error', () => {
     const b = image().from('oci-archive:/tmp/base.tar').copy('/x', '/x', { from: 'oci:/tmp/layout:v1' })
     const text = toDockerfile(b)
-    expect(text).toContain('# oci-archive:/tmp/base.tar is an imagesmith local image reference')
+    expect(text).toContain('# oci-archive:/tmp/base.tar is a local image (buildah, podman and imagesmith read it')
     expect(text).toContain('\nFROM oci-archive:/tmp/base.tar\n')
     expect(text).toContain('COPY --from=oci:/tmp/layout:v1 /x /x')
     let err: unknown
