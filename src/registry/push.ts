@@ -1,0 +1,197 @@
+import PQueue from 'p-queue'
+import { ErrorCodes, ImagesmithError, throwIfAborted } from '../errors.js'
+import type { Digest } from '../oci/media-types.js'
+import type { FinalImage, Manifest } from '../oci/types.js'
+import { parseImageName, parseReference, type TaggedReference } from '../reference/reference.js'
+import type { BlobStore } from '../store/blob-store.js'
+import { openSession, uploadBlob, uploadInvalid, type PushSender, type UploadPolicy, type UploadTarget } from './upload.js'
+
+/** A base image the build started from, as the pull side records it (`bases` of the build result). */
+export interface PushBase {
+  /** The reference as resolved: `127.0.0.1:5000/library/busybox:latest` */
+  readonly ref: string
+  /** The manifest (or index) digest pulled. */
+  readonly digest: Digest
+}
+
+export interface PushOptions {
+  readonly blobs: BlobStore
+  /** The build's tags: each names a registry, a repository and a tag. */
+  readonly tags: readonly string[]
+  /** A sender per registry (`docker.io`, `127.0.0.1:5000`). */
+  readonly senderFor: (registry: string) => PushSender
+  /** Bases the image was built from: their repositories are where blobs are mounted from. */
+  readonly bases?: readonly PushBase[]
+  readonly upload?: Partial<Omit<UploadPolicy, 'onBytes'>>
+  /** Blobs uploaded at once per repository. @default 3 */
+  readonly concurrency?: number
+  readonly signal?: AbortSignal
+}
+
+export interface PushResult {
+  readonly digest: Digest
+  /** Every tag pushed, in full form (`127.0.0.1:5000/team/app:1`). */
+  readonly refs: readonly string[]
+  readonly blobs: number
+  readonly bytes: number
+  readonly mounted: number
+  readonly skipped: number
+}
+
+const DEFAULT_CHUNK = 16 << 20
+
+/**
+ * Pushes a built image to every tag's repository: for each blob a HEAD (present: skipped), else a
+ * cross-repository mount from a base's repository on the same registry, else an upload; then the
+ * manifest, byte for byte as stored, so the registry's digest is the built digest.
+ */
+export async function pushImage(image: FinalImage, opts: PushOptions): Promise<PushResult> {
+  if (opts.tags.length === 0) {
+    throw new ImagesmithError(ErrorCodes.OUTPUT_INVALID, 'a registry output needs at least one tag (-t registry/repository:tag)', {})
+  }
+  const byRepo = new Map<string, TaggedReference[]>()
+  for (const t of opts.tags) {
+    const ref = parseImageName(t)
+    const list = byRepo.get(ref.name) ?? []
+    list.push(ref)
+    byRepo.set(ref.name, list)
+  }
+  const manifestBytes = await opts.blobs.readBytes(image.manifestDigest)
+  const stats = { blobs: 0, bytes: 0, mounted: 0, skipped: 0 }
+  const policy: UploadPolicy = {
+    mode: opts.upload?.mode ?? 'auto',
+    chunkSize: opts.upload?.chunkSize ?? DEFAULT_CHUNK,
+    onBytes: (n) => (stats.bytes += n),
+  }
+  const refs: string[] = []
+  for (const refsOfRepo of byRepo.values()) {
+    const first = refsOfRepo[0]!
+    const sender = opts.senderFor(first.domain)
+    const sources = await mountSources(opts, first)
+    await pushBlobs(image, first, sender, sources, policy, stats, opts)
+    for (const ref of refsOfRepo) {
+      throwIfAborted(opts.signal)
+      await putManifest(sender, ref, image, manifestBytes, opts.signal)
+      refs.push(ref.full)
+    }
+  }
+  return { digest: image.manifestDigest, refs, ...stats }
+}
+
+/** digest → repositories on the target's registry that hold it (from the bases' manifests), plus every base repository as a fallback. */
+interface MountSources {
+  readonly byDigest: ReadonlyMap<string, string>
+  readonly any: string | undefined
+}
+
+async function mountSources(opts: PushOptions, target: TaggedReference): Promise<MountSources> {
+  const byDigest = new Map<string, string>()
+  let any: string | undefined
+  for (const base of opts.bases ?? []) {
+    let ref
+    try {
+      ref = parseReference(base.ref)
+    } catch {
+      continue
+    }
+    if (ref.domain !== target.domain || ref.path === target.path) continue
+    any ??= ref.path
+    const doc = await opts.blobs.readJson<Partial<Manifest>>(base.digest).catch(() => undefined)
+    for (const l of doc?.layers ?? []) if (!byDigest.has(l.digest)) byDigest.set(l.digest, ref.path)
+  }
+  return { byDigest, any }
+}
+
+async function pushBlobs(
+  image: FinalImage,
+  target: TaggedReference,
+  sender: PushSender,
+  sources: MountSources,
+  policy: UploadPolicy,
+  stats: { blobs: number; mounted: number; skipped: number },
+  opts: PushOptions,
+): Promise<void> {
+  const repo = target.path
+  const pushScope = `repository:${repo}:pull,push`
+  const blobs: { digest: Digest; size: number }[] = [...image.layers.map((l) => ({ digest: l.digest, size: l.size })), { digest: image.configDigest, size: -1 }]
+  const seen = new Set<string>()
+  const queue = new PQueue({ concurrency: opts.concurrency ?? 3 })
+  const tasks = blobs
+    .filter((b) => !seen.has(b.digest) && seen.add(b.digest))
+    .map((b) =>
+      queue.add(async () => {
+        throwIfAborted(opts.signal)
+        const size = b.size >= 0 ? b.size : await opts.blobs.size(b.digest)
+        const t: UploadTarget = { repository: repo, digest: b.digest, size, path: opts.blobs.blobPath(b.digest), scopes: [pushScope], signal: opts.signal }
+        const head = await sender.send({ method: 'HEAD', url: `/v2/${repo}/blobs/${b.digest}`, scopes: [pushScope], signal: opts.signal })
+        await head.text(0)
+        if (head.status === 200) {
+          stats.skipped++
+          return
+        }
+        if (head.status !== 404) throw unexpected(sender, head.status, 'HEAD', t, '')
+        const from = sources.byDigest.get(b.digest) ?? sources.any
+        let session: string
+        let minChunk: number | undefined
+        if (from) {
+          const scopes = [pushScope, `repository:${from}:pull`]
+          const url = `/v2/${repo}/blobs/uploads/?mount=${encodeURIComponent(b.digest)}&from=${encodeURIComponent(from)}`
+          const res = await sender.send({ method: 'POST', url, scopes, headers: { 'content-length': '0' }, signal: opts.signal })
+          const body = await res.text(64 << 10)
+          if (res.status === 201) {
+            stats.mounted++
+            return
+          }
+          // 202: the registry could not mount (not there, or no pull access) and opened a session instead.
+          if (res.status !== 202) throw unexpected(sender, res.status, 'POST (mount)', t, body)
+          const loc = res.headers['location']
+          const text = Array.isArray(loc) ? loc[0] : loc
+          if (!text) throw uploadInvalid(t, 'the registry answered the mount with 202 but no Location', 202)
+          session = new URL(text, res.url).toString()
+          minChunk = chunkMin(res.headers)
+        } else {
+          session = await openSession(sender, t)
+        }
+        await uploadBlob(sender, t, session, minChunk, policy)
+        stats.blobs++
+      }),
+    )
+  await Promise.all(tasks)
+}
+
+function chunkMin(headers: Readonly<Record<string, string | string[] | undefined>>): number | undefined {
+  const v = headers['oci-chunk-min-length']
+  const n = Number(Array.isArray(v) ? v[0] : v)
+  return Number.isFinite(n) && n > 0 ? n : undefined
+}
+
+async function putManifest(sender: PushSender, ref: TaggedReference, image: FinalImage, bytes: Buffer, signal?: AbortSignal): Promise<void> {
+  const res = await sender.send({
+    method: 'PUT',
+    url: `/v2/${ref.path}/manifests/${ref.tag}`,
+    scopes: [`repository:${ref.path}:pull,push`],
+    headers: { 'content-type': image.manifest.mediaType, 'content-length': String(bytes.length) },
+    body: bytes,
+    signal,
+  })
+  const body = await res.text(64 << 10)
+  if (res.status !== 201 && res.status !== 200 && res.status !== 202) {
+    throw new ImagesmithError(
+      res.status === 401 || res.status === 403 ? ErrorCodes.UNAUTHORIZED : ErrorCodes.MANIFEST_INVALID,
+      `the registry refused the manifest for ${ref.full} (${res.status}): ${sender.redact(body.slice(0, 300))}`,
+      { reference: ref.full, status: res.status },
+    )
+  }
+  const echoed = res.headers['docker-content-digest']
+  const digest = Array.isArray(echoed) ? echoed[0] : echoed
+  if (digest && digest !== image.manifestDigest) {
+    throw new ImagesmithError(ErrorCodes.MANIFEST_INVALID, `the registry stored ${ref.full} as ${digest}, not the built ${image.manifestDigest}`, { reference: ref.full, digest, expected: image.manifestDigest })
+  }
+}
+
+function unexpected(sender: PushSender, status: number, what: string, t: UploadTarget, body: string): ImagesmithError {
+  if (status === 401 || status === 403) {
+    return new ImagesmithError(ErrorCodes.UNAUTHORIZED, `the registry refused ${what} for ${t.repository} (${status}): push access denied`, { repository: t.repository, status })
+  }
+  return uploadInvalid(t, `unexpected answer to ${what} (${status})${body ? `: ${sender.redact(body.slice(0, 300))}` : ''}`, status)
+}
