@@ -8,23 +8,27 @@ import type { OutputSpec } from '../pipeline/options.js'
 import type { ProgressEvent, SecretSource } from '../solver/types.js'
 import { UsageError, assertKnownFlags, many, one, parseArgs, parseCsvPairs, type ParsedArgs } from './args.js'
 import { loadBuildScript } from './load-script.js'
+import { LOGIN_HELP, loginCommand, logoutCommand } from './login.js'
 import { DOCKERFILE_HELP, dockerfileCommand } from './dockerfile.js'
 
 const HELP = `imagesmith: build OCI images from TypeScript
 
 Usage:
-  imagesmith build <build.ts> [--context DIR] [-t TAG]... [-o type=oci,dest=PATH | type=oci-layout,dest=DIR | type=docker[,host=H]]
-                   [--load]
+  imagesmith build <build.ts> [--context DIR] [-t TAG]... [-o type=oci,dest=PATH | type=oci-layout,dest=DIR | type=docker[,host=H] | type=registry]
+                   [--load | --push]
                    [--target NAME] [--no-cache] [--progress auto|plain|tty|quiet] [--build-arg K=V]...
                    [--secret id=ID,src=PATH | id=ID,env=VAR]... [--platform os/arch] [--network default|none]
                    [--cache-dir DIR] [--runtime crun|runc|PATH]
   imagesmith graph <build.ts> [--target NAME] [--format mermaid|dot] [--build-arg K=V]...
   imagesmith inspect <archive.tar | layout-dir> [--json]
 ${DOCKERFILE_HELP}
+${LOGIN_HELP}
 
 Progress: auto, plain and tty print one line per step event (start, log, done) on stderr; quiet prints
 only the digest. tty is accepted as an alias of auto, as buildx spells it.
-Outputs: type=docker (or --load) streams the image into a Docker or Podman engine API with its tags:
+Outputs: type=registry (or --push) pushes to every -t tag's registry (upload=auto|monolithic|chunked,
+chunk-size=BYTES); credentials come from config.json as docker login stores them.
+type=docker (or --load) streams the image into a Docker or Podman engine API with its tags:
 host=unix:///path or tcp://host:port, default $DOCKER_HOST, else unix:///var/run/docker.sock.
 Network: default is the host's network for RUN (as BuildKit without CNI); none gives RUN only loopback.
 
@@ -55,6 +59,10 @@ export async function main(argv: readonly string[], io: Io, signal?: AbortSignal
         return await graph(args, io)
       case 'inspect':
         return await inspect(args, io)
+      case 'login':
+        return await loginCommand(args, io, signal)
+      case 'logout':
+        return await logoutCommand(args, io)
       case 'dockerfile':
         return await dockerfileCommand(args, io)
       default:
@@ -125,10 +133,18 @@ export function parseOutput(text: string): OutputSpec {
     const host = kv.get('host')
     return host ? { type: 'docker', host } : { type: 'docker' }
   }
+  if (type === 'registry' || (type === 'image' && kv.get('push') === 'true')) {
+    const upload = kv.get('upload')
+    if (upload !== undefined && upload !== 'auto' && upload !== 'monolithic' && upload !== 'chunked') throw new UsageError(`--output ${text}: upload must be auto, monolithic or chunked`)
+    const chunk = kv.get('chunk-size')
+    const chunkSize = chunk === undefined ? undefined : Number(chunk)
+    if (chunkSize !== undefined && (!Number.isInteger(chunkSize) || chunkSize < 1)) throw new UsageError(`--output ${text}: chunk-size must be a positive number of bytes`)
+    return { type: 'registry', ...(upload ? { upload } : {}), ...(chunkSize ? { chunkSize } : {}) }
+  }
   if (!dest) throw new UsageError(`--output ${text}: dest=PATH is required`)
   if (type === 'oci') return kv.get('tar') === 'false' ? { type: 'oci-layout', dest } : { type: 'oci', dest }
   if (type === 'oci-layout') return { type: 'oci-layout', dest }
-  throw new UsageError(`--output ${text}: type must be oci, oci-layout or docker`)
+  throw new UsageError(`--output ${text}: type must be oci, oci-layout, docker or registry`)
 }
 
 /** `-o`, or buildx's shorthands `--load` (= `-o type=docker`) and `--push` (= `-o type=registry`). */
@@ -188,6 +204,9 @@ async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<nu
     io.err(`built ${result.digest} in ${((Date.now() - started) / 1000).toFixed(2)}s (${result.layers.length} layers, ${result.cacheHits} cached)\n`)
     if (output?.type === 'oci') {
       io.err(`load it with:  podman load -i ${output.dest}  |  docker load -i ${output.dest}  |  ctr images import ${output.dest}\n`)
+    } else if (output?.type === 'registry' && result.pushed) {
+      const p = result.pushed
+      io.err(`pushed ${p.tags.join(', ')}: ${p.blobs} blobs uploaded (${formatSize(p.bytes)}), ${p.mounted} mounted, ${p.skipped} already there\n`)
     } else if (output?.type === 'docker') {
       io.err(`loaded into ${output.host ?? 'the Docker engine'}${result.ref ? ` as ${result.ref}` : ''}\n`)
     } else if (output && 'dest' in output) {

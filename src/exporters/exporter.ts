@@ -1,6 +1,7 @@
 import type { Digest } from '../oci/media-types.js'
 import type { FinalImage } from '../oci/types.js'
 import type { BlobStore } from '../store/blob-store.js'
+import type { RegistryConfig } from '../registry/options.js'
 
 export interface ExportContext {
   readonly blobs: BlobStore
@@ -11,6 +12,10 @@ export interface ExportContext {
   readonly signal?: AbortSignal
   /** The Docker Engine endpoint for the `docker` output when it names none ($DOCKER_HOST, resolved once). */
   readonly dockerHost?: string
+  /** How registries are reached and authenticated (the `registry` output). */
+  readonly registry?: RegistryConfig
+  /** Registry bases of the build (`ref` resolved to `digest`): where a push mounts shared blobs from. */
+  readonly bases?: readonly { readonly ref: string; readonly digest: Digest }[]
 }
 
 /** What an export produced: always the image's digest, and where it went. */

@@ -3,6 +3,7 @@ import type { ExportContext, ExportResult, Exporter } from './exporter.js'
 import { dockerExporter } from './docker.js'
 import { ociArchiveExporter } from './oci-archive.js'
 import { ociLayoutExporter } from './oci-layout.js'
+import { registryExporter } from './registry.js'
 
 /**
  * Every output type and its exporter. A new output (`registry`, `docker`) is one file and one
@@ -12,6 +13,7 @@ export const exporters = Object.freeze({
   oci: ociArchiveExporter,
   'oci-layout': ociLayoutExporter,
   docker: dockerExporter,
+  registry: registryExporter,
 })
 
 export type OutputType = keyof typeof exporters

@@ -95,7 +95,7 @@ async function runBuild(
   let exported: ExportResult | undefined
   if (opts.output) {
     at.phase = 'export'
-    const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal, dockerHost: resolved.dockerHost }
+    const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal, dockerHost: resolved.dockerHost, registry: resolved.registry, bases: registry.bases }
     exported = await exportImage(image, opts.output, ctx)
   }
   return {

@@ -2,6 +2,7 @@ import type { Digest } from '../oci/media-types.js'
 import type { ImageConfig, LayerRef, Manifest } from '../oci/types.js'
 import type { Compression } from '../layer/entry.js'
 import type { PushStats } from '../exporters/exporter.js'
+import type { RegistryOutputOptions } from '../exporters/registry.js'
 import type { ProgressEvent, SecretSource, VertexRecord } from '../solver/types.js'
 import type { RegistryOptions } from '../registry/options.js'
 
@@ -13,6 +14,8 @@ export type OutputSpec =
   | { readonly type: 'oci-layout'; readonly dest: string }
   /** Straight into a Docker (or Podman) engine through its API, as buildx's `--load`; tags from `tags`. */
   | { readonly type: 'docker'; readonly host?: string }
+  /** Pushed to every tag's registry (`--push`); see {@link RegistryOutputOptions}. */
+  | ({ readonly type: 'registry' } & RegistryOutputOptions)
 
 export interface BuildOptions {
   /** Build context directory: COPY/ADD sources are relative to it. @default process.cwd() */

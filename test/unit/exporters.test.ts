@@ -20,10 +20,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 describe('exporter table', () => {
   it('is keyed by output type, each exporter named after its key', () => {
-    expect(Object.keys(exporters).sort()).toEqual(['docker', 'oci', 'oci-layout'])
+    expect(Object.keys(exporters).sort()).toEqual(['docker', 'oci', 'oci-layout', 'registry'])
     for (const [type, exporter] of Object.entries(exporters)) expect(exporter.name).toBe(type)
     expect(isOutputType('oci')).toBe(true)
-    expect(isOutputType('registry')).toBe(false)
+    expect(isOutputType('registry')).toBe(true)
+    expect(isOutputType('tarball')).toBe(false)
     expect(isOutputType('toString')).toBe(false)
   })
 
