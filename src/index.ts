@@ -41,3 +41,5 @@ export { exporters, exportImage, isOutputType, type OutputType, type ExportSpec 
 export type { ExportResult } from './exporters/exporter.js'
 export { resolveImage, type BlobFetcher, type ResolveRequest, type ResolvedImage } from './sources/resolve.js'
 export { toDockerfile, type PrintOptions } from './dockerfile/print.js'
+export type { BaseImageRecord } from './pipeline/options.js'
+export type { RegistryOptions, RegistryCredentials } from './registry/options.js'

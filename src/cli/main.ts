@@ -10,6 +10,8 @@ import { UsageError, assertKnownFlags, many, one, parseArgs, parseCsvPairs, type
 import { loadBuildScript } from './load-script.js'
 import { LOGIN_HELP, loginCommand, logoutCommand } from './login.js'
 import { DOCKERFILE_HELP, dockerfileCommand } from './dockerfile.js'
+import { PULL_HELP, pullCommand } from './pull.js'
+import { REGISTRY_FLAGS, REGISTRY_FLAGS_HELP, registryFlags } from './registry-flags.js'
 
 const HELP = `imagesmith: build OCI images from TypeScript
 
@@ -18,11 +20,12 @@ Usage:
                    [--load | --push]
                    [--target NAME] [--no-cache] [--progress auto|plain|tty|quiet] [--build-arg K=V]...
                    [--secret id=ID,src=PATH | id=ID,env=VAR]... [--platform os/arch] [--network default|none]
-                   [--cache-dir DIR] [--runtime crun|runc|PATH]
+                   [--cache-dir DIR] [--runtime crun|runc|PATH] [--registry-mirror R=HOST]... [--insecure-registry HOST]...
   imagesmith graph <build.ts> [--target NAME] [--format mermaid|dot] [--build-arg K=V]...
   imagesmith inspect <archive.tar | layout-dir> [--json]
 ${DOCKERFILE_HELP}
 ${LOGIN_HELP}
+${PULL_HELP}
 
 Progress: auto, plain and tty print one line per step event (start, log, done) on stderr; quiet prints
 only the digest. tty is accepted as an alias of auto, as buildx spells it.
@@ -30,6 +33,7 @@ Outputs: type=registry (or --push) pushes to every -t tag's registry (upload=aut
 chunk-size=BYTES); credentials come from config.json as docker login stores them.
 type=docker (or --load) streams the image into a Docker or Podman engine API with its tags:
 host=unix:///path or tcp://host:port, default $DOCKER_HOST, else unix:///var/run/docker.sock.
+${REGISTRY_FLAGS_HELP}
 Network: default is the host's network for RUN (as BuildKit without CNI); none gives RUN only loopback.
 
 Exit codes: 0 ok, 1 build failed, 2 usage error. Errors print as "error [CODE]: message".
@@ -65,6 +69,8 @@ export async function main(argv: readonly string[], io: Io, signal?: AbortSignal
         return await logoutCommand(args, io)
       case 'dockerfile':
         return await dockerfileCommand(args, io)
+      case 'pull':
+        return await pullCommand(args, io, signal)
       default:
         throw new UsageError(`unknown command ${JSON.stringify(args.command)}`)
     }
@@ -171,7 +177,7 @@ function parseSecret(text: string): [string, SecretSource] {
 }
 
 async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<number> {
-  assertKnownFlags(args, ['--context', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--progress', '--build-arg', '--secret', '--platform', '--network', '--cache-dir', '--runtime', '--quiet'])
+  assertKnownFlags(args, ['--context', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--progress', '--build-arg', '--secret', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', ...REGISTRY_FLAGS])
   const path = script(args)
   const progress = one(args, '--progress') ?? (args.flags.has('--quiet') ? 'quiet' : 'auto')
   if (!['auto', 'plain', 'tty', 'quiet'].includes(progress)) throw new UsageError(`--progress must be auto, plain, tty or quiet`)
@@ -197,6 +203,7 @@ async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<nu
     network: network ?? 'default',
     cacheDir: one(args, '--cache-dir'),
     runtime: one(args, '--runtime'),
+    registry: registryFlags(args),
     signal,
     onProgress: progress === 'quiet' ? undefined : progressPrinter(io),
   })

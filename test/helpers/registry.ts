@@ -351,8 +351,7 @@ export async function startProxy(target: string, faults: ProxyFaults = {}): Prom
     }
     const up = http.request({ host: target.split(':')[0], port: Number(target.split(':')[1]), method: req.method, path, headers: { ...req.headers, host: target } }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers)
-      const drop = matches && f.dropAfterBytes !== undefined && state.drops < (f.drops ?? 1) && req.method === 'GET'
-      if (drop) state.drops++
+      const drop = matches && f.dropAfterBytes !== undefined && req.method === 'GET'
       let sent = 0
       const total = Number(r.headers['content-length'] ?? 0)
       let flipped = false
@@ -366,7 +365,8 @@ export async function startProxy(target: string, faults: ProxyFaults = {}): Prom
             flipped = true
           }
         }
-        if (drop && sent + c.length > f.dropAfterBytes!) {
+        if (drop && sent + c.length > f.dropAfterBytes! && state.drops < (f.drops ?? 1)) {
+          state.drops++
           const part = c.subarray(0, Math.max(0, f.dropAfterBytes! - sent))
           sent += part.length
           proxy.bytesDown += part.length
