@@ -153,13 +153,6 @@ export interface Instruction {
   readonly comments: readonly string[]
 }
 
-/** FROM's parts, from `args`: `FROM [--platform=…] image [AS name]`. */
-export interface FromParts {
-  readonly image: string
-  /** The stage name, as written (BuildKit lower-cases it when it resolves stages). */
-  readonly stageName: string | undefined
-}
-
 /** A non-fatal remark, as BuildKit's parser warns (e.g. an empty continuation line). */
 export interface ParseWarning {
   readonly message: string
@@ -185,4 +178,14 @@ export interface Dockerfile {
 export interface ParseOptions {
   /** Shown in error messages in place of `Dockerfile`. */
   readonly filename?: string
+  /**
+   * Apply the checks of BuildKit's instruction stage that need nothing but the text: a word that
+   * is no instruction is `UNKNOWN_INSTRUCTION`, an unknown, repeated or malformed flag is
+   * `DOCKERFILE_SYNTAX` (also inside ONBUILD, whose trigger BuildKit would only reject when the
+   * image is used as a base). `false` gives BuildKit's bare parser output, as its parser tests
+   * expect it: unknown words are kept (upper-cased in `keyword`, with one empty argument) and
+   * flags are not checked.
+   * @default true
+   */
+  readonly strict?: boolean
 }
