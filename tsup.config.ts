@@ -1,9 +1,9 @@
 import { defineConfig } from 'tsup'
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', cli: 'src/cli/main.ts' },
+  entry: { index: 'src/index.ts', codegen: 'src/codegen/index.ts', cli: 'src/cli/main.ts' },
   format: ['esm', 'cjs'],
-  dts: { entry: { index: 'src/index.ts' } },
+  dts: { entry: { index: 'src/index.ts', codegen: 'src/codegen/index.ts' } },
   clean: true,
   sourcemap: true,
   target: 'node20',

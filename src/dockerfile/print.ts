@@ -5,10 +5,9 @@
  */
 import type { ImageBuilder } from '../builder/image-builder.js'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
-import { compileGraph } from '../graph/compile.js'
 import { DEFAULT_SHELL, dockerfileText, fromText, type TextContext } from '../graph/instruction-text.js'
 import type { StageDef, StepInput } from '../graph/stage.js'
-import type { Digest } from '../oci/media-types.js'
+import { collectStages, type StageEntry } from './print-stages.js'
 
 export interface PrintOptions {
   /**
@@ -35,11 +34,6 @@ const LOCAL_REF = /^(oci-archive|oci|docker-archive|oci-layout):/
 /** Syntax that the frontend built into docker 20.10 does not parse (it needs the dockerfile:1 frontend). */
 const NEWER_SYNTAX = /^(?:RUN|COPY|ADD)\b[^\n]*<<|^(?:COPY|ADD)\b[^\n]*(?:--link\b|--exclude=)|^HEALTHCHECK\b[^\n]*--start-interval=|^ADD\b[^\n]*--checksum=/m
 
-interface StageEntry {
-  readonly def: StageDef
-  name: string
-}
-
 /**
  * Prints the Dockerfile of a builder. Stages it reads from come first (each once, even when it is
  * reached by several paths or was defined twice with the same steps), named `stage-1`, `stage-2`, …
@@ -48,41 +42,7 @@ interface StageEntry {
  */
 export function toDockerfile(builder: ImageBuilder | StageDef, opts: PrintOptions = {}): string {
   const target = 'toStage' in builder ? builder.toStage() : builder
-  const order: StageEntry[] = []
-  const byDef = new Map<StageDef, StageEntry>()
-  const byKey = new Map<Digest, StageEntry>()
-
-  // Post-order walk: a stage's inputs are printed before it, as Docker requires.
-  const visit = (def: StageDef): StageEntry => {
-    const known = byDef.get(def)
-    if (known) return known
-    const key = compileGraph(def).output
-    const same = byKey.get(key)
-    if (same) {
-      byDef.set(def, same)
-      return same
-    }
-    if ('stage' in def.base) visit(def.base.stage)
-    for (const step of def.steps) for (const dep of step.deps) if ('stage' in dep) visit(dep.stage)
-    const entry: StageEntry = { def, name: '' }
-    byDef.set(def, entry)
-    byKey.set(key, entry)
-    order.push(entry)
-    return entry
-  }
-  visit(target)
-
-  const taken = new Set(order.map((e) => stageName(e.def)).filter((n): n is string => n !== undefined))
-  let n = 0
-  for (const e of order) {
-    const own = stageName(e.def)
-    if (own !== undefined) e.name = own
-    else if (e.def !== target || order.length > 1) {
-      do e.name = `stage-${++n}`
-      while (taken.has(e.name))
-    }
-  }
-
+  const { order, byDef } = collectStages(target)
   const refOf = (ref: string, where: string): string => {
     if (!LOCAL_REF.test(ref)) return ref
     if (opts.localRefs === 'error') {
@@ -123,10 +83,4 @@ export function toDockerfile(builder: ImageBuilder | StageDef, opts: PrintOption
   const text = `${blocks.join('\n\n')}\n`
   const directive = opts.syntaxDirective !== false && NEWER_SYNTAX.test(text) ? '# syntax=docker/dockerfile:1\n' : ''
   return directive + text
-}
-
-/** A stage's own name, when the importer kept the Dockerfile's `AS name`. */
-function stageName(def: StageDef): string | undefined {
-  const name = (def as { readonly name?: unknown }).name
-  return typeof name === 'string' && name !== '' ? name : undefined
 }

@@ -1,0 +1,146 @@
+/**
+ * Writes a builder graph (as the Dockerfile importer made it) as an idiomatic TypeScript module
+ * with ts-morph: one const per stage inside a function that takes the build args as a typed object,
+ * the Dockerfile's comments above the calls they preceded, and the target as the default export.
+ * The calls are made to produce the very same steps (see calls.ts), so the module builds the same
+ * image digest as the Dockerfile.
+ *
+ * This file (and the codegen entry point) is the only place ts-morph is loaded.
+ */
+import { IndentationText, Project, QuoteKind, ts, VariableDeclarationKind } from 'ts-morph'
+import type { Dockerfile, Instruction } from '../dockerfile/ast.js'
+import { collectStages, type StageEntry } from '../dockerfile/print-stages.js'
+import type { StageDef, StepInput } from '../graph/stage.js'
+import { stepCall, str, type CallContext } from './calls.js'
+
+export interface GenerateInput {
+  /** The target stage (everything it reads from is written too). */
+  readonly target: StageDef
+  /** Stage names as the Dockerfile wrote them (`FROM … AS name`), by stage definition. */
+  readonly names?: ReadonlyMap<StageDef, string>
+  /** The parsed Dockerfile: its comments and ARG names carry over. */
+  readonly dockerfile?: Dockerfile
+  /** Written as the module's first comment, e.g. where it came from. */
+  readonly header?: string
+  /** Module to import the builder from. @default 'imagesmith' */
+  readonly importFrom?: string
+}
+
+const RESERVED = new Set(('break case catch class const continue debugger default delete do else enum export extends false finally for function if import in ' +
+  'instanceof new null return super switch this throw true try typeof var void while with as implements interface let package private protected public ' +
+  'static yield await args image stages BuildArgs undefined').split(' '))
+
+/** `build-env` → `buildEnv`; unique, never a keyword or a name the module uses itself. */
+function identifier(name: string, taken: Set<string>): string {
+  let id = name.replace(/[^A-Za-z0-9_$]+(.)?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : ''))
+  if (id === '' || /^\d/.test(id)) id = `stage${id}`
+  if (RESERVED.has(id)) id = `${id}Stage`
+  let out = id
+  for (let i = 2; taken.has(out); i++) out = `${id}${i}`
+  taken.add(out)
+  return out
+}
+
+/** A comment as `//` lines: line comments cannot be closed early by the text they hold. */
+function commentLines(text: readonly string[]): string[] {
+  return text.map((t) => (t === '' ? '//' : `// ${t}`))
+}
+
+/** The instructions of each stage in the Dockerfile (FROM first), in file order. */
+function astStages(df: Dockerfile | undefined): Instruction[][] {
+  const out: Instruction[][] = []
+  for (const inst of df?.instructions ?? []) {
+    if (inst.keyword === 'FROM') out.push([inst])
+    else out[out.length - 1]?.push(inst)
+  }
+  return out
+}
+
+/** Names of every ARG the Dockerfile declares (global ones included), in order. */
+function argNames(df: Dockerfile | undefined, order: readonly StageEntry[]): string[] {
+  const names = new Set<string>()
+  for (const inst of df?.instructions ?? []) {
+    if (inst.keyword !== 'ARG') continue
+    for (const a of inst.args) names.add(a.split('=', 1)[0]!)
+  }
+  for (const e of order) {
+    for (const s of e.def.steps) {
+      const spec = s.spec as { op?: string; args?: readonly { name: string }[] }
+      if (s.kind === 'config' && spec.op === 'arg') for (const a of spec.args ?? []) names.add(a.name)
+    }
+  }
+  return [...names].filter((n) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(n))
+}
+
+/** Generates the module's text. */
+export function generateModule(input: GenerateInput): string {
+  const { order, byDef } = collectStages(input.target, (def) => input.names?.get(def))
+  const taken = new Set<string>()
+  const ids = new Map<StageEntry, string>()
+  for (const e of order) ids.set(e, identifier(e.name === '' ? 'app' : e.name, taken))
+  const targetEntry = byDef.get(input.target)!
+  const buildArgs = argNames(input.dockerfile, order)
+
+  // Stages of the Dockerfile matched to ours by name (or by position for unnamed ones).
+  const astByStage = new Map<StageEntry, Instruction[]>()
+  const ast = astStages(input.dockerfile)
+  for (const e of order) {
+    const byName = ast.find((insts) => {
+      const w = insts[0]!.args
+      return w.length >= 3 && w[w.length - 2]!.toLowerCase() === 'as' && w[w.length - 1]!.toLowerCase() === e.name.toLowerCase()
+    })
+    const found = byName ?? (e === targetEntry ? ast[ast.length - 1] : undefined)
+    if (found && found.length - 1 === e.def.steps.length) astByStage.set(e, found)
+  }
+
+  const ctx: CallContext = {
+    input: (dep: StepInput) => ('ref' in dep ? str(dep.ref) : ids.get(byDef.get(dep.stage)!)!),
+    argValue: (name, value, marked) => {
+      const known = buildArgs.includes(name)
+      if (!known) return { value: value === undefined ? '' : str(value) }
+      if (value === undefined) return { value: `args.${name}` }
+      return { value: `args.${name} ?? ${str(value)}`, ...(marked ? { opts: `args.${name} === undefined ? { expand: true } : {}` } : {}) }
+    },
+  }
+
+  const lines: string[] = []
+  for (const e of order) {
+    const insts = astByStage.get(e)
+    if (lines.length > 0) lines.push('')
+    lines.push(...commentLines(insts?.[0]?.comments ?? []))
+    const base = e.def.base
+    const from = 'ref' in base ? str(base.ref) : ids.get(byDef.get(base.stage)!)!
+    lines.push(`const ${ids.get(e)} = image().from(${from})`)
+    e.def.steps.forEach((step, i) => {
+      lines.push(...commentLines(insts?.[i + 1]?.comments ?? []).map((l) => `  ${l}`))
+      lines.push(`  .${stepCall(step, ctx)}`)
+    })
+  }
+  lines.push('', `return { ${order.map((e) => ids.get(e)).join(', ')} }`)
+
+  const project = new Project({ useInMemoryFileSystem: true, manipulationSettings: { indentationText: IndentationText.TwoSpaces, quoteKind: QuoteKind.Single } })
+  const file = project.createSourceFile('build.ts', '')
+  file.addImportDeclaration({ moduleSpecifier: input.importFrom ?? 'imagesmith', namedImports: ['image'] })
+  file.addInterface({
+    name: 'BuildArgs',
+    isExported: true,
+    docs: ['Build arguments (`ARG`) of the Dockerfile; unset ones keep their defaults.'],
+    properties: buildArgs.map((n) => ({ name: n, type: 'string', hasQuestionToken: true })),
+  })
+  file.addFunction({
+    name: 'stages',
+    isExported: true,
+    docs: ['Every stage of the build, as builders; pass build args to override their defaults.'],
+    parameters: [{ name: buildArgs.length > 0 ? 'args' : '_args', type: 'BuildArgs', initializer: '{}' }],
+    statements: lines.join('\n'),
+  })
+  file.addVariableStatement({
+    declarationKind: VariableDeclarationKind.Const,
+    declarations: [{ name: 'target', initializer: `stages().${ids.get(targetEntry)}` }],
+    docs: ['The image the Dockerfile builds by default (its last stage, or the chosen target).'],
+  })
+  file.addExportAssignment({ isExportEquals: false, expression: 'target' })
+  file.formatText({ indentSize: 2, convertTabsToSpaces: true, semicolons: ts.SemicolonPreference.Remove })
+  const header = input.header ? `${commentLines(input.header.split('\n')).join('\n')}\n` : ''
+  return header + file.getFullText()
+}

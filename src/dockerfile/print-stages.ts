@@ -1,0 +1,58 @@
+import { compileGraph } from '../graph/compile.js'
+import type { StageDef } from '../graph/stage.js'
+import type { Digest } from '../oci/media-types.js'
+
+export interface StageEntry {
+  readonly def: StageDef
+  /** `''` for a lone target stage, which needs no name. */
+  name: string
+}
+
+/**
+ * The stages a target reads from, each once, dependencies first (Docker needs a stage defined
+ * before `--from` or `FROM` names it), the target last. Two stage definitions with the same
+ * vertex key are one stage. Names: the stage's own (the importer keeps `AS name`), else
+ * `stage-N`, or `names(def)` when the caller has better ones.
+ */
+export function collectStages(target: StageDef, names?: (def: StageDef) => string | undefined): { order: StageEntry[]; byDef: Map<StageDef, StageEntry> } {
+  const order: StageEntry[] = []
+  const byDef = new Map<StageDef, StageEntry>()
+  const byKey = new Map<Digest, StageEntry>()
+  const visit = (def: StageDef): StageEntry => {
+    const known = byDef.get(def)
+    if (known) return known
+    const key = compileGraph(def).output
+    const same = byKey.get(key)
+    if (same) {
+      byDef.set(def, same)
+      return same
+    }
+    if ('stage' in def.base) visit(def.base.stage)
+    for (const step of def.steps) for (const dep of step.deps) if ('stage' in dep) visit(dep.stage)
+    const entry: StageEntry = { def, name: '' }
+    byDef.set(def, entry)
+    byKey.set(key, entry)
+    order.push(entry)
+    return entry
+  }
+  visit(target)
+
+  const own = (def: StageDef) => names?.(def) ?? stageName(def)
+  const taken = new Set(order.map((e) => own(e.def)).filter((n): n is string => n !== undefined))
+  let n = 0
+  for (const e of order) {
+    const name = own(e.def)
+    if (name !== undefined) e.name = name
+    else if (e.def !== target || order.length > 1) {
+      do e.name = `stage-${++n}`
+      while (taken.has(e.name))
+    }
+  }
+  return { order, byDef }
+}
+
+/** A stage's own name, when the importer kept the Dockerfile's `AS name`. */
+export function stageName(def: StageDef): string | undefined {
+  const name = (def as { readonly name?: unknown }).name
+  return typeof name === 'string' && name !== '' ? name : undefined
+}
