@@ -4,7 +4,7 @@ import type { Digest } from '../oci/media-types.js'
 import type { FinalImage, Manifest } from '../oci/types.js'
 import { parseImageName, parseReference, type TaggedReference } from '../reference/reference.js'
 import type { BlobStore } from '../store/blob-store.js'
-import { openSession, uploadBlob, uploadInvalid, type PushSender, type UploadPolicy, type UploadTarget } from './upload.js'
+import { openSession, sessionOf, uploadBlob, uploadInvalid, type PushSender, type UploadPolicy, type UploadSession, type UploadTarget } from './upload.js'
 
 /** A base image the build started from, as the pull side records it (`bases` of the build result). */
 export interface PushBase {
@@ -131,8 +131,7 @@ async function pushBlobs(
         }
         if (head.status !== 404) throw unexpected(sender, head.status, 'HEAD', t, '')
         const from = sources.byDigest.get(b.digest) ?? sources.any
-        let session: string
-        let minChunk: number | undefined
+        let session: UploadSession
         if (from) {
           const scopes = [pushScope, `repository:${from}:pull`]
           const url = `/v2/${repo}/blobs/uploads/?mount=${encodeURIComponent(b.digest)}&from=${encodeURIComponent(from)}`
@@ -144,25 +143,15 @@ async function pushBlobs(
           }
           // 202: the registry could not mount (not there, or no pull access) and opened a session instead.
           if (res.status !== 202) throw unexpected(sender, res.status, 'POST (mount)', t, body)
-          const loc = res.headers['location']
-          const text = Array.isArray(loc) ? loc[0] : loc
-          if (!text) throw uploadInvalid(t, 'the registry answered the mount with 202 but no Location', 202)
-          session = new URL(text, res.url).toString()
-          minChunk = chunkMin(res.headers)
+          session = sessionOf(res, t)
         } else {
           session = await openSession(sender, t)
         }
-        await uploadBlob(sender, t, session, minChunk, policy)
+        await uploadBlob(sender, t, session, policy)
         stats.blobs++
       }),
     )
   await Promise.all(tasks)
-}
-
-function chunkMin(headers: Readonly<Record<string, string | string[] | undefined>>): number | undefined {
-  const v = headers['oci-chunk-min-length']
-  const n = Number(Array.isArray(v) ? v[0] : v)
-  return Number.isFinite(n) && n > 0 ? n : undefined
 }
 
 async function putManifest(sender: PushSender, ref: TaggedReference, image: FinalImage, bytes: Buffer, signal?: AbortSignal): Promise<void> {

@@ -106,7 +106,22 @@ function counted(stream: Readable, onBytes: (n: number) => void): Readable {
  * Uploads one blob into an open session (`sessionUrl`, from POST /blobs/uploads/), monolithic or
  * chunked as the policy and the registry decide. Resolves when the registry has committed it.
  */
-export async function uploadBlob(sender: PushSender, t: UploadTarget, sessionUrl: string, minChunk: number | undefined, policy: UploadPolicy): Promise<void> {
+export async function uploadBlob(sender: PushSender, t: UploadTarget, session: UploadSession, policy: UploadPolicy): Promise<void> {
+  try {
+    await uploadOnce(sender, t, session.url, session.minChunk, policy)
+  } catch (e) {
+    // A session the registry dropped (distribution cancels one resumed at a stale offset, e.g. after
+    // a lost answer or a missing Location): the whole blob once more, in a fresh session.
+    if (!(e instanceof ImagesmithError) || e.code !== ErrorCodes.BLOB_UPLOAD_INVALID || !SESSION_LOST.has(e.details.status as number)) throw e
+    const fresh = await openSession(sender, t)
+    await uploadOnce(sender, t, fresh.url, fresh.minChunk, policy)
+  }
+}
+
+/** Answers that mean the session is gone or out of step, not that the blob is wrong. */
+const SESSION_LOST = new Set([400, 404, 416])
+
+async function uploadOnce(sender: PushSender, t: UploadTarget, sessionUrl: string, minChunk: number | undefined, policy: UploadPolicy): Promise<void> {
   const mode = policy.mode === 'auto' && minChunk !== undefined && minChunk > 0 ? 'chunked' : policy.mode
   if (mode !== 'chunked') {
     const res = await sender.send({
@@ -121,19 +136,34 @@ export async function uploadBlob(sender: PushSender, t: UploadTarget, sessionUrl
     if (res.status === 201 || res.status === 204) return
     // Registries that only take chunks refuse a monolithic PUT with one of these; start over chunked.
     if (policy.mode === 'auto' && [400, 405, 413, 416, 501].includes(res.status) && !/DIGEST_INVALID|SIZE_INVALID/.test(body)) {
-      return uploadChunked(sender, t, await openSession(sender, t), minChunk, policy)
+      const fresh = await openSession(sender, t)
+      return uploadChunked(sender, t, fresh.url, fresh.minChunk ?? minChunk, policy)
     }
+    if (/DIGEST_INVALID/.test(body)) throw uploadInvalid(t, `the registry computed another digest for the uploaded bytes (${res.status})`, undefined)
     throw uploadInvalid(t, `the registry refused the upload (${res.status}): ${sender.redact(body.slice(0, 300))}`, res.status)
   }
   return uploadChunked(sender, t, sessionUrl, minChunk, policy)
 }
 
-/** POST /v2/<name>/blobs/uploads/: a fresh session's URL. */
-export async function openSession(sender: PushSender, t: UploadTarget): Promise<string> {
+export interface UploadSession {
+  readonly url: string
+  /** `OCI-Chunk-Min-Length`: the registry takes chunks of at least this many bytes. */
+  readonly minChunk?: number
+}
+
+/** Reads a session out of a 202 answer to POST /blobs/uploads/ (plain or a mount that fell back). */
+export function sessionOf(res: PushResponse, t: UploadTarget): UploadSession {
+  const v = res.headers['oci-chunk-min-length']
+  const n = Number(Array.isArray(v) ? v[0] : v)
+  return { url: location(res, undefined, t, 'POST'), ...(Number.isFinite(n) && n > 0 ? { minChunk: n } : {}) }
+}
+
+/** POST /v2/<name>/blobs/uploads/: a fresh session. */
+export async function openSession(sender: PushSender, t: UploadTarget): Promise<UploadSession> {
   const res = await sender.send({ method: 'POST', url: `/v2/${t.repository}/blobs/uploads/`, scopes: t.scopes, headers: { 'content-length': '0' }, signal: t.signal })
   const body = await res.text(64 << 10)
   if (res.status !== 202) throw uploadInvalid(t, `the registry did not open an upload session (${res.status}): ${sender.redact(body.slice(0, 300))}`, res.status)
-  return location(res, undefined, t, 'POST')
+  return sessionOf(res, t)
 }
 
 async function uploadChunked(sender: PushSender, t: UploadTarget, sessionUrl: string, minChunk: number | undefined, policy: UploadPolicy): Promise<void> {
