@@ -77,6 +77,10 @@ export const ErrorCodes = Object.freeze({
   UNKNOWN_INSTRUCTION: 'UNKNOWN_INSTRUCTION',
   /** A `$VAR` word that cannot be expanded (`${V:?msg}`, a bad `${…}`, an open quote); `details.word` is the word. */
   EXPANSION_FAILED: 'EXPANSION_FAILED',
+  /** `--from`, `FROM` or `--target` naming no stage defined before it; `details` has `stage`, `line`, `column`, `text`. */
+  UNDEFINED_STAGE: 'UNDEFINED_STAGE',
+  /** Valid Dockerfile syntax this builder cannot build (e.g. `ADD` of a git URL); `details` has `line`, `column`, `text`, `feature`. */
+  UNSUPPORTED_INSTRUCTION: 'UNSUPPORTED_INSTRUCTION',
   /** A builder step that Dockerfile syntax cannot express (toDockerfile); `details` names the value. */
   NOT_REPRESENTABLE: 'NOT_REPRESENTABLE',
   /** An index offers no image for the requested platform; `details.available` lists what it offers. */

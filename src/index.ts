@@ -43,3 +43,4 @@ export { resolveImage, type BlobFetcher, type ResolveRequest, type ResolvedImage
 export { toDockerfile, type PrintOptions } from './dockerfile/print.js'
 export type { BaseImageRecord } from './pipeline/options.js'
 export type { RegistryOptions, RegistryCredentials } from './registry/options.js'
+export { fromDockerfile, platformArgs, type DockerfileImport, type FromDockerfileOptions } from './dockerfile/import.js'

@@ -8,6 +8,7 @@ import { deepFreeze } from '../util/freeze.js'
 import { buildImage, type BuildOptions, type BuildResult } from '../pipeline/build.js'
 import type { AddOptions, CopyOptions, FromSource, HealthcheckOptions, RunMount, RunOptions, WordOptions } from './options.js'
 import type { StageDef, Step, StepInput } from '../graph/stage.js'
+import { applyTrigger } from '../dockerfile/triggers.js'
 import { normalizePorts, parseChmod, parseDuration, requireNonEmpty, validateEnvName, validateSignal } from './validate.js'
 
 const SCRATCH: StageDef = deepFreeze({ base: { ref: 'scratch' }, steps: [] })
@@ -50,7 +51,12 @@ export class ImageBuilder {
 
   /** `COPY`: files from the build context (or another stage with `from`) into the image. */
   copy(src: string | readonly string[], dest: string, opts: CopyOptions = {}): ImageBuilder {
-    const sources = sourceList(src, 'copy')
+    const inline = (opts.inline ?? []).map((f) => ({
+      name: requireNonEmpty(f.name, 'inline file name'),
+      data: typeof f.content === 'string' ? f.content : String(f.content),
+      ...(f.expand && opts.expand ? { expand: true as const } : {}),
+    }))
+    const sources = inline.length > 0 && (typeof src === 'string' ? [src] : src).length === 0 ? [] : sourceList(src, 'copy')
     const spec = {
       sources,
       dest: requireNonEmpty(dest, 'copy() destination'),
@@ -59,6 +65,7 @@ export class ImageBuilder {
       chmod: chmodWord(opts),
       exclude: [...(opts.exclude ?? [])],
       link: opts.link ?? false,
+      ...(inline.length > 0 ? { inline } : {}),
       ...wordMarker(opts),
     }
     return this.#with('copy', spec, opts.from === undefined ? [] : [stepInput(opts.from)])
@@ -104,9 +111,9 @@ export class ImageBuilder {
     return this.#with('run', { command, shellForm, network, mounts }, deps)
   }
 
-  /** `ENV`: one variable, or several from a record in one instruction. */
-  env(key: string | Readonly<Record<string, string>>, value?: string, opts: WordOptions = {}): ImageBuilder {
-    const entries = typeof key === 'string' ? [[key, value] as const] : Object.entries(key)
+  /** `ENV`: one variable, or several (a record, or `[name, value]` pairs in order) in one instruction. */
+  env(key: string | Readonly<Record<string, string>> | readonly (readonly [string, string])[], value?: string, opts: WordOptions = {}): ImageBuilder {
+    const entries = typeof key === 'string' ? [[key, value] as const] : Array.isArray(key) ? key : Object.entries(key)
     if (entries.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'env() needs at least one variable', {})
     const vars = entries.map(([k, v]) => {
       if (opts.expand) requireNonEmpty(k, 'ENV name')
@@ -117,11 +124,20 @@ export class ImageBuilder {
     return this.#with('config', { op: 'env', vars, ...wordMarker(opts) })
   }
 
-  /** `ARG`: a build argument, set with `build({ buildArgs })`; visible to RUN, never stored in the image config. */
-  arg(name: string, defaultValue?: string, opts: WordOptions = {}): ImageBuilder {
-    validateEnvName(name, 'ARG')
-    const decl = { name, value: defaultValue, ...(defaultValue !== undefined ? wordMarker(opts) : {}) }
-    return this.#with('config', { op: 'arg', args: [decl] })
+  /**
+   * `ARG`: a build argument, set with `build({ buildArgs })`; visible to RUN, never stored in the image config.
+   * Several in one instruction: a list of `{ name, value?, expand? }` (`expand` per ARG overrides `opts.expand`).
+   */
+  arg(name: string | readonly { readonly name: string; readonly value?: string; readonly expand?: boolean }[], defaultValue?: string, opts: WordOptions = {}): ImageBuilder {
+    const list = typeof name === 'string' ? [{ name, value: defaultValue }] : name
+    if (list.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'arg() needs at least one name', {})
+    const args = list.map((a) => {
+      validateEnvName(a.name, 'ARG')
+      if (a.value !== undefined && typeof a.value !== 'string') throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `ARG ${a.name} needs a string value`, { name: a.name })
+      const expand = 'expand' in a && a.expand !== undefined ? a.expand : opts.expand
+      return { name: a.name, value: a.value, ...(a.value !== undefined ? wordMarker({ ...opts, expand }) : {}) }
+    })
+    return this.#with('config', { op: 'arg', args })
   }
 
   /** `WORKDIR`: relative paths resolve against the previous one. */
@@ -151,9 +167,9 @@ export class ImageBuilder {
     return this.#with('config', { op: 'volume', paths, ...wordMarker(opts) })
   }
 
-  /** `LABEL`: one label, or several from a record in one instruction. */
-  label(key: string | Readonly<Record<string, string>>, value?: string, opts: WordOptions = {}): ImageBuilder {
-    const entries = typeof key === 'string' ? [[key, value] as const] : Object.entries(key)
+  /** `LABEL`: one label, or several (a record, or `[key, value]` pairs in order) in one instruction. */
+  label(key: string | Readonly<Record<string, string>> | readonly (readonly [string, string])[], value?: string, opts: WordOptions = {}): ImageBuilder {
+    const entries = typeof key === 'string' ? [[key, value] as const] : Array.isArray(key) ? key : Object.entries(key)
     if (entries.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'label() needs at least one label', {})
     const labels = entries.map(([k, v]) => {
       requireNonEmpty(k, 'label key')
@@ -242,15 +258,35 @@ export class ImageBuilder {
     return fn(this)
   }
 
-  /** The build graph: frozen vertices in topological order, with definition keys as ids. */
-  graph(opts: CompileOptions = {}): Graph {
-    return compileGraph(this.#stage, opts)
+  /**
+   * The build graph: frozen vertices in topological order, with definition keys as ids. ONBUILD
+   * triggers of a base stage run after its FROM; those of a base image reference need its config
+   * (`baseTriggers`, which {@link ImageBuilder.build} reads before compiling).
+   */
+  graph(opts: GraphOptions = {}): Graph {
+    const known = opts.baseTriggers
+    return compileGraph(this.#stage, {
+      ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
+      onBuild: { triggersOf: (ref) => known?.get(ref) ?? [], lower: lowerTriggers },
+    })
   }
 
   /** Builds the image and writes it to `opts.output`. */
   build(opts: BuildOptions = {}): Promise<BuildResult> {
     return buildImage(this, opts)
   }
+}
+
+export interface GraphOptions extends Pick<CompileOptions, 'buildArgs'> {
+  /** ONBUILD triggers in the configs of base image references, by reference. */
+  readonly baseTriggers?: ReadonlyMap<string, readonly string[]>
+}
+
+/** ONBUILD trigger text as steps: each is parsed as a Dockerfile instruction and lowered as one. */
+function lowerTriggers(triggers: readonly string[]): readonly Step[] {
+  let b = new ImageBuilder()
+  for (const text of triggers) b = applyTrigger(b, text)
+  return b.toStage().steps
 }
 
 /** Starts an image definition (from scratch until {@link ImageBuilder.from} is called). */

@@ -26,9 +26,14 @@ export interface CopyOptions extends WordOptions {
   readonly exclude?: readonly string[]
   /** Accepted for Dockerfile parity (`COPY --link`); layers here never depend on the layers below them anyway. @default false */
   readonly link?: boolean
+  /**
+   * Files given by their content (a Dockerfile's `COPY <<EOF`), placed as if they were sources named
+   * `name`; the source list may then be empty. `expand` expands `$VAR` in the content (with `expand` on the options).
+   */
+  readonly inline?: readonly { readonly name: string; readonly content: string; readonly expand?: boolean }[]
 }
 
-export interface AddOptions extends Omit<CopyOptions, 'from'> {
+export interface AddOptions extends Omit<CopyOptions, 'from' | 'inline'> {
   /** `sha256:<hex>` that a URL source must hash to (`ADD --checksum`). */
   readonly checksum?: string
   /** Unpack local tar archives (plain, gzip, bzip2, xz) into the destination. @default true */

@@ -181,13 +181,17 @@ export function parseDockerignore(text: string): string[] {
 }
 
 /** The context's `.dockerignore` (empty when there is none). */
-export function loadDockerignore(contextDir: string): string[] {
-  let text: string
+export function loadDockerignore(contextDir: string, override?: string): string[] {
+  // BuildKit: a `<Dockerfile name>.dockerignore` beside the Dockerfile wins over the context's own.
+  const text = (override !== undefined ? readIfThere(override) : undefined) ?? readIfThere(join(contextDir, '.dockerignore'))
+  return text === undefined ? [] : parseDockerignore(text)
+}
+
+function readIfThere(path: string): string | undefined {
   try {
-    text = readFileSync(join(contextDir, '.dockerignore'), 'utf8')
+    return readFileSync(path, 'utf8')
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return []
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw e
   }
-  return parseDockerignore(text)
 }

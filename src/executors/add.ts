@@ -17,6 +17,7 @@ import { createdBy, resolveOwner } from './copy.js'
 import { download, isUrl, urlFileName, type Downloaded } from './download.js'
 import { cachedLayer } from './layer-cache.js'
 import { addDestDirs, findSources, placeSources, resolveDest, type Dest, type Found, type SourceRoot } from './placement.js'
+import { literalCopySpec } from './expand-spec.js'
 import { withLayer } from './state.js'
 
 /** One item the step places, in source order (a later one overwrites an earlier one's paths). */
@@ -74,14 +75,14 @@ async function place(set: EntrySet, part: Part, p: Placement, index: number): Pr
 export const addExecutor: Executor<'add'> = {
   kind: 'add',
   async exec(vertex, inputs, ctx) {
-    const spec = vertex.spec
     const parent = inputs[0]!
+    const spec = literalCopySpec(vertex.spec, parent)
     const dest = await resolveDest(ctx, parent, spec.dest, spec.link)
     if (spec.sources.length > 1 && !dest.dirSyntax) {
       throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `with more than one source the destination must be a directory ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
     }
     const owner = await resolveOwner(ctx, parent, spec.chown)
-    const ignorePatterns = loadDockerignore(ctx.contextDir)
+    const ignorePatterns = loadDockerignore(ctx.contextDir, ctx.dockerignore)
     const root: SourceRoot = { root: ctx.contextDir, ...(ignorePatterns.length > 0 ? { ignore: new PatternMatcher(ignorePatterns) } : {}) }
     const chmod = spec.chmod === undefined ? undefined : parseInt(spec.chmod, 8)
     const exclude = spec.exclude.length > 0 ? new PatternMatcher(spec.exclude) : undefined

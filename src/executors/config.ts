@@ -3,6 +3,7 @@ import type { ConfigSpec } from '../graph/nodes/config-node.js'
 import type { ContainerConfig } from '../oci/types.js'
 import type { ExecContext, Executor, ImageState } from '../solver/types.js'
 import { DEFAULT_SHELL, historyText } from '../graph/instruction-text.js'
+import { literalConfigSpec } from './expand-spec.js'
 import { envMap, withConfig } from './state.js'
 import { applyWorkdir } from './workdir.js'
 
@@ -72,15 +73,20 @@ const handlers: { readonly [O in PureOp]: Handler<O> } = {
   shell: (spec, state, ctx) => withConfig(state, ctx, historyText('config', spec), (c) => ({ ...c, Shell: [...spec.shell] })),
   onbuild: (spec, state, ctx) => withConfig(state, ctx, historyText('config', spec), (c) => ({ ...c, OnBuild: [...(c.OnBuild ?? []), spec.instruction] })),
   maintainer: (spec, state, ctx) => withConfig(state, ctx, historyText('config', spec), (c) => c, { author: spec.name }),
-  stage: (_spec, state) => ({ ...state, args: [], cmdSet: false }),
+  // The base stage's ONBUILD triggers ran as steps after this vertex (graph/compile); like Docker, the child does not keep them.
+  stage: (_spec, state) => {
+    const { OnBuild: _triggers, ...config } = state.config.config
+    return { ...state, config: { ...state.config, config }, args: [], cmdSet: false }
+  },
 }
 
 export const configExecutor: Executor<'config'> = {
   kind: 'config',
   async exec(vertex, inputs, ctx) {
+    const spec = literalConfigSpec(vertex.spec, inputs[0]!)
     // WORKDIR also makes its directory, which needs the image's filesystem: the one async op.
-    if (vertex.spec.op === 'workdir') return applyWorkdir(inputs[0]!, ctx, resolveWorkdir(inputs[0]!, vertex.spec.path))
-    const handler = handlers[vertex.spec.op] as Handler<PureOp>
-    return { state: handler(vertex.spec as Extract<ConfigSpec, { op: PureOp }>, inputs[0]!, ctx), cached: false }
+    if (spec.op === 'workdir') return applyWorkdir(inputs[0]!, ctx, resolveWorkdir(inputs[0]!, spec.path))
+    const handler = handlers[spec.op] as Handler<PureOp>
+    return { state: handler(spec as Extract<ConfigSpec, { op: PureOp }>, inputs[0]!, ctx), cached: false }
   },
 }

@@ -3,7 +3,7 @@
  * one new layer, with Docker/BuildKit's rules for sources, globs, destinations and ownership.
  */
 import { CopyError, ErrorCodes } from '../errors.js'
-import type { CopySpec } from '../graph/nodes/copy-node.js'
+import type { CopySpec, InlineFile } from '../graph/nodes/copy-node.js'
 import { historyText } from '../graph/instruction-text.js'
 import type { AddSpec } from '../graph/nodes/add-node.js'
 import type { LayerEntry } from '../layer/entry.js'
@@ -15,7 +15,8 @@ import { contentKey, StatCache } from '../context/content-key.js'
 import { loadDockerignore, PatternMatcher } from '../context/dockerignore.js'
 import { readImageFile } from './image-file.js'
 import { cachedLayer } from './layer-cache.js'
-import { findSources, placeSources, resolveDest, type Dest, type SourceRoot } from './placement.js'
+import { addDestDirs, findSources, placeSources, resolveDest, type Dest, type SourceRoot } from './placement.js'
+import { literalCopySpec } from './expand-spec.js'
 import { withLayer } from './state.js'
 import { resolveUser } from './users.js'
 
@@ -54,7 +55,7 @@ export function planContext(ctx: ExecContext, sources: readonly string[], spec: 
   if (sources.length > 1 && !dest.dirSyntax) {
     throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `with more than one source the destination must be a directory ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
   }
-  const ignorePatterns = loadDockerignore(ctx.contextDir)
+  const ignorePatterns = loadDockerignore(ctx.contextDir, ctx.dockerignore)
   const root: SourceRoot = { root: ctx.contextDir, ...(ignorePatterns.length > 0 ? { ignore: new PatternMatcher(ignorePatterns) } : {}) }
   const set = new EntrySet()
   const exclude = excludeOf(spec)
@@ -66,11 +67,21 @@ export function planContext(ctx: ExecContext, sources: readonly string[], spec: 
   return set
 }
 
+/** A file given by its content (a heredoc), placed as a source file of that name would be. */
+function placeInline(set: EntrySet, f: InlineFile, dest: Dest, owner: Owner, mtime: number, chmod: number | undefined, multi: boolean): void {
+  const toDir = dest.dirSyntax || dest.existsDir || multi
+  const target = toDir ? (dest.path ? `${dest.path}/${f.name}` : f.name) : dest.path
+  if (target === '') throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `cannot copy ${f.name} onto the image root`, { path: f.name })
+  addDestDirs(set, dest, owner, mtime, toDir)
+  const data = Buffer.from(f.data, 'utf8')
+  set.add({ type: 'file', path: target, mode: chmod ?? 0o644, uid: owner.uid, gid: owner.gid, mtime, size: data.length, source: { data } })
+}
+
 export const copyExecutor: Executor<'copy'> = {
   kind: 'copy',
   async exec(vertex, inputs, ctx) {
-    const spec = vertex.spec
     const parent = inputs[0]!
+    const spec = literalCopySpec(vertex.spec, parent)
     const dest = await resolveDest(ctx, parent, spec.dest, spec.link)
     const owner = await resolveOwner(ctx, parent, spec.chown)
     const layerOpts = { compression: ctx.compression, ...(ctx.signal ? { signal: ctx.signal } : {}) }
@@ -101,7 +112,13 @@ export const copyExecutor: Executor<'copy'> = {
       return { state: withLayer(parent, ctx, layer, createdBy('COPY', spec)), cached, key }
     }
 
-    const entries: LayerEntry[] = planContext(ctx, spec.sources, spec, dest, owner).finalize()
+    const all = spec.sources.length + (spec.inline?.length ?? 0)
+    if (all > 1 && !dest.dirSyntax) {
+      throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `with more than one source the destination must be a directory ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
+    }
+    const set = spec.sources.length > 0 ? planContext(ctx, spec.sources, spec, dest, owner) : new EntrySet()
+    for (const f of spec.inline ?? []) placeInline(set, f, dest, owner, ctx.epoch, chmodOf(spec), all > 1)
+    const entries: LayerEntry[] = set.finalize()
     const stats = await StatCache.open(ctx.store.layout.dir('statCache'), ctx.contextDir)
     const keyDoc = { ...base, content: contentKey(entries, stats) }
     await stats.save()

@@ -2,13 +2,27 @@ import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { Digest } from '../oci/media-types.js'
 import { digestOf } from '../util/canonical-json.js'
 import { deepFreeze } from '../util/freeze.js'
-import type { StageDef, StepInput } from './stage.js'
+import type { StageDef, Step, StepInput } from './stage.js'
 import { describeStep, fromText } from './instruction-text.js'
 import type { AnyVertex, Graph, NodeKind, NodeMeta, SpecByKind } from './node.js'
 
 export interface CompileOptions {
   /** Values for ARGs; an ARG without a value here keeps its default. */
   readonly buildArgs?: Readonly<Record<string, string>>
+  /**
+   * ONBUILD triggers, which run right after the FROM of a base that carries them, as Docker runs them.
+   * A base stage's triggers are its own ONBUILD steps; an image reference's are in its config, which
+   * only the pipeline knows (it reads base configs before compiling): `triggersOf`. The graph cannot
+   * parse Dockerfile text, so the layer that can supplies `lower`.
+   */
+  readonly onBuild?: OnBuildLowering
+}
+
+export interface OnBuildLowering {
+  /** Triggers in the config of a base image reference; none when unknown. */
+  readonly triggersOf?: (ref: string) => readonly string[]
+  /** Trigger text (one instruction each, e.g. `RUN make`) as steps. */
+  readonly lower: (triggers: readonly string[]) => readonly Step[]
 }
 
 /** The definition key of a vertex: its kind, spec and input keys. Presentation (`meta`) stays out. */
@@ -45,7 +59,7 @@ export function compileGraph(stage: StageDef, opts: CompileOptions = {}): Graph 
     visiting.add(s)
     let head: Digest =
       'ref' in s.base ? source(s.base.ref) : add('config', { op: 'stage' }, [compileStage(s.base.stage)], { description: describeStep({ kind: 'config', spec: { op: 'stage' }, deps: [] }) })
-    for (const step of s.steps) {
+    for (const step of [...triggerSteps(s), ...s.steps]) {
       let spec = step.spec
       if (step.kind === 'config' && (spec as SpecByKind['config']).op === 'arg') {
         const argSpec = spec as Extract<SpecByKind['config'], { op: 'arg' }>
@@ -59,6 +73,19 @@ export function compileGraph(stage: StageDef, opts: CompileOptions = {}): Graph 
     visiting.delete(s)
     memo.set(s, head)
     return head
+  }
+
+  const triggerSteps = (s: StageDef): readonly Step[] => {
+    const lowering = opts.onBuild
+    const triggers =
+      'ref' in s.base
+        ? (lowering?.triggersOf?.(s.base.ref) ?? [])
+        : s.base.stage.steps.flatMap((st) => (st.kind === 'config' && (st.spec as SpecByKind['config']).op === 'onbuild' ? [(st.spec as { instruction: string }).instruction] : []))
+    if (triggers.length === 0) return []
+    if (!lowering) {
+      throw new ImagesmithError(ErrorCodes.GRAPH_INVALID, 'the base has ONBUILD triggers but nothing to lower them with', { triggers })
+    }
+    return lowering.lower(triggers)
   }
 
   const output = compileStage(stage)

@@ -3,6 +3,8 @@ import { resolve } from 'node:path'
 import { ErrorCodes, ImagesmithError, isImagesmithError, throwIfAborted } from '../errors.js'
 import type { ImageBuilder } from '../builder/image-builder.js'
 import { executors } from '../executors/registry.js'
+import { baseResolver } from '../executors/source.js'
+import { baseTriggers } from './onbuild.js'
 import { exportImage, exporters, isOutputType } from '../exporters/table.js'
 import type { ExportContext, ExportResult } from '../exporters/exporter.js'
 import { finalizeImage } from './finalize.js'
@@ -47,11 +49,20 @@ async function runBuild(
     validateOutput(opts.output)
     if ('dest' in opts.output) scope.output = resolve(opts.output.dest)
   }
-  const graph = builder.graph({ buildArgs: opts.buildArgs })
   await checkContext(resolved.contextDir, opts.context ?? '.')
   const store = new Store(resolved.cacheDir)
   await store.init()
   throwIfAborted(opts.signal)
+  // Idle keep-alive sockets do not hold the process open: the client needs no close.
+  const registry = new PullSession(new RegistryClient(resolved.registry))
+  // Base configs are read before compiling: their ONBUILD triggers become steps after their FROM.
+  at.phase = 'solve'
+  const resolveBase = baseResolver({ store, platform: resolved.platform, signal: opts.signal, registry })
+  const triggers = await baseTriggers(builder.toStage(), resolveBase, (ref) => {
+    at.step = `FROM ${ref}`
+  })
+  at.step = undefined
+  const graph = builder.graph({ buildArgs: opts.buildArgs, baseTriggers: triggers })
 
   // The first step that fails for its own reason (not a sibling cancelled after it) is the one named.
   const onProgress = opts.onProgress
@@ -62,9 +73,6 @@ async function runBuild(
     }
     onProgress?.(e)
   }
-  at.phase = 'solve'
-  // Idle keep-alive sockets do not hold the process open: the client needs no close.
-  const registry = new PullSession(new RegistryClient(resolved.registry))
 
   const { state, cacheHits, vertices } = await solve(
     graph,
@@ -72,6 +80,7 @@ async function runBuild(
     {
       store,
       contextDir: resolved.contextDir,
+      ...(opts.dockerignore !== undefined ? { dockerignore: resolve(opts.dockerignore) } : {}),
       epoch: resolved.epoch,
       clampRunMtimes: resolved.clampRunMtimes,
       created: resolved.created,
@@ -83,6 +92,7 @@ async function runBuild(
       runtime: opts.runtime,
       signal: opts.signal,
       registry,
+      resolveBase,
       emit,
     },
     { concurrency: opts.concurrency },

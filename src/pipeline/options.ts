@@ -20,6 +20,11 @@ export type OutputSpec =
 export interface BuildOptions {
   /** Build context directory: COPY/ADD sources are relative to it. @default process.cwd() */
   readonly context?: string
+  /**
+   * An ignore file used instead of the context's `.dockerignore` when it exists: the
+   * `<Dockerfile name>.dockerignore` beside a Dockerfile, as BuildKit reads it ({@link fromDockerfile} finds it).
+   */
+  readonly dockerignore?: string
   /** Where to write the image; without it the image is only built into the store. */
   readonly output?: OutputSpec
   /** Image names, e.g. `app:1` or `registry.example/app:1`. */

@@ -25,10 +25,18 @@ export type ProgressEvent =
 /** A secret for `RUN --mount=type=secret`: a host file or an environment value (buildx `--secret`). */
 export type SecretSource = { readonly src: string } | { readonly env: string } | { readonly value: string }
 
+/** A base image's config and layers, as FROM reads them. */
+export interface BaseImage {
+  readonly config: ImageConfig
+  readonly layers: readonly LayerRef[]
+}
+
 /** Everything an executor may use. Plain values only: the environment was read before this was made. */
 export interface ExecContext {
   readonly store: Store
   readonly contextDir: string
+  /** An ignore file that replaces the context's `.dockerignore` when it exists (a Dockerfile's `<name>.dockerignore`). */
+  readonly dockerignore?: string
   /** Seconds since the epoch for created times and COPY mtimes (SOURCE_DATE_EPOCH, or 0). */
   readonly epoch: number
   /** When set, RUN layers have their mtimes clamped to `epoch` (BuildKit's rewrite-timestamp). */
@@ -45,6 +53,11 @@ export interface ExecContext {
   readonly signal?: AbortSignal
   /** Registry pulls for FROM: one tag resolves to one digest per build. */
   readonly registry?: PullSession
+  /**
+   * Resolves a FROM reference once per build: the pipeline reads base configs before compiling (their
+   * ONBUILD triggers become steps), and FROM reuses what it read. Absent: FROM resolves by itself.
+   */
+  readonly resolveBase?: (ref: string) => Promise<BaseImage>
   emit(event: ProgressEvent): void
 }
 

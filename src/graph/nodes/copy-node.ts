@@ -13,4 +13,16 @@ export interface CopySpec extends Expandable {
   readonly chmod?: string
   readonly exclude: readonly string[]
   readonly link: boolean
+  /**
+   * Files whose content is in the spec (a Dockerfile's `COPY <<EOF`), placed like context sources
+   * named `name`, mode 0644 unless `chmod`. `expand` (with the spec's marker) expands `$VAR` in the
+   * content, leaving quotes alone, as BuildKit does for an unquoted heredoc delimiter.
+   */
+  readonly inline?: readonly InlineFile[]
+}
+
+export interface InlineFile {
+  readonly name: string
+  readonly data: string
+  readonly expand?: true
 }
