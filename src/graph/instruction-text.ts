@@ -10,7 +10,7 @@
  */
 import type { HealthConfig } from '../oci/types.js'
 import { goDuration, goList, goQuote, goQuoteList, goQuoteRune, goSet } from '../util/go-format.js'
-import { breaksLine, heredocDelimiter, jsonArray, looksLikeJson, pairKey, pairValue, word, type WordMode } from './dockerfile-words.js'
+import { breaksLine, heredocDelimiter, jsonArray, looksLikeJson, notRepresentable, pairKey, pairValue, word, type WordMode } from './dockerfile-words.js'
 import type { NodeKind, SpecByKind } from './node.js'
 import type { ConfigSpec } from './nodes/config-node.js'
 import type { AddSpec } from './nodes/add-node.js'
@@ -75,7 +75,7 @@ export function historyText<K extends NodeKind>(kind: K, spec: SpecByKind[K], fa
 
 const dockerfileByKind: { readonly [K in NodeKind]: (step: StepText<K>, ctx: TextContext) => string } = {
   source: (s) => fromText(s.spec.ref),
-  copy: (s, ctx) => `COPY ${s.spec.fromInput && s.deps[0] ? `--from=${ctx.input(s.deps[0])} ` : ''}${copyFlags(s.spec)}${paths(s.spec)}`,
+  copy: (s, ctx) => `COPY ${s.spec.fromInput && s.deps[0] ? `--from=${ctx.input(s.deps[0])} ` : ''}${copyFlags(s.spec)}${paths(s.spec)}${heredocBodies(s.spec, ctx)}`,
   add: (s) => `ADD ${s.spec.checksum ? `--checksum=${s.spec.checksum} ` : ''}${s.spec.unpack ? '' : '--unpack=false '}${copyFlags(s.spec)}${paths(s.spec)}`,
   run: (s, ctx) => `RUN ${runFlags(s.spec, s.deps, ctx)}${command(s.spec.command, s.spec.shellForm, ctx, true)}`,
   config: (s, ctx) => (configByOp[s.spec.op] as (spec: ConfigSpec, ctx: TextContext) => string)(s.spec, ctx),
@@ -92,10 +92,24 @@ function copyFlags(spec: CopySpec): string {
 
 /** Sources and destination; the JSON form when a path holds whitespace (the shell form splits on it). */
 function paths(spec: CopySpec): string {
+  const inline = (spec.inline ?? []).map((f) => (f.expand ? `<<${f.name}` : `<<'${f.name}'`))
+  if (inline.length > 0) return [...spec.sources.map((p) => word(p, spec)), ...inline, word(spec.dest, spec)].join(' ')
   const all = [...spec.sources, spec.dest]
   const words = all.map((p) => word(p, spec))
   if (words.some((p) => /\s/.test(p))) return jsonArray(words)
   return words.join(' ')
+}
+
+/** Inline files as heredoc bodies after the COPY line; a heredoc body always ends in a newline. */
+function heredocBodies(spec: CopySpec, ctx: TextContext): string {
+  let out = ''
+  for (const f of spec.inline ?? []) {
+    if (!f.data.endsWith('\n') && ctx.strict) {
+      throw notRepresentable(`inline file ${f.name} does not end in a newline, which a heredoc always does`, { name: f.name })
+    }
+    out += `\n${f.data}${f.data.endsWith('\n') ? '' : '\n'}${f.name}`
+  }
+  return out
 }
 
 function runFlags(spec: RunSpec, deps: readonly StepInput[], ctx: TextContext): string {
@@ -207,6 +221,8 @@ function copyHistory(kind: 'COPY' | 'ADD', spec: CopySpec | AddSpec): string {
   if (spec.chown) s += ` --chown=${spec.chown}`
   if (spec.chmod) s += ` --chmod=${spec.chmod}`
   for (const src of spec.sources) s += ` ${src}`
+  // BuildKit's dispatchCopy names a heredoc source `<<name`.
+  for (const f of (spec as CopySpec).inline ?? []) s += ` <<${f.name}`
   return `${s} ${spec.dest} # buildkit`
 }
 

@@ -1,0 +1,173 @@
+/**
+ * fromDockerfile at the graph level: stages, ARG scoping, FROM references, where words are
+ * expanded (lowering time vs build time), instruction mapping and the typed errors with line/column.
+ */
+import { describe, expect, it } from 'vitest'
+import { ErrorCodes, fromDockerfile, type AnyVertex, type ImageBuilder } from '../../src/index.js'
+
+const steps = (b: ImageBuilder) => b.toStage().steps
+const specs = (b: ImageBuilder) => steps(b).map((s) => s.spec as unknown as Record<string, unknown>)
+const baseRef = (b: ImageBuilder) => { const base = b.toStage().base; return 'ref' in base ? base.ref : '<stage>' }
+const fails = (text: string, code: string, opts = {}) => {
+  try {
+    fromDockerfile(text, opts)
+  } catch (e) {
+    expect(e).toMatchObject({ code })
+    return e as { details: Record<string, unknown>; message: string }
+  }
+  throw new Error('expected a failure')
+}
+
+describe('fromDockerfile: stages and FROM', () => {
+  it('one builder per stage, by name (case-insensitive) and index; --target chooses, default the last', () => {
+    const text = 'FROM scratch AS Build\nCOPY a /a\nFROM oci-archive:/x.tar AS run\nCOPY --from=BUILD /a /a\nFROM build\n'
+    const d = fromDockerfile(text)
+    expect(Object.keys(d.stages).sort()).toEqual(['0', '1', '2', 'build', 'run'])
+    expect(d.stageList).toHaveLength(3)
+    expect(d.target).toBe(d.stages['2'])
+    expect(fromDockerfile(text, { target: 'RUN' }).target.graph().output).toBe(d.stages.run!.graph().output)
+    expect(baseRef(d.stages.run!)).toBe('oci-archive:/x.tar')
+    // FROM an earlier stage builds on that stage's builder.
+    expect(d.stages['2']!.toStage().base).toEqual({ stage: d.stages.build!.toStage() })
+    expect(steps(d.stages.run!)[0]!.deps).toEqual([{ stage: d.stages.build!.toStage() }])
+  })
+
+  it('COPY --from takes an index, a stage name or an image reference', () => {
+    const d = fromDockerfile('FROM scratch\nCOPY a /a\nFROM scratch\nCOPY --from=0 /a /b\nCOPY --from=registry.example/tools:1 /t /t\n')
+    const deps = steps(d.target).map((s) => s.deps)
+    expect(deps[0]).toEqual([{ stage: d.stages['0']!.toStage() }])
+    expect(deps[1]).toEqual([{ ref: 'registry.example/tools:1' }])
+  })
+
+  it('UNDEFINED_STAGE names the line and column of the instruction', () => {
+    const e = fails('FROM scratch\nRUN true\n  COPY --from=nope /a /b\n', ErrorCodes.UNDEFINED_STAGE)
+    expect(e.details).toMatchObject({ stage: 'nope', line: 3, column: 3, text: 'COPY --from=nope /a /b' })
+    expect(e.message).toContain('line 3:3')
+    fails('FROM scratch\nCOPY --from=later /a /b\nFROM scratch AS later\n', ErrorCodes.UNDEFINED_STAGE)
+    fails('FROM scratch\nCOPY --from=3 /a /b\n', ErrorCodes.UNDEFINED_STAGE)
+    fails('FROM scratch AS a\n', ErrorCodes.UNDEFINED_STAGE, { target: 'b' })
+  })
+})
+
+describe('fromDockerfile: ARG scoping and platform ARGs', () => {
+  it('global ARGs expand FROM; --build-arg overrides them; they are not in a stage until re-declared', () => {
+    const text = 'ARG REG=registry.example\nARG TAG=1\nFROM ${REG}/app:$TAG\nARG TAG\nARG REG=other\nRUN echo $TAG\n'
+    const d = fromDockerfile(text)
+    expect(baseRef(d.target)).toBe('registry.example/app:1')
+    // Re-declared without a value: the global value (literal); with its own default: that default, expanded at build time.
+    expect(specs(d.target).slice(0, 2)).toEqual([
+      { op: 'arg', args: [{ name: 'TAG', value: '1' }] },
+      { op: 'arg', args: [{ name: 'REG', value: 'other', expand: true }] },
+    ])
+    const o = fromDockerfile(text, { buildArgs: { TAG: '2', REG: 'r.io' } })
+    expect(baseRef(o.target)).toBe('r.io/app:2')
+    expect(specs(o.target)[1]).toEqual({ op: 'arg', args: [{ name: 'REG', value: 'r.io' }] })
+  })
+
+  it('predefined platform ARGs: in global scope for FROM, in a stage once declared', () => {
+    const d = fromDockerfile('FROM scratch AS s\nARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT BUILDPLATFORM BUILDARCH\n', { platform: 'linux/arm64' })
+    expect(specs(d.target)[0]).toEqual({
+      op: 'arg',
+      args: [
+        { name: 'TARGETPLATFORM', value: 'linux/arm64' }, { name: 'TARGETOS', value: 'linux' }, { name: 'TARGETARCH', value: 'arm64' },
+        { name: 'TARGETVARIANT', value: '' }, { name: 'BUILDPLATFORM', value: 'linux/amd64' }, { name: 'BUILDARCH', value: 'amd64' },
+      ],
+    })
+    expect(fromDockerfile('ARG TARGETARCH\nFROM oci-archive:/b-${TARGETARCH}.tar\n').target.toStage().base).toEqual({ ref: 'oci-archive:/b-amd64.tar' })
+    // FROM --platform of the build's own platform is accepted; another one is an explicit refusal.
+    expect(() => fromDockerfile('FROM --platform=$BUILDPLATFORM scratch\n')).not.toThrow()
+    fails('FROM --platform=linux/s390x scratch\n', ErrorCodes.UNSUPPORTED_INSTRUCTION)
+  })
+
+  it('only ARG may come before the first FROM', () => {
+    fails('ENV A=1\nFROM scratch\n', ErrorCodes.DOCKERFILE_SYNTAX)
+  })
+})
+
+describe('fromDockerfile: instructions map to builder steps', () => {
+  it('words expanded against the stage env are kept as written and marked', () => {
+    const d = fromDockerfile('FROM scratch\nENV A="x y" B=$A\nWORKDIR $HOME\nUSER $U\nEXPOSE $P 80/udp\nVOLUME ["/v/$A"]\nLABEL "k"=$A\nSTOPSIGNAL $S\nCOPY --chown=$UID --chmod=$M $SRC $DEST/\n')
+    expect(specs(d.target)).toEqual([
+      { op: 'env', vars: [['A', '"x y"'], ['B', '$A']], expand: true },
+      { op: 'workdir', path: '$HOME', expand: true },
+      { op: 'user', user: '$U', expand: true },
+      { op: 'expose', ports: ['$P', '80/udp'], expand: true },
+      { op: 'volume', paths: ['/v/$A'], expand: true },
+      { op: 'label', labels: [['"k"', '$A']], expand: true },
+      { op: 'stopsignal', signal: '$S', expand: true },
+      { sources: ['$SRC'], dest: '$DEST/', fromInput: false, chown: '$UID', chmod: '$M', exclude: [], link: false, expand: true },
+    ])
+  })
+
+  it('a backtick escape directive travels with the words', () => {
+    expect(specs(fromDockerfile('# escape=`\nFROM scratch\nWORKDIR C:`\\x\n').target)[0]).toEqual({ op: 'workdir', path: 'C:`\\x', expand: true, escapeToken: '`' })
+  })
+
+  it('RUN: shell and exec form, heredocs as BuildKit runs them, --mount/--network', () => {
+    const d = fromDockerfile([
+      'FROM scratch AS b', 'FROM scratch', 'RUN echo $HOME', 'RUN ["echo", "x"]', 'RUN <<EOF', 'echo a', 'EOF',
+      'RUN <<-EOF', '\techo tab', '\tEOF', 'RUN cat <<A > /x && cat <<B > /y', 'a', 'A', 'b', 'B',
+      'RUN --network=none --mount=type=cache,target=/c,id=c1,sharing=locked --mount=type=bind,from=b,source=/s,target=/t --mount=type=secret,id=tok,env=TOK --mount=type=tmpfs,target=/tmp,size=1m true', '',
+    ].join('\n'))
+    const r = specs(d.target)
+    expect(r[0]).toMatchObject({ command: ['echo $HOME'], shellForm: true })
+    expect(r[1]).toMatchObject({ command: ['echo', 'x'], shellForm: false })
+    expect(r[2]).toMatchObject({ command: ['echo a\n'], shellForm: true })
+    expect(r[3]).toMatchObject({ command: ['echo tab\n'], shellForm: true })
+    expect(r[4]).toMatchObject({ command: ['cat <<A > /x && cat <<B > /y\na\nA\nb\nB'], shellForm: true })
+    expect(r[5]).toMatchObject({
+      network: 'none',
+      mounts: [
+        { type: 'cache', target: '/c', id: 'c1', sharing: 'locked' },
+        { type: 'bind', target: '/t', source: '/s', fromInput: 1, readwrite: false },
+        { type: 'secret', id: 'tok', env: 'TOK' },
+        { type: 'tmpfs', target: '/tmp', size: 1 << 20 },
+      ],
+    })
+  })
+
+  it('COPY heredocs, --exclude/--link; ADD --checksum; HEALTHCHECK with --start-interval; CMD/ENTRYPOINT/SHELL; ONBUILD; MAINTAINER', () => {
+    const sum = `sha256:${'a'.repeat(64)}`
+    const d = fromDockerfile([
+      'FROM scratch', 'COPY --exclude=*.md --link <<A <<"B" /etc/', 'x $HOME', 'A', 'y $HOME', 'B',
+      `ADD --checksum=${sum} https://example.com/f /f`,
+      'HEALTHCHECK --interval=5s --start-period=1s --start-interval=2s --retries=3 CMD ["curl", "-f", "x"]',
+      'CMD echo hi', 'ENTRYPOINT ["/e"]', 'SHELL ["/bin/bash", "-c"]', 'ONBUILD  RUN echo hi > /x', 'MAINTAINER me <me@x>', '',
+    ].join('\n'))
+    const r = specs(d.target)
+    expect(r[0]).toMatchObject({ sources: [], dest: '/etc/', exclude: ['*.md'], link: true, inline: [{ name: 'A', data: 'x $HOME\n', expand: true }, { name: 'B', data: 'y $HOME\n' }] })
+    expect(r[1]).toMatchObject({ sources: ['https://example.com/f'], dest: '/f', checksum: sum, unpack: true })
+    expect(r[2]).toEqual({ op: 'healthcheck', health: { Test: ['CMD', 'curl', '-f', 'x'], Interval: 5e9, StartPeriod: 1e9, StartInterval: 2e9, Retries: 3 } })
+    expect(r.slice(3)).toEqual([
+      { op: 'cmd', args: ['echo hi'], shellForm: true },
+      { op: 'entrypoint', args: ['/e'], shellForm: false },
+      { op: 'shell', shell: ['/bin/bash', '-c'] },
+      { op: 'onbuild', instruction: 'RUN echo hi > /x' },
+      { op: 'maintainer', name: 'me <me@x>' },
+    ])
+  })
+
+  it('valid syntax that cannot be built is an explicit UNSUPPORTED_INSTRUCTION, never dropped', () => {
+    for (const line of [
+      'ADD https://github.com/moby/buildkit.git#v0.12 /src',
+      'ADD git@github.com:moby/buildkit.git /src',
+      'ADD --keep-git-dir=true https://example.com/r.git /src',
+      'COPY --parents a/b /dst/',
+      'RUN --security=insecure true',
+      'RUN --mount=type=ssh true',
+      'RUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF',
+    ]) {
+      const e = fails(`FROM scratch\n${line}\n`, ErrorCodes.UNSUPPORTED_INSTRUCTION)
+      expect(e.details).toMatchObject({ line: 2, column: 1 })
+    }
+  })
+
+  it('triggers of a base stage run right after its FROM, in the graph', () => {
+    const d = fromDockerfile('FROM scratch AS base\nONBUILD COPY a /a\nFROM base\nRUN true\n')
+    const g = d.target.graph()
+    const out = g.vertices.find((v) => v.id === g.output)!
+    const trigger = g.vertices.find((v) => v.id === out.inputs[0]) as AnyVertex
+    expect(trigger.kind).toBe('copy')
+    expect(trigger.spec).toMatchObject({ sources: ['a'], dest: '/a', expand: true })
+  })
+})
