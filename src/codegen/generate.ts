@@ -11,6 +11,7 @@ import { IndentationText, Project, QuoteKind, ts, VariableDeclarationKind } from
 import type { Dockerfile, Instruction } from '../dockerfile/ast.js'
 import { collectStages, type StageEntry } from '../dockerfile/print-stages.js'
 import type { StageDef, StepInput } from '../graph/stage.js'
+import { processWord } from '../shell/expand.js'
 import { stepCall, str, type CallContext } from './calls.js'
 
 export interface GenerateInput {
@@ -18,6 +19,8 @@ export interface GenerateInput {
   readonly target: StageDef
   /** Stage names as the Dockerfile wrote them (`FROM … AS name`), by stage definition. */
   readonly names?: ReadonlyMap<StageDef, string>
+  /** Every stage in Dockerfile order (the importer's `stageList`): all become consts, and comments match by position. */
+  readonly stageList?: readonly StageDef[]
   /** The parsed Dockerfile: its comments and ARG names carry over. */
   readonly dockerfile?: Dockerfile
   /** Written as the module's first comment, e.g. where it came from. */
@@ -72,19 +75,71 @@ function argNames(df: Dockerfile | undefined, order: readonly StageEntry[]): str
   return [...names].filter((n) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(n))
 }
 
+/** Defaults of the ARGs before the first FROM (undefined: declared without one). */
+function globalArgs(df: Dockerfile | undefined): Map<string, string | undefined> {
+  const out = new Map<string, string | undefined>()
+  for (const inst of df?.instructions ?? []) {
+    if (inst.keyword === 'FROM') break
+    if (inst.keyword !== 'ARG') continue
+    for (const w of inst.args) {
+      const i = w.indexOf('=')
+      const env = new Map([...out].filter((e): e is [string, string] => e[1] !== undefined))
+      try {
+        out.set(i < 0 ? w : w.slice(0, i), i < 0 ? undefined : processWord(w.slice(i + 1), env, { escapeToken: df!.escapeToken }).value)
+      } catch {
+        out.set(i < 0 ? w : w.slice(0, i), undefined)
+      }
+    }
+  }
+  return out
+}
+
+/**
+ * `FROM node:${NODE_VERSION}-alpine` as a template literal over the build-args parameter, when the
+ * word only uses plain `$NAME` / `${NAME}` of global ARGs and gives the imported reference with the
+ * defaults; anything else (the `${V:-w}` forms, quotes) keeps the imported reference.
+ */
+function fromTemplate(word: string, ref: string, globals: ReadonlyMap<string, string | undefined>): string | undefined {
+  if (!word.includes('$')) return undefined
+  const re = /\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))/g
+  const literal = word.replace(re, '')
+  if (/[$\\'"`]/.test(literal)) return undefined
+  let out = ''
+  let withDefaults = ''
+  let last = 0
+  for (const m of word.matchAll(re)) {
+    const name = (m[1] ?? m[2])!
+    if (!globals.has(name)) return undefined
+    const text = word.slice(last, m.index)
+    out += text + `\${args.${name} ?? ${str(globals.get(name) ?? '')}}`
+    withDefaults += text + (globals.get(name) ?? '')
+    last = m.index + m[0].length
+  }
+  out += word.slice(last)
+  withDefaults += word.slice(last)
+  return withDefaults === ref ? `\`${out}\`` : undefined
+}
+
 /** Generates the module's text. */
 export function generateModule(input: GenerateInput): string {
-  const { order, byDef } = collectStages(input.target, (def) => input.names?.get(def))
+  const { order, byDef } = collectStages(input.target, (def) => input.names?.get(def), input.stageList ?? [])
   const taken = new Set<string>()
   const ids = new Map<StageEntry, string>()
   for (const e of order) ids.set(e, identifier(e.name === '' ? 'app' : e.name, taken))
   const targetEntry = byDef.get(input.target)!
   const buildArgs = argNames(input.dockerfile, order)
 
+  const globals = globalArgs(input.dockerfile)
   // Stages of the Dockerfile matched to ours by name (or by position for unnamed ones).
   const astByStage = new Map<StageEntry, Instruction[]>()
   const ast = astStages(input.dockerfile)
+  input.stageList?.forEach((def, i) => {
+    const e = byDef.get(def)
+    const insts = ast[i]
+    if (e && insts && insts.length - 1 === e.def.steps.length && !astByStage.has(e)) astByStage.set(e, insts)
+  })
   for (const e of order) {
+    if (astByStage.has(e)) continue
     const byName = ast.find((insts) => {
       const w = insts[0]!.args
       return w.length >= 3 && w[w.length - 2]!.toLowerCase() === 'as' && w[w.length - 1]!.toLowerCase() === e.name.toLowerCase()
@@ -109,7 +164,8 @@ export function generateModule(input: GenerateInput): string {
     if (lines.length > 0) lines.push('')
     lines.push(...commentLines(insts?.[0]?.comments ?? []))
     const base = e.def.base
-    const from = 'ref' in base ? str(base.ref) : ids.get(byDef.get(base.stage)!)!
+    const fromWord = insts?.[0]?.args[0]
+    const from = 'ref' in base ? (fromWord !== undefined ? fromTemplate(fromWord, base.ref, globals) : undefined) ?? str(base.ref) : ids.get(byDef.get(base.stage)!)!
     lines.push(`const ${ids.get(e)} = image().from(${from})`)
     e.def.steps.forEach((step, i) => {
       lines.push(...commentLines(insts?.[i + 1]?.comments ?? []).map((l) => `  ${l}`))

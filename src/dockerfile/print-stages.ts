@@ -14,7 +14,11 @@ export interface StageEntry {
  * vertex key are one stage. Names: the stage's own (the importer keeps `AS name`), else
  * `stage-N`, or `names(def)` when the caller has better ones.
  */
-export function collectStages(target: StageDef, names?: (def: StageDef) => string | undefined): { order: StageEntry[]; byDef: Map<StageDef, StageEntry> } {
+export function collectStages(
+  target: StageDef,
+  names?: (def: StageDef) => string | undefined,
+  others: readonly StageDef[] = [],
+): { order: StageEntry[]; byDef: Map<StageDef, StageEntry> } {
   const order: StageEntry[] = []
   const byDef = new Map<StageDef, StageEntry>()
   const byKey = new Map<Digest, StageEntry>()
@@ -35,6 +39,8 @@ export function collectStages(target: StageDef, names?: (def: StageDef) => strin
     order.push(entry)
     return entry
   }
+  // Other stages (a Dockerfile's stages the target does not read) keep their file order.
+  for (const def of others) visit(def)
   visit(target)
 
   const own = (def: StageDef) => names?.(def) ?? stageName(def)
