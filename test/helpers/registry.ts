@@ -10,6 +10,7 @@ import { X509Certificate, generateKeyPairSync, createSign, randomUUID, createHas
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { cp, readFile, writeFile } from 'node:fs/promises'
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { busyboxArchive, debianArchive, busyboxLayout, onProcessExit, removeTree, removeTreeSync, tmpDir } from './testbed.js'
@@ -39,6 +40,8 @@ export interface TestRegistry {
   /** The user that may push and pull (basic and token modes). */
   readonly auth?: { readonly username: string; readonly password: string }
   readonly token?: TokenServer
+  /** The self-signed certificate (PEM) a TLS registry serves: what a client must trust. */
+  readonly caFile?: string
   /** The registry's log so far. */
   log(): string
   stop(): Promise<void>
@@ -52,14 +55,18 @@ export interface StartRegistryOptions {
   readonly password?: string
   /** Token mode: anonymous users get pull tokens. @default true */
   readonly anonymousPull?: boolean
+  /** Address to listen on; a non-loopback one (the host's) makes clients use TLS unless told otherwise. @default '127.0.0.1' */
+  readonly address?: string
+  /** Serve HTTPS with a self-signed certificate for `address` (its PEM is {@link TestRegistry.caFile}). */
+  readonly tls?: boolean
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
-function listen(server: http.Server): Promise<number> {
+function listen(server: http.Server, address = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port))
+    server.listen(0, address, () => resolve((server.address() as AddressInfo).port))
   })
 }
 
@@ -68,9 +75,9 @@ function closeServer(server: http.Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()))
 }
 
-async function freePort(): Promise<number> {
+async function freePort(address = '127.0.0.1'): Promise<number> {
   const s = http.createServer()
-  const port = await listen(s)
+  const port = await listen(s, address)
   await closeServer(s)
   return port
 }
@@ -157,15 +164,34 @@ export async function startTestRegistry(opts: StartRegistryOptions = {}): Promis
     token = await startTokenServer(dir, { username, password, anonymousPull: opts.anonymousPull ?? true })
     authYaml = `auth:\n  token:\n    realm: ${token.realm}\n    service: ${token.service}\n    issuer: ${token.issuer}\n    rootcertbundle: ${token.certPath}\n`
   }
+  const address = opts.address ?? '127.0.0.1'
+  let tlsYaml = ''
+  let caFile: string | undefined
+  if (opts.tls) {
+    caFile = join(dir, 'registry.crt')
+    const keyFile = join(dir, 'registry.key')
+    await runTool('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', caFile, '-days', '2', '-subj', '/CN=imagesmith-test-registry', '-addext', `subjectAltName=IP:${address}`])
+    tlsYaml = `  tls:\n    certificate: ${caFile}\n    key: ${keyFile}\n`
+  }
+  const probe = (host: string): Promise<number> =>
+    new Promise((resolve) => {
+      const mod = opts.tls ? https : http
+      const r = mod.get(`${opts.tls ? 'https' : 'http'}://${host}/v2/`, { ...(caFile ? { ca: readFileSync(caFile) } : {}) }, (res) => {
+        res.resume()
+        resolve(res.statusCode ?? 0)
+      })
+      r.on('error', () => resolve(0))
+    })
   let lastLog = ''
   for (let attempt = 0; attempt < 5; attempt++) {
-    const host = `127.0.0.1:${await freePort()}`
+    const host = `${address}:${await freePort(address)}`
     const config = join(dir, 'config.yml')
     await writeFile(
       config,
       'version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n' +
         `storage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n  delete:\n    enabled: true\n` +
         `http:\n  addr: ${host}\n` +
+        tlsYaml +
         authYaml,
     )
     const logPath = join(dir, `registry-${attempt}.log`)
@@ -187,7 +213,7 @@ export async function startTestRegistry(opts: StartRegistryOptions = {}): Promis
     const deadline = Date.now() + 15_000
     let ready = false
     while (!exited && Date.now() < deadline) {
-      const status = await fetch(`http://${host}/v2/`).then((r) => r.status, () => 0)
+      const status = await probe(host)
       if (status === 200 || (mode !== 'none' && status === 401)) {
         ready = true
         break
@@ -198,9 +224,10 @@ export async function startTestRegistry(opts: StartRegistryOptions = {}): Promis
       let stopped = false
       return {
         host,
-        url: `http://${host}`,
+        url: `${opts.tls ? 'https' : 'http'}://${host}`,
         dir,
         mode,
+        ...(caFile ? { caFile } : {}),
         ...(mode !== 'none' ? { auth: { username, password } } : {}),
         ...(token ? { token } : {}),
         log,
@@ -306,6 +333,8 @@ export interface ProxyFaults {
   readonly drops?: number
   /** Flip one byte in the middle of every matching response body. */
   readonly corrupt?: boolean
+  /** Redirect matching GETs (307) to the same path on this `host:port`, with a query as signed storage URLs have. */
+  readonly redirectTo?: string
   /** Answer matching requests with this status instead (e.g. 503), `times` times. */
   readonly status?: { readonly code: number; readonly times: number; readonly retryAfter?: string }
 }
@@ -315,7 +344,7 @@ export interface TestProxy {
   readonly host: string
   readonly url: string
   /** Requests seen (method, path, range header). */
-  readonly requests: { readonly method: string; readonly path: string; readonly range?: string }[]
+  readonly requests: { readonly method: string; readonly path: string; readonly range?: string; readonly authorized: boolean }[]
   /** Request body bytes forwarded to the registry (uploads). */
   bytesUp: number
   /** Response body bytes sent back. */
@@ -341,9 +370,13 @@ export async function startProxy(target: string, faults: ProxyFaults = {}): Prom
   }
   const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = req.url ?? '/'
-    proxy.requests.push({ method: req.method ?? 'GET', path, ...(req.headers.range ? { range: String(req.headers.range) } : {}) })
+    proxy.requests.push({ method: req.method ?? 'GET', path, ...(req.headers.range ? { range: String(req.headers.range) } : {}), authorized: req.headers.authorization !== undefined })
     const f = proxy.faults
     const matches = (f.paths ?? /\/blobs\/sha256:/).test(path)
+    if (matches && f.redirectTo && req.method === 'GET') {
+      res.writeHead(307, { location: `http://${f.redirectTo}${path}?X-Signature=test` })
+      return void res.end()
+    }
     if (matches && f.status && state.statuses < f.status.times) {
       state.statuses++
       res.writeHead(f.status.code, { 'content-type': 'application/json', ...(f.status.retryAfter ? { 'retry-after': f.status.retryAfter } : {}) })

@@ -6,6 +6,7 @@
  */
 import { chmodSync, existsSync, readdirSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ErrorCodes, isImagesmithError, type ImagesmithError } from '../../src/errors.js'
@@ -295,4 +296,43 @@ describe.skipIf(bed.skip)('registry pull', () => {
       await empty.stop()
     }
   })
+
+  it('a blob GET redirected to another host (object storage) follows without the Authorization header', async () => {
+    const storage = await proxy(plain.host)
+    const origin = await proxy(basic.host, { redirectTo: storage.host })
+    const store = await freshStore()
+    const img = await session({ auths: { [origin.host]: basic.auth! } }).pull(parseReference(`${origin.host}/library/busybox`), amd64, store.blobs)
+    expect(img.digest).toBe(seeded.busybox)
+    expect(origin.requests.filter((r) => r.path.includes('/blobs/')).every((r) => r.authorized)).toBe(true)
+    const stored = storage.requests.filter((r) => r.path.includes('/blobs/'))
+    expect(stored).toHaveLength(2)
+    expect(stored.every((r) => !r.authorized)).toBe(true)
+  })
+
+  it('TLS for registries off loopback (system CAs plus a CA file); plain HTTP there only when listed as insecure', async () => {
+    const address = hostAddress()!
+    expect(address, 'a non-loopback IPv4 address of this machine to test TLS on').toBeDefined()
+    const [secure, insecure] = await Promise.all([startTestRegistry({ address, tls: true }), startTestRegistry({ address })])
+    try {
+      const [digest] = await Promise.all([seedBases(secure).then((b) => b.busybox), seedBases(insecure)])
+      const ref = parseReference(`${secure.host}/library/busybox`)
+      const untrusted = await failure(session().pull(ref, amd64, (await freshStore()).blobs))
+      expect(untrusted.code).toBe(ErrorCodes.REGISTRY_UNREACHABLE)
+      expect(untrusted.message).toMatch(/SELF_SIGNED|CERT|certificate/i)
+      expect((await session({ caFile: secure.caFile! }).pull(ref, amd64, (await freshStore()).blobs)).digest).toBe(digest)
+
+      const plainRef = parseReference(`${insecure.host}/library/busybox`)
+      const refused = await failure(session().pull(plainRef, amd64, (await freshStore()).blobs))
+      expect(refused.code).toBe(ErrorCodes.REGISTRY_UNREACHABLE) // TLS to a plain-HTTP registry
+      expect((await session({ insecure: [insecure.host] }).pull(plainRef, amd64, (await freshStore()).blobs)).digest).toBe(digest)
+    } finally {
+      await Promise.all([secure.stop(), insecure.stop()])
+    }
+  })
 })
+
+/** The host's first non-loopback IPv4 address. */
+function hostAddress(): string | undefined {
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address
+  return undefined
+}
