@@ -5,7 +5,7 @@ import { hostPlatform } from '../oci/platform.js'
 import { DEFAULT_DOCKER_HOST } from '../exporters/docker-host.js'
 import type { Platform } from '../oci/types.js'
 import type { BuildOptions } from './options.js'
-import { parseMirrorList } from '../registry/endpoints.js'
+import { parseMirrorList, pullEndpoints } from '../registry/endpoints.js'
 import type { RegistryConfig, RegistryOptions } from '../registry/options.js'
 
 /**
@@ -82,9 +82,12 @@ export function resolveRegistryOptions(opts: RegistryOptions = {}, env: NodeJS.P
     if (!Number.isInteger(v) || v < min) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `registry.${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`, { option: `registry.${name}` })
     return v
   }
+  const insecure = [...(opts.insecure ?? [])]
+  // A malformed mirror fails here, before any work, not at the first FROM.
+  for (const registry of Object.keys(mirrors)) pullEndpoints(registry, { mirrors, insecure })
   return {
     mirrors,
-    insecure: [...(opts.insecure ?? [])],
+    insecure,
     ...(opts.caFile ? { caFile: resolve(opts.caFile) } : {}),
     configDir: opts.configDir ? resolve(opts.configDir) : env.DOCKER_CONFIG ? resolve(env.DOCKER_CONFIG) : join(homedir(), '.docker'),
     auths: { ...(opts.auths ?? {}) },

@@ -18,6 +18,9 @@ import { runTool } from './tools.js'
 
 export type RegistryAuthMode = 'none' | 'basic' | 'token'
 
+/** The identity (OAuth2 refresh) token the test token server accepts for the test user. */
+export const IDENTITY_TOKEN = 'test-identity-token-0123456789'
+
 export interface TokenServer {
   /** `http://127.0.0.1:PORT/token` */
   readonly realm: string
@@ -85,7 +88,7 @@ async function freePort(address = '127.0.0.1'): Promise<number> {
 const b64url = (b: Buffer | string): string => Buffer.from(b).toString('base64url')
 
 /** A token server as Docker Hub's: GET realm?service&scope[&account], basic auth optional. */
-async function startTokenServer(dir: string, o: { username: string; password: string; anonymousPull: boolean }): Promise<TokenServer & { certPath: string }> {
+async function startTokenServer(dir: string, o: { username: string; password: string; identityToken: string; anonymousPull: boolean }): Promise<TokenServer & { certPath: string }> {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
   const keyPath = join(dir, 'token.key')
   const certPath = join(dir, 'token.crt')
@@ -98,12 +101,25 @@ async function startTokenServer(dir: string, o: { username: string; password: st
   const requests: TokenServer['requests'] = []
   const state = { expiresIn: 300 }
   const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => answer(req, Buffer.concat(chunks).toString('utf8'), res))
+  })
+  const answer = (req: IncomingMessage, body: string, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://x')
     if (url.pathname !== '/token') return void res.writeHead(404).end()
-    const scopes = url.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean)
+    // GET with optional basic auth, or POST (OAuth2) with an identity token as refresh token.
+    const form = req.method === 'POST' ? new URLSearchParams(body) : url.searchParams
+    const scopes = form.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean)
     const authz = req.headers.authorization
     let account: string | undefined
-    if (authz?.startsWith('Basic ')) {
+    if (req.method === 'POST') {
+      if (form.get('grant_type') !== 'refresh_token' || form.get('refresh_token') !== o.identityToken) {
+        requests.push({ scopes, granted: false })
+        return void res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"invalid refresh token"}')
+      }
+      account = o.username
+    } else if (authz?.startsWith('Basic ')) {
       const [u, ...rest] = Buffer.from(authz.slice(6), 'base64').toString('utf8').split(':')
       if (u !== o.username || rest.join(':') !== o.password) {
         requests.push({ scopes, account: u, granted: false })
@@ -129,7 +145,7 @@ async function startTokenServer(dir: string, o: { username: string; password: st
     const sig = createSign('RSA-SHA256').update(signingInput).sign(privateKey)
     const token = `${signingInput}.${b64url(sig)}`
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token, access_token: token, expires_in: state.expiresIn, issued_at: new Date(now * 1000).toISOString() }))
-  })
+  }
   const port = await listen(server)
   return {
     realm: `http://127.0.0.1:${port}/token`,
@@ -161,7 +177,7 @@ export async function startTestRegistry(opts: StartRegistryOptions = {}): Promis
     await writeFile(join(dir, 'htpasswd'), `${line}\n`)
     authYaml = `auth:\n  htpasswd:\n    realm: imagesmith-test\n    path: ${join(dir, 'htpasswd')}\n`
   } else if (mode === 'token') {
-    token = await startTokenServer(dir, { username, password, anonymousPull: opts.anonymousPull ?? true })
+    token = await startTokenServer(dir, { username, password, identityToken: IDENTITY_TOKEN, anonymousPull: opts.anonymousPull ?? true })
     authYaml = `auth:\n  token:\n    realm: ${token.realm}\n    service: ${token.service}\n    issuer: ${token.issuer}\n    rootcertbundle: ${token.certPath}\n`
   }
   const address = opts.address ?? '127.0.0.1'

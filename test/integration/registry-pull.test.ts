@@ -17,7 +17,7 @@ import { RegistryClient } from '../../src/registry/client.js'
 import type { RegistryOptions } from '../../src/registry/options.js'
 import { PullSession } from '../../src/registry/pull.js'
 import { Store } from '../../src/store/store.js'
-import { filesContaining, seedBases, startProxy, startTestRegistry, type SeededBases, type TestProxy, type TestRegistry } from '../helpers/registry.js'
+import { IDENTITY_TOKEN, filesContaining, seedBases, startProxy, startTestRegistry, type SeededBases, type TestProxy, type TestRegistry } from '../helpers/registry.js'
 import { cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 import { requireTools } from '../helpers/tools.js'
 
@@ -188,6 +188,17 @@ describe.skipIf(bed.skip)('registry pull', () => {
     const e = await failure(session({ auths: { [token.host]: { username: 'tester', password: wrong } } }).pull(parseReference(`${token.host}/library/busybox`), amd64, (await freshStore()).blobs))
     expect(e.code).toBe(ErrorCodes.UNAUTHORIZED)
     expect(JSON.stringify({ m: e.message, d: e.details })).not.toContain(wrong)
+
+    // An identity token (config.json `identitytoken`) is sent as an OAuth2 refresh token.
+    const cfg = await tmpDir('ism-idt-')
+    await writeFile(join(cfg, 'config.json'), JSON.stringify({ auths: { [token.host]: { identitytoken: IDENTITY_TOKEN } } }))
+    const before = t.requests.length
+    await session({}, { DOCKER_CONFIG: cfg }).pull(parseReference(`${token.host}/library/busybox`), amd64, (await freshStore()).blobs)
+    expect(t.requests.slice(before)).toEqual([{ scopes: ['repository:library/busybox:pull'], account: token.auth!.username, granted: true }])
+    await writeFile(join(cfg, 'config.json'), JSON.stringify({ auths: { [token.host]: { identitytoken: 'revoked-token-value' } } }))
+    const revoked = await failure(session({}, { DOCKER_CONFIG: cfg }).pull(parseReference(`${token.host}/library/busybox`), amd64, (await freshStore()).blobs))
+    expect(revoked.code).toBe(ErrorCodes.UNAUTHORIZED)
+    expect(JSON.stringify({ m: revoked.message, d: revoked.details })).not.toContain('revoked-token-value')
   })
 
   it('credentials from config.json: base64 auth, username/password, credHelpers and credsStore through docker-credential-* on PATH', async () => {

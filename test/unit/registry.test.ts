@@ -36,6 +36,8 @@ describe('registry endpoints', () => {
     expect(r.configDir).toBe('/cfg')
     expect(resolveRegistryOptions({}, {}).configDir).toMatch(/\.docker$/)
     expect(() => resolveRegistryOptions({ retries: -1 }, {})).toThrow(/retries/)
+    expect(() => resolveRegistryOptions({ mirrors: { 'docker.io': ['http://m.example/'] } }, {})).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_ARGUMENT }))
+    expect(() => resolveRegistryOptions({}, { IMAGESMITH_REGISTRY_MIRRORS: 'docker.io=a/b/c' })).toThrow(/host\[:port\]/)
   })
 })
 
