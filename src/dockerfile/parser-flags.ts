@@ -60,23 +60,28 @@ export function checkFlags(keyword: string, flags: readonly Flag[], healthcheckN
   return undefined
 }
 
-/** The closest candidate within a small edit distance, for "did you mean". */
-export function suggest(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined
-  let bestDistance = Infinity
-  const w = word.toLowerCase()
+/**
+ * BuildKit's suggest.Search: the candidate at the smallest Levenshtein distance under 3, in the
+ * case the word was written in (all lower / all upper) when matching case-insensitively.
+ */
+export function suggest(word: string, candidates: readonly string[], caseSensitive = true): string | undefined {
+  const val = caseSensitive ? word : word.toLowerCase()
+  let match: string | undefined
+  let min = 3
   for (const c of candidates) {
-    const d = editDistance(w, c.toLowerCase())
-    if (d < bestDistance) {
-      bestDistance = d
-      best = c
+    const opt = caseSensitive ? c : c.toLowerCase()
+    if (opt === val) return undefined
+    const d = editDistance(val, opt)
+    if (d < min) {
+      min = d
+      match = caseSensitive ? opt : word === word.toLowerCase() ? opt : word === word.toUpperCase() ? opt.toUpperCase() : opt
     }
   }
-  return best !== undefined && bestDistance <= Math.max(1, Math.min(2, Math.floor(w.length / 3))) ? best : undefined
+  return match
 }
 
 function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 3 || a.length > 64 || b.length > 64) return Infinity
+  if (Math.abs(a.length - b.length) >= 3 || a.length > 64 || b.length > 64) return Infinity
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
   for (let i = 1; i <= a.length; i++) {
     const cur = [i]

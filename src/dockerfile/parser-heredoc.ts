@@ -13,8 +13,23 @@ export interface HeredocHead {
 }
 
 const NO_ENV = (): undefined => undefined
-// Go's \s is [\t\n\f\r ], \d is [0-9].
-const HEREDOC = /^([0-9]*)<<(-?)[\t\n\f\r ]*([^<]*)$/
+/**
+ * BuildKit's `^(\d*)<<(-?)\s*([^<]*)$`, matched by hand: in JavaScript that pattern backtracks
+ * quadratically on blanks followed by a `<` (Go's engine is linear).
+ */
+function matchHeredoc(word: string): { fd: string; chomp: boolean; rest: string } | undefined {
+  let i = 0
+  while (i < word.length && word.charCodeAt(i) >= 0x30 && word.charCodeAt(i) <= 0x39) i++
+  const fd = word.slice(0, i)
+  if (!word.startsWith('<<', i)) return undefined
+  i += 2
+  const chomp = word[i] === '-'
+  if (chomp) i++
+  // Go's \s: [\t\n\f\r ].
+  while (i < word.length && ' \t\n\f\r'.includes(word[i]!)) i++
+  const rest = word.slice(i)
+  return rest.includes('<') ? undefined : { fd, chomp, rest }
+}
 
 /** The heredocs a logical line opens, in order. Throws a message when a delimiter cannot be lexed. */
 export function heredocsFromLine(line: string): HeredocHead[] {
@@ -36,9 +51,9 @@ export function heredocsFromLine(line: string): HeredocHead[] {
 
 /** ParseHeredoc: the heredoc a single word opens, if it is one. */
 export function parseHeredoc(word: string): HeredocHead | undefined {
-  const m = HEREDOC.exec(word)
+  const m = matchHeredoc(word)
   if (!m) return undefined
-  const rest = m[3]!
+  const rest = m.rest
   if (rest.length === 0) return undefined
   // Lexed with and without quotes: a difference in quote count means part of the name was quoted.
   const plain = processWords(rest, NO_ENV, { skipUnsetEnv: true }).words
@@ -48,8 +63,8 @@ export function parseHeredoc(word: string): HeredocHead | undefined {
   const quotes = (s: string): number => s.split("'").length + s.split('"').length - 2
   return {
     name: plain[0]!,
-    fileDescriptor: m[1] === '' ? 0 : Math.min(Number(m[1]), Number.MAX_SAFE_INTEGER),
+    fileDescriptor: m.fd === '' ? 0 : Math.min(Number(m.fd), Number.MAX_SAFE_INTEGER),
     expand: quotes(plain[0]!) === quotes(raw[0]!),
-    chomp: m[2] === '-',
+    chomp: m.chomp,
   }
 }

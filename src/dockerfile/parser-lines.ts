@@ -80,8 +80,35 @@ export function isEmptyContinuationLine(line: string): boolean {
   return leadingSpace(line) === line.length
 }
 
-// Go's \s is [\t\n\f\r ] and its . stops only at \n.
-const DIRECTIVE = /^([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*([^\n]+?)[\t\n\f\r ]*$/
+/** Go's regexp \s: [\t\n\f\r ]. */
+function isReSpace(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0c || c === 0x0d
+}
+
+/**
+ * BuildKit's `^([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$`, matched by hand: that pattern backtracks
+ * quadratically in JavaScript on a long run of blanks (Go's engine is linear).
+ */
+function matchDirective(body: string): { key: string; value: string } | undefined {
+  let i = 0
+  const alpha = (c: number): boolean => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)
+  if (i >= body.length || !alpha(body.charCodeAt(i))) return undefined
+  while (i < body.length && (alpha(body.charCodeAt(i)) || (body.charCodeAt(i) >= 0x30 && body.charCodeAt(i) <= 0x39))) i++
+  const key = body.slice(0, i)
+  while (i < body.length && isReSpace(body.charCodeAt(i))) i++
+  if (body[i] !== '=') return undefined
+  i++
+  const afterEq = i
+  while (i < body.length && isReSpace(body.charCodeAt(i))) i++
+  let end = body.length
+  while (end > i && isReSpace(body.charCodeAt(end - 1))) end--
+  // Only blanks after `=`: the engine backtracks and the value is the last blank.
+  const value = end > i ? body.slice(i, end) : body.length > afterEq ? body.slice(-1) : ''
+  // `.` does not match a newline.
+  if (value.length === 0 || value.includes('\n')) return undefined
+  return { key, value }
+}
+
 const KNOWN_DIRECTIVES = new Set(['syntax', 'escape', 'check'])
 
 /**
@@ -101,19 +128,19 @@ export class DirectiveScanner {
       return undefined
     }
     const body = line.slice(1 + leadingSpace(line.slice(1)))
-    const m = DIRECTIVE.exec(body)
+    const m = matchDirective(body)
     if (!m) {
       this.#done = true
       return undefined
     }
-    const key = m[1]!.toLowerCase()
+    const key = m.key.toLowerCase()
     if (!KNOWN_DIRECTIVES.has(key)) {
       this.#done = true
       return undefined
     }
     if (this.#seen.has(key)) throw new DirectiveError(`only one ${key} parser directive can be used`)
     this.#seen.add(key)
-    const value = m[2]!
+    const value = m.value
     const d: Directive = { name: key as Directive['name'], value, text: line, line: lineNumber }
     this.directives.push(d)
     return d

@@ -210,7 +210,7 @@ function checkStrict(parsed: ParsedLine, at: (offset: number) => { line: number;
   for (let p: ParsedLine | undefined = parsed; p; p = p.child) {
     const keyword = p.keywordRaw.toUpperCase()
     if (!p.known) {
-      const hint = suggest(p.keywordRaw, INSTRUCTION_KEYWORDS.map((k) => k.toLowerCase()))
+      const hint = suggest(p.keywordRaw, INSTRUCTION_KEYWORDS, false)
       const pos = at(p.keywordOffset)
       fail(ErrorCodes.UNKNOWN_INSTRUCTION, `unknown instruction: ${p.keywordRaw}${hint ? ` (did you mean ${hint}?)` : ''}`, pos.line, pos.column, {
         instruction: p.keywordRaw,

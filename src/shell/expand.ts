@@ -487,7 +487,17 @@ class Lexer {
     return v
   }
 
+  /**
+   * Only the outermost word's words are returned: a nested word's are dropped by BuildKit, and
+   * its use of the shared buffer ends with the buffer empty. So nested words skip the splitting,
+   * which would otherwise rescan every inner value at every level (quadratic in the nesting).
+   */
+  #splits(f: WordFrame): boolean {
+    return this.#stack[0] === f
+  }
+
   #addChar(f: WordFrame, c: number): void {
+    if (!this.#splits(f)) return
     if (isGoSpace(c)) {
       if (f.inWord && this.#buf.length !== 0) {
         f.words.push(this.#buf)
@@ -500,11 +510,13 @@ class Lexer {
   }
 
   #addRawChar(f: WordFrame, c: number): void {
+    if (!this.#splits(f)) return
     this.#buf += chr(c)
     f.inWord = true
   }
 
   #addString(f: WordFrame, s: string): void {
+    if (!this.#splits(f)) return
     for (let i = 0; i < s.length; ) {
       const c = s.codePointAt(i)!
       this.#addChar(f, c)
@@ -513,11 +525,16 @@ class Lexer {
   }
 
   #addRawString(f: WordFrame, s: string): void {
+    if (!this.#splits(f)) return
     this.#buf += s
     f.inWord = true
   }
 
   #getWords(f: WordFrame): string[] {
+    if (!this.#splits(f)) {
+      this.#buf = ''
+      return f.words
+    }
     if (this.#buf.length > 0) {
       f.words.push(this.#buf)
       this.#buf = ''
