@@ -8,6 +8,9 @@ import type { OutputSpec } from '../pipeline/options.js'
 import type { ProgressEvent, SecretSource } from '../solver/types.js'
 import { UsageError, assertKnownFlags, many, one, parseArgs, parseCsvPairs, type ParsedArgs } from './args.js'
 import { loadBuildScript } from './load-script.js'
+import { isDockerfileBuild, loadDockerfileBuild } from './build-dockerfile.js'
+import { defaultCacheDir } from '../pipeline/resolve-options.js'
+import type { ImageBuilder } from '../builder/image-builder.js'
 import { LOGIN_HELP, loginCommand, logoutCommand } from './login.js'
 import { DOCKERFILE_HELP, dockerfileCommand } from './dockerfile.js'
 import { PULL_HELP, pullCommand } from './pull.js'
@@ -16,6 +19,8 @@ import { REGISTRY_FLAGS, REGISTRY_FLAGS_HELP, registryFlags } from './registry-f
 const HELP = `imagesmith: build OCI images from TypeScript
 
 Usage:
+  imagesmith build -f Dockerfile|- [CONTEXT_DIR | CONTEXT.tar[.gz] | -]   (or: imagesmith build CONTEXT, with CONTEXT/Dockerfile)
+                   same flags as below; --target names a stage; <Dockerfile>.dockerignore beside it wins over .dockerignore
   imagesmith build <build.ts> [--context DIR] [-t TAG]... [-o type=oci,dest=PATH | type=oci-layout,dest=DIR | type=docker[,host=H] | type=registry]
                    [--load | --push]
                    [--target NAME] [--no-cache] [--progress auto|plain|tty|quiet] [--build-arg K=V]...
@@ -177,8 +182,9 @@ function parseSecret(text: string): [string, SecretSource] {
 }
 
 async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<number> {
-  assertKnownFlags(args, ['--context', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--progress', '--build-arg', '--secret', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', ...REGISTRY_FLAGS])
-  const path = script(args)
+  assertKnownFlags(args, ['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--progress', '--build-arg', '--secret', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', ...REGISTRY_FLAGS])
+  const dockerfile = isDockerfileBuild(args)
+  const path = dockerfile ? '' : script(args)
   const progress = one(args, '--progress') ?? (args.flags.has('--quiet') ? 'quiet' : 'auto')
   if (!['auto', 'plain', 'tty', 'quiet'].includes(progress)) throw new UsageError(`--progress must be auto, plain, tty or quiet`)
   const network = one(args, '--network')
@@ -190,17 +196,44 @@ async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<nu
   for (const t of many(args, '--tag')) flagCheck(() => parseImageName(t), '--tag')
   const platform = one(args, '--platform')
   if (platform !== undefined) flagCheck(() => parsePlatform(platform), '--platform')
-  const { builder } = await loadBuildScript(path, one(args, '--target'))
+  const df = dockerfile
+    ? await loadDockerfileBuild(args, { buildArgs: buildArgs(args), ...(platform !== undefined ? { platform } : {}), cacheDir: one(args, '--cache-dir') ?? defaultCacheDir(), stdin: process.stdin })
+    : undefined
+  try {
+    return await buildAndReport(args, io, df ? df.imported.target : (await loadBuildScript(path, one(args, '--target'))).builder, {
+      context: df?.context ?? one(args, '--context') ?? '.',
+      ...(df?.imported.dockerignore !== undefined ? { dockerignore: df.imported.dockerignore } : {}),
+      output, secrets, platform, network, progress, signal,
+    })
+  } finally {
+    await df?.cleanup()
+  }
+}
+
+interface BuildRun {
+  readonly context: string
+  readonly dockerignore?: string
+  readonly output: OutputSpec | undefined
+  readonly secrets: Record<string, SecretSource>
+  readonly platform: string | undefined
+  readonly network: string | undefined
+  readonly progress: string
+  readonly signal: AbortSignal | undefined
+}
+
+async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, run: BuildRun): Promise<number> {
+  const { output, secrets, platform, network, progress, signal } = run
   const started = Date.now()
   const result = await builder.build({
-    context: one(args, '--context') ?? '.',
+    context: run.context,
+    ...(run.dockerignore !== undefined ? { dockerignore: run.dockerignore } : {}),
     tags: many(args, '--tag'),
     output,
     noCache: args.flags.has('--no-cache'),
     buildArgs: buildArgs(args),
     secrets,
     platform,
-    network: network ?? 'default',
+    network: (network ?? 'default') as 'default' | 'none',
     cacheDir: one(args, '--cache-dir'),
     runtime: one(args, '--runtime'),
     registry: registryFlags(args),

@@ -207,7 +207,7 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
     const t = stages.find((s) => s.name === opts.target!.toLowerCase())
     if (!t) {
       const names = stages.flatMap((s) => (s.name ? [s.name] : []))
-      throw new ImagesmithError(ErrorCodes.UNDEFINED_STAGE, `target stage ${JSON.stringify(opts.target)} could not be found (stages: ${names.join(', ') || 'none named'})`, { stage: opts.target })
+      throw new ImagesmithError(ErrorCodes.TARGET_NOT_FOUND, `target stage ${JSON.stringify(opts.target)} could not be found (stages: ${names.join(', ') || 'none named'})`, { stage: opts.target })
     }
     target = t.builder
   }

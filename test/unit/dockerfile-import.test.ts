@@ -45,7 +45,7 @@ describe('fromDockerfile: stages and FROM', () => {
     expect(e.message).toContain('line 3:3')
     fails('FROM scratch\nCOPY --from=later /a /b\nFROM scratch AS later\n', ErrorCodes.UNDEFINED_STAGE)
     fails('FROM scratch\nCOPY --from=3 /a /b\n', ErrorCodes.UNDEFINED_STAGE)
-    fails('FROM scratch AS a\n', ErrorCodes.UNDEFINED_STAGE, { target: 'b' })
+    fails('FROM scratch AS a\n', ErrorCodes.TARGET_NOT_FOUND, { target: 'b' })
   })
 })
 
