@@ -6,12 +6,21 @@ import { resolveImage, type BlobFetcher, type ResolvedImage } from '../sources/r
 import type { BlobStore } from '../store/blob-store.js'
 import { mismatch, type FetchedManifest, type RegistryClient } from './client.js'
 import type { Endpoint } from './endpoints.js'
+import { loadRefRecord, saveRefRecord } from './ref-records.js'
 
 /** What a tag or digest resolved to at one endpoint. */
 interface ResolvedTop {
   readonly manifest: FetchedManifest
   /** Endpoints in the order to try for the image's other documents and blobs: the one that answered first. */
   readonly endpoints: readonly Endpoint[]
+  /** Resolved from the store's record because no registry could be reached. */
+  readonly offline?: boolean
+}
+
+async function stored(blobs: BlobStore, digest: Digest): Promise<FetchedManifest> {
+  const bytes = await blobs.readBytes(digest)
+  const doc = JSON.parse(bytes.toString('utf8')) as { mediaType?: string; manifests?: unknown }
+  return { bytes, digest, mediaType: doc.mediaType ?? '' }
 }
 
 export interface PulledImage extends ResolvedImage {
@@ -44,7 +53,7 @@ export class PullSession {
    * `blobs`. Mirrors are tried first; one that fails falls back to the next, then the registry.
    */
   async pull(ref: ImageReference, platform: Platform, blobs: BlobStore, signal?: AbortSignal): Promise<PulledImage> {
-    const top = await this.#top(ref, signal)
+    const top = await this.#top(ref, blobs, signal)
     await blobs.putBytes(top.manifest.bytes)
     this.#bases.set(ref.full, top.manifest.digest)
     const fetcher: BlobFetcher = { fetch: (desc, s) => this.#fetch(top.endpoints, ref, desc, blobs, s ?? signal) }
@@ -53,24 +62,27 @@ export class PullSession {
     return { ...image, digest: top.manifest.digest }
   }
 
-  #top(ref: ImageReference, signal?: AbortSignal): Promise<ResolvedTop> {
+  #top(ref: ImageReference, blobs: BlobStore, signal?: AbortSignal): Promise<ResolvedTop> {
     let p = this.#tops.get(ref.full)
     if (!p) {
-      p = this.#resolveTop(ref, signal)
+      p = this.#resolveTop(ref, blobs, signal)
       this.#tops.set(ref.full, p)
       p.catch(() => this.#tops.delete(ref.full))
     }
     return p
   }
 
-  async #resolveTop(ref: ImageReference, signal?: AbortSignal): Promise<ResolvedTop> {
+  async #resolveTop(ref: ImageReference, blobs: BlobStore, signal?: AbortSignal): Promise<ResolvedTop> {
     const endpoints = this.client.pullEndpoints(ref.domain)
+    // A pinned manifest already in the store is content-addressed: no registry needs to be asked.
+    if (ref.digest && (await blobs.has(ref.digest as Digest))) return { manifest: await stored(blobs, ref.digest as Digest), endpoints }
     const reference = ref.digest ?? ref.tag ?? 'latest'
     let lastError: unknown
     for (const [i, ep] of endpoints.entries()) {
       try {
         const manifest = await this.client.getManifest(ep, ref.path, reference, signal)
         if (ref.digest && manifest.digest !== ref.digest) throw mismatch(ep, ref.path, ref.digest, manifest.digest, 'manifest')
+        if (!ref.digest) await saveRefRecord(blobs, { ref: ref.full, digest: manifest.digest, mediaType: manifest.mediaType })
         return { manifest, endpoints: [ep, ...endpoints.filter((_, j) => j !== i)] }
       } catch (e) {
         if (isImagesmithError(e) && e.code === ErrorCodes.ABORTED) throw e
@@ -78,6 +90,11 @@ export class PullSession {
         // A mirror that fails (down, 404, refusing) falls back to the next and then the registry.
         if (!ep.mirror) break
       }
+    }
+    // No registry in reach: what an earlier pull into this store resolved the tag to, as docker uses its local image.
+    if (!ref.digest && isImagesmithError(lastError) && lastError.code === ErrorCodes.REGISTRY_UNREACHABLE) {
+      const rec = await loadRefRecord(blobs, ref.full)
+      if (rec) return { manifest: await stored(blobs, rec.digest), endpoints, offline: true }
     }
     throw withReference(lastError, ref)
   }

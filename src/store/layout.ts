@@ -12,6 +12,7 @@
  * <root>/cache-mounts/<id>         RUN --mount=type=cache dirs
  * <root>/work/                     scratch of running steps (bundles, upper dirs)
  * <root>/statcache/<hex>.json      host file stat → content hash, per build context
+ * <root>/refs/<hex>.json           registry tag → the digest it last resolved to (offline pulls)
  * ```
  */
 import { join } from 'node:path'
@@ -26,6 +27,7 @@ export const StoreDirs = Object.freeze({
   cacheMounts: 'cache-mounts',
   work: 'work',
   statCache: 'statcache',
+  refs: 'refs',
 })
 
 export type StoreDir = keyof typeof StoreDirs
@@ -53,6 +55,11 @@ export class StoreLayout {
 
   cacheEntry(key: string): string {
     return join(this.dir('cache'), `${hex(key)}.json`)
+  }
+
+  /** Where the digest a registry reference last resolved to is kept; `key` is a sha256 of the reference. */
+  registryRef(key: string): string {
+    return join(this.dir('refs'), `${hex(key)}.json`)
   }
 
   imageLookup(key: string): string {

@@ -308,6 +308,24 @@ describe.skipIf(bed.skip)('registry pull', () => {
     }
   })
 
+  it('what a pull stored serves later pulls: a pinned digest without asking the registry, a tag from the store when no registry is in reach', async () => {
+    const store = await freshStore()
+    const p = await proxy(plain.host)
+    const ref = parseReference(`${p.host}/library/busybox`)
+    expect((await session().pull(ref, amd64, store.blobs)).digest).toBe(seeded.busybox)
+    const seen = p.requests.length
+    const pinned = await session().pull(parseReference(`${p.host}/library/busybox@${seeded.busybox}`), amd64, store.blobs)
+    expect(pinned.manifestDigest).toBe(seeded.busybox)
+    expect(p.requests.length).toBe(seen) // nothing asked: manifest, config and layer were all stored
+
+    await p.stop() // the registry is gone: connections are refused
+    const offline = await session().pull(ref, amd64, store.blobs)
+    expect(offline.digest).toBe(seeded.busybox)
+    const e = await failure(session().pull(ref, amd64, (await freshStore()).blobs))
+    expect(e.code).toBe(ErrorCodes.REGISTRY_UNREACHABLE)
+    expect(e.details).toMatchObject({ registry: p.host, errno: 'ECONNREFUSED' })
+  })
+
   it('a blob GET redirected to another host (object storage) follows without the Authorization header', async () => {
     const storage = await proxy(plain.host)
     const origin = await proxy(basic.host, { redirectTo: storage.host })
