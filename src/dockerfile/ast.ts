@@ -53,7 +53,11 @@ export interface Comment {
 export interface Flag {
   /** The flag name without `--`: `from`, `chown`, `mount`, `start-interval`, … */
   readonly name: string
-  /** The value after the first `=`; undefined for a bare `--link`. Quotes removed, escapes applied. */
+  /**
+   * The value after the first `=`; undefined for a bare `--link`. Quotes removed, escapes applied.
+   * As under BuildKit, which reads flags byte by byte, a non-ASCII character arrives as its UTF-8
+   * bytes taken as Latin-1 (`--chown=jürgen` → `jÃ¼rgen`): print `raw`, never this, back.
+   */
   readonly value: string | undefined
   /** The word as BuildKit hands it to its flag parser (`--from=build`): quotes removed, escapes applied. */
   readonly word: string
@@ -144,7 +148,10 @@ export interface Instruction {
   readonly pairs?: readonly KeyValue[]
   /** ONBUILD only: the trigger instruction (same range and source as its ONBUILD). */
   readonly onbuild?: Instruction
-  /** Bodies of the heredocs the line opens, in order (RUN, COPY, ADD, also inside ONBUILD). */
+  /**
+   * Bodies of the heredocs the line opens, in order (RUN, COPY, ADD in shell form). For
+   * `ONBUILD RUN <<EOF` both the ONBUILD and its trigger carry them.
+   */
   readonly heredocs: readonly Heredoc[]
   /**
    * The comments right before the instruction, `#` and blanks stripped, as BuildKit's

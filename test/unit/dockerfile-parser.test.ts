@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseDockerfile } from '../../src/dockerfile/parser.js'
 import { dumpDockerfile } from '../../src/dockerfile/parser-dump.js'
@@ -275,5 +277,70 @@ describe('parser errors', () => {
 describe('Go quoting of the dump', () => {
   it('follows strconv.Quote, not JSON', () => {
     expect(goStrconvQuote('a"b\\c\u0000\u0007\u000b\u007f\n\t♥\u00a0\u200b')).toBe('"a\\"b\\\\c\\x00\\a\\v\\x7f\\n\\t♥\\u00a0\\u200b"')
+  })
+})
+
+describe('fixtures for what the corpus lacks', () => {
+  const fixture = (name: string) => parseDockerfile(readFileSync(join(import.meta.dirname, '../fixtures/dockerfile', name)))
+
+  it('RUN --network/--security, ADD --checksum and a git URL with --keep-git-dir, COPY --parents/--exclude, heredocs', () => {
+    const df = fixture('heredocs.Dockerfile')
+    expect(dumpDockerfile(df)).toBe(
+      [
+        '(from "debian:bookworm-slim")',
+        '(run "<<EOF")',
+        '(run "3<<-\'SCRIPT\' bash /dev/fd/3")',
+        '(copy "<<config.json" "<<\\"notes.txt\\"" "/etc/app/")',
+        '(add ["--checksum=sha256:24454f830cdb571e2c4ad15481119c43b3cafd48dd869a9b2945d1036d1dc68d"] "https://example.com/file.tar.gz" "/tmp/")',
+        '(add ["--keep-git-dir=true"] "https://github.com/moby/buildkit.git#v0.13.0" "/src/buildkit")',
+        '(copy ["--parents" "--exclude=*.md" "--exclude=docs/"] "./a/" "./b/" "/dst/")',
+        '(run ["--security=insecure" "--network=host"] "cat <<A <<B > /out")',
+      ].join('\n'),
+    )
+    expect(df.instructions.map((i) => i.heredocs.map((h) => `${h.fileDescriptor}:${h.name}:${h.expand}:${h.chomp}:${JSON.stringify(h.content)}`))).toEqual([
+      [],
+      ['0:EOF:true:false:"set -e\\napt-get update\\napt-get install -y curl\\n"'],
+      ['3:SCRIPT:false:true:"\\techo \\"no $expansion here\\"\\n"'],
+      ['0:config.json:true:false:"{\\"name\\": \\"$NAME\\"}\\n"', '0:notes.txt:false:false:"plain $TEXT\\n"'],
+      [],
+      [],
+      [],
+      ['0:A:true:false:"a\\n"', '0:B:true:false:"b\\n"'],
+    ])
+  })
+
+  it('RUN --mount=type=ssh and the rest of a multi-stage file', () => {
+    const df = fixture('multistage.Dockerfile')
+    expect(df.directives.map((d) => d.name)).toEqual(['syntax', 'check'])
+    const run = df.instructions.find((i) => i.keyword === 'RUN')!
+    expect(run.flags.map((f) => f.word)).toEqual(['--mount=type=cache,target=/root/.cache/go-build', '--mount=type=ssh,id=default', '--network=none'])
+    expect(run.args).toEqual(['go build -o /out/app ./cmd/app'])
+    expect(df.comments.find((c) => c.inContinuation)?.text).toBe('fetch nothing: the cache is warm')
+    expect(df.instructions.filter((i) => i.keyword === 'FROM').map((i) => i.args)).toEqual([['${BASE}', 'AS', 'build'], ['scratch']])
+  })
+
+  it('ONBUILD heredocs and flags, backtick escape with Windows paths, CMD []', () => {
+    const df = fixture('onbuild.Dockerfile')
+    expect(dumpDockerfile(df)).toBe(
+      [
+        '(from "mcr.microsoft.com/windows/servercore:ltsc2022")',
+        '(shell "powershell" "-Command" "$ErrorActionPreference = \'Stop\';")',
+        '(env "GOPATH" "C:\\\\go" "")',
+        '(run "Write-Host \'one\';     Write-Host \'two\'")',
+        '(onbuild (copy ["--from=builder"] "C:\\\\src" "C:\\\\dst"))',
+        '(onbuild (run "<<EOF"))',
+        '(onbuild (run ["--mount=type=secret,id=token"] "cat /run/secrets/token"))',
+        '(maintainer "Someone <someone@example.com>")',
+        '(volume "C:\\\\data")',
+        '(cmd)',
+      ].join('\n'),
+    )
+    expect(df.instructions[5]!.onbuild!.heredocs.map((h) => h.content)).toEqual(['echo "triggered"\n'])
+  })
+
+  it('CRLF line ends and a byte order mark', () => {
+    const df = fixture('crlf-bom.Dockerfile')
+    expect([df.bom, df.crlf, df.directives[0]?.value]).toEqual([true, true, 'docker/dockerfile:1'])
+    expect(dumpDockerfile(df)).toBe('(from "busybox")\n(run "echo a   && echo b")\n(workdir "/w")\n(env "A" "1 2 3" "")')
   })
 })
