@@ -13,6 +13,7 @@ import { defaultCacheDir } from '../pipeline/resolve-options.js'
 import type { ImageBuilder } from '../builder/image-builder.js'
 import { LOGIN_HELP, loginCommand, logoutCommand } from './login.js'
 import { DOCKERFILE_HELP, dockerfileCommand } from './dockerfile.js'
+import { CONVERT_HELP, convertCommand } from './convert.js'
 import { PULL_HELP, pullCommand } from './pull.js'
 import { REGISTRY_FLAGS, REGISTRY_FLAGS_HELP, registryFlags } from './registry-flags.js'
 
@@ -29,6 +30,7 @@ Usage:
   imagesmith graph <build.ts> [--target NAME] [--format mermaid|dot] [--build-arg K=V]...
   imagesmith inspect <archive.tar | layout-dir> [--json]
 ${DOCKERFILE_HELP}
+${CONVERT_HELP}
 ${LOGIN_HELP}
 ${PULL_HELP}
 
@@ -74,6 +76,8 @@ export async function main(argv: readonly string[], io: Io, signal?: AbortSignal
         return await logoutCommand(args, io)
       case 'dockerfile':
         return await dockerfileCommand(args, io)
+      case 'convert':
+        return await convertCommand(args, io)
       case 'pull':
         return await pullCommand(args, io, signal)
       default:

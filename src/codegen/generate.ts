@@ -117,7 +117,9 @@ function fromTemplate(word: string, ref: string, globals: ReadonlyMap<string, st
   }
   out += word.slice(last)
   withDefaults += word.slice(last)
-  return withDefaults === ref ? `\`${out}\`` : undefined
+  if (withDefaults !== ref) return undefined
+  const whole = /^\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))$/.exec(word)
+  return whole ? `args.${whole[1] ?? whole[2]} ?? ${str(globals.get((whole[1] ?? whole[2])!) ?? '')}` : `\`${out}\``
 }
 
 /** Generates the module's text. */

@@ -4,3 +4,4 @@
  * build path never need.
  */
 export { generateModule, type GenerateInput } from './generate.js'
+export { convertDockerfile, type ConvertOptions } from './convert.js'

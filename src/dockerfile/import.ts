@@ -156,7 +156,9 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
         // A stage ARG: --build-arg, else its own default (expanded at build time), else the global ARG's value, else a platform ARG.
         let decl: { name: string; value?: string; expand?: boolean }
         if (Object.hasOwn(buildArgs, name)) decl = { name, value: buildArgs[name]!, expand: false }
-        else if (defaultWord !== undefined) decl = { name, value: defaultWord, expand: true }
+        // A default with nothing to expand is stored literal, like a value from --build-arg or a global
+        // ARG: both spell the same step, so a printed Dockerfile reads back to the same vertex keys.
+        else if (defaultWord !== undefined) decl = { name, value: defaultWord, expand: /[$"'\\`]/.test(defaultWord) }
         else if (globals.has(name)) decl = globals.get(name) === undefined ? { name } : { name, value: globals.get(name)!, expand: false }
         else if (auto.has(name)) decl = { name, value: auto.get(name)!, expand: false }
         else decl = { name }

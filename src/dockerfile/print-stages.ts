@@ -49,7 +49,8 @@ export function collectStages(
   for (const e of order) {
     const name = own(e.def)
     if (name !== undefined) e.name = name
-    else if (e.def !== target || order.length > 1) {
+    // The target needs no name: nothing refers to it.
+    else if (e.def !== target) {
       do e.name = `stage-${++n}`
       while (taken.has(e.name))
     }

@@ -26,6 +26,11 @@ export interface PrintOptions {
    * @default true
    */
   readonly syntaxDirective?: boolean
+  /**
+   * Names for stages, e.g. `fromDockerfile(…).stages`: a stage printed for one of these builders is
+   * called by its key (numeric keys are ignored). Others are `stage-1`, `stage-2`, …
+   */
+  readonly names?: Readonly<Record<string, ImageBuilder>>
 }
 
 /** Local image transports: this project's syntax, not an image reference Docker knows. */
@@ -42,7 +47,9 @@ const NEWER_SYNTAX = /^(?:RUN|COPY|ADD)\b[^\n]*<<|^(?:COPY|ADD)\b[^\n]*(?:--link
  */
 export function toDockerfile(builder: ImageBuilder | StageDef, opts: PrintOptions = {}): string {
   const target = 'toStage' in builder ? builder.toStage() : builder
-  const { order, byDef } = collectStages(target)
+  const named = new Map<StageDef, string>()
+  for (const [k, b] of Object.entries(opts.names ?? {})) if (!/^\d+$/.test(k) && !named.has(b.toStage())) named.set(b.toStage(), k)
+  const { order, byDef } = collectStages(target, (def) => named.get(def))
   const refOf = (ref: string, where: string): string => {
     if (!LOCAL_REF.test(ref)) return ref
     if (opts.localRefs === 'error') {
@@ -52,6 +59,8 @@ export function toDockerfile(builder: ImageBuilder | StageDef, opts: PrintOption
   }
   const inputName = (dep: StepInput): string => ('ref' in dep ? refOf(dep.ref, '--from') : byDef.get(dep.stage)!.name)
 
+  // Words read under `# escape=\`` keep it (a Windows Dockerfile's paths are full of backslashes).
+  const escape = order.some((e) => e.def.steps.some(usesBacktick)) ? '`' : '\\'
   const blocks: string[] = []
   const shells = new Map<StageEntry, readonly string[]>()
   for (const e of order) {
@@ -72,7 +81,7 @@ export function toDockerfile(builder: ImageBuilder | StageDef, opts: PrintOption
       for (const dep of step.deps) {
         if ('ref' in dep && LOCAL_REF.test(dep.ref)) lines.push(`# ${dep.ref} is a local image (buildah, podman and imagesmith read it; for docker build, load it and use its name)`)
       }
-      const ctx: TextContext = { strict: true, input: inputName, shell }
+      const ctx: TextContext = { strict: true, input: inputName, shell, escape }
       lines.push(dockerfileText(step, ctx))
       const spec = step.spec as { op?: string; shell?: readonly string[] }
       if (step.kind === 'config' && spec.op === 'shell' && spec.shell) shell = spec.shell
@@ -82,5 +91,10 @@ export function toDockerfile(builder: ImageBuilder | StageDef, opts: PrintOption
   }
   const text = `${blocks.join('\n\n')}\n`
   const directive = opts.syntaxDirective !== false && NEWER_SYNTAX.test(text) ? '# syntax=docker/dockerfile:1\n' : ''
-  return directive + text
+  return (escape === '`' ? '# escape=`\n' : '') + directive + text
+}
+
+function usesBacktick(step: { readonly spec: unknown }): boolean {
+  const spec = step.spec as { escapeToken?: string; args?: readonly { escapeToken?: string }[] }
+  return spec.escapeToken === '`' || (Array.isArray(spec.args) && spec.args.some((a) => a?.escapeToken === '`'))
 }

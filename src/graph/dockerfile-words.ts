@@ -1,24 +1,24 @@
 /**
  * How a value is written so that BuildKit's Dockerfile frontend reads it back unchanged: its line
  * parser (continuations, JSON arrays) and its shell lexer (quotes, `\` escapes, `$` expansion).
- * The escape character is always `\` here: the printer never writes an `# escape=` directive.
+ * The escape character is `\` unless the printer writes an `# escape=\`` directive (when the
+ * words it prints were read under one): `WordMode.escape`.
  */
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 
 /** When a value cannot be written: `strict` throws a typed error, otherwise a readable approximation is kept (step descriptions). */
 export interface WordMode {
   readonly strict: boolean
+  /** The file's escape character. @default '\\' */
+  readonly escape?: '\\' | '`'
 }
-
-/** Characters the shell lexer gives a meaning to in an unquoted word (whitespace splits words elsewhere). */
-const LEXER_SPECIAL = /[\\$"']/g
 
 /**
  * A word the lexer processes (COPY/ADD paths, WORKDIR, USER, …), whitespace kept: each special
- * character is escaped, so a literal `$` stays literal and quotes stay quotes.
+ * character (`$`, quotes, the escape character) is escaped, so a literal `$` stays literal.
  */
-export function lexerWord(value: string): string {
-  return value.replace(LEXER_SPECIAL, '\\$&')
+export function lexerWord(value: string, esc: '\\' | '`' = '\\'): string {
+  return value.replace(esc === '`' ? /[`$"']/g : /[\\$"']/g, `${esc}$&`)
 }
 
 /** How a spec's words are written: marked (`expand`) words verbatim, literal ones escaped (graph/expansion). */
@@ -27,31 +27,29 @@ export interface WordMarker {
   readonly escapeToken?: '`'
 }
 
-/**
- * A marked word written with `\` as the escape character. The printer never writes an
- * `# escape=` directive, so a word read under a backtick escape has its escapes rewritten.
- */
-export function rawWord(value: string, marker: WordMarker): string {
-  if (marker.escapeToken !== '`') return value
+/** A marked word, its escapes rewritten when it was read under another escape character than the file's. */
+export function rawWord(value: string, marker: WordMarker, esc: '\\' | '`' = '\\'): string {
+  const from = marker.escapeToken ?? '\\'
+  if (from === esc) return value
   let out = ''
   for (let i = 0; i < value.length; i++) {
     const c = value[i]!
-    if (c === '`' && i + 1 < value.length) out += `\\${value[++i]}`
-    else if (c === '\\') out += '\\\\'
+    if (c === from && i + 1 < value.length) out += esc + value[++i]
+    else if (c === esc) out += esc + esc
     else out += c
   }
   return out
 }
 
 /** A path-like word: verbatim when marked, else with the lexer's special characters escaped. */
-export function word(value: string, marker: WordMarker): string {
-  return marker.expand ? rawWord(value, marker) : lexerWord(value)
+export function word(value: string, marker: WordMarker, mode: Pick<WordMode, 'escape'> = {}): string {
+  return marker.expand ? rawWord(value, marker, mode.escape) : lexerWord(value, mode.escape)
 }
 
 /** A value in `key=value` pairs (ENV, LABEL, ARG): bare when plain, else double-quoted with `\`, `"` and `$` escaped. */
 export function pairValue(value: string, what: string, mode: WordMode, marker: WordMarker = {}): string {
   if (marker.expand) {
-    const raw = rawWord(value, marker)
+    const raw = rawWord(value, marker, mode.escape)
     // A word as written holds its own quotes; one without any that has spaces came from ENV's legacy `ENV K v w` form.
     return raw === '' || (/\s/.test(raw) && !/["'\\]/.test(raw)) ? `"${raw}"` : raw
   }
@@ -61,13 +59,16 @@ export function pairValue(value: string, what: string, mode: WordMode, marker: W
     if (mode.strict) throw notRepresentable(`${what} holds a line break, which a Dockerfile cannot express`, { what, value })
     return JSON.stringify(value)
   }
-  if (value !== '' && !/[\s\\$"'`]/.test(value)) return value
-  return `"${value.replace(/[\\$"]/g, '\\$&')}"`
+  // An empty word reads back as an empty value, and stays literal when read (nothing to expand).
+  if (value === '') return ''
+  if (!/[\s\\$"'`]/.test(value)) return value
+  const esc = mode.escape ?? '\\'
+  return `"${value.replace(esc === '`' ? /[`$"]/g : /[\\$"]/g, `${esc}$&`)}"`
 }
 
 /** A key of a `key=value` pair (LABEL keys may hold anything but `=`). */
 export function pairKey(key: string, what: string, mode: WordMode, marker: WordMarker = {}): string {
-  if (marker.expand) return rawWord(key, marker)
+  if (marker.expand) return rawWord(key, marker, mode.escape)
   if (/^[^\s\\$"'=`]+$/.test(key)) return key
   if (key.includes('=') && mode.strict) throw notRepresentable(`${what} key ${JSON.stringify(key)} holds '=', which a Dockerfile cannot express`, { what, key })
   return pairValue(key, what, mode)
@@ -79,8 +80,8 @@ export function jsonArray(list: readonly string[]): string {
 }
 
 /** Text the line parser would take for something else: a line break, or a backslash ending the line (a continuation). */
-export function breaksLine(text: string): boolean {
-  return /[\n\r]/.test(text) || /\\\s*$/.test(text)
+export function breaksLine(text: string, esc: '\\' | '`' = '\\'): boolean {
+  return /[\n\r]/.test(text) || (esc === '`' ? /`\s*$/ : /\\\s*$/).test(text)
 }
 
 /** Shell-form text that the parser would read as exec form (it tries JSON first). */

@@ -10,7 +10,7 @@
  */
 import type { HealthConfig } from '../oci/types.js'
 import { goDuration, goList, goQuote, goQuoteList, goQuoteRune, goSet } from '../util/go-format.js'
-import { breaksLine, heredocDelimiter, jsonArray, looksLikeJson, notRepresentable, pairKey, pairValue, word, type WordMode } from './dockerfile-words.js'
+import { breaksLine, heredocDelimiter, jsonArray, looksLikeJson, notRepresentable, pairKey, pairValue, word, type WordMarker, type WordMode } from './dockerfile-words.js'
 import type { NodeKind, SpecByKind } from './node.js'
 import type { ConfigSpec } from './nodes/config-node.js'
 import type { AddSpec } from './nodes/add-node.js'
@@ -75,27 +75,27 @@ export function historyText<K extends NodeKind>(kind: K, spec: SpecByKind[K], fa
 
 const dockerfileByKind: { readonly [K in NodeKind]: (step: StepText<K>, ctx: TextContext) => string } = {
   source: (s) => fromText(s.spec.ref),
-  copy: (s, ctx) => `COPY ${s.spec.fromInput && s.deps[0] ? `--from=${ctx.input(s.deps[0])} ` : ''}${copyFlags(s.spec)}${paths(s.spec)}${heredocBodies(s.spec, ctx)}`,
-  add: (s) => `ADD ${s.spec.checksum ? `--checksum=${s.spec.checksum} ` : ''}${s.spec.unpack ? '' : '--unpack=false '}${copyFlags(s.spec)}${paths(s.spec)}`,
+  copy: (s, ctx) => `COPY ${s.spec.fromInput && s.deps[0] ? `--from=${ctx.input(s.deps[0])} ` : ''}${copyFlags(s.spec, ctx)}${paths(s.spec, ctx)}${heredocBodies(s.spec, ctx)}`,
+  add: (s, ctx) => `ADD ${s.spec.checksum ? `--checksum=${s.spec.checksum} ` : ''}${s.spec.unpack ? '' : '--unpack=false '}${copyFlags(s.spec, ctx)}${paths(s.spec, ctx)}`,
   run: (s, ctx) => `RUN ${runFlags(s.spec, s.deps, ctx)}${command(s.spec.command, s.spec.shellForm, ctx, true)}`,
   config: (s, ctx) => (configByOp[s.spec.op] as (spec: ConfigSpec, ctx: TextContext) => string)(s.spec, ctx),
 }
 
-function copyFlags(spec: CopySpec): string {
+function copyFlags(spec: CopySpec, ctx: TextContext): string {
   let out = ''
-  if (spec.chown) out += `--chown=${word(spec.chown, spec)} `
-  if (spec.chmod !== undefined) out += `--chmod=${word(spec.chmod, spec)} `
-  for (const e of spec.exclude) out += `--exclude=${word(e, spec)} `
+  if (spec.chown) out += `--chown=${word(spec.chown, spec, ctx)} `
+  if (spec.chmod !== undefined) out += `--chmod=${word(spec.chmod, spec, ctx)} `
+  for (const e of spec.exclude) out += `--exclude=${word(e, spec, ctx)} `
   if (spec.link) out += '--link '
   return out
 }
 
 /** Sources and destination; the JSON form when a path holds whitespace (the shell form splits on it). */
-function paths(spec: CopySpec): string {
+function paths(spec: CopySpec, ctx: TextContext): string {
   const inline = (spec.inline ?? []).map((f) => (f.expand ? `<<${f.name}` : `<<'${f.name}'`))
-  if (inline.length > 0) return [...spec.sources.map((p) => word(p, spec)), ...inline, word(spec.dest, spec)].join(' ')
+  if (inline.length > 0) return [...spec.sources.map((p) => word(p, spec, ctx)), ...inline, word(spec.dest, spec, ctx)].join(' ')
   const all = [...spec.sources, spec.dest]
-  const words = all.map((p) => word(p, spec))
+  const words = all.map((p) => word(p, spec, ctx))
   if (words.some((p) => /\s/.test(p))) return jsonArray(words)
   return words.join(' ')
 }
@@ -171,26 +171,37 @@ function command(args: readonly string[], shellForm: boolean, ctx: TextContext, 
     const eof = heredocDelimiter(text)
     return `<<'${eof}'\n${text}${eof}`
   }
-  if (breaksLine(text) || looksLikeJson(text) || text.trim() !== text || text === '') return jsonArray([...(ctx.shell ?? DEFAULT_SHELL), text])
+  if (breaksLine(text, ctx.escape) || looksLikeJson(text) || text.trim() !== text || text === '') return jsonArray([...(ctx.shell ?? DEFAULT_SHELL), text])
   return text
 }
 
 const configByOp: { readonly [O in ConfigSpec['op']]: (spec: Extract<ConfigSpec, { op: O }>, ctx: TextContext) => string } = {
-  env: (s, ctx) => `ENV ${s.vars.map(([k, v]) => `${pairKey(k, 'ENV', ctx, s)}=${pairValue(v, `ENV ${k}`, ctx, s)}`).join(' ')}`,
+  env: (s, ctx) => legacyPair('ENV', s.vars, s, ctx) ?? `ENV ${s.vars.map(([k, v]) => `${pairKey(k, 'ENV', ctx, s)}=${pairValue(v, `ENV ${k}`, ctx, s)}`).join(' ')}`,
   arg: (s, ctx) => `ARG ${s.args.map((a) => (a.value === undefined ? a.name : `${a.name}=${pairValue(a.value, `ARG ${a.name}`, ctx, a)}`)).join(' ')}`,
-  workdir: (s) => `WORKDIR ${word(s.path, s)}`,
-  user: (s) => `USER ${word(s.user, s)}`,
-  expose: (s) => `EXPOSE ${s.ports.map((p) => word(p, s)).join(' ')}`,
-  volume: (s) => `VOLUME ${jsonArray(s.paths.map((p) => word(p, s)))}`,
-  label: (s, ctx) => `LABEL ${s.labels.map(([k, v]) => `${pairKey(k, 'LABEL', ctx, s)}=${pairValue(v, `LABEL ${k}`, ctx, s)}`).join(' ')}`,
+  workdir: (s, ctx) => `WORKDIR ${word(s.path, s, ctx)}`,
+  user: (s, ctx) => `USER ${word(s.user, s, ctx)}`,
+  expose: (s, ctx) => `EXPOSE ${s.ports.map((p) => word(p, s, ctx)).join(' ')}`,
+  volume: (s, ctx) => `VOLUME ${jsonArray(s.paths.map((p) => word(p, s, ctx)))}`,
+  label: (s, ctx) => legacyPair('LABEL', s.labels, s, ctx) ?? `LABEL ${s.labels.map(([k, v]) => `${pairKey(k, 'LABEL', ctx, s)}=${pairValue(v, `LABEL ${k}`, ctx, s)}`).join(' ')}`,
   cmd: (s, ctx) => `CMD ${command(s.args, s.shellForm, ctx, false)}`,
   entrypoint: (s, ctx) => `ENTRYPOINT ${command(s.args, s.shellForm, ctx, false)}`,
   healthcheck: (s, ctx) => `HEALTHCHECK ${healthText(s.health, ctx)}`,
-  stopsignal: (s) => `STOPSIGNAL ${word(s.signal, s)}`,
+  stopsignal: (s, ctx) => `STOPSIGNAL ${word(s.signal, s, ctx)}`,
   shell: (s) => `SHELL ${jsonArray(s.shell)}`,
   onbuild: (s) => `ONBUILD ${s.instruction}`,
   maintainer: (s) => `MAINTAINER ${s.name}`,
   stage: () => 'FROM <stage>',
+}
+
+/**
+ * The old `ENV key value words` form, for a marked value read from it: its words and the blanks
+ * between them are the value as written, so writing it the same way reads back to the same spec.
+ */
+function legacyPair(keyword: string, pairs: readonly (readonly [string, string])[], marker: WordMarker, ctx: TextContext): string | undefined {
+  if (!marker.expand || pairs.length !== 1 || (marker.escapeToken ?? '\\') !== (ctx.escape ?? '\\')) return undefined
+  const [k, v] = pairs[0]!
+  if (!/\s/.test(v) || /["'\\\n\r]/.test(v) || /^\s|\s$/.test(v) || /[\s=]/.test(k)) return undefined
+  return `${keyword} ${k} ${v}`
 }
 
 function healthText(h: HealthConfig, ctx: TextContext): string {
