@@ -274,10 +274,10 @@ export async function startTestRegistry(opts: StartRegistryOptions = {}): Promis
 }
 
 /** `skopeo copy` of any source (`oci-archive:…`, `oci:DIR:TAG`) into `repo:tag` of the registry; returns the pushed manifest digest. */
-export async function skopeoPush(reg: Pick<TestRegistry, 'host' | 'auth' | 'dir'>, source: string, repoTag: string, opts: { all?: boolean } = {}): Promise<string> {
+export async function skopeoPush(reg: Pick<TestRegistry, 'host' | 'auth' | 'dir'>, source: string, repoTag: string, opts: { all?: boolean; format?: 'oci' | 'v2s2' } = {}): Promise<string> {
   const digestFile = join(reg.dir, `digest-${randomUUID()}`)
   const creds = reg.auth ? ['--dest-creds', `${reg.auth.username}:${reg.auth.password}`] : []
-  await runTool('skopeo', ['copy', '--quiet', ...(opts.all ? ['--all'] : []), '--dest-tls-verify=false', ...creds, '--digestfile', digestFile, source, `docker://${reg.host}/${repoTag}`], {
+  await runTool('skopeo', ['copy', '--quiet', ...(opts.all ? ['--all'] : []), ...(opts.format ? ['--format', opts.format] : []), '--dest-tls-verify=false', ...creds, '--digestfile', digestFile, source, `docker://${reg.host}/${repoTag}`], {
     timeoutMs: 300_000,
   })
   return (await readFile(digestFile, 'utf8')).trim()

@@ -66,6 +66,18 @@ describe.skipIf(bed.skip)('builds FROM a registry', () => {
     expect(run.stdout).toBe('hello from the registry base\n')
   })
 
+  it("from('debian') through the mirror option, and from('busybox') through IMAGESMITH_REGISTRY_MIRRORS with the CLI", async () => {
+    const deb = await image().from('debian').build({ cacheDir: join(work, 'api-cache'), context: work, registry: { mirrors: { 'docker.io': [reg.host] } } })
+    expect(deb.bases).toEqual([{ ref: 'docker.io/library/debian:latest', digest: seeded.debian }])
+    expect(deb.layers.map((l) => l.digest)).toHaveLength(1)
+
+    const script = join(work, 'busybox.ts')
+    writeFileSync(script, `import { image } from ${JSON.stringify(api)}\nexport default image().from('busybox').env('FROM_ENV', '1')\n`)
+    const r = cli(['build', script, '--context', work, '--progress', 'quiet'], { IMAGESMITH_REGISTRY_MIRRORS: `docker.io=${reg.host}` })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout.trim()).toMatch(/^sha256:[a-f0-9]{64}$/)
+  })
+
   it('a tag used by two FROMs in one build is resolved once', async () => {
     const before = mirror.requests.filter((r) => r.path === '/v2/library/busybox/manifests/latest').length
     const stage = image().from('busybox').run('echo a > /a')

@@ -17,8 +17,8 @@ import { RegistryClient } from '../../src/registry/client.js'
 import type { RegistryOptions } from '../../src/registry/options.js'
 import { PullSession } from '../../src/registry/pull.js'
 import { Store } from '../../src/store/store.js'
-import { IDENTITY_TOKEN, filesContaining, seedBases, startProxy, startTestRegistry, type SeededBases, type TestProxy, type TestRegistry } from '../helpers/registry.js'
-import { cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
+import { IDENTITY_TOKEN, filesContaining, seedBases, skopeoPush, startProxy, startTestRegistry, type SeededBases, type TestProxy, type TestRegistry } from '../helpers/registry.js'
+import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 import { requireTools } from '../helpers/tools.js'
 
 const bed = requireTools(['docker-registry', 'skopeo', 'htpasswd', 'openssl'], { needsRoot: false })
@@ -124,6 +124,16 @@ describe.skipIf(bed.skip)('registry pull', () => {
     expect(e.code).toBe(ErrorCodes.PLATFORM_NOT_FOUND)
     expect(e.details.available).toEqual(['linux/amd64', 'linux/arm64'])
     expect(e.message).toContain('linux/amd64, linux/arm64')
+  })
+
+  it('Docker schema 2 manifests pull like OCI ones; their layer types are written as OCI', async () => {
+    const digest = await skopeoPush(plain, `oci-archive:${busyboxArchive()}`, 'library/busybox-v2s2:latest', { format: 'v2s2' })
+    const store = await freshStore()
+    const img = await session().pull(parseReference(`${plain.host}/library/busybox-v2s2`), amd64, store.blobs)
+    expect(img.digest).toBe(digest)
+    expect(img.manifest.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json')
+    expect(img.manifest.layers[0]!.mediaType).toBe('application/vnd.docker.image.rootfs.diff.tar.gzip')
+    expect(img.layers[0]!.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip')
   })
 
   it('an unknown repository or tag is MANIFEST_UNKNOWN naming the reference', async () => {
