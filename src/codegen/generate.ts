@@ -31,7 +31,7 @@ export interface GenerateInput {
 
 const RESERVED = new Set(('break case catch class const continue debugger default delete do else enum export extends false finally for function if import in ' +
   'instanceof new null return super switch this throw true try typeof var void while with as implements interface let package private protected public ' +
-  'static yield await args image stages BuildArgs undefined').split(' '))
+  'static yield await args image stages target BuildArgs undefined').split(' '))
 
 /** `build-env` → `buildEnv`; unique, never a keyword or a name the module uses itself. */
 function identifier(name: string, taken: Set<string>): string {
@@ -192,12 +192,14 @@ export function generateModule(input: GenerateInput): string {
     parameters: [{ name: buildArgs.length > 0 ? 'args' : '_args', type: 'BuildArgs', initializer: '{}' }],
     statements: lines.join('\n'),
   })
-  file.addVariableStatement({
-    declarationKind: VariableDeclarationKind.Const,
-    declarations: [{ name: 'target', initializer: `stages().${ids.get(targetEntry)}` }],
-    docs: ['The image the Dockerfile builds by default (its last stage, or the chosen target).'],
+  file.addFunction({
+    name: 'target',
+    isExported: true,
+    docs: ['The image the Dockerfile builds (its last stage, or the chosen target), for these build args.'],
+    parameters: [{ name: 'args', type: 'BuildArgs', initializer: '{}' }],
+    statements: `return stages(args).${ids.get(targetEntry)}`,
   })
-  file.addExportAssignment({ isExportEquals: false, expression: 'target' })
+  file.addExportAssignment({ isExportEquals: false, expression: 'target()' })
   file.formatText({ indentSize: 2, convertTabsToSpaces: true, semicolons: ts.SemicolonPreference.Remove })
   const header = input.header ? `${commentLines(input.header.split('\n')).join('\n')}\n` : ''
   return header + file.getFullText()

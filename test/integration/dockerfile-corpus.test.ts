@@ -14,11 +14,17 @@ import { fromDockerfile, isImagesmithError, toDockerfile, type ImageBuilder } fr
 
 const root = resolve(__dirname, '../..')
 const corpus = ['/work/shared/corpus/real-world', resolve(root, '../shared/corpus/real-world')].find((d) => existsSync(d))
-const files = corpus ? readdirSync(corpus).filter((f) => f.includes('Dockerfile')).sort() : []
+const fixtures = join(root, 'test', 'fixtures', 'dockerfile')
+const files = [
+  ...(corpus ? readdirSync(corpus).filter((f) => f.includes('Dockerfile')).sort().map((f) => join(corpus, f)) : []),
+  // The project's own parser fixtures too.
+  ...readdirSync(fixtures).filter((f) => f.endsWith('Dockerfile')).sort().map((f) => join(fixtures, f)),
+]
 
 interface Case { file: string; text: string; imported?: ReturnType<typeof fromDockerfile>; refused?: string }
-const cases: Case[] = files.map((file) => {
-  const text = readFileSync(join(corpus!, file), 'utf8')
+const cases: Case[] = files.map((path) => {
+  const file = path.split('/').slice(-2).join('/')
+  const text = readFileSync(path, 'utf8')
   try {
     return { file, text, imported: fromDockerfile(text) }
   } catch (e) {
@@ -31,7 +37,7 @@ const keys = (b: ImageBuilder) => b.graph().vertices.map((v) => v.id)
 const dir = mkdtempSync(join(root, 'test', '.codegen-corpus-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-describe.skipIf(!corpus)('real-world corpus: export and codegen', () => {
+describe('real-world corpus (when present) and fixtures: export and codegen', () => {
   it('every importable file prints to a Dockerfile that reads back to the same vertex keys', () => {
     const done: string[] = []
     for (const c of cases.filter((x) => x.imported)) {

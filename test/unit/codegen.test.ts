@@ -10,7 +10,7 @@ const dir = mkdtempSync(join(root, 'test', '.codegen-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 /** Writes the generated module and imports it (against this checkout's sources). */
-async function roundTrip(builder: ImageBuilder, name: string): Promise<{ text: string; mod: { default: ImageBuilder; stages: (a?: Record<string, string>) => Record<string, ImageBuilder> } }> {
+async function roundTrip(builder: ImageBuilder, name: string): Promise<{ text: string; mod: { default: ImageBuilder; stages: (a?: Record<string, string>) => Record<string, ImageBuilder>; target: (a?: Record<string, string>) => ImageBuilder } }> {
   const text = generateModule({ target: builder.toStage(), importFrom: join(root, 'src', 'index.js') })
   const file = join(dir, `${name}.ts`)
   writeFileSync(file, text)
@@ -33,13 +33,14 @@ describe('generateModule: IR → TypeScript that makes the same steps', () => {
     expect(mod.default.graph().output).toBe(app.graph().output)
     expect(mod.default.graph().vertices.map((v) => v.id)).toEqual(app.graph().vertices.map((v) => v.id))
     expect(text).toMatch(/export interface BuildArgs \{\n {2}VERSION\?: string\n {2}REF\?: string\n {2}NODEF\?: string\n\}/)
-    expect(text).toContain("export default target")
+    expect(text).toContain("export default target()")
   })
 
   it('build args are a typed parameter: a value given replaces the default as a literal, as --build-arg does', async () => {
     const app = image().from('busybox').arg('V', '$X', { expand: true }).run('echo $V')
     const { mod } = await roundTrip(app, 'args')
     expect(mod.stages({ V: 'given' }).app!.graph().output).toBe(image().from('busybox').arg('V', 'given').run('echo $V').graph().output)
+    expect(mod.target({ V: 'given' }).graph().output).toBe(mod.stages({ V: 'given' }).app!.graph().output)
     expect(mod.stages().app!.graph().output).toBe(app.graph().output)
   })
 })
