@@ -64,11 +64,15 @@ export async function pushImage(image: FinalImage, opts: PushOptions): Promise<P
     onBytes: (n) => (stats.bytes += n),
   }
   const refs: string[] = []
+  // A repository this push completed holds every blob: later repositories on that registry mount from it.
+  const complete = new Map<string, string>()
   for (const refsOfRepo of byRepo.values()) {
     const first = refsOfRepo[0]!
     const sender = opts.senderFor(first.domain)
-    const sources = await mountSources(opts, first)
+    const done = complete.get(first.domain)
+    const sources = done !== undefined ? { byDigest: new Map<string, string>(), any: done } : await mountSources(opts, first)
     await pushBlobs(image, first, sender, sources, policy, stats, opts)
+    complete.set(first.domain, first.path)
     for (const ref of refsOfRepo) {
       throwIfAborted(opts.signal)
       await putManifest(sender, ref, image, manifestBytes, opts.signal)

@@ -88,6 +88,19 @@ describe.skipIf(bed.skip)('registry output (push)', () => {
     expect(again.pushed).toMatchObject({ blobs: 0, bytes: 0, mounted: 0, skipped: 3 })
   }, 120_000)
 
+  it('tags in two repositories of one registry: the second mounts every blob from the first', async () => {
+    const r = await appImage(reg.host).build({
+      context,
+      cacheDir: join(work, 'cache'),
+      tags: [`${reg.host}/team/first:1`, `${reg.host}/team/second:1`],
+      output: { type: 'registry' },
+      registry: { configDir: configDir() },
+    })
+    // first: busybox's layer mounted from library/busybox, the COPY layer and config uploaded; second: all three mounted.
+    expect(r.pushed).toMatchObject({ blobs: 2, mounted: 4, skipped: 0 })
+    expect(await skopeoDigest(reg, 'team/second:1')).toBe(r.digest)
+  }, 120_000)
+
   it('a child of the pushed image, pushed to the same registry, uploads only its new layer', async () => {
     const child = await image()
       .from(`${reg.host}/team/app:1`)
