@@ -160,7 +160,7 @@ export class Transport {
   async #follow(req: HttpRequest): Promise<HttpResponse> {
     let url = req.url
     let headers = { ...(req.headers ?? {}) }
-    const origin = new URL(url).host
+    const origin = new URL(url).origin
     for (let hop = 0; ; hop++) {
       const res = await this.#once(req.method, url, headers, req.body, req.signal)
       const location = res.headers.location
@@ -169,8 +169,9 @@ export class Transport {
       res.resume()
       if (hop >= MAX_REDIRECTS) throw new ImagesmithError(ErrorCodes.REGISTRY_ERROR, `too many redirects from ${safeUrl(req.url)}`, { url: safeUrl(req.url) })
       url = new URL(location, url).toString()
-      // Blob GETs redirect to object storage: the registry's credentials stay with the registry.
-      if (new URL(url).host !== origin) {
+      // Blob GETs redirect to object storage: the registry's credentials stay with the registry
+      // (another host, or the same host over another scheme, never gets them).
+      if (new URL(url).origin !== origin) {
         headers = Object.fromEntries(Object.entries(headers).filter(([k]) => k.toLowerCase() !== 'authorization'))
       }
     }

@@ -351,6 +351,8 @@ export interface ProxyFaults {
   readonly corrupt?: boolean
   /** Redirect matching GETs (307) to the same path on this `host:port`, with a query as signed storage URLs have. */
   readonly redirectTo?: string
+  /** Close the connection without answering matching requests, `times` times. */
+  readonly hangUp?: { readonly times: number }
   /** Answer matching requests with this status instead (e.g. 503), `times` times. */
   readonly status?: { readonly code: number; readonly times: number; readonly retryAfter?: string }
 }
@@ -374,7 +376,7 @@ export interface TestProxy {
  * request unchanged and injects the configured faults into matching responses.
  */
 export async function startProxy(target: string, faults: ProxyFaults = {}): Promise<TestProxy> {
-  const state = { drops: 0, statuses: 0 }
+  const state = { drops: 0, statuses: 0, hangUps: 0 }
   const proxy: TestProxy = {
     host: '',
     url: '',
@@ -392,6 +394,10 @@ export async function startProxy(target: string, faults: ProxyFaults = {}): Prom
     if (matches && f.redirectTo && req.method === 'GET') {
       res.writeHead(307, { location: `http://${f.redirectTo}${path}?X-Signature=test` })
       return void res.end()
+    }
+    if (matches && f.hangUp && state.hangUps < f.hangUp.times) {
+      state.hangUps++
+      return void req.socket.destroy()
     }
     if (matches && f.status && state.statuses < f.status.times) {
       state.statuses++

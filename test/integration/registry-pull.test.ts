@@ -272,7 +272,7 @@ describe.skipIf(bed.skip)('registry pull', () => {
     expect(readdirSync(join(store.root, 'tmp'))).toEqual([])
   })
 
-  it('5xx and 429 are retried, honouring Retry-After', async () => {
+  it('5xx, 429 (honouring Retry-After) and connections closed before an answer are retried', async () => {
     const store = await freshStore()
     const p = await proxy(plain.host, { status: { code: 429, times: 1, retryAfter: '1' } })
     const started = Date.now()
@@ -282,6 +282,9 @@ describe.skipIf(bed.skip)('registry pull', () => {
     const p2 = await proxy(plain.host, { status: { code: 503, times: 2 } })
     await session().pull(parseReference(`${p2.host}/library/busybox`), amd64, (await freshStore()).blobs)
     expect(p2.requests.filter((r) => r.path.includes('/blobs/')).length).toBe(4) // two 503s, then config and layer
+    const p3 = await proxy(plain.host, { paths: /\/manifests\//, hangUp: { times: 2 } })
+    expect((await session().pull(parseReference(`${p3.host}/library/busybox`), amd64, (await freshStore()).blobs)).digest).toBe(seeded.busybox)
+    expect(p3.requests.filter((r) => r.path.includes('/manifests/')).length).toBe(3)
   })
 
   it('corrupted blob bytes are DIGEST_MISMATCH and nothing is stored', async () => {
