@@ -302,17 +302,48 @@ function parseMaybeJSONToList(rest: string, _escape: EscapeToken, restOffset: nu
 }
 
 /**
- * parseHealthConfig: the type word, then the command by the RUN/CMD rule. (BuildKit scans bytes
- * here; the type must be CMD or NONE anyway, so code points are used.)
+ * parseHealthConfig: the type word, then the command by the RUN/CMD rule. BuildKit looks for the
+ * blank that ends the type byte by byte, so a UTF-8 continuation byte 0x85 or 0xA0 (inside `à`,
+ * a no-break space, …) ends it mid-character, and only ASCII blanks are skipped after it. Kept:
+ * `HEALTHCHECK CMD\u00a0curl` must be rejected here as it is there. The broken character's bytes
+ * become U+FFFD (a JavaScript string cannot hold them).
  */
 function parseHealthConfig(rest: string, escape: EscapeToken, restOffset: number): { args: string[]; json: boolean } {
   let sep = 0
-  while (sep < rest.length && !isGoSpace(rest.charCodeAt(sep))) sep++
-  let next = sep
-  while (next < rest.length && isGoSpace(rest.charCodeAt(next))) next++
-  if (sep === 0) return { args: [], json: false }
-  const cmd = parseMaybeJSON(rest.slice(next), escape, restOffset + next)
-  return { args: [rest.slice(0, sep), ...cmd.args], json: cmd.json }
+  let brokenTail: string | undefined
+  while (sep < rest.length) {
+    const c = rest.codePointAt(sep)!
+    const width = c > 0xffff ? 2 : 1
+    if (c < 0x80) {
+      if (isGoSpace(c)) break
+      sep += width
+      continue
+    }
+    const bytes = Buffer.from(String.fromCodePoint(c), 'utf8')
+    const at = bytes.findIndex((b, i) => i > 0 && (b === 0x85 || b === 0xa0))
+    if (at > 0) {
+      brokenTail = at < bytes.length - 1 ? '\uFFFD' : ''
+      break
+    }
+    sep += width
+  }
+  if (sep === 0 && brokenTail === undefined) return { args: [], json: false }
+  let typ = rest.slice(0, sep)
+  let after: string
+  let afterOffset: number
+  if (brokenTail !== undefined) {
+    typ += '\uFFFD'
+    const width = rest.codePointAt(sep)! > 0xffff ? 2 : 1
+    afterOffset = sep + width
+    after = brokenTail
+  } else {
+    afterOffset = sep
+    after = ''
+  }
+  let next = afterOffset
+  if (after === '') while (next < rest.length && rest.charCodeAt(next) < 0x80 && isGoSpace(rest.charCodeAt(next))) next++
+  const cmd = parseMaybeJSON(after + rest.slice(next), escape, restOffset + next)
+  return { args: [typ, ...cmd.args], json: cmd.json }
 }
 
 /**

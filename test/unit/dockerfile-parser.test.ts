@@ -158,6 +158,19 @@ describe('parser forms', () => {
   })
 })
 
+describe('parser byte-level quirks kept from BuildKit', () => {
+  it('HEALTHCHECK ends its type at a 0x85/0xA0 byte and skips only ASCII blanks after it', () => {
+    const df = parseDockerfile('FROM a\nHEALTHCHECK CMD\u00a0curl x\nHEALTHCHECK CMD \u00a0curl x\n')
+    expect(df.instructions[1]!.args).toEqual(['CMD\uFFFD', 'curl x'])
+    expect(df.instructions[2]!.args).toEqual(['CMD', '\u00a0curl x'])
+  })
+
+  it('flag words read bytes as Latin-1, as BuildKit hands them to the instruction', () => {
+    const flag = parseDockerfile('FROM a\nCOPY --chown=jürgen x y\n').instructions[1]!.flags[0]!
+    expect([flag.value, flag.raw]).toEqual(['jÃ¼rgen', '--chown=jürgen'])
+  })
+})
+
 describe('parser flags', () => {
   it('reads every flag BuildKit knows, with value and raw text', () => {
     const df = parseDockerfile(
