@@ -7,35 +7,13 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { image, toDockerfile, type ImageBuilder } from '../../src/index.js'
-import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
+import { toDockerfile } from '../../src/index.js'
+import { exportedApp } from '../helpers/export-builders.js'
+import { cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 import { layoutConfig, layoutTree } from '../helpers/image-tree.js'
 import { requireTools, runTool } from '../helpers/tools.js'
 
 const bed = requireTools(['buildah', 'umoci', 'skopeo', 'runc'])
-
-/** Exercises quoting (spaces, quotes, `$`, backslashes), exec-form fallbacks, flags and a second stage. */
-export function exportedApp(): ImageBuilder {
-  const base = image().from(`oci-archive:${busyboxArchive()}`)
-  const tools = base.run('mkdir -p /out && echo tool > /out/tool && chmod 700 /out/tool')
-  return base
-    .arg('VERSION', '1.2 beta')
-    .env({ GREETING: 'hello "world"', LITERAL: '$HOME and \\n', EMPTY: '' })
-    .workdir('/srv/my app')
-    .copy(['a b.txt', 'plain.txt'], './', { chown: '1000:1000', chmod: '640' })
-    .copy('/out/tool', '/usr/local/bin/tool', { from: tools })
-    .shell(['/bin/sh', '-eu', '-c'])
-    .run('echo "$VERSION" > version.txt')
-    .run('echo a > /multi\necho b >> /multi')
-    .run(['/bin/sh', '-c', 'echo exec > /exec.txt'])
-    .label({ 'org.example.title': 'my app', 'org.example.quote': "it's" })
-    .user('1000')
-    .expose([8080, '53/udp'])
-    .volume('/data')
-    .entrypoint(['/bin/sh', '-c'])
-    .cmd('echo $GREETING')
-    .stopSignal('SIGINT')
-}
 
 describe.skipIf(bed.skip)('toDockerfile: buildah builds the printed Dockerfile to the same image', () => {
   let work: string
