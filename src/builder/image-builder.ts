@@ -65,6 +65,7 @@ export class ImageBuilder {
       chmod: chmodWord(opts),
       exclude: [...(opts.exclude ?? [])],
       link: opts.link ?? false,
+      ...(opts.parents ? { parents: true as const } : {}),
       ...(inline.length > 0 ? { inline } : {}),
       ...wordMarker(opts),
     }

@@ -26,6 +26,8 @@ export interface CopyOptions extends WordOptions {
   readonly exclude?: readonly string[]
   /** Accepted for Dockerfile parity (`COPY --link`); layers here never depend on the layers below them anyway. @default false */
   readonly link?: boolean
+  /** Sources keep their paths below the destination (`COPY --parents`); `a/./b/c` keeps only `b/c` (the first pivot counts). @default false */
+  readonly parents?: boolean
   /**
    * Files given by their content (a Dockerfile's `COPY <<EOF`), placed as if they were sources named
    * `name`; the source list may then be empty. `expand` expands `$VAR` in the content (with `expand` on the options).
@@ -33,7 +35,7 @@ export interface CopyOptions extends WordOptions {
   readonly inline?: readonly { readonly name: string; readonly content: string; readonly expand?: boolean }[]
 }
 
-export interface AddOptions extends Omit<CopyOptions, 'from' | 'inline'> {
+export interface AddOptions extends Omit<CopyOptions, 'from' | 'inline' | 'parents'> {
   /** `sha256:<hex>` that a URL source must hash to (`ADD --checksum`). */
   readonly checksum?: string
   /** Unpack local tar archives (plain, gzip, bzip2, xz) into the destination. @default true */

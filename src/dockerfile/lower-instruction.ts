@@ -315,7 +315,6 @@ function isGitSource(src: string): boolean {
 function copyOrAdd(b: ImageBuilder, inst: Instruction, flags: Map<string, Flag[]>, scope: LowerScope): ImageBuilder {
   const kind = inst.keyword
   if (inst.args.length < 2) throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `${kind} requires at least two arguments, but only one was provided. Destination could not be determined`)
-  if (bool(inst, flags, 'parents')) throw unsupported(inst, `${kind} --parents`, 'parent directories of sources are not kept (BuildKit labs syntax)')
   const dest = inst.args[inst.args.length - 1]!
   const written = inst.args.slice(0, -1)
   const heredocs = new Map(inst.heredocs.map((h) => [h.name, h]))
@@ -335,6 +334,7 @@ function copyOrAdd(b: ImageBuilder, inst: Instruction, flags: Map<string, Flag[]
     ...(chmod ? { chmod } : {}),
     ...((flags.get('exclude') ?? []).length > 0 ? { exclude: flags.get('exclude')!.map((f) => f.value ?? '') } : {}),
     ...(bool(inst, flags, 'link') ? { link: true } : {}),
+    ...(bool(inst, flags, 'parents') ? { parents: true } : {}),
   }
   if (kind === 'COPY') {
     const from = one(inst, flags, 'from')

@@ -52,7 +52,7 @@ function excludeOf(spec: { readonly exclude: readonly string[] }): PatternMatche
 
 /** Builds the entry set for context sources (shared with ADD's non-archive local files). */
 export function planContext(ctx: ExecContext, sources: readonly string[], spec: CopySpec | AddSpec, dest: Dest, owner: Owner): EntrySet {
-  if (sources.length > 1 && !dest.dirSyntax) {
+  if (sources.length > 1 && !dest.dirSyntax && !spec.parents) {
     throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `with more than one source the destination must be a directory ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
   }
   const ignorePatterns = loadDockerignore(ctx.contextDir, ctx.dockerignore)
@@ -61,7 +61,7 @@ export function planContext(ctx: ExecContext, sources: readonly string[], spec: 
   const exclude = excludeOf(spec)
   const chmod = chmodOf(spec)
   placeSources(set, findSources(sources, root), root, dest, {
-    owner, mtime: ctx.epoch, destWritten: spec.dest,
+    owner, mtime: ctx.epoch, destWritten: spec.dest, ...(spec.parents ? { parents: true } : {}),
     ...(exclude ? { exclude } : {}), ...(chmod !== undefined ? { chmod } : {}),
   })
   return set
@@ -90,7 +90,7 @@ export const copyExecutor: Executor<'copy'> = {
     if (spec.fromInput) {
       const from = inputs[1]
       if (!from) throw new CopyError(ErrorCodes.GRAPH_INVALID, 'COPY --from has no source stage input', { step: vertex.meta.description })
-      if (spec.sources.length > 1 && !dest.dirSyntax) {
+      if (spec.sources.length > 1 && !dest.dirSyntax && !spec.parents) {
         throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `with more than one source the destination must be a directory ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
       }
       // The source stage's layers determine its files exactly (diffIDs are content digests), so
@@ -104,7 +104,7 @@ export const copyExecutor: Executor<'copy'> = {
           const exclude = excludeOf(spec)
           const chmod = chmodOf(spec)
           placeSources(set, findSources(spec.sources, root), root, dest, {
-            owner, mtime: ctx.epoch, destWritten: spec.dest,
+            owner, mtime: ctx.epoch, destWritten: spec.dest, ...(spec.parents ? { parents: true } : {}),
             ...(exclude ? { exclude } : {}), ...(chmod !== undefined ? { chmod } : {}),
           })
           return writeLayer(set.finalize(), ctx.store.blobs, layerOpts)
@@ -113,7 +113,7 @@ export const copyExecutor: Executor<'copy'> = {
     }
 
     const all = spec.sources.length + (spec.inline?.length ?? 0)
-    if (all > 1 && !dest.dirSyntax) {
+    if (all > 1 && !dest.dirSyntax && !spec.parents) {
       throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `with more than one source the destination must be a directory ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
     }
     const set = spec.sources.length > 0 ? planContext(ctx, spec.sources, spec, dest, owner) : new EntrySet()

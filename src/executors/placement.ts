@@ -3,7 +3,7 @@
  * its symlinks), the directories above it, and the sources expanded, checked and placed with
  * Docker/BuildKit's rules.
  */
-import type { Stats } from 'node:fs'
+import { lstatSync, type Stats } from 'node:fs'
 import { posix } from 'node:path'
 import { CopyError, ErrorCodes } from '../errors.js'
 import type { DirEntry } from '../layer/entry.js'
@@ -131,11 +131,14 @@ export interface PlanOptions {
   readonly destWritten: string
   /** Whether the whole step places several items (then a file lands inside dest). @default found.length > 1 */
   readonly multi?: boolean
+  /** `COPY --parents`: each source keeps its path (after a `/./` pivot, if any) below dest. */
+  readonly parents?: boolean
 }
 
 /** Adds the found sources to `set` with COPY's placement rules. */
 export function placeSources(set: EntrySet, found: readonly Found[], root: SourceRoot, dest: Dest, opts: PlanOptions): void {
   if (found.length === 0) return
+  if (opts.parents) return placeWithParents(set, found, root, dest, opts)
   const multi = opts.multi ?? found.length > 1
   if (multi && !dest.dirSyntax && !dest.existsDir) {
     throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `copying several sources needs a destination ending in '/', got ${opts.destWritten}`, { path: opts.destWritten, dest: opts.destWritten })
@@ -163,6 +166,48 @@ export function placeSources(set: EntrySet, found: readonly Found[], root: Sourc
     if (target === '') throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `cannot copy file ${f.src} onto the image root`, { path: f.src })
     addDestDirs(set, dest, opts.owner, opts.mtime, toDir)
     const e = entryFromStat(target, f.match.host, st, eo)
+    if (e) set.add(e)
+  }
+}
+
+/**
+ * `COPY --parents` as BuildKit's dockerfile_parents_test.go specifies it: `a/b/c` lands at
+ * `<dest>/a/b/c`; with a pivot (`a/./b/c`, the first one counts) only the part after it is kept; the
+ * directories on the way are copied with their own modes (and the step's owner), dest is a directory.
+ */
+function placeWithParents(set: EntrySet, found: readonly Found[], root: SourceRoot, dest: Dest, opts: PlanOptions): void {
+  const eo: EntryOptions = { owner: opts.owner, mtime: opts.mtime, ...(opts.chmod !== undefined ? { chmod: opts.chmod } : {}) }
+  const dirOpts: EntryOptions = { owner: opts.owner, mtime: opts.mtime }
+  addDestDirs(set, dest, opts.owner, opts.mtime, true)
+  for (const f of found) {
+    const parts = f.match.written.split('/').filter((p) => p !== '' && p !== '.')
+    const pivot = f.src.indexOf('/./')
+    const skip = pivot > 0 ? goClean(f.src.slice(0, pivot)).split('/').filter((p) => p !== '' && p !== '.').length : 0
+    const kept = parts.slice(skip)
+    if (kept.length === 0) throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `--parents source ${f.src} keeps no path below its pivot`, { path: f.src })
+    const at = (n: number) => [dest.path, ...kept.slice(0, n)].filter((p) => p !== '').join('/')
+    const st = f.match.stat!
+    // The kept parents (and a kept directory itself) come from the source tree.
+    const dirs = st.isDirectory() ? kept.length : kept.length - 1
+    for (let i = 1; i <= dirs; i++) {
+      const host = posix.join(root.root, ...parts.slice(0, skip + i))
+      const e = entryFromStat(at(i), host, lstatSync(host), i === kept.length && opts.chmod !== undefined ? eo : dirOpts)
+      if (e && e.type === 'dir') set.addDirIfAbsent(e)
+    }
+    if (st.isDirectory()) {
+      addTree(set, {
+        hostDir: f.match.host,
+        rootRel: f.match.rel,
+        dest: at(kept.length),
+        ...(root.ignore ? { ignore: root.ignore } : {}),
+        ...(root.skipWhiteouts ? { skipWhiteouts: true } : {}),
+        ...(opts.exclude ? { exclude: opts.exclude, excludeRel: f.excludeRel } : {}),
+      }, eo)
+      continue
+    }
+    if (opts.exclude && opts.exclude.matches(f.excludeRel || kept[kept.length - 1]!)) continue
+    if (root.skipWhiteouts && isWhiteoutDevice(st)) continue
+    const e = entryFromStat(at(kept.length), f.match.host, st, eo)
     if (e) set.add(e)
   }
 }

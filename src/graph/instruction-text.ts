@@ -87,6 +87,7 @@ function copyFlags(spec: CopySpec, ctx: TextContext): string {
   if (spec.chmod !== undefined) out += `--chmod=${word(spec.chmod, spec, ctx)} `
   for (const e of spec.exclude) out += `--exclude=${word(e, spec, ctx)} `
   if (spec.link) out += '--link '
+  if (spec.parents) out += '--parents '
   return out
 }
 
@@ -229,6 +230,7 @@ const historyByKind: { readonly [K in NodeKind]: (spec: SpecByKind[K], facts: Hi
 /** `COPY [--chown=…] [--chmod=…] <src>… <dest> # buildkit` (BuildKit leaves out --from, --exclude and --link). */
 function copyHistory(kind: 'COPY' | 'ADD', spec: CopySpec | AddSpec): string {
   let s: string = kind
+  if (spec.parents) s += ' --parents'
   if (spec.chown) s += ` --chown=${spec.chown}`
   if (spec.chmod) s += ` --chmod=${spec.chmod}`
   for (const src of spec.sources) s += ` ${src}`

@@ -269,3 +269,47 @@ CMD ["cat", "/msg"]
     expect(r.stderr).toContain('member outside the context')
   })
 })
+
+describe.skipIf(bed.skip)('COPY --parents, as BuildKit specifies it (buildah 1.28 predates it)', () => {
+  it('dockerfile_parents_test.go: testCopyParents and the pivot cases of testCopyRelativeParents', async () => {
+    const ctx = join(work, 'parents-ctx')
+    await mkdir(join(ctx, 'foo1', 'foo2'), { recursive: true, mode: 0o700 })
+    await runTool('chmod', ['700', join(ctx, 'foo1'), join(ctx, 'foo1', 'foo2')])
+    await writeFile(join(ctx, 'foo1', 'foo2', 'bar'), 'testing')
+    await writeFile(join(ctx, 'foo1', 'foo2', 'baz'), 'testing2')
+    const text = `FROM oci-archive:${busyboxArchive()} AS base
+WORKDIR /test
+RUN mkdir -p a/b/c/d/e a/b2/c/d/e && touch a/b/c/d/foo a/b/c/d/e/bay a/b2/c/d/e/bar
+
+FROM scratch
+COPY --parents foo1/foo2/bar /
+WORKDIR /test
+COPY --parents foo1/foo2/ba* .
+COPY --from=base --parents /test/a/b/./c/d /middle/
+COPY --from=base --parents /test/a/b/c/d/. /end/
+COPY --from=base --parents ./test/a/b/c/d /start/
+COPY --from=base --parents /test/a/./b/./c /double/
+COPY --from=base --parents /test/a/./*/c /wildcard/
+`
+    const d = fromDockerfile(text, { contextDir: ctx })
+    const tar = join(work, 'parents.tar')
+    await d.build({ cacheDir: cache, output: { type: 'oci', dest: tar }, sourceDateEpoch: 0, network: 'none' })
+    await runTool('skopeo', ['copy', `oci-archive:${tar}`, `oci:${join(work, 'parents')}:t`])
+    const t = await tree(join(work, 'parents'), 'parents')
+    const fs = join(work, 'parents-fs')
+    expect(readFileSync(join(fs, 'foo1/foo2/bar'), 'utf8')).toBe('testing')
+    expect(readFileSync(join(fs, 'test/foo1/foo2/bar'), 'utf8')).toBe('testing')
+    expect(readFileSync(join(fs, 'test/foo1/foo2/baz'), 'utf8')).toBe('testing2')
+    // Parent directories keep their own modes.
+    expect(t.get('foo1')).toMatch(/^d 700 0:0$/)
+    expect(t.get('middle/c/d/e')).toMatch(/^d /)
+    expect(t.get('middle/c/d/foo')).toMatch(/^f /)
+    expect(t.has('middle/a')).toBe(false)
+    expect(t.has('middle/e')).toBe(false)
+    expect(t.get('end/test/a/b/c/d/foo')).toMatch(/^f /)
+    expect(t.get('start/test/a/b/c/d/e')).toMatch(/^d /)
+    expect(t.get('double/b/c/d/foo')).toMatch(/^f /)
+    expect(t.get('wildcard/b/c/d/e')).toMatch(/^d /)
+    expect(t.get('wildcard/b2/c/d/e/bar')).toMatch(/^f /)
+  }, 300_000)
+})

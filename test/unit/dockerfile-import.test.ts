@@ -128,7 +128,7 @@ describe('fromDockerfile: instructions map to builder steps', () => {
     })
   })
 
-  it('COPY heredocs, --exclude/--link; ADD --checksum; HEALTHCHECK with --start-interval; CMD/ENTRYPOINT/SHELL; ONBUILD; MAINTAINER', () => {
+  it('COPY heredocs, --exclude/--link/--parents; ADD --checksum; HEALTHCHECK with --start-interval; CMD/ENTRYPOINT/SHELL; ONBUILD; MAINTAINER', () => {
     const sum = `sha256:${'a'.repeat(64)}`
     const d = fromDockerfile([
       'FROM scratch', 'COPY --exclude=*.md --link <<A <<"B" /etc/', 'x $HOME', 'A', 'y $HOME', 'B',
@@ -137,6 +137,7 @@ describe('fromDockerfile: instructions map to builder steps', () => {
       'CMD echo hi', 'ENTRYPOINT ["/e"]', 'SHELL ["/bin/bash", "-c"]', 'ONBUILD  RUN echo hi > /x', 'MAINTAINER me <me@x>', '',
     ].join('\n'))
     const r = specs(d.target)
+    expect(specs(fromDockerfile('FROM scratch\nCOPY --parents a/./b /dst/\n').target)[0]).toMatchObject({ sources: ['a/./b'], parents: true })
     expect(r[0]).toMatchObject({ sources: [], dest: '/etc/', exclude: ['*.md'], link: true, inline: [{ name: 'A', data: 'x $HOME\n', expand: true }, { name: 'B', data: 'y $HOME\n' }] })
     expect(r[1]).toMatchObject({ sources: ['https://example.com/f'], dest: '/f', checksum: sum, unpack: true })
     expect(r[2]).toEqual({ op: 'healthcheck', health: { Test: ['CMD', 'curl', '-f', 'x'], Interval: 5e9, StartPeriod: 1e9, StartInterval: 2e9, Retries: 3 } })
@@ -154,7 +155,6 @@ describe('fromDockerfile: instructions map to builder steps', () => {
       'ADD https://github.com/moby/buildkit.git#v0.12 /src',
       'ADD git@github.com:moby/buildkit.git /src',
       'ADD --keep-git-dir=true https://example.com/r.git /src',
-      'COPY --parents a/b /dst/',
       'RUN --security=insecure true',
       'RUN --mount=type=ssh true',
       'RUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF',

@@ -13,6 +13,8 @@ export interface CopySpec extends Expandable {
   readonly chmod?: string
   readonly exclude: readonly string[]
   readonly link: boolean
+  /** `COPY --parents`: sources keep their paths (after a `/./` pivot) below dest. */
+  readonly parents?: true
   /**
    * Files whose content is in the spec (a Dockerfile's `COPY <<EOF`), placed like context sources
    * named `name`, mode 0644 unless `chmod`. `expand` (with the spec's marker) expands `$VAR` in the
