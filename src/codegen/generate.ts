@@ -202,5 +202,6 @@ export function generateModule(input: GenerateInput): string {
   file.addExportAssignment({ isExportEquals: false, expression: 'target()' })
   file.formatText({ indentSize: 2, convertTabsToSpaces: true, semicolons: ts.SemicolonPreference.Remove })
   const header = input.header ? `${commentLines(input.header.split('\n')).join('\n')}\n` : ''
-  return header + file.getFullText()
+  const text = file.getFullText()
+  return header + (text.endsWith('\n') ? text : `${text}\n`)
 }
