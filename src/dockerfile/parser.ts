@@ -24,8 +24,6 @@ import {
   type PhysicalLine,
 } from './parser-lines.js'
 
-const KNOWN = new Set<string>(INSTRUCTION_KEYWORDS)
-
 /** Where a piece of the logical line came from, to turn an offset back into line and column. */
 interface Segment {
   readonly at: number
@@ -251,7 +249,8 @@ function toInstruction(
     const p = chain[i]!
     const upper = p.keywordRaw.toUpperCase()
     const node: Instruction = {
-      keyword: (KNOWN.has(upper) ? upper : upper) as InstructionKeyword,
+      // Not strict, an unknown word passes through upper-cased (see ParseOptions.strict).
+      keyword: upper as InstructionKeyword,
       keywordRaw: p.keywordRaw,
       original: i === 0 ? original : original.slice(p.keywordOffset),
       source,
