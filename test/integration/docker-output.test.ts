@@ -3,11 +3,16 @@
  * started on a private socket, and into Podman's Docker-compatible API, with its tags.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { image } from '../../src/index.js'
 import { main } from '../../src/cli/main.js'
 import { resolveBuildOptions } from '../../src/pipeline/resolve-options.js'
+import { dockerExporter } from '../../src/exporters/docker.js'
+import { finalizeImage } from '../../src/pipeline/finalize.js'
+import { BlobStore } from '../../src/store/blob-store.js'
 import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 import { requireTools, startDockerd, type Dockerd } from '../helpers/tools.js'
 import { startPodmanService, type PodmanService } from '../helpers/podman-service.js'
@@ -77,6 +82,35 @@ describe.skipIf(bed.skip)('docker output', () => {
       code: 'DOCKER_UNREACHABLE',
       details: { host },
     })
+  }, 60_000)
+
+  it("the engine's own refusal is DOCKER_LOAD_FAILED with its message (a config whose diff_ids do not match the layer)", async () => {
+    const built = await app().build({ context, cacheDir: join(work, 'cache') })
+    const blobs = new BlobStore(join(work, 'cache'))
+    const bad = await finalizeImage(blobs, { ...built.config, rootfs: { type: 'layers', diff_ids: built.config.rootfs.diff_ids.map(() => `sha256:${'0'.repeat(64)}` as const) } }, built.layers)
+    const err = await dockerExporter.export(bad, { host: `unix://${dockerd.socket}` }, { blobs, tags: ['imagesmith-test/bad:1'], epoch: 0 }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'DOCKER_LOAD_FAILED', details: { host: `unix://${dockerd.socket}` } })
+    expect((err as Error).message).toMatch(/refused the image: .+/)
+    const listed = await dockerd.docker(['image', 'ls', '-q', 'imagesmith-test/bad'])
+    expect(listed.stdout.trim()).toBe('')
+  }, 120_000)
+
+  it('tcp:// hosts are spoken to over plain HTTP; a server that is no engine is DOCKER_LOAD_FAILED', async () => {
+    const server = createServer((req, res) => {
+      req.resume()
+      req.on('end', () => res.writeHead(404, { 'content-type': 'text/plain' }).end('404 page not found\n'))
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+    const port = (server.address() as AddressInfo).port
+    try {
+      await expect(app().build({ context, cacheDir: join(work, 'cache'), tags: ['x:1'], output: { type: 'docker', host: `tcp://127.0.0.1:${port}` } })).rejects.toMatchObject({
+        code: 'DOCKER_LOAD_FAILED',
+        message: expect.stringContaining('HTTP 404: 404 page not found'),
+      })
+    } finally {
+      server.close()
+    }
+    await expect(app().build({ context, cacheDir: join(work, 'cache'), tags: ['x:1'], output: { type: 'docker', host: 'ssh://me@host' } })).rejects.toMatchObject({ code: 'OUTPUT_INVALID' })
   }, 60_000)
 
   describe('podman system service (Docker-compatible socket)', () => {
