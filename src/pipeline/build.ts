@@ -61,7 +61,6 @@ async function runBuild(
   const triggers = await baseTriggers(builder.toStage(), resolveBase, (ref) => {
     at.step = `FROM ${ref}`
   })
-  at.step = undefined
   const graph = builder.graph({ buildArgs: opts.buildArgs, baseTriggers: triggers })
 
   // The first step that fails for its own reason (not a sibling cancelled after it) is the one named.

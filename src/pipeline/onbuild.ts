@@ -4,13 +4,13 @@ import type { BaseImage } from '../solver/types.js'
 /**
  * Reads the config of every image a stage (or a stage it reads from) starts FROM, before the graph is
  * compiled, and returns their ONBUILD triggers by reference. The graph then runs them right after
- * those FROMs, as Docker does (graph/compile). `onRef` names the reference being read, so a failure
- * is reported against its FROM.
+ * those FROMs, as Docker does (graph/compile). The bases are read in parallel; `onFailure` names the
+ * reference whose read failed first, so the failure is reported against its FROM.
  */
 export async function baseTriggers(
   stage: StageDef,
   resolve: (ref: string) => Promise<BaseImage>,
-  onRef: (ref: string) => void = () => {},
+  onFailure: (ref: string) => void = () => {},
 ): Promise<ReadonlyMap<string, readonly string[]>> {
   const refs = new Set<string>()
   const seen = new Set<StageDef>()
@@ -23,11 +23,16 @@ export async function baseTriggers(
     for (const step of s.steps) for (const d of step.deps) if ('stage' in d) walk(d.stage)
   }
   walk(stage)
-  const out = new Map<string, readonly string[]>()
-  for (const ref of refs) {
-    onRef(ref)
-    const triggers = (await resolve(ref)).config.config?.OnBuild ?? []
-    if (triggers.length > 0) out.set(ref, [...triggers])
+  let failed = false
+  const read = async (ref: string): Promise<[string, readonly string[]]> => {
+    try {
+      return [ref, [...((await resolve(ref)).config.config?.OnBuild ?? [])]]
+    } catch (e) {
+      if (!failed) onFailure(ref)
+      failed = true
+      throw e
+    }
   }
-  return out
+  const all = await Promise.all([...refs].map(read))
+  return new Map(all.filter(([, t]) => t.length > 0))
 }
