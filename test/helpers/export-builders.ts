@@ -2,8 +2,8 @@ import { image, type ImageBuilder } from '../../src/index.js'
 import { busyboxArchive } from './testbed.js'
 
 /** Exercises quoting (spaces, quotes, `$`, backslashes), exec-form fallbacks, flags and a second stage. */
-export function exportedApp(): ImageBuilder {
-  const base = image().from(`oci-archive:${busyboxArchive()}`)
+export function exportedApp(baseRef = `oci-archive:${busyboxArchive()}`): ImageBuilder {
+  const base = image().from(baseRef)
   const tools = base.run('mkdir -p /out && echo tool > /out/tool && chmod 700 /out/tool')
   return base
     .arg('VERSION', '1.2 beta')

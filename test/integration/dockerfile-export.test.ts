@@ -1,6 +1,7 @@
 /**
  * toDockerfile against a real builder: a printed Dockerfile built by buildah 1.28 gives the same
- * filesystem and config as building the builder here. buildah 1.28 predates heredocs, so this
+ * filesystem and config as building the builder here, and so does BuildKit in docker 20.10.
+ * buildah 1.28 and docker 20.10's built-in frontend predate heredocs, so this
  * builder has no multi-line script ending in a newline (the heredoc spelling is covered by the
  * round trip through this project's importer, following BuildKit's dockerfile_heredoc_test.go).
  */
@@ -11,7 +12,8 @@ import { toDockerfile } from '../../src/index.js'
 import { exportedApp } from '../helpers/export-builders.js'
 import { cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 import { layoutConfig, layoutTree } from '../helpers/image-tree.js'
-import { requireTools, runTool } from '../helpers/tools.js'
+import { requireTools, runTool, startDockerd, type Dockerd } from '../helpers/tools.js'
+import { busyboxArchive } from '../helpers/testbed.js'
 
 const bed = requireTools(['buildah', 'umoci', 'skopeo', 'runc'])
 
@@ -67,5 +69,53 @@ describe.skipIf(bed.skip)('toDockerfile: buildah builds the printed Dockerfile t
     expect(theirConfig.Cmd).toEqual(['/bin/sh', '-c', 'echo $GREETING'])
     expect({ ...ourConfig, Cmd: null }).toEqual({ ...theirConfig, Cmd: null })
     expect(ourConfig.Env).toContain('LITERAL=$HOME and \\n')
+  }, 300_000)
+})
+
+const dbed = requireTools(['dockerd', '/usr/bin/docker', 'skopeo', 'umoci', 'runc'])
+
+/** Files and config of the image, as compared above. */
+async function compare(work: string, ours: string, theirs: string): Promise<{ ours: Record<string, unknown>; theirs: Record<string, unknown> }> {
+  const [a, b] = [await layoutTree(join(work, ours), 't', join(work, `${ours}-fs`)), await layoutTree(join(work, theirs), 't', join(work, `${theirs}-fs`))]
+  // BuildKit 0.8 leaves the empty mount points of its RUN containers (/dev, /proc, /sys) in a base that lacks them.
+  const mountPoints = /^(proc|sys|dev)$/
+  const strip = (m: Map<string, string>) => [...m].filter(([k, v]) => !(mountPoints.test(k) && v.startsWith('d ')))
+  expect(strip(a)).toEqual(strip(b))
+  const fields = ['Env', 'Cmd', 'Entrypoint', 'WorkingDir', 'User', 'ExposedPorts', 'Volumes', 'StopSignal', 'Labels'] as const
+  const pick = (c: Record<string, unknown>) => Object.fromEntries(fields.map((f) => [f, (c.config as Record<string, unknown>)[f]]))
+  return { ours: pick(layoutConfig(join(work, ours), 't')), theirs: pick(layoutConfig(join(work, theirs), 't')) }
+}
+
+describe.skipIf(dbed.skip)('toDockerfile: BuildKit (docker 20.10) builds the printed Dockerfile to the same image', () => {
+  let work: string
+  let dockerd: Dockerd | undefined
+  beforeAll(async () => {
+    work = await tmpDir('ism-dfexport-docker-')
+    await mkdir(join(work, 'ctx'))
+    await writeFile(join(work, 'ctx', 'a b.txt'), 'spaced\n')
+    await writeFile(join(work, 'ctx', 'plain.txt'), 'plain\n')
+    dockerd = await startDockerd()
+  }, 120_000)
+  afterAll(async () => {
+    await dockerd?.stop()
+    await cleanupTmpDirs()
+  })
+
+  it('same files and config (the base loaded into docker under a name, as the local-ref comment says)', async () => {
+    const d = dockerd!
+    await runTool('skopeo', ['copy', `oci-archive:${busyboxArchive()}`, `docker-archive:${join(work, 'bb.tar')}:ism-busybox:latest`])
+    await d.docker(['load', '-i', join(work, 'bb.tar')])
+    const text = toDockerfile(exportedApp('ism-busybox:latest'))
+    expect(text).not.toContain('# syntax')
+    await writeFile(join(work, 'ctx', 'Dockerfile'), text)
+    await d.docker(['build', '--network', 'none', '-t', 'dfexport:t', join(work, 'ctx')], { env: { ...process.env, DOCKER_BUILDKIT: '1' }, timeoutMs: 240_000 })
+    await d.docker(['save', '-o', join(work, 'theirs.tar'), 'dfexport:t'])
+    await runTool('skopeo', ['copy', `docker-archive:${join(work, 'theirs.tar')}`, `oci:${join(work, 'theirs')}:t`])
+
+    await exportedApp().build({ context: join(work, 'ctx'), cacheDir: join(work, 'cache'), output: { type: 'oci', dest: join(work, 'ours.tar') }, sourceDateEpoch: 0 })
+    await runTool('skopeo', ['copy', `oci-archive:${join(work, 'ours.tar')}`, `oci:${join(work, 'ours')}:t`])
+    const c = await compare(work, 'ours', 'theirs')
+    expect(c.ours).toEqual(c.theirs)
+    expect(c.ours.Cmd).toEqual(['/bin/sh', '-eu', '-c', 'echo $GREETING'])
   }, 300_000)
 })
