@@ -5,6 +5,7 @@
 import type { EscapeToken, KeyValue } from './ast.js'
 import { isGoSpace } from '../shell/expand.js'
 import { LineError } from './parser-errors.js'
+import { goStrconvQuote } from './parser-quote.js'
 
 export type LineParser = (rest: string, escape: EscapeToken, restOffset: number) => { args: string[]; json: boolean; pairs?: KeyValue[] }
 
@@ -127,76 +128,81 @@ export function parseHealthConfig(rest: string, escape: EscapeToken, restOffset:
 
 /**
  * parseWords: words separated by unquoted whitespace, quotes and escapes kept; a lone escape at
- * the very end is dropped.
+ * the very end is dropped. Every character of a word is kept, so a word is a slice of the input
+ * (cut short only by that final escape): slices, not per-character strings, keep long ENV lines
+ * linear.
  */
 export function parseWords(rest: string, escape: EscapeToken): string[] {
   const IN_SPACES = 0
   const IN_WORD = 1
   const IN_QUOTE = 2
+  const esc = escape.charCodeAt(0)
   const words: string[] = []
   let phase = IN_SPACES
-  let quote = ''
+  let quote = 0
   let blankOK = false
-  let word = ''
+  let start = 0
+  let end = 0
   const n = rest.length
+  const width = (c: number): number => (c > 0xffff ? 2 : 1)
   for (let pos = 0; pos <= n; ) {
-    let ch = pos < n ? String.fromCodePoint(rest.codePointAt(pos)!) : ''
-    let width = ch.length
+    const c = pos < n ? rest.codePointAt(pos)! : -1
     if (phase === IN_SPACES) {
       if (pos === n) break
-      if (isGoSpace(ch.codePointAt(0)!)) {
-        pos += width
+      if (isGoSpace(c)) {
+        pos += width(c)
         continue
       }
       phase = IN_WORD
+      start = end = pos
     }
     if (pos === n) {
-      if (blankOK || word.length > 0) words.push(word)
+      if (blankOK || end > start) words.push(rest.slice(start, end))
       break
     }
     if (phase === IN_WORD) {
-      if (isGoSpace(ch.codePointAt(0)!)) {
+      if (isGoSpace(c)) {
         phase = IN_SPACES
-        if (blankOK || word.length > 0) words.push(word)
-        word = ''
+        if (blankOK || end > start) words.push(rest.slice(start, end))
         blankOK = false
-        pos += width
+        pos += width(c)
         continue
       }
-      if (ch === "'" || ch === '"') {
-        quote = ch
+      if (c === 0x27 || c === 0x22) {
+        quote = c
         blankOK = true
         phase = IN_QUOTE
       }
-      if (ch === escape) {
-        if (pos + width === n) {
-          pos += width
+      if (c === esc) {
+        if (pos + 1 === n) {
+          pos++
           continue
         }
-        word += ch
-        pos += width
-        ch = String.fromCodePoint(rest.codePointAt(pos)!)
-        width = ch.length
+        // The escape and the character after it both stay in the word.
+        pos++
+        pos += width(rest.codePointAt(pos)!)
+        end = pos
+        continue
       }
-      word += ch
-      pos += width
+      pos += width(c)
+      end = pos
       continue
     }
     // IN_QUOTE
-    if (ch === quote) phase = IN_WORD
-    if (ch === escape && quote !== "'") {
-      if (pos + width === n) {
+    if (c === quote) phase = IN_WORD
+    if (c === esc && quote !== 0x27) {
+      if (pos + 1 === n) {
         phase = IN_WORD
-        pos += width
+        pos++
         continue
       }
-      pos += width
-      word += ch
-      ch = String.fromCodePoint(rest.codePointAt(pos)!)
-      width = ch.length
+      pos++
+      pos += width(rest.codePointAt(pos)!)
+      end = pos
+      continue
     }
-    word += ch
-    pos += width
+    pos += width(c)
+    end = pos
   }
   return words
 }
@@ -212,15 +218,13 @@ export function parseNameVal(rest: string, key: string, escape: EscapeToken, res
     return { args: [pair.key, pair.value, ''], json: false, pairs: [pair] }
   }
   const pairs: KeyValue[] = []
+  const args: string[] = []
   for (const word of words) {
     const eq = word.indexOf('=')
-    if (eq < 0) throw new LineError(`Syntax error - can't find = in ${goQuoteShort(word)}. Must be of the form: name=value`, restOffset)
-    pairs.push({ key: word.slice(0, eq), value: word.slice(eq + 1), separator: '=' })
+    if (eq < 0) throw new LineError(`Syntax error - can't find = in ${goStrconvQuote(word)}. Must be of the form: name=value`, restOffset)
+    const pair: KeyValue = { key: word.slice(0, eq), value: word.slice(eq + 1), separator: '=' }
+    pairs.push(pair)
+    args.push(pair.key, pair.value, '=')
   }
-  return { args: pairs.flatMap((p) => [p.key, p.value, p.separator]), json: false, pairs }
+  return { args, json: false, pairs }
 }
-
-function goQuoteShort(s: string): string {
-  return JSON.stringify(s)
-}
-
