@@ -250,7 +250,8 @@ function main(argv: readonly string[]): number {
   const verbose = argv.includes('--verbose')
   const corpus = findCorpus(at >= 0 ? argv[at + 1] : undefined)
   if (!corpus) {
-    console.log('conformance: SKIPPED — no corpus at ../shared/corpus (relative to the repository root); pass --corpus DIR')
+    const where = at >= 0 ? argv[at + 1] : '../shared/corpus (relative to the repository root)'
+    console.log(`conformance: SKIPPED — no corpus at ${where}; pass --corpus DIR`)
     return 0
   }
   console.log(`conformance corpus: ${corpus}`)
