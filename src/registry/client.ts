@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import PQueue from 'p-queue'
-import { ErrorCodes, ImagesmithError, isImagesmithError } from '../errors.js'
+import { ErrorCodes, ImagesmithError, isImagesmithError, throwIfAborted } from '../errors.js'
 import { MediaType, type Digest } from '../oci/media-types.js'
 import type { Descriptor } from '../oci/types.js'
 import type { BlobStore } from '../store/blob-store.js'
@@ -72,10 +72,11 @@ export class RegistryClient {
       this.transport.send({ ...req, url, headers: { ...(req.headers ?? {}), ...(h ? { authorization: h } : {}) } })
     let res = await send(header)
     if (res.status === 401 && this.auth.learn(ep, res, scopes, header)) {
-      res.body.resume()
       header = await this.auth.header(ep, scopes, req.signal)
-      if (header !== undefined) res = await send(header)
-      else return Promise.reject(await responseError(ep, res, subject, (s) => this.auth.redact(s)))
+      // No credentials for the scheme the registry asks for (basic): the 401 stands.
+      if (header === undefined) throw await responseError(ep, res, subject, (s) => this.auth.redact(s))
+      res.body.resume()
+      res = await send(header)
     }
     if (res.status === 401 || res.status === 403) throw await responseError(ep, res, subject, (s) => this.auth.redact(s))
     return res
@@ -172,6 +173,7 @@ export class RegistryClient {
     let p = this.#inflight.get(key)
     if (!p) {
       p = this.#downloads.add(async () => {
+        throwIfAborted(signal)
         if (await blobs.has(desc.digest)) return
         try {
           await blobs.putStream(this.blobStream(ep, repository, desc, signal), desc.digest)
@@ -179,7 +181,7 @@ export class RegistryClient {
           if (isImagesmithError(e) && e.code === ErrorCodes.BLOB_CORRUPT) throw mismatch(ep, repository, desc.digest, String(e.details.actual ?? ''), 'blob', e)
           throw e
         }
-      }, { signal }) as Promise<void>
+      }) as Promise<void>
       this.#inflight.set(key, p)
       void p.then(
         () => this.#inflight.delete(key),

@@ -1,4 +1,4 @@
-import { ErrorCodes, ImagesmithError, isImagesmithError } from '../errors.js'
+import { ErrorCodes, ImagesmithError, abortError, isImagesmithError } from '../errors.js'
 import type { Digest } from '../oci/media-types.js'
 import type { Descriptor, Platform } from '../oci/types.js'
 import type { ImageReference } from '../reference/reference.js'
@@ -53,6 +53,16 @@ export class PullSession {
    * `blobs`. Mirrors are tried first; one that fails falls back to the next, then the registry.
    */
   async pull(ref: ImageReference, platform: Platform, blobs: BlobStore, signal?: AbortSignal): Promise<PulledImage> {
+    try {
+      return await this.#pull(ref, platform, blobs, signal)
+    } catch (e) {
+      // Whatever was cut short by the abort (a socket, a body read, a queued download) reports the abort.
+      if (signal?.aborted) throw abortError(signal)
+      throw e
+    }
+  }
+
+  async #pull(ref: ImageReference, platform: Platform, blobs: BlobStore, signal?: AbortSignal): Promise<PulledImage> {
     const top = await this.#top(ref, blobs, signal)
     await blobs.putBytes(top.manifest.bytes)
     this.#bases.set(ref.full, top.manifest.digest)

@@ -287,6 +287,22 @@ describe.skipIf(bed.skip)('registry pull', () => {
     expect(p3.requests.filter((r) => r.path.includes('/manifests/')).length).toBe(3)
   })
 
+  it('an abort mid-download is ABORTED and leaves no blob or temp file', async () => {
+    const store = await freshStore()
+    const p = await proxy(plain.host, { dropAfterBytes: 100_000, drops: Infinity, paths: /\/blobs\/sha256:a8fc/ })
+    const ac = new AbortController()
+    const s = new PullSession(new RegistryClient({ ...resolveRegistryOptions({}, {}), backoffMs: 5_000 }))
+    sessions.push(s)
+    const pulling = s.pull(parseReference(`${p.host}/library/busybox`), amd64, store.blobs, ac.signal)
+    while (!p.requests.some((r) => r.path.includes('/blobs/sha256:a8fc'))) await new Promise((r) => setTimeout(r, 10))
+    await new Promise((r) => setTimeout(r, 100)) // now waiting to retry the dropped download
+    ac.abort(new Error('test abort'))
+    const e = await failure(pulling)
+    expect(e.code).toBe(ErrorCodes.ABORTED)
+    expect(blobFiles(store).some((f) => f.startsWith('a8fc'))).toBe(false)
+    expect(readdirSync(join(store.root, 'tmp'))).toEqual([])
+  })
+
   it('corrupted blob bytes are DIGEST_MISMATCH and nothing is stored', async () => {
     const store = await freshStore()
     const p = await proxy(plain.host, { corrupt: true, paths: /\/blobs\/sha256:a8fc/ })
