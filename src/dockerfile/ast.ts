@@ -154,8 +154,10 @@ export interface Instruction {
    */
   readonly heredocs: readonly Heredoc[]
   /**
-   * The comments right before the instruction, `#` and blanks stripped, as BuildKit's
-   * `PrevComment`: a bare `#` line clears the list; blank lines do not.
+   * The comments right before the instruction, `#` and blanks stripped, collected as BuildKit's
+   * `PrevComment`: a bare `#` line clears the list; blank lines do not. (BuildKit strips only the
+   * first character of the raw line, so an indented `  # x` reads `# x` there; here it reads `x`.
+   * BuildKit uses these only for lint and outline, never for the image.)
    */
   readonly comments: readonly string[]
 }
