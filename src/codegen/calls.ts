@@ -73,7 +73,7 @@ const byKind: { readonly [K in NodeKind]: CallFn<K> } = {
   copy: (s, deps, ctx) => {
     const inline = (s as { inline?: readonly { name: string; data: string; expand?: true }[] }).inline
     const o = obj([['from', s.fromInput && deps[0] ? ctx.input(deps[0]) : undefined], ['chown', s.chown !== undefined ? str(s.chown) : undefined], ['chmod', s.chmod !== undefined ? str(s.chmod) : undefined],
-      ['exclude', s.exclude.length > 0 ? strs(s.exclude) : undefined], ['link', s.link ? 'true' : undefined],
+      ['exclude', s.exclude.length > 0 ? strs(s.exclude) : undefined], ['link', s.link ? 'true' : undefined], ['parents', s.parents ? 'true' : undefined],
       ['inline', inline?.length ? `[${inline.map((f) => obj([['name', str(f.name)], ['content', str(f.data)], ['expand', f.expand ? 'true' : undefined]])).join(', ')}]` : undefined],
       ...wordOpts(s)])
     return `copy(${args(s.sources.length === 1 ? str(s.sources[0]!) : strs(s.sources), str(s.dest), o)})`
