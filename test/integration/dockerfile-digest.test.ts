@@ -11,7 +11,8 @@ import { convertDockerfile } from '../../src/codegen/index.js'
 import { fromDockerfile, toDockerfile, type BuildOptions, type ImageBuilder } from '../../src/index.js'
 import { exportedApp, exportedScripted } from '../helpers/export-builders.js'
 import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
-import { requireTools } from '../helpers/tools.js'
+import { requireTools, runTool } from '../helpers/tools.js'
+import { eightSiblings } from '../helpers/sibling-stages.js'
 
 const bed = requireTools(['runc'])
 const root = resolve(__dirname, '../..')
@@ -25,13 +26,24 @@ describe.skipIf(bed.skip)('export and codegen keep the image digest', () => {
     await mkdir(context)
     await writeFile(join(context, 'a b.txt'), 'spaced\n')
     await writeFile(join(context, 'plain.txt'), 'plain\n')
+    // The sibling-stages builder's context: files a, b and an archive e.tar.gz.
+    await writeFile(join(context, 'a'), 'a\n')
+    await writeFile(join(context, 'b'), 'b\n')
+    await mkdir(join(work, 'e', 'e-dir'), { recursive: true })
+    await writeFile(join(work, 'e', 'e-dir', 'e.txt'), 'e\n')
+    await runTool('tar', ['-czf', join(context, 'e.tar.gz'), '-C', join(work, 'e'), 'e-dir'])
     opts = { context, cacheDir: join(work, 'cache'), sourceDateEpoch: 0, network: 'none' }
   })
   afterAll(() => cleanupTmpDirs())
 
   const digest = async (b: ImageBuilder) => (await b.build(opts)).digest
 
-  for (const [name, make] of [['quoting, two stages, exec-form fallback', exportedApp], ['heredoc, mounts, marked words, ONBUILD, HEALTHCHECK', exportedScripted]] as const) {
+  const builders: readonly (readonly [string, () => ImageBuilder])[] = [
+    ['quoting, two stages, exec-form fallback', () => exportedApp()],
+    ['heredoc, mounts, marked words, ONBUILD, HEALTHCHECK', exportedScripted],
+    ['eight sibling stages combined by COPY --from', () => eightSiblings(`oci-archive:${busyboxArchive()}`)],
+  ]
+  for (const [name, make] of builders) {
     it(`builder (${name}): print → parse → build gives the builder's digest`, async () => {
       const builder = make()
       const printed = toDockerfile(builder)
