@@ -46,8 +46,8 @@ interface Ours {
 
 async function library(args: string[], scratch: string): Promise<Ours> {
   const rssFile = join(scratch, `rss-${Math.random().toString(36).slice(2)}`)
-  const tsx = join(repo, 'node_modules', 'tsx', 'dist', 'cli.mjs')
-  const r = await run(process.execPath, ['--require', join(repo, 'bench', 'peak-rss.cjs'), tsx, join(repo, 'bench', 'registry-transfer.ts'), ...args], { ...process.env, BENCH_PEAK_RSS_FILE: rssFile })
+  // tsx as a loader in this very process (its CLI would run the script in a child, out of reach of peak-rss.cjs).
+  const r = await run(process.execPath, ['--require', join(repo, 'bench', 'peak-rss.cjs'), '--import', 'tsx', join(repo, 'bench', 'registry-transfer.ts'), ...args], { ...process.env, BENCH_PEAK_RSS_FILE: rssFile })
   const out = JSON.parse(r.stdout) as { seconds: number; bytes: number; digest: string }
   return { ...out, peakMB: Number(readFileSync(rssFile, 'utf8')) / 1024 }
 }

@@ -74,6 +74,18 @@ describe.skipIf(bed.skip)('docker output', () => {
     expect(code).toBe(0)
     const run = await dockerd.docker(['run', '--rm', '--network', 'none', 'cli-load:1'])
     expect(run.stdout).toBe('hello from the docker output\n')
+    // --load names no host: DOCKER_HOST says where the engine is.
+    const saved = process.env['DOCKER_HOST']
+    process.env['DOCKER_HOST'] = `unix://${dockerd.socket}`
+    try {
+      const code2 = await main(['build', script, '--context', context, '--cache-dir', join(work, 'cache'), '-t', 'cli-load:2', '--load'], io)
+      expect(code2).toBe(0)
+    } finally {
+      if (saved === undefined) delete process.env['DOCKER_HOST']
+      else process.env['DOCKER_HOST'] = saved
+    }
+    const tags = JSON.parse((await dockerd.docker(['image', 'inspect', 'cli-load:2'])).stdout) as { RepoTags: string[] }[]
+    expect(tags[0]!.RepoTags).toContain('cli-load:2')
   }, 120_000)
 
   it('a missing engine is DOCKER_UNREACHABLE naming the socket', async () => {
