@@ -1,0 +1,60 @@
+/**
+ * Startup case: what `import 'imagesmith'` costs, with the code generator (ts-morph and the
+ * TypeScript compiler) kept in its own entry point. Each import runs in a fresh node process with
+ * the tsx loader (as the CLI runs from a checkout); the floor is the same process importing nothing.
+ * Median of 5 runs. The codegen entry's cost is shown in the notes, for contrast.
+ */
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { BenchCase, BenchRow } from '../types.js'
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const RUNS = 5
+
+interface Sample { s: number; rssMB: number; tsMorph: boolean }
+
+/** One fresh process importing `entry` (or nothing): wall time and peak RSS from GNU time. */
+function sample(entry: string | undefined, dir: string): Sample {
+  const script = join(dir, 'probe.mjs')
+  writeFileSync(script, entry === undefined ? '' : `import { createRequire } from 'node:module'\nawait import(${JSON.stringify(entry)})\n` +
+    `const r = createRequire(import.meta.url)\nprocess.stdout.write(String(Object.keys(r.cache).some((k) => k.includes('/ts-morph/'))))\n`)
+  const t0 = process.hrtime.bigint()
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, '--import', 'tsx', script], { cwd: repo, encoding: 'utf8' })
+  const s = Number(process.hrtime.bigint() - t0) / 1e9
+  if (r.status !== 0) throw new Error(`startup probe failed: ${r.stderr}`)
+  return { s, rssMB: Number(r.stderr.trim().split('\n').pop()) / 1024, tsMorph: r.stdout === 'true' }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+
+const startup: BenchCase = {
+  name: 'startup',
+  async run(): Promise<readonly BenchRow[]> {
+    const dir = mkdtempSync(join(tmpdir(), 'ism-bench-startup-'))
+    try {
+      const runs = (entry?: string) => Array.from({ length: RUNS }, () => sample(entry, dir))
+      const floor = runs()
+      const lib = runs(join(repo, 'src', 'index.ts'))
+      const gen = runs(join(repo, 'src', 'codegen', 'index.ts'))
+      return [{
+        case: 'startup: import imagesmith',
+        imagesmithS: median(lib.map((x) => x.s)),
+        floorS: median(floor.map((x) => x.s)),
+        targetRatio: 4,
+        peakRssMB: Math.max(...lib.map((x) => x.rssMB)),
+        rssLimitMB: 150,
+        notes: [
+          `floor: node + tsx importing nothing, ${median(floor.map((x) => x.rssMB)).toFixed(0)} MB; ts-morph loaded by the library: ${lib.some((x) => x.tsMorph)}`,
+          `imagesmith/codegen (ts-morph): ${median(gen.map((x) => x.s)).toFixed(2)} s, ${median(gen.map((x) => x.rssMB)).toFixed(0)} MB peak RSS`,
+        ],
+      }]
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  },
+}
+
+export default startup
