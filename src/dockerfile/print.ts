@@ -57,7 +57,10 @@ export function toDockerfile(builder: ImageBuilder | StageDef, opts: PrintOption
     }
     return ref
   }
-  const inputName = (dep: StepInput): string => ('ref' in dep ? refOf(dep.ref, '--from') : byDef.get(dep.stage)!.name)
+  // A bare image name in --from would read back as a stage name (BuildKit looks stages up first):
+  // its explicit `:latest` tag names the same image.
+  const inputName = (dep: StepInput): string =>
+    'ref' in dep ? refOf(/[:/@]/.test(dep.ref) ? dep.ref : `${dep.ref}:latest`, '--from') : byDef.get(dep.stage)!.name
 
   // Words read under `# escape=\`` keep it (a Windows Dockerfile's paths are full of backslashes).
   const escape = order.some((e) => e.def.steps.some(usesBacktick)) ? '`' : '\\'

@@ -214,6 +214,11 @@ function healthText(h: HealthConfig, ctx: TextContext): string {
   if (h.StartInterval) flags += `--start-interval=${goDuration(h.StartInterval)} `
   if (h.Retries) flags += `--retries=${h.Retries} `
   const shellForm = h.Test[0] === 'CMD-SHELL'
+  const text = h.Test[1] ?? ''
+  // The exec-form fallback would turn CMD-SHELL into CMD: a different config, so no spelling at all.
+  if (shellForm && ctx.strict && (breaksLine(text, ctx.escape) || looksLikeJson(text) || text.trim() !== text || text === '')) {
+    throw notRepresentable(`HEALTHCHECK command ${JSON.stringify(text)} has no shell-form spelling`, { test: h.Test })
+  }
   return `${flags}CMD ${command(h.Test.slice(1), shellForm, ctx, false)}`
 }
 

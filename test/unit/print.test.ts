@@ -91,8 +91,14 @@ describe('toDockerfile', () => {
   })
 
   it('a value with no Dockerfile spelling is refused with NOT_REPRESENTABLE', () => {
-    let err: unknown
-    try { toDockerfile(image().from('scratch').env('A', 'x\ny')) } catch (e) { err = e }
-    expect(isImagesmithError(err) && err.code).toBe('NOT_REPRESENTABLE')
+    for (const b of [image().from('scratch').env('A', 'x\ny'), image().from('scratch').healthcheck({ test: 'a\nb' })]) {
+      let err: unknown
+      try { toDockerfile(b) } catch (e) { err = e }
+      expect(isImagesmithError(err) && err.code).toBe('NOT_REPRESENTABLE')
+    }
+  })
+
+  it('a bare image name in --from gets its :latest tag (it would read back as a stage name)', () => {
+    expect(toDockerfile(image().from('scratch').copy('/bin/sh', '/sh', { from: 'busybox' }))).toBe('FROM scratch\nCOPY --from=busybox:latest /bin/sh /sh\n')
   })
 })
