@@ -51,12 +51,7 @@ export class ImageBuilder {
 
   /** `COPY`: files from the build context (or another stage with `from`) into the image. */
   copy(src: string | readonly string[], dest: string, opts: CopyOptions = {}): ImageBuilder {
-    const inline = (opts.inline ?? []).map((f) => ({
-      name: requireNonEmpty(f.name, 'inline file name'),
-      data: typeof f.content === 'string' ? f.content : String(f.content),
-      ...(f.expand && opts.expand ? { expand: true as const } : {}),
-    }))
-    const sources = inline.length > 0 && (typeof src === 'string' ? [src] : src).length === 0 ? [] : sourceList(src, 'copy')
+    const { sources, inline } = sourcesAndInline(src, opts, 'copy')
     const spec = {
       sources,
       dest: requireNonEmpty(dest, 'copy() destination'),
@@ -74,7 +69,7 @@ export class ImageBuilder {
 
   /** `ADD`: like copy, and local tar archives are unpacked, URLs downloaded (never unpacked). */
   add(src: string | readonly string[], dest: string, opts: AddOptions = {}): ImageBuilder {
-    const sources = sourceList(src, 'add')
+    const { sources, inline } = sourcesAndInline(src, opts, 'add')
     if (opts.checksum !== undefined && !/^sha256:[a-f0-9]{64}$/.test(opts.checksum)) {
       throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `invalid checksum ${JSON.stringify(opts.checksum)} (sha256:<64 hex> expected)`, { checksum: opts.checksum })
     }
@@ -88,6 +83,7 @@ export class ImageBuilder {
       link: opts.link ?? false,
       checksum: opts.checksum,
       unpack: opts.unpack ?? true,
+      ...(inline.length > 0 ? { inline } : {}),
       ...wordMarker(opts),
     }
     return this.#with('add', spec)
@@ -180,9 +176,9 @@ export class ImageBuilder {
     return this.#with('config', { op: 'label', labels, ...wordMarker(opts) })
   }
 
-  /** `CMD`: a string is shell form (wrapped in the SHELL), an array is exec form. */
+  /** `CMD`: a string is shell form (wrapped in the SHELL), an array is exec form (`[]` sets an empty CMD, as `CMD []` does). */
   cmd(cmd: string | readonly string[]): ImageBuilder {
-    const { args, shellForm } = commandArgs(cmd, 'cmd()')
+    const { args, shellForm } = commandArgs(cmd, 'cmd()', true)
     return this.#with('config', { op: 'cmd', args, shellForm })
   }
 
@@ -316,6 +312,17 @@ function chmodWord(opts: CopyOptions | AddOptions): string | undefined {
 function stepInput(from: FromSource): StepInput {
   if (from instanceof ImageBuilder) return { stage: from.toStage() }
   return { ref: requireNonEmpty(from, 'from reference') }
+}
+
+/** Sources, and files given by their content (heredocs); with inline files the source list may be empty. */
+function sourcesAndInline(src: string | readonly string[], opts: CopyOptions | AddOptions, what: string) {
+  const inline = (opts.inline ?? []).map((f) => ({
+    name: requireNonEmpty(f.name, 'inline file name'),
+    data: typeof f.content === 'string' ? f.content : String(f.content),
+    ...(f.expand && opts.expand ? { expand: true as const } : {}),
+  }))
+  const sources = inline.length > 0 && (typeof src === 'string' ? [src] : src).length === 0 ? [] : sourceList(src, what)
+  return { sources, inline }
 }
 
 function sourceList(src: string | readonly string[], what: string): string[] {

@@ -35,7 +35,7 @@ export interface CopyOptions extends WordOptions {
   readonly inline?: readonly { readonly name: string; readonly content: string; readonly expand?: boolean }[]
 }
 
-export interface AddOptions extends Omit<CopyOptions, 'from' | 'inline' | 'parents'> {
+export interface AddOptions extends Omit<CopyOptions, 'from' | 'parents'> {
   /** `sha256:<hex>` that a URL source must hash to (`ADD --checksum`). */
   readonly checksum?: string
   /** Unpack local tar archives (plain, gzip, bzip2, xz) into the destination. @default true */

@@ -79,8 +79,11 @@ const byKind: { readonly [K in NodeKind]: CallFn<K> } = {
     return `copy(${args(s.sources.length === 1 ? str(s.sources[0]!) : strs(s.sources), str(s.dest), o)})`
   },
   add: (s) => {
+    const inline = s.inline
     const o = obj([['checksum', s.checksum !== undefined ? str(s.checksum) : undefined], ['unpack', s.unpack ? undefined : 'false'], ['chown', s.chown !== undefined ? str(s.chown) : undefined],
-      ['chmod', s.chmod !== undefined ? str(s.chmod) : undefined], ['exclude', s.exclude.length > 0 ? strs(s.exclude) : undefined], ['link', s.link ? 'true' : undefined], ...wordOpts(s)])
+      ['chmod', s.chmod !== undefined ? str(s.chmod) : undefined], ['exclude', s.exclude.length > 0 ? strs(s.exclude) : undefined], ['link', s.link ? 'true' : undefined],
+      ['inline', inline?.length ? `[${inline.map((f) => obj([['name', str(f.name)], ['content', str(f.data)], ['expand', f.expand ? 'true' : undefined]])).join(', ')}]` : undefined],
+      ...wordOpts(s)])
     return `add(${args(s.sources.length === 1 ? str(s.sources[0]!) : strs(s.sources), str(s.dest), o)})`
   },
   run: (s, deps, ctx) => {

@@ -138,8 +138,10 @@ function lower(b: ImageBuilder, inst: Instruction, scope: LowerScope): ImageBuil
       if (['ONBUILD', 'FROM', 'MAINTAINER'].includes(trigger.keyword)) {
         throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `${trigger.keyword} isn't allowed as an ONBUILD trigger`)
       }
-      // BuildKit stores the trigger as written after ONBUILD (its parser's `original`).
-      return b.onBuild(inst.original.replace(/^\s*onbuild\s+/i, ''))
+      // BuildKit stores the trigger as written after ONBUILD (its parser's `original`), heredoc bodies appended.
+      let text = inst.original.replace(/^\s*onbuild\s+/i, '')
+      for (const h of inst.heredocs) text += `\n${h.content}${h.name}`
+      return b.onBuild(text)
     }
     case 'HEALTHCHECK':
       return healthcheck(b, inst, flags)
@@ -240,7 +242,8 @@ function mountOf(inst: Instruction, text: string, scope: LowerScope): RunMount {
     return n
   }
   const type = str('type') ?? 'bind'
-  const target = str('target', 'dst', 'destination')
+  // BuildKit resolves a relative (or missing) target against the working dir.
+  const target = str('target', 'dst', 'destination') || (type === 'secret' ? undefined : '.')
   switch (type) {
     case 'bind': {
       if (!target) throw bad('target is required')
@@ -340,10 +343,9 @@ function copyOrAdd(b: ImageBuilder, inst: Instruction, flags: Map<string, Flag[]
     const from = one(inst, flags, 'from')
     return b.copy(sources, dest, { ...base, ...(from ? { from: scope.input(argWord(from, scope), inst) } : {}), ...(inline.length > 0 ? { inline } : {}) })
   }
-  if (inline.length > 0) throw unsupported(inst, 'ADD <<EOF', 'use COPY for heredoc files')
   const git = sources.find(isGitSource)
   if (git !== undefined || flags.has('keep-git-dir')) throw unsupported(inst, 'ADD of a git repository', `${git ?? '--keep-git-dir'}: git sources cannot be fetched`)
   const checksum = one(inst, flags, 'checksum')
   const unpack = flags.has('unpack') ? bool(inst, flags, 'unpack') : undefined
-  return b.add(sources, dest, { ...base, ...(checksum ? { checksum: argWord(checksum, scope) } : {}), ...(unpack !== undefined ? { unpack } : {}) })
+  return b.add(sources, dest, { ...base, ...(inline.length > 0 ? { inline } : {}), ...(checksum ? { checksum: argWord(checksum, scope) } : {}), ...(unpack !== undefined ? { unpack } : {}) })
 }

@@ -13,7 +13,7 @@ import { writeLayer } from '../layer/write-layer.js'
 import { makeTempDir } from '../store/atomic-write.js'
 import type { ExecContext, Executor } from '../solver/types.js'
 import { detectArchive, extractArchive, type ArchiveKind } from './archive.js'
-import { createdBy, resolveOwner } from './copy.js'
+import { createdBy, placeInline, resolveOwner } from './copy.js'
 import { download, isUrl, urlFileName, type Downloaded } from './download.js'
 import { cachedLayer } from './layer-cache.js'
 import { addDestDirs, findSources, placeSources, resolveDest, type Dest, type Found, type SourceRoot } from './placement.js'
@@ -106,7 +106,8 @@ export const addExecutor: Executor<'add'> = {
           parts.push(kind ? { kind: 'archive', found, archive: kind, sha256: hashFileSync(found.match.host) } : { kind: 'local', found })
         }
       }
-      const multi = parts.length > 1
+      const inline = spec.inline ?? []
+      const multi = parts.length + inline.length > 1
       if (multi && !dest.dirSyntax && !dest.existsDir) {
         throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `adding several sources needs a destination ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
       }
@@ -126,6 +127,8 @@ export const addExecutor: Executor<'add'> = {
           keyParts.push({ url: part.src, digest: part.dl?.digest ?? spec.checksum, lastModified: part.dl?.lastModified ?? null })
         }
       }
+      // Heredoc files are in the spec itself (and so in the key); placed as COPY places them, never unpacked.
+      if (inline.length > 0) keyParts.push({ inline: true })
       const destNodes = Object.fromEntries([...dest.nodes].map(([k, v]) => [k, v && { type: v.type, mode: v.mode, uid: v.uid, gid: v.gid }]))
       const keyDoc = {
         kind: 'add', spec, content: keyParts, workdir: dest.workdir, dest: dest.path, destNodes, existsDir: dest.existsDir,
@@ -134,6 +137,7 @@ export const addExecutor: Executor<'add'> = {
       const { layer, cached, key } = await cachedLayer(ctx, keyDoc, async () => {
         const set = new EntrySet()
         for (const [i, part] of parts.entries()) await place(set, part, placement, i)
+        for (const f of inline) placeInline(set, f, dest, owner, ctx.epoch, chmod, multi)
         return writeLayer(set.finalize(), ctx.store.blobs, { compression: ctx.compression, ...(ctx.signal ? { signal: ctx.signal } : {}) })
       })
       return { state: withLayer(parent, ctx, layer, createdBy('ADD', spec)), cached, key }

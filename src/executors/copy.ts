@@ -68,7 +68,7 @@ export function planContext(ctx: ExecContext, sources: readonly string[], spec: 
 }
 
 /** A file given by its content (a heredoc), placed as a source file of that name would be. */
-function placeInline(set: EntrySet, f: InlineFile, dest: Dest, owner: Owner, mtime: number, chmod: number | undefined, multi: boolean): void {
+export function placeInline(set: EntrySet, f: InlineFile, dest: Dest, owner: Owner, mtime: number, chmod: number | undefined, multi: boolean): void {
   const toDir = dest.dirSyntax || dest.existsDir || multi
   const target = toDir ? (dest.path ? `${dest.path}/${f.name}` : f.name) : dest.path
   if (target === '') throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `cannot copy ${f.name} onto the image root`, { path: f.name })

@@ -76,7 +76,7 @@ export function historyText<K extends NodeKind>(kind: K, spec: SpecByKind[K], fa
 const dockerfileByKind: { readonly [K in NodeKind]: (step: StepText<K>, ctx: TextContext) => string } = {
   source: (s) => fromText(s.spec.ref),
   copy: (s, ctx) => `COPY ${s.spec.fromInput && s.deps[0] ? `--from=${ctx.input(s.deps[0])} ` : ''}${copyFlags(s.spec, ctx)}${paths(s.spec, ctx)}${heredocBodies(s.spec, ctx)}`,
-  add: (s, ctx) => `ADD ${s.spec.checksum ? `--checksum=${s.spec.checksum} ` : ''}${s.spec.unpack ? '' : '--unpack=false '}${copyFlags(s.spec, ctx)}${paths(s.spec, ctx)}`,
+  add: (s, ctx) => `ADD ${s.spec.checksum ? `--checksum=${s.spec.checksum} ` : ''}${s.spec.unpack ? '' : '--unpack=false '}${copyFlags(s.spec, ctx)}${paths(s.spec, ctx)}${heredocBodies(s.spec, ctx)}`,
   run: (s, ctx) => `RUN ${runFlags(s.spec, s.deps, ctx)}${command(s.spec.command, s.spec.shellForm, ctx, true)}`,
   config: (s, ctx) => (configByOp[s.spec.op] as (spec: ConfigSpec, ctx: TextContext) => string)(s.spec, ctx),
 }
@@ -172,8 +172,27 @@ function command(args: readonly string[], shellForm: boolean, ctx: TextContext, 
     const eof = heredocDelimiter(text)
     return `<<'${eof}'\n${text}${eof}`
   }
+  if (heredocOk && isHeredocCommand(text)) return text
   if (breaksLine(text, ctx.escape) || looksLikeJson(text) || text.trim() !== text || text === '') return jsonArray([...(ctx.shell ?? DEFAULT_SHELL), text])
   return text
+}
+
+/**
+ * A command the importer made from `RUN cmd <<A <<B` (BuildKit's dispatchRun: the line, then each
+ * body and its delimiter): written as it is, it reads back as that same RUN with its heredocs.
+ */
+function isHeredocCommand(text: string): boolean {
+  const [first = '', ...rest] = text.split('\n')
+  if (rest.length === 0 || first.trim() !== first || first.endsWith('\\') || looksLikeJson(first) || text.includes('\r')) return false
+  const names = [...first.matchAll(/(?:^|\s)\d*<<(["']?)([A-Za-z0-9_.-]+)\1(?=\s|$)/g)].map((m) => m[2]!)
+  if (names.length === 0) return false
+  let i = 0
+  for (const name of names) {
+    while (i < rest.length && rest[i] !== name) i++
+    if (i === rest.length) return false
+    i++
+  }
+  return i === rest.length
 }
 
 const configByOp: { readonly [O in ConfigSpec['op']]: (spec: Extract<ConfigSpec, { op: O }>, ctx: TextContext) => string } = {

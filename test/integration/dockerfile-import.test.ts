@@ -148,6 +148,9 @@ raw $NAME
 raw.txt
 COPY --exclude=*.md src/ /src/
 COPY a.txt b.md* /ctx/
+ADD <<EOT /added.txt
+added $NAME
+EOT
 `
     const layout = await ours(text, 'heredoc')
     const t = await tree(layout, 'ours-heredoc')
@@ -157,6 +160,7 @@ COPY a.txt b.md* /ctx/
     expect(readFileSync(join(fs, 'b.txt'), 'utf8')).toBe('b $NAME\n')
     expect(readFileSync(join(fs, 'etc/greeting.txt'), 'utf8')).toBe('hello world "you"\n')
     expect(readFileSync(join(fs, 'etc/raw.txt'), 'utf8')).toBe('raw $NAME\n')
+    expect(readFileSync(join(fs, 'added.txt'), 'utf8')).toBe('added world\n')
     expect(t.get('etc/greeting.txt')).toMatch(/ 644 0:0$/)
     expect(readdirSync(join(fs, 'src')).sort()).toEqual(['lib', 'main.c'])
     // The Dockerfile's own ignore file replaced the context's: a.txt is in, b.md is out.

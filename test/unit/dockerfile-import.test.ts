@@ -138,6 +138,9 @@ describe('fromDockerfile: instructions map to builder steps', () => {
     ].join('\n'))
     const r = specs(d.target)
     expect(specs(fromDockerfile('FROM scratch\nCOPY --parents a/./b /dst/\n').target)[0]).toMatchObject({ sources: ['a/./b'], parents: true })
+    expect(specs(fromDockerfile('FROM scratch\nADD <<EOF /index.html\nhi\nEOF\n').target)[0]).toMatchObject({ sources: [], dest: '/index.html', inline: [{ name: 'EOF', data: 'hi\n', expand: true }], unpack: true })
+    // A bind mount without a target is mounted at the working dir (BuildKit resolves relative targets against it).
+    expect(specs(fromDockerfile('FROM scratch AS s\nFROM scratch\nRUN --mount=from=s,src=/x true\n').target)[0]).toMatchObject({ mounts: [{ type: 'bind', target: '.', source: '/x', fromInput: 1 }] })
     expect(r[0]).toMatchObject({ sources: [], dest: '/etc/', exclude: ['*.md'], link: true, inline: [{ name: 'A', data: 'x $HOME\n', expand: true }, { name: 'B', data: 'y $HOME\n' }] })
     expect(r[1]).toMatchObject({ sources: ['https://example.com/f'], dest: '/f', checksum: sum, unpack: true })
     expect(r[2]).toEqual({ op: 'healthcheck', health: { Test: ['CMD', 'curl', '-f', 'x'], Interval: 5e9, StartPeriod: 1e9, StartInterval: 2e9, Retries: 3 } })
