@@ -282,7 +282,7 @@ export interface GraphOptions extends Pick<CompileOptions, 'buildArgs'> {
 /** ONBUILD trigger text as steps: each is parsed as a Dockerfile instruction and lowered as one. */
 function lowerTriggers(triggers: readonly string[]): readonly Step[] {
   let b = new ImageBuilder()
-  for (const text of triggers) b = applyTrigger(b, text)
+  for (const text of triggers) b = applyTrigger(b, text, () => new ImageBuilder())
   return b.toStage().steps
 }
 

@@ -143,6 +143,7 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
     const stage = current
     const scope: LowerScope = {
       escapeToken,
+      scratch: image,
       args: new Map([...globalEnv(), ...stage.args]),
       input: (name, at) => {
         const s = findStage(name, at)

@@ -21,6 +21,8 @@ export interface LowerScope {
   readonly input: (name: string, inst: Instruction) => FromSource
   /** An ARG declaration as the stage scope resolves it (build-arg override, global value, platform ARG). */
   readonly arg: (name: string, defaultWord: string | undefined) => { readonly name: string; readonly value?: string; readonly expand?: boolean }
+  /** A new builder FROM scratch (for the file a `#!` heredoc script is run from). */
+  readonly scratch: () => ImageBuilder
 }
 
 /** The flags each instruction accepts (BuildKit's, as of Dockerfile 1.7 plus labs' `--parents`/`--exclude`). */
@@ -206,7 +208,13 @@ function run(b: ImageBuilder, inst: Instruction, flags: Map<string, Flag[]>, sco
   // BuildKit's dispatchRun: a lone heredoc is the script itself; otherwise the shell reads the heredocs.
   const h = inst.heredocs[0]!
   if (inst.heredocs.length === 1 && heredocName(cmd.trim()) !== undefined) {
-    if (h.content.startsWith('#!')) throw unsupported(inst, 'RUN <<EOF with a #! line', 'the script would be run as a mounted file')
+    if (h.content.startsWith('#!')) {
+      // BuildKit: the script becomes a 0755 file in a scratch state, mounted at /dev/pipes/, and is run directly.
+      // Built as `COPY --chmod=755 <<'EOF' /` would be, so a printed form reads back the same.
+      const script = scope.scratch().copy([], '/', { ...words(scope), inline: [{ name: h.name, content: heredocData(h) }], chmod: '755' })
+      const mount: RunMount = { type: 'bind', target: '/dev/pipes/', source: '/', from: script }
+      return b.run([`/dev/pipes/${h.name}`], { ...opts, mounts: [...(opts.mounts ?? []), mount] })
+    }
     return b.run(heredocData(h), opts)
   }
   let full = cmd

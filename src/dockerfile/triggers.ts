@@ -8,7 +8,7 @@ import { parseDockerfile } from './parser.js'
  * after its FROM, as Docker runs it: words are expanded against the child's environment at build time;
  * `--from` names an image (the child's stage names are not in scope).
  */
-export function applyTrigger(b: ImageBuilder, text: string): ImageBuilder {
+export function applyTrigger(b: ImageBuilder, text: string, scratch: () => ImageBuilder): ImageBuilder {
   const df = parseDockerfile(text, { filename: 'ONBUILD trigger' })
   if (df.instructions.length !== 1) {
     throw new ImagesmithError(ErrorCodes.DOCKERFILE_SYNTAX, `an ONBUILD trigger must hold exactly one instruction: ${JSON.stringify(text)}`, { trigger: text })
@@ -22,6 +22,7 @@ export function applyTrigger(b: ImageBuilder, text: string): ImageBuilder {
     args: new Map(),
     input: (name) => name,
     arg: (name, defaultWord) => (defaultWord === undefined ? { name } : { name, value: defaultWord, expand: true }),
+    scratch,
   }
   return lowerInstruction(b, inst, scope)
 }

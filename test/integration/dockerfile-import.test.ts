@@ -151,6 +151,10 @@ COPY a.txt b.md* /ctx/
 ADD <<EOT /added.txt
 added $NAME
 EOT
+RUN <<EOF
+#!/bin/sh
+echo "shebang $0" > /shebang.txt
+EOF
 `
     const layout = await ours(text, 'heredoc')
     const t = await tree(layout, 'ours-heredoc')
@@ -161,6 +165,9 @@ EOT
     expect(readFileSync(join(fs, 'etc/greeting.txt'), 'utf8')).toBe('hello world "you"\n')
     expect(readFileSync(join(fs, 'etc/raw.txt'), 'utf8')).toBe('raw $NAME\n')
     expect(readFileSync(join(fs, 'added.txt'), 'utf8')).toBe('added world\n')
+    // BuildKit's dispatchRun: a #! heredoc script is run as a 0755 file mounted at /dev/pipes/.
+    expect(readFileSync(join(fs, 'shebang.txt'), 'utf8')).toBe('shebang /dev/pipes/EOF\n')
+    expect(t.has('dev/pipes')).toBe(false)
     expect(t.get('etc/greeting.txt')).toMatch(/ 644 0:0$/)
     expect(readdirSync(join(fs, 'src')).sort()).toEqual(['lib', 'main.c'])
     // The Dockerfile's own ignore file replaced the context's: a.txt is in, b.md is out.

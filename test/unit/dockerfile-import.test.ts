@@ -160,7 +160,6 @@ describe('fromDockerfile: instructions map to builder steps', () => {
       'ADD --keep-git-dir=true https://example.com/r.git /src',
       'RUN --security=insecure true',
       'RUN --mount=type=ssh true',
-      'RUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF',
     ]) {
       const e = fails(`FROM scratch\n${line}\n`, ErrorCodes.UNSUPPORTED_INSTRUCTION)
       expect(e.details).toMatchObject({ line: 2, column: 1 })
