@@ -73,7 +73,7 @@ export function toDockerfile(builder: ImageBuilder | StageDef, opts: PrintOption
     let from: string
     if ('ref' in base) {
       from = refOf(base.ref, 'FROM')
-      if (LOCAL_REF.test(base.ref)) lines.push(`# ${base.ref} is a local image (buildah, podman and imagesmith read it; for docker build, load it and use its name)`)
+      if (LOCAL_REF.test(base.ref)) lines.push(localRefComment(base.ref))
     } else {
       const parent = byDef.get(base.stage)!
       from = parent.name
@@ -82,7 +82,7 @@ export function toDockerfile(builder: ImageBuilder | StageDef, opts: PrintOption
     lines.push(fromText(from, e.name === '' ? undefined : e.name))
     for (const step of e.def.steps) {
       for (const dep of step.deps) {
-        if ('ref' in dep && LOCAL_REF.test(dep.ref)) lines.push(`# ${dep.ref} is a local image (buildah, podman and imagesmith read it; for docker build, load it and use its name)`)
+        if ('ref' in dep && LOCAL_REF.test(dep.ref)) lines.push(localRefComment(dep.ref))
       }
       const ctx: TextContext = { strict: true, input: inputName, shell, escape }
       lines.push(dockerfileText(step, ctx))
@@ -95,6 +95,10 @@ export function toDockerfile(builder: ImageBuilder | StageDef, opts: PrintOption
   const text = `${blocks.join('\n\n')}\n`
   const directive = opts.syntaxDirective !== false && NEWER_SYNTAX.test(text) ? '# syntax=docker/dockerfile:1\n' : ''
   return (escape === '`' ? '# escape=`\n' : '') + directive + text
+}
+
+function localRefComment(ref: string): string {
+  return `# ${ref} is a local image (buildah, podman and imagesmith read it; for docker build, load it and use its name)`
 }
 
 function usesBacktick(step: { readonly spec: unknown }): boolean {
