@@ -149,9 +149,15 @@ function bestOf5(fn: () => void): number {
 function expectLinearish(make: (size: number) => string, work: (input: string) => void): void {
   const small = make(256 * 1024)
   const large = make(1024 * 1024)
-  const ts = bestOf5(() => work(small))
-  const tl = bestOf5(() => work(large))
-  expect(tl / Math.max(ts, 1)).toBeLessThan(12)
+  // A busy machine (parallel suites on two cores) can stall one measurement; quadratic growth
+  // fails every attempt, noise does not.
+  let ratio = Infinity
+  for (let attempt = 0; attempt < 3 && ratio >= 12; attempt++) {
+    const ts = bestOf5(() => work(small))
+    const tl = bestOf5(() => work(large))
+    ratio = Math.min(ratio, tl / Math.max(ts, 1))
+  }
+  expect(ratio).toBeLessThan(12)
 }
 
 describe('Dockerfile fuzz', () => {
