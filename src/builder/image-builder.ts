@@ -105,7 +105,7 @@ export class ImageBuilder {
     }
     const deps: StepInput[] = []
     const mounts = (opts.mounts ?? []).map((m) => mountSpec(m, deps))
-    return this.#with('run', { command, shellForm, network, mounts }, deps)
+    return this.#with('run', { command, shellForm, network, mounts, ...(mounts.length > 0 ? wordMarker(opts) : {}) }, deps)
   }
 
   /** `ENV`: one variable, or several (a record, or `[name, value]` pairs in order) in one instruction. */

@@ -80,7 +80,8 @@ export type RunMount =
     }
   | { readonly type: 'tmpfs'; readonly target: string; readonly size?: number }
 
-export interface RunOptions {
+/** `expand` applies to the mounts' `target`, `source`, `id` and `env` words only: the command is the shell's to expand. */
+export interface RunOptions extends WordOptions {
   /** `RUN --network`. @default 'default' (the host's network, as BuildKit does without CNI) */
   readonly network?: 'default' | 'none' | 'host'
   /** `RUN --mount` */

@@ -87,7 +87,7 @@ const byKind: { readonly [K in NodeKind]: CallFn<K> } = {
     return `add(${args(s.sources.length === 1 ? str(s.sources[0]!) : strs(s.sources), str(s.dest), o)})`
   },
   run: (s, deps, ctx) => {
-    const o = obj([['network', s.network !== 'default' ? str(s.network) : undefined], ['mounts', s.mounts.length > 0 ? `[${s.mounts.map((m) => mountObj(m, deps, ctx)).join(', ')}]` : undefined]])
+    const o = obj([['network', s.network !== 'default' ? str(s.network) : undefined], ['mounts', s.mounts.length > 0 ? `[${s.mounts.map((m) => mountObj(m, deps, ctx)).join(', ')}]` : undefined], ...wordOpts(s)])
     return `run(${args(s.shellForm ? str(s.command[0]!) : strs(s.command), o)})`
   },
   config: (s, deps, ctx) => (byOp[s.op] as (spec: ConfigSpec, ctx: CallContext) => string)(s, ctx),

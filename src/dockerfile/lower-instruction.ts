@@ -198,7 +198,7 @@ function run(b: ImageBuilder, inst: Instruction, flags: Map<string, Flag[]>, sco
     throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `invalid --network ${JSON.stringify(net)} (default, none or host)`)
   }
   const mounts = (flags.get('mount') ?? []).map((f) => mountOf(inst, f.value ?? '', scope))
-  const opts = { ...(net !== undefined ? { network: net as 'default' | 'none' | 'host' } : {}), ...(mounts.length > 0 ? { mounts } : {}) }
+  const opts = { ...(net !== undefined ? { network: net as 'default' | 'none' | 'host' } : {}), ...(mounts.length > 0 ? { mounts, ...words(scope) } : {}) }
   if (inst.json) {
     if (inst.heredocs.length > 0) throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, 'a heredoc needs the shell form of RUN')
     return b.run(inst.args, opts)
@@ -213,7 +213,7 @@ function run(b: ImageBuilder, inst: Instruction, flags: Map<string, Flag[]>, sco
       // Built as `COPY --chmod=755 <<'EOF' /` would be, so a printed form reads back the same.
       const script = scope.scratch().copy([], '/', { ...words(scope), inline: [{ name: h.name, content: heredocData(h) }], chmod: '755' })
       const mount: RunMount = { type: 'bind', target: '/dev/pipes/', source: '/', from: script }
-      return b.run([`/dev/pipes/${h.name}`], { ...opts, mounts: [...(opts.mounts ?? []), mount] })
+      return b.run([`/dev/pipes/${h.name}`], { ...opts, ...words(scope), mounts: [...(opts.mounts ?? []), mount] })
     }
     return b.run(heredocData(h), opts)
   }
@@ -222,13 +222,20 @@ function run(b: ImageBuilder, inst: Instruction, flags: Map<string, Flag[]>, sco
   return b.run(full, opts)
 }
 
-/** `--mount=type=…,target=…`: BuildKit's comma-separated key=value list (csv quoting), values expanded from ARGs. */
+/** Mount options kept as written for build-time expansion against the stage's env (RunSpec `expand`). */
+const MOUNT_WORDS = new Set(['target', 'dst', 'destination', 'source', 'src', 'id', 'env'])
+
+/**
+ * `--mount=type=…,target=…`: BuildKit's comma-separated key=value list (csv quoting). Paths, ids and
+ * env names are expanded at build time with the stage's env; the rest (from, type, modes) now, from ARGs.
+ */
 function mountOf(inst: Instruction, text: string, scope: LowerScope): RunMount {
   const fields = new Map<string, string | undefined>()
   for (const part of csvFields(text)) {
     const i = part.indexOf('=')
     const key = (i < 0 ? part : part.slice(0, i)).trim().toLowerCase()
-    fields.set(key, i < 0 ? undefined : argWord(part.slice(i + 1), scope))
+    const value = i < 0 ? undefined : part.slice(i + 1)
+    fields.set(key, value === undefined || MOUNT_WORDS.has(key) ? value : argWord(value, scope))
   }
   const bad = (why: string) => instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `invalid --mount ${JSON.stringify(text)}: ${why}`)
   const str = (...keys: string[]) => { for (const k of keys) if (fields.has(k)) return fields.get(k) ?? ''; return undefined }

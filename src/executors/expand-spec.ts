@@ -8,6 +8,7 @@ import { ErrorCodes, InvalidArgumentError } from '../errors.js'
 import type { Expandable } from '../graph/expansion.js'
 import type { ArgDecl, ConfigSpec } from '../graph/nodes/config-node.js'
 import type { CopySpec } from '../graph/nodes/copy-node.js'
+import type { MountSpec, RunSpec } from '../graph/nodes/run-node.js'
 import { normalizePorts, parseChmod, validateSignal } from '../graph/values.js'
 import { processWord, processWords } from '../shell/expand.js'
 import type { ImageState } from '../solver/types.js'
@@ -61,6 +62,25 @@ export function literalCopySpec<S extends CopySpec>(spec: S, state: ImageState):
     ...(chmod !== undefined ? { chmod } : {}),
   }
   return out as unknown as S
+}
+
+/** RUN: the mounts' target, source, id and env words (`from` was resolved when the Dockerfile was read). */
+export function literalRunSpec(spec: RunSpec, state: ImageState): RunSpec {
+  if (!spec.expand) return spec
+  const x = expander(spec, state)
+  const mounts = spec.mounts.map((m): MountSpec => {
+    switch (m.type) {
+      case 'cache':
+        return { ...m, target: x.word(m.target), id: x.word(m.id) }
+      case 'secret':
+        return { ...m, id: x.word(m.id), target: x.word(m.target), ...(m.env !== undefined ? { env: x.word(m.env) } : {}) }
+      case 'bind':
+        return { ...m, target: x.word(m.target), source: x.word(m.source) }
+      case 'tmpfs':
+        return { ...m, target: x.word(m.target) }
+    }
+  })
+  return { ...literal(spec), mounts }
 }
 
 /** ARG: a marked default; a `--build-arg` value (unmarked) stays as given. */

@@ -31,6 +31,7 @@ import { ensureSnapshots, type Snapshot } from '../snapshot/unpack.js'
 import { withRootfsWorkspace } from '../snapshot/workspace.js'
 import { shellOf } from './config.js'
 import { cachedLayer } from './layer-cache.js'
+import { literalRunSpec } from './expand-spec.js'
 import { buildSpec, RUNTIME_MOUNT_POINTS } from './runtime/oci-spec.js'
 import { detectRuntime } from './runtime/detect.js'
 import { ETC_FILES, etcMounts, prepareMounts } from './runtime/mounts.js'
@@ -49,9 +50,11 @@ const TAIL_BYTES = 64 << 10
 
 export const runExecutor: Executor<'run'> = {
   kind: 'run',
-  async exec(vertex, inputs, ctx): Promise<ExecResult> {
+  async exec(marked, inputs, ctx): Promise<ExecResult> {
     const state = inputs[0]
-    if (!state) throw new ImagesmithError(ErrorCodes.RUN_SETUP_FAILED, 'RUN has no input state', { vertex: vertex.id })
+    if (!state) throw new ImagesmithError(ErrorCodes.RUN_SETUP_FAILED, 'RUN has no input state', { vertex: marked.id })
+    // Mount words marked for expansion are expanded first; the key then holds their values.
+    const vertex = marked.spec.expand ? { ...marked, spec: literalRunSpec(marked.spec, state) } : marked
     const step = planStep(vertex.spec, state, ctx)
     const keyDoc = stepKey(vertex, inputs, step, ctx)
     const { layer, cached, key } = await cachedLayer(ctx, keyDoc, () => runStep(vertex, inputs, step, ctx))

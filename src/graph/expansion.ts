@@ -10,13 +10,15 @@
  * Two moments, as in BuildKit's Dockerfile frontend:
  * - **Lowering time** (src/dockerfile/import): words BuildKit expands from the ARGs in scope before any
  *   image is known: `FROM`'s image reference (global ARGs only), `--platform`, `COPY --from`,
- *   `RUN --mount` options. They reach the IR already expanded; nothing marks them.
+ *   `RUN --mount`'s `from` and its type, mode and size options. They reach the IR already expanded;
+ *   nothing marks them.
  * - **Solve time** (the executors, through src/executors/expand-spec): words expanded against the
  *   stage's environment — the base image's ENV, then every ENV and ARG in scope, ENV winning over an
  *   ARG of the same name — because `WORKDIR $HOME` with HOME from the base image's ENV is only known
  *   once the base config is: ENV (keys and values), LABEL (keys and values), ARG defaults, WORKDIR,
  *   USER, VOLUME, STOPSIGNAL, EXPOSE (expanded, then split into words), COPY/ADD sources, dest,
- *   `--chown`, `--chmod`, `--exclude`.
+ *   `--chown`, `--chmod`, `--exclude`, heredoc file content (quotes left alone), and `RUN --mount`'s
+ *   `target`, `source`, `id` and `env` (RunSpec `expand` marks those, never the command).
  * - **Never**: RUN (the container's shell expands it), CMD, ENTRYPOINT, HEALTHCHECK, SHELL,
  *   MAINTAINER and ONBUILD (a trigger is expanded when it runs in the child, against the child's env).
  *

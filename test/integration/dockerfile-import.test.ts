@@ -155,6 +155,8 @@ RUN <<EOF
 #!/bin/sh
 echo "shebang $0" > /shebang.txt
 EOF
+ENV CACHE=/cache/dir
+RUN --mount=type=cache,target=$CACHE,id=c-$NAME echo x > $CACHE/f && ls $CACHE > /cache-ls.txt && mount | grep -c " $CACHE " > /mounted.txt
 `
     const layout = await ours(text, 'heredoc')
     const t = await tree(layout, 'ours-heredoc')
@@ -168,6 +170,9 @@ EOF
     // BuildKit's dispatchRun: a #! heredoc script is run as a 0755 file mounted at /dev/pipes/.
     expect(readFileSync(join(fs, 'shebang.txt'), 'utf8')).toBe('shebang /dev/pipes/EOF\n')
     expect(t.has('dev/pipes')).toBe(false)
+    // --mount paths are expanded against the stage's env at build time (ENV CACHE), as BuildKit does.
+    expect(readFileSync(join(fs, 'cache-ls.txt'), 'utf8')).toBe('f\n')
+    expect(readFileSync(join(fs, 'mounted.txt'), 'utf8')).toBe('1\n')
     expect(t.get('etc/greeting.txt')).toMatch(/ 644 0:0$/)
     expect(readdirSync(join(fs, 'src')).sort()).toEqual(['lib', 'main.c'])
     // The Dockerfile's own ignore file replaced the context's: a.txt is in, b.md is out.

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ErrorCodes, image } from '../../src/index.js'
-import { literalConfigSpec, literalCopySpec, stageEnv } from '../../src/executors/expand-spec.js'
+import { literalConfigSpec, literalCopySpec, literalRunSpec, stageEnv } from '../../src/executors/expand-spec.js'
 import type { ImageState } from '../../src/solver/types.js'
 
 const state = (env: string[], args: { name: string; value?: string }[] = []): ImageState => ({
@@ -45,6 +45,28 @@ describe('solve-time expansion', () => {
     })
     expect(() => literalConfigSpec({ op: 'stopsignal', signal: '$NOPE', expand: true }, s)).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_SIGNAL }))
     expect(() => literalConfigSpec({ op: 'workdir', path: '${A:?must be set}${NOPE:?is unset}', expand: true }, s)).toThrow(expect.objectContaining({ code: ErrorCodes.EXPANSION_FAILED }))
+  })
+})
+
+describe('RUN --mount words', () => {
+  it('target, source, id and env expand against the stage env; the command does not', () => {
+    const s = state(['HOME=/root', 'E=TOKEN'])
+    const spec = {
+      command: ['echo $HOME'], shellForm: true, network: 'default' as const, expand: true as const,
+      mounts: [
+        { type: 'cache' as const, target: '$HOME/.cache', id: '$HOME/.cache', sharing: 'shared' as const, readonly: false },
+        { type: 'bind' as const, target: '.', source: '${HOME}/src', readwrite: false },
+        { type: 'secret' as const, id: 'tok', target: '', env: '$E', required: false, mode: 0o400, uid: 0, gid: 0 },
+      ],
+    }
+    expect(literalRunSpec(spec, s)).toEqual({
+      command: ['echo $HOME'], shellForm: true, network: 'default',
+      mounts: [
+        { type: 'cache', target: '/root/.cache', id: '/root/.cache', sharing: 'shared', readonly: false },
+        { type: 'bind', target: '.', source: '/root/src', readwrite: false },
+        { type: 'secret', id: 'tok', target: '', env: 'TOKEN', required: false, mode: 0o400, uid: 0, gid: 0 },
+      ],
+    })
   })
 })
 

@@ -1,3 +1,5 @@
+import type { Expandable } from '../expansion.js'
+
 /** A RUN --mount. Paths are absolute in the container. */
 export type MountSpec =
   | { readonly type: 'cache'; readonly target: string; readonly id: string; readonly sharing: 'shared' | 'private' | 'locked'; readonly readonly: boolean; readonly mode?: number; readonly uid?: number; readonly gid?: number }
@@ -5,7 +7,12 @@ export type MountSpec =
   | { readonly type: 'bind'; readonly target: string; readonly source: string; readonly fromInput?: number; readonly readwrite: boolean }
   | { readonly type: 'tmpfs'; readonly target: string; readonly size?: number }
 
-export interface RunSpec {
+/**
+ * With `expand`, the mounts' `target`, `source`, `id` and `env` are shell words expanded at solve
+ * time against the stage's env, as BuildKit expands `--mount` options (graph/expansion.ts); the
+ * command never is (the container's shell does that).
+ */
+export interface RunSpec extends Expandable {
   /** Shell form holds one string run through the image's SHELL; exec form is the argv. */
   readonly command: readonly string[]
   readonly shellForm: boolean
