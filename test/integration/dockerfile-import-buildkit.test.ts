@@ -93,8 +93,8 @@ describe.skipIf(bed.skip)('Dockerfile import: the same image as BuildKit (docker
     // History: the same steps with the same created_by text, except where BuildKit 0.8 (docker 20.10)
     // differs from the current BuildKit imagesmith follows: it commits a layer for a WORKDIR that already
     // exists, its COPY text leaves out --chown/--chmod, its HealthConfig has no StartInterval (4 durations
-    // printed, not 5). ARG lines differ by design of this IR: imagesmith shows the value in effect
-    // (`ARG UID=1234`), BuildKit the declaration (`ARG UID=1000`, `ARG UID`).
+    // printed, not 5), and its ARG lines show the declaration (`ARG UID=1000`, `ARG UID`) where current
+    // BuildKit's dispatchArg, like imagesmith, shows the value in effect (`ARG UID=1234`).
     const hist = (c: Record<string, unknown>, ours = false) =>
       (c.history as { created_by?: string; empty_layer?: boolean }[]).map((h) => {
         let text = (h.created_by ?? '').replace(/^(COPY) --chown=\S+ --chmod=\S+/, '$1').replace(/^ARG .*/, 'ARG')
