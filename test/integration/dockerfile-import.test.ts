@@ -283,6 +283,21 @@ CMD ["cat", "/msg"]
     const r = cli(['build', join(work, 'evil.tar')])
     expect(r.code).toBe(1)
     expect(r.stderr).toContain('member outside the context')
+
+    // A symlink out of the context, then a file through it: GNU tar refuses to write through it.
+    const evil = join(work, 'evil2')
+    await mkdir(join(evil, 'b'), { recursive: true })
+    await mkdir(join(work, 'outside'), { recursive: true })
+    await writeFile(join(evil, 'Dockerfile'), 'FROM scratch\n')
+    await writeFile(join(evil, 'b', 'pwned'), 'x')
+    await runTool('ln', ['-s', join(work, 'outside'), join(evil, 'a')])
+    await runTool('tar', ['-cf', join(work, 'evil2.tar'), '-C', evil, 'Dockerfile', 'a'])
+    await runTool('tar', ['-rf', join(work, 'evil2.tar'), '-C', evil, '--transform', 's,^b/,a/,', 'b/pwned'])
+    const r2 = cli(['build', join(work, 'evil2.tar')])
+    expect(r2.code).toBe(1)
+    expect(r2.stderr).toContain('CONTEXT_UNREADABLE')
+    expect(readdirSync(join(work, 'outside'))).toEqual([])
+    expect(readdirSync(join(cache, 'tmp')).filter((n) => n.startsWith('context'))).toEqual([])
   })
 })
 
