@@ -83,6 +83,7 @@ export class ImageBuilder {
       link: opts.link ?? false,
       checksum: opts.checksum,
       unpack: opts.unpack ?? true,
+      ...(opts.keepGitDir ? { keepGitDir: true as const } : {}),
       ...(inline.length > 0 ? { inline } : {}),
       ...wordMarker(opts),
     }

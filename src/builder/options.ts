@@ -38,6 +38,11 @@ export interface CopyOptions extends WordOptions {
 export interface AddOptions extends Omit<CopyOptions, 'from' | 'parents'> {
   /** `sha256:<hex>` that a URL source must hash to (`ADD --checksum`). */
   readonly checksum?: string
+  /**
+   * Keep `.git` when a source is a git repository (`git@host:repo`, `git://…`, `ssh://…`,
+   * `https://….git`, each with an optional `#ref[:subdir]`; `ADD --keep-git-dir`). @default false
+   */
+  readonly keepGitDir?: boolean
   /** Unpack local tar archives (plain, gzip, bzip2, xz) into the destination. @default true */
   readonly unpack?: boolean
 }

@@ -80,7 +80,7 @@ const byKind: { readonly [K in NodeKind]: CallFn<K> } = {
   },
   add: (s) => {
     const inline = s.inline
-    const o = obj([['checksum', s.checksum !== undefined ? str(s.checksum) : undefined], ['unpack', s.unpack ? undefined : 'false'], ['chown', s.chown !== undefined ? str(s.chown) : undefined],
+    const o = obj([['checksum', s.checksum !== undefined ? str(s.checksum) : undefined], ['keepGitDir', s.keepGitDir ? 'true' : undefined], ['unpack', s.unpack ? undefined : 'false'], ['chown', s.chown !== undefined ? str(s.chown) : undefined],
       ['chmod', s.chmod !== undefined ? str(s.chmod) : undefined], ['exclude', s.exclude.length > 0 ? strs(s.exclude) : undefined], ['link', s.link ? 'true' : undefined],
       ['inline', inline?.length ? `[${inline.map((f) => obj([['name', str(f.name)], ['content', str(f.data)], ['expand', f.expand ? 'true' : undefined]])).join(', ')}]` : undefined],
       ...wordOpts(s)])

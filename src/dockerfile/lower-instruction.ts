@@ -324,12 +324,6 @@ function csvFields(text: string): string[] {
   return out.filter((f) => f !== '')
 }
 
-/** BuildKit's isGitRef / remote-git detection for ADD sources. */
-function isGitSource(src: string): boolean {
-  if (/^git@[^:]+:/.test(src) || src.startsWith('git://') || /^github\.com\//.test(src)) return true
-  return /^(https?|ssh):\/\/[^#]*\.git(#.*)?$/.test(src) || /^https?:\/\/[^#]+#/.test(src) && /\.git#/.test(src)
-}
-
 function copyOrAdd(b: ImageBuilder, inst: Instruction, flags: Map<string, Flag[]>, scope: LowerScope): ImageBuilder {
   const kind = inst.keyword
   if (inst.args.length < 2) throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `${kind} requires at least two arguments, but only one was provided. Destination could not be determined`)
@@ -358,9 +352,8 @@ function copyOrAdd(b: ImageBuilder, inst: Instruction, flags: Map<string, Flag[]
     const from = one(inst, flags, 'from')
     return b.copy(sources, dest, { ...base, ...(from ? { from: scope.input(argWord(from, scope), inst) } : {}), ...(inline.length > 0 ? { inline } : {}) })
   }
-  const git = sources.find(isGitSource)
-  if (git !== undefined || flags.has('keep-git-dir')) throw unsupported(inst, 'ADD of a git repository', `${git ?? '--keep-git-dir'}: git sources cannot be fetched`)
   const checksum = one(inst, flags, 'checksum')
   const unpack = flags.has('unpack') ? bool(inst, flags, 'unpack') : undefined
-  return b.add(sources, dest, { ...base, ...(inline.length > 0 ? { inline } : {}), ...(checksum ? { checksum: argWord(checksum, scope) } : {}), ...(unpack !== undefined ? { unpack } : {}) })
+  const keepGitDir = bool(inst, flags, 'keep-git-dir')
+  return b.add(sources, dest, { ...base, ...(keepGitDir ? { keepGitDir } : {}), ...(inline.length > 0 ? { inline } : {}), ...(checksum ? { checksum: argWord(checksum, scope) } : {}), ...(unpack !== undefined ? { unpack } : {}) })
 }

@@ -15,6 +15,7 @@ import type { ExecContext, Executor } from '../solver/types.js'
 import { detectArchive, extractArchive, type ArchiveKind } from './archive.js'
 import { createdBy, placeInline, resolveOwner } from './copy.js'
 import { download, isUrl, urlFileName, type Downloaded } from './download.js'
+import { fetchGit, isGitSource } from './git-source.js'
 import { cachedLayer } from './layer-cache.js'
 import { addDestDirs, findSources, placeSources, resolveDest, type Dest, type Found, type SourceRoot } from './placement.js'
 import { literalCopySpec } from './expand-spec.js'
@@ -25,6 +26,7 @@ type Part =
   | { readonly kind: 'local'; readonly found: Found }
   | { readonly kind: 'archive'; readonly found: Found; readonly archive: ArchiveKind; readonly sha256: string }
   | { readonly kind: 'url'; readonly src: string; dl?: Downloaded }
+  | { readonly kind: 'git'; readonly src: string; readonly root: string; readonly commit: string }
 
 interface Placement {
   readonly ctx: ExecContext
@@ -42,6 +44,15 @@ async function place(set: EntrySet, part: Part, p: Placement, index: number): Pr
   const { ctx, dest, owner } = p
   if (part.kind === 'local') {
     placeSources(set, [part.found], p.root, dest, {
+      owner, mtime: ctx.epoch, destWritten: p.spec.dest, multi: p.multi,
+      ...(p.exclude ? { exclude: p.exclude } : {}), ...(p.chmod !== undefined ? { chmod: p.chmod } : {}),
+    })
+    return
+  }
+  if (part.kind === 'git') {
+    // The repository's tree goes into dest as a directory's contents do (BuildKit copies the git source's root).
+    const root: SourceRoot = { root: part.root }
+    placeSources(set, findSources(['.'], root), root, dest, {
       owner, mtime: ctx.epoch, destWritten: p.spec.dest, multi: p.multi,
       ...(p.exclude ? { exclude: p.exclude } : {}), ...(p.chmod !== undefined ? { chmod: p.chmod } : {}),
     })
@@ -86,7 +97,7 @@ export const addExecutor: Executor<'add'> = {
     const root: SourceRoot = { root: ctx.contextDir, ...(ignorePatterns.length > 0 ? { ignore: new PatternMatcher(ignorePatterns) } : {}) }
     const chmod = spec.chmod === undefined ? undefined : parseInt(spec.chmod, 8)
     const exclude = spec.exclude.length > 0 ? new PatternMatcher(spec.exclude) : undefined
-    const urls = spec.sources.filter(isUrl)
+    const urls = spec.sources.filter((s) => isUrl(s) && !isGitSource(s))
     // With a checksum the one URL's content is known up front: a cache hit needs no download.
     const deferDownload = spec.checksum !== undefined && urls.length === 1
 
@@ -94,7 +105,12 @@ export const addExecutor: Executor<'add'> = {
     const tmp = await makeTempDir(ctx.store.layout.dir('tmp'), 'add')
     try {
       const parts: Part[] = []
-      for (const src of spec.sources) {
+      for (const [i, src] of spec.sources.entries()) {
+        if (isGitSource(src)) {
+          const g = await fetchGit(src, join(tmp, `git${i}`), { keepGitDir: spec.keepGitDir === true, ...(ctx.signal ? { signal: ctx.signal } : {}) })
+          parts.push({ kind: 'git', src, ...g })
+          continue
+        }
         if (isUrl(src)) {
           const part: Part = { kind: 'url', src }
           if (!deferDownload) part.dl = await download(src, tmp, { ...(spec.checksum ? { checksum: spec.checksum } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) })
@@ -123,6 +139,8 @@ export const addExecutor: Executor<'add'> = {
           keyParts.push({ local: contentKey(one.finalize()) })
         } else if (part.kind === 'archive') {
           keyParts.push({ archive: part.found.match.written, kind: part.archive, sha256: part.sha256 })
+        } else if (part.kind === 'git') {
+          keyParts.push({ git: part.src, commit: part.commit, keepGitDir: spec.keepGitDir === true })
         } else {
           keyParts.push({ url: part.src, digest: part.dl?.digest ?? spec.checksum, lastModified: part.dl?.lastModified ?? null })
         }

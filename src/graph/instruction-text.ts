@@ -76,7 +76,7 @@ export function historyText<K extends NodeKind>(kind: K, spec: SpecByKind[K], fa
 const dockerfileByKind: { readonly [K in NodeKind]: (step: StepText<K>, ctx: TextContext) => string } = {
   source: (s) => fromText(s.spec.ref),
   copy: (s, ctx) => `COPY ${s.spec.fromInput && s.deps[0] ? `--from=${ctx.input(s.deps[0])} ` : ''}${copyFlags(s.spec, ctx)}${paths(s.spec, ctx)}${heredocBodies(s.spec, ctx)}`,
-  add: (s, ctx) => `ADD ${s.spec.checksum ? `--checksum=${s.spec.checksum} ` : ''}${s.spec.unpack ? '' : '--unpack=false '}${copyFlags(s.spec, ctx)}${paths(s.spec, ctx)}${heredocBodies(s.spec, ctx)}`,
+  add: (s, ctx) => `ADD ${s.spec.checksum ? `--checksum=${s.spec.checksum} ` : ''}${s.spec.keepGitDir ? '--keep-git-dir=true ' : ''}${s.spec.unpack ? '' : '--unpack=false '}${copyFlags(s.spec, ctx)}${paths(s.spec, ctx)}${heredocBodies(s.spec, ctx)}`,
   run: (s, ctx) => `RUN ${runFlags(s.spec, s.deps, ctx)}${command(s.spec.command, s.spec.shellForm, ctx, true)}`,
   config: (s, ctx) => (configByOp[s.spec.op] as (spec: ConfigSpec, ctx: TextContext) => string)(s.spec, ctx),
 }

@@ -6,7 +6,8 @@
  * the base image's ENV, ONBUILD triggers of a base image for Dockerfiles and `from()`, and
  * `imagesmith build -f` with directory, tarball and standard-input contexts.
  */
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
@@ -342,5 +343,59 @@ COPY --from=base --parents /test/a/./*/c /wildcard/
     expect(t.get('double/b/c/d/foo')).toMatch(/^f /)
     expect(t.get('wildcard/b/c/d/e')).toMatch(/^d /)
     expect(t.get('wildcard/b2/c/d/e/bar')).toMatch(/^f /)
+  }, 300_000)
+})
+
+describe.skipIf(bed.skip || !existsSync('/usr/lib/git-core/git-daemon'))('ADD of a git repository (git daemon on loopback)', () => {
+  let daemon: ChildProcess | undefined
+  afterAll(() => {
+    daemon?.kill('SIGKILL')
+  })
+
+  it('#ref and #ref:subdir are fetched, .git left out unless --keep-git-dir; the commit keys the cache', async () => {
+    const repos = join(work, 'git')
+    const src = join(work, 'git-work')
+    await mkdir(join(src, 'sub'), { recursive: true })
+    const git = (args: string[], cwd = src) => runTool('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd })
+    await git(['init', '-q', '-b', 'main'])
+    await writeFile(join(src, 'a.txt'), 'v1\n')
+    await writeFile(join(src, 'sub', 'x.txt'), 'sub\n')
+    await git(['add', '.'])
+    await git(['commit', '-q', '-m', 'one'])
+    await git(['tag', 'v1'])
+    await writeFile(join(src, 'a.txt'), 'v2\n')
+    await git(['commit', '-q', '-am', 'two'])
+    await mkdir(repos, { recursive: true })
+    await runTool('git', ['clone', '-q', '--bare', src, join(repos, 'repo.git')])
+    const port = await new Promise<number>((ok) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as AddressInfo).port
+        s.close(() => ok(p))
+      })
+    })
+    daemon = spawn('/usr/lib/git-core/git-daemon', ['--reuseaddr', '--export-all', `--base-path=${repos}`, `--port=${port}`, '--listen=127.0.0.1', repos], { stdio: 'ignore' })
+    for (let i = 0; i < 100; i++) {
+      const up = await new Promise<boolean>((ok) => connect(port, '127.0.0.1').once('connect', function (this: Socket) { this.destroy(); ok(true) }).once('error', () => ok(false)))
+      if (up) break
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    const url = `git://127.0.0.1:${port}/repo.git`
+    const text = `FROM scratch\nADD ${url}#v1 /src\nADD ${url}#main:sub /sub/\nADD --keep-git-dir=true ${url} /withgit\n`
+    const d = fromDockerfile(text)
+    const tar = join(work, 'git.tar')
+    const r = await d.build({ cacheDir: cache, context, output: { type: 'oci', dest: tar }, sourceDateEpoch: 0 })
+    await runTool('skopeo', ['copy', `oci-archive:${tar}`, `oci:${join(work, 'git-layout')}:t`])
+    const t = await tree(join(work, 'git-layout'), 'git')
+    const fs = join(work, 'git-fs')
+    expect(readFileSync(join(fs, 'src/a.txt'), 'utf8')).toBe('v1\n')
+    expect(readFileSync(join(fs, 'src/sub/x.txt'), 'utf8')).toBe('sub\n')
+    expect(t.has('src/.git')).toBe(false)
+    expect(readdirSync(join(fs, 'sub'))).toEqual(['x.txt'])
+    expect(readFileSync(join(fs, 'withgit/a.txt'), 'utf8')).toBe('v2\n')
+    expect(t.get('withgit/.git')).toMatch(/^d /)
+    // Built again: the same commits, so the layers come from the cache.
+    const again = await d.build({ cacheDir: cache, context, sourceDateEpoch: 0 })
+    expect(again.cacheHits).toBe(3)
+    expect(again.layers.slice(0, 2)).toEqual(r.layers.slice(0, 2))
   }, 300_000)
 })

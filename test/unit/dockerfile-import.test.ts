@@ -138,6 +138,7 @@ describe('fromDockerfile: instructions map to builder steps', () => {
     ].join('\n'))
     const r = specs(d.target)
     expect(specs(fromDockerfile('FROM scratch\nCOPY --parents a/./b /dst/\n').target)[0]).toMatchObject({ sources: ['a/./b'], parents: true })
+    expect(specs(fromDockerfile('FROM scratch\nADD --keep-git-dir=true https://example.com/r.git#v1:sub /src\n').target)[0]).toMatchObject({ sources: ['https://example.com/r.git#v1:sub'], keepGitDir: true })
     expect(specs(fromDockerfile('FROM scratch\nADD <<EOF /index.html\nhi\nEOF\n').target)[0]).toMatchObject({ sources: [], dest: '/index.html', inline: [{ name: 'EOF', data: 'hi\n', expand: true }], unpack: true })
     // A bind mount without a target is mounted at the working dir (BuildKit resolves relative targets against it).
     expect(specs(fromDockerfile('FROM scratch AS s\nFROM scratch\nRUN --mount=from=s,src=/x true\n').target)[0]).toMatchObject({ mounts: [{ type: 'bind', target: '.', source: '/x', fromInput: 1 }] })
@@ -155,9 +156,6 @@ describe('fromDockerfile: instructions map to builder steps', () => {
 
   it('valid syntax that cannot be built is an explicit UNSUPPORTED_INSTRUCTION, never dropped', () => {
     for (const line of [
-      'ADD https://github.com/moby/buildkit.git#v0.12 /src',
-      'ADD git@github.com:moby/buildkit.git /src',
-      'ADD --keep-git-dir=true https://example.com/r.git /src',
       'RUN --security=insecure true',
       'RUN --mount=type=ssh true',
     ]) {

@@ -6,4 +6,6 @@ export interface AddSpec extends CopySpec {
   readonly checksum?: string
   /** Unpack local archives. @default true */
   readonly unpack: boolean
+  /** Keep the `.git` directory of a git source (`ADD --keep-git-dir`). */
+  readonly keepGitDir?: true
 }
