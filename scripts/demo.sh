@@ -28,15 +28,8 @@ done
 
 log() { printf 'demo: %s\n' "$*" >&2; }
 
-is_root() { [ "$(id -u)" = 0 ]; }
-
-is_debian() {
-  [ -r /etc/os-release ] || return 1
-  local id like
-  id="$(. /etc/os-release && echo "${ID:-}")"
-  like="$(. /etc/os-release && echo "${ID_LIKE:-}")"
-  [ "$id" = debian ] || [[ " $like " == *" debian "* ]]
-}
+# shellcheck source=lib/host.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/host.sh"
 
 # A program on PATH or in the sbin dirs the CLI also searches (root's PATH may lack them): an
 # executable regular file (bash's `command -v` also names non-executable files).
@@ -45,16 +38,6 @@ have() {
   local IFS=:
   for d in $PATH /usr/local/sbin /usr/sbin /sbin; do
     [ -n "$d" ] && [ -f "$d/$1" ] && [ -x "$d/$1" ] && return 0
-  done
-  return 1
-}
-
-# busybox must be the static build: it runs inside an image without a libc.
-# (ldd exits non-zero on a static binary.)
-static_busybox() {
-  local bb
-  for bb in /usr/bin/busybox /bin/busybox; do
-    if [ -f "$bb" ] && [ -x "$bb" ] && ! ldd "$bb" >/dev/null 2>&1; then echo "$bb"; return 0; fi
   done
   return 1
 }

@@ -52,6 +52,9 @@ declare -A PKG_CMDS=(
 log() { printf 'provision: %s\n' "$*" >&2; }
 die() { printf 'provision: ERROR: %s\n' "$*" >&2; exit 1; }
 
+# shellcheck source=lib/host.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/host.sh"
+
 have_cmd() {
   case "$1" in
     static:busybox) static_busybox >/dev/null ;;
@@ -69,25 +72,6 @@ missing_tools() {
     [ -z "$miss" ] || printf '%s\t%s\n' "$pkg" "${miss% }"
   done
 }
-
-# busybox must be the static build: it runs inside a rootfs without a libc.
-static_busybox() {
-  local bb
-  for bb in /bin/busybox /usr/bin/busybox; do
-    if [ -x "$bb" ] && ! ldd "$bb" >/dev/null 2>&1; then echo "$bb"; return 0; fi
-  done
-  return 1
-}
-
-is_debian() {
-  [ -r /etc/os-release ] || return 1
-  local id like
-  id="$(. /etc/os-release && echo "${ID:-}")"
-  like="$(. /etc/os-release && echo "${ID_LIKE:-}")"
-  [ "$id" = debian ] || [[ " $like " == *" debian "* ]]
-}
-
-is_root() { [ "$(id -u)" = 0 ]; }
 
 # --- bases -------------------------------------------------------------------
 

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process'
 import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { delimiter, join, resolve } from 'node:path'
+import { delimiter, dirname, join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 const root = resolve(__dirname, '../..')
@@ -82,6 +82,7 @@ describe.skipIf(!isRoot || !hasUnshare)('npm run demo (scripts/demo.sh)', () => 
     const alone = join(work, 'alone', 'scripts')
     mkdirSync(alone, { recursive: true })
     cpSync(script(), join(alone, 'demo.sh'))
+    cpSync(join(dirname(script()), 'lib'), join(alone, 'lib'), { recursive: true })
     chmodSync(join(work, 'alone'), 0o755)
     chmodSync(alone, 0o755)
     const r = demo(join(alone, 'demo.sh'), [], [...hide(installed('busybox')), ...hide(installed('runc'))], true)
