@@ -104,9 +104,15 @@ export class ImageBuilder {
     if (!['default', 'none', 'host'].includes(network)) {
       throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `invalid network mode ${JSON.stringify(network)}`, { network })
     }
+    const security = opts.security ?? 'sandbox'
+    if (security !== 'sandbox' && security !== 'insecure') {
+      throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `invalid security mode ${JSON.stringify(security)} (sandbox or insecure)`, { security })
+    }
     const deps: StepInput[] = []
     const mounts = (opts.mounts ?? []).map((m) => mountSpec(m, deps))
-    return this.#with('run', { command, shellForm, network, mounts, ...(mounts.length > 0 ? wordMarker(opts) : {}) }, deps)
+    return this.#with('run', {
+      command, shellForm, network, mounts, ...(security === 'insecure' ? { security } : {}), ...(mounts.length > 0 ? wordMarker(opts) : {}),
+    }, deps)
   }
 
   /** `ENV`: one variable, or several (a record, or `[name, value]` pairs in order) in one instruction. */
@@ -341,7 +347,7 @@ function commandArgs(cmd: string | readonly string[], what: string, allowEmpty =
 }
 
 function mountSpec(m: RunMount, deps: StepInput[]): MountSpec {
-  const target = m.type === 'secret' ? '' : requireNonEmpty(m.target ?? '', `${m.type} mount target`)
+  const target = m.type === 'secret' || m.type === 'ssh' ? '' : requireNonEmpty(m.target ?? '', `${m.type} mount target`)
   switch (m.type) {
     case 'cache':
       return { type: 'cache', target, id: m.id ?? target, sharing: m.sharing ?? 'shared', readonly: m.readonly ?? false, mode: m.mode, uid: m.uid, gid: m.gid }
@@ -366,6 +372,16 @@ function mountSpec(m: RunMount, deps: StepInput[]): MountSpec {
     }
     case 'tmpfs':
       return { type: 'tmpfs', target, size: m.size }
+    case 'ssh':
+      return {
+        type: 'ssh',
+        id: m.id === undefined ? 'default' : requireNonEmpty(m.id, 'ssh mount id'),
+        target: m.target ?? '',
+        required: m.required ?? false,
+        mode: m.mode ?? 0o600,
+        uid: m.uid ?? 0,
+        gid: m.gid ?? 0,
+      }
     default:
       throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `unknown mount type ${JSON.stringify((m as { type: unknown }).type)}`, { mount: m })
   }

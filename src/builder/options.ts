@@ -84,11 +84,33 @@ export type RunMount =
       readonly readwrite?: boolean
     }
   | { readonly type: 'tmpfs'; readonly target: string; readonly size?: number }
+  | {
+      /** The SSH agent socket given to the build as `ssh: { [id]: path }` (`--ssh id=PATH`), e.g. for `git clone git@…`. */
+      readonly type: 'ssh'
+      /** @default 'default' */
+      readonly id?: string
+      /** Where the socket appears; `SSH_AUTH_SOCK` points at the first ssh mount's. @default `/run/buildkit/ssh_agent.<n>` (n-th ssh mount) */
+      readonly target?: string
+      /** Fail (SSH_NOT_FORWARDED) when the build forwards no socket of this id; otherwise the step runs without it. @default false */
+      readonly required?: boolean
+      /** @default 0o600 */
+      readonly mode?: number
+      readonly uid?: number
+      readonly gid?: number
+    }
 
 /** `expand` applies to the mounts' `target`, `source`, `id` and `env` words only: the command is the shell's to expand. */
 export interface RunOptions extends WordOptions {
-  /** `RUN --network`. @default 'default' (the host's network, as BuildKit does without CNI) */
+  /**
+   * `RUN --network`. 'host' needs the build's `allow: ['network.host']` (an entitlement, as in BuildKit).
+   * @default 'default' (the host's network, as BuildKit does without CNI)
+   */
   readonly network?: 'default' | 'none' | 'host'
+  /**
+   * `RUN --security`: 'insecure' runs the step with all capabilities and without masked or read-only
+   * /proc paths; the build must allow it (`allow: ['security.insecure']`). @default 'sandbox'
+   */
+  readonly security?: 'sandbox' | 'insecure'
   /** `RUN --mount` */
   readonly mounts?: readonly RunMount[]
 }

@@ -63,6 +63,9 @@ function mountObj(m: MountSpec, deps: readonly StepInput[], ctx: CallContext): s
     }
     case 'tmpfs':
       return obj([['type', str('tmpfs')], ['target', str(m.target)], ['size', m.size?.toString()]])
+    case 'ssh':
+      return obj([['type', str('ssh')], ['id', m.id !== 'default' ? str(m.id) : undefined], ['target', m.target !== '' ? str(m.target) : undefined], ['required', m.required ? 'true' : undefined],
+        ['mode', m.mode !== 0o600 ? `0o${m.mode.toString(8)}` : undefined], ['uid', m.uid ? String(m.uid) : undefined], ['gid', m.gid ? String(m.gid) : undefined]])
   }
 }
 
@@ -87,7 +90,7 @@ const byKind: { readonly [K in NodeKind]: CallFn<K> } = {
     return `add(${args(s.sources.length === 1 ? str(s.sources[0]!) : strs(s.sources), str(s.dest), o)})`
   },
   run: (s, deps, ctx) => {
-    const o = obj([['network', s.network !== 'default' ? str(s.network) : undefined], ['mounts', s.mounts.length > 0 ? `[${s.mounts.map((m) => mountObj(m, deps, ctx)).join(', ')}]` : undefined], ...wordOpts(s)])
+    const o = obj([['network', s.network !== 'default' ? str(s.network) : undefined], ['security', s.security ? str(s.security) : undefined], ['mounts', s.mounts.length > 0 ? `[${s.mounts.map((m) => mountObj(m, deps, ctx)).join(', ')}]` : undefined], ...wordOpts(s)])
     return `run(${args(s.shellForm ? str(s.command[0]!) : strs(s.command), o)})`
   },
   config: (s, deps, ctx) => (byOp[s.op] as (spec: ConfigSpec, ctx: CallContext) => string)(s, ctx),

@@ -188,17 +188,22 @@ function retriesOf(inst: Instruction, v: string): number {
 
 function run(b: ImageBuilder, inst: Instruction, flags: Map<string, Flag[]>, scope: LowerScope): ImageBuilder {
   const security = one(inst, flags, 'security')
-  if (security !== undefined && security !== 'sandbox') {
-    if (security === 'insecure') throw unsupported(inst, 'RUN --security=insecure', 'steps always run sandboxed')
-    throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `invalid --security ${JSON.stringify(security)}`)
+  if (security !== undefined && security !== 'sandbox' && security !== 'insecure') {
+    throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `invalid --security ${JSON.stringify(security)} (sandbox or insecure)`)
   }
-  if (flags.has('device')) throw unsupported(inst, 'RUN --device', 'no devices are passed into build steps')
+  // `RUN --device` is Dockerfile labs (1.14-labs on): CDI device names resolved by the builder's CDI registry.
+  if (flags.has('device')) throw unsupported(inst, 'RUN --device', 'CDI devices (Dockerfile labs) are not passed into build steps: there is no CDI device registry')
   const net = one(inst, flags, 'network')
   if (net !== undefined && !['default', 'none', 'host'].includes(net)) {
     throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `invalid --network ${JSON.stringify(net)} (default, none or host)`)
   }
   const mounts = (flags.get('mount') ?? []).map((f) => mountOf(inst, f.value ?? '', scope))
-  const opts = { ...(net !== undefined ? { network: net as 'default' | 'none' | 'host' } : {}), ...(mounts.length > 0 ? { mounts, ...words(scope) } : {}) }
+  const opts = {
+    ...(net !== undefined ? { network: net as 'default' | 'none' | 'host' } : {}),
+    // Entitlements (security.insecure, network.host) are the build's to grant: checked when the step runs, as BuildKit does.
+    ...(security === 'insecure' ? { security: 'insecure' as const } : {}),
+    ...(mounts.length > 0 ? { mounts, ...words(scope) } : {}),
+  }
   if (inst.json) {
     if (inst.heredocs.length > 0) throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, 'a heredoc needs the shell form of RUN')
     return b.run(inst.args, opts)
@@ -258,7 +263,7 @@ function mountOf(inst: Instruction, text: string, scope: LowerScope): RunMount {
   }
   const type = str('type') ?? 'bind'
   // BuildKit resolves a relative (or missing) target against the working dir.
-  const target = str('target', 'dst', 'destination') || (type === 'secret' ? undefined : '.')
+  const target = str('target', 'dst', 'destination') || (type === 'secret' || type === 'ssh' ? undefined : '.')
   switch (type) {
     case 'bind': {
       if (!target) throw bad('target is required')
@@ -294,8 +299,14 @@ function mountOf(inst: Instruction, text: string, scope: LowerScope): RunMount {
       const size = str('size')
       return { type: 'tmpfs', target, ...(size ? { size: bytesOf(size, bad) } : {}) }
     }
-    case 'ssh':
-      throw unsupported(inst, 'RUN --mount=type=ssh', 'no SSH agent is forwarded into build steps')
+    case 'ssh': {
+      // BuildKit's dispatchSSH: id defaults to "default", the socket to /run/buildkit/ssh_agent.<n>, mode 0600.
+      if (fields.has('from') || fields.has('source') || fields.has('src')) throw bad('ssh does not support from or source')
+      return {
+        type: 'ssh', ...(str('id') ? { id: str('id')! } : {}), ...(target ? { target } : {}), ...(flag('required') ? { required: true } : {}),
+        ...(num('mode', 8) !== undefined ? { mode: num('mode', 8)! } : {}), ...(num('uid') !== undefined ? { uid: num('uid')! } : {}), ...(num('gid') !== undefined ? { gid: num('gid')! } : {}),
+      }
+    }
     default:
       throw bad(`unknown type ${JSON.stringify(type)}`)
   }

@@ -78,6 +78,8 @@ export function literalRunSpec(spec: RunSpec, state: ImageState): RunSpec {
         return { ...m, target: x.word(m.target), source: x.word(m.source) }
       case 'tmpfs':
         return { ...m, target: x.word(m.target) }
+      case 'ssh':
+        return { ...m, id: x.word(m.id), target: x.word(m.target) }
     }
   })
   return { ...literal(spec), mounts }

@@ -117,6 +117,7 @@ function runFlags(spec: RunSpec, deps: readonly StepInput[], ctx: TextContext): 
   let out = ''
   for (const m of spec.mounts) out += `--mount=${mountText(m, deps, ctx)} `
   if (spec.network !== 'default') out += `--network=${spec.network} `
+  if (spec.security) out += `--security=${spec.security} `
   return out
 }
 
@@ -156,6 +157,14 @@ function mountText(m: MountSpec, deps: readonly StepInput[], ctx: TextContext): 
       o.push(`target=${m.target}`)
       if (m.size !== undefined) o.push(`size=${m.size}`)
       break
+    case 'ssh':
+      if (m.id !== 'default') o.push(`id=${m.id}`)
+      if (m.target !== '') o.push(`target=${m.target}`)
+      if (m.required) o.push('required=true')
+      if (m.mode !== 0o600) o.push(`mode=${oct(m.mode)}`)
+      if (m.uid !== 0) o.push(`uid=${m.uid}`)
+      if (m.gid !== 0) o.push(`gid=${m.gid}`)
+      break
   }
   return o.join(',')
 }
@@ -184,7 +193,7 @@ function command(args: readonly string[], shellForm: boolean, ctx: TextContext, 
 function isHeredocCommand(text: string): boolean {
   const [first = '', ...rest] = text.split('\n')
   if (rest.length === 0 || first.trim() !== first || first.endsWith('\\') || looksLikeJson(first) || text.includes('\r')) return false
-  const names = [...first.matchAll(/(?:^|\s)\d*<<(["']?)([A-Za-z0-9_.-]+)\1(?=\s|$)/g)].map((m) => m[2]!)
+  const names = [...first.matchAll(/(?:^|\s)\d*<<-?(["']?)([A-Za-z0-9_.-]+)\1(?=\s|$)/g)].map((m) => m[2]!)
   if (names.length === 0) return false
   let i = 0
   for (const name of names) {

@@ -3,7 +3,9 @@
  * - parse → print → parse gives the same graph (every vertex key, in order);
  * - parse → TypeScript module → import gives the same graph, and all modules type-check in one
  *   tsc run under the project's strict settings.
- * Files the importer refuses (typed errors: syntax it does not support yet) are listed, not hidden.
+ * No file is refused: `RUN --security=insecure`, `--network=host` and `--mount=type=ssh` are
+ * lowered like any other flag (BuildKit refuses them at build time, without the entitlement or the
+ * forwarded socket, and so does imagesmith). A refusal would be listed and fail the test.
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -47,7 +49,8 @@ describe('real-world corpus (when present) and fixtures: export and codegen', ()
     }
     const refused = cases.filter((x) => x.refused).map((x) => `${x.file}: ${x.refused}`)
     process.stdout.write(`round trip: ${done.length} files identical; refused by the importer: ${refused.length}\n${refused.map((r) => `  ${r}\n`).join('')}`)
-    expect(done.length).toBeGreaterThan(cases.length / 2)
+    expect(refused).toEqual([])
+    expect(done.length).toBe(cases.length)
   })
 
   it('every importable file converts to a module that builds the same graph, and all of them type-check in one tsc run', async () => {
@@ -71,6 +74,6 @@ describe('real-world corpus (when present) and fixtures: export and codegen', ()
       out = String((e as { stdout?: string }).stdout ?? e)
     }
     expect(out).toBe('')
-    expect(generated.length).toBeGreaterThan(0)
+    expect(generated.length).toBe(cases.length)
   }, 180_000)
 })

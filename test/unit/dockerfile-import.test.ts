@@ -3,7 +3,7 @@
  * expanded (lowering time vs build time), instruction mapping and the typed errors with line/column.
  */
 import { describe, expect, it } from 'vitest'
-import { ErrorCodes, fromDockerfile, type AnyVertex, type ImageBuilder } from '../../src/index.js'
+import { ErrorCodes, fromDockerfile, toDockerfile, type AnyVertex, type ImageBuilder } from '../../src/index.js'
 
 const steps = (b: ImageBuilder) => b.toStage().steps
 const specs = (b: ImageBuilder) => steps(b).map((s) => s.spec as unknown as Record<string, unknown>)
@@ -154,14 +154,35 @@ describe('fromDockerfile: instructions map to builder steps', () => {
     ])
   })
 
-  it('valid syntax that cannot be built is an explicit UNSUPPORTED_INSTRUCTION, never dropped', () => {
-    for (const line of [
-      'RUN --security=insecure true',
-      'RUN --mount=type=ssh true',
-    ]) {
-      const e = fails(`FROM scratch\n${line}\n`, ErrorCodes.UNSUPPORTED_INSTRUCTION)
-      expect(e.details).toMatchObject({ line: 2, column: 1 })
-    }
+  it('RUN --security and --mount=type=ssh lower into the spec (entitlements and sockets are checked at build time, as BuildKit does)', () => {
+    const d = fromDockerfile([
+      'FROM scratch',
+      'RUN --security=insecure --network=host true',
+      'RUN --security=sandbox true',
+      'RUN --mount=type=ssh --mount=type=ssh,id=gh,target=/s/agent,required=true,mode=0640,uid=1,gid=2 true',
+      '',
+    ].join('\n'))
+    const r = specs(d.target)
+    expect(r[0]).toEqual({ command: ['true'], shellForm: true, network: 'host', mounts: [], security: 'insecure' })
+    // sandbox is the default: spelled out or not, the same vertex
+    expect(r[1]).toEqual({ command: ['true'], shellForm: true, network: 'default', mounts: [] })
+    expect(r[2]).toMatchObject({
+      mounts: [
+        { type: 'ssh', id: 'default', target: '', required: false, mode: 0o600, uid: 0, gid: 0 },
+        { type: 'ssh', id: 'gh', target: '/s/agent', required: true, mode: 0o640, uid: 1, gid: 2 },
+      ],
+    })
+    const printed = toDockerfile(d.target)
+    expect(printed).toContain('RUN --network=host --security=insecure true')
+    expect(printed).toContain('RUN --mount=type=ssh --mount=type=ssh,id=gh,target=/s/agent,required=true,mode=0640,uid=1,gid=2 true')
+    expect(fromDockerfile(printed).target.graph().vertices.map((v) => v.id)).toEqual(d.target.graph().vertices.map((v) => v.id))
+    fails('FROM scratch\nRUN --security=privileged true\n', ErrorCodes.DOCKERFILE_SYNTAX)
+    fails('FROM scratch\nRUN --mount=type=ssh,source=/x true\n', ErrorCodes.DOCKERFILE_SYNTAX)
+  })
+
+  it('RUN --device (Dockerfile labs, CDI devices) is an explicit UNSUPPORTED_INSTRUCTION, never dropped', () => {
+    const e = fails('FROM scratch\nRUN --device=vendor.com/gpu=0 true\n', ErrorCodes.UNSUPPORTED_INSTRUCTION)
+    expect(e.details).toMatchObject({ line: 2, column: 1, feature: 'RUN --device' })
   })
 
   it('triggers of a base stage run right after its FROM, in the graph', () => {

@@ -6,6 +6,8 @@ export type MountSpec =
   | { readonly type: 'secret'; readonly id: string; readonly target: string; readonly required: boolean; readonly env?: string; readonly mode: number; readonly uid: number; readonly gid: number }
   | { readonly type: 'bind'; readonly target: string; readonly source: string; readonly fromInput?: number; readonly readwrite: boolean }
   | { readonly type: 'tmpfs'; readonly target: string; readonly size?: number }
+  /** An SSH agent socket forwarded from the build's `ssh` option; `target` '' is `/run/buildkit/ssh_agent.<n>` (n-th ssh mount). */
+  | { readonly type: 'ssh'; readonly id: string; readonly target: string; readonly required: boolean; readonly mode: number; readonly uid: number; readonly gid: number }
 
 /**
  * With `expand`, the mounts' `target`, `source`, `id` and `env` are shell words expanded at solve
@@ -18,4 +20,10 @@ export interface RunSpec extends Expandable {
   readonly shellForm: boolean
   readonly network: 'default' | 'none' | 'host'
   readonly mounts: readonly MountSpec[]
+  /**
+   * `RUN --security=insecure`: all capabilities, no masked or read-only /proc paths; the build must
+   * allow the `security.insecure` entitlement. Absent for the sandbox (the default), so that spelling
+   * `--security=sandbox` or not gives the same vertex.
+   */
+  readonly security?: 'insecure'
 }
