@@ -99,6 +99,13 @@ export const ErrorCodes = Object.freeze({
   BLOB_UNKNOWN: 'BLOB_UNKNOWN',
   /** A `docker-credential-*` helper or config.json could not be used; `details.helper` / `details.path` name it. */
   CREDENTIALS_FAILED: 'CREDENTIALS_FAILED',
+  /**
+   * A step or option needs an entitlement the build did not allow (`allow` / `--allow`): `details.entitlement`
+   * is `network.host` or `security.insecure`, `details.step` the step (absent for a build option).
+   */
+  ENTITLEMENT_REQUIRED: 'ENTITLEMENT_REQUIRED',
+  /** `RUN --mount=type=ssh,required=true` and the build forwards no SSH agent socket of that id (`ssh` / `--ssh`); `details.id` names it. */
+  SSH_NOT_FORWARDED: 'SSH_NOT_FORWARDED',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

@@ -25,7 +25,8 @@ Usage:
   imagesmith build <build.ts> [--context DIR] [-t TAG]... [-o type=oci,dest=PATH | type=oci-layout,dest=DIR | type=docker[,host=H] | type=registry]
                    [--load | --push]
                    [--target NAME] [--no-cache] [--progress auto|plain|tty|quiet] [--build-arg K=V]...
-                   [--secret id=ID,src=PATH | id=ID,env=VAR]... [--platform os/arch] [--network default|none]
+                   [--secret id=ID,src=PATH | id=ID,env=VAR]... [--ssh default|ID=SOCKET]... [--platform os/arch]
+                   [--network default|none|host] [--allow network.host|security.insecure]...
                    [--cache-dir DIR] [--runtime crun|runc|PATH] [--registry-mirror R=HOST]... [--insecure-registry HOST]...
   imagesmith graph <build.ts> [--target NAME] [--format mermaid|dot] [--build-arg K=V]...
   imagesmith inspect <archive.tar | layout-dir> [--json]
@@ -42,6 +43,9 @@ type=docker (or --load) streams the image into a Docker or Podman engine API wit
 host=unix:///path or tcp://host:port, default $DOCKER_HOST, else unix:///var/run/docker.sock.
 ${REGISTRY_FLAGS_HELP}
 Network: default is the host's network for RUN (as BuildKit without CNI); none gives RUN only loopback.
+Entitlements (as BuildKit's --allow): --network host and RUN --network=host need --allow network.host;
+RUN --security=insecure (all capabilities) needs --allow security.insecure.
+SSH: --ssh default forwards $SSH_AUTH_SOCK, --ssh ID=SOCKET a given agent socket, to RUN --mount=type=ssh[,id=ID].
 
 Exit codes: 0 ok, 1 build failed, 2 usage error. Errors print as "error [CODE]: message".
 `
@@ -185,16 +189,30 @@ function parseSecret(text: string): [string, SecretSource] {
   return [id, process.env[id] !== undefined ? { env: id } : { src: id }]
 }
 
+/** `--ssh default` (the agent at $SSH_AUTH_SOCK) or `--ssh ID=SOCKET`, as buildx takes it (one socket per id). */
+function parseSsh(text: string): [string, string] {
+  const eq = text.indexOf('=')
+  const id = eq < 0 ? text : text.slice(0, eq)
+  if (!/^[A-Za-z0-9_.-]+$/.test(id)) throw new UsageError(`--ssh ${text}: ID or ID=SOCKET expected`)
+  const path = eq < 0 ? process.env.SSH_AUTH_SOCK : text.slice(eq + 1)
+  if (!path) throw new UsageError(`--ssh ${text}: no socket given and SSH_AUTH_SOCK is not set`)
+  if (path.includes(',')) throw new UsageError(`--ssh ${text}: one agent socket per id (key files are not supported)`)
+  return [id, path]
+}
+
 async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<number> {
-  assertKnownFlags(args, ['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--progress', '--build-arg', '--secret', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', ...REGISTRY_FLAGS])
+  assertKnownFlags(args, ['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', ...REGISTRY_FLAGS])
   const dockerfile = isDockerfileBuild(args)
   const path = dockerfile ? '' : script(args)
   const progress = one(args, '--progress') ?? (args.flags.has('--quiet') ? 'quiet' : 'auto')
   if (!['auto', 'plain', 'tty', 'quiet'].includes(progress)) throw new UsageError(`--progress must be auto, plain, tty or quiet`)
   const network = one(args, '--network')
-  if (network !== undefined && network !== 'default' && network !== 'none') {
-    throw new UsageError(`--network ${network} is not supported: a build's network is default or none`)
+  if (network !== undefined && network !== 'default' && network !== 'none' && network !== 'host') {
+    throw new UsageError(`--network ${network} is not supported: a build's network is default, none or host`)
   }
+  const allow = many(args, '--allow').flatMap((a) => a.split(','))
+  for (const a of allow) if (a !== 'network.host' && a !== 'security.insecure') throw new UsageError(`--allow ${a}: network.host or security.insecure`)
+  const ssh = Object.fromEntries(many(args, '--ssh').map(parseSsh))
   const output = outputFlags(args)
   const secrets = Object.fromEntries(many(args, '--secret').map(parseSecret))
   for (const t of many(args, '--tag')) flagCheck(() => parseImageName(t), '--tag')
@@ -207,7 +225,7 @@ async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<nu
     return await buildAndReport(args, io, df ? df.imported.target : (await loadBuildScript(path, one(args, '--target'))).builder, {
       context: df?.context ?? one(args, '--context') ?? '.',
       ...(df?.imported.dockerignore !== undefined ? { dockerignore: df.imported.dockerignore } : {}),
-      output, secrets, platform, network, progress, signal,
+      output, secrets, platform, network, allow, ssh, progress, signal,
     })
   } finally {
     await df?.cleanup()
@@ -221,6 +239,8 @@ interface BuildRun {
   readonly secrets: Record<string, SecretSource>
   readonly platform: string | undefined
   readonly network: string | undefined
+  readonly allow: readonly string[]
+  readonly ssh: Record<string, string>
   readonly progress: string
   readonly signal: AbortSignal | undefined
 }
@@ -237,7 +257,9 @@ async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, r
     buildArgs: buildArgs(args),
     secrets,
     platform,
-    network: (network ?? 'default') as 'default' | 'none',
+    network: (network ?? 'default') as 'default' | 'none' | 'host',
+    allow: run.allow as ('network.host' | 'security.insecure')[],
+    ssh: run.ssh,
     cacheDir: one(args, '--cache-dir'),
     runtime: one(args, '--runtime'),
     registry: registryFlags(args),

@@ -55,6 +55,8 @@ export const runExecutor: Executor<'run'> = {
     if (!state) throw new ImagesmithError(ErrorCodes.RUN_SETUP_FAILED, 'RUN has no input state', { vertex: marked.id })
     // Mount words marked for expansion are expanded first; the key then holds their values.
     const vertex = marked.spec.expand ? { ...marked, spec: literalRunSpec(marked.spec, state) } : marked
+    // Before the cache: a step the build is not entitled to run fails even when its layer is cached (BuildKit's ValidateEntitlements).
+    requireEntitlements(vertex, ctx)
     const step = planStep(vertex.spec, state, ctx)
     const keyDoc = stepKey(vertex, inputs, step, ctx)
     const { layer, cached, key } = await cachedLayer(ctx, keyDoc, () => runStep(vertex, inputs, step, ctx))
@@ -69,7 +71,28 @@ export interface StepPlan {
   readonly user: string
   readonly cwd: string
   readonly network: 'host' | 'none'
+  /** `security: 'insecure'`: all capabilities, nothing masked (the entitlement was checked). */
+  readonly insecure: boolean
   readonly createdBy: string
+}
+
+/** The default socket path of the n-th ssh mount of a step (BuildKit's llb ExecOp). */
+export function sshTarget(n: number): string {
+  return `/run/buildkit/ssh_agent.${n}`
+}
+
+/** ENTITLEMENT_REQUIRED unless the build allows what the step needs (`network.host`, `security.insecure`). */
+export function requireEntitlements(vertex: Vertex<'run'>, ctx: Pick<ExecContext, 'allow'>): void {
+  const need = [...(vertex.spec.network === 'host' ? ['network.host'] : []), ...(vertex.spec.security === 'insecure' ? ['security.insecure'] : [])]
+  for (const entitlement of need) {
+    if (ctx.allow?.includes(entitlement)) continue
+    const step = vertex.meta.description
+    throw new ImagesmithError(
+      ErrorCodes.ENTITLEMENT_REQUIRED,
+      `${step} needs the ${entitlement} entitlement, which this build does not allow (allow: ['${entitlement}'], --allow ${entitlement})`,
+      { entitlement, step, vertex: vertex.id },
+    )
+  }
 }
 
 /**
@@ -84,14 +107,19 @@ export function planStep(spec: RunSpec, state: ImageState, ctx: Pick<ExecContext
   const env = envMap(config.Env)
   for (const a of state.args) if (a.value !== undefined && !env.has(a.name)) env.set(a.name, a.value)
   if (!env.has('PATH')) env.set('PATH', DEFAULT_PATH)
+  const cwd = posix.resolve('/', config.WorkingDir || '/')
+  // BuildKit points SSH_AUTH_SOCK at the first ssh mount (unless the env sets it), whether or not a socket is forwarded.
+  const ssh = spec.mounts.find((m) => m.type === 'ssh')
+  if (ssh && !env.has('SSH_AUTH_SOCK')) env.set('SSH_AUTH_SOCK', posix.resolve(cwd, ssh.target || sshTarget(0)))
   // 'default' is the host's network (BuildKit without CNI) unless the build asked for none.
   const network = spec.network === 'none' || (spec.network === 'default' && ctx.network === 'none') ? 'none' : 'host'
   return {
     args,
     env: [...env].map(([k, v]) => `${k}=${v}`),
     user: config.User ?? '',
-    cwd: posix.resolve('/', config.WorkingDir || '/'),
+    cwd,
     network,
+    insecure: spec.security === 'insecure',
     createdBy: historyText('run', spec, { argv: args, buildArgs: state.args })!,
   }
 }
@@ -238,6 +266,7 @@ async function runStep(vertex: Vertex<'run'>, inputs: readonly ImageState[], ste
         store,
         contextDir: ctx.contextDir,
         secrets: ctx.secrets,
+        ssh: ctx.ssh ?? {},
         workDir: work,
         secretDir: async () => bundle,
         cwd: step.cwd,
@@ -255,6 +284,7 @@ async function runStep(vertex: Vertex<'run'>, inputs: readonly ImageState[], ste
           rootfs,
           hostname: RUN_HOSTNAME,
           network: step.network,
+          insecure: step.insecure,
           mounts: [...etc, ...prepared.mounts],
         })
         const tail = new OutputTail()

@@ -88,6 +88,8 @@ async function runBuild(
       compression: opts.compression ?? 'gzip',
       secrets: opts.secrets ?? {},
       network: resolved.network,
+      allow: resolved.allow,
+      ssh: resolved.ssh,
       runtime: opts.runtime,
       signal: opts.signal,
       registry,

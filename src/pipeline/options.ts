@@ -49,8 +49,24 @@ export interface BuildOptions {
   readonly compression?: Compression
   /** Secrets for `RUN --mount=type=secret` by id (buildx `--secret`). */
   readonly secrets?: Readonly<Record<string, SecretSource>>
-  /** Network for every RUN step; a step's own `network` wins. @default 'default' (the host's) */
-  readonly network?: 'default' | 'none'
+  /**
+   * Network for every RUN step; a step's own `network` wins. 'host' needs `allow: ['network.host']`.
+   * @default 'default' (the host's, as BuildKit without CNI)
+   */
+  readonly network?: 'default' | 'none' | 'host'
+  /**
+   * Entitlements granted to the build, as BuildKit's (`--allow`): `network.host` for `network: 'host'`
+   * (the build's or a step's), `security.insecure` for steps with `security: 'insecure'`. A step that
+   * needs one that is not granted fails with ENTITLEMENT_REQUIRED, cached or not.
+   * @default []
+   */
+  readonly allow?: readonly ('network.host' | 'security.insecure')[]
+  /**
+   * SSH agent sockets for `RUN --mount=type=ssh` by id (`--ssh default=$SSH_AUTH_SOCK`): each step
+   * reaches the socket through a proxy socket at the mount's target.
+   * @example { default: process.env.SSH_AUTH_SOCK! }
+   */
+  readonly ssh?: Readonly<Record<string, string>>
   /** OCI runtime binary (`crun`, `runc` or a path). @default the first of crun, runc that works */
   readonly runtime?: string
   /** Called for each progress event (vertex start/cached/done/error, RUN output). */

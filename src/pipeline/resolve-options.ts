@@ -20,7 +20,10 @@ export interface ResolvedBuildOptions {
   readonly clampRunMtimes: boolean
   readonly created: string
   readonly platform: Platform
-  readonly network: 'default' | 'none'
+  readonly network: 'default' | 'none' | 'host'
+  readonly allow: readonly Entitlement[]
+  /** SSH agent socket paths by id, absolute. */
+  readonly ssh: Readonly<Record<string, string>>
   /** The `docker` output's engine when it names no host: $DOCKER_HOST, else Docker's default socket. */
   readonly dockerHost: string
   readonly registry: RegistryConfig
@@ -54,7 +57,8 @@ export function resolveBuildOptions(opts: BuildOptions, env: NodeJS.ProcessEnv =
     clampRunMtimes,
     created: created ?? new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'),
     platform: parsePlatform(opts.platform),
-    network: parseNetwork(opts.network),
+    ...entitlements(opts),
+    ssh: sshSockets(opts.ssh),
     dockerHost: env.DOCKER_HOST ? env.DOCKER_HOST : DEFAULT_DOCKER_HOST,
     registry: resolveRegistryOptions(opts.registry, env),
   }
@@ -97,10 +101,39 @@ export function resolveRegistryOptions(opts: RegistryOptions = {}, env: NodeJS.P
   }
 }
 
-/** Host networking for a whole build is not offered: it will need an explicit entitlement. */
-function parseNetwork(n: unknown): 'default' | 'none' {
-  if (n === undefined || n === 'default' || n === 'none') return n ?? 'default'
-  throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `invalid network ${JSON.stringify(n)}: a build's network is 'default' or 'none'`, { option: 'network', network: n })
+export type Entitlement = 'network.host' | 'security.insecure'
+export const ENTITLEMENTS: readonly Entitlement[] = Object.freeze(['network.host', 'security.insecure'])
+
+/** `allow` checked, and the build's network: 'host' only with the `network.host` entitlement (BuildKit's). */
+function entitlements(opts: BuildOptions): { network: 'default' | 'none' | 'host'; allow: readonly Entitlement[] } {
+  const allow = opts.allow ?? []
+  if (!Array.isArray(allow)) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'allow must be a list of entitlements', { option: 'allow' })
+  for (const a of allow) {
+    if (!ENTITLEMENTS.includes(a)) {
+      throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `unknown entitlement ${JSON.stringify(a)} (${ENTITLEMENTS.join(' or ')})`, { option: 'allow', entitlement: a })
+    }
+  }
+  const n: unknown = opts.network
+  if (n !== undefined && n !== 'default' && n !== 'none' && n !== 'host') {
+    throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `invalid network ${JSON.stringify(n)}: default, none or host`, { option: 'network', network: n })
+  }
+  if (n === 'host' && !allow.includes('network.host')) {
+    throw new InvalidArgumentError(ErrorCodes.ENTITLEMENT_REQUIRED, "network 'host' needs the network.host entitlement (allow: ['network.host'], --allow network.host)", {
+      option: 'network', network: n, entitlement: 'network.host',
+    })
+  }
+  return { network: n ?? 'default', allow: [...new Set(allow)] }
+}
+
+function sshSockets(ssh: Readonly<Record<string, string>> | undefined): Readonly<Record<string, string>> {
+  const out: Record<string, string> = {}
+  for (const [id, path] of Object.entries(ssh ?? {})) {
+    if (id === '' || typeof path !== 'string' || path === '') {
+      throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `ssh[${JSON.stringify(id)}] must name an SSH agent socket path`, { option: 'ssh', id })
+    }
+    out[id] = resolve(path)
+  }
+  return out
 }
 
 export function parsePlatform(p: string | undefined): Platform {

@@ -47,7 +47,11 @@ export interface ExecContext {
   readonly noCache: boolean
   readonly compression: Compression
   readonly secrets: Readonly<Record<string, SecretSource>>
-  readonly network: 'default' | 'none'
+  readonly network: 'default' | 'none' | 'host'
+  /** Entitlements the build grants (`network.host`, `security.insecure`). @default none */
+  readonly allow?: readonly string[]
+  /** SSH agent socket paths by id, for ssh mounts. @default none */
+  readonly ssh?: Readonly<Record<string, string>>
   /** Runtime binary path or name (crun/runc); undefined = detect. */
   readonly runtime?: string
   readonly signal?: AbortSignal

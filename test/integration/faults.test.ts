@@ -241,14 +241,20 @@ describe('faults: the runtime', () => {
 })
 
 describe('faults: options', () => {
-  it('--network host is refused: usage error in the CLI, typed INVALID_ARGUMENT in build()', async () => {
+  it('--network host is the network.host entitlement: refused without --allow (typed ENTITLEMENT_REQUIRED in the CLI and in build()), accepted with it', async () => {
     const cache = fresh('cache-net')
-    const r = cli(['build', script('net.ts', `export default image().from('scratch')`), '--network', 'host'], { cache })
-    expect(r.code).toBe(2)
-    expect(r.stderr).toContain('--network host is not supported')
-    const e = await failure(image().from('scratch').build({ cacheDir: cache, network: 'host' as 'none' }))
-    expect(e.code).toBe(ErrorCodes.INVALID_ARGUMENT)
-    expect(e.details).toMatchObject({ option: 'network', network: 'host' })
+    const net = script('net.ts', `export default image().from('scratch')`)
+    const r = cli(['build', net, '--network', 'host'], { cache })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('error [ENTITLEMENT_REQUIRED]')
+    expect(r.stderr).toContain('--allow network.host')
+    expect(cli(['build', net, '--network', 'host', '--allow', 'network.host'], { cache }).code).toBe(0)
+    expect(cli(['build', net, '--network', 'bridge'], { cache }).code).toBe(2)
+    expect(cli(['build', net, '--allow', 'device'], { cache }).code).toBe(2)
+    const e = await failure(image().from('scratch').build({ cacheDir: cache, network: 'host' }))
+    expect(e.code).toBe(ErrorCodes.ENTITLEMENT_REQUIRED)
+    expect(e.details).toMatchObject({ option: 'network', network: 'host', entitlement: 'network.host' })
+    await image().from('scratch').build({ cacheDir: cache, network: 'host', allow: ['network.host'] })
   })
 
   it('--progress tty is accepted and documented in the help', () => {

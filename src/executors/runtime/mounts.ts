@@ -1,10 +1,11 @@
 /**
  * Prepares the mounts of one RUN step: the per-run /etc files (hosts, hostname, resolv.conf) and
- * the step's `--mount`s (cache, secret, bind, tmpfs), as OCI mount entries. Nothing here is ever
+ * the step's `--mount`s (cache, secret, bind, tmpfs, ssh), as OCI mount entries. Nothing here is ever
  * written into the rootfs: every mount source lives outside it, so none of it reaches a layer.
  */
 import { execFile } from 'node:child_process'
-import { chmod, chown, copyFile, lstat, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, chown, copyFile, lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { connect, createServer, type Socket } from 'node:net'
 import { join, posix } from 'node:path'
 import { promisify } from 'node:util'
 import { abortError, ErrorCodes, ImagesmithError } from '../../errors.js'
@@ -49,6 +50,8 @@ export interface MountContext {
   readonly store: Store
   readonly contextDir: string
   readonly secrets: Readonly<Record<string, SecretSource>>
+  /** SSH agent socket paths by id (the build's `ssh` option). */
+  readonly ssh: Readonly<Record<string, string>>
   /** Step-private scratch dir (on the store's filesystem). */
   readonly workDir: string
   /** Where secret files go: a tmpfs, so that secret bytes never touch the disk. */
@@ -97,6 +100,7 @@ export async function prepareMounts(specs: readonly MountSpec[], mc: MountContex
   const target = (t: string) => posix.resolve(mc.cwd, t)
   try {
     let n = 0
+    let sshN = 0
     for (const m of specs) {
       n++
       switch (m.type) {
@@ -156,6 +160,22 @@ export async function prepareMounts(specs: readonly MountSpec[], mc: MountContex
           }
           mounts.push({ destination: target(m.target), type: 'bind', source: src, options: ['rbind', m.readwrite ? 'rw' : 'ro'] })
           targets.push(target(m.target))
+          break
+        }
+        case 'ssh': {
+          const dest = target(m.target || `/run/buildkit/ssh_agent.${sshN}`)
+          sshN++
+          const agent = mc.ssh[m.id]
+          if (agent === undefined) {
+            if (m.required) {
+              throw new ImagesmithError(ErrorCodes.SSH_NOT_FORWARDED, `RUN --mount=type=ssh,id=${m.id} is required but the build forwards no SSH agent socket ${JSON.stringify(m.id)} (ssh: { ${JSON.stringify(m.id)}: path }, --ssh ${m.id}=PATH)`, { id: m.id, target: dest })
+            }
+            break // BuildKit leaves an optional ssh mount out when no socket of that id is forwarded
+          }
+          const proxy = await sshProxy(agent, join(mc.workDir, `ssh-${n}.sock`), m)
+          undo.push(proxy.close)
+          mounts.push({ destination: dest, type: 'bind', source: proxy.path, options: ['rbind'] })
+          targets.push(dest)
           break
         }
         case 'tmpfs': {
@@ -232,3 +252,49 @@ async function tryLock(dir: string): Promise<(() => Promise<void>) | undefined> 
   return undefined
 }
 
+
+/**
+ * A socket that forwards every connection to the SSH agent at `agent`, owned and moded as the mount
+ * asks (BuildKit serves a proxy the same way): the host's socket itself is never exposed or changed.
+ * The proxy lives in the step's work dir, or under /tmp when that path is too long for a unix socket.
+ */
+async function sshProxy(agent: string, wanted: string, m: Extract<MountSpec, { type: 'ssh' }>): Promise<{ path: string; close(): Promise<void> }> {
+  let st
+  try {
+    st = await stat(agent)
+  } catch {
+    st = undefined
+  }
+  if (!st?.isSocket()) {
+    throw new ImagesmithError(ErrorCodes.SSH_NOT_FORWARDED, `SSH agent socket ${JSON.stringify(agent)} for id ${JSON.stringify(m.id)} is not a unix socket`, { id: m.id, path: agent })
+  }
+  const own = Buffer.byteLength(wanted) > 100 ? await mkdtemp('/tmp/imagesmith-ssh-') : undefined
+  const path = own ? join(own, 'agent.sock') : wanted
+  const open = new Set<Socket>()
+  const server = createServer((client) => {
+    const upstream = connect(agent)
+    for (const s of [client, upstream]) {
+      open.add(s)
+      s.on('error', () => { client.destroy(); upstream.destroy() })
+      s.on('close', () => open.delete(s))
+    }
+    client.pipe(upstream).pipe(client)
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(path, () => resolve())
+  })
+  const close = async () => {
+    for (const s of open) s.destroy()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+    if (own) await rm(own, { recursive: true, force: true })
+  }
+  try {
+    await chown(path, m.uid, m.gid)
+    await chmod(path, m.mode)
+  } catch (e) {
+    await close()
+    throw e
+  }
+  return { path, close }
+}

@@ -20,7 +20,7 @@ export interface OciSpec {
     readonly args: readonly string[]
     readonly env: readonly string[]
     readonly cwd: string
-    readonly capabilities: Readonly<Record<'bounding' | 'effective' | 'permitted', readonly string[]>>
+    readonly capabilities: Readonly<Partial<Record<'bounding' | 'effective' | 'permitted' | 'inheritable' | 'ambient', readonly string[]>>>
     readonly rlimits: readonly { readonly type: string; readonly hard: number; readonly soft: number }[]
     readonly noNewPrivileges: boolean
   }
@@ -47,6 +47,12 @@ export interface SpecInput {
   readonly network: 'host' | 'none'
   /** Mounts after the standard ones (/etc files, RUN --mount targets), in mount order. */
   readonly mounts: readonly OciMount[]
+  /**
+   * `RUN --security=insecure` (BuildKit's entitlements.WithInsecureSpec): every capability the kernel
+   * has, in every set, no masked or read-only paths, every device allowed by the device cgroup.
+   * @default false
+   */
+  readonly insecure?: boolean
 }
 
 /** Docker's and BuildKit's default capability set. */
@@ -54,6 +60,36 @@ export const DEFAULT_CAPS: readonly string[] = Object.freeze([
   'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID',
   'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
 ])
+
+/** Capability names by number (linux/capability.h), 0 … CAP_CHECKPOINT_RESTORE (40). */
+const CAP_NAMES: readonly string[] = Object.freeze([
+  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP', 'LINUX_IMMUTABLE',
+  'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER', 'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT',
+  'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE', 'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE',
+  'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP', 'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ',
+  'PERFMON', 'BPF', 'CHECKPOINT_RESTORE',
+].map((n) => `CAP_${n}`))
+
+let allCaps: readonly string[] | undefined
+
+/**
+ * Every capability this process can hand on: its bounding set (/proc/self/status CapBnd), which on a
+ * plain host is every capability the kernel has, as BuildKit's insecure mode grants (containerd's
+ * WithAllCurrentCapabilities). Asking for more fails in the runtime ("unable to apply caps").
+ */
+export function allCapabilities(): readonly string[] {
+  if (!allCaps) {
+    let mask = (1n << BigInt(CAP_NAMES.length)) - 1n
+    try {
+      const hex = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]
+      if (hex) mask = BigInt(`0x${hex}`)
+    } catch {
+      // not Linux: the names known here
+    }
+    allCaps = Object.freeze(CAP_NAMES.filter((_, i) => (mask >> BigInt(i)) & 1n))
+  }
+  return allCaps
+}
 
 const MASKED = Object.freeze([
   '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
@@ -113,7 +149,9 @@ export function buildSpec(input: SpecInput): OciSpec {
       args: [...input.args],
       env: [...input.env],
       cwd: input.cwd,
-      capabilities: { bounding: DEFAULT_CAPS, effective: DEFAULT_CAPS, permitted: DEFAULT_CAPS },
+      capabilities: input.insecure
+        ? { bounding: allCapabilities(), effective: allCapabilities(), permitted: allCapabilities(), inheritable: allCapabilities(), ambient: allCapabilities() }
+        : { bounding: DEFAULT_CAPS, effective: DEFAULT_CAPS, permitted: DEFAULT_CAPS },
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: nofile, soft: nofile }],
       noNewPrivileges: false,
     },
@@ -122,8 +160,9 @@ export function buildSpec(input: SpecInput): OciSpec {
     mounts: [...standardMounts(input.network), ...input.mounts],
     linux: {
       namespaces,
-      maskedPaths: MASKED,
-      readonlyPaths: READONLY,
+      maskedPaths: input.insecure ? [] : MASKED,
+      readonlyPaths: input.insecure ? [] : READONLY,
+      ...(input.insecure ? { resources: { devices: [{ allow: true, access: 'rwm' }] } } : {}),
     },
   }
 }
