@@ -148,3 +148,26 @@ describe('validation', () => {
     expect(code(() => base().run('true').from('scratch'))).toBe(ErrorCodes.INVALID_ARGUMENT)
   })
 })
+
+describe('run(): security and ssh mounts', () => {
+  it('security insecure and ssh mounts go into a frozen spec with BuildKit defaults; sandbox is the default vertex', () => {
+    const base = image().from('scratch')
+    const plain = base.run('true')
+    const sandbox = base.run('true', { security: 'sandbox' })
+    const insecure = base.run('true', { security: 'insecure', mounts: [{ type: 'ssh' }, { type: 'ssh', id: 'gh', target: '/a', required: true, mode: 0o640, uid: 1, gid: 2 }] })
+    expect(base.graph().vertices).toHaveLength(1)
+    const out = (b: typeof base) => b.graph().vertices.at(-1)!
+    expect(out(sandbox).id).toBe(out(plain).id)
+    const v = out(insecure)
+    expect(v.spec).toEqual({
+      command: ['true'], shellForm: true, network: 'default', security: 'insecure',
+      mounts: [
+        { type: 'ssh', id: 'default', target: '', required: false, mode: 0o600, uid: 0, gid: 0 },
+        { type: 'ssh', id: 'gh', target: '/a', required: true, mode: 0o640, uid: 1, gid: 2 },
+      ],
+    })
+    expect(Object.isFrozen(v.spec)).toBe(true)
+    expect(() => base.run('true', { security: 'privileged' as 'insecure' })).toThrow(ImagesmithError)
+    expect(() => base.run('true', { mounts: [{ type: 'ssh', id: '' }] })).toThrow(ImagesmithError)
+  })
+})
