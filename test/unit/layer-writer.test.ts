@@ -175,7 +175,10 @@ describe('writeLayer', () => {
     expect(text).toContain(' uid=2100000\n')
     expect(text).toContain(' SCHILY.xattr.user.note=kept\n')
     expect(text).not.toMatch(/ (atime|ctime|mtime|uname|gname)=/)
-    expect(text).not.toContain(String(process.pid))
+    // GNU tar names extended headers `PaxHeaders.<pid>/…`; ours use Go's fixed `PaxHeaders.0`.
+    // (Matching the bare pid anywhere would also hit file bytes and octal fields that happen to hold its digits.)
+    expect(new Set(text.match(/PaxHeaders\.\d+/g))).toEqual(new Set(['PaxHeaders.0']))
+    for (const name of headerNames(tar)) expect(name).not.toContain(String(process.pid))
     // Every chunk but the last is exactly 1 MiB.
     const sizes = [...tarChunks(sampleEntries())].map((c) => c.length)
     expect(sizes.slice(0, -1).every((s) => s === 1 << 20)).toBe(true)
@@ -413,3 +416,16 @@ describe('device numbers', () => {
     expect(parseInt(tar.subarray(1024 + 100, 1024 + 107).toString(), 8)).toBe(0o20644)
   })
 })
+
+/** The name field of every tar header block in `tar` (entries in order, data blocks skipped). */
+function headerNames(tar: Buffer): string[] {
+  const names: string[] = []
+  for (let off = 0; off + 512 <= tar.length; ) {
+    const block = tar.subarray(off, off + 512)
+    if (block.every((b) => b === 0)) break
+    names.push(block.subarray(0, 100).toString('latin1').replace(/\0.*$/s, ''))
+    const size = parseInt(block.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim() || '0', 8)
+    off += 512 + Math.ceil(size / 512) * 512
+  }
+  return names
+}
