@@ -1,7 +1,7 @@
 /**
  * Thin wrappers around the real tools integration tests check outputs with:
  * skopeo, oci-image-tool, podman, dockerd/docker/ctr and docker-registry.
- * No mocks: every helper runs the Debian-packaged binary (see /work/shared/testbed.md).
+ * No mocks: every helper runs the Debian-packaged binary (the Debian packages scripts/provision.sh installs).
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { accessSync, constants, existsSync, openSync, closeSync, readFileSync, readdirSync, statSync, statfsSync } from 'node:fs'

@@ -8,14 +8,17 @@
  * forwarded socket, and so does imagesmith). A refusal would be listed and fail the test.
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { convertDockerfile } from '../../src/codegen/index.js'
 import { fromDockerfile, isImagesmithError, toDockerfile, type ImageBuilder } from '../../src/index.js'
+import { findCorpus } from '../../scripts/conformance.js'
 
 const root = resolve(__dirname, '../..')
-const corpus = ['/work/shared/corpus/real-world', resolve(root, '../shared/corpus/real-world')].find((d) => existsSync(d))
+const found = findCorpus()
+const corpus = found ? join(found, 'real-world') : undefined
+if (!corpus) process.stderr.write('dockerfile-corpus: ../shared/corpus not found: only the in-repo fixtures are checked\n')
 const fixtures = join(root, 'test', 'fixtures', 'dockerfile')
 const files = [
   ...(corpus ? readdirSync(corpus).filter((f) => f.includes('Dockerfile')).sort().map((f) => join(corpus, f)) : []),
