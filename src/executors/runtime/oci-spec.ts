@@ -1,9 +1,11 @@
 /**
  * The OCI runtime spec (config.json) for one RUN step, shaped like runc's default spec and
- * BuildKit's: Docker's default capabilities, masked and read-only /proc paths, no cgroup resource
+ * BuildKit's: Docker's default capabilities and seccomp filter, masked and read-only /proc paths, no cgroup resource
  * limits, no user namespace (the build runs as root on the host, like BuildKit's runc worker).
  */
 import { readFileSync } from 'node:fs'
+import { dockerDefaultSeccomp } from './seccomp.js'
+import type { OciSeccomp } from './seccomp-types.js'
 
 export interface OciMount {
   readonly destination: string
@@ -32,6 +34,7 @@ export interface OciSpec {
     readonly maskedPaths: readonly string[]
     readonly readonlyPaths: readonly string[]
     readonly resources?: Record<string, unknown>
+    readonly seccomp?: OciSeccomp
   }
 }
 
@@ -163,6 +166,9 @@ export function buildSpec(input: SpecInput): OciSpec {
       maskedPaths: input.insecure ? [] : MASKED,
       readonlyPaths: input.insecure ? [] : READONLY,
       ...(input.insecure ? { resources: { devices: [{ allow: true, access: 'rwm' }] } } : {}),
+      // Docker's default profile resolved against the step's capabilities; insecure runs unfiltered
+      // (BuildKit's WithInsecureSpec drops linux.seccomp, as `docker run --privileged` does).
+      ...(input.insecure ? {} : { seccomp: dockerDefaultSeccomp(DEFAULT_CAPS) }),
     },
   }
 }
