@@ -3,7 +3,7 @@
  * github.com/moby/profiles/seccomp v0.2.3 (vendored in moby/moby at b985e2313a8676e18072b442911fc8f64f17d440,
  * vendor/github.com/moby/profiles/seccomp/default.json), rules in the same order with the same fields.
  * Regenerate from a newer default.json rather than editing by hand; seccomp.ts resolves it into the
- * OCI `linux.seccomp` section, and test/unit/seccomp-sync.test.ts compares it with the profile the
+ * OCI `linux.seccomp` section, and test/unit/seccomp.test.ts compares it with the profile the
  * system's container tools ship.
  */
 import type { SeccompProfile } from './seccomp-types.js'
