@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { image, type BuildOptions, type ImageBuilder, type ProgressEvent } from '../../src/index.js'
+import { fromDockerfile, image, type BuildOptions, type ImageBuilder, type ProgressEvent } from '../../src/index.js'
 import { busyboxArchive, cleanupTmpDirs, debianArchive, tmpDir } from '../helpers/testbed.js'
 import { requireTools } from '../helpers/tools.js'
 
@@ -189,5 +189,8 @@ describe.skipIf(bed.skip || !nr)("security: 'insecure' with the security.insecur
     expect(probe.keyctl).not.toBe('1')
     expect(probe.clone3).not.toBe('38')
     expect(probe.personality_rie).toBe('ok')
+    // The same from a Dockerfile's RUN --security=insecure; its sandboxed neighbour keeps the filter.
+    const d = fromDockerfile(`FROM oci-archive:${busyboxArchive()}\nRUN --security=insecure grep "^Seccomp:" /proc/self/status\nRUN grep "^Seccomp:" /proc/self/status\n`)
+    expect(await output(d.target, allow)).toBe('Seccomp:\t0\nSeccomp:\t2\n')
   })
 })
