@@ -9,8 +9,8 @@
 #
 # What it needs: Node >= 20 with npm; a static busybox (Debian: busybox-static), the image's
 # userland; and, as root, where examples/hello/build.ts adds a RUN step, an OCI runtime (Debian:
-# runc) and getfattr (Debian: attr), which the RUN layer diff
-# reads overlay's markers and capabilities with. Without root the build is COPY-only and needs
+# runc), slirp4netns (Debian: slirp4netns), the RUN step's private network, and getfattr (Debian:
+# attr), which the RUN layer diff reads overlay's markers and capabilities with. Without root the build is COPY-only and needs
 # neither.
 # Exit codes: 0 built (or, with --check, nothing missing); 3 something is missing that cannot be
 # installed here, named with the command that installs it, before anything is built; 1 other failures.
@@ -49,6 +49,7 @@ missing_packages() {
     # runc, not "crun or runc": crun fails on hosts whose cgroups are in hybrid mode (Debian 12's
     # default among them), and the CLI falls back to runc.
     have runc || printf 'runc\tthe OCI runtime for the RUN step examples/hello/build.ts has when run as root\n'
+    have slirp4netns || printf 'slirp4netns\tthe user-mode network of the RUN step (a private network namespace per RUN)\n'
     have getfattr || printf 'attr\tgetfattr, which the RUN layer diff reads overlay markers and capabilities with\n'
   fi
   return 0

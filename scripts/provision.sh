@@ -39,14 +39,14 @@ BASE_PATH_ENV="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 # package -> commands it must provide (command -v, absolute paths, or static:busybox).
 PACKAGES=(runc crun skopeo umoci oci-image-tool docker-registry busybox-static mmdebstrap
-          podman buildah docker.io pigz attr xz-utils bzip2 zstd uidmap apache2-utils)
+          podman buildah docker.io pigz attr xz-utils bzip2 zstd uidmap apache2-utils slirp4netns)
 declare -A PKG_CMDS=(
   [runc]="runc" [crun]="crun" [skopeo]="skopeo" [umoci]="umoci"
   [oci-image-tool]="oci-image-tool" [docker-registry]="docker-registry"
   [busybox-static]="static:busybox" [mmdebstrap]="mmdebstrap" [podman]="podman" [buildah]="buildah"
   [docker.io]="dockerd /usr/bin/docker containerd ctr" [pigz]="pigz" [attr]="getfattr setfattr"
   [xz-utils]="xz" [bzip2]="bzip2" [zstd]="zstd" [uidmap]="newuidmap newgidmap"
-  [apache2-utils]="htpasswd"
+  [apache2-utils]="htpasswd" [slirp4netns]="slirp4netns"
 )
 
 log() { printf 'provision: %s\n' "$*" >&2; }

@@ -106,6 +106,8 @@ export const ErrorCodes = Object.freeze({
   ENTITLEMENT_REQUIRED: 'ENTITLEMENT_REQUIRED',
   /** `RUN --mount=type=ssh,required=true` and the build forwards no SSH agent socket of that id (`ssh` / `--ssh`); `details.id` names it. */
   SSH_NOT_FORWARDED: 'SSH_NOT_FORWARDED',
+  /** RUN's default network needs a user-mode network tool (slirp4netns) that is not installed; `details.tool` and `details.package` name it. */
+  NETWORK_TOOL_NOT_FOUND: 'NETWORK_TOOL_NOT_FOUND',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

@@ -1,8 +1,11 @@
 /**
  * RUN case: per-step overhead of a trivial `RUN true` on a warm busybox base (layer unpacked,
  * runtime detected), through the RUN executor, against the floor of doing the same by hand:
- * `mount -t overlay` + `<runtime> run --bundle` of an equivalent config.json + `umount`, plus
- * writing the (empty) layer. Medians of interleaved runs, in this process.
+ * `mount -t overlay` + `<runtime> run --bundle` of an equivalent config.json (own network
+ * namespace, loopback only: network 'none') + `umount`, plus writing the (empty) layer. Two rows
+ * against that one floor: the step with `network: 'none'`, and with the default network (a private
+ * namespace plus slirp4netns), which shows what the user-mode network adds per RUN.
+ * Medians of interleaved runs, in this process.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -77,7 +80,7 @@ function floorOnce(runtime: string, snapshot: string, scratch: string): number {
     user: { uid: 0, gid: 0, additionalGids: [] },
     rootfs: `${dir}/r`,
     hostname: 'floor',
-    network: 'host',
+    network: 'none',
     mounts: [],
   })
   writeFileSync(join(dir, 'config.json'), JSON.stringify(spec))
@@ -99,11 +102,15 @@ const runCase: BenchCase = {
       const snapshot = (await ensureSnapshot(store, base.layers[0]!)).dir
       const runtime = await detectRuntime({ store })
       const ctx = ctxOf(store)
-      const vertex = { id: `sha256:${'b'.repeat(64)}` as Digest, kind: 'run' as const, spec: { command: ['true'], shellForm: true, network: 'default' as const, mounts: [] }, inputs: [], meta: { description: 'RUN true' } }
+      const vertexOf = (network: 'none' | 'default', c: string) =>
+        ({ id: `sha256:${c.repeat(64)}` as Digest, kind: 'run' as const, spec: { command: ['true'], shellForm: true, network, mounts: [] }, inputs: [], meta: { description: 'RUN true' } })
+      const vNone = vertexOf('none', 'b')
+      const vDefault = vertexOf('default', 'c')
       const scratch = join(root, 'floor')
       mkdirSync(scratch)
 
       const ours: number[] = []
+      const oursDefault: number[] = []
       const floor: number[] = []
       const write: number[] = []
       for (let i = 0; i < WARMUP + RUNS; i++) {
@@ -112,30 +119,50 @@ const runCase: BenchCase = {
         await writeLayer([], store.blobs)
         const w = (performance.now() - w0) / 1000
         const t0 = performance.now()
-        await runExecutor.exec(vertex, [base], ctx)
+        await runExecutor.exec(vNone, [base], ctx)
         const o = (performance.now() - t0) / 1000
+        const t1 = performance.now()
+        await runExecutor.exec(vDefault, [base], ctx)
+        const d = (performance.now() - t1) / 1000
         if (i >= WARMUP) {
           floor.push(f)
           write.push(w)
           ours.push(o)
+          oursDefault.push(d)
         }
       }
       const floorS = median(floor) + median(write)
-      return [{
-        case: `RUN true (${runtime.name}, warm busybox)`,
-        imagesmithS: median(ours),
-        floorS,
-        targetRatio: 1.5,
-        peakRssMB: process.resourceUsage().maxRSS / 1024,
-        rssLimitMB: 400,
-        notes: [
-          `median of ${RUNS} interleaved runs after ${WARMUP} warm-up: imagesmith ${(median(ours) * 1000).toFixed(1)} ms; ` +
-            `floor = mount overlay + ${runtime.name} run + umount ${(median(floor) * 1000).toFixed(1)} ms + empty layer write ${(median(write) * 1000).toFixed(1)} ms`,
-          `imagesmith runs (ms): ${ours.map((s) => (s * 1000).toFixed(0)).join(' ')}`,
-          `floor runs (ms): ${floor.map((s) => (s * 1000).toFixed(0)).join(' ')}`,
-          'peak RSS is the whole bench process (maxRSS), including cases run before this one',
-        ],
-      }]
+      const floorNote = `floor = mount overlay + ${runtime.name} run (own netns, loopback only) + umount ${(median(floor) * 1000).toFixed(1)} ms + empty layer write ${(median(write) * 1000).toFixed(1)} ms`
+      const rss = process.resourceUsage().maxRSS / 1024
+      return [
+        {
+          case: `RUN true, network none (${runtime.name}, warm busybox)`,
+          imagesmithS: median(ours),
+          floorS,
+          targetRatio: 1.5,
+          peakRssMB: rss,
+          rssLimitMB: 400,
+          notes: [
+            `median of ${RUNS} interleaved runs after ${WARMUP} warm-up: imagesmith ${(median(ours) * 1000).toFixed(1)} ms; ${floorNote}`,
+            `imagesmith runs (ms): ${ours.map((s) => (s * 1000).toFixed(0)).join(' ')}`,
+            `floor runs (ms): ${floor.map((s) => (s * 1000).toFixed(0)).join(' ')}`,
+            'peak RSS is the whole bench process (maxRSS), including cases run before this one',
+          ],
+        },
+        {
+          case: `RUN true, default network: private netns + slirp4netns (${runtime.name}, warm busybox)`,
+          imagesmithS: median(oursDefault),
+          floorS,
+          targetRatio: 1.5,
+          peakRssMB: rss,
+          rssLimitMB: 400,
+          notes: [
+            `default network ${(median(oursDefault) * 1000).toFixed(1)} ms vs network none ${(median(ours) * 1000).toFixed(1)} ms: ` +
+              `the user-mode network adds ${((median(oursDefault) - median(ours)) * 1000).toFixed(1)} ms per RUN (same floor as the row above)`,
+            `default-network runs (ms): ${oursDefault.map((s) => (s * 1000).toFixed(0)).join(' ')}`,
+          ],
+        },
+      ]
     } finally {
       rmSync(root, { recursive: true, force: true })
     }

@@ -103,7 +103,7 @@ export type RunMount =
 export interface RunOptions extends WordOptions {
   /**
    * `RUN --network`. 'host' needs the build's `allow: ['network.host']` (an entitlement, as in BuildKit).
-   * @default 'default' (the host's network, as BuildKit does without CNI)
+   * @default 'default' (a private network namespace per RUN, outbound through slirp4netns; the host's loopback unreachable)
    */
   readonly network?: 'default' | 'none' | 'host'
   /**

@@ -42,7 +42,7 @@ chunk-size=BYTES); credentials come from config.json as docker login stores them
 type=docker (or --load) streams the image into a Docker or Podman engine API with its tags:
 host=unix:///path or tcp://host:port, default $DOCKER_HOST, else unix:///var/run/docker.sock.
 ${REGISTRY_FLAGS_HELP}
-Network: default is the host's network for RUN (as BuildKit without CNI); none gives RUN only loopback.
+Network: default gives each RUN a private network (slirp4netns; the host's loopback unreachable); none gives RUN only loopback.
 Entitlements (as BuildKit's --allow): --network host and RUN --network=host need --allow network.host;
 RUN --security=insecure (all capabilities) needs --allow security.insecure.
 SSH: --ssh default forwards $SSH_AUTH_SOCK, --ssh ID=SOCKET a given agent socket, to RUN --mount=type=ssh[,id=ID].

@@ -34,6 +34,8 @@ import { cachedLayer } from './layer-cache.js'
 import { literalRunSpec } from './expand-spec.js'
 import { buildSpec, RUNTIME_MOUNT_POINTS } from './runtime/oci-spec.js'
 import { detectRuntime } from './runtime/detect.js'
+import { networkTools, startPrivateNetwork, type PrivateNetwork } from './runtime/network.js'
+import type { Runtime } from './runtime/runtime.js'
 import { ETC_FILES, etcMounts, prepareMounts } from './runtime/mounts.js'
 import { DEFAULT_PATH, envMap, withLayer } from './state.js'
 import { historyText } from '../graph/instruction-text.js'
@@ -70,7 +72,8 @@ export interface StepPlan {
   readonly env: readonly string[]
   readonly user: string
   readonly cwd: string
-  readonly network: 'host' | 'none'
+  /** 'private': the default network (own namespace, outbound through slirp4netns); 'host' needs the network.host entitlement. */
+  readonly network: 'private' | 'none' | 'host'
   /** `security: 'insecure'`: all capabilities, nothing masked (the entitlement was checked). */
   readonly insecure: boolean
   readonly createdBy: string
@@ -111,8 +114,9 @@ export function planStep(spec: RunSpec, state: ImageState, ctx: Pick<ExecContext
   // BuildKit points SSH_AUTH_SOCK at the first ssh mount (unless the env sets it), whether or not a socket is forwarded.
   const ssh = spec.mounts.find((m) => m.type === 'ssh')
   if (ssh && !env.has('SSH_AUTH_SOCK')) env.set('SSH_AUTH_SOCK', posix.resolve(cwd, ssh.target || sshTarget(0)))
-  // 'default' is the host's network (BuildKit without CNI) unless the build asked for none.
-  const network = spec.network === 'none' || (spec.network === 'default' && ctx.network === 'none') ? 'none' : 'host'
+  // A step's own network wins; 'default' is the build's, and the build's default is a private namespace.
+  const mode: string = spec.network === 'default' ? ctx.network : spec.network
+  const network = mode === 'none' ? 'none' : mode === 'host' ? 'host' : 'private'
   return {
     args,
     env: [...env].map(([k, v]) => `${k}=${v}`),
@@ -240,7 +244,29 @@ async function runStep(vertex: Vertex<'run'>, inputs: readonly ImageState[], ste
       { platform: ctx.platform, host: `linux/${hostArch}` },
     )
   }
+  // Before anything runs: a missing network tool is an error, never a fall-back to the host's network.
+  const tools = step.network === 'private' ? networkTools() : undefined
   const runtime = await detectRuntime({ preferred: ctx.runtime, store })
+  // The namespace and slirp4netns start while the rootfs is put together; the container waits for them.
+  const net = tools ? startPrivateNetwork(tools, signal) : undefined
+  net?.catch(() => undefined) // awaited before the container starts, or closed in the finally below
+  try {
+    return await runInRootfs(vertex, inputs, step, ctx, runtime, net)
+  } finally {
+    if (net) await net.then((n) => n.close(), () => undefined)
+  }
+}
+
+async function runInRootfs(
+  vertex: Vertex<'run'>,
+  inputs: readonly ImageState[],
+  step: StepPlan,
+  ctx: ExecContext,
+  runtime: Runtime,
+  net: Promise<PrivateNetwork> | undefined,
+): Promise<LayerRef> {
+  const { store, signal } = ctx
+  const state = inputs[0]!
   const snapshots = await ensureSnapshots(store, state.layers, { signal })
   const useOverlay = await overlaySupported(store)
 
@@ -274,7 +300,7 @@ async function runStep(vertex: Vertex<'run'>, inputs: readonly ImageState[], ste
         signal,
       })
       try {
-        const etc = await etcMounts(work, RUN_HOSTNAME)
+        const etc = await etcMounts(work, RUN_HOSTNAME, { privateNetwork: step.network === 'private' })
         const stubs = recordStubs(rootfs, [...RUNTIME_MOUNT_POINTS, ...ETC_FILES, ...prepared.targets])
         const spec = buildSpec({
           args: step.args,
@@ -283,7 +309,7 @@ async function runStep(vertex: Vertex<'run'>, inputs: readonly ImageState[], ste
           user,
           rootfs,
           hostname: RUN_HOSTNAME,
-          network: step.network,
+          network: net ? { netns: (await net).netns } : step.network === 'none' ? 'none' : 'host',
           insecure: step.insecure,
           mounts: [...etc, ...prepared.mounts],
         })
@@ -293,6 +319,7 @@ async function runStep(vertex: Vertex<'run'>, inputs: readonly ImageState[], ste
           tail.push(data)
           ctx.emit({ type: 'log', vertex: vertex.id, stream, data })
         })
+        if (net) await (await net).close() // the network dies with the container, not after the layer is written
         if (exitCode !== 0) throw new ExecError(step.args, exitCode, tail.lines(TAIL_LINES))
         await prepared.release()
         await ws.unmountAll()

@@ -51,7 +51,7 @@ export interface BuildOptions {
   readonly secrets?: Readonly<Record<string, SecretSource>>
   /**
    * Network for every RUN step; a step's own `network` wins. 'host' needs `allow: ['network.host']`.
-   * @default 'default' (the host's, as BuildKit without CNI)
+   * @default 'default' (a private network namespace per RUN, outbound through slirp4netns; the host's loopback unreachable)
    */
   readonly network?: 'default' | 'none' | 'host'
   /**

@@ -315,14 +315,14 @@ describe('Dockerfile semantics', () => {
     expectClean()
   })
 
-  it('uses the host network by default and a loopback-only one with network none', async () => {
+  it('uses a private network (lo + slirp4netns tap0) by default and a loopback-only one with network none', async () => {
     const count = async (spec: Partial<RunSpec>, ctx: Partial<ExecContext> = {}) => {
       events = []
       await run(busybox, 'cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " " | sort', spec, ctx)
       return output().trim().split('\n')
     }
     const host = readFileSync('/proc/net/dev', 'utf8').split('\n').slice(2).filter(Boolean).map((l) => l.split(':')[0]!.trim()).sort()
-    expect(await count({})).toEqual(host)
+    expect(await count({})).toEqual(['lo', 'tap0'])
     expect(await count({ network: 'none' })).toEqual(['lo'])
     expect(await count({}, { network: 'none' })).toEqual(['lo'])
     expect(await count({ network: 'host' }, { network: 'none', allow: ['network.host'] })).toEqual(host)

@@ -41,9 +41,9 @@ describe('planStep', () => {
     expect(planStep(spec('true'), state(), { network: 'default' }).env).toEqual(['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'])
   })
 
-  it('network: host by default, none per step or per build; an explicit host wins over the build', () => {
+  it('network: a private namespace by default, none per step or per build; an explicit host wins over the build', () => {
     const net = (n: RunSpec['network'], ctx: 'default' | 'none') => planStep(spec('true', { network: n }), state(), { network: ctx }).network
-    expect([net('default', 'default'), net('none', 'default'), net('default', 'none'), net('host', 'none')]).toEqual(['host', 'none', 'none', 'host'])
+    expect([net('default', 'default'), net('none', 'default'), net('default', 'none'), net('host', 'none')]).toEqual(['private', 'none', 'none', 'host'])
   })
 
   it('working dir and user come from the config', () => {

@@ -16,6 +16,7 @@ import { registerCleanup, removeSync } from '../../snapshot/cleanup.js'
 import { mountOverlay, unmount } from '../../snapshot/overlay.js'
 import { hostPath } from '../../snapshot/scoped-path.js'
 import type { OciMount } from './oci-spec.js'
+import { SLIRP_DNS } from './network.js'
 import { isProcessAlive } from '../../util/process.js'
 
 const execFileP = promisify(execFile)
@@ -24,14 +25,42 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 /** Files the runtime provides at run time and that never belong to a layer. */
 export const ETC_FILES: readonly string[] = Object.freeze(['/etc/resolv.conf', '/etc/hosts', '/etc/hostname'])
 
-/** Writes this run's /etc/hosts, /etc/hostname and a copy of the host's resolv.conf into `dir`; returns their binds. */
-export async function etcMounts(dir: string, hostname: string): Promise<OciMount[]> {
+/**
+ * The resolv.conf a container on the private (slirp4netns) network gets from the host's, as Docker
+ * filters it for the bridge: nameservers on the host's loopback (systemd-resolved's 127.0.0.53,
+ * dnsmasq's 127.0.1.1) are unreachable from the namespace and go; so do IPv6 ones (the user-mode
+ * stack gives the container IPv4 only). When no nameserver is left, slirp4netns's DNS forwarder
+ * (10.0.2.3, which asks the host's resolvers) takes their place. Other lines (search, options) stay.
+ */
+export function privateResolvConf(host: string): string {
+  const kept: string[] = []
+  let servers = 0
+  for (const line of host.split('\n')) {
+    const m = /^\s*nameserver\s+(\S+)/.exec(line)
+    if (m) {
+      const addr = m[1]!.replace(/%.*$/, '')
+      if (/^127\./.test(addr) || addr.includes(':')) continue
+      servers++
+    }
+    kept.push(line)
+  }
+  while (kept.length > 0 && kept[kept.length - 1]!.trim() === '') kept.pop()
+  if (servers === 0) kept.push(`nameserver ${SLIRP_DNS}`)
+  return `${kept.join('\n')}\n`
+}
+
+/**
+ * Writes this run's /etc/hosts, /etc/hostname and resolv.conf into `dir`; returns their binds. The
+ * resolv.conf is the host's, filtered by {@link privateResolvConf} when the step is on the private network.
+ */
+export async function etcMounts(dir: string, hostname: string, opts: { privateNetwork?: boolean } = {}): Promise<OciMount[]> {
   let resolv = ''
   try {
     resolv = await readFile('/etc/resolv.conf', 'utf8')
   } catch {
     // no resolver configured on the host: an empty file, as BuildKit writes
   }
+  if (opts.privateNetwork) resolv = privateResolvConf(resolv)
   const files: Record<string, string> = {
     hosts: `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
     hostname: `${hostname}\n`,

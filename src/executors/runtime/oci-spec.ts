@@ -30,7 +30,7 @@ export interface OciSpec {
   readonly hostname: string
   readonly mounts: readonly OciMount[]
   readonly linux: {
-    readonly namespaces: readonly { readonly type: string }[]
+    readonly namespaces: readonly { readonly type: string; readonly path?: string }[]
     readonly maskedPaths: readonly string[]
     readonly readonlyPaths: readonly string[]
     readonly resources?: Record<string, unknown>
@@ -46,8 +46,11 @@ export interface SpecInput {
   /** Absolute path of the rootfs (it need not be inside the bundle dir). */
   readonly rootfs: string
   readonly hostname: string
-  /** 'host' shares the host's network namespace; 'none' gets a fresh one with only loopback. */
-  readonly network: 'host' | 'none'
+  /**
+   * 'host' shares the host's network namespace; 'none' gets a fresh one with only loopback;
+   * `{ netns }` joins a namespace made for the step (the default network, see network.ts).
+   */
+  readonly network: 'host' | 'none' | { readonly netns: string }
   /** Mounts after the standard ones (/etc files, RUN --mount targets), in mount order. */
   readonly mounts: readonly OciMount[]
   /**
@@ -103,7 +106,7 @@ const READONLY = Object.freeze(['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys
 /** Mount points the runtime itself provides: never part of a layer. */
 export const RUNTIME_MOUNT_POINTS: readonly string[] = Object.freeze(['/proc', '/dev', '/sys'])
 
-function standardMounts(network: 'host' | 'none'): OciMount[] {
+function standardMounts(network: SpecInput['network']): OciMount[] {
   return [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
@@ -111,7 +114,7 @@ function standardMounts(network: 'host' | 'none'): OciMount[] {
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     // sysfs cannot be mounted fresh while sharing the host's network namespace: bind it read-only then.
-    network === 'none'
+    network !== 'host'
       ? { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] }
       : { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] },
   ]
@@ -138,8 +141,9 @@ export function hostNofileHard(): number {
 export function buildSpec(input: SpecInput): OciSpec {
   // Docker's build containers inherit the daemon's 1048576; stay within what this host allows.
   const nofile = Math.min(1 << 20, hostNofileHard())
-  const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }]
+  const namespaces: { type: string; path?: string }[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }]
   if (input.network === 'none') namespaces.push({ type: 'network' })
+  else if (input.network !== 'host') namespaces.push({ type: 'network', path: input.network.netns })
   return {
     ociVersion: '1.0.2',
     process: {

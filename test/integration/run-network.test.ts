@@ -1,0 +1,263 @@
+/**
+ * RUN's network, in real containers and real network namespaces: the default private namespace
+ * (slirp4netns, host loopback unreachable, outbound reachable, DNS rewritten), `none`, `host`, and
+ * that no slirp4netns helper outlives a step that ends, aborts or whose process is killed.
+ * Tiny HTTP servers on the host stand in for a private service (on 127.0.0.1) and for the internet
+ * (on the host's first global IPv4 address; this machine is offline).
+ */
+import { spawn } from 'node:child_process'
+import { createReadStream, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { networkInterfaces } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runExecutor } from '../../src/executors/run.js'
+import type { Vertex } from '../../src/graph/node.js'
+import type { RunSpec } from '../../src/graph/nodes/run-node.js'
+import { MediaType, type Digest } from '../../src/oci/media-types.js'
+import type { LayerRef } from '../../src/oci/types.js'
+import { pendingCleanups, sweepDeadWorkDirs } from '../../src/snapshot/cleanup.js'
+import type { ExecContext, ImageState, ProgressEvent } from '../../src/solver/types.js'
+import { Store } from '../../src/store/store.js'
+import { busyboxRootfsTar, cleanupTmpDirs, debianRootfsTar, mountsUnder, tmpDir } from '../helpers/testbed.js'
+import { sleepersUnder } from '../helpers/processes.js'
+
+let root: string
+let store: Store
+let busybox: ImageState
+let events: ProgressEvent[] = []
+const servers: Server[] = []
+let loopbackPort = 0
+let external = ''
+let externalPort = 0
+let vid = 0
+
+async function baseFromTar(path: string): Promise<ImageState> {
+  const { digest, size } = await store.blobs.putStream(createReadStream(path))
+  const layer: LayerRef = { digest, diffId: digest, size, mediaType: MediaType.OciLayer }
+  return {
+    config: { architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [digest] }, history: [] },
+    layers: [layer],
+    args: [],
+    cmdSet: false,
+  }
+}
+
+function vertex(command: string, spec: Partial<RunSpec> = {}): Vertex<'run'> {
+  return {
+    id: `sha256:${(++vid).toString(16).padStart(64, 'a')}` as Digest,
+    kind: 'run',
+    spec: { command: [command], shellForm: true, network: 'default', mounts: [], ...spec },
+    inputs: [],
+    meta: { description: 'test' },
+  }
+}
+
+function ctxOf(over: Partial<ExecContext> = {}): ExecContext {
+  return {
+    store,
+    contextDir: root,
+    epoch: 0,
+    clampRunMtimes: false,
+    created: '2024-01-01T00:00:00Z',
+    platform: { os: 'linux', architecture: 'amd64' },
+    noCache: true,
+    compression: 'gzip',
+    secrets: {},
+    network: 'default',
+    emit: (e) => events.push(e),
+    ...over,
+  }
+}
+
+async function run(state: ImageState, command: string, spec: Partial<RunSpec> = {}, ctx: Partial<ExecContext> = {}): Promise<string> {
+  events = []
+  await runExecutor.exec(vertex(command, spec), [state], ctxOf(ctx))
+  return events.flatMap((e) => (e.type === 'log' && e.stream === 'stdout' ? [e.data.toString()] : [])).join('')
+}
+
+async function serve(host: string, body: string): Promise<number> {
+  const server = createServer((_req, res) => res.end(body))
+  servers.push(server)
+  await new Promise<void>((resolve) => server.listen(0, host, resolve))
+  return (server.address() as AddressInfo).port
+}
+
+/** The first global (non-loopback, non-link-local) IPv4 address of this host, as `ip -4 addr` lists it. */
+function firstGlobalIPv4(): string {
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal && !a.address.startsWith('169.254.')) return a.address
+  }
+  throw new Error('no global IPv4 address on this host')
+}
+
+/** One RUN that tries each target with busybox nc; which of them answered with their body. */
+async function probe(spec: Partial<RunSpec> = {}, ctx: Partial<ExecContext> = {}): Promise<Record<string, boolean>> {
+  const targets = { loopback: `127.0.0.1 ${loopbackPort}`, gateway: `10.0.2.2 ${loopbackPort}`, external: `${external} ${externalPort}` }
+  const script = Object.entries(targets)
+    .map(([name, t]) => `echo "== ${name}"; printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${t} 2>&1`)
+    .join('; ')
+  const out = await run(busybox, `${script}; true`, spec, ctx)
+  const result: Record<string, boolean> = {}
+  for (const name of Object.keys(targets)) {
+    const section = out.split(`== ${name}\n`)[1]?.split('\n== ')[0] ?? ''
+    result[name] = section.includes(name === 'external' ? 'external-ok' : 'loopback-secret')
+  }
+  return result
+}
+
+/** slirp4netns processes whose target is `holders` (or any, when undefined), alive (not zombies). */
+function slirps(): { pid: number; ppid: number; target: string }[] {
+  const out: { pid: number; ppid: number; target: string }[] = []
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').filter((a) => a !== '')
+      if (!/(^|\/)slirp4netns$/.test(argv[0] ?? '')) continue
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
+      const [, state, ppid] = /\) (\S) (\d+)/.exec(stat) ?? []
+      if (state === 'Z') continue
+      out.push({ pid: Number(name), ppid: Number(ppid), target: argv.at(-2) ?? '' })
+    } catch {
+      // gone while we looked
+    }
+  }
+  return out
+}
+
+const ours = () => slirps().filter((s) => s.ppid === process.pid)
+
+beforeAll(async () => {
+  root = await tmpDir('ism-net-')
+  store = new Store(join(root, 'store'))
+  await store.blobs.init()
+  busybox = await baseFromTar(busyboxRootfsTar())
+  external = firstGlobalIPv4()
+  loopbackPort = await serve('127.0.0.1', 'loopback-secret\n')
+  externalPort = await serve(external, 'external-ok\n')
+})
+
+afterAll(async () => {
+  for (const s of servers) s.close()
+  await cleanupTmpDirs()
+})
+
+describe('default network: a private namespace through slirp4netns', () => {
+  it("reaches the host's non-loopback address but not its loopback (neither as 127.0.0.1 nor as 10.0.2.2)", async () => {
+    expect(await probe()).toEqual({ loopback: false, gateway: false, external: true })
+    expect(ours()).toEqual([])
+    expect(pendingCleanups()).toEqual([])
+  })
+
+  it('has its own interfaces (lo and tap0) and a non-loopback nameserver', async () => {
+    const out = await run(busybox, 'cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " " | sort; grep ^nameserver /etc/resolv.conf; hostname; grep localhost /etc/hosts')
+    const lines = out.trim().split('\n')
+    expect(lines.slice(0, 2)).toEqual(['lo', 'tap0'])
+    const servers = lines.filter((l) => l.startsWith('nameserver')).map((l) => l.split(/\s+/)[1]!)
+    expect(servers.length).toBeGreaterThan(0)
+    for (const s of servers) expect(s).not.toMatch(/^127\.|:/)
+    expect(lines).toContain('imagesmith')
+    expect(lines).toContain('127.0.0.1\tlocalhost imagesmith')
+  })
+
+  it("network: 'none' reaches neither server", async () => {
+    expect(await probe({ network: 'none' })).toEqual({ loopback: false, gateway: false, external: false })
+    expect(await probe({}, { network: 'none' })).toEqual({ loopback: false, gateway: false, external: false })
+  })
+
+  it("network: 'host' shares the host's namespace: the loopback server answers", async () => {
+    const allow = { allow: ['network.host'] } as Partial<ExecContext>
+    expect(await probe({ network: 'host' }, allow)).toEqual({ loopback: true, gateway: false, external: true })
+  })
+
+  it('apt-get and useradd work on the Debian base in a default RUN', async () => {
+    const debian = await baseFromTar(debianRootfsTar())
+    const out = await run(debian, 'apt-get --version | head -1 && useradd -r app && id app')
+    expect(out).toMatch(/^apt \d/)
+    expect(out).toContain('uid=')
+    expect(ours()).toEqual([])
+  }, 60_000)
+})
+
+describe('no network helper outlives its step', () => {
+  it('an aborted RUN kills slirp4netns and the namespace holder', async () => {
+    const ac = new AbortController()
+    const p = run(busybox, 'echo ready; sleep 30', {}, { signal: ac.signal })
+    let seen: ReturnType<typeof slirps> = []
+    for (let i = 0; i < 200 && !events.some((e) => e.type === 'log' && e.data.toString().includes('ready')); i++) await new Promise((r) => setTimeout(r, 25))
+    seen = ours()
+    expect(seen.length).toBe(1)
+    ac.abort()
+    await expect(p).rejects.toMatchObject({ code: 'ABORTED' })
+    const alive = new Set(slirps().map((s) => s.pid))
+    expect(seen.filter((s) => alive.has(s.pid))).toEqual([])
+    // the holder (slirp4netns's target) is gone too
+    expect(seen.filter((s) => readdirSync('/proc').includes(s.target))).toEqual([])
+    expect(sleepersUnder(store.root, '30')).toEqual([])
+    expect(mountsUnder(store.root)).toEqual([])
+    expect(pendingCleanups()).toEqual([])
+  })
+
+  it('a build killed with SIGTERM mid-RUN leaves no slirp4netns behind', async () => {
+    const script = join(root, 'kill-me.mts')
+    writeFileSync(
+      script,
+      `import { Store } from ${JSON.stringify(join(process.cwd(), 'src/store/store.ts'))}
+import { runExecutor } from ${JSON.stringify(join(process.cwd(), 'src/executors/run.ts'))}
+const store = new Store(${JSON.stringify(store.root)})
+const layers = ${JSON.stringify(busybox.layers)}
+const state = { config: { architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] } }, layers, args: [], cmdSet: false }
+const ctx = { store, contextDir: '/', epoch: 0, clampRunMtimes: false, created: '', platform: { os: 'linux', architecture: 'amd64' }, noCache: true, compression: 'gzip', secrets: {}, network: 'default', emit: (e) => { if (e.type === 'log') process.stdout.write(e.data) } }
+await runExecutor.exec({ id: 'sha256:${'f'.repeat(64)}', kind: 'run', spec: { command: ['echo ready; sleep 30'], shellForm: true, network: 'default', mounts: [] }, inputs: [], meta: { description: '' } }, [state], ctx)
+`,
+    )
+    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+      const child = spawn(join(process.cwd(), 'node_modules/.bin/tsx'), [script], { stdio: ['ignore', 'pipe', 'inherit'] })
+      await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()))
+      // tsx runs the script in a child node process: slirp4netns's parent is that one
+      const descendants = (pid: number): number[] => {
+        const kids = slirpsAndParents().filter((p) => p.ppid === pid).map((p) => p.pid)
+        return [...kids, ...kids.flatMap(descendants)]
+      }
+      const tree = new Set([child.pid!, ...descendants(child.pid!)])
+      const seen = slirps().filter((s) => tree.has(s.ppid))
+      expect(seen.length, signal).toBe(1)
+      // SIGKILL of the node processes: no cleanup code runs; the helpers see their pipes close
+      if (signal === 'SIGKILL') {
+        for (const pid of tree) if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'node') process.kill(pid, 'SIGKILL')
+      } else child.kill(signal)
+      await new Promise((r) => child.on('close', r))
+      let alive = seen
+      for (let i = 0; i < 100 && alive.length > 0; i++) {
+        await new Promise((r) => setTimeout(r, 50))
+        const now = new Set(slirps().map((s) => s.pid))
+        alive = seen.filter((s) => now.has(s.pid) || readdirSync('/proc').includes(s.target))
+      }
+      expect(alive, signal).toEqual([])
+    }
+    // what a SIGKILL leaves by design (the container, its mounts) goes as the next build would sweep it
+    for (let i = 0; i < 100 && sleepersUnder(store.root, '30').length > 0; i++) {
+      for (const pid of sleepersUnder(store.root, '30')) process.kill(pid, 'SIGKILL')
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    await new Promise((r) => setTimeout(r, 200))
+    sweepDeadWorkDirs(store.workDir())
+    expect(mountsUnder(store.root)).toEqual([])
+  }, 60_000)
+})
+
+/** Every process with its parent (for finding a child's descendants). */
+function slirpsAndParents(): { pid: number; ppid: number }[] {
+  const out: { pid: number; ppid: number }[] = []
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const ppid = /\) \S (\d+)/.exec(readFileSync(`/proc/${name}/stat`, 'utf8'))?.[1]
+      out.push({ pid: Number(name), ppid: Number(ppid) })
+    } catch {
+      // gone
+    }
+  }
+  return out
+}
