@@ -3,6 +3,7 @@ import { resolve } from 'node:path'
 import { ErrorCodes, ImagesmithError, isImagesmithError, throwIfAborted } from '../errors.js'
 import type { ImageBuilder } from '../builder/image-builder.js'
 import { executors } from '../executors/registry.js'
+import { requireEntitlements } from '../executors/run.js'
 import { baseResolver } from '../executors/source.js'
 import { baseTriggers } from './onbuild.js'
 import { exportImage, exporters, isOutputType } from '../exporters/table.js'
@@ -62,6 +63,8 @@ async function runBuild(
     at.step = `FROM ${ref}`
   })
   const graph = builder.graph({ buildArgs: opts.buildArgs, baseTriggers: triggers })
+  // Every step's entitlements before any step runs (BuildKit's ValidateEntitlements).
+  for (const v of graph.vertices) if (v.kind === 'run') requireEntitlements(v, resolved)
 
   // The first step that fails for its own reason (not a sibling cancelled after it) is the one named.
   const onProgress = opts.onProgress

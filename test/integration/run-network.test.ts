@@ -20,7 +20,8 @@ import type { LayerRef } from '../../src/oci/types.js'
 import { pendingCleanups, sweepDeadWorkDirs } from '../../src/snapshot/cleanup.js'
 import type { ExecContext, ImageState, ProgressEvent } from '../../src/solver/types.js'
 import { Store } from '../../src/store/store.js'
-import { busyboxRootfsTar, cleanupTmpDirs, debianRootfsTar, mountsUnder, tmpDir } from '../helpers/testbed.js'
+import { image, ImagesmithError } from '../../src/index.js'
+import { busyboxArchive, busyboxRootfsTar, cleanupTmpDirs, debianRootfsTar, mountsUnder, tmpDir } from '../helpers/testbed.js'
 import { sleepersUnder } from '../helpers/processes.js'
 
 let root: string
@@ -166,10 +167,22 @@ describe('default network: a private namespace through slirp4netns', () => {
     expect(await probe({}, { network: 'none' })).toEqual({ loopback: false, gateway: false, external: false })
   })
 
-  it("network: 'host' shares the host's namespace: the loopback server answers", async () => {
-    const allow = { allow: ['network.host'] } as Partial<ExecContext>
-    expect(await probe({ network: 'host' }, allow)).toEqual({ loopback: true, gateway: false, external: true })
+  it("network: 'host' with the network.host entitlement shares the host's namespace: the loopback server answers", async () => {
+    expect(await probe({ network: 'host' }, { allow: ['network.host'] })).toEqual({ loopback: true, gateway: false, external: true })
   })
+
+  it("without the entitlement a build with a network: 'host' step fails before any step runs, naming network.host", async () => {
+    const logs: string[] = []
+    const b = image().from(`oci-archive:${busyboxArchive()}`).run('echo first-step-ran').run(`printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 127.0.0.1 ${loopbackPort}`, { network: 'host' })
+    const err = await b.build({ cacheDir: join(root, 'cache'), noCache: true, onProgress: (e) => { if (e.type === 'log') logs.push(e.data.toString()) } }).then(() => undefined, (e: unknown) => e)
+    expect(err).toBeInstanceOf(ImagesmithError)
+    expect(err).toMatchObject({ code: 'ENTITLEMENT_REQUIRED', details: { entitlement: 'network.host' } })
+    expect((err as Error).message).toContain('network.host')
+    expect(logs.join('')).not.toContain('first-step-ran')
+    const ok = await b.build({ cacheDir: join(root, 'cache'), allow: ['network.host'], onProgress: (e) => { if (e.type === 'log') logs.push(e.data.toString()) } })
+    expect(ok.layers.length).toBeGreaterThan(0)
+    expect(logs.join('')).toContain('loopback-secret')
+  }, 60_000)
 
   it('apt-get and useradd work on the Debian base in a default RUN', async () => {
     const debian = await baseFromTar(debianRootfsTar())
