@@ -129,6 +129,18 @@ function slirps(): { pid: number; ppid: number; target: string }[] {
 
 const ours = () => slirps().filter((s) => s.ppid === process.pid)
 
+/** Waits (up to 5 s) until these slirp4netns processes and their targets (the namespace holders) are gone. */
+async function untilGone(seen: readonly { pid: number; target: string }[], label?: string): Promise<void> {
+  const alive = () => {
+    const now = new Set(slirps().map((s) => s.pid))
+    // a holder counts while it lives and is not a zombie
+    const live = (pid: string) => { try { return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')) } catch { return false } }
+    return seen.filter((s) => now.has(s.pid) || live(s.target))
+  }
+  for (let i = 0; i < 100 && alive().length > 0; i++) await new Promise((r) => setTimeout(r, 50))
+  expect(alive(), label).toEqual([])
+}
+
 beforeAll(async () => {
   root = await tmpDir('ism-net-')
   store = new Store(join(root, 'store'))
@@ -147,8 +159,9 @@ afterAll(async () => {
 describe('default network: a private namespace through slirp4netns', () => {
   it("reaches the host's non-loopback address but not its loopback (neither as 127.0.0.1 nor as 10.0.2.2)", async () => {
     expect(await probe()).toEqual({ loopback: false, gateway: false, external: true })
-    expect(ours()).toEqual([])
     expect(pendingCleanups()).toEqual([])
+    await untilGone(ours().map((s) => ({ pid: s.pid, target: s.target })))
+    expect(ours()).toEqual([])
   })
 
   it('has its own interfaces (lo and tap0) and a non-loopback nameserver', async () => {
@@ -189,7 +202,7 @@ describe('default network: a private namespace through slirp4netns', () => {
     const out = await run(debian, 'apt-get --version | head -1 && useradd -r app && id app')
     expect(out).toMatch(/^apt \d/)
     expect(out).toContain('uid=')
-    expect(ours()).toEqual([])
+    await untilGone(ours())
   }, 60_000)
 })
 
@@ -203,10 +216,8 @@ describe('no network helper outlives its step', () => {
     expect(seen.length).toBe(1)
     ac.abort()
     await expect(p).rejects.toMatchObject({ code: 'ABORTED' })
-    const alive = new Set(slirps().map((s) => s.pid))
-    expect(seen.filter((s) => alive.has(s.pid))).toEqual([])
-    // the holder (slirp4netns's target) is gone too
-    expect(seen.filter((s) => readdirSync('/proc').includes(s.target))).toEqual([])
+    // killed with SIGKILL; the kernel takes a moment to tear their network devices down
+    await untilGone(seen)
     expect(sleepersUnder(store.root, '30')).toEqual([])
     expect(mountsUnder(store.root)).toEqual([])
     expect(pendingCleanups()).toEqual([])
@@ -241,21 +252,17 @@ await runExecutor.exec({ id: 'sha256:${'f'.repeat(64)}', kind: 'run', spec: { co
         for (const pid of tree) if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'node') process.kill(pid, 'SIGKILL')
       } else child.kill(signal)
       await new Promise((r) => child.on('close', r))
-      let alive = seen
-      for (let i = 0; i < 100 && alive.length > 0; i++) {
-        await new Promise((r) => setTimeout(r, 50))
-        const now = new Set(slirps().map((s) => s.pid))
-        alive = seen.filter((s) => now.has(s.pid) || readdirSync('/proc').includes(s.target))
-      }
-      expect(alive, signal).toEqual([])
+      await untilGone(seen, signal)
     }
     // what a SIGKILL leaves by design (the container, its mounts) goes as the next build would sweep it
     for (let i = 0; i < 100 && sleepersUnder(store.root, '30').length > 0; i++) {
       for (const pid of sleepersUnder(store.root, '30')) process.kill(pid, 'SIGKILL')
       await new Promise((r) => setTimeout(r, 50))
     }
-    await new Promise((r) => setTimeout(r, 200))
-    sweepDeadWorkDirs(store.workDir())
+    for (let i = 0; i < 40 && mountsUnder(store.root).length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      sweepDeadWorkDirs(store.workDir())
+    }
     expect(mountsUnder(store.root)).toEqual([])
   }, 60_000)
 })

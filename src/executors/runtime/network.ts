@@ -61,6 +61,7 @@ export interface PrivateNetwork {
   readonly holderPid: number
   /** pid of slirp4netns. */
   readonly slirpPid: number
+  /** Kills both helpers (SIGKILL); they are reaped in the background. */
   close(): Promise<void>
 }
 
@@ -82,14 +83,15 @@ export async function startPrivateNetwork(tools: NetworkTools, signal?: AbortSig
       else c.once('close', () => resolve())
     }))
   }
-  let closed: Promise<void> | undefined
-  const close = () => {
-    closed ??= (async () => {
-      killAll()
-      await Promise.all(exits)
-      release()
-    })()
-    return closed
+  let closed = false
+  const close = async () => {
+    if (closed) return
+    closed = true
+    killAll()
+    // SIGKILL cannot be refused: nothing is left for the registry to do. Their exit is not awaited:
+    // tearing down the tap device and the namespace takes the kernel 15-40 ms (RCU grace periods),
+    // which the step need not wait for.
+    release()
   }
   const onAbort = () => void close()
   signal?.addEventListener('abort', onAbort, { once: true })
