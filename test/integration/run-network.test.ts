@@ -6,13 +6,16 @@
  * (on the host's first global IPv4 address; this machine is offline).
  */
 import { spawn } from 'node:child_process'
+import { createSocket } from 'node:dgram'
 import { createReadStream, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { lookup } from 'node:dns/promises'
 import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runExecutor } from '../../src/executors/run.js'
+import { SLIRP_DNS } from '../../src/executors/runtime/network.js'
 import type { Vertex } from '../../src/graph/node.js'
 import type { RunSpec } from '../../src/graph/nodes/run-node.js'
 import { MediaType, type Digest } from '../../src/oci/media-types.js'
@@ -174,6 +177,58 @@ describe('default network: a private namespace through slirp4netns', () => {
     expect(lines).toContain('imagesmith')
     expect(lines).toContain('127.0.0.1\tlocalhost imagesmith')
   })
+
+  it("resolves names through the container's resolv.conf and through slirp4netns's forwarder 10.0.2.3", async (t) => {
+    const name = 'deb.debian.org'
+    const hostAnswer = await lookup(name, { family: 4 }).then((r) => r.address, () => undefined)
+    if (!hostAnswer) t.skip() // this host resolves no names: nothing to compare with
+    const out = await run(busybox, `nslookup ${name} | grep -A9 ^Name; echo ==; nslookup ${name} ${SLIRP_DNS} | grep -A9 ^Name`)
+    const [viaResolvConf, viaForwarder] = out.split('==\n')
+    expect(viaResolvConf).toContain(hostAnswer)
+    expect(viaForwarder).toContain(hostAnswer)
+  })
+
+  it("a host resolv.conf naming systemd-resolved's 127.0.0.53 becomes 10.0.2.3 inside, and names still resolve", async () => {
+    // The build runs in a private mount namespace whose /etc/resolv.conf names only 127.0.0.53.
+    const fake = join(root, 'resolv-loopback.conf')
+    writeFileSync(fake, 'nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n')
+    const script = join(root, 'resolv.mts')
+    writeFileSync(
+      script,
+      `import { Store } from ${JSON.stringify(join(process.cwd(), 'src/store/store.ts'))}
+import { runExecutor } from ${JSON.stringify(join(process.cwd(), 'src/executors/run.ts'))}
+const store = new Store(${JSON.stringify(store.root)})
+const state = { config: { architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] } }, layers: ${JSON.stringify(busybox.layers)}, args: [], cmdSet: false }
+const ctx = { store, contextDir: '/', epoch: 0, clampRunMtimes: false, created: '', platform: { os: 'linux', architecture: 'amd64' }, noCache: true, compression: 'gzip', secrets: {}, network: 'default', emit: (e) => { if (e.type === 'log') process.stdout.write(e.data) } }
+await runExecutor.exec({ id: 'sha256:${'d'.repeat(64)}', kind: 'run', spec: { command: ['cat /etc/resolv.conf; echo ==; nslookup deb.debian.org | grep -A9 ^Name || echo unresolved'], shellForm: true, network: 'default', mounts: [] }, inputs: [], meta: { description: '' } }, [state], ctx)
+`,
+    )
+    const hostAnswer = await lookup('deb.debian.org', { family: 4 }).then((r) => r.address, () => undefined)
+    // A stand-in for systemd-resolved on 127.0.0.53: relays queries to the host's real resolver.
+    const upstream = /^nameserver\s+(\S+)/m.exec(readFileSync('/etc/resolv.conf', 'utf8'))?.[1]
+    const relay = createSocket('udp4')
+    relay.on('message', (msg, from) => {
+      const out = createSocket('udp4')
+      out.on('message', (answer) => { relay.send(answer, from.port, from.address); out.close() })
+      out.on('error', () => out.close())
+      out.send(msg, 53, upstream ?? '127.0.0.1')
+      setTimeout(() => { try { out.close() } catch { /* closed */ } }, 5000)
+    })
+    await new Promise<void>((resolve) => relay.bind(53, '127.0.0.53', resolve))
+    const tsx = join(process.cwd(), 'node_modules/.bin/tsx')
+    const child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" /etc/resolv.conf && exec "$2" "$3"', 'sh', fake, tsx, script], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    const r = { status: await new Promise<number | null>((resolve) => child.on('close', resolve)), stdout, stderr }
+    relay.close()
+    expect(r.status, r.stderr).toBe(0)
+    const [resolv, answer] = r.stdout.split('==\n')
+    expect(resolv).toBe('options edns0 trust-ad\nsearch .\nnameserver 10.0.2.3\n')
+    // slirp4netns's forwarder asks the host's resolver on its loopback, which the step itself cannot reach
+    if (hostAnswer) expect(answer).toContain(hostAnswer)
+  }, 60_000)
 
   it("network: 'none' reaches neither server", async () => {
     expect(await probe({ network: 'none' })).toEqual({ loopback: false, gateway: false, external: false })
