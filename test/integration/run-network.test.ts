@@ -216,12 +216,7 @@ await runExecutor.exec({ id: 'sha256:${'d'.repeat(64)}', kind: 'run', spec: { co
     })
     await new Promise<void>((resolve) => relay.bind(53, '127.0.0.53', resolve))
     const tsx = join(process.cwd(), 'node_modules/.bin/tsx')
-    const child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" /etc/resolv.conf && exec "$2" "$3"', 'sh', fake, tsx, script], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    const r = { status: await new Promise<number | null>((resolve) => child.on('close', resolve)), stdout, stderr }
+    const r = await inMountNs('mount --bind "$1" /etc/resolv.conf && exec "$2" "$3"', [fake, tsx, script])
     relay.close()
     expect(r.status, r.stderr).toBe(0)
     const [resolv, answer] = r.stdout.split('==\n')
@@ -258,6 +253,35 @@ await runExecutor.exec({ id: 'sha256:${'d'.repeat(64)}', kind: 'run', spec: { co
     expect(out).toMatch(/^apt \d/)
     expect(out).toContain('uid=')
     await untilGone(ours())
+  }, 60_000)
+})
+
+describe('no slirp4netns on the host', () => {
+  it("fails a default RUN with NETWORK_TOOL_NOT_FOUND naming the package before its command runs; network 'none' still runs", async () => {
+    const script = join(root, 'no-slirp.mts')
+    writeFileSync(
+      script,
+      `import { Store } from ${JSON.stringify(join(process.cwd(), 'src/store/store.ts'))}
+import { runExecutor } from ${JSON.stringify(join(process.cwd(), 'src/executors/run.ts'))}
+const store = new Store(${JSON.stringify(store.root)})
+const state = { config: { architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] } }, layers: ${JSON.stringify(busybox.layers)}, args: [], cmdSet: false }
+const ctx = { store, contextDir: '/', epoch: 0, clampRunMtimes: false, created: '', platform: { os: 'linux', architecture: 'amd64' }, noCache: true, compression: 'gzip', secrets: {}, network: 'default', emit: (e) => { if (e.type === 'log') process.stdout.write(e.data) } }
+const step = (c, network) => runExecutor.exec({ id: 'sha256:' + c.repeat(64), kind: 'run', spec: { command: ['echo command-ran-' + network], shellForm: true, network, mounts: [] }, inputs: [], meta: { description: '' } }, [state], ctx)
+  .then(() => console.log('ok'), (e) => console.log(JSON.stringify({ code: e.code, details: e.details, message: e.message })))
+await step('1', 'default')
+await step('2', 'none')
+`,
+    )
+    // In a private mount namespace every slirp4netns binary is hidden under /dev/null (not a file, so not a program).
+    const hide = 'for p in /usr/bin/slirp4netns /bin/slirp4netns /usr/local/bin/slirp4netns /usr/sbin/slirp4netns; do [ -e "$p" ] && mount --bind /dev/null "$p"; done; exec "$1" "$2"'
+    const { status, stdout, stderr } = await inMountNs(hide, [join(process.cwd(), 'node_modules/.bin/tsx'), script])
+    expect(status, stderr).toBe(0)
+    const lines = stdout.trim().split('\n')
+    const err = JSON.parse(lines[0]!) as { code: string; details: Record<string, unknown>; message: string }
+    expect(err).toMatchObject({ code: 'NETWORK_TOOL_NOT_FOUND', details: { tool: 'slirp4netns', package: 'slirp4netns' } })
+    expect(err.message).toContain('apt-get install slirp4netns')
+    expect(stdout).not.toContain('command-ran-default')
+    expect(lines.slice(1)).toEqual(['command-ran-none', 'ok'])
   }, 60_000)
 })
 
@@ -321,6 +345,17 @@ await runExecutor.exec({ id: 'sha256:${'f'.repeat(64)}', kind: 'run', spec: { co
     expect(mountsUnder(store.root)).toEqual([])
   }, 60_000)
 })
+
+/** Runs `sh -c setup sh ...args` in a private mount namespace (unshare -m); its exit status and output. */
+async function inMountNs(setup: string, args: readonly string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', setup, 'sh', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  const status = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  return { status, stdout, stderr }
+}
 
 /** Every process with its parent (for finding a child's descendants). */
 function slirpsAndParents(): { pid: number; ppid: number }[] {
