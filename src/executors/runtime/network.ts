@@ -17,10 +17,11 @@ import { abortError, ErrorCodes, ImagesmithError } from '../../errors.js'
 import { registerCleanup } from '../../snapshot/cleanup.js'
 import { which } from './detect.js'
 
-/** slirp4netns's fixed addresses (its `--configure` defaults). */
-export const SLIRP_GATEWAY = '10.0.2.2'
+/**
+ * slirp4netns's DNS forwarder (its `--configure` default; the gateway, i.e. the host, is 10.0.2.2
+ * and unreachable, the container is 10.0.2.100).
+ */
 export const SLIRP_DNS = '10.0.2.3'
-export const SLIRP_GUEST = '10.0.2.100'
 
 /** The helper binaries a private network needs, found on PATH. */
 export interface NetworkTools {
