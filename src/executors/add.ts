@@ -2,6 +2,7 @@
  * ADD: COPY plus local tar archives unpacked into the destination (plain, gzip, bzip2, xz; told by
  * their bytes) and http(s) URLs downloaded (never unpacked). See archive.ts and download.ts.
  */
+import { cpuSlotOf } from '../solver/scheduler.js'
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { CopyError, ErrorCodes } from '../errors.js'
@@ -156,7 +157,7 @@ export const addExecutor: Executor<'add'> = {
         const set = new EntrySet()
         for (const [i, part] of parts.entries()) await place(set, part, placement, i)
         for (const f of inline) placeInline(set, f, dest, owner, ctx.epoch, chmod, multi)
-        return writeLayer(set.finalize(), ctx.store.blobs, { compression: ctx.compression, ...(ctx.signal ? { signal: ctx.signal } : {}) })
+        return writeLayer(set.finalize(), ctx.store.blobs, { compression: ctx.compression, ...(ctx.signal ? { signal: ctx.signal } : {}), ...cpuSlotOf(ctx.limits, ctx.signal) })
       })
       return { state: withLayer(parent, ctx, layer, createdBy('ADD', spec)), cached, key }
     } finally {

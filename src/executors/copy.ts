@@ -2,6 +2,7 @@
  * COPY: files from the build context (or, with `fromInput`, from another stage's filesystem) into
  * one new layer, with Docker/BuildKit's rules for sources, globs, destinations and ownership.
  */
+import { cpuSlotOf } from '../solver/scheduler.js'
 import { CopyError, ErrorCodes } from '../errors.js'
 import type { CopySpec, InlineFile } from '../graph/nodes/copy-node.js'
 import { historyText } from '../graph/instruction-text.js'
@@ -84,7 +85,7 @@ export const copyExecutor: Executor<'copy'> = {
     const spec = literalCopySpec(vertex.spec, parent)
     const dest = await resolveDest(ctx, parent, spec.dest, spec.link)
     const owner = await resolveOwner(ctx, parent, spec.chown)
-    const layerOpts = { compression: ctx.compression, ...(ctx.signal ? { signal: ctx.signal } : {}) }
+    const layerOpts = { compression: ctx.compression, ...(ctx.signal ? { signal: ctx.signal } : {}), ...cpuSlotOf(ctx.limits, ctx.signal) }
     const base = { kind: 'copy', spec, workdir: dest.workdir, dest: dest.path, uid: owner.uid, gid: owner.gid, epoch: ctx.epoch, compression: ctx.compression }
 
     if (spec.fromInput) {

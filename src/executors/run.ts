@@ -8,6 +8,7 @@
  * written through the same deterministic writer as COPY. Without overlay the rootfs is a copy and
  * the change set comes from a before/after walk.
  */
+import { cpuSlotOf, inSlot } from '../solver/scheduler.js'
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs'
@@ -315,10 +316,10 @@ async function runInRootfs(
         })
         const tail = new OutputTail()
         const started = Date.now()
-        const { exitCode } = await runtime.run(spec, bundle, signal, (stream, data) => {
+        const { exitCode } = await inSlot(ctx.limits, 'run', () => runtime.run(spec, bundle, signal, (stream, data) => {
           tail.push(data)
           ctx.emit({ type: 'log', vertex: vertex.id, stream, data })
-        })
+        }), signal)
         if (net) await (await net).close() // the network dies with the container, not after the layer is written
         if (exitCode !== 0) throw new ExecError(step.args, exitCode, tail.lines(TAIL_LINES))
         await prepared.release()
@@ -333,7 +334,7 @@ async function runInRootfs(
           removeStubs(rootfs, stubs, untouchedSince(started))
           entries = await diffWalk(rootfs, ws.before!, { clampMtime })
         }
-        return await writeLayer(entries, store.blobs, { compression: ctx.compression, signal })
+        return await writeLayer(entries, store.blobs, { compression: ctx.compression, signal, ...cpuSlotOf(ctx.limits, signal) })
       } finally {
         await prepared.release()
       }

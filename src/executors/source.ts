@@ -1,3 +1,4 @@
+import { inSlot } from '../solver/scheduler.js'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { importLocalImage, parseLocalRef } from '../sources/local.js'
 import type { ImageConfig } from '../oci/types.js'
@@ -10,7 +11,7 @@ import { DEFAULT_PATH, envMap } from './state.js'
  * Reads a FROM reference: scratch, a local image (`oci:`, `oci-archive:`, `docker-archive:`) or a
  * registry reference (`debian`, `host:5000/a/b@sha256:…`), pulled through the build's {@link ExecContext.registry}.
  */
-export async function loadBase(ref: string, ctx: Pick<ExecContext, 'store' | 'platform' | 'signal' | 'registry'>): Promise<BaseImage> {
+export async function loadBase(ref: string, ctx: Pick<ExecContext, 'store' | 'platform' | 'signal' | 'registry' | 'limits'>): Promise<BaseImage> {
   if (ref === 'scratch') {
     const config: ImageConfig = {
       architecture: ctx.platform.architecture,
@@ -31,7 +32,7 @@ export async function loadBase(ref: string, ctx: Pick<ExecContext, 'store' | 'pl
     if (!ctx.registry) {
       throw new ImagesmithError(ErrorCodes.UNKNOWN_FROM, `base image ${parsed.full} needs a registry, and this build has no registry client`, { reference: ref, normalized: parsed.full })
     }
-    imported = await ctx.registry.pull(parsed, ctx.platform, ctx.store.blobs, ctx.signal)
+    imported = await inSlot(ctx.limits, 'net', () => ctx.registry!.pull(parsed, ctx.platform, ctx.store.blobs, ctx.signal), ctx.signal)
   }
   return { config: imported.config, layers: imported.layers }
 }

@@ -18,6 +18,17 @@ import { TarSerializer } from './tar-writer.js'
 
 const DEFAULTS = Object.freeze({ compression: 'gzip' as Compression, level: 6 })
 
+/** Runs `fn` once a slot is free (the build's CPU pool) and holds the slot until it settles. */
+export type SlotRunner = <T>(fn: () => Promise<T>) => Promise<T>
+
+export interface WriteLayerOptions extends LayerWriteOptions {
+  /**
+   * The whole write (tar, hashing, gzip) runs inside one slot of it: the gzip members already use
+   * every core, so two big layers compressing at once would only fight over them.
+   */
+  readonly cpuSlot?: SlotRunner
+}
+
 /**
  * Writes `entries` (in the order given; see {@link sortEntries}) as one layer blob into `blobs`
  * and returns its digest, diffID, size and media type. On error or abort the temp file is removed
@@ -26,7 +37,15 @@ const DEFAULTS = Object.freeze({ compression: 'gzip' as Compression, level: 6 })
 export async function writeLayer(
   entries: Iterable<LayerEntry> | AsyncIterable<LayerEntry>,
   blobs: BlobStore,
-  opts: LayerWriteOptions = {},
+  opts: WriteLayerOptions = {},
+): Promise<LayerRef> {
+  return opts.cpuSlot ? opts.cpuSlot(() => writeLayerNow(entries, blobs, opts)) : writeLayerNow(entries, blobs, opts)
+}
+
+async function writeLayerNow(
+  entries: Iterable<LayerEntry> | AsyncIterable<LayerEntry>,
+  blobs: BlobStore,
+  opts: LayerWriteOptions,
 ): Promise<LayerRef> {
   const compression = opts.compression ?? DEFAULTS.compression
   const level = opts.level ?? DEFAULTS.level

@@ -76,7 +76,7 @@ async function runBuild(
     onProgress?.(e)
   }
 
-  const { state, cacheHits, vertices } = await solve(
+  const { state, cacheHits, vertices, schedule } = await solve(
     graph,
     executors,
     {
@@ -120,6 +120,7 @@ async function runBuild(
     layers: image.layers,
     cacheHits,
     vertices,
+    schedule,
     output: exported?.path,
     ...(exported?.ref !== undefined ? { ref: exported.ref } : {}),
     ...(exported?.pushed !== undefined ? { pushed: exported.pushed } : {}),

@@ -4,6 +4,7 @@ import type { Compression } from '../layer/entry.js'
 import type { PushStats } from '../exporters/exporter.js'
 import type { RegistryOutputOptions } from '../exporters/registry.js'
 import type { ProgressEvent, SecretSource, VertexRecord } from '../solver/types.js'
+import type { ScheduleRecord } from '../solver/scheduler.js'
 import type { RegistryOptions } from '../registry/options.js'
 
 /** Where a build goes. Mirrors `docker buildx build --output`. */
@@ -71,7 +72,7 @@ export interface BuildOptions {
   readonly runtime?: string
   /** Called for each progress event (vertex start/cached/done/error, RUN output). */
   readonly onProgress?: (event: ProgressEvent) => void
-  /** Vertices run in parallel. @default 2 */
+  /** Vertices run at once at most. @default no cap beyond the build's CPU, RUN and network pools */
   readonly concurrency?: number
   /** Registry mirrors, insecure hosts, CA file and credentials for pulling base images (and pushing). */
   readonly registry?: RegistryOptions
@@ -96,6 +97,8 @@ export interface BuildResult {
   readonly cacheHits: number
   /** Every step of the build in graph order: its cache key (and the document hashed into it), whether it was cached, how long it ran. */
   readonly vertices: readonly VertexRecord[]
+  /** The solver's schedule: when each step ran (ms since the solve started) and which pool slots it held. */
+  readonly schedule: readonly ScheduleRecord[]
   /** Where the output was written, if any. */
   readonly output?: string
   /** The reference loaded or pushed (`docker`, `registry` outputs): the first tag. */

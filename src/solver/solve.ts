@@ -3,11 +3,17 @@ import PQueue from 'p-queue'
 import { abortError, throwIfAborted } from '../errors.js'
 import type { Graph } from '../graph/node.js'
 import type { Digest } from '../oci/media-types.js'
+import { createLimits, recordingLimits, type LimitsOptions, type ScheduleRecord, type SlotRecord } from './scheduler.js'
 import type { AnyVertex, ExecContext, ExecResult, ExecutorTable, ImageState, VertexRecord } from './types.js'
 
 export interface SolveOptions {
-  /** Vertices run at once. @default 2 */
+  /**
+   * Vertices run at once at most. @default no cap: vertices are bounded only by the pool slots they
+   * take (CPU, RUN containers, network).
+   */
   readonly concurrency?: number
+  /** Pool sizes, used when the context brings no {@link ExecContext.limits}. */
+  readonly limits?: LimitsOptions
 }
 
 export interface SolveResult {
@@ -15,19 +21,27 @@ export interface SolveResult {
   readonly cacheHits: number
   /** What each vertex did, in graph order. */
   readonly vertices: readonly VertexRecord[]
+  /** When each vertex ran and which pool slots it held, in start order. */
+  readonly schedule: readonly ScheduleRecord[]
 }
 
 /**
  * Runs every vertex after its inputs, independent ones in parallel. Each vertex runs once per solve
- * even when several stages depend on it. A vertex waits for its inputs before it takes a queue slot,
- * so waiting never holds a slot.
+ * even when several stages depend on it. Vertices are not slot-limited themselves (unless
+ * `concurrency` caps them): executors take a slot of the build's pools ({@link ExecContext.limits})
+ * around the work that costs CPU, a container or the network, so four sleeping RUNs run at once
+ * while two layers never compress on one core at once. A vertex waits for its inputs before it
+ * takes anything, so waiting never holds a slot.
  *
  * The first failure cancels the rest: the signal every executor sees is aborted, so running
  * siblings stop (RUN kills its container) and queued vertices never start. solve() rejects with
  * that first error once the running vertices have settled, so nothing they hold is left mounted.
  */
 export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecContext, opts: SolveOptions = {}): Promise<SolveResult> {
-  const queue = new PQueue({ concurrency: opts.concurrency ?? 2 })
+  const queue = new PQueue({ concurrency: opts.concurrency ?? Infinity })
+  const limits = ctx.limits ?? createLimits(opts.limits)
+  const t0 = Date.now()
+  const schedule: ScheduleRecord[] = []
   const byId = new Map<Digest, AnyVertex>(graph.vertices.map((v) => [v.id, v]))
   const running = new Map<Digest, Promise<ImageState>>()
   const executing = new Set<Promise<unknown>>()
@@ -58,13 +72,17 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
     const { id } = vertex
     const description = vertex.meta.description
     const started = Date.now()
+    const slots: SlotRecord[] = []
     ctx.emit({ type: 'start', vertex: id, description })
     try {
       const executor = executors[vertex.kind] as ExecutorTable[typeof vertex.kind]
       const exec = executor.exec as (v: AnyVertex, i: readonly ImageState[], c: ExecContext) => Promise<ExecResult>
-      const pending = exec(vertex, inputs, execCtx)
+      const pending = exec(vertex, inputs, { ...execCtx, limits: recordingLimits(limits, slots, t0) })
       executing.add(pending)
-      const res = await pending.finally(() => executing.delete(pending))
+      const res = await pending.finally(() => {
+        executing.delete(pending)
+        schedule.push({ vertex: id, description, start: started - t0, end: Date.now() - t0, slots })
+      })
       if (res.cached) {
         cacheHits++
         ctx.emit({ type: 'cached', vertex: id, description })
@@ -106,7 +124,8 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
   try {
     const state = await run(graph.output)
     const vertices = graph.vertices.flatMap((v) => records.get(v.id) ?? [])
-    return { state, cacheHits, vertices }
+    schedule.sort((a, b) => a.start - b.start)
+    return { state, cacheHits, vertices, schedule }
   } catch (error) {
     fail(error)
     // Running executors see the aborted signal; wait until they have released what they hold.

@@ -4,6 +4,7 @@ import type { ImageConfig, LayerRef, Platform } from '../oci/types.js'
 import type { Compression } from '../layer/entry.js'
 import type { Store } from '../store/store.js'
 import type { PullSession } from '../registry/pull.js'
+import type { Limits } from './scheduler.js'
 
 /** The image as it stands after a vertex: what the next op applies to. */
 export interface ImageState {
@@ -62,6 +63,8 @@ export interface ExecContext {
    * ONBUILD triggers become steps), and FROM reuses what it read. Absent: FROM resolves by itself.
    */
   readonly resolveBase?: (ref: string) => Promise<BaseImage>
+  /** The build's resource pools (CPU, RUN containers, network); the solver sets them. Absent: unbounded. */
+  readonly limits?: Limits
   emit(event: ProgressEvent): void
 }
 

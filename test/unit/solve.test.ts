@@ -3,11 +3,12 @@ import { abortError, ErrorCodes, ImagesmithError } from '../../src/errors.js'
 import type { AnyVertex, Graph } from '../../src/graph/node.js'
 import type { Digest } from '../../src/oci/media-types.js'
 import { solve } from '../../src/solver/solve.js'
+import type { PoolName } from '../../src/solver/scheduler.js'
 import type { ExecContext, ExecResult, ExecutorTable, ImageState, ProgressEvent } from '../../src/solver/types.js'
 import type { Store } from '../../src/store/store.js'
 
 /** What a fake vertex does, by its description. */
-type Behaviour = (inputs: readonly ImageState[], signal: AbortSignal) => Promise<ExecResult>
+type Behaviour = (inputs: readonly ImageState[], signal: AbortSignal, ctx?: ExecContext) => Promise<ExecResult>
 
 const tick = () => new Promise<void>((r) => setImmediate(r))
 
@@ -34,7 +35,7 @@ function fakeExecutors(behaviours: Record<string, Behaviour>, calls: Map<string,
   const exec = (v: AnyVertex, inputs: readonly ImageState[], ctx: ExecContext): Promise<ExecResult> => {
     const name = v.meta.description
     calls.set(name, (calls.get(name) ?? 0) + 1)
-    return behaviours[name]!(inputs, ctx.signal!)
+    return behaviours[name]!(inputs, ctx.signal!, ctx)
   }
   return { source: { kind: 'source', exec }, copy: { kind: 'copy', exec }, add: { kind: 'add', exec }, run: { kind: 'run', exec }, config: { kind: 'config', exec } }
 }
@@ -213,5 +214,72 @@ describe('solve', () => {
     const err = await solve(graphOf([vertex('base')]), fakeExecutors({ base: ok('base') }, calls), ctxOf([], controller.signal)).catch((e: unknown) => e)
     expect((err as ImagesmithError).code).toBe(ErrorCodes.ABORTED)
     expect(calls.size).toBe(0)
+  })
+
+  describe('resource pools', () => {
+    /** Holds a slot of `pool` for a few turns; without a pool, just a few turns. */
+    const using = (pool: PoolName | undefined): Behaviour => async (inputs, _signal, ctx) => {
+      const work = async () => { for (let i = 0; i < 5; i++) await tick() }
+      await (pool ? ctx!.limits![pool].add(work) : work())
+      return { state: stateOf('x', inputs), cached: false }
+    }
+    const overlaps = (a: { start: number; end: number }, b: { start: number; end: number }) => a.start < b.end && b.start < a.end
+    const stages = ['s1', 's2', 's3', 's4']
+    const wide = graphOf([vertex('base'), ...stages.map((b) => vertex(b, ['base'])), vertex('join', stages)])
+
+    it('vertices are not slot-limited themselves: four RUN-pool stages hold their slots at once, and the schedule says so', async () => {
+      const calls = new Map<string, number>()
+      const res = await solve(wide, fakeExecutors({ base: ok('base'), ...Object.fromEntries(stages.map((n) => [n, using('run')])), join: ok('join') }, calls), ctxOf(), { limits: { cpu: 1, run: 8, net: 1 } })
+      const runSlots = res.schedule.filter((r) => stages.includes(r.description)).map((r) => {
+        expect(r.slots.map((s) => s.pool)).toEqual(['run'])
+        return r.slots[0]!
+      })
+      expect(runSlots).toHaveLength(4)
+      // Every pair of RUN slots was held at the same moment: the latest start precedes the earliest end.
+      expect(Math.max(...runSlots.map((s) => s.start))).toBeLessThanOrEqual(Math.min(...runSlots.map((s) => s.end)))
+      expect(res.schedule.map((r) => r.description).sort()).toEqual(['base', 'join', ...stages].sort())
+      const base = res.schedule.find((r) => r.description === 'base')!
+      const join = res.schedule.find((r) => r.description === 'join')!
+      for (const r of res.schedule.filter((x) => stages.includes(x.description))) {
+        expect(r.start).toBeGreaterThanOrEqual(base.end)
+        expect(join.start).toBeGreaterThanOrEqual(r.end)
+      }
+    })
+
+    it('the CPU pool serialises what takes its slots (one core: never two layer writes at once) while the vertices themselves overlap', async () => {
+      let inFlight = 0
+      let max = 0
+      const cpuWork: Behaviour = async (inputs, _signal, ctx) => {
+        await ctx!.limits!.cpu.add(async () => {
+          max = Math.max(max, ++inFlight)
+          for (let i = 0; i < 5; i++) await tick()
+          inFlight--
+        })
+        return { state: stateOf('x', inputs), cached: false }
+      }
+      const res = await solve(wide, fakeExecutors({ base: ok('base'), ...Object.fromEntries(stages.map((n) => [n, cpuWork])), join: ok('join') }, new Map()), ctxOf(), { limits: { cpu: 1 } })
+      expect(max).toBe(1)
+      const cpuSlots = res.schedule.flatMap((r) => r.slots.filter((s) => s.pool === 'cpu'))
+      expect(cpuSlots).toHaveLength(4)
+      for (const a of cpuSlots) for (const b of cpuSlots) if (a !== b) expect(overlaps(a, b)).toBe(false)
+      // All four vertices had started before the first CPU slot was given back: they waited on the pool, not on the solver.
+      const starts = res.schedule.filter((r) => stages.includes(r.description)).map((r) => r.start)
+      expect(Math.max(...starts)).toBeLessThanOrEqual(Math.min(...cpuSlots.map((s) => s.end)))
+    })
+
+    it('a cancelled solve drops work still waiting for a pool slot', async () => {
+      const ran: string[] = []
+      const failing: Behaviour = async () => { await tick(); throw new ImagesmithError(ErrorCodes.RUN_FAILED, 'boom', {}) }
+      const waiting = (name: string): Behaviour => async (inputs, signal, ctx) => {
+        await ctx!.limits!.run.add(async () => {
+          ran.push(name)
+          await new Promise((r) => setTimeout(r, 20))
+        }, { signal })
+        return { state: stateOf(name, inputs), cached: false }
+      }
+      const err = await solve(wide, fakeExecutors({ base: ok('base'), s1: waiting('s1'), s2: waiting('s2'), s3: waiting('s3'), s4: failing, join: ok('join') }, new Map()), ctxOf(), { limits: { run: 1 } }).catch((e: unknown) => e)
+      expect(err).toMatchObject({ code: 'RUN_FAILED' })
+      expect(ran).toEqual(['s1'])
+    })
   })
 })
