@@ -271,6 +271,7 @@ export class ImageBuilder {
     const known = opts.baseTriggers
     return compileGraph(this.#stage, {
       ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
+      ...(opts.stageNames ? { stageNames: opts.stageNames } : {}),
       onBuild: { triggersOf: (ref) => known?.get(ref) ?? [], lower: lowerTriggers },
     })
   }
@@ -281,7 +282,7 @@ export class ImageBuilder {
   }
 }
 
-export interface GraphOptions extends Pick<CompileOptions, 'buildArgs'> {
+export interface GraphOptions extends Pick<CompileOptions, 'buildArgs' | 'stageNames'> {
   /** ONBUILD triggers in the configs of base image references, by reference. */
   readonly baseTriggers?: ReadonlyMap<string, readonly string[]>
 }

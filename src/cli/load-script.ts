@@ -8,7 +8,7 @@ import { ErrorCodes, ImagesmithError, isImagesmithError } from '../errors.js'
  * Loads a build script: a TS or JS module whose default export is a builder, or a record of named
  * builders (picked with `--target`). TypeScript loads through tsx, so no compile step is needed.
  */
-export async function loadBuildScript(path: string, target?: string): Promise<{ builder: ImageBuilder; targets: string[] }> {
+export async function loadBuildScript(path: string, target?: string): Promise<{ builder: ImageBuilder; targets: string[]; stages?: Record<string, ImageBuilder> }> {
   const file = resolve(path)
   try {
     await fsp.access(file)
@@ -48,7 +48,8 @@ export async function loadBuildScript(path: string, target?: string): Promise<{ 
     if (!isBuilder(b)) {
       throw new ImagesmithError(ErrorCodes.TARGET_NOT_FOUND, `target ${JSON.stringify(name)} not found in ${file} (targets: ${targets.join(', ')})`, { path: file, target: name, targets })
     }
-    return { builder: b, targets }
+    // The record's keys name its stages (`--no-cache-filter`).
+    return { builder: b, targets, stages: Object.fromEntries(targets.map((k) => [k, record[k] as ImageBuilder])) }
   }
   throw notBuilder(file)
 }

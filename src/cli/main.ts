@@ -5,7 +5,7 @@ import { inspectImages } from '../sources/inspect.js'
 import { parseImageName } from '../reference/reference.js'
 import { parsePlatform } from '../pipeline/resolve-options.js'
 import type { OutputSpec } from '../pipeline/options.js'
-import type { ProgressEvent, SecretSource } from '../solver/types.js'
+import type { SecretSource } from '../solver/types.js'
 import { UsageError, assertKnownFlags, many, one, parseArgs, parseCsvPairs, type ParsedArgs } from './args.js'
 import { loadBuildScript } from './load-script.js'
 import { isDockerfileBuild, loadDockerfileBuild } from './build-dockerfile.js'
@@ -15,6 +15,9 @@ import { LOGIN_HELP, loginCommand, logoutCommand } from './login.js'
 import { DOCKERFILE_HELP, dockerfileCommand } from './dockerfile.js'
 import { CONVERT_HELP, convertCommand } from './convert.js'
 import { PULL_HELP, pullCommand } from './pull.js'
+import { PROGRESS_MODES, progressMode, progressRenderer } from './progress.js'
+import { writeMetadataFile } from './metadata.js'
+import type { BuildResult } from '../pipeline/options.js'
 import { REGISTRY_FLAGS, REGISTRY_FLAGS_HELP, registryFlags } from './registry-flags.js'
 
 const HELP = `imagesmith: build OCI images from TypeScript
@@ -24,7 +27,8 @@ Usage:
                    same flags as below; --target names a stage; <Dockerfile>.dockerignore beside it wins over .dockerignore
   imagesmith build <build.ts> [--context DIR] [-t TAG]... [-o type=oci,dest=PATH | type=oci-layout,dest=DIR | type=docker[,host=H] | type=registry]
                    [--load | --push]
-                   [--target NAME] [--no-cache] [--progress auto|plain|tty|quiet] [--build-arg K=V]...
+                   [--target NAME] [--no-cache] [--no-cache-filter STAGE]... [--progress auto|plain|tty|rawjson|quiet]
+                   [--metadata-file PATH] [--build-arg K=V]...
                    [--secret id=ID,src=PATH | id=ID,env=VAR]... [--ssh default|ID=SOCKET]... [--platform os/arch]
                    [--network default|none|host] [--allow network.host|security.insecure]...
                    [--cache-dir DIR] [--runtime crun|runc|PATH] [--registry-mirror R=HOST]... [--insecure-registry HOST]...
@@ -35,8 +39,11 @@ ${CONVERT_HELP}
 ${LOGIN_HELP}
 ${PULL_HELP}
 
-Progress: auto, plain and tty print one line per step event (start, log, done) on stderr; quiet prints
-only the digest. tty is accepted as an alias of auto, as buildx spells it.
+Progress (stderr): tty redraws a live view (steps, elapsed, cached marks, a RUN's last lines); plain prints one
+line per event, with the reason each rebuilt step missed the cache; auto is tty on a terminal, plain otherwise
+(and with CI set); rawjson prints one JSON event per line (RUN output base64); quiet prints only errors.
+--metadata-file writes buildx's keys (containerimage.digest, image.name, containerimage.config.digest) and
+imagesmith.vertices (key, cached or built, ms, reason) as JSON. --no-cache-filter rebuilds only the named stages.
 Outputs: type=registry (or --push) pushes to every -t tag's registry (upload=auto|monolithic|chunked,
 chunk-size=BYTES); credentials come from config.json as docker login stores them.
 type=docker (or --load) streams the image into a Docker or Podman engine API with its tags:
@@ -53,6 +60,8 @@ Exit codes: 0 ok, 1 build failed, 2 usage error. Errors print as "error [CODE]: 
 interface Io {
   out: (s: string) => void
   err: (s: string) => void
+  /** stderr is a terminal (and not CI): `--progress auto` draws the live view. */
+  isTTY?: boolean
 }
 
 export async function main(argv: readonly string[], io: Io, signal?: AbortSignal): Promise<number> {
@@ -201,11 +210,11 @@ function parseSsh(text: string): [string, string] {
 }
 
 async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<number> {
-  assertKnownFlags(args, ['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', ...REGISTRY_FLAGS])
+  assertKnownFlags(args, ['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--no-cache-filter', '--metadata-file', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', ...REGISTRY_FLAGS])
   const dockerfile = isDockerfileBuild(args)
   const path = dockerfile ? '' : script(args)
   const progress = one(args, '--progress') ?? (args.flags.has('--quiet') ? 'quiet' : 'auto')
-  if (!['auto', 'plain', 'tty', 'quiet'].includes(progress)) throw new UsageError(`--progress must be auto, plain, tty or quiet`)
+  if (!(PROGRESS_MODES as readonly string[]).includes(progress)) throw new UsageError(`--progress must be ${PROGRESS_MODES.join(', ')}`)
   const network = one(args, '--network')
   if (network !== undefined && network !== 'default' && network !== 'none' && network !== 'host') {
     throw new UsageError(`--network ${network} is not supported: a build's network is default, none or host`)
@@ -221,8 +230,10 @@ async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<nu
   const df = dockerfile
     ? await loadDockerfileBuild(args, { buildArgs: buildArgs(args), ...(platform !== undefined ? { platform } : {}), cacheDir: one(args, '--cache-dir') ?? defaultCacheDir(), stdin: process.stdin })
     : undefined
+  const loaded = df ? { builder: df.imported.target, stages: df.imported.stages } : await loadBuildScript(path, one(args, '--target'))
   try {
-    return await buildAndReport(args, io, df ? df.imported.target : (await loadBuildScript(path, one(args, '--target'))).builder, {
+    return await buildAndReport(args, io, loaded.builder, {
+      ...(loaded.stages ? { stages: loaded.stages } : {}),
       context: df?.context ?? one(args, '--context') ?? '.',
       ...(df?.imported.dockerignore !== undefined ? { dockerignore: df.imported.dockerignore } : {}),
       output, secrets, platform, network, allow, ssh, progress, signal,
@@ -242,18 +253,23 @@ interface BuildRun {
   readonly allow: readonly string[]
   readonly ssh: Record<string, string>
   readonly progress: string
+  readonly stages?: Readonly<Record<string, ImageBuilder>>
   readonly signal: AbortSignal | undefined
 }
 
 async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, run: BuildRun): Promise<number> {
   const { output, secrets, platform, network, progress, signal } = run
-  const started = Date.now()
-  const result = await builder.build({
+  const renderer = progressRenderer(progressMode(progress, io.isTTY === true), io)
+  let result: BuildResult | undefined
+  try {
+    result = await builder.build({
     context: run.context,
     ...(run.dockerignore !== undefined ? { dockerignore: run.dockerignore } : {}),
     tags: many(args, '--tag'),
     output,
     noCache: args.flags.has('--no-cache'),
+    ...(many(args, '--no-cache-filter').length > 0 ? { noCacheFilter: many(args, '--no-cache-filter').flatMap((f) => f.split(',')) } : {}),
+    ...(run.stages ? { stages: run.stages } : {}),
     buildArgs: buildArgs(args),
     secrets,
     platform,
@@ -264,10 +280,14 @@ async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, r
     runtime: one(args, '--runtime'),
     registry: registryFlags(args),
     signal,
-    onProgress: progress === 'quiet' ? undefined : progressPrinter(io),
+    onProgress: renderer.onEvent,
   })
-  if (progress !== 'quiet') {
-    io.err(`built ${result.digest} in ${((Date.now() - started) / 1000).toFixed(2)}s (${result.layers.length} layers, ${result.cacheHits} cached)\n`)
+  } finally {
+    renderer.finish(result)
+  }
+  const metadataFile = one(args, '--metadata-file')
+  if (metadataFile !== undefined) await writeMetadataFile(metadataFile, result, many(args, '--tag'))
+  if (progress !== 'quiet' && progress !== 'rawjson') {
     if (output?.type === 'oci') {
       io.err(`load it with:  podman load -i ${output.dest}  |  docker load -i ${output.dest}  |  ctr images import ${output.dest}\n`)
     } else if (output?.type === 'registry' && result.pushed) {
@@ -290,33 +310,6 @@ function flagCheck(fn: () => unknown, flag: string): void {
     fn()
   } catch (e) {
     throw new UsageError(`${flag}: ${(e as Error).message}`)
-  }
-}
-
-function progressPrinter(io: Io): (e: ProgressEvent) => void {
-  const names = new Map<string, number>()
-  const n = (id: string) => {
-    if (!names.has(id)) names.set(id, names.size + 1)
-    return names.get(id)!
-  }
-  return (e) => {
-    switch (e.type) {
-      case 'start':
-        io.err(`#${n(e.vertex)} ${e.description}\n`)
-        break
-      case 'cached':
-        io.err(`#${n(e.vertex)} CACHED\n`)
-        break
-      case 'done':
-        io.err(`#${n(e.vertex)} DONE ${(e.ms / 1000).toFixed(2)}s\n`)
-        break
-      case 'log':
-        for (const line of e.data.toString('utf8').replace(/\n$/, '').split('\n')) io.err(`#${n(e.vertex)} ${line}\n`)
-        break
-      case 'error':
-        io.err(`#${n(e.vertex)} ERROR: ${(e.error as Error)?.message ?? e.error}\n`)
-        break
-    }
   }
 }
 
@@ -388,7 +381,8 @@ if (isMain()) {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
-  main(process.argv.slice(2), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }, controller.signal).then(
+  const isTTY = process.stderr.isTTY === true && !process.env.CI
+  main(process.argv.slice(2), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), isTTY }, controller.signal).then(
     (code) => {
       process.exitCode = interrupted && code !== 0 ? 130 : code
     },

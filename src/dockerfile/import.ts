@@ -229,6 +229,7 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
         platform: platformText,
         ...(opts.contextDir !== undefined ? { context: opts.contextDir } : {}),
         ...(dockerignore ? { dockerignore } : {}),
+        stages: byKey,
         ...o,
       }),
   })

@@ -153,13 +153,13 @@ export const addExecutor: Executor<'add'> = {
         kind: 'add', spec, content: keyParts, workdir: dest.workdir, dest: dest.path, destNodes, existsDir: dest.existsDir,
         uid: owner.uid, gid: owner.gid, epoch: ctx.epoch, compression: ctx.compression,
       }
-      const { layer, cached, key } = await cachedLayer(ctx, keyDoc, async () => {
+      const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, async () => {
         const set = new EntrySet()
         for (const [i, part] of parts.entries()) await place(set, part, placement, i)
         for (const f of inline) placeInline(set, f, dest, owner, ctx.epoch, chmod, multi)
         return writeLayer(set.finalize(), ctx.store.blobs, { compression: ctx.compression, ...(ctx.signal ? { signal: ctx.signal } : {}), ...cpuSlotOf(ctx.limits, ctx.signal) })
       })
-      return { state: withLayer(parent, ctx, layer, createdBy('ADD', spec)), cached, key }
+      return { state: withLayer(parent, ctx, layer, createdBy('ADD', spec)), cached, key, ...(reason !== undefined ? { reason } : {}) }
     } finally {
       await fsp.rm(tmp, { recursive: true, force: true })
     }

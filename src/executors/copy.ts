@@ -3,6 +3,7 @@
  * one new layer, with Docker/BuildKit's rules for sources, globs, destinations and ownership.
  */
 import { cpuSlotOf } from '../solver/scheduler.js'
+import { isAbsolute, relative } from 'node:path'
 import { CopyError, ErrorCodes } from '../errors.js'
 import type { CopySpec, InlineFile } from '../graph/nodes/copy-node.js'
 import { historyText } from '../graph/instruction-text.js'
@@ -16,6 +17,7 @@ import { contentKey, StatCache } from '../context/content-key.js'
 import { loadDockerignore, PatternMatcher } from '../context/dockerignore.js'
 import { readImageFile } from './image-file.js'
 import { cachedLayer } from './layer-cache.js'
+import { FILE_MAP_LIMIT } from './miss-reason.js'
 import { addDestDirs, findSources, placeSources, resolveDest, type Dest, type SourceRoot } from './placement.js'
 import { literalCopySpec } from './expand-spec.js'
 import { withLayer } from './state.js'
@@ -78,6 +80,13 @@ export function placeInline(set: EntrySet, f: InlineFile, dest: Dest, owner: Own
   set.add({ type: 'file', path: target, mode: chmod ?? 0o644, uid: owner.uid, gid: owner.gid, mtime, size: data.length, source: { data } })
 }
 
+/** A context file by its path in the context; what has no file there (directories made, inline files) by its path in the image. */
+function contextName(ctx: ExecContext, e: LayerEntry): string {
+  const src = e.type === 'file' && 'path' in e.source ? e.source.path : undefined
+  const rel = src === undefined ? undefined : relative(ctx.contextDir, src)
+  return rel !== undefined && rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : `/${e.path}`
+}
+
 export const copyExecutor: Executor<'copy'> = {
   kind: 'copy',
   async exec(vertex, inputs, ctx) {
@@ -85,7 +94,9 @@ export const copyExecutor: Executor<'copy'> = {
     const spec = literalCopySpec(vertex.spec, parent)
     const dest = await resolveDest(ctx, parent, spec.dest, spec.link)
     const owner = await resolveOwner(ctx, parent, spec.chown)
-    const layerOpts = { compression: ctx.compression, ...(ctx.signal ? { signal: ctx.signal } : {}), ...cpuSlotOf(ctx.limits, ctx.signal) }
+    const step = ctx.step
+    const onBytes = step ? (bytes: number) => ctx.emit({ type: 'bytes', vertex: step.vertex, bytes, time: Date.now() }) : undefined
+    const layerOpts = { compression: ctx.compression, ...(ctx.signal ? { signal: ctx.signal } : {}), ...cpuSlotOf(ctx.limits, ctx.signal), ...(onBytes ? { onBytes } : {}) }
     const base = { kind: 'copy', spec, workdir: dest.workdir, dest: dest.path, uid: owner.uid, gid: owner.gid, epoch: ctx.epoch, compression: ctx.compression }
 
     if (spec.fromInput) {
@@ -98,7 +109,7 @@ export const copyExecutor: Executor<'copy'> = {
       // they stand in for the content key and the rootfs is only assembled on a cache miss.
       const destNodes = Object.fromEntries([...dest.nodes].map(([k, v]) => [k, v && { type: v.type, mode: v.mode, uid: v.uid, gid: v.gid }]))
       const keyDoc = { ...base, from: from.config.rootfs.diff_ids, destNodes }
-      const { layer, cached, key } = await cachedLayer(ctx, keyDoc, () =>
+      const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, () =>
         withRootfs(ctx.store, from.layers, ctx.signal ? { signal: ctx.signal } : {}, async (dir) => {
           const root: SourceRoot = { root: dir, skipWhiteouts: true }
           const set = new EntrySet()
@@ -110,7 +121,7 @@ export const copyExecutor: Executor<'copy'> = {
           })
           return writeLayer(set.finalize(), ctx.store.blobs, layerOpts)
         }))
-      return { state: withLayer(parent, ctx, layer, createdBy('COPY', spec)), cached, key }
+      return { state: withLayer(parent, ctx, layer, createdBy('COPY', spec)), cached, key, ...(reason !== undefined ? { reason } : {}) }
     }
 
     const all = spec.sources.length + (spec.inline?.length ?? 0)
@@ -121,9 +132,11 @@ export const copyExecutor: Executor<'copy'> = {
     for (const f of spec.inline ?? []) placeInline(set, f, dest, owner, ctx.epoch, chmodOf(spec), all > 1)
     const entries: LayerEntry[] = set.finalize()
     const stats = await StatCache.open(ctx.store.layout.dir('statCache'), ctx.contextDir)
-    const keyDoc = { ...base, content: contentKey(entries, stats) }
+    // Per-file digests are kept beside the key (not in it) so a miss can name the files that changed.
+    const files: Record<string, string> | undefined = entries.length <= FILE_MAP_LIMIT ? {} : undefined
+    const keyDoc = { ...base, content: contentKey(entries, stats, files && ((e, d) => (files[contextName(ctx, e)] = d))) }
     await stats.save()
-    const { layer, cached, key } = await cachedLayer(ctx, keyDoc, () => writeLayer(entries, ctx.store.blobs, layerOpts))
-    return { state: withLayer(parent, ctx, layer, createdBy('COPY', spec)), cached, key }
+    const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, () => writeLayer(entries, ctx.store.blobs, layerOpts), files ? { files } : {})
+    return { state: withLayer(parent, ctx, layer, createdBy('COPY', spec)), cached, key, ...(reason !== undefined ? { reason } : {}) }
   },
 }

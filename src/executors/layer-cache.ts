@@ -1,6 +1,7 @@
 import type { LayerRef } from '../oci/types.js'
 import type { CacheKey, CacheKeyDoc, ExecContext } from '../solver/types.js'
 import { digestOf } from '../util/canonical-json.js'
+import { explainMiss, type FileMap } from './miss-reason.js'
 
 /** A cache index entry: the layer, and the document its key was hashed from. */
 interface LayerCacheEntry {
@@ -8,25 +9,61 @@ interface LayerCacheEntry {
   readonly keyDoc: CacheKeyDoc
 }
 
+/** The last key recorded for a step's slot (stage, step text, op): what a later miss is compared with. */
+interface SlotEntry {
+  readonly key: string
+}
+
+/** What a miss can be explained with beyond the key document (kept beside it, never hashed into the key). */
+export interface MissDetail {
+  /** Per-file digests of a context copy, bounded (see miss-reason.ts). */
+  readonly files?: FileMap
+}
+
 /**
  * Returns the layer recorded under the digest of `keyDoc` if its blob is still in the store, else
  * makes it and records it with the document. `keyDoc` must cover everything the layer's bytes
  * depend on (spec, input content digests, epoch, compression); a hit is then proven by content,
  * never by timestamps.
+ *
+ * Every step also has a slot (its stage, its text and its op, nothing a rebuild changes) pointing at
+ * the last key it had in this store; a miss is explained by diffing that key's document with this one.
  */
 export async function cachedLayer(
   ctx: ExecContext,
   keyDoc: CacheKeyDoc,
   make: () => Promise<LayerRef>,
-): Promise<{ layer: LayerRef; cached: boolean; key: CacheKey }> {
+  detail: MissDetail = {},
+): Promise<{ layer: LayerRef; cached: boolean; key: CacheKey; reason?: string }> {
   const key: CacheKey = { digest: digestOf(keyDoc), doc: keyDoc }
-  if (!ctx.noCache) {
+  const step = ctx.step
+  const slotKey = step ? digestOf({ slot: 1, stage: step.stage ?? null, description: step.description, op: keyDoc.op ?? keyDoc.kind ?? null }) : undefined
+  const filesKey = (k: string) => digestOf({ files: k })
+  const filtered = step?.stage !== undefined && (ctx.noCacheFilter ?? []).includes(step.stage)
+  const prevSlot = slotKey ? await ctx.store.cache.lookup<SlotEntry>(slotKey) : undefined
+  const pointSlot = async () => {
+    if (slotKey && prevSlot?.key !== key.digest) await ctx.store.cache.record(slotKey, { key: key.digest } satisfies SlotEntry)
+  }
+  if (!ctx.noCache && !filtered) {
     // Entries of an older shape (a bare LayerRef) have no `layer`: a miss, rewritten below.
     const hit = await ctx.store.cache.lookup<Partial<LayerCacheEntry>>(key.digest)
-    if (hit?.layer && (await ctx.store.blobs.has(hit.layer.digest))) return { layer: hit.layer, cached: true, key }
+    if (hit?.layer && (await ctx.store.blobs.has(hit.layer.digest))) {
+      await pointSlot()
+      return { layer: hit.layer, cached: true, key }
+    }
+  }
+  let reason: string
+  if (ctx.noCache) reason = 'no-cache: every step is rebuilt'
+  else if (filtered) reason = `no-cache-filter: stage ${step!.stage}`
+  else {
+    const prev = prevSlot ? await ctx.store.cache.lookup<Partial<LayerCacheEntry>>(prevSlot.key) : undefined
+    const prevFiles = prevSlot && detail.files ? await ctx.store.cache.lookup<FileMap>(filesKey(prevSlot.key)) : undefined
+    reason = explainMiss(prev?.keyDoc, keyDoc, prevFiles, detail.files, prevSlot?.key === key.digest)
   }
   const layer = await make()
   const entry: LayerCacheEntry = { layer, keyDoc }
+  if (detail.files) await ctx.store.cache.record(filesKey(key.digest), detail.files)
   await ctx.store.cache.record(key.digest, entry)
-  return { layer, cached: false, key }
+  await pointSlot()
+  return { layer, cached: false, key, reason }
 }

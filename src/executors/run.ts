@@ -62,8 +62,8 @@ export const runExecutor: Executor<'run'> = {
     requireEntitlements(vertex, ctx)
     const step = planStep(vertex.spec, state, ctx)
     const keyDoc = stepKey(vertex, inputs, step, ctx)
-    const { layer, cached, key } = await cachedLayer(ctx, keyDoc, () => runStep(vertex, inputs, step, ctx))
-    return { state: withLayer(state, ctx, layer, step.createdBy), cached, key }
+    const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, () => runStep(vertex, inputs, step, ctx))
+    return { state: withLayer(state, ctx, layer, step.createdBy), cached, key, ...(reason !== undefined ? { reason } : {}) }
   },
 }
 

@@ -33,7 +33,7 @@ export async function applyWorkdir(state: ImageState, ctx: ExecContext, wd: stri
   addDestDirs(set, dest, owner, ctx.epoch, true)
   const entries = set.finalize()
   const keyDoc = { v: 1, op: 'workdir', entries, compression: ctx.compression }
-  const { layer, cached, key } = await cachedLayer(ctx, keyDoc, () => writeLayer(entries, ctx.store.blobs, { compression: ctx.compression, signal: ctx.signal, ...cpuSlotOf(ctx.limits, ctx.signal) }))
+  const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, () => writeLayer(entries, ctx.store.blobs, { compression: ctx.compression, signal: ctx.signal, ...cpuSlotOf(ctx.limits, ctx.signal) }))
   const withDir = withLayer(state, ctx, layer, createdBy)
-  return { state: { ...withDir, config: { ...withDir.config, config: { ...withDir.config.config, WorkingDir: wd } } }, cached, key }
+  return { state: { ...withDir, config: { ...withDir.config, config: { ...withDir.config.config, WorkingDir: wd } } }, cached, key, ...(reason !== undefined ? { reason } : {}) }
 }

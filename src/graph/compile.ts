@@ -16,6 +16,8 @@ export interface CompileOptions {
    * parse Dockerfile text, so the layer that can supplies `lower`.
    */
   readonly onBuild?: OnBuildLowering
+  /** Stage names by stage (a Dockerfile's `AS` names, a build script's record keys): kept in each step's meta. */
+  readonly stageNames?: ReadonlyMap<StageDef, string>
 }
 
 export interface OnBuildLowering {
@@ -68,7 +70,8 @@ export function compileGraph(stage: StageDef, opts: CompileOptions = {}): Graph 
           args: argSpec.args.map((a) => (Object.hasOwn(buildArgs, a.name) ? { name: a.name, value: buildArgs[a.name] } : a)),
         }
       }
-      head = add(step.kind, spec, [head, ...step.deps.map(input)], step.meta)
+      const stageName = opts.stageNames?.get(s)
+      head = add(step.kind, spec, [head, ...step.deps.map(input)], stageName !== undefined ? { ...step.meta, stage: stageName } : step.meta)
     }
     visiting.delete(s)
     memo.set(s, head)

@@ -19,6 +19,8 @@ export type NodeKind = keyof SpecByKind
 /** Presentation only: never part of a vertex digest (BuildKit's VertexOptions). */
 export interface NodeMeta {
   readonly description: string
+  /** The name of the stage the step belongs to, when the build names its stages (`noCacheFilter`); never in the id. */
+  readonly stage?: string
 }
 
 /**

@@ -75,4 +75,6 @@ export interface LayerWriteOptions {
   /** gzip level 1–9. @default 6 (Docker's and Go's default) */
   readonly level?: number
   readonly signal?: AbortSignal
+  /** Told the bytes written so far, about every MiB (progress reporting). */
+  readonly onBytes?: (bytes: number) => void
 }

@@ -79,7 +79,9 @@ async function writeLayerNow(
     for await (const chunk of out) {
       if (streamError) throw streamError
       digestHash?.update(chunk)
+      const before = size
       size += chunk.length
+      if (opts.onBytes && before >>> 20 !== size >>> 20) opts.onBytes(size)
       if (!(written ? stream.write(chunk, written(chunk)) : stream.write(chunk))) await drain(stream, signal)
     }
     throwIfAborted(signal)

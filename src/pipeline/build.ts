@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs'
 import { resolve } from 'node:path'
 import { ErrorCodes, ImagesmithError, isImagesmithError, throwIfAborted } from '../errors.js'
 import type { ImageBuilder } from '../builder/image-builder.js'
+import type { StageDef } from '../graph/stage.js'
 import { executors } from '../executors/registry.js'
 import { requireEntitlements } from '../executors/run.js'
 import { baseResolver } from '../executors/source.js'
@@ -62,7 +63,12 @@ async function runBuild(
   const triggers = await baseTriggers(builder.toStage(), resolveBase, (ref) => {
     at.step = `FROM ${ref}`
   })
-  const graph = builder.graph({ buildArgs: opts.buildArgs, baseTriggers: triggers })
+  const graph = builder.graph({ buildArgs: opts.buildArgs, baseTriggers: triggers, ...(opts.stages ? { stageNames: stageNames(opts.stages) } : {}) })
+  const unknownFilter = (opts.noCacheFilter ?? []).filter((n) => !opts.stages || !Object.hasOwn(opts.stages, n))
+  if (unknownFilter.length > 0) {
+    const known = Object.keys(opts.stages ?? {}).filter((k) => !/^\d+$/.test(k))
+    throw new ImagesmithError(ErrorCodes.TARGET_NOT_FOUND, `noCacheFilter: no stage named ${unknownFilter.join(', ')} (stages: ${known.join(', ') || 'none named'})`, { stage: unknownFilter[0] })
+  }
   // Every step's entitlements before any step runs (BuildKit's ValidateEntitlements).
   for (const v of graph.vertices) if (v.kind === 'run') requireEntitlements(v, resolved)
 
@@ -88,6 +94,7 @@ async function runBuild(
       created: resolved.created,
       platform: resolved.platform,
       noCache: opts.noCache ?? false,
+      ...(opts.noCacheFilter?.length ? { noCacheFilter: opts.noCacheFilter.map((n) => stageNames(opts.stages!).get(opts.stages![n]!.toStage())!) } : {}),
       compression: opts.compression ?? 'gzip',
       secrets: opts.secrets ?? {},
       network: resolved.network,
@@ -126,6 +133,16 @@ async function runBuild(
     ...(exported?.pushed !== undefined ? { pushed: exported.pushed } : {}),
     bases: registry.bases,
   }
+}
+
+/** Stage → its name; a name wins over a position (`0`, `1`, as fromDockerfile also keys its stages). */
+function stageNames(stages: Readonly<Record<string, ImageBuilder>>): Map<StageDef, string> {
+  const names = new Map<StageDef, string>()
+  for (const [name, b] of Object.entries(stages)) {
+    const prev = names.get(b.toStage())
+    if (prev === undefined || /^\d+$/.test(prev)) names.set(b.toStage(), name)
+  }
+  return names
 }
 
 /** Like `docker build`, a context that is not there fails before anything runs, naming the directory. */

@@ -1,4 +1,5 @@
 import type { Digest } from '../oci/media-types.js'
+import type { ImageBuilder } from '../builder/image-builder.js'
 import type { ImageConfig, LayerRef, Manifest } from '../oci/types.js'
 import type { Compression } from '../layer/entry.js'
 import type { PushStats } from '../exporters/exporter.js'
@@ -36,6 +37,16 @@ export interface BuildOptions {
   readonly buildArgs?: Readonly<Record<string, string>>
   /** Ignore cached layers and make every layer anew (`--no-cache`). @default false */
   readonly noCache?: boolean
+  /**
+   * Stages whose layers are made anew while the rest may come from the cache (`--no-cache-filter`),
+   * by the names in `stages` (a Dockerfile's `AS` names, a build script's record keys).
+   */
+  readonly noCacheFilter?: readonly string[]
+  /**
+   * The build's stages by name, so steps can be told apart by stage (`noCacheFilter`, `VertexRecord.stage`).
+   * {@link fromDockerfile} passes its stages itself; the CLI passes a build script's record of builders.
+   */
+  readonly stages?: Readonly<Record<string, ImageBuilder>>
   /** Store root (blobs, cache, snapshots). @default $IMAGESMITH_CACHE, else $XDG_CACHE_HOME/imagesmith, else ~/.cache/imagesmith */
   readonly cacheDir?: string
   /** Cancels the build: running containers are killed, temp files removed, no output written. */
@@ -70,7 +81,10 @@ export interface BuildOptions {
   readonly ssh?: Readonly<Record<string, string>>
   /** OCI runtime binary (`crun`, `runc` or a path). @default the first of crun, runc that works */
   readonly runtime?: string
-  /** Called for each progress event (vertex start/cached/done/error, RUN output). */
+  /**
+   * Called for each progress event: vertex start, bytes written, RUN output lines, cached / done (with
+   * the reason a layer was made anew) and error, with timings. The CLI renders these (`--progress`).
+   */
   readonly onProgress?: (event: ProgressEvent) => void
   /** Vertices run at once at most. @default no cap beyond the build's CPU, RUN and network pools */
   readonly concurrency?: number
@@ -95,7 +109,10 @@ export interface BuildResult {
   readonly layers: readonly LayerRef[]
   /** Layer-producing steps served from the cache. */
   readonly cacheHits: number
-  /** Every step of the build in graph order: its cache key (and the document hashed into it), whether it was cached, how long it ran. */
+  /**
+   * Every step of the build in graph order: its cache key (and the document hashed into it), whether
+   * it was cached, how long it ran, and for a layer made anew the `reason` (what changed since it was last built).
+   */
   readonly vertices: readonly VertexRecord[]
   /** The solver's schedule: when each step ran (ms since the solve started) and which pool slots it held. */
   readonly schedule: readonly ScheduleRecord[]

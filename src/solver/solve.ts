@@ -73,11 +73,13 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
     const description = vertex.meta.description
     const started = Date.now()
     const slots: SlotRecord[] = []
-    ctx.emit({ type: 'start', vertex: id, description })
+    const stage = vertex.meta.stage
+    ctx.emit({ type: 'start', vertex: id, description, ...(stage !== undefined ? { stage } : {}), time: started })
     try {
       const executor = executors[vertex.kind] as ExecutorTable[typeof vertex.kind]
       const exec = executor.exec as (v: AnyVertex, i: readonly ImageState[], c: ExecContext) => Promise<ExecResult>
-      const pending = exec(vertex, inputs, { ...execCtx, limits: recordingLimits(limits, slots, t0) })
+      const step = { vertex: id, description, ...(stage !== undefined ? { stage } : {}) }
+      const pending = exec(vertex, inputs, { ...execCtx, limits: recordingLimits(limits, slots, t0), step })
       executing.add(pending)
       const res = await pending.finally(() => {
         executing.delete(pending)
@@ -85,21 +87,24 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
       })
       if (res.cached) {
         cacheHits++
-        ctx.emit({ type: 'cached', vertex: id, description })
+        ctx.emit({ type: 'cached', vertex: id, description, time: Date.now() })
       }
       const ms = Date.now() - started
-      ctx.emit({ type: 'done', vertex: id, description, ms })
+      const reason = res.cached ? undefined : res.reason
+      ctx.emit({ type: 'done', vertex: id, description, ms, cached: res.cached, ...(reason !== undefined ? { reason } : {}), time: Date.now() })
       records.set(id, {
         vertex: id,
         description,
         ...(res.key ? { key: res.key.digest, keyDoc: res.key.doc } : {}),
         cached: res.cached,
+        ...(reason !== undefined ? { reason } : {}),
+        ...(stage !== undefined ? { stage } : {}),
         ms,
       })
       return res.state
     } catch (error) {
       fail(error)
-      ctx.emit({ type: 'error', vertex: id, description, error })
+      ctx.emit({ type: 'error', vertex: id, description, error, time: Date.now() })
       throw error
     }
   }

@@ -16,12 +16,28 @@ export interface ImageState {
   readonly cmdSet: boolean
 }
 
+/**
+ * What build() reports as it goes (`onProgress`), in order per vertex: `start`, then `log` / `bytes`
+ * while it runs, then `cached` (a hit) and `done`, or `error`. `time` is ms since the epoch.
+ */
 export type ProgressEvent =
-  | { readonly type: 'start'; readonly vertex: Digest; readonly description: string }
-  | { readonly type: 'cached'; readonly vertex: Digest; readonly description: string }
-  | { readonly type: 'done'; readonly vertex: Digest; readonly description: string; readonly ms: number }
+  | { readonly type: 'start'; readonly vertex: Digest; readonly description: string; readonly stage?: string; readonly time?: number }
+  | { readonly type: 'cached'; readonly vertex: Digest; readonly description: string; readonly time?: number }
+  | {
+      readonly type: 'done'
+      readonly vertex: Digest
+      readonly description: string
+      readonly ms: number
+      /** Whether the vertex's layer came from the cache (layer-producing vertices; false for the rest). */
+      readonly cached?: boolean
+      /** For a layer made anew: which input changed since this step was last built in this store. */
+      readonly reason?: string
+      readonly time?: number
+    }
+  /** Bytes of a layer written so far (compressed), as the writer goes. */
+  | { readonly type: 'bytes'; readonly vertex: Digest; readonly bytes: number; readonly time?: number }
   | { readonly type: 'log'; readonly vertex: Digest; readonly stream: 'stdout' | 'stderr'; readonly data: Buffer }
-  | { readonly type: 'error'; readonly vertex: Digest; readonly description: string; readonly error: unknown }
+  | { readonly type: 'error'; readonly vertex: Digest; readonly description: string; readonly error: unknown; readonly time?: number }
 
 /** A secret for `RUN --mount=type=secret`: a host file or an environment value (buildx `--secret`). */
 export type SecretSource = { readonly src: string } | { readonly env: string } | { readonly value: string }
@@ -65,6 +81,10 @@ export interface ExecContext {
   readonly resolveBase?: (ref: string) => Promise<BaseImage>
   /** The build's resource pools (CPU, RUN containers, network); the solver sets them. Absent: unbounded. */
   readonly limits?: Limits
+  /** Stages whose layers are made anew (`--no-cache-filter`), by name. @default none */
+  readonly noCacheFilter?: readonly string[]
+  /** The vertex this context runs (the solver sets it per vertex): names the cache slot and the stage. */
+  readonly step?: { readonly vertex: Digest; readonly description: string; readonly stage?: string }
   emit(event: ProgressEvent): void
 }
 
@@ -85,6 +105,8 @@ export interface ExecResult {
   readonly cached: boolean
   /** The cache key of the layer the op made or reused (layer-producing ops only). */
   readonly key?: CacheKey
+  /** For a layer made anew: the input that changed since the step was last built (see layer-cache). */
+  readonly reason?: string
 }
 
 /** What one vertex did in a solve, in graph order. */
@@ -97,6 +119,10 @@ export interface VertexRecord {
   readonly keyDoc?: CacheKeyDoc
   /** True when the layer came from the cache. */
   readonly cached: boolean
+  /** For a layer made anew: what changed since this step's last build in this store (`first build of this step`, `1 context file changed: a.txt`, `env changed: FOO`, …). */
+  readonly reason?: string
+  /** The stage the vertex belongs to, when the build names its stages. */
+  readonly stage?: string
   /** Time the vertex ran, from taking its queue slot to its result. */
   readonly ms: number
 }
