@@ -53,6 +53,8 @@ export const ErrorCodes = Object.freeze({
   GRAPH_INVALID: 'GRAPH_INVALID',
   /** Anything unexpected: still typed, with the step and the original error as `cause`. */
   INTERNAL: 'INTERNAL',
+  /** `imagesmith tag|rmi|save` or `from('local:…')` naming no local image; `details.reference` names it. */
+  IMAGE_NOT_FOUND: 'IMAGE_NOT_FOUND',
   /** A file a layer is made from cannot be opened; `details.source` is the host path, `details.path` the entry. */
   SOURCE_UNREADABLE: 'SOURCE_UNREADABLE',
   /** A file changed size while its layer was written; `details.source` names it. */

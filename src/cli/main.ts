@@ -18,6 +18,8 @@ import { PULL_HELP, pullCommand } from './pull.js'
 import { PROGRESS_MODES, progressMode, progressRenderer } from './progress.js'
 import { writeMetadataFile } from './metadata.js'
 import type { BuildResult } from '../pipeline/options.js'
+import { IMAGES_HELP, imagesCommand, rmiCommand, saveCommand, tagCommand } from './images.js'
+import { CACHE_HELP, cacheCommand } from './cache.js'
 import { REGISTRY_FLAGS, REGISTRY_FLAGS_HELP, registryFlags } from './registry-flags.js'
 
 const HELP = `imagesmith: build OCI images from TypeScript
@@ -38,6 +40,8 @@ ${DOCKERFILE_HELP}
 ${CONVERT_HELP}
 ${LOGIN_HELP}
 ${PULL_HELP}
+${IMAGES_HELP}
+${CACHE_HELP}
 
 Progress (stderr): tty redraws a live view (steps, elapsed, cached marks, a RUN's last lines); plain prints one
 line per event, with the reason each rebuilt step missed the cache; auto is tty on a terminal, plain otherwise
@@ -93,6 +97,16 @@ export async function main(argv: readonly string[], io: Io, signal?: AbortSignal
         return await convertCommand(args, io)
       case 'pull':
         return await pullCommand(args, io, signal)
+      case 'images':
+        return await imagesCommand(args, io)
+      case 'tag':
+        return await tagCommand(args, io)
+      case 'rmi':
+        return await rmiCommand(args, io)
+      case 'save':
+        return await saveCommand(args, io, signal)
+      case 'cache':
+        return await cacheCommand(args, io)
       default:
         throw new UsageError(`unknown command ${JSON.stringify(args.command)}`)
     }
@@ -210,7 +224,7 @@ function parseSsh(text: string): [string, string] {
 }
 
 async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<number> {
-  assertKnownFlags(args, ['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--no-cache-filter', '--metadata-file', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', ...REGISTRY_FLAGS])
+  assertKnownFlags(args, ['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--no-cache-filter', '--metadata-file', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', '--pull', ...REGISTRY_FLAGS])
   const dockerfile = isDockerfileBuild(args)
   const path = dockerfile ? '' : script(args)
   const progress = one(args, '--progress') ?? (args.flags.has('--quiet') ? 'quiet' : 'auto')
@@ -270,6 +284,7 @@ async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, r
     noCache: args.flags.has('--no-cache'),
     ...(many(args, '--no-cache-filter').length > 0 ? { noCacheFilter: many(args, '--no-cache-filter').flatMap((f) => f.split(',')) } : {}),
     ...(run.stages ? { stages: run.stages } : {}),
+    pull: args.flags.has('--pull'),
     buildArgs: buildArgs(args),
     secrets,
     platform,

@@ -2,8 +2,10 @@ import { inSlot } from '../solver/scheduler.js'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { importLocalImage, parseLocalRef } from '../sources/local.js'
 import type { ImageConfig } from '../oci/types.js'
+import type { Digest } from '../oci/media-types.js'
 import type { ResolvedImage } from '../sources/resolve.js'
-import { parseReference } from '../reference/reference.js'
+import { parseReference, type ImageReference } from '../reference/reference.js'
+import { parseLocalName, requireLocalImage, storedImage } from '../sources/local-names.js'
 import type { BaseImage, ExecContext, Executor, ImageState } from '../solver/types.js'
 import { DEFAULT_PATH, envMap } from './state.js'
 
@@ -11,7 +13,7 @@ import { DEFAULT_PATH, envMap } from './state.js'
  * Reads a FROM reference: scratch, a local image (`oci:`, `oci-archive:`, `docker-archive:`) or a
  * registry reference (`debian`, `host:5000/a/b@sha256:…`), pulled through the build's {@link ExecContext.registry}.
  */
-export async function loadBase(ref: string, ctx: Pick<ExecContext, 'store' | 'platform' | 'signal' | 'registry' | 'limits'>): Promise<BaseImage> {
+export async function loadBase(ref: string, ctx: BaseContext): Promise<BaseImage> {
   if (ref === 'scratch') {
     const config: ImageConfig = {
       architecture: ctx.platform.architecture,
@@ -24,11 +26,15 @@ export async function loadBase(ref: string, ctx: Pick<ExecContext, 'store' | 'pl
     return { config, layers: [] }
   }
   const local = parseLocalRef(ref)
+  const localName = parseLocalName(ref)
   let imported: ResolvedImage
-  if (local) imported = await importLocalImage(local, ref, ctx.store.blobs, ctx.platform, ctx.signal)
+  if (localName !== undefined) imported = await storedImage(ctx.store, (await requireLocalImage(ctx.store, localName)).digest as Digest, ref)
+  else if (local) imported = await importLocalImage(local, ref, ctx.store.blobs, ctx.platform, ctx.signal)
   else {
     // A malformed name is the caller's mistake (INVALID_REFERENCE); a well-formed one is pulled.
     const parsed = parseReference(ref)
+    const named = ctx.pull ? undefined : await localImage(ctx, parsed, ref)
+    if (named) return { config: named.config, layers: named.layers }
     if (!ctx.registry) {
       throw new ImagesmithError(ErrorCodes.UNKNOWN_FROM, `base image ${parsed.full} needs a registry, and this build has no registry client`, { reference: ref, normalized: parsed.full })
     }
@@ -37,8 +43,33 @@ export async function loadBase(ref: string, ctx: Pick<ExecContext, 'store' | 'pl
   return { config: imported.config, layers: imported.layers }
 }
 
+export type BaseContext = Pick<ExecContext, 'store' | 'platform' | 'signal' | 'registry' | 'limits'> & {
+  /** Ask the registry even when the store has a local image of that name (`--pull`). */
+  readonly pull?: boolean
+}
+
+/**
+ * Docker's precedence: a tag a local build recorded (`-t app:1`, `imagesmith tag`) wins over the
+ * registry unless the build asks to pull, so one build script feeds another without a registry.
+ * A local image of another platform, or whose blobs were pruned, falls through to the registry.
+ */
+async function localImage(ctx: BaseContext, ref: ImageReference, text: string): Promise<ResolvedImage | undefined> {
+  if (ref.tag === undefined || ref.digest !== undefined) return undefined
+  const record = await ctx.store.images.get(`${ref.name}:${ref.tag}`)
+  if (!record) return undefined
+  let image: ResolvedImage
+  try {
+    image = await storedImage(ctx.store, record.digest as Digest, text)
+  } catch {
+    return undefined
+  }
+  const p = ctx.platform
+  if (image.config.os !== p.os || image.config.architecture !== p.architecture) return undefined
+  return image
+}
+
 /** One resolution per reference for the whole build (the pipeline's ONBUILD pass and FROM share it). */
-export function baseResolver(ctx: Pick<ExecContext, 'store' | 'platform' | 'signal' | 'registry'>): (ref: string) => Promise<BaseImage> {
+export function baseResolver(ctx: BaseContext): (ref: string) => Promise<BaseImage> {
   const seen = new Map<string, Promise<BaseImage>>()
   return (ref) => {
     let p = seen.get(ref)

@@ -13,6 +13,7 @@ import { finalizeImage } from './finalize.js'
 import { parseImageName } from '../reference/reference.js'
 import { solve } from '../solver/solve.js'
 import { Store } from '../store/store.js'
+import { nameImage } from '../sources/local-names.js'
 import type { BuildOptions, BuildResult, OutputSpec } from './options.js'
 import { resolveBuildOptions } from './resolve-options.js'
 import { toBuildError, type FailurePoint, type GatewayScope } from './error-gateway.js'
@@ -29,10 +30,14 @@ export type { BuildOptions, BuildResult, OutputSpec } from './options.js'
 export async function buildImage(builder: ImageBuilder, opts: BuildOptions = {}): Promise<BuildResult> {
   const scope: { -readonly [K in keyof GatewayScope]: GatewayScope[K] } = { contextDir: '', cacheDir: '' }
   const at: { -readonly [K in keyof FailurePoint]: FailurePoint[K] } = { phase: 'prepare' }
+  const stores: Store[] = []
   try {
-    return await runBuild(builder, opts, scope, at)
+    return await runBuild(builder, opts, scope, at, stores)
   } catch (e) {
     throw toBuildError(e, scope, at)
+  } finally {
+    // The lease ends with the build, whatever happened: what it held becomes prunable (and "used now").
+    for (const s of stores) await s.lease.release().catch(() => undefined)
   }
 }
 
@@ -41,6 +46,7 @@ async function runBuild(
   opts: BuildOptions,
   scope: { -readonly [K in keyof GatewayScope]: GatewayScope[K] },
   at: { -readonly [K in keyof FailurePoint]: FailurePoint[K] },
+  stores: Store[],
 ): Promise<BuildResult> {
   const resolved = resolveBuildOptions(opts)
   scope.contextDir = resolved.contextDir
@@ -53,13 +59,16 @@ async function runBuild(
   }
   await checkContext(resolved.contextDir, opts.context ?? '.')
   const store = new Store(resolved.cacheDir)
+  stores.push(store)
   await store.init()
+  // Before the first lookup: a prune in another process skips what this build holds (store/lease.ts).
+  await store.lease.begin()
   throwIfAborted(opts.signal)
   // Idle keep-alive sockets do not hold the process open: the client needs no close.
   const registry = new PullSession(new RegistryClient(resolved.registry))
   // Base configs are read before compiling: their ONBUILD triggers become steps after their FROM.
   at.phase = 'solve'
-  const resolveBase = baseResolver({ store, platform: resolved.platform, signal: opts.signal, registry })
+  const resolveBase = baseResolver({ store, platform: resolved.platform, signal: opts.signal, registry, pull: opts.pull ?? false })
   const triggers = await baseTriggers(builder.toStage(), resolveBase, (ref) => {
     at.step = `FROM ${ref}`
   })
@@ -112,6 +121,9 @@ async function runBuild(
   at.step = undefined
   at.vertex = undefined
   const image = await finalizeImage(store.blobs, state.config, state.layers)
+  // Named before exporting: a later build's FROM finds it even when the export fails or there is none.
+  const named = new Date()
+  for (const t of tags) await nameImage(store, t, image, named)
 
   let exported: ExportResult | undefined
   if (opts.output) {

@@ -29,8 +29,10 @@ export interface BuildOptions {
   readonly dockerignore?: string
   /** Where to write the image; without it the image is only built into the store. */
   readonly output?: OutputSpec
-  /** Image names, e.g. `app:1` or `registry.example/app:1`. */
+  /** Image names, e.g. `app:1` or `registry.example/app:1`; each is also recorded in the store (`imagesmith images`). */
   readonly tags?: readonly string[]
+  /** Pull FROM images from their registry even when a local build recorded that name (`--pull`). @default false */
+  readonly pull?: boolean
   /** `os/arch[/variant]`. RUN steps need the host's platform. @default the host's (linux/amd64 on x64) */
   readonly platform?: string
   /** Values for ARGs (`--build-arg`). */

@@ -99,6 +99,7 @@ async function readMeta(dir: string): Promise<Snapshot | undefined> {
 }
 
 async function unpackOnce(store: Store, layer: LayerRef, dir: string, signal: AbortSignal | undefined): Promise<Snapshot> {
+  await store.lease.hold({ snapshots: [layer.diffId], blobs: [layer.digest] }) // before looking: see store/lease.ts
   const existing = await readMeta(dir)
   if (existing) return existing
   throwIfAborted(signal)

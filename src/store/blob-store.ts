@@ -7,6 +7,7 @@ import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { isDigest, type Digest } from '../oci/media-types.js'
 import { createAtomicWriter, sweepDeadTemps, writeFileAtomic } from './atomic-write.js'
 import { StoreLayout } from './layout.js'
+import type { Lease } from './lease.js'
 
 /** A blob being written: bytes go to a private temp file that becomes visible only on commit. */
 export interface BlobWriter {
@@ -29,10 +30,13 @@ export interface BlobWriter {
 export class BlobStore {
   readonly root: string
   readonly #layout: StoreLayout
+  /** The build's lease (see lease.ts): every blob looked up or written is held before it is touched. */
+  readonly #lease: Lease | undefined
 
-  constructor(root: string) {
+  constructor(root: string, lease?: Lease) {
     this.root = root
     this.#layout = new StoreLayout(root)
+    this.#lease = lease
   }
 
   blobPath(digest: Digest): string {
@@ -65,6 +69,7 @@ export class BlobStore {
   }
 
   async has(digest: Digest): Promise<boolean> {
+    await this.#lease?.hold({ blobs: [digest] })
     try {
       await fsp.access(this.blobPath(digest))
       return true
@@ -86,7 +91,10 @@ export class BlobStore {
     const w = createAtomicWriter(this.tmpDir, 'blob', { fsync: true })
     return {
       stream: w.stream,
-      commit: (digest: Digest) => w.commit(this.blobPath(digest)),
+      commit: async (digest: Digest) => {
+        await this.#lease?.hold({ blobs: [digest] })
+        await w.commit(this.blobPath(digest))
+      },
       abort: () => w.abort(),
     }
   }
@@ -132,6 +140,7 @@ export class BlobStore {
   /** A verifying read stream: it errors with BLOB_CORRUPT if the bytes do not hash to `digest`. */
   open(digest: Digest): Readable {
     const path = this.blobPath(digest)
+    this.#lease?.add({ blobs: [digest] })
     const integrity = ssri.fromHex(digest.slice(7), 'sha256')
     const file = createReadStream(path, { highWaterMark: 1 << 20 })
     const checked = ssri.integrityStream({ integrity })
@@ -150,6 +159,8 @@ export class BlobStore {
   }
 
   async readBytes(digest: Digest): Promise<Buffer> {
+    assertDigest(digest)
+    await this.#lease?.hold({ blobs: [digest] })
     let buf: Buffer
     try {
       buf = await fsp.readFile(this.blobPath(digest))

@@ -13,6 +13,9 @@
  * <root>/work/                     scratch of running steps (bundles, upper dirs)
  * <root>/statcache/<hex>.json      host file stat → content hash, per build context
  * <root>/refs/<hex>.json           registry tag → the digest it last resolved to (offline pulls)
+ * <root>/images/<hex>.json         local image name (a build's tag) → manifest digest, created, size
+ * <root>/leases/<pid>-<r>.json     what a running build holds (cache keys, blobs, snapshots); prune skips it
+ * <root>/gc.lock                   a running prune's pid
  * ```
  */
 import { join } from 'node:path'
@@ -28,12 +31,14 @@ export const StoreDirs = Object.freeze({
   work: 'work',
   statCache: 'statcache',
   refs: 'refs',
+  images: 'images',
+  leases: 'leases',
 })
 
 export type StoreDir = keyof typeof StoreDirs
 
 /** Folders whose entries are written through temp names and are swept of dead writers' temps. */
-export const SWEPT_DIRS: readonly StoreDir[] = Object.freeze(['tmp', 'cache', 'imageLookups', 'snapshots', 'statCache'] as const)
+export const SWEPT_DIRS: readonly StoreDir[] = Object.freeze(['tmp', 'cache', 'imageLookups', 'snapshots', 'statCache', 'images'] as const)
 
 const hex = (digest: string): string => digest.replace(/^sha256:/, '')
 
@@ -60,6 +65,16 @@ export class StoreLayout {
   /** Where the digest a registry reference last resolved to is kept; `key` is a sha256 of the reference. */
   registryRef(key: string): string {
     return join(this.dir('refs'), `${hex(key)}.json`)
+  }
+
+  /** Where local image name `key` (a sha256 of its normalised name) is recorded. */
+  imageName(key: string): string {
+    return join(this.dir('images'), `${hex(key)}.json`)
+  }
+
+  /** Held by a running prune (its pid inside); builds wait on it before they look an item up. */
+  gcLock(): string {
+    return join(this.root, 'gc.lock')
   }
 
   imageLookup(key: string): string {

@@ -1,5 +1,7 @@
 import { BlobStore } from './blob-store.js'
 import { CacheIndex } from './cache-index.js'
+import { ImageNames } from './image-names.js'
+import { Lease } from './lease.js'
 import { sweepDeadTemps } from './atomic-write.js'
 import { StoreLayout, SWEPT_DIRS } from './layout.js'
 
@@ -27,14 +29,23 @@ export class Store {
   readonly layout: StoreLayout
   readonly blobs: BlobStore
   readonly cache: CacheIndex
+  /** Local image names (build tags, `imagesmith tag`) → manifest digests. */
+  readonly images: ImageNames
+  /**
+   * What this process holds while it builds (see lease.ts). Inactive until `lease.begin()`; blob,
+   * cache and snapshot lookups then hold what they touch, so a prune in another process skips it.
+   */
+  readonly lease: Lease
   readonly #slots = new Map<StoreSlot<unknown>, unknown>()
   readonly #once = new Map<string, Promise<unknown>>()
 
   constructor(root: string) {
     this.root = root
     this.layout = new StoreLayout(root)
-    this.blobs = new BlobStore(root)
-    this.cache = new CacheIndex(this.layout)
+    this.lease = new Lease(this.layout)
+    this.blobs = new BlobStore(root, this.lease)
+    this.cache = new CacheIndex(this.layout, this.lease)
+    this.images = new ImageNames(this.layout)
   }
 
   /**
@@ -73,6 +84,7 @@ export class Store {
 
   /** Where layer `diffId` is unpacked once and reused as an overlay lower dir. */
   snapshotDir(diffId: string): string {
+    this.lease.add({ snapshots: [diffId] })
     return this.layout.snapshot(diffId)
   }
 

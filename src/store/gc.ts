@@ -1,0 +1,287 @@
+import { promises as fsp, type Dirent } from 'node:fs'
+import { basename, join } from 'node:path'
+import { tempPath } from './atomic-write.js'
+import { gcHolder, liveLeases, type LeaseRecord } from './lease.js'
+import type { Store } from './store.js'
+
+/**
+ * Cache garbage collection: what the store holds, how recently each thing was used, and a prune
+ * that removes the least recently used first. Use time is the mtime of the item (blob file, cache
+ * entry, snapshot dir): written when made, touched when a build's lease ends (lease.ts).
+ *
+ * Safety:
+ * - what a live build holds (its lease) is never removed; leases of dead pids are swept;
+ * - blobs of named images (manifest, config, layers) are kept unless `all`;
+ * - a cache entry goes before the blob it names, a name before its manifest, so a crash leaves no
+ *   entry naming a missing blob (and lookups check `blobs.has` anyway);
+ * - a snapshot is renamed to a temp name first (gone at once for readers), then removed; a crash
+ *   leaves a temp dir that the next sweep takes.
+ */
+
+export type UsageKind = 'blob' | 'snapshot' | 'cache-mount' | 'index' | 'cache-entry'
+
+export interface UsageRecord {
+  readonly kind: UsageKind
+  /** Digest (blob), diffID (snapshot), mount id (cache-mount), file name (index, cache-entry). */
+  readonly id: string
+  readonly size: number
+  readonly lastUsed: Date
+  /** Held by a running build's lease. */
+  readonly inUse: boolean
+  /** Needed by a named image (`imagesmith images`). */
+  readonly named: boolean
+  /** Cache entries (keys) whose result is this blob: removed with it, first. */
+  readonly entries: readonly string[]
+  /** Removed whenever a prune runs: a cache entry whose blob is gone. */
+  readonly dangling?: boolean
+}
+
+export interface PruneOptions {
+  /** Also what named images need, cache mounts and the store's indexes; the names go with them. */
+  readonly all?: boolean
+  /** Stop once the store holds at most this many bytes (least recently used go first). */
+  readonly keepStorage?: number
+  /** Only what was last used longer ago than this many milliseconds. */
+  readonly until?: number
+  readonly now?: number
+}
+
+export interface PruneResult {
+  readonly removed: readonly UsageRecord[]
+  readonly reclaimed: number
+  /** Image names removed with their blobs (`all`). */
+  readonly untagged: readonly string[]
+}
+
+const HEX = /^[0-9a-f]{64}$/
+const GC_WAIT_MS = 50
+
+async function readdirSafe(dir: string): Promise<Dirent[]> {
+  try {
+    return await fsp.readdir(dir, { withFileTypes: true })
+  } catch {
+    return []
+  }
+}
+
+/** Apparent size of a tree (files, symlinks), as `du --apparent-size` counts it. */
+async function treeSize(dir: string): Promise<number> {
+  let total = 0
+  const stack = [dir]
+  while (stack.length) {
+    const d = stack.pop()!
+    for (const e of await readdirSafe(d)) {
+      const p = join(d, e.name)
+      if (e.isDirectory()) stack.push(p)
+      else total += await fsp.lstat(p).then((s) => s.size, () => 0)
+    }
+  }
+  return total
+}
+
+const mtime = (p: string): Promise<Date | undefined> => fsp.stat(p).then((s) => s.mtime, () => undefined)
+
+interface Held {
+  readonly cacheKeys: Set<string>
+  readonly blobs: Set<string>
+  readonly snapshots: Set<string>
+  readonly any: boolean
+}
+
+function heldBy(leases: readonly LeaseRecord[]): Held {
+  const hex = (v: string) => v.replace(/^sha256:/, '')
+  return {
+    cacheKeys: new Set(leases.flatMap((l) => l.cacheKeys.map(hex))),
+    blobs: new Set(leases.flatMap((l) => l.blobs.map(hex))),
+    snapshots: new Set(leases.flatMap((l) => l.snapshots.map(hex))),
+    any: leases.length > 0,
+  }
+}
+
+/** Blob hexes every named image needs, and which names need each. */
+async function namedBlobs(store: Store): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>()
+  const need = (d: string, name: string) => {
+    const h = d.replace(/^sha256:/, '')
+    out.set(h, [...(out.get(h) ?? []), name])
+  }
+  for (const r of await store.images.list()) {
+    need(r.digest, r.name)
+    try {
+      const m = JSON.parse(await fsp.readFile(store.layout.blob(r.digest), 'utf8')) as { config?: { digest: string }; layers?: { digest: string }[] }
+      if (m.config) need(m.config.digest, r.name)
+      for (const l of m.layers ?? []) need(l.digest, r.name)
+    } catch {
+      /* manifest gone: the name is broken, nothing to keep */
+    }
+  }
+  return out
+}
+
+interface Inventory {
+  readonly records: UsageRecord[]
+  readonly named: Map<string, string[]>
+}
+
+async function inventory(store: Store, held: Held): Promise<Inventory> {
+  const layout = store.layout
+  const named = await namedBlobs(store)
+  // Cache entries by the blob they name.
+  const entriesOf = new Map<string, { key: string; used: Date }[]>()
+  const records: UsageRecord[] = []
+  for (const e of await readdirSafe(layout.dir('cache'))) {
+    const m = /^([0-9a-f]{64})\.json$/.exec(e.name)
+    if (!m) continue
+    const path = join(layout.dir('cache'), e.name)
+    let blob: string | undefined
+    try {
+      blob = (JSON.parse(await fsp.readFile(path, 'utf8')) as { layer?: { digest?: string } }).layer?.digest?.replace(/^sha256:/, '')
+    } catch {
+      continue // replaced or removed meanwhile
+    }
+    const used = (await mtime(path)) ?? new Date(0)
+    if (blob && HEX.test(blob) && (await fsp.access(layout.blob(blob)).then(() => true, () => false))) {
+      entriesOf.set(blob, [...(entriesOf.get(blob) ?? []), { key: m[1]!, used }])
+    } else {
+      records.push({ kind: 'cache-entry', id: m[1]!, size: 0, lastUsed: used, inUse: held.cacheKeys.has(m[1]!), named: false, entries: [m[1]!], dangling: true })
+    }
+  }
+  for (const e of await readdirSafe(layout.dir('blobs'))) {
+    if (!HEX.test(e.name)) continue
+    const st = await fsp.stat(join(layout.dir('blobs'), e.name)).catch(() => undefined)
+    if (!st) continue
+    const entries = entriesOf.get(e.name) ?? []
+    const lastUsed = new Date(Math.max(st.mtimeMs, ...entries.map((x) => x.used.getTime())))
+    const inUse = held.blobs.has(e.name) || entries.some((x) => held.cacheKeys.has(x.key))
+    records.push({ kind: 'blob', id: `sha256:${e.name}`, size: st.size, lastUsed, inUse, named: named.has(e.name), entries: entries.map((x) => x.key) })
+  }
+  for (const e of await readdirSafe(layout.dir('snapshots'))) {
+    if (!e.isDirectory() || !HEX.test(e.name)) continue
+    const dir = join(layout.dir('snapshots'), e.name)
+    const used = await mtime(dir)
+    if (!used) continue
+    records.push({ kind: 'snapshot', id: `sha256:${e.name}`, size: await treeSize(dir), lastUsed: used, inUse: held.snapshots.has(e.name), named: false, entries: [] })
+  }
+  for (const e of await readdirSafe(layout.dir('cacheMounts'))) {
+    const dir = join(layout.dir('cacheMounts'), e.name)
+    const used = await mtime(dir)
+    if (!used) continue
+    // Leases do not list cache mounts: any running build may be using one.
+    records.push({ kind: 'cache-mount', id: decodeURIComponent(e.name), size: await treeSize(dir), lastUsed: used, inUse: held.any, named: false, entries: [] })
+  }
+  for (const d of ['imageLookups', 'statCache', 'refs'] as const) {
+    for (const e of await readdirSafe(layout.dir(d))) {
+      if (!e.isFile() || e.name.includes('.tmp-')) continue
+      const st = await fsp.stat(join(layout.dir(d), e.name)).catch(() => undefined)
+      if (!st) continue
+      // Derived indexes: a build that finds one missing recomputes it; still, none under a live build.
+      records.push({ kind: 'index', id: join(layout.dir(d), e.name).slice(layout.root.length + 1), size: st.size, lastUsed: st.mtime, inUse: held.any, named: false, entries: [] })
+    }
+  }
+  return { records, named }
+}
+
+/** What the store holds, most recently used first (`imagesmith cache ls`). */
+export async function cacheUsage(store: Store): Promise<UsageRecord[]> {
+  const { records } = await inventory(store, heldBy(await liveLeases(store.layout)))
+  return records.sort((a, b) => b.lastUsed.getTime() - a.lastUsed.getTime())
+}
+
+/** Takes `gc.lock` (waiting for another prune); the lock file appears whole, with our pid, via link(2). */
+async function lockGc(store: Store): Promise<() => Promise<void>> {
+  const lock = store.layout.gcLock()
+  const tmp = tempPath(store.layout.dir('tmp'), 'gc.lock')
+  await fsp.mkdir(store.layout.dir('tmp'), { recursive: true })
+  await fsp.writeFile(tmp, String(process.pid))
+  try {
+    for (;;) {
+      try {
+        await fsp.link(tmp, lock)
+        break
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+        if ((await gcHolder(lock)) === undefined) await fsp.rm(lock, { force: true })
+        else await new Promise((r) => setTimeout(r, GC_WAIT_MS))
+      }
+    }
+  } finally {
+    await fsp.rm(tmp, { force: true })
+  }
+  return () => fsp.rm(lock, { force: true })
+}
+
+async function removeRecord(store: Store, r: UsageRecord): Promise<void> {
+  const layout = store.layout
+  // Entries first: a crash here leaves a blob nothing names, never an entry naming nothing.
+  for (const k of r.entries) await fsp.rm(layout.cacheEntry(k), { force: true })
+  switch (r.kind) {
+    case 'blob':
+      await fsp.rm(layout.blob(r.id), { force: true })
+      break
+    case 'snapshot': {
+      const dir = layout.snapshot(r.id)
+      const tmp = tempPath(layout.dir('snapshots'), basename(dir))
+      try {
+        await fsp.rename(dir, tmp)
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+      }
+      await fsp.rm(`${dir}.json`, { force: true })
+      await fsp.rm(tmp, { recursive: true, force: true })
+      break
+    }
+    case 'cache-mount': {
+      const dir = layout.cacheMount(r.id)
+      const tmp = tempPath(layout.dir('tmp'), 'cache-mount')
+      await fsp.rename(dir, tmp).catch(() => undefined)
+      await fsp.rm(tmp, { recursive: true, force: true })
+      break
+    }
+    case 'index':
+      await fsp.rm(join(layout.root, r.id), { force: true })
+      break
+    case 'cache-entry':
+      break
+  }
+}
+
+/**
+ * `imagesmith cache prune`: removes least recently used first. Without `keepStorage` or `until`
+ * everything not held and not named goes (with `all`: named images too, and their names).
+ */
+export async function pruneCache(store: Store, opts: PruneOptions = {}): Promise<PruneResult> {
+  const unlock = await lockGc(store)
+  try {
+    // Leases are read after the lock: a build holding something later waits for us, then re-checks.
+    const held = heldBy(await liveLeases(store.layout))
+    const { records, named } = await inventory(store, held)
+    const now = opts.now ?? Date.now()
+    const eligible = (r: UsageRecord) => {
+      if (r.inUse) return false
+      if (r.dangling) return true
+      if (r.named && !opts.all) return false
+      if ((r.kind === 'cache-mount' || r.kind === 'index') && !opts.all) return false
+      return opts.until === undefined || now - r.lastUsed.getTime() > opts.until
+    }
+    const candidates = records.filter(eligible).sort((a, b) => a.lastUsed.getTime() - b.lastUsed.getTime())
+    let total = records.reduce((n, r) => n + r.size, 0)
+    const removed: UsageRecord[] = []
+    const untagged = new Set<string>()
+    for (const r of candidates) {
+      if (opts.keepStorage !== undefined && total <= opts.keepStorage && !r.dangling) continue
+      // A name goes before the blobs it needs.
+      if (r.kind === 'blob') {
+        for (const name of named.get(r.id.slice(7)) ?? []) {
+          if (!untagged.has(name)) await store.images.remove(name)
+          untagged.add(name)
+        }
+      }
+      await removeRecord(store, r)
+      removed.push(r)
+      total -= r.size
+    }
+    return { removed, reclaimed: removed.reduce((n, r) => n + r.size, 0), untagged: [...untagged] }
+  } finally {
+    await unlock()
+  }
+}
