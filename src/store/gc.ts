@@ -134,16 +134,23 @@ async function inventory(store: Store, held: Held): Promise<Inventory> {
     if (!m) continue
     const path = join(layout.dir('cache'), e.name)
     let blob: string | undefined
+    let size = 0
     try {
-      blob = (JSON.parse(await fsp.readFile(path, 'utf8')) as { layer?: { digest?: string } }).layer?.digest?.replace(/^sha256:/, '')
+      const text = await fsp.readFile(path, 'utf8')
+      size = text.length
+      blob = (JSON.parse(text) as { layer?: { digest?: string } }).layer?.digest?.replace(/^sha256:/, '')
     } catch {
       continue // replaced or removed meanwhile
     }
     const used = (await mtime(path)) ?? new Date(0)
-    if (blob && HEX.test(blob) && (await fsp.access(layout.blob(blob)).then(() => true, () => false))) {
+    const inUse = held.cacheKeys.has(m[1]!)
+    if (blob === undefined) {
+      // Entries that name no layer (a step's slot, a context's file map): their own least-recently-used record.
+      records.push({ kind: 'cache-entry', id: m[1]!, size, lastUsed: used, inUse, named: false, entries: [m[1]!] })
+    } else if (HEX.test(blob) && (await fsp.access(layout.blob(blob)).then(() => true, () => false))) {
       entriesOf.set(blob, [...(entriesOf.get(blob) ?? []), { key: m[1]!, used }])
     } else {
-      records.push({ kind: 'cache-entry', id: m[1]!, size: 0, lastUsed: used, inUse: held.cacheKeys.has(m[1]!), named: false, entries: [m[1]!], dangling: true })
+      records.push({ kind: 'cache-entry', id: m[1]!, size, lastUsed: used, inUse, named: false, entries: [m[1]!], dangling: true })
     }
   }
   for (const e of await readdirSafe(layout.dir('blobs'))) {
