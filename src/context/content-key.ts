@@ -160,7 +160,7 @@ const RACY_NS = 2_000_000_000n
  * The content key of the final, sorted entries. File bytes come from `cache` (host files) or are
  * hashed directly (in-memory bodies).
  */
-export function contentKey(entries: readonly LayerEntry[], cache: StatCache = StatCache.none(), onEntry?: (entry: LayerEntry, digest: string) => void): Digest {
+export function contentKey(entries: readonly LayerEntry[], cache: StatCache = StatCache.none(), onEntry?: (entry: LayerEntry, what: string) => void): Digest {
   const h = createHash('sha256')
   const buf = Buffer.allocUnsafe(CHUNK)
   for (const e of entries) {
@@ -185,8 +185,8 @@ export function contentKey(entries: readonly LayerEntry[], cache: StatCache = St
     h.update(`\0${e.type}\0${e.mode.toString(8)}\0${e.uid}:${e.gid}\0${e.mtime}\0`)
     h.update(extra)
     h.update('\n')
-    // A short per-entry digest for explaining misses (which files changed), never part of the key.
-    if (onEntry) onEntry(e, createHash('sha256').update(`${e.type}\0${e.mode.toString(8)}\0${e.uid}:${e.gid}\0${e.mtime}\0`).update(extra).digest('hex').slice(0, 16))
+    // What this entry contributed, for explaining misses (which files changed); never part of the key.
+    if (onEntry) onEntry(e, `${e.type}\0${e.mode.toString(8)}\0${e.uid}:${e.gid}\0${e.mtime}\0${typeof extra === 'string' ? extra : extra.toString('latin1')}`)
   }
   return `sha256:${h.digest('hex')}`
 }

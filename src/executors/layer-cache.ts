@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { LayerRef } from '../oci/types.js'
 import type { CacheKey, CacheKeyDoc, ExecContext } from '../solver/types.js'
 import { digestOf } from '../util/canonical-json.js'
@@ -16,7 +17,7 @@ interface SlotEntry {
 
 /** What a miss can be explained with beyond the key document (kept beside it, never hashed into the key). */
 export interface MissDetail {
-  /** Per-file digests of a context copy, bounded (see miss-reason.ts). */
+  /** What each file of a context copy contributed to the key, by path (bounded, see miss-reason.ts); short digests of it are kept on a miss. */
   readonly files?: FileMap
 }
 
@@ -52,18 +53,27 @@ export async function cachedLayer(
       return { layer: hit.layer, cached: true, key }
     }
   }
+  // Compacted only on a miss: a hit never pays for the per-file map.
+  const files = detail.files && compactFiles(detail.files)
   let reason: string
   if (ctx.noCache) reason = 'no-cache: every step is rebuilt'
   else if (filtered) reason = `no-cache-filter: stage ${step!.stage}`
   else {
     const prev = prevSlot ? await ctx.store.cache.lookup<Partial<LayerCacheEntry>>(prevSlot.key) : undefined
-    const prevFiles = prevSlot && detail.files ? await ctx.store.cache.lookup<FileMap>(filesKey(prevSlot.key)) : undefined
-    reason = explainMiss(prev?.keyDoc, keyDoc, prevFiles, detail.files, prevSlot?.key === key.digest)
+    const prevFiles = prevSlot && files ? await ctx.store.cache.lookup<FileMap>(filesKey(prevSlot.key)) : undefined
+    reason = explainMiss(prev?.keyDoc, keyDoc, prevFiles, files, prevSlot?.key === key.digest)
   }
   const layer = await make()
   const entry: LayerCacheEntry = { layer, keyDoc }
-  if (detail.files) await ctx.store.cache.record(filesKey(key.digest), detail.files)
+  if (files) await ctx.store.cache.record(filesKey(key.digest), files)
   await ctx.store.cache.record(key.digest, entry)
   await pointSlot()
   return { layer, cached: false, key, reason }
+}
+
+/** 16 hex digits of sha256 per file: enough to tell a change, small enough for 50k files. */
+function compactFiles(files: FileMap): FileMap {
+  const out: Record<string, string> = {}
+  for (const [p, v] of Object.entries(files)) out[p] = createHash('sha256').update(v, 'latin1').digest('hex').slice(0, 16)
+  return out
 }
