@@ -5,7 +5,7 @@
  */
 import type { Dockerfile, Instruction } from './ast.js'
 import { goTrimSpace } from './parser-lines.js'
-import { goStrconvQuote } from './parser-quote.js'
+import { goQuote } from '../util/go-format.js'
 
 /** The whole file: one line per instruction, no final newline (BuildKit's test adds one). */
 export function dumpDockerfile(df: Dockerfile): string {
@@ -18,13 +18,13 @@ export function dumpInstruction(instruction: Instruction): string {
   let depth = 0
   for (let i: Instruction | undefined = instruction; i; i = i.onbuild) {
     let s = i.keywordRaw.toLowerCase()
-    if (i.flags.length > 0) s += ` [${i.flags.map((f) => goStrconvQuote(f.word)).join(' ')}]`
+    if (i.flags.length > 0) s += ` [${i.flags.map((f) => goQuote(f.word)).join(' ')}]`
     if (i.onbuild) {
       out += `${s} (`
       depth++
       continue
     }
-    for (const a of i.args) s += ` ${goStrconvQuote(a)}`
+    for (const a of i.args) s += ` ${goQuote(a)}`
     out += s
   }
   return goTrimSpace(out + ')'.repeat(depth))

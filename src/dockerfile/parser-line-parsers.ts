@@ -5,7 +5,7 @@
 import type { EscapeToken, KeyValue } from './ast.js'
 import { isGoSpace } from '../shell/expand.js'
 import { LineError } from './parser-errors.js'
-import { goStrconvQuote } from './parser-quote.js'
+import { goQuote } from '../util/go-format.js'
 
 export type LineParser = (rest: string, escape: EscapeToken, restOffset: number) => { args: string[]; json: boolean; pairs?: KeyValue[] }
 
@@ -221,7 +221,7 @@ export function parseNameVal(rest: string, key: string, escape: EscapeToken, res
   const args: string[] = []
   for (const word of words) {
     const eq = word.indexOf('=')
-    if (eq < 0) throw new LineError(`Syntax error - can't find = in ${goStrconvQuote(word)}. Must be of the form: name=value`, restOffset)
+    if (eq < 0) throw new LineError(`Syntax error - can't find = in ${goQuote(word)}. Must be of the form: name=value`, restOffset)
     const pair: KeyValue = { key: word.slice(0, eq), value: word.slice(eq + 1), separator: '=' }
     pairs.push(pair)
     args.push(pair.key, pair.value, '=')

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseDockerfile } from '../../src/dockerfile/parser.js'
 import { dumpDockerfile } from '../../src/dockerfile/parser-dump.js'
-import { goStrconvQuote } from '../../src/dockerfile/parser-quote.js'
+import { goQuote } from '../../src/util/go-format.js'
 import { ErrorCodes, ImagesmithError } from '../../src/errors.js'
 
 const dump = (text: string, strict = true): string => dumpDockerfile(parseDockerfile(text, { strict }))
@@ -289,7 +289,7 @@ describe('parser errors', () => {
 
 describe('Go quoting of the dump', () => {
   it('follows strconv.Quote, not JSON', () => {
-    expect(goStrconvQuote('a"b\\c\u0000\u0007\u000b\u007f\n\t♥\u00a0\u200b')).toBe('"a\\"b\\\\c\\x00\\a\\v\\x7f\\n\\t♥\\u00a0\\u200b"')
+    expect(goQuote('a"b\\c\u0000\u0007\u000b\u007f\n\t♥\u00a0\u200b')).toBe('"a\\"b\\\\c\\x00\\a\\v\\x7f\\n\\t♥\\u00a0\\u200b"')
   })
 })
 
