@@ -7,7 +7,8 @@ import type { Store } from './store.js'
 /**
  * Cache garbage collection: what the store holds, how recently each thing was used, and a prune
  * that removes the least recently used first. Use time is the mtime of the item (blob file, cache
- * entry, snapshot dir): written when made, touched when a build's lease ends (lease.ts).
+ * entry, snapshot dir): written when made, touched when a build's lease ends (lease.ts). A layer's
+ * cache entries go with its blob and share its use time.
  *
  * Safety:
  * - what a live build holds (its lease) is never removed; leases of dead pids are swept;
@@ -127,7 +128,7 @@ async function inventory(store: Store, held: Held): Promise<Inventory> {
   const layout = store.layout
   const named = await namedBlobs(store)
   // Cache entries by the blob they name.
-  const entriesOf = new Map<string, { key: string; used: Date }[]>()
+  const entriesOf = new Map<string, { key: string }[]>()
   const records: UsageRecord[] = []
   for (const e of await readdirSafe(layout.dir('cache'))) {
     const m = /^([0-9a-f]{64})\.json$/.exec(e.name)
@@ -148,7 +149,7 @@ async function inventory(store: Store, held: Held): Promise<Inventory> {
       // Entries that name no layer (a step's slot, a context's file map): their own least-recently-used record.
       records.push({ kind: 'cache-entry', id: m[1]!, size, lastUsed: used, inUse, named: false, entries: [m[1]!] })
     } else if (HEX.test(blob) && (await fsp.access(layout.blob(blob)).then(() => true, () => false))) {
-      entriesOf.set(blob, [...(entriesOf.get(blob) ?? []), { key: m[1]!, used }])
+      entriesOf.set(blob, [...(entriesOf.get(blob) ?? []), { key: m[1]! }])
     } else {
       records.push({ kind: 'cache-entry', id: m[1]!, size, lastUsed: used, inUse, named: false, entries: [m[1]!], dangling: true })
     }
@@ -158,9 +159,10 @@ async function inventory(store: Store, held: Held): Promise<Inventory> {
     const st = await fsp.stat(join(layout.dir('blobs'), e.name)).catch(() => undefined)
     if (!st) continue
     const entries = entriesOf.get(e.name) ?? []
-    const lastUsed = new Date(Math.max(st.mtimeMs, ...entries.map((x) => x.used.getTime())))
-    const inUse = held.blobs.has(e.name) || entries.some((x) => held.cacheKeys.has(x.key))
-    records.push({ kind: 'blob', id: `sha256:${e.name}`, size: st.size, lastUsed, inUse, named: named.has(e.name), entries: entries.map((x) => x.key) })
+    // The blob's own use time and lease decide: a build reads an entry also to explain a miss (the
+    // step's previous key), which is no use of its layer; a hit always checks (holds) the blob.
+    const inUse = held.blobs.has(e.name)
+    records.push({ kind: 'blob', id: `sha256:${e.name}`, size: st.size, lastUsed: st.mtime, inUse, named: named.has(e.name), entries: entries.map((x) => x.key) })
   }
   for (const e of await readdirSafe(layout.dir('snapshots'))) {
     if (!e.isDirectory() || !HEX.test(e.name)) continue
