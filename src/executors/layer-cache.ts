@@ -19,6 +19,8 @@ interface SlotEntry {
 export interface MissDetail {
   /** What each file of a context copy contributed to the key, by path (bounded, see miss-reason.ts); short digests of it are kept on a miss. */
   readonly files?: FileMap
+  /** Names of the ARGs in scope (RUN's env holds them too): a changed one is reported as an ARG. */
+  readonly argNames?: readonly string[]
 }
 
 /**
@@ -61,7 +63,7 @@ export async function cachedLayer(
   else {
     const prev = prevSlot ? await ctx.store.cache.lookup<Partial<LayerCacheEntry>>(prevSlot.key) : undefined
     const prevFiles = prevSlot && files ? await ctx.store.cache.lookup<FileMap>(filesKey(prevSlot.key)) : undefined
-    reason = explainMiss(prev?.keyDoc, keyDoc, prevFiles, files, prevSlot?.key === key.digest)
+    reason = explainMiss(prev?.keyDoc, keyDoc, prevFiles, files, prevSlot?.key === key.digest, detail.argNames)
   }
   const layer = await make()
   const entry: LayerCacheEntry = { layer, keyDoc }

@@ -20,6 +20,7 @@ export function explainMiss(
   prevFiles: FileMap | undefined,
   curFiles: FileMap | undefined,
   sameKey: boolean,
+  argNames: readonly string[] = [],
 ): string {
   if (!prev) return sameKey ? 'the cached layer is gone from the store' : 'first build of this step'
   const parts: string[] = []
@@ -27,18 +28,24 @@ export function explainMiss(
     const a = prev[field]
     const b = cur[field]
     if (canonicalJson(a ?? null) === canonicalJson(b ?? null)) continue
-    parts.push(describeField(field, a, b, prevFiles, curFiles))
+    parts.push(describeField(field, a, b, prevFiles, curFiles, argNames))
   }
   if (parts.length === 0) return 'the cached layer is gone from the store'
   return parts.join('; ')
 }
 
-function describeField(field: string, a: unknown, b: unknown, prevFiles: FileMap | undefined, curFiles: FileMap | undefined): string {
+function describeField(field: string, a: unknown, b: unknown, prevFiles: FileMap | undefined, curFiles: FileMap | undefined, argNames: readonly string[]): string {
   switch (field) {
     case 'content':
       return prevFiles && curFiles ? filesChanged(prevFiles, curFiles) : 'context files changed'
-    case 'env':
-      return `env changed: ${namesChanged(pairs(a), pairs(b)).join(', ')}`
+    case 'env': {
+      // A RUN's env holds the ARGs in scope as well: those are named as ARGs.
+      const names = namesChanged(pairs(a), pairs(b))
+      const isArg = (n: string) => argNames.includes(n.replace(/^[+-]/, ''))
+      const args = names.filter(isArg)
+      const env = names.filter((n) => !isArg(n))
+      return [...(args.length > 0 ? [`ARG changed: ${args.join(', ')}`] : []), ...(env.length > 0 ? [`env changed: ${env.join(', ')}`] : [])].join('; ')
+    }
     case 'args':
       return `ARG changed: ${namesChanged(pairs(a), pairs(b)).join(', ')}`
     case 'layers':

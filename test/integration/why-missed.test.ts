@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fromDockerfile, image } from '../../src/index.js'
 import type { BuildResult } from '../../src/pipeline/options.js'
 import type { ProgressEvent } from '../../src/solver/types.js'
-import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
+import { busyboxArchive, cleanupTmpDirs, debianArchive, tmpDir } from '../helpers/testbed.js'
 
 let root: string
 let ctx: string
@@ -78,6 +78,22 @@ describe('why a step missed the cache', () => {
     expect(run.reason).toBe('env changed: GREETING')
     const again = await withEnv('bonjour').build({ context: ctx, cacheDir })
     expect(step(again, 'echo "$GREETING"').cached).toBe(true)
+  })
+
+  it('a changed build ARG: the RUN that sees it misses and names it', async () => {
+    const withArg = () => base().arg('VERSION').run('echo "$VERSION" > /version', { network: 'none' })
+    await withArg().build({ context: ctx, cacheDir, buildArgs: { VERSION: '1' } })
+    const r = await withArg().build({ context: ctx, cacheDir, buildArgs: { VERSION: '2' } })
+    const run = step(r, 'echo "$VERSION"')
+    expect(run.cached).toBe(false)
+    expect(run.reason).toBe('ARG changed: VERSION')
+  })
+
+  it('another base under the same step: the reason says the base changed', async () => {
+    const on = (ref: string) => image().from(ref).run('echo same > /same', { network: 'none' })
+    await on(`oci-archive:${busyboxArchive()}`).build({ context: ctx, cacheDir })
+    const r = await on(`oci-archive:${debianArchive()}`).build({ context: ctx, cacheDir })
+    expect(step(r, 'echo same').reason).toMatch(/^base image changed/)
   })
 
   it('noCache rebuilds every layer and says so', async () => {
