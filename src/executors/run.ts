@@ -334,7 +334,8 @@ async function runInRootfs(
           removeStubs(rootfs, stubs, untouchedSince(started))
           entries = await diffWalk(rootfs, ws.before!, { clampMtime })
         }
-        return await writeLayer(entries, store.blobs, { compression: ctx.compression, signal, ...cpuSlotOf(ctx.limits, signal) })
+        const onBytes = (bytes: number) => ctx.emit({ type: 'bytes', vertex: vertex.id, bytes, time: Date.now() })
+        return await writeLayer(entries, store.blobs, { compression: ctx.compression, signal, ...cpuSlotOf(ctx.limits, signal), onBytes })
       } finally {
         await prepared.release()
       }

@@ -2,6 +2,7 @@
  * Why a step missed the cache: each rebuilt step's record names what changed since it was last built
  * in this store (context files, env, parent, no-cache, no-cache-filter); unchanged steps hit.
  */
+import { randomBytes } from 'node:crypto'
 import { writeFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -94,6 +95,19 @@ describe('why a step missed the cache', () => {
     await on(`oci-archive:${busyboxArchive()}`).build({ context: ctx, cacheDir })
     const r = await on(`oci-archive:${debianArchive()}`).build({ context: ctx, cacheDir })
     expect(step(r, 'echo same').reason).toMatch(/^base image changed/)
+  })
+
+  it('a layer being written reports its bytes as it goes', async () => {
+    const big = join(root, 'bigctx')
+    mkdirSync(big, { recursive: true })
+    writeFileSync(join(big, 'blob.bin'), randomBytes(3 << 20))
+    const events: ProgressEvent[] = []
+    const r = await image().from('scratch').copy('blob.bin', '/blob.bin').build({ context: big, cacheDir, compression: 'none', onProgress: (e) => events.push(e) })
+    const bytes = events.filter((e): e is Extract<ProgressEvent, { type: 'bytes' }> => e.type === 'bytes')
+    expect(bytes.length).toBeGreaterThanOrEqual(2)
+    expect(bytes.every((e) => e.vertex === step(r, 'COPY blob.bin').vertex)).toBe(true)
+    expect(bytes.map((e) => e.bytes)).toEqual([...bytes.map((e) => e.bytes)].sort((a, b) => a - b))
+    expect(bytes.at(-1)!.bytes).toBeGreaterThanOrEqual(3 << 20)
   })
 
   it('noCache rebuilds every layer and says so', async () => {
