@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os'
-import PQueue from 'p-queue'
+import { abortError } from '../errors.js'
 import type { Digest } from '../oci/media-types.js'
 
 /** The kinds of work a build bounds separately. */
@@ -59,8 +59,7 @@ export function createLimits(opts: LimitsOptions = {}): Limits {
   const pool = (n: number | undefined, fallback: number, name: string): Pool => {
     const concurrency = n ?? fallback
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new TypeError(`${name} limit must be a positive integer, got ${concurrency}`)
-    const q = new PQueue({ concurrency })
-    return { add: (fn, o) => q.add(fn, o?.signal ? { signal: o.signal } : {}) as Promise<never> }
+    return new Semaphore(concurrency)
   }
   return { cpu: pool(opts.cpu, d.cpu, 'cpu'), run: pool(opts.run, d.run, 'run'), net: pool(opts.net, d.net, 'net') }
 }
@@ -92,4 +91,50 @@ export function inSlot<T>(limits: Limits | undefined, pool: PoolName, fn: () => 
 /** writeLayer's `cpuSlot` option for a context's limits: the layer write takes a CPU slot. */
 export function cpuSlotOf(limits: Limits | undefined, signal?: AbortSignal): { cpuSlot?: <T>(fn: () => Promise<T>) => Promise<T> } {
   return limits ? { cpuSlot: (fn) => limits.cpu.add(fn, signal ? { signal } : {}) } : {}
+}
+
+/**
+ * A pool of slots. The signal only withdraws a caller still waiting for a slot: work that holds one
+ * runs to its own end (p-queue's signal would reject at once and let the caller clean up while a
+ * container is still being killed).
+ */
+class Semaphore implements Pool {
+  #free: number
+  readonly #waiting: (() => void)[] = []
+
+  constructor(size: number) {
+    this.#free = size
+  }
+
+  async add<T>(fn: () => Promise<T>, opts: { readonly signal?: AbortSignal } = {}): Promise<T> {
+    await this.#acquire(opts.signal)
+    try {
+      return await fn()
+    } finally {
+      const next = this.#waiting.shift()
+      if (next) next()
+      else this.#free++
+    }
+  }
+
+  #acquire(signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) return Promise.reject(abortError(signal))
+    if (this.#free > 0) {
+      this.#free--
+      return Promise.resolve()
+    }
+    return new Promise<void>((resolve, reject) => {
+      const grant = () => {
+        signal?.removeEventListener('abort', onAbort)
+        resolve()
+      }
+      const onAbort = () => {
+        const i = this.#waiting.indexOf(grant)
+        if (i >= 0) this.#waiting.splice(i, 1)
+        reject(abortError(signal!))
+      }
+      this.#waiting.push(grant)
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
 }

@@ -38,4 +38,24 @@ describe('resource pools', () => {
     const [first, second] = [...slots].sort((x, y) => x.start - y.start)
     expect(second!.start).toBeGreaterThanOrEqual(first!.end)
   })
+
+  it('an abort withdraws callers still waiting for a slot but never cuts short the one holding it', async () => {
+    const limits = createLimits({ run: 1 })
+    const ac = new AbortController()
+    let release!: () => void
+    const holder = limits.run.add(() => new Promise<string>((r) => { release = () => r('finished') }), { signal: ac.signal })
+    let waiterRan = false
+    const waiter = limits.run.add(async () => { waiterRan = true }, { signal: ac.signal })
+    ac.abort()
+    await expect(waiter).rejects.toMatchObject({ code: 'ABORTED' })
+    let settled = false
+    void holder.then(() => (settled = true))
+    await new Promise((r) => setImmediate(r))
+    expect(settled).toBe(false) // still running: its caller must not clean up under it
+    release()
+    await expect(holder).resolves.toBe('finished')
+    expect(waiterRan).toBe(false)
+    // The slot is free again.
+    await expect(limits.run.add(async () => 'next')).resolves.toBe('next')
+  })
 })
