@@ -3,6 +3,7 @@
  * one new layer, with Docker/BuildKit's rules for sources, globs, destinations and ownership.
  */
 import { cpuSlotOf } from '../solver/scheduler.js'
+import { ensureSnapshotFromEntries } from '../snapshot/unpack.js'
 import { isAbsolute, relative } from 'node:path'
 import { CopyError, ErrorCodes } from '../errors.js'
 import type { CopySpec, InlineFile } from '../graph/nodes/copy-node.js'
@@ -136,7 +137,13 @@ export const copyExecutor: Executor<'copy'> = {
     const files: Record<string, string> | undefined = entries.length <= FILE_MAP_LIMIT ? {} : undefined
     const keyDoc = { ...base, content: contentKey(entries, stats, files && ((e, d) => (files[contextName(ctx, e)] = d))) }
     await stats.save()
-    const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, () => writeLayer(entries, ctx.store.blobs, layerOpts), files ? { files } : {})
+    const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, async () => {
+      const made = await writeLayer(entries, ctx.store.blobs, layerOpts)
+      // The snapshot comes from the same entries, now, while their files are in the page cache:
+      // a RUN on top of this layer must not gunzip and untar it back.
+      await ensureSnapshotFromEntries(ctx.store, made, entries, ctx.signal ? { signal: ctx.signal } : {})
+      return made
+    }, files ? { files } : {})
     return { state: withLayer(parent, ctx, layer, createdBy('COPY', spec)), cached, key, ...(reason !== undefined ? { reason } : {}) }
   },
 }

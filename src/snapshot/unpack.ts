@@ -25,6 +25,8 @@ import { renameOrDiscard, tempPath, writeFileAtomic } from '../store/atomic-writ
 import { storeSlot, type Store } from '../store/store.js'
 import { sniffFile } from '../util/sniff.js'
 import { xargs } from './xargs.js'
+import type { LayerEntry } from '../layer/entry.js'
+import { NotPrewritable, writeEntries } from './from-entries.js'
 
 export interface Snapshot {
   /** The unpacked layer, usable as an overlay lower dir. Never write to it. */
@@ -55,6 +57,52 @@ export function ensureSnapshot(store: Store, layer: LayerRef, opts: { signal?: A
     inFlight.set(dir, p)
   }
   return raceAbort(p, opts.signal)
+}
+
+/**
+ * Places the snapshot of a layer this process just wrote from `entries`, by writing the entries
+ * (see from-entries.ts) instead of unpacking the blob: the data is not gunzipped and untarred back.
+ * When the entries cannot be written that way (or a context file changed meanwhile) the blob is
+ * unpacked as {@link ensureSnapshot} would. Concurrent {@link ensureSnapshot} calls wait for it.
+ */
+export function ensureSnapshotFromEntries(store: Store, layer: LayerRef, entries: readonly LayerEntry[], opts: { signal?: AbortSignal } = {}): Promise<Snapshot> {
+  const dir = store.snapshotDir(layer.diffId)
+  const inFlight = store.local(IN_FLIGHT)
+  let p = inFlight.get(dir)
+  if (!p) {
+    p = placeOnce(store, dir, (tmp) => writeEntries(entries, tmp, opts.signal))
+      .catch(async (e: unknown) => {
+        if (opts.signal?.aborted) throw abortError(opts.signal)
+        if (!(e instanceof NotPrewritable) && !isFsError(e)) throw e
+        return unpackOnce(store, layer, dir, undefined)
+      })
+      .finally(() => inFlight.delete(dir))
+    p.catch(() => undefined)
+    inFlight.set(dir, p)
+  }
+  return raceAbort(p, opts.signal)
+}
+
+const isFsError = (e: unknown): boolean => typeof (e as { code?: unknown })?.code === 'string' && /^E[A-Z]+$/.test((e as { code: string }).code)
+
+/** Fills a private temp dir with `fill` and renames it into place as `dir` (no whiteouts). */
+async function placeOnce(store: Store, dir: string, fill: (tmp: string) => void): Promise<Snapshot> {
+  const existing = await readMeta(dir)
+  if (existing) return existing
+  const root = dirname(dir)
+  await mkdir(root, { recursive: true })
+  await store.sweepOnce(root)
+  const tmp = tempPath(root, basename(dir))
+  await mkdir(tmp, { mode: 0o755 })
+  try {
+    fill(tmp)
+    await writeFileAtomic(`${dir}.json`, JSON.stringify({ whiteouts: false } satisfies SnapshotMeta))
+    await renameOrDiscard(tmp, dir)
+    return { dir, whiteouts: false }
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined)
+    throw e
+  }
 }
 
 function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {

@@ -1,0 +1,77 @@
+import { execFileSync } from 'node:child_process'
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { LayerEntry } from '../../src/layer/entry.js'
+import { sortEntries, writeLayer } from '../../src/layer/write-layer.js'
+import { ensureSnapshot, ensureSnapshotFromEntries } from '../../src/snapshot/unpack.js'
+import { Store } from '../../src/store/store.js'
+import { cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
+
+/** Every node under `dir`: type, mode, owner, mtime (not for symlinks' targets), size, content or link target. */
+function tree(dir: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  const walk = (rel: string) => {
+    for (const name of readdirSync(join(dir, rel)).sort()) {
+      const r = rel ? `${rel}/${name}` : name
+      const p = join(dir, r)
+      const st = lstatSync(p)
+      const what = st.isSymbolicLink() ? `link:${readlinkSync(p)}` : st.isFile() ? `file:${st.size}:${readFileSync(p).toString('base64').slice(0, 64)}:nlink${st.nlink}` : 'dir'
+      out[r] = `${what} mode:${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid} mtime:${st.isSymbolicLink() ? '-' : Math.floor(st.mtimeMs / 1000)}`
+      if (st.isDirectory()) walk(r)
+    }
+  }
+  walk('')
+  return out
+}
+
+describe('a snapshot written from the entries of the layer just written', () => {
+  let root: string
+  let ctxDir: string
+  let entries: LayerEntry[]
+  beforeAll(async () => {
+    root = await tmpDir('ism-snap-entries-')
+    ctxDir = join(root, 'ctx')
+    execFileSync('mkdir', ['-p', ctxDir])
+    writeFileSync(join(ctxDir, 'a.txt'), 'hello\n')
+    writeFileSync(join(ctxDir, 'tool'), Buffer.alloc(300_000, 7))
+    const t = 1_700_000_000
+    entries = sortEntries<LayerEntry>([
+      { type: 'dir', path: 'app', mode: 0o755, uid: 0, gid: 0, mtime: t },
+      { type: 'dir', path: 'app/sub', mode: 0o750, uid: 1000, gid: 1001, mtime: t + 1 },
+      { type: 'file', path: 'app/a.txt', mode: 0o644, uid: 1000, gid: 1001, mtime: t + 2, size: 6, source: { path: join(ctxDir, 'a.txt') } },
+      { type: 'file', path: 'app/sub/tool', mode: 0o4755, uid: 0, gid: 0, mtime: t + 3, size: 300_000, source: { path: join(ctxDir, 'tool') } },
+      { type: 'file', path: 'app/inline', mode: 0o600, uid: 0, gid: 0, mtime: t, size: 3, source: { data: Buffer.from('hi\n') } },
+      { type: 'symlink', path: 'app/link', mode: 0o777, uid: 0, gid: 0, mtime: t, linkname: 'a.txt' },
+      { type: 'hardlink', path: 'app/sub/hard', mode: 0o4755, uid: 0, gid: 0, mtime: t + 3, linkname: 'app/sub/tool' },
+    ])
+  })
+  afterAll(cleanupTmpDirs)
+
+  it('matches the unpacked blob node for node (modes incl. setuid, owners, mtimes, contents, links)', async () => {
+    const written = new Store(join(root, 'written'))
+    const unpacked = new Store(join(root, 'unpacked'))
+    const layer = await writeLayer(entries, written.blobs)
+    await writeLayer(entries, unpacked.blobs)
+    const a = await ensureSnapshotFromEntries(written, layer, entries)
+    const b = await ensureSnapshot(unpacked, layer)
+    expect(a.whiteouts).toBe(false)
+    expect(tree(a.dir)).toEqual(tree(b.dir))
+    expect(Object.keys(tree(a.dir))).toContain('app/sub/hard')
+    // A later ensureSnapshot finds it placed.
+    expect((await ensureSnapshot(written, layer)).dir).toBe(a.dir)
+    expect(existsSync(`${a.dir}.json`)).toBe(true)
+  })
+
+  it('falls back to unpacking the blob when a context file changed after the layer was written', async () => {
+    const store = new Store(join(root, 'changed'))
+    const layer = await writeLayer(entries, store.blobs)
+    writeFileSync(join(ctxDir, 'a.txt'), 'hello, edited\n')
+    try {
+      const snap = await ensureSnapshotFromEntries(store, layer, entries)
+      expect(readFileSync(join(snap.dir, 'app/a.txt'), 'utf8')).toBe('hello\n')
+    } finally {
+      writeFileSync(join(ctxDir, 'a.txt'), 'hello\n')
+    }
+  })
+})
