@@ -99,6 +99,21 @@ describe.skipIf(bed.skip)('cache gc', () => {
     expect(JSON.parse(await run(['images', '--format', 'json'], cache))).toEqual([])
   })
 
+  it('rmi drops only the name: the next prune takes the blobs it no longer protects', async () => {
+    const cache = join(work, 'c5')
+    const img = await copyImage(context('r'), cache, ['gc/r:1'])
+    await run(['cache', 'prune'], cache)
+    expect(hasBlob(cache, img.layers[0]!.digest)).toBe(true)
+    await run(['rmi', 'gc/r:1'], cache)
+    expect(hasBlob(cache, img.layers[0]!.digest)).toBe(true)
+    const pruned = await run(['cache', 'prune'], cache)
+    for (const d of [img.digest, img.configDigest, img.layers[0]!.digest]) {
+      expect(hasBlob(cache, d)).toBe(false)
+      expect(pruned).toContain(`Deleted blob ${d}`)
+    }
+    verifyStore(cache)
+  })
+
   it('--keep-storage removes least recently used first and keeps the most recently used', async () => {
     const cache = join(work, 'c2')
     const x = await copyImage(context('x'), cache)
