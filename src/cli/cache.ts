@@ -27,14 +27,15 @@ export async function cacheCommand(args: ParsedArgs, io: Io): Promise<number> {
     assertKnownFlags(args, ['--cache-dir'])
     const records = await cacheUsage(await openStore(args))
     const sum = (rs: UsageRecord[]) => formatBytes(rs.reduce((n, r) => n + r.size, 0))
-    for (const kind of ['blob', 'snapshot', 'cache-mount', 'index'] as const) {
+    const labels = { blob: 'Blobs:', snapshot: 'Snapshots:', 'cache-mount': 'Cache mounts:', index: 'Indexes:', 'cache-entry': 'Cache entries:' } as const
+    for (const kind of ['blob', 'snapshot', 'cache-mount', 'index', 'cache-entry'] as const) {
       const rs = records.filter((r) => r.kind === kind)
-      io.out(`${`${kind}s:`.padEnd(14)}${String(rs.length).padStart(6)}  ${sum(rs).padStart(9)}\n`)
+      io.out(`${labels[kind].padEnd(15)}${String(rs.length).padStart(6)}  ${sum(rs).padStart(9)}\n`)
     }
-    io.out(`${'In use:'.padEnd(14)}${sum(records.filter((r) => r.inUse)).padStart(17)}\n`)
-    io.out(`${'Named images:'.padEnd(14)}${sum(records.filter((r) => r.named)).padStart(17)}\n`)
-    io.out(`${'Reclaimable:'.padEnd(14)}${sum(records.filter((r) => !r.inUse && !r.named)).padStart(17)}\n`)
-    io.out(`${'Total:'.padEnd(14)}${sum(records).padStart(17)}\n`)
+    io.out(`${'In use:'.padEnd(15)}${sum(records.filter((r) => r.inUse)).padStart(17)}\n`)
+    io.out(`${'Named images:'.padEnd(15)}${sum(records.filter((r) => r.named)).padStart(17)}\n`)
+    io.out(`${'Reclaimable:'.padEnd(15)}${sum(records.filter((r) => !r.inUse && !r.named)).padStart(17)}\n`)
+    io.out(`${'Total:'.padEnd(15)}${sum(records).padStart(17)}\n`)
     return 0
   }
   if (sub === 'prune') {
