@@ -298,7 +298,7 @@ async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, r
     onProgress: renderer.onEvent,
   })
   } finally {
-    renderer.finish(result)
+    renderer.finish(result, result?.output)
   }
   const metadataFile = one(args, '--metadata-file')
   if (metadataFile !== undefined) await writeMetadataFile(metadataFile, result, many(args, '--tag'))

@@ -46,8 +46,10 @@ describe('imagesmith build progress and metadata', () => {
 
     writeFileSync(join(ctx, 'web', 'app.js'), 'console.log(2)\n')
     const metaPath = join(work, 'out', 'meta.json')
-    const r = build('--progress', 'plain', '-t', 'meta:1', '-t', 'meta:latest', '--metadata-file', metaPath)
+    const tarball = join(work, 'out', 'app.tar')
+    const r = build('--progress', 'plain', '-t', 'meta:1', '-t', 'meta:latest', '--metadata-file', metaPath, '-o', `type=oci,dest=${tarball}`)
     expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toContain(`output: ${tarball}`)
     const lines = r.stderr.split('\n')
     const num = (text: string) => lines.find((l) => l.includes(text))!.match(/^#(\d+) /)![1]
     const web = num('COPY web /web')
