@@ -87,6 +87,7 @@ const isFsError = (e: unknown): boolean => typeof (e as { code?: unknown })?.cod
 
 /** Fills a private temp dir with `fill` and renames it into place as `dir` (no whiteouts). */
 async function placeOnce(store: Store, dir: string, fill: (tmp: string) => void): Promise<Snapshot> {
+  await store.lease.hold({ snapshots: [basename(dir)] }) // before looking: see store/lease.ts
   const existing = await readMeta(dir)
   if (existing) return existing
   const root = dirname(dir)
