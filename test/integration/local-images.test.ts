@@ -90,6 +90,9 @@ describe.skipIf(bed.skip)('local named images', () => {
     expect(viaLocal.digest).toBe(viaName.digest)
     expect(viaLocal.layers.map((l) => l.digest)).toEqual((await runTool('skopeo', ['inspect', `oci-archive:${tar}`]).then((r) => JSON.parse(r.stdout) as { Layers: string[] })).Layers)
 
+    // --pull (pull: true) asks the registry even though the store has the name: this bed has none to ask.
+    await expect(image().from('mono/base:1').env('X', '1').build({ cacheDir: cache, context: work, pull: true })).rejects.toThrow(/docker\.io\/mono\/base:1/)
+
     const rmi = await cli(['rmi', 'mono/base:latest', 'other/name:2'])
     expect(rmi.code, rmi.stderr).toBe(0)
     expect(rmi.stdout).toContain('Untagged: mono/base:latest')
