@@ -139,9 +139,10 @@ export const copyExecutor: Executor<'copy'> = {
     await stats.save()
     const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, async () => {
       const made = await writeLayer(entries, ctx.store.blobs, layerOpts)
-      // The snapshot comes from the same entries, now, while their files are in the page cache:
-      // a RUN on top of this layer must not gunzip and untar it back.
-      await ensureSnapshotFromEntries(ctx.store, made, entries, ctx.signal ? { signal: ctx.signal } : {})
+      // When a later step of this build assembles a rootfs holding this layer, its snapshot comes
+      // from the same entries, now, while their files are in the page cache: a RUN on top must not
+      // gunzip and untar it back. Otherwise (a COPY-only image) the copy would be pure cost.
+      if (ctx.step?.rootfsWanted) await ensureSnapshotFromEntries(ctx.store, made, entries, ctx.signal ? { signal: ctx.signal } : {})
       return made
     }, files ? { files } : {})
     return { state: withLayer(parent, ctx, layer, createdBy('COPY', spec)), cached, key, ...(reason !== undefined ? { reason } : {}) }

@@ -47,6 +47,7 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
   const executing = new Set<Promise<unknown>>()
   const records = new Map<Digest, VertexRecord>()
   let cacheHits = 0
+  const rootfsWanted = layersInRootfs(graph.vertices, byId)
 
   // The solve's own signal: the first failure aborts it, and so does the caller's signal (then the
   // solve fails with ABORTED, whatever the vertices cut short throw).
@@ -78,7 +79,7 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
     try {
       const executor = executors[vertex.kind] as ExecutorTable[typeof vertex.kind]
       const exec = executor.exec as (v: AnyVertex, i: readonly ImageState[], c: ExecContext) => Promise<ExecResult>
-      const step = { vertex: id, description, ...(stage !== undefined ? { stage } : {}) }
+      const step = { vertex: id, description, ...(stage !== undefined ? { stage } : {}), rootfsWanted: rootfsWanted.has(id) }
       const pending = exec(vertex, inputs, { ...execCtx, limits: recordingLimits(limits, slots, t0), step })
       executing.add(pending)
       const res = await pending.finally(() => {
@@ -139,4 +140,23 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
   } finally {
     outer?.removeEventListener('abort', forwardAbort)
   }
+}
+
+/**
+ * Vertices whose layer ends up in a filesystem a later step assembles: every state a RUN applies to
+ * or reads through a bind mount, every stage a COPY --from reads, and the first-input ancestors of
+ * those (their layers lie below).
+ */
+function layersInRootfs(vertices: readonly AnyVertex[], byId: ReadonlyMap<Digest, AnyVertex>): Set<Digest> {
+  const wanted = new Set<Digest>()
+  const mark = (id: Digest | undefined) => {
+    for (let v = id === undefined ? undefined : byId.get(id); v && !wanted.has(v.id); v = v.inputs[0] === undefined ? undefined : byId.get(v.inputs[0])) {
+      wanted.add(v.id)
+    }
+  }
+  for (const v of vertices) {
+    if (v.kind === 'run') for (const i of v.inputs) mark(i)
+    else if (v.kind === 'copy' && v.spec.fromInput) mark(v.inputs[1])
+  }
+  return wanted
 }

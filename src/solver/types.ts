@@ -84,7 +84,17 @@ export interface ExecContext {
   /** Stages whose layers are made anew (`--no-cache-filter`), by name. @default none */
   readonly noCacheFilter?: readonly string[]
   /** The vertex this context runs (the solver sets it per vertex): names the cache slot and the stage. */
-  readonly step?: { readonly vertex: Digest; readonly description: string; readonly stage?: string }
+  readonly step?: {
+    readonly vertex: Digest
+    readonly description: string
+    readonly stage?: string
+    /**
+     * Whether a later step of this build assembles a filesystem that holds this step's layer (a RUN on
+     * top, a COPY --from or bind mount of this stage): then a layer writer may place the unpacked
+     * snapshot as it writes, instead of a later unpack reading the layer back.
+     */
+    readonly rootfsWanted?: boolean
+  }
   emit(event: ProgressEvent): void
 }
 

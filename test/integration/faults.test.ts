@@ -261,7 +261,7 @@ describe('faults: options', () => {
     const cache = fresh('cache-progress')
     const r = cli(['build', script('tty.ts', `export default image().from('scratch').env('A', '1')`), '--progress', 'tty'], { cache })
     expect(r.code).toBe(0)
-    expect(cli(['--help'], { cache }).stdout).toContain('--progress auto|plain|tty|quiet')
+    expect(cli(['--help'], { cache }).stdout).toContain('--progress auto|plain|tty|rawjson|quiet')
   })
 })
 

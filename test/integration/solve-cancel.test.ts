@@ -22,7 +22,9 @@ describe.skipIf(bed.skip)('a failing branch cancels its siblings', () => {
   })
   afterAll(cleanupTmpDirs)
 
-  it('RUN exit 3 fails the build with RUN_FAILED and kills the sibling RUN sleep 30 within 1 s', async () => {
+  // The 1 s bound is the contract; a machine loaded by parallel suites may stall one attempt, a slow
+  // cancel fails all three.
+  it('RUN exit 3 fails the build with RUN_FAILED and kills the sibling RUN sleep 30 within 1 s', { retry: 2 }, async () => {
     const cacheDir = join(work, 'store')
     const base = image().from(`oci-archive:${busyboxArchive()}`)
     const sleeper = base.run('echo sleeping; sleep 30')

@@ -283,3 +283,28 @@ describe('solve', () => {
     })
   })
 })
+
+describe('rootfs hints', () => {
+  it('tells a step whether a later step assembles a filesystem holding its layer', async () => {
+    const kinds: Record<string, AnyVertex['kind']> = { base: 'source', copyA: 'copy', env: 'config', run: 'run', copyLast: 'copy', other: 'source', copyOther: 'copy', copyFrom: 'copy' }
+    const v = (name: string, inputs: readonly string[] = [], spec: object = {}): AnyVertex =>
+      ({ ...vertex(name, inputs), kind: kinds[name]!, spec: spec as never }) as AnyVertex
+    // base → copyA → env → run → copyLast; other → copyOther, read by copyFrom (COPY --from) on top of copyLast.
+    const graph = graphOf([
+      v('base'), v('copyA', ['base']), v('env', ['copyA']), v('run', ['env']), v('copyLast', ['run']),
+      v('other'), v('copyOther', ['other']), v('copyFrom', ['copyLast', 'copyOther'], { fromInput: true }),
+    ])
+    const seen = new Map<string, boolean | undefined>()
+    const behaviours: Record<string, Behaviour> = {}
+    for (const name of Object.keys(kinds)) {
+      behaviours[name] = async (inputs, _signal, ctx) => {
+        seen.set(name, ctx?.step?.rootfsWanted)
+        return { state: stateOf(name, inputs), cached: false }
+      }
+    }
+    await solve(graph, fakeExecutors(behaviours, new Map()), ctxOf())
+    expect(Object.fromEntries(seen)).toEqual({
+      base: true, copyA: true, env: true, run: false, copyLast: false, other: true, copyOther: true, copyFrom: false,
+    })
+  })
+})
