@@ -34,7 +34,10 @@ export async function loadBase(ref: string, ctx: BaseContext): Promise<BaseImage
     // A malformed name is the caller's mistake (INVALID_REFERENCE); a well-formed one is pulled.
     const parsed = parseReference(ref)
     const named = ctx.pull ? undefined : await localImage(ctx, parsed, ref)
-    if (named) return { config: named.config, layers: named.layers }
+    if (named) {
+      ctx.registry?.recordLocal(parsed, named.manifestDigest)
+      return { config: named.config, layers: named.layers }
+    }
     if (!ctx.registry) {
       throw new ImagesmithError(ErrorCodes.UNKNOWN_FROM, `base image ${parsed.full} needs a registry, and this build has no registry client`, { reference: ref, normalized: parsed.full })
     }

@@ -49,6 +49,15 @@ export class PullSession {
   }
 
   /**
+   * Records a base that resolved without the registry (a locally tagged image, as Docker uses a
+   * pulled or built one): it belongs in the build's bases like a pulled one, and a push to its
+   * registry mounts blobs from its repository (the registry answers 202 when it has none of them).
+   */
+  recordLocal(ref: ImageReference, digest: Digest): void {
+    if (!this.#bases.has(ref.full)) this.#bases.set(ref.full, digest)
+  }
+
+  /**
    * Resolves `ref` to the image for `platform` and brings its manifest, config and layers into
    * `blobs`. Mirrors are tried first; one that fails falls back to the next, then the registry.
    */
