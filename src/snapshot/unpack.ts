@@ -70,7 +70,10 @@ export function ensureSnapshotFromEntries(store: Store, layer: LayerRef, entries
   const inFlight = store.local(IN_FLIGHT)
   let p = inFlight.get(dir)
   if (!p) {
-    p = placeOnce(store, dir, (tmp) => writeEntries(entries, tmp, opts.signal))
+    p = placeOnce(store, layer, dir, async (tmp) => {
+      writeEntries(entries, tmp, opts.signal)
+      return false
+    })
       .catch(async (e: unknown) => {
         if (opts.signal?.aborted) throw abortError(opts.signal)
         if (!(e instanceof NotPrewritable) && !isFsError(e)) throw e
@@ -85,23 +88,31 @@ export function ensureSnapshotFromEntries(store: Store, layer: LayerRef, entries
 
 const isFsError = (e: unknown): boolean => typeof (e as { code?: unknown })?.code === 'string' && /^E[A-Z]+$/.test((e as { code: string }).code)
 
-/** Fills a private temp dir with `fill` and renames it into place as `dir` (no whiteouts). */
-async function placeOnce(store: Store, dir: string, fill: (tmp: string) => void): Promise<Snapshot> {
-  await store.lease.hold({ snapshots: [basename(dir)] }) // before looking: see store/lease.ts
+/**
+ * Makes the snapshot of `layer` at `dir` unless it is there: `fill` writes the tree into a private
+ * temp dir and says whether it holds whiteouts; the meta file goes first (a placed dir whose meta is
+ * missing is read as "has whiteouts"), then the dir is renamed into place, discarded when another
+ * process finished first (same bytes).
+ */
+async function placeOnce(store: Store, layer: LayerRef, dir: string, fill: (tmp: string) => Promise<boolean>, signal?: AbortSignal): Promise<Snapshot> {
+  await store.lease.hold({ snapshots: [layer.diffId], blobs: [layer.digest] }) // before looking: see store/lease.ts
   const existing = await readMeta(dir)
   if (existing) return existing
+  throwIfAborted(signal)
   const root = dirname(dir)
   await mkdir(root, { recursive: true })
   await store.sweepOnce(root)
   const tmp = tempPath(root, basename(dir))
   await mkdir(tmp, { mode: 0o755 })
   try {
-    fill(tmp)
-    await writeFileAtomic(`${dir}.json`, JSON.stringify({ whiteouts: false } satisfies SnapshotMeta))
+    const whiteouts = await fill(tmp)
+    throwIfAborted(signal)
+    await writeFileAtomic(`${dir}.json`, JSON.stringify({ whiteouts } satisfies SnapshotMeta))
     await renameOrDiscard(tmp, dir)
-    return { dir, whiteouts: false }
+    return { dir, whiteouts }
   } catch (e) {
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined)
+    if (signal?.aborted) throw abortError(signal)
     throw e
   }
 }
@@ -147,29 +158,11 @@ async function readMeta(dir: string): Promise<Snapshot | undefined> {
   }
 }
 
-async function unpackOnce(store: Store, layer: LayerRef, dir: string, signal: AbortSignal | undefined): Promise<Snapshot> {
-  await store.lease.hold({ snapshots: [layer.diffId], blobs: [layer.digest] }) // before looking: see store/lease.ts
-  const existing = await readMeta(dir)
-  if (existing) return existing
-  throwIfAborted(signal)
-  const root = dirname(dir)
-  await mkdir(root, { recursive: true })
-  await store.sweepOnce(root)
-  const tmp = tempPath(root, basename(dir))
-  await mkdir(tmp, { mode: 0o755 })
-  try {
+function unpackOnce(store: Store, layer: LayerRef, dir: string, signal: AbortSignal | undefined): Promise<Snapshot> {
+  return placeOnce(store, layer, dir, async (tmp) => {
     await extract(store, layer, tmp, signal)
-    const whiteouts = await convertWhiteouts(tmp)
-    throwIfAborted(signal)
-    // The meta file goes first: a placed dir whose meta is missing is read as "has whiteouts".
-    await writeFileAtomic(`${dir}.json`, JSON.stringify({ whiteouts } satisfies SnapshotMeta))
-    await renameOrDiscard(tmp, dir) // discarded when another process finished first: same bytes
-    return { dir, whiteouts }
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true }).catch(() => undefined)
-    if (signal?.aborted) throw abortError(signal)
-    throw e
-  }
+    return convertWhiteouts(tmp)
+  }, signal)
 }
 
 /** blob → (decompress) → diffID check → `tar -x` into `dest`. */
