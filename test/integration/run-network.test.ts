@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process'
 import { createSocket } from 'node:dgram'
-import { createReadStream, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { lookup } from 'node:dns/promises'
@@ -18,14 +18,14 @@ import { runExecutor } from '../../src/executors/run.js'
 import { SLIRP_DNS } from '../../src/executors/runtime/network.js'
 import type { Vertex } from '../../src/graph/node.js'
 import type { RunSpec } from '../../src/graph/nodes/run-node.js'
-import { MediaType, type Digest } from '../../src/oci/media-types.js'
-import type { LayerRef } from '../../src/oci/types.js'
+import type { Digest } from '../../src/oci/media-types.js'
 import { pendingCleanups, sweepDeadWorkDirs } from '../../src/snapshot/cleanup.js'
 import type { ExecContext, ImageState, ProgressEvent } from '../../src/solver/types.js'
 import { Store } from '../../src/store/store.js'
 import { image, ImagesmithError } from '../../src/index.js'
 import { busyboxArchive, busyboxRootfsTar, cleanupTmpDirs, debianRootfsTar, mountsUnder, tmpDir } from '../helpers/testbed.js'
 import { sleepersUnder } from '../helpers/processes.js'
+import { baseFromTar, stepScriptPrelude } from '../helpers/run-step.js'
 
 let root: string
 let store: Store
@@ -36,17 +36,6 @@ let loopbackPort = 0
 let external = ''
 let externalPort = 0
 let vid = 0
-
-async function baseFromTar(path: string): Promise<ImageState> {
-  const { digest, size } = await store.blobs.putStream(createReadStream(path))
-  const layer: LayerRef = { digest, diffId: digest, size, mediaType: MediaType.OciLayer }
-  return {
-    config: { architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [digest] }, history: [] },
-    layers: [layer],
-    args: [],
-    cmdSet: false,
-  }
-}
 
 function vertex(command: string, spec: Partial<RunSpec> = {}): Vertex<'run'> {
   return {
@@ -148,7 +137,7 @@ beforeAll(async () => {
   root = await tmpDir('ism-net-')
   store = new Store(join(root, 'store'))
   await store.blobs.init()
-  busybox = await baseFromTar(busyboxRootfsTar())
+  busybox = await baseFromTar(store, busyboxRootfsTar())
   external = firstGlobalIPv4()
   loopbackPort = await serve('127.0.0.1', 'loopback-secret\n')
   externalPort = await serve(external, 'external-ok\n')
@@ -195,12 +184,7 @@ describe('default network: a private namespace through slirp4netns', () => {
     const script = join(root, 'resolv.mts')
     writeFileSync(
       script,
-      `import { Store } from ${JSON.stringify(join(process.cwd(), 'src/store/store.ts'))}
-import { runExecutor } from ${JSON.stringify(join(process.cwd(), 'src/executors/run.ts'))}
-const store = new Store(${JSON.stringify(store.root)})
-const state = { config: { architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] } }, layers: ${JSON.stringify(busybox.layers)}, args: [], cmdSet: false }
-const ctx = { store, contextDir: '/', epoch: 0, clampRunMtimes: false, created: '', platform: { os: 'linux', architecture: 'amd64' }, noCache: true, compression: 'gzip', secrets: {}, network: 'default', emit: (e) => { if (e.type === 'log') process.stdout.write(e.data) } }
-await runExecutor.exec({ id: 'sha256:${'d'.repeat(64)}', kind: 'run', spec: { command: ['cat /etc/resolv.conf; echo ==; nslookup deb.debian.org | grep -A9 ^Name || echo unresolved'], shellForm: true, network: 'default', mounts: [] }, inputs: [], meta: { description: '' } }, [state], ctx)
+      `${stepScriptPrelude(store.root, busybox.layers)}await runExecutor.exec({ id: 'sha256:${'d'.repeat(64)}', kind: 'run', spec: { command: ['cat /etc/resolv.conf; echo ==; nslookup deb.debian.org | grep -A9 ^Name || echo unresolved'], shellForm: true, network: 'default', mounts: [] }, inputs: [], meta: { description: '' } }, [state], ctx)
 `,
     )
     const hostAnswer = await lookup('deb.debian.org', { family: 4 }).then((r) => r.address, () => undefined)
@@ -248,7 +232,7 @@ await runExecutor.exec({ id: 'sha256:${'d'.repeat(64)}', kind: 'run', spec: { co
   }, 60_000)
 
   it('apt-get and useradd work on the Debian base in a default RUN', async () => {
-    const debian = await baseFromTar(debianRootfsTar())
+    const debian = await baseFromTar(store, debianRootfsTar())
     const out = await run(debian, 'apt-get --version | head -1 && useradd -r app && id app')
     expect(out).toMatch(/^apt \d/)
     expect(out).toContain('uid=')
@@ -261,12 +245,7 @@ describe('no slirp4netns on the host', () => {
     const script = join(root, 'no-slirp.mts')
     writeFileSync(
       script,
-      `import { Store } from ${JSON.stringify(join(process.cwd(), 'src/store/store.ts'))}
-import { runExecutor } from ${JSON.stringify(join(process.cwd(), 'src/executors/run.ts'))}
-const store = new Store(${JSON.stringify(store.root)})
-const state = { config: { architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] } }, layers: ${JSON.stringify(busybox.layers)}, args: [], cmdSet: false }
-const ctx = { store, contextDir: '/', epoch: 0, clampRunMtimes: false, created: '', platform: { os: 'linux', architecture: 'amd64' }, noCache: true, compression: 'gzip', secrets: {}, network: 'default', emit: (e) => { if (e.type === 'log') process.stdout.write(e.data) } }
-const step = (c, network) => runExecutor.exec({ id: 'sha256:' + c.repeat(64), kind: 'run', spec: { command: ['echo command-ran-' + network], shellForm: true, network, mounts: [] }, inputs: [], meta: { description: '' } }, [state], ctx)
+      `${stepScriptPrelude(store.root, busybox.layers)}const step = (c, network) => runExecutor.exec({ id: 'sha256:' + c.repeat(64), kind: 'run', spec: { command: ['echo command-ran-' + network], shellForm: true, network, mounts: [] }, inputs: [], meta: { description: '' } }, [state], ctx)
   .then(() => console.log('ok'), (e) => console.log(JSON.stringify({ code: e.code, details: e.details, message: e.message })))
 await step('1', 'default')
 await step('2', 'none')
@@ -306,13 +285,7 @@ describe('no network helper outlives its step', () => {
     const script = join(root, 'kill-me.mts')
     writeFileSync(
       script,
-      `import { Store } from ${JSON.stringify(join(process.cwd(), 'src/store/store.ts'))}
-import { runExecutor } from ${JSON.stringify(join(process.cwd(), 'src/executors/run.ts'))}
-const store = new Store(${JSON.stringify(store.root)})
-const layers = ${JSON.stringify(busybox.layers)}
-const state = { config: { architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] } }, layers, args: [], cmdSet: false }
-const ctx = { store, contextDir: '/', epoch: 0, clampRunMtimes: false, created: '', platform: { os: 'linux', architecture: 'amd64' }, noCache: true, compression: 'gzip', secrets: {}, network: 'default', emit: (e) => { if (e.type === 'log') process.stdout.write(e.data) } }
-await runExecutor.exec({ id: 'sha256:${'f'.repeat(64)}', kind: 'run', spec: { command: ['echo ready; sleep 30'], shellForm: true, network: 'default', mounts: [] }, inputs: [], meta: { description: '' } }, [state], ctx)
+      `${stepScriptPrelude(store.root, busybox.layers)}await runExecutor.exec({ id: 'sha256:${'f'.repeat(64)}', kind: 'run', spec: { command: ['echo ready; sleep 30'], shellForm: true, network: 'default', mounts: [] }, inputs: [], meta: { description: '' } }, [state], ctx)
 `,
     )
     for (const signal of ['SIGTERM', 'SIGKILL'] as const) {

@@ -4,7 +4,7 @@
  * mounts, the cache key, cancellation and cleanup. End-to-end builds are at the bottom.
  */
 import { execFileSync } from 'node:child_process'
-import { createReadStream, existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import * as tar from 'tar'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -14,7 +14,7 @@ import type { Vertex } from '../../src/graph/node.js'
 import type { MountSpec, RunSpec } from '../../src/graph/nodes/run-node.js'
 import type { LayerEntry } from '../../src/layer/entry.js'
 import { sortEntries, writeLayer } from '../../src/layer/write-layer.js'
-import { MediaType, type Digest } from '../../src/oci/media-types.js'
+import type { Digest } from '../../src/oci/media-types.js'
 import type { ContainerConfig, LayerRef } from '../../src/oci/types.js'
 import { pendingCleanups } from '../../src/snapshot/cleanup.js'
 import { setOverlaySupport } from '../../src/snapshot/overlay.js'
@@ -26,6 +26,7 @@ import { image } from '../../src/index.js'
 import { busyboxArchive, busyboxRootfsTar, cleanupTmpDirs, debianArchive, debianRootfsTar, mountsUnder, tmpDir } from '../helpers/testbed.js'
 import { podmanCleanup, podmanStore, requireTools } from '../helpers/tools.js'
 import { sleepersUnder } from '../helpers/processes.js'
+import { baseFromTar, stepScriptPrelude } from '../helpers/run-step.js'
 
 let root: string
 let store: Store
@@ -35,17 +36,6 @@ let events: ProgressEvent[] = []
 
 const T = 1_700_000_000
 let vid = 0
-
-async function baseFromTar(path: string): Promise<ImageState> {
-  const { digest, size } = await store.blobs.putStream(createReadStream(path))
-  const layer: LayerRef = { digest, diffId: digest, size, mediaType: MediaType.OciLayer }
-  return {
-    config: { architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [digest] }, history: [] },
-    layers: [layer],
-    args: [],
-    cmdSet: false,
-  }
-}
 
 function ctxOf(over: Partial<ExecContext> = {}): ExecContext {
   return {
@@ -135,7 +125,7 @@ beforeAll(async () => {
   contextDir = join(root, 'ctx')
   mkdirSync(join(contextDir, 'sub'), { recursive: true })
   writeFileSync(join(contextDir, 'sub', 'data.txt'), 'from context\n')
-  busybox = await baseFromTar(busyboxRootfsTar())
+  busybox = await baseFromTar(store, busyboxRootfsTar())
 })
 
 afterEach(() => {
@@ -446,15 +436,7 @@ describe('cancellation and cleanup', () => {
     const script = join(root, 'kill-me.mts')
     writeFileSync(
       script,
-      `import { createReadStream } from 'node:fs'
-import { Store } from ${JSON.stringify(join(process.cwd(), 'src/store/store.ts'))}
-import { runExecutor } from ${JSON.stringify(join(process.cwd(), 'src/executors/run.ts'))}
-const store = new Store(${JSON.stringify(store.root)})
-const layers = ${JSON.stringify(busybox.layers)}
-const state = { config: { architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] } }, layers, args: [], cmdSet: false }
-const ctx = { store, contextDir: '/', epoch: 0, clampRunMtimes: false, created: '', platform: { os: 'linux', architecture: 'amd64' }, noCache: true, compression: 'gzip', secrets: {}, network: 'default', emit: (e) => { if (e.type === 'log') process.stdout.write(e.data) } }
-void createReadStream
-await runExecutor.exec({ id: 'sha256:${'e'.repeat(64)}', kind: 'run', spec: { command: ['echo ready; sleep 30'], shellForm: true, network: 'default', mounts: [] }, inputs: [], meta: { description: '' } }, [state], ctx)
+      `${stepScriptPrelude(store.root, busybox.layers)}await runExecutor.exec({ id: 'sha256:${'e'.repeat(64)}', kind: 'run', spec: { command: ['echo ready; sleep 30'], shellForm: true, network: 'default', mounts: [] }, inputs: [], meta: { description: '' } }, [state], ctx)
 `,
     )
     const { spawn } = await import('node:child_process')
@@ -471,7 +453,7 @@ await runExecutor.exec({ id: 'sha256:${'e'.repeat(64)}', kind: 'run', spec: { co
 
 describe('on the Debian base', () => {
   it('runs apt-get and useradd; USER app then resolves', async () => {
-    const debian = await baseFromTar(debianRootfsTar())
+    const debian = await baseFromTar(store, debianRootfsTar())
     const { state } = await run(debian, 'apt-get --version | head -1 && useradd -r app')
     expect(output()).toMatch(/^apt \d/)
     const changed = await paths(state.layers.at(-1)!)
