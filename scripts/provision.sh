@@ -8,6 +8,9 @@
 #
 # Idempotent and fast when warm: packages are installed only if missing, each base
 # is rebuilt only when its recipe key (recipe text + tool versions) changes.
+# As root it also makes the rootless test users (plain accounts with a home):
+#   imagesmith-rootless  subordinate ids 200000-265535 in /etc/subuid and /etc/subgid (exactly that range)
+#   imagesmith-norange   no subordinate range at all (the single-id mapping case)
 # Caches live in ${IMAGESMITH_TESTBED:-$HOME/.cache/imagesmith-testbed}:
 #   busybox-oci/  busybox.tar  busybox-rootfs.tar  busybox.stamp
 #   debian-oci/   debian.tar   debian-rootfs.tar   debian.stamp
@@ -27,7 +30,7 @@ for arg in "$@"; do
     --debian) WANT_DEBIAN=1 ;;
     --no-debian) WANT_DEBIAN=0 ;;
     --check) CHECK_ONLY=1 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "provision: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -181,6 +184,65 @@ ensure_base() { # name build_fn key artefacts...
   log "$name base built in $((SECONDS - t0)) s"
 }
 
+# --- rootless test users ------------------------------------------------------
+
+ROOTLESS_USER=imagesmith-rootless
+NORANGE_USER=imagesmith-norange
+ROOTLESS_SUBIDS=200000-265535
+
+# "first-last" ranges of a user in /etc/subuid or /etc/subgid, one per line.
+sub_ranges() { # file user
+  [ -f "$1" ] || return 0
+  awk -F: -v u="$2" '$1 == u { printf "%d-%d\n", $2, $2 + $3 - 1 }' "$1"
+}
+
+# The user, with a home, and exactly the wanted subordinate range ('' = none).
+# useradd would hand out a range of its own (SUB_UID_COUNT in login.defs): turn that off
+# and set ours, dropping any other range an earlier hand-made setup left.
+ensure_user() { # name range
+  local name="$1" want="$2" r kind
+  if ! getent passwd "$name" >/dev/null; then
+    useradd --create-home --shell /bin/sh -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 "$name"
+    log "created user $name"
+  fi
+  touch /etc/subuid /etc/subgid
+  for kind in uid gid; do
+    for r in $(sub_ranges "/etc/sub$kind" "$name"); do
+      if [ "$r" != "$want" ]; then
+        usermod "--del-sub${kind}s" "$r" "$name"
+        log "$name: dropped sub${kind} range $r"
+      fi
+    done
+    if [ -n "$want" ] && ! sub_ranges "/etc/sub$kind" "$name" | grep -qx "$want"; then
+      usermod "--add-sub${kind}s" "$want" "$name"
+      log "$name: sub${kind} range $want"
+    fi
+  done
+}
+
+# Prints what the rootless tests need and this machine lacks (one line each).
+rootless_gaps() {
+  local n
+  getent passwd "$ROOTLESS_USER" >/dev/null || echo "user $ROOTLESS_USER"
+  getent passwd "$NORANGE_USER" >/dev/null || echo "user $NORANGE_USER"
+  [ "$(sub_ranges /etc/subuid "$ROOTLESS_USER")" = "$ROOTLESS_SUBIDS" ] || echo "/etc/subuid: $ROOTLESS_USER $ROOTLESS_SUBIDS"
+  [ "$(sub_ranges /etc/subgid "$ROOTLESS_USER")" = "$ROOTLESS_SUBIDS" ] || echo "/etc/subgid: $ROOTLESS_USER $ROOTLESS_SUBIDS"
+  n="$(cat /proc/sys/user/max_user_namespaces 2>/dev/null || echo 0)"
+  [ "$n" -gt 0 ] || echo "user namespaces (sysctl -w user.max_user_namespaces=15000)"
+  if [ -r /proc/sys/kernel/unprivileged_userns_clone ] && [ "$(cat /proc/sys/kernel/unprivileged_userns_clone)" = 0 ]; then
+    echo "unprivileged user namespaces (sysctl -w kernel.unprivileged_userns_clone=1)"
+  fi
+}
+
+ensure_rootless_users() {
+  ensure_user "$ROOTLESS_USER" "$ROOTLESS_SUBIDS"
+  ensure_user "$NORANGE_USER" ""
+  local gaps
+  gaps="$(rootless_gaps)"
+  [ -z "$gaps" ] || die "rootless test bed incomplete: ${gaps//$'\n'/; }"
+  log "rootless test users ready ($ROOTLESS_USER: sub ids $ROOTLESS_SUBIDS; $NORANGE_USER: none)"
+}
+
 # --- main --------------------------------------------------------------------
 
 report_missing() {
@@ -207,12 +269,20 @@ main() {
     local not_ready=""
     [ -f "$TESTBED/busybox.stamp" ] || not_ready+="busybox "
     [ "$WANT_DEBIAN" = 0 ] || [ -f "$TESTBED/debian.stamp" ] || not_ready+="debian "
-    if [ -z "$miss" ] && [ -z "$not_ready" ]; then
+    local rootless
+    rootless="$(rootless_gaps)"
+    # Only root can make the test users; elsewhere their absence just leaves the rootless suites out.
+    if [ -n "$rootless" ] && ! is_root; then
+      log "rootless test users absent (${rootless//$'\n'/; }): rootless suites will skip"
+      rootless=""
+    fi
+    if [ -z "$miss" ] && [ -z "$not_ready" ] && [ -z "$rootless" ]; then
       log "all tools present and bases cached in $TESTBED${why:+ ($why: nothing installed or rebuilt)}"
       return 0
     fi
     report_missing "$miss"
     [ -z "$not_ready" ] || echo "provision: base images not built yet in $TESTBED: $not_ready" >&2
+    [ -z "$rootless" ] || echo "provision: rootless test bed lacks: ${rootless//$'\n'/; }" >&2
     if [ "$CHECK_ONLY" = 1 ] && is_root && is_debian; then
       echo "provision: run 'bash scripts/provision.sh' to install and build them." >&2
     else
@@ -243,6 +313,8 @@ main() {
   flock 9
   # Leftovers of killed runs (they never had a stamp, so nothing trusted them).
   rm -rf "$TESTBED"/.build-* "$TESTBED"/.trash.* "$TESTBED"/.*.stamp.tmp
+
+  ensure_rootless_users
 
   local bbkey
   bbkey="$(recipe_key build_busybox busybox-static umoci skopeo tar)"
