@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup'
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', codegen: 'src/codegen/index.ts', cli: 'src/cli/main.ts' },
+  // rootless-worker: the process a plain user's build runs its steps in (src/rootless/namespace.ts starts it beside the bundle).
+  entry: { index: 'src/index.ts', codegen: 'src/codegen/index.ts', cli: 'src/cli/main.ts', 'rootless-worker': 'src/rootless/worker.ts' },
   format: ['esm', 'cjs'],
   dts: { entry: { index: 'src/index.ts', codegen: 'src/codegen/index.ts' } },
   clean: true,

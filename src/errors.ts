@@ -110,6 +110,22 @@ export const ErrorCodes = Object.freeze({
   SSH_NOT_FORWARDED: 'SSH_NOT_FORWARDED',
   /** RUN's default network needs a user-mode network tool (slirp4netns) that is not installed; `details.tool` and `details.package` name it. */
   NETWORK_TOOL_NOT_FOUND: 'NETWORK_TOOL_NOT_FOUND',
+  /**
+   * A rootless build needs ids other than the user's own (a USER, a chown, a base layer's owner) and the user has no
+   * subordinate range in /etc/subuid and /etc/subgid; `details.user` names the user, `details.fix` the `usermod` line.
+   */
+  ROOTLESS_NO_SUBIDS: 'ROOTLESS_NO_SUBIDS',
+  /** Unprivileged user namespaces are turned off on this host; `details.sysctl` names the setting to change. */
+  ROOTLESS_USERNS_DISABLED: 'ROOTLESS_USERNS_DISABLED',
+  /** A tool a rootless build needs (`newuidmap`, `newgidmap`, `unshare`) is not installed; `details.tool` and `details.package` name it. */
+  ROOTLESS_TOOL_NOT_FOUND: 'ROOTLESS_TOOL_NOT_FOUND',
+  /**
+   * A rootless build met an id its user namespace does not map (a base layer's file owner, a USER, a chown):
+   * `details.id`, `details.kind` (`uid` | `gid`), `details.max` (the highest mapped id) and, where known, `details.path`.
+   */
+  ROOTLESS_ID_UNMAPPED: 'ROOTLESS_ID_UNMAPPED',
+  /** The process that runs a rootless build's steps in its user namespace could not start or died; `details.exitCode` / `details.signal` say how. */
+  ROOTLESS_WORKER_FAILED: 'ROOTLESS_WORKER_FAILED',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

@@ -33,7 +33,8 @@ import { withRootfsWorkspace } from '../snapshot/workspace.js'
 import { shellOf } from './config.js'
 import { cachedLayer } from './layer-cache.js'
 import { literalRunSpec } from './expand-spec.js'
-import { buildSpec, RUNTIME_MOUNT_POINTS } from './runtime/oci-spec.js'
+import { buildSpec, cgroupNote, RUNTIME_MOUNT_POINTS } from './runtime/oci-spec.js'
+import { requireMapped } from '../rootless/ids.js'
 import { detectRuntime } from './runtime/detect.js'
 import { networkTools, startPrivateNetwork, type PrivateNetwork } from './runtime/network.js'
 import type { Runtime } from './runtime/runtime.js'
@@ -275,6 +276,7 @@ async function runInRootfs(
     const { rootfs } = ws
     const work = ws.dir
     const user = resolveUser(step.user, await readIn(rootfs, '/etc/passwd'), await readIn(rootfs, '/etc/group'))
+    requireMapped(user, { step: vertex.meta.description })
     // The working dir is made if missing (owned by the step's user, as BuildKit's WORKDIR mkdir).
     mkdirAllInRoot(rootfs, step.cwd, user.uid, user.gid)
 
@@ -315,6 +317,8 @@ async function runInRootfs(
           mounts: [...etc, ...prepared.mounts],
         })
         const tail = new OutputTail()
+        const note = cgroupNote(step)
+        if (note) ctx.emit({ type: 'log', vertex: vertex.id, stream: 'stderr', data: Buffer.from(note) })
         const started = Date.now()
         const { exitCode } = await inSlot(ctx.limits, 'run', () => runtime.run(spec, bundle, signal, (stream, data) => {
           tail.push(data)

@@ -12,6 +12,7 @@ import type { ExportContext, ExportResult } from '../exporters/exporter.js'
 import { finalizeImage } from './finalize.js'
 import { parseImageName } from '../reference/reference.js'
 import { solve } from '../solver/solve.js'
+import { solverFor } from '../rootless/solve-in-namespace.js'
 import { Store } from '../store/store.js'
 import { nameImage } from '../sources/local-names.js'
 import type { BuildOptions, BuildResult, OutputSpec } from './options.js'
@@ -91,7 +92,7 @@ async function runBuild(
     onProgress?.(e)
   }
 
-  const { state, cacheHits, vertices, schedule } = await solve(
+  const { state, cacheHits, vertices, schedule } = await solverFor(graph, { runtime: opts.runtime }, solve)(
     graph,
     executors,
     {

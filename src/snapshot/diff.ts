@@ -3,7 +3,7 @@
  *
  * With overlayfs the change set is the upper dir: added and changed files are there whole, a
  * deleted lower file is a 0/0 char device (→ `.wh.<name>`), and a directory that replaced a lower
- * one carries `trusted.overlay.opaque=y` (→ `.wh..wh..opq`). The same entry shape comes out of the
+ * one carries `trusted.overlay.opaque=y` (`user.overlay.opaque` in a rootless build, overlay.ts) (→ `.wh..wh..opq`). The same entry shape comes out of the
  * walk-based diff of the copy fallback (copy-fallback.ts), so both paths write the same layer.
  *
  * Extended attributes are read in xattrs.ts; the runtime's mount points are taken out of the tree
@@ -17,6 +17,7 @@ import { pairHardlinks } from '../layer/hardlinks.js'
 import { fsPath, nameFromBytes } from '../util/names.js'
 import { sortEntries } from '../layer/write-layer.js'
 import { KEEP_XATTR, readXattrs } from './xattrs.js'
+import { opaqueXattr } from './overlay.js'
 
 /** Subtrees never taken into a layer: the runtime mounts its own filesystems there. */
 export const EXCLUDED_SUBTREES: readonly string[] = Object.freeze(['proc', 'sys', 'dev'])
@@ -105,6 +106,7 @@ export async function diffUpper(upper: string, opts: DiffOptions = {}): Promise<
   const entries: LayerEntry[] = []
   const inodes = new Map<LayerEntry, number>()
   const opaque = new Set<string>()
+  const opaqueName = opaqueXattr()
   for (const { rel, st } of nodes) {
     const base = { path: rel, mode: mode(st), uid: st.uid, gid: st.gid, mtime: secs(st), xattrs: kept(rel) }
     if (!base.xattrs) delete (base as Partial<typeof base>).xattrs
@@ -117,7 +119,7 @@ export async function diffUpper(upper: string, opts: DiffOptions = {}): Promise<
     } else {
       const e = nodeEntry(base, st, join(upper, rel), inodes)
       if (e) entries.push(e)
-      if (st.isDirectory() && xattrs.get(rel)?.['trusted.overlay.opaque']?.toString() === 'y') {
+      if (st.isDirectory() && xattrs.get(rel)?.[opaqueName]?.toString() === 'y') {
         opaque.add(rel)
         entries.push({ path: `${rel}/.wh..wh..opq`, type: 'file', mode: 0, uid: 0, gid: 0, mtime: secs(st), size: 0, source: { data: Buffer.alloc(0) } })
       }

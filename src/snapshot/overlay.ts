@@ -12,8 +12,18 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { storeSlot, type Store } from '../store/store.js'
+import { userNamespace } from '../rootless/mode.js'
 
 const execFileP = promisify(execFile)
+
+/**
+ * The xattr that marks an opaque dir. Overlay in a user namespace (a rootless build) may not use
+ * trusted.* and is mounted with `userxattr`: its markers are then user.overlay.*, in upper and
+ * lower dirs alike, so unpacked snapshots and the layer diff follow.
+ */
+export function opaqueXattr(): string {
+  return userNamespace() ? 'user.overlay.opaque' : 'trusted.overlay.opaque'
+}
 
 export interface OverlayMount {
   /** Lower dirs, TOP FIRST (overlay's order: the leftmost one wins). At least one. */
@@ -51,9 +61,10 @@ export async function mountOverlay(m: OverlayMount): Promise<void> {
     }
     await Promise.all(lower.map((dir, i) => symlink(dir, join(links, i.toString(36)))))
     const names = lower.map((_, i) => i.toString(36)).join(':')
+    const user = userNamespace() ? ',userxattr' : ''
     const opts = m.upper
-      ? `lowerdir=${names},upperdir=${m.upper},workdir=${m.work},redirect_dir=off,index=off,metacopy=off`
-      : `ro,lowerdir=${names}`
+      ? `lowerdir=${names},upperdir=${m.upper},workdir=${m.work},redirect_dir=off,index=off,metacopy=off${user}`
+      : `ro,lowerdir=${names}${user}`
     try {
       await execFileP('mount', ['-t', 'overlay', 'overlay', '-o', opts, m.target], { cwd: links })
     } catch (e) {
@@ -95,8 +106,8 @@ export function setOverlaySupport(store: Store, value: boolean | undefined): voi
 }
 
 /**
- * Whether a writable overlay can be mounted in the store's work dir (root, a kernel with overlayfs,
- * a backing filesystem that supports it). Probed once per store.
+ * Whether a writable overlay can be mounted in the store's work dir (root, or root of a rootless
+ * build's user namespace; a kernel with overlayfs; a backing filesystem that supports it). Probed once per store.
  */
 export function overlaySupported(store: Store): Promise<boolean> {
   const scratch = store.workDir()

@@ -25,6 +25,8 @@ import { renameOrDiscard, tempPath, writeFileAtomic } from '../store/atomic-writ
 import { storeSlot, type Store } from '../store/store.js'
 import { sniffFile } from '../util/sniff.js'
 import { xargs } from './xargs.js'
+import { opaqueXattr } from './overlay.js'
+import { unmappedFromTar } from '../rootless/ids.js'
 import type { LayerEntry } from '../layer/entry.js'
 import { NotPrewritable, writeEntries } from './from-entries.js'
 
@@ -209,7 +211,7 @@ async function extract(store: Store, layer: LayerRef, dest: string, signal: Abor
     if (zstdDone && (await zstdDone) !== 0) throw new ImagesmithError(ErrorCodes.BLOB_CORRUPT, `layer ${layer.digest}: zstd could not decompress it`, { digest: layer.digest })
     throwIfAborted(signal)
     if (code !== 0) {
-      throw new ImagesmithError(ErrorCodes.BLOB_CORRUPT, `layer ${layer.digest} could not be unpacked: ${stderr.trim()}`, { digest: layer.digest, stderr })
+      throw unmappedFromTar(stderr, layer.digest) ?? new ImagesmithError(ErrorCodes.BLOB_CORRUPT, `layer ${layer.digest} could not be unpacked: ${stderr.trim()}`, { digest: layer.digest, stderr })
     }
     const diffId = `sha256:${hash.digest('hex')}`
     if (diffId !== layer.diffId) {
@@ -279,7 +281,7 @@ async function convertWhiteouts(root: string): Promise<boolean> {
   // A whiteout for a name the same layer also holds is malformed; the whiteout loses.
   const fresh = whiteouts.filter((w) => !existsNoFollow(w))
   if (fresh.length > 0) await xargs(['sh', '-c', 'for p do mknod -- "$p" c 0 0 || exit 1; done', 'sh'], fresh)
-  if (opaque.length > 0) await xargs(['setfattr', '-n', 'trusted.overlay.opaque', '-v', 'y', '--'], opaque)
+  if (opaque.length > 0) await xargs(['setfattr', '-n', opaqueXattr(), '-v', 'y', '--'], opaque)
   for (const [p, st] of parents) utimesSync(fsPath(p), st.atime, st.mtime)
   return true
 }

@@ -6,8 +6,8 @@ import { execFile, spawn } from 'node:child_process'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { nameBytes, nameFromBytes } from '../util/names.js'
 
-/** Extended attributes a layer keeps (overlay's own `trusted.overlay.*` never). */
-export const KEEP_XATTR = /^(security\.capability|user\..+)$/
+/** Extended attributes a layer keeps (overlay's own `trusted.overlay.*`, or `user.overlay.*` under `userxattr`, never). */
+export const KEEP_XATTR = /^(security\.capability|user\.(?!overlay\.).+)$/
 
 /**
  * Reads the kept xattrs (and overlay's opaque marker) of every path under `root` with ONE

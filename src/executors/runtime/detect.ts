@@ -13,7 +13,8 @@ import { delimiter, isAbsolute, join } from 'node:path'
 import { ErrorCodes, ImagesmithError } from '../../errors.js'
 import { storeSlot, type Store } from '../../store/store.js'
 import { buildSpec, type OciMount } from './oci-spec.js'
-import { ociRuntime } from './runc.js'
+import { ociRuntime, type RuntimeOptions } from './runc.js'
+import { userNamespace } from '../../rootless/mode.js'
 import type { Runtime } from './runtime.js'
 
 export const RUNTIME_CANDIDATES: readonly string[] = Object.freeze(['crun', 'runc'])
@@ -85,7 +86,7 @@ async function detect(opts: DetectOptions): Promise<Runtime> {
       tried.push(`${name}: not found`)
       continue
     }
-    const runtime = ociRuntime(binary)
+    const runtime = ociRuntime(binary, runtimeOptions(opts.store))
     const failure = await trial(runtime, opts.store.workDir())
     if (failure === undefined) return runtime
     if (opts.preferred) {
@@ -100,6 +101,11 @@ async function detect(opts: DetectOptions): Promise<Runtime> {
       tried.map((t) => `  ${t}`).join('\n'),
     { tried },
   )
+}
+
+/** In a rootless build's namespace the runtime keeps its state in the store (the host's /run/runc is root's). */
+function runtimeOptions(store: Store): RuntimeOptions {
+  return userNamespace() ? { stateDir: join(store.workDir(), 'runc') } : {}
 }
 
 /** Runs the host's `echo MARKER` in a throwaway container; undefined when the marker came back, else why not. */

@@ -1,10 +1,12 @@
 /**
  * The OCI runtime spec (config.json) for one RUN step, shaped like runc's default spec and
  * BuildKit's: Docker's default capabilities and seccomp filter, masked and read-only /proc paths, no cgroup resource
- * limits, no user namespace (the build runs as root on the host, like BuildKit's runc worker).
+ * limits, no user namespace of its own (a root build runs as root on the host, like BuildKit's runc worker;
+ * a rootless one runs the runtime as root of the build's user namespace, like rootless podman).
  */
 import { readFileSync } from 'node:fs'
 import { dockerDefaultSeccomp } from './seccomp.js'
+import { userNamespace } from '../../rootless/mode.js'
 import type { OciSeccomp } from './seccomp-types.js'
 
 export interface OciMount {
@@ -110,7 +112,8 @@ function standardMounts(network: SpecInput['network']): OciMount[] {
   return [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+    // gid=5 (tty) must exist: a rootless build without subordinate ids maps only root (podman drops it too).
+    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', ...(userNamespace()?.singleId ? [] : ['gid=5'])] },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     // sysfs cannot be mounted fresh while sharing the host's network namespace: bind it read-only then.
@@ -169,10 +172,20 @@ export function buildSpec(input: SpecInput): OciSpec {
       namespaces,
       maskedPaths: input.insecure ? [] : MASKED,
       readonlyPaths: input.insecure ? [] : READONLY,
-      ...(input.insecure ? { resources: { devices: [{ allow: true, access: 'rwm' }] } } : {}),
+      // A rootless build cannot set cgroup rules (runc's rootless cgroup manager would refuse them): none then, see cgroupNote.
+      ...(input.insecure && !userNamespace() ? { resources: { devices: [{ allow: true, access: 'rwm' }] } } : {}),
       // Docker's default profile resolved against the step's capabilities; insecure runs unfiltered
       // (BuildKit's WithInsecureSpec drops linux.seccomp, as `docker run --privileged` does).
       ...(input.insecure ? {} : { seccomp: dockerDefaultSeccomp(DEFAULT_CAPS) }),
     },
   }
+}
+
+/**
+ * What a step's log says when its spec asked for cgroup settings a rootless build cannot apply
+ * (podman: "Resource limits are not supported and ignored on cgroups V1 rootless systems"), else undefined.
+ */
+export function cgroupNote(input: Pick<SpecInput, 'insecure'>): string | undefined {
+  if (!input.insecure || !userNamespace()) return undefined
+  return 'imagesmith: rootless build: the device cgroup rule of security=insecure is not applied (a user namespace cannot set cgroups); devices are the runtime\'s defaults, bind-mounted\n'
 }

@@ -16,17 +16,27 @@ import type { OutputStream, Runtime } from './runtime.js'
 const execFileP = promisify(execFile)
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
+export interface RuntimeOptions {
+  /**
+   * The runtime's state dir (`--root`). Its default, /run/runc, belongs to the host's root: a
+   * rootless build keeps container state in its store instead. @default the runtime's own
+   */
+  readonly stateDir?: string
+}
+
 /** A {@link Runtime} driving the runc-compatible binary at `binary`. */
-export function ociRuntime(binary: string): Runtime {
+export function ociRuntime(binary: string, opts: RuntimeOptions = {}): Runtime {
+  const global = opts.stateDir !== undefined ? ['--root', opts.stateDir] : []
   return {
     binary,
     name: basename(binary),
-    run: (spec, bundleDir, signal, onOutput) => runContainer(binary, spec, bundleDir, signal, onOutput),
+    run: (spec, bundleDir, signal, onOutput) => runContainer(binary, global, spec, bundleDir, signal, onOutput),
   }
 }
 
 async function runContainer(
   binary: string,
+  global: readonly string[],
   spec: OciSpec,
   bundleDir: string,
   signal: AbortSignal | undefined,
@@ -35,11 +45,11 @@ async function runContainer(
   if (signal?.aborted) throw abortError(signal)
   await writeFile(join(bundleDir, 'config.json'), JSON.stringify(spec))
   const id = `imagesmith-${process.pid}-${randomBytes(6).toString('hex')}`
-  const child = spawn(binary, ['run', '--bundle', bundleDir, id], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(binary, [...global, 'run', '--bundle', bundleDir, id], { stdio: ['ignore', 'pipe', 'pipe'] })
   const release = registerCleanup(`container ${id}`, () => {
     for (const args of [['kill', id, 'KILL'], ['delete', '-f', id]]) {
       try {
-        execFileSync(binary, args, { stdio: 'ignore', timeout: 5000 })
+        execFileSync(binary, [...global, ...args], { stdio: 'ignore', timeout: 5000 })
       } catch {
         // already gone
       }
@@ -60,7 +70,7 @@ async function runContainer(
       void exited.then(() => { done = true }, () => { done = true })
       for (let i = 0; i < 100 && !done; i++) {
         try {
-          await execFileP(binary, ['kill', id, 'KILL'])
+          await execFileP(binary, [...global, 'kill', id, 'KILL'])
         } catch {
           // not created yet, or already stopped
         }
@@ -77,7 +87,7 @@ async function runContainer(
   } finally {
     signal?.removeEventListener('abort', onAbort)
     await killing
-    if (signal?.aborted) await execFileP(binary, ['delete', '-f', id]).catch(() => undefined)
+    if (signal?.aborted) await execFileP(binary, [...global, 'delete', '-f', id]).catch(() => undefined)
     release()
   }
 }

@@ -1,0 +1,59 @@
+/**
+ * Ids a rootless build's namespace does not map. An unpack or a step that meets one fails with a
+ * typed error naming the id and the fix, as podman's "potentially insufficient UIDs or GIDs
+ * available in user namespace" does, instead of tar's or runc's EINVAL.
+ */
+import { userInfo } from 'node:os'
+import { ErrorCodes, ImagesmithError } from '../errors.js'
+import { highestMapped, isMapped, userNamespace, type UserNamespace } from './mode.js'
+
+/** The `usermod` line that gives `user` the customary range. */
+export function usermodFix(user: string): string {
+  return `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${user}`
+}
+
+function userName(): string {
+  try {
+    return userInfo().username
+  } catch {
+    return 'USER'
+  }
+}
+
+/** The error for `id` (a uid or gid) outside the namespace `ns`. */
+export function unmappedIdError(ns: UserNamespace, kind: 'uid' | 'gid', id: number, where: { path?: string; step?: string; layer?: string }): ImagesmithError {
+  const max = highestMapped(kind === 'uid' ? ns.uids : ns.gids)
+  const fix = usermodFix(userName())
+  const what = where.path !== undefined ? ` (owner of ${where.path}${where.layer ? ` in layer ${where.layer}` : ''})` : where.step !== undefined ? ` (the user of ${where.step})` : ''
+  const have = ns.singleId ? 'only container root (the user has no subordinate ids)' : `ids 0-${max}`
+  return new ImagesmithError(
+    ErrorCodes.ROOTLESS_ID_UNMAPPED,
+    `${kind} ${id}${what} is outside this rootless build's user namespace, which maps ${have}: potentially insufficient UIDs or GIDs available. ` +
+      `As root, give the user a subordinate range of at least ${id + 1} ids, e.g. ${fix}`,
+    { id, kind, max, fix, ...where },
+  )
+}
+
+/** Throws when `uid` or `gid` is not mapped in this process's namespace (never outside one). */
+export function requireMapped(ids: { uid: number; gid: number; additionalGids?: readonly number[] }, where: { step?: string; path?: string }): void {
+  const ns = userNamespace()
+  if (!ns) return
+  if (!isMapped(ids.uid, ns.uids)) throw unmappedIdError(ns, 'uid', ids.uid, where)
+  for (const gid of [ids.gid, ...(ids.additionalGids ?? [])]) if (!isMapped(gid, ns.gids)) throw unmappedIdError(ns, 'gid', gid, where)
+}
+
+/**
+ * The typed error for GNU tar's complaint about an owner it could not set (`Cannot change ownership
+ * to uid 1000, gid 1000: Invalid argument`) inside a namespace, else undefined.
+ */
+export function unmappedFromTar(stderr: string, layer: string): ImagesmithError | undefined {
+  const ns = userNamespace()
+  if (!ns) return undefined
+  const m = /^tar: (.*): Cannot change ownership to uid (\d+), gid (\d+): Invalid argument$/m.exec(stderr)
+  if (!m) return undefined
+  const path = m[1]!
+  const uid = Number(m[2])
+  const gid = Number(m[3])
+  const kind = isMapped(uid, ns.uids) ? 'gid' : 'uid'
+  return unmappedIdError(ns, kind, kind === 'uid' ? uid : gid, { path: `/${path.replace(/^\.?\//, '')}`, layer })
+}

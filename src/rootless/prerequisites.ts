@@ -1,0 +1,155 @@
+/**
+ * What a rootless build needs from the host, checked before any step runs. Each missing piece is a
+ * typed error whose message names the fix: the `usermod` line for a subordinate range, the sysctl
+ * for user namespaces, the Debian package for a tool. Without a range at all a build that needs no
+ * other ids still runs, with container root as the only id (as rootless podman and buildah do).
+ */
+import { readFileSync } from 'node:fs'
+import { userInfo } from 'node:os'
+import { ErrorCodes, ImagesmithError } from '../errors.js'
+import { which } from '../executors/runtime/detect.js'
+import { usermodFix } from './ids.js'
+
+/** A subordinate id range: `count` ids from `start` (one line of /etc/subuid or /etc/subgid). */
+export interface SubordinateRange {
+  readonly start: number
+  readonly count: number
+}
+
+/** How the build's user namespace maps ids: container root = the user, 1 … count = the range. */
+export interface RootlessPlan {
+  readonly user: string
+  readonly uid: number
+  readonly gid: number
+  /** Absent: single-id mapping (only container root exists). */
+  readonly uidRange?: SubordinateRange
+  readonly gidRange?: SubordinateRange
+  /** Absolute paths of the tools the worker is started with. */
+  readonly tools: { readonly unshare: string; readonly newuidmap?: string; readonly newgidmap?: string }
+}
+
+/** Where the host keeps its settings; tests point these at files of their own. */
+export interface HostFiles {
+  readonly subuid: string
+  readonly subgid: string
+  /** Debian's switch (absent on kernels without the patch). */
+  readonly unprivilegedUsernsClone: string
+  readonly maxUserNamespaces: string
+}
+
+export const HOST_FILES: HostFiles = Object.freeze({
+  subuid: '/etc/subuid',
+  subgid: '/etc/subgid',
+  unprivilegedUsernsClone: '/proc/sys/kernel/unprivileged_userns_clone',
+  maxUserNamespaces: '/proc/sys/user/max_user_namespaces',
+})
+
+export interface PlanOptions {
+  /** Whether the build needs ids other than root (a USER, a chown): then a missing range is an error. */
+  readonly needsOtherIds: boolean
+  /** The runtime option of the build (a name or path), else runc or crun must be on PATH. */
+  readonly runtime?: string
+  /** @default {@link HOST_FILES} */
+  readonly files?: HostFiles
+  /** PATH to search for the tools. */
+  readonly path?: string
+  /** @default this process's user */
+  readonly user?: { readonly name: string; readonly uid: number; readonly gid: number }
+}
+
+/** The first range of `user` (by name or uid) in a subuid/subgid file's text, or undefined. */
+export function findRange(text: string, user: string, id: number): SubordinateRange | undefined {
+  for (const line of text.split('\n')) {
+    const [who, start, count] = line.trim().split(':')
+    if (who !== user && who !== String(id)) continue
+    const s = Number(start)
+    const c = Number(count)
+    if (Number.isSafeInteger(s) && Number.isSafeInteger(c) && s > 0 && c > 0) return { start: s, count: c }
+  }
+  return undefined
+}
+
+function readOr(path: string, fallback: string | undefined): string | undefined {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch {
+    return fallback
+  }
+}
+
+/** The error for a build that needs other ids and has no range; also used when an unmapped id turns up. */
+export function noRangeError(user: string, why: string): ImagesmithError {
+  const fix = usermodFix(user)
+  return new ImagesmithError(
+    ErrorCodes.ROOTLESS_NO_SUBIDS,
+    `${why}, but user ${user} has no subordinate id range in /etc/subuid and /etc/subgid. ` +
+      `As root, run: ${fix} (or build as root)`,
+    { user, fix },
+  )
+}
+
+/**
+ * Checks the host for a rootless build and says how to map ids, or throws the first missing
+ * prerequisite: user namespaces, unshare, an OCI runtime, a subordinate range (only when the build
+ * needs other ids) and, with a range, newuidmap/newgidmap.
+ */
+export function rootlessPlan(opts: PlanOptions): RootlessPlan {
+  const files = opts.files ?? HOST_FILES
+  const me = opts.user ?? currentUser()
+  const clone = readOr(files.unprivilegedUsernsClone, undefined)?.trim()
+  if (clone === '0') {
+    throw new ImagesmithError(
+      ErrorCodes.ROOTLESS_USERNS_DISABLED,
+      `rootless builds need unprivileged user namespaces, which this host turns off (kernel.unprivileged_userns_clone = 0). ` +
+        `As root, run: sysctl -w kernel.unprivileged_userns_clone=1`,
+      { sysctl: 'kernel.unprivileged_userns_clone', fix: 'sysctl -w kernel.unprivileged_userns_clone=1' },
+    )
+  }
+  const max = readOr(files.maxUserNamespaces, undefined)?.trim()
+  if (max === '0') {
+    throw new ImagesmithError(
+      ErrorCodes.ROOTLESS_USERNS_DISABLED,
+      `rootless builds need user namespaces, which this host limits to none (user.max_user_namespaces = 0). ` +
+        `As root, run: sysctl -w user.max_user_namespaces=15000`,
+      { sysctl: 'user.max_user_namespaces', fix: 'sysctl -w user.max_user_namespaces=15000' },
+    )
+  }
+  const unshare = requireTool('unshare', 'util-linux', opts.path)
+  requireRuntime(opts.runtime, opts.path)
+
+  const uidRange = findRange(readOr(files.subuid, '') ?? '', me.name, me.uid)
+  const gidRange = findRange(readOr(files.subgid, '') ?? '', me.name, me.uid)
+  if (!uidRange || !gidRange) {
+    if (opts.needsOtherIds) throw noRangeError(me.name, 'this build needs user ids other than root (a USER or a chown)')
+    return Object.freeze({ user: me.name, uid: me.uid, gid: me.gid, tools: Object.freeze({ unshare }) })
+  }
+  const newuidmap = requireTool('newuidmap', 'uidmap', opts.path)
+  const newgidmap = requireTool('newgidmap', 'uidmap', opts.path)
+  return Object.freeze({ user: me.name, uid: me.uid, gid: me.gid, uidRange, gidRange, tools: Object.freeze({ unshare, newuidmap, newgidmap }) })
+}
+
+function currentUser(): { name: string; uid: number; gid: number } {
+  const info = userInfo()
+  return { name: info.username, uid: info.uid, gid: info.gid }
+}
+
+function requireTool(tool: string, pkg: string, path: string | undefined): string {
+  const found = which(tool, path)
+  if (found) return found
+  throw new ImagesmithError(
+    ErrorCodes.ROOTLESS_TOOL_NOT_FOUND,
+    `rootless builds need ${tool}, which is not on PATH. As root, run: apt-get install ${pkg}`,
+    { tool, package: pkg, fix: `apt-get install ${pkg}` },
+  )
+}
+
+function requireRuntime(preferred: string | undefined, path: string | undefined): void {
+  const names = preferred ? [preferred] : ['runc', 'crun']
+  if (names.some((n) => which(n, path))) return
+  const wanted = preferred ? `the runtime ${JSON.stringify(preferred)}` : 'runc'
+  throw new ImagesmithError(
+    ErrorCodes.RUNTIME_NOT_FOUND,
+    `rootless RUN steps need an OCI runtime and ${wanted} is not on PATH. As root, run: apt-get install runc`,
+    { tried: names, fix: 'apt-get install runc' },
+  )
+}
