@@ -1,8 +1,15 @@
 import { defineConfig } from 'tsup'
 
 export default defineConfig({
-  // rootless-worker: the process a plain user's build runs its steps in (src/rootless/namespace.ts starts it beside the bundle).
-  entry: { index: 'src/index.ts', codegen: 'src/codegen/index.ts', cli: 'src/cli/main.ts', 'rootless-worker': 'src/rootless/worker.ts' },
+  entry: {
+    index: 'src/index.ts',
+    codegen: 'src/codegen/index.ts',
+    cli: 'src/cli/main.ts',
+    // rootless-worker: the process a plain user's build runs its steps in (src/rootless/namespace.ts starts it beside the bundle).
+    'rootless-worker': 'src/rootless/worker.ts',
+    // script-hooks: module hooks that load TypeScript build scripts (src/cli/load-script.ts registers them from beside the bundle).
+    'script-hooks': 'src/cli/script-hooks.ts',
+  },
   format: ['esm', 'cjs'],
   dts: { entry: { index: 'src/index.ts', codegen: 'src/codegen/index.ts' } },
   clean: true,

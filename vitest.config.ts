@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 600_000,
     pool: 'forks',
+    // The CLI runs from dist/ when it is fresh: rebuild it once before the tests when a source changed.
+    globalSetup: ['test/helpers/dist-setup.ts'],
   },
 })

@@ -1,5 +1,6 @@
 import { toDockerfile } from '../dockerfile/print.js'
 import { UsageError, assertKnownFlags, one, type ParsedArgs } from './args.js'
+import { defaultCacheDir } from '../pipeline/resolve-options.js'
 import { loadBuildScript } from './load-script.js'
 
 export const DOCKERFILE_HELP = '  imagesmith dockerfile <build.ts> [--target NAME] [--local-refs comment|error]   (the builder as a Dockerfile, on stdout)'
@@ -15,7 +16,7 @@ export async function dockerfileCommand(args: ParsedArgs, io: { out: (s: string)
   const path = args.positionals[0]
   if (!path) throw new UsageError('dockerfile needs a build script path')
   if (args.positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(args.positionals[1])}`)
-  const { builder } = await loadBuildScript(path, one(args, '--target'))
+  const { builder } = await loadBuildScript(path, one(args, '--target'), { cacheDir: defaultCacheDir() })
   io.out(toDockerfile(builder, { localRefs }))
   return 0
 }

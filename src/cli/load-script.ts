@@ -1,14 +1,21 @@
-import { promises as fsp } from 'node:fs'
-import { extname, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { existsSync, promises as fsp } from 'node:fs'
+import { register } from 'node:module'
+import { extname, join, resolve } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { ImageBuilder } from '../builder/image-builder.js'
 import { ErrorCodes, ImagesmithError, isImagesmithError } from '../errors.js'
 
+export interface LoadScriptOptions {
+  /** The store's directory: transformed TypeScript scripts are kept under `scripts/` in it. */
+  readonly cacheDir?: string
+}
+
 /**
  * Loads a build script: a TS or JS module whose default export is a builder, or a record of named
- * builders (picked with `--target`). TypeScript loads through tsx, so no compile step is needed.
+ * builders (picked with `--target`). TypeScript needs no compile step: from dist/ it loads through
+ * our own module hooks (esbuild, cached per content), from a source checkout through tsx.
  */
-export async function loadBuildScript(path: string, target?: string): Promise<{ builder: ImageBuilder; targets: string[]; stages?: Record<string, ImageBuilder> }> {
+export async function loadBuildScript(path: string, target?: string, opts: LoadScriptOptions = {}): Promise<{ builder: ImageBuilder; targets: string[]; stages?: Record<string, ImageBuilder> }> {
   const file = resolve(path)
   try {
     await fsp.access(file)
@@ -19,7 +26,7 @@ export async function loadBuildScript(path: string, target?: string): Promise<{ 
   try {
     const url = pathToFileURL(file).href
     if (['.ts', '.mts', '.cts', '.tsx'].includes(extname(file))) {
-      mod = (await importTypeScript(url)) as Record<string, unknown>
+      mod = (await importTypeScript(url, opts.cacheDir)) as Record<string, unknown>
     } else {
       mod = (await import(url)) as Record<string, unknown>
     }
@@ -68,9 +75,29 @@ function notBuilder(file: string): ImagesmithError {
  * import() of the script stays in tsx's namespace: the script's `import 'imagesmith'` then reuses
  * the modules already loaded. A fresh tsImport() would load the whole library a second time under
  * a new namespace (+35 MB RSS measured on `imagesmith build`), and the script's builders would be
- * instances of that second copy.
+ * instances of that second copy. From dist/, our hooks map `imagesmith` to the CLI's own entry.
  */
-function importTypeScript(url: string): Promise<unknown> {
+function importTypeScript(url: string, cacheDir: string | undefined): Promise<unknown> {
   if (new URL(import.meta.url).searchParams.has('tsx-namespace')) return import(url)
+  if (!url.endsWith('.cts') && registerScriptHooks(cacheDir)) return import(url)
   return import('tsx/esm/api').then(({ tsImport }) => tsImport(url, import.meta.url))
+}
+
+let hooksRegistered: boolean | undefined
+
+/** True once the hooks are in place; false where they are not built (this file run as source). */
+function registerScriptHooks(cacheDir: string | undefined): boolean {
+  if (hooksRegistered !== undefined) return hooksRegistered
+  const here = (rel: string) => new URL(rel, import.meta.url)
+  const hooks = here('./script-hooks.js')
+  hooksRegistered = existsSync(fileURLToPath(hooks))
+  if (!hooksRegistered) return false
+  const entries: Record<string, string> = { imagesmith: here('./index.js').href, 'imagesmith/codegen': here('./codegen.js').href }
+  const aliases: Record<string, string> = { ...entries }
+  // In a source checkout, scripts (tests, benches) may import the entry by its path.
+  for (const [src, name] of [['../src/index.ts', 'imagesmith'], ['../src/codegen/index.ts', 'imagesmith/codegen']] as const) {
+    if (existsSync(fileURLToPath(here(src)))) aliases[here(src).href] = entries[name]!
+  }
+  register(hooks, { data: { cacheDir: cacheDir ? join(cacheDir, 'scripts') : '', aliases } })
+  return true
 }

@@ -1,0 +1,110 @@
+/**
+ * Build scripts loaded by the CLI as users run it (bin/imagesmith.js, real processes): from a fresh
+ * dist/ (the test setup builds it) TypeScript goes through our module hooks, with `imagesmith`
+ * resolving to the CLI's own entry; IMAGESMITH_CLI_FROM=src runs the sources through tsx.
+ */
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { distIsFresh } from '../../bin/dist-freshness.js'
+
+const root = resolve(__dirname, '../..')
+const bin = join(root, 'bin', 'imagesmith.js')
+let work: string
+let cache: string
+
+const cli = (args: string[], env: Record<string, string> = {}) => {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: work, encoding: 'utf8', env: { ...process.env, IMAGESMITH_CACHE: cache, ...env }, timeout: 120_000 })
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+const build = (script: string, env: Record<string, string> = {}) =>
+  cli(['build', join(work, script), '--context', join(work, 'ctx'), '-o', `type=oci,dest=${join(work, 'out.tar')}`, '--progress', 'quiet'], env)
+const transformed = () => readdirSync(join(cache, 'scripts')).filter((f) => f.endsWith('.mjs')).sort()
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'ism-loader-'))
+  cache = join(work, 'cache')
+  mkdirSync(join(work, 'ctx'))
+  writeFileSync(join(work, 'ctx', 'hello.txt'), 'hi\n')
+  // A sibling module imported the NodeNext way ('./x.js' names x.ts), an enum, a type-only import.
+  writeFileSync(join(work, 'labels.ts'), `export enum Tier { Gold = 'gold' }\nexport interface Opts { tier: Tier }\nexport const label = (o: Opts): string => 'tier-' + o.tier\n`)
+  writeFileSync(join(work, 'build.ts'), [
+    `import { image, type ImageBuilder } from 'imagesmith'`,
+    `import { Tier, label, type Opts } from './labels.js'`,
+    `import { writeFileSync } from 'node:fs'`,
+    `const opts: Opts = { tier: Tier.Gold }`,
+    `writeFileSync(${JSON.stringify(join(work, 'resolved.txt'))}, import.meta.resolve('imagesmith') + '\\n' + __dirname)`,
+    `const b: ImageBuilder = image().from('scratch').copy('hello.txt', '/hello.txt').label('tier', label(opts))`,
+    `export default b`,
+  ].join('\n'))
+})
+afterAll(() => rmSync(work, { recursive: true, force: true }))
+
+describe('build script loader', () => {
+  it('the test setup left a fresh dist/, so the CLI runs from it', () => {
+    expect(distIsFresh(root)).toBe(true)
+  })
+
+  it('loads a TS script (enum, type imports, a ./x.js sibling) with imagesmith resolved to the CLI’s own entry, and caches the transform', () => {
+    const r = build('build.ts')
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    const digest = r.stdout.trim()
+    expect(digest).toMatch(/^sha256:[a-f0-9]{64}$/)
+    const [resolved, dir] = readFileSync(join(work, 'resolved.txt'), 'utf8').split('\n')
+    expect(resolved).toBe(pathToFileURL(join(root, 'dist', 'index.js')).href)
+    expect(dir).toBe(work)
+    const files = transformed()
+    expect(files).toHaveLength(2)
+
+    // Unchanged script: same image, no new transform.
+    expect(build('build.ts').stdout.trim()).toBe(digest)
+    expect(transformed()).toEqual(files)
+
+    // An edited script is transformed again (cache keyed by content), and its change shows.
+    writeFileSync(join(work, 'labels.ts'), readFileSync(join(work, 'labels.ts'), 'utf8').replace("'gold'", "'platinum'"))
+    const edited = build('build.ts')
+    expect(edited.code).toBe(0)
+    expect(edited.stdout.trim()).not.toBe(digest)
+    expect(transformed()).toHaveLength(3)
+    const inspect = cli(['inspect', join(work, 'out.tar')])
+    expect(inspect.stdout).toContain('tier=tier-platinum')
+  })
+
+  it('a script importing the checkout’s src/index.ts by path gets the CLI’s entry; from the sources (tsx) it builds the same image', () => {
+    const src = join(root, 'src', 'index.ts')
+    writeFileSync(join(work, 'by-path.ts'), `import { image } from ${JSON.stringify(src)}\n` +
+      // tsx compiles a script outside any "type": "module" package to CommonJS, without import.meta.resolve.
+      `import { writeFileSync } from 'node:fs'\nwriteFileSync(${JSON.stringify(join(work, 'by-path.txt'))}, typeof import.meta.resolve === 'function' ? import.meta.resolve(${JSON.stringify(src)}) : 'tsx')\n` +
+      `export default image().from('scratch').copy('hello.txt', '/hello.txt').env('K', 'v')\n`)
+    const fromDist = build('by-path.ts')
+    expect(fromDist.code).toBe(0)
+    expect(readFileSync(join(work, 'by-path.txt'), 'utf8')).toBe(pathToFileURL(join(root, 'dist', 'index.js')).href)
+    const fromSrc = build('by-path.ts', { IMAGESMITH_CLI_FROM: 'src' })
+    expect(fromSrc.code).toBe(0)
+    expect(fromSrc.stdout.trim()).toBe(fromDist.stdout.trim())
+    expect(readFileSync(join(work, 'by-path.txt'), 'utf8')).toBe('tsx')
+  })
+
+  it('a syntax error, a throwing script and a missing import are BUILD_SCRIPT_INVALID naming the script', () => {
+    writeFileSync(join(work, 'syntax.ts'), `import { image } from 'imagesmith'\nexport default image(.from('scratch')\n`)
+    writeFileSync(join(work, 'throws.ts'), `import { image } from 'imagesmith'\nthrow new Error('no base today')\nexport default image()\n`)
+    writeFileSync(join(work, 'missing.ts'), `import { image } from './nowhere.js'\nexport default image()\n`)
+    for (const [name, says] of [['syntax.ts', /Expected|Unexpected/], ['throws.ts', /no base today/], ['missing.ts', /nowhere/]] as const) {
+      const r = build(name)
+      expect(r.code, name).toBe(1)
+      expect(r.stderr, name).toContain(`error [BUILD_SCRIPT_INVALID]: cannot load build script ${join(work, name)}`)
+      expect(r.stderr, name).toMatch(says)
+    }
+  })
+
+  it('a script without a builder export is refused with its path', () => {
+    writeFileSync(join(work, 'nothing.ts'), `export const x: number = 1\n`)
+    const r = build('nothing.ts')
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(`error [BUILD_SCRIPT_INVALID]: ${join(work, 'nothing.ts')} must default-export an image builder`)
+  })
+})
