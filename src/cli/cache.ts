@@ -1,5 +1,6 @@
 import { defaultCacheDir } from '../pipeline/resolve-options.js'
-import { cacheUsage, pruneCache, type UsageRecord } from '../store/gc.js'
+import { cacheUsage, type UsageRecord } from '../store/gc.js'
+import { pruneStore } from '../rootless/prune.js'
 import { Store } from '../store/store.js'
 import { UsageError, assertKnownFlags, many, one, type ParsedArgs } from './args.js'
 import { formatAge, formatBytes, parseBytes, parseDuration } from './format.js'
@@ -50,7 +51,7 @@ export async function cacheCommand(args: ParsedArgs, io: Io): Promise<number> {
       if (d === undefined) throw new UsageError(`--filter ${f}: only until=DURATION (e.g. 24h, 90m, 7d) is supported`)
       until = d
     }
-    const result = await pruneCache(await openStore(args), {
+    const result = await pruneStore(await openStore(args), {
       all: args.flags.has('--all'),
       ...(keepStorage !== undefined ? { keepStorage } : {}),
       ...(until !== undefined ? { until } : {}),

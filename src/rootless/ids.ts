@@ -46,8 +46,7 @@ export function requireMapped(ids: { uid: number; gid: number; additionalGids?: 
  * The typed error for GNU tar's complaint about an owner it could not set (`Cannot change ownership
  * to uid 1000, gid 1000: Invalid argument`) inside a namespace, else undefined.
  */
-export function unmappedFromTar(stderr: string, layer: string): ImagesmithError | undefined {
-  const ns = userNamespace()
+export function unmappedFromTar(stderr: string, layer: string, ns: UserNamespace | undefined = userNamespace()): ImagesmithError | undefined {
   if (!ns) return undefined
   const m = /^tar: (.*): Cannot change ownership to uid (\d+), gid (\d+): Invalid argument$/m.exec(stderr)
   if (!m) return undefined
