@@ -7,6 +7,7 @@ import { tarChunks } from '../layer/tar-writer.js'
 import type { FinalImage } from '../oci/types.js'
 import { createAtomicWriter, sweepDeadTemps } from '../store/atomic-write.js'
 import type { ExportContext, Exporter } from './exporter.js'
+import { archiveUnchanged } from './oci-archive-unchanged.js'
 import { OCI_LAYOUT, blobName, dockerManifestFiles, imageBlobs, indexDescriptors, indexJson } from './layout-files.js'
 
 export interface OciArchiveOptions {
@@ -16,7 +17,8 @@ export interface OciArchiveOptions {
 /**
  * One tarball that every runtime loads: an OCI layout (for skopeo, podman's oci-archive reader and
  * containerd) plus Docker's manifest.json/repositories (for classic `docker load`). Written to a temp
- * name beside `dest` and renamed, so a failed build never leaves a valid-looking partial file.
+ * name beside `dest` and renamed, so a failed build never leaves a valid-looking partial file. A
+ * `dest` that already holds exactly this archive is left as it is (archiveUnchanged).
  */
 export const ociArchiveExporter: Exporter<OciArchiveOptions> = {
   name: 'oci',
@@ -27,6 +29,7 @@ export const ociArchiveExporter: Exporter<OciArchiveOptions> = {
     })
     await sweepDeadTemps(dirname(dest), { only: (name) => name.startsWith(`${basename(dest)}.tmp-`) })
     const entries = await archiveEntries(image, ctx)
+    if (archiveUnchanged(dest, entries)) return { digest: image.manifestDigest, path: dest }
 
     // Not fsynced: a fresh file that replaces nothing another image needs (unlike a layout's index.json).
     const writer = createAtomicWriter(dirname(dest), basename(dest))
