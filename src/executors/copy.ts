@@ -3,7 +3,8 @@
  * one new layer, with Docker/BuildKit's rules for sources, globs, destinations and ownership.
  */
 import { cpuSlotOf } from '../solver/scheduler.js'
-import { ensureSnapshotFromEntries } from '../snapshot/unpack.js'
+import { writeWithSnapshot } from '../snapshot/unpack.js'
+import { prewritable } from '../snapshot/from-entries.js'
 import { isAbsolute, relative } from 'node:path'
 import { CopyError, ErrorCodes } from '../errors.js'
 import type { CopySpec, InlineFile } from '../graph/nodes/copy-node.js'
@@ -137,14 +138,13 @@ export const copyExecutor: Executor<'copy'> = {
     const files: Record<string, string> | undefined = entries.length <= FILE_MAP_LIMIT ? {} : undefined
     const keyDoc = { ...base, content: contentKey(entries, stats, files && ((e, d) => (files[contextName(ctx, e)] = d))) }
     await stats.save()
-    const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, async () => {
-      const made = await writeLayer(entries, ctx.store.blobs, layerOpts)
-      // When a later step of this build assembles a rootfs holding this layer, its snapshot comes
-      // from the same entries, now, while their files are in the page cache: a RUN on top must not
-      // gunzip and untar it back. Otherwise (a COPY-only image) the copy would be pure cost.
-      if (ctx.step?.rootfsWanted) await ensureSnapshotFromEntries(ctx.store, made, entries, ctx.signal ? { signal: ctx.signal } : {})
-      return made
-    }, files ? { files } : {})
+    const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, () =>
+      // When a later step of this build assembles a rootfs holding this layer, its snapshot is
+      // written in the same pass as the layer, from the same reads: a RUN on top must not gunzip and
+      // untar it back. Otherwise (a COPY-only image) the second copy would be pure cost.
+      ctx.step?.rootfsWanted && prewritable(entries)
+        ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...layerOpts, tee }), ctx.signal ? { signal: ctx.signal } : {})
+        : writeLayer(entries, ctx.store.blobs, layerOpts), files ? { files } : {})
     return { state: withLayer(parent, ctx, layer, createdBy('COPY', spec)), cached, key, ...(reason !== undefined ? { reason } : {}) }
   },
 }

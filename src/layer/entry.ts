@@ -1,3 +1,5 @@
+import type { EntryTee } from './tar-writer.js'
+
 /**
  * One entry of a layer tar, as the layer writer consumes it. Producers (COPY, ADD, RUN diff) build
  * these from the filesystem; the writer turns them into deterministic tar bytes.
@@ -77,4 +79,6 @@ export interface LayerWriteOptions {
   readonly signal?: AbortSignal
   /** Told the bytes written so far, about every MiB (progress reporting). */
   readonly onBytes?: (bytes: number) => void
+  /** Sees every entry and file byte as the writer reads it (a snapshot written in the same pass). */
+  readonly tee?: EntryTee
 }

@@ -26,6 +26,23 @@ export interface TarChunkOptions {
    * @default 16
    */
   readonly reuse?: number
+  /**
+   * Sees every entry and every byte of file content as the serializer reads it, so a second copy
+   * of the tree (a snapshot) is written from the same read instead of reading the files again.
+   */
+  readonly tee?: EntryTee
+}
+
+/**
+ * Receives the entries a {@link TarSerializer} serializes, in order: `begin`, then the entry's file
+ * content in pieces (`data`; the buffer is only valid during the call), then `end`. Called
+ * synchronously from the serializer; a tee that fails must swallow its own errors (the layer is
+ * what the caller asked for).
+ */
+export interface EntryTee {
+  begin(entry: LayerEntry): void
+  data(bytes: Buffer): void
+  end(entry: LayerEntry): void
 }
 
 const BLOCK = 512
@@ -61,6 +78,7 @@ export class TarSerializer {
   readonly #chunkSize: number
   readonly #reuse: number
   readonly #free: Buffer[] = []
+  readonly #tee: EntryTee | undefined
   #buf: Buffer
   #off = 0
   #ended = false
@@ -72,6 +90,7 @@ export class TarSerializer {
     }
     this.#chunkSize = size
     this.#reuse = opts.reuse ?? 16
+    this.#tee = opts.tee
     this.#buf = Buffer.allocUnsafe(size)
   }
 
@@ -123,9 +142,11 @@ export class TarSerializer {
       devmajor,
       devminor,
     )
+    this.#tee?.begin(entry)
     if (entry.type === 'file' && size > 0) {
       if ('data' in entry.source) {
         if (entry.source.data.length !== size) throw sizeMismatch(entry.path, size, entry.source.data.length, '<data>')
+        this.#tee?.data(entry.source.data)
         yield* this.#put(entry.source.data)
       } else {
         yield* this.#copyFile(entry.source.path, size, entry.path)
@@ -136,6 +157,7 @@ export class TarSerializer {
       const actual = fileSize(entry.source.path, entry.path)
       if (actual !== 0) throw sizeMismatch(entry.path, 0, actual, entry.source.path)
     }
+    this.#tee?.end(entry)
   }
 
   /** Writes the two zero end blocks and yields the remaining (partial) chunk. */
@@ -229,6 +251,7 @@ export class TarSerializer {
         const want = Math.min(left, this.#chunkSize - this.#off)
         const n = readSync(fd, this.#buf, this.#off, want, null)
         if (n === 0) throw sizeMismatch(entryPath, size, size - left, hostPath)
+        this.#tee?.data(this.#buf.subarray(this.#off, this.#off + n))
         this.#off += n
         left -= n
       }

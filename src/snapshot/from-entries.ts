@@ -1,70 +1,133 @@
 /**
- * Writes a snapshot dir straight from the entry list a layer was just written from, so a RUN on top
- * of a fresh COPY layer does not gunzip and untar the layer it was made from a moment ago. Files are
- * copied (never hard-linked: a snapshot must not share inodes with the build context, whose files
- * the user keeps editing, and chown/chmod here would change them).
+ * Writes a snapshot dir in the same pass that writes a layer: the layer writer hands every entry and
+ * every file byte it reads to a {@link SnapshotTee} (an {@link EntryTee}), so a RUN on top of a fresh
+ * COPY layer neither gunzips and untars that layer nor reads the context files a second time. The
+ * snapshot holds exactly the bytes the tar holds, even if a context file is edited meanwhile.
  *
- * Only plain trees are written this way (files, dirs, symlinks, hard links, no xattrs): anything
- * else throws {@link NotPrewritable} and the caller unpacks the blob as before.
+ * Files are written, never hard-linked to the context: a snapshot must not share inodes with files
+ * the user keeps editing, and chown/chmod here would change them.
+ *
+ * Only plain trees are written this way (files, dirs, symlinks, hard links, no xattrs, no whiteout
+ * names): for anything else, or on any write error, the tee gives up quietly ({@link SnapshotTee.ok}
+ * turns false), the layer is still written, and a later step unpacks the blob as before.
  */
-import { chmodSync, copyFileSync, fstatSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, closeSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync, closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, symlinkSync,
+  utimesSync, writeSync,
+} from 'node:fs'
 import { join } from 'node:path'
-import { throwIfAborted } from '../errors.js'
 import type { LayerEntry } from '../layer/entry.js'
+import type { EntryTee } from '../layer/tar-writer.js'
 import { fsPath } from '../util/names.js'
 
-export class NotPrewritable extends Error {}
-
-/** True when every entry is of a kind {@link writeEntries} reproduces exactly. */
+/** True when every entry is of a kind {@link SnapshotTee} reproduces exactly. */
 export function prewritable(entries: readonly LayerEntry[]): boolean {
-  return entries.every((e) => (e.type === 'file' || e.type === 'dir' || e.type === 'symlink' || e.type === 'hardlink') && !e.xattrs && !e.path.split('/').some((n) => n.startsWith('.wh.')))
+  return entries.every(writable)
+}
+
+function writable(e: LayerEntry): boolean {
+  return (e.type === 'file' || e.type === 'dir' || e.type === 'symlink' || e.type === 'hardlink') && !e.xattrs && !e.path.split('/').some((n) => n.startsWith('.wh.'))
 }
 
 /**
- * Writes `entries` (parents before children, as {@link sortEntries} orders them) under `dest` with
- * their modes, owners and mtimes. A context file whose size no longer matches its entry was edited
- * after the layer was written: the snapshot would not match the layer, so it throws.
+ * Writes the entries it is handed under `dest` with their modes, owners and mtimes. Entries come
+ * parents first (as {@link sortEntries} orders them); directory mtimes are set by {@link finish},
+ * after their children were written.
  */
-export function writeEntries(entries: readonly LayerEntry[], dest: string, signal?: AbortSignal): void {
-  if (!prewritable(entries)) throw new NotPrewritable('entries need a real unpack')
-  const dirs: LayerEntry[] = []
-  let n = 0
-  for (const e of entries) {
-    if ((++n & 255) === 0) throwIfAborted(signal)
-    const p = fsPath(join(dest, e.path))
-    switch (e.type) {
-      case 'dir':
-        mkdirSync(p, { recursive: true })
-        lchownSync(p, e.uid, e.gid)
-        chmodSync(p, e.mode)
-        dirs.push(e)
-        break
-      case 'file': {
-        if ('data' in e.source) writeFileSync(p, e.source.data)
-        else copyFileSync(fsPath(e.source.path), p)
-        const fd = openSync(p, 'r')
-        try {
-          if (fstatSync(fd).size !== e.size) throw new NotPrewritable(`${e.path} changed while its layer was written`)
-        } finally {
-          closeSync(fd)
-        }
-        lchownSync(p, e.uid, e.gid)
-        chmodSync(p, e.mode) // after chown, which clears setuid/setgid
-        utimesSync(p, e.mtime, e.mtime)
-        break
+export class SnapshotTee implements EntryTee {
+  readonly #dest: string
+  readonly #dirs: LayerEntry[] = []
+  #fd: number | undefined
+  #failed: unknown
+
+  constructor(dest: string) {
+    this.#dest = dest
+  }
+
+  /** False once an entry could not be written: the dir then is no snapshot of the layer. */
+  get ok(): boolean {
+    return this.#failed === undefined
+  }
+
+  /** Why the tee gave up, when it did. */
+  get error(): unknown {
+    return this.#failed
+  }
+
+  begin(e: LayerEntry): void {
+    if (this.#failed !== undefined) return
+    try {
+      if (!writable(e)) throw new Error(`${e.path}: ${e.type} entries (or xattrs, whiteout names) need a real unpack`)
+      const p = fsPath(join(this.#dest, e.path))
+      switch (e.type) {
+        case 'dir':
+          mkdirSync(p, { recursive: true })
+          lchownSync(p, e.uid, e.gid)
+          chmodSync(p, e.mode)
+          this.#dirs.push(e)
+          break
+        case 'file':
+          this.#fd = openSync(p, 'wx', 0o600)
+          break
+        case 'symlink':
+          symlinkSync(e.linkname, p)
+          lchownSync(p, e.uid, e.gid)
+          lutimesSync(p, e.mtime, e.mtime)
+          break
+        case 'hardlink':
+          linkSync(fsPath(join(this.#dest, e.linkname)), p)
+          break
       }
-      case 'symlink':
-        symlinkSync(e.linkname, p)
-        lchownSync(p, e.uid, e.gid)
-        lutimesSync(p, e.mtime, e.mtime)
-        break
-      case 'hardlink':
-        linkSync(fsPath(join(dest, e.linkname)), p)
-        break
-      default:
-        throw new NotPrewritable(`${e.type} entries need a real unpack`)
+    } catch (err) {
+      this.#fail(err)
     }
   }
-  // Directory mtimes last, deepest first: writing their children moved them.
-  for (const d of dirs.reverse()) utimesSync(fsPath(join(dest, d.path)), d.mtime, d.mtime)
+
+  data(bytes: Buffer): void {
+    if (this.#fd === undefined) return
+    try {
+      for (let off = 0; off < bytes.length; ) off += writeSync(this.#fd, bytes, off, bytes.length - off)
+    } catch (err) {
+      this.#fail(err)
+    }
+  }
+
+  end(e: LayerEntry): void {
+    const fd = this.#fd
+    if (fd === undefined || e.type !== 'file') return
+    this.#fd = undefined
+    try {
+      fchownSync(fd, e.uid, e.gid)
+      fchmodSync(fd, e.mode) // after chown, which clears setuid/setgid
+      futimesSync(fd, e.mtime, e.mtime)
+    } catch (err) {
+      this.#fail(err)
+    } finally {
+      closeSync(fd)
+    }
+  }
+
+  /** Sets directory mtimes, deepest first (writing their children moved them). Returns {@link ok}. */
+  finish(): boolean {
+    if (this.#fd !== undefined) this.#fail(new Error('the layer ended inside a file'))
+    if (this.#failed !== undefined) return false
+    try {
+      for (const d of this.#dirs.reverse()) utimesSync(fsPath(join(this.#dest, d.path)), d.mtime, d.mtime)
+    } catch (err) {
+      this.#fail(err)
+    }
+    return this.ok
+  }
+
+  #fail(err: unknown): void {
+    this.#failed ??= err
+    if (this.#fd !== undefined) {
+      try {
+        closeSync(this.#fd)
+      } catch {
+        // already closed or never valid; nothing to keep
+      }
+      this.#fd = undefined
+    }
+  }
 }

@@ -27,8 +27,7 @@ import { sniffFile } from '../util/sniff.js'
 import { xargs } from './xargs.js'
 import { opaqueXattr } from './overlay.js'
 import { unmappedFromTar } from '../rootless/ids.js'
-import type { LayerEntry } from '../layer/entry.js'
-import { NotPrewritable, writeEntries } from './from-entries.js'
+import { SnapshotTee } from './from-entries.js'
 
 export interface Snapshot {
   /** The unpacked layer, usable as an overlay lower dir. Never write to it. */
@@ -62,33 +61,55 @@ export function ensureSnapshot(store: Store, layer: LayerRef, opts: { signal?: A
 }
 
 /**
- * Places the snapshot of a layer this process just wrote from `entries`, by writing the entries
- * (see from-entries.ts) instead of unpacking the blob: the data is not gunzipped and untarred back.
- * When the entries cannot be written that way (or a context file changed meanwhile) the blob is
- * unpacked as {@link ensureSnapshot} would. Concurrent {@link ensureSnapshot} calls wait for it.
+ * Writes a layer with `write` and its snapshot in the same pass: `write` hands the tee to the layer
+ * writer, which gives it every entry and file byte as it reads them (see from-entries.ts), so the
+ * layer is neither gunzipped and untarred back nor its files read twice. The tree fills a private
+ * temp dir; once the layer's diffID is known it is placed as {@link placeOnce} places an unpacked one
+ * (lease hold, meta first, renamed, or discarded when the snapshot is there already). When the tee
+ * gave up (an entry it cannot write, a write error) the dir is dropped and the layer is still
+ * returned: a later {@link ensureSnapshot} unpacks it.
  */
-export function ensureSnapshotFromEntries(store: Store, layer: LayerRef, entries: readonly LayerEntry[], opts: { signal?: AbortSignal } = {}): Promise<Snapshot> {
+export async function writeWithSnapshot(store: Store, write: (tee: SnapshotTee) => Promise<LayerRef>, opts: { signal?: AbortSignal } = {}): Promise<LayerRef> {
+  const root = store.layout.dir('snapshots')
+  await mkdir(root, { recursive: true })
+  await store.sweepOnce(root)
+  const tmp = tempPath(root, 'written')
+  await mkdir(tmp, { mode: 0o755 })
+  const discard = () => rm(tmp, { recursive: true, force: true }).catch(() => undefined)
+  let layer: LayerRef
+  let tee: SnapshotTee
+  try {
+    tee = new SnapshotTee(tmp)
+    layer = await write(tee)
+  } catch (e) {
+    await discard()
+    throw e
+  }
+  if (!tee.finish() || opts.signal?.aborted) {
+    await discard()
+    return layer
+  }
   const dir = store.snapshotDir(layer.diffId)
   const inFlight = store.local(IN_FLIGHT)
-  let p = inFlight.get(dir)
-  if (!p) {
-    p = placeOnce(store, layer, dir, async (tmp) => {
-      writeEntries(entries, tmp, opts.signal)
-      return false
-    })
-      .catch(async (e: unknown) => {
-        if (opts.signal?.aborted) throw abortError(opts.signal)
-        if (!(e instanceof NotPrewritable) && !isFsError(e)) throw e
-        return unpackOnce(store, layer, dir, undefined)
-      })
-      .finally(() => inFlight.delete(dir))
-    p.catch(() => undefined)
-    inFlight.set(dir, p)
+  if (inFlight.has(dir)) {
+    await discard()
+    return layer
   }
-  return raceAbort(p, opts.signal)
+  const p = (async (): Promise<Snapshot> => {
+    await store.lease.hold({ snapshots: [layer.diffId], blobs: [layer.digest] }) // before looking: see store/lease.ts
+    const existing = await readMeta(dir)
+    if (existing) {
+      await discard()
+      return existing
+    }
+    return commitSnapshot(tmp, dir, false)
+  })().finally(() => inFlight.delete(dir))
+  p.catch(() => undefined)
+  inFlight.set(dir, p)
+  // The layer is made: a snapshot that could not be placed is unpacked later instead.
+  await p.catch(discard)
+  return layer
 }
-
-const isFsError = (e: unknown): boolean => typeof (e as { code?: unknown })?.code === 'string' && /^E[A-Z]+$/.test((e as { code: string }).code)
 
 /**
  * Makes the snapshot of `layer` at `dir` unless it is there: `fill` writes the tree into a private
@@ -106,15 +127,26 @@ async function placeOnce(store: Store, layer: LayerRef, dir: string, fill: (tmp:
   await store.sweepOnce(root)
   const tmp = tempPath(root, basename(dir))
   await mkdir(tmp, { mode: 0o755 })
+  let whiteouts: boolean
   try {
-    const whiteouts = await fill(tmp)
+    whiteouts = await fill(tmp)
     throwIfAborted(signal)
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined)
+    if (signal?.aborted) throw abortError(signal)
+    throw e
+  }
+  return commitSnapshot(tmp, dir, whiteouts)
+}
+
+/** Meta first (a placed dir whose meta is missing is read as "has whiteouts"), then the rename. */
+async function commitSnapshot(tmp: string, dir: string, whiteouts: boolean): Promise<Snapshot> {
+  try {
     await writeFileAtomic(`${dir}.json`, JSON.stringify({ whiteouts } satisfies SnapshotMeta))
     await renameOrDiscard(tmp, dir)
     return { dir, whiteouts }
   } catch (e) {
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined)
-    if (signal?.aborted) throw abortError(signal)
     throw e
   }
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { LayerEntry } from '../../src/layer/entry.js'
 import { sortEntries, writeLayer } from '../../src/layer/write-layer.js'
-import { ensureSnapshot, ensureSnapshotFromEntries } from '../../src/snapshot/unpack.js'
+import { ensureSnapshot, writeWithSnapshot } from '../../src/snapshot/unpack.js'
 import { Store } from '../../src/store/store.js'
 import { cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 
@@ -25,7 +25,7 @@ function tree(dir: string): Record<string, string> {
   return out
 }
 
-describe('a snapshot written from the entries of the layer just written', () => {
+describe('a snapshot written in the same pass as its layer', () => {
   let root: string
   let ctxDir: string
   let entries: LayerEntry[]
@@ -48,30 +48,47 @@ describe('a snapshot written from the entries of the layer just written', () => 
   })
   afterAll(cleanupTmpDirs)
 
-  it('matches the unpacked blob node for node (modes incl. setuid, owners, mtimes, contents, links)', async () => {
+  /** Names in the store's snapshot folder: placed snapshots, their meta files, temp dirs. */
+  const snapshotNames = (store: Store) => (existsSync(store.layout.dir('snapshots')) ? readdirSync(store.layout.dir('snapshots')).sort() : [])
+
+  it('matches the unpacked blob node for node (modes incl. setuid, owners, mtimes, contents, links); the layer bytes are the same as without it', async () => {
     const written = new Store(join(root, 'written'))
     const unpacked = new Store(join(root, 'unpacked'))
-    const layer = await writeLayer(entries, written.blobs)
-    await writeLayer(entries, unpacked.blobs)
-    const a = await ensureSnapshotFromEntries(written, layer, entries)
+    const layer = await writeWithSnapshot(written, (tee) => writeLayer(entries, written.blobs, { tee }))
+    expect(await writeLayer(entries, unpacked.blobs)).toEqual(layer)
+    const a = await ensureSnapshot(written, layer)
     const b = await ensureSnapshot(unpacked, layer)
     expect(a.whiteouts).toBe(false)
     expect(tree(a.dir)).toEqual(tree(b.dir))
     expect(Object.keys(tree(a.dir))).toContain('app/sub/hard')
-    // A later ensureSnapshot finds it placed.
-    expect((await ensureSnapshot(written, layer)).dir).toBe(a.dir)
     expect(existsSync(`${a.dir}.json`)).toBe(true)
+    // Placed, no temp dir left: the snapshot dir and its meta only.
+    expect(snapshotNames(written)).toEqual([layer.diffId.slice(7), `${layer.diffId.slice(7)}.json`])
   })
 
-  it('falls back to unpacking the blob when a context file changed after the layer was written', async () => {
+  it('when the snapshot is there already, the second one is discarded', async () => {
+    const store = new Store(join(root, 'twice'))
+    const l1 = await writeWithSnapshot(store, (tee) => writeLayer(entries, store.blobs, { tee }))
+    const l2 = await writeWithSnapshot(store, (tee) => writeLayer(entries, store.blobs, { tee }))
+    expect(l2).toEqual(l1)
+    expect(snapshotNames(store)).toEqual([l1.diffId.slice(7), `${l1.diffId.slice(7)}.json`])
+  })
+
+  it('an entry the tee cannot write (a fifo) leaves no snapshot; the layer is written and a later ensureSnapshot unpacks it', async () => {
+    const store = new Store(join(root, 'fifo'))
+    const withFifo = sortEntries<LayerEntry>([...entries, { type: 'fifo', path: 'app/pipe', mode: 0o644, uid: 0, gid: 0, mtime: 0 }])
+    const layer = await writeWithSnapshot(store, (tee) => writeLayer(withFifo, store.blobs, { tee }))
+    expect(await store.blobs.has(layer.digest)).toBe(true)
+    expect(snapshotNames(store)).toEqual([])
+    const snap = await ensureSnapshot(store, layer)
+    expect(lstatSync(join(snap.dir, 'app/pipe')).isFIFO()).toBe(true)
+    expect(readFileSync(join(snap.dir, 'app/a.txt'), 'utf8')).toBe('hello\n')
+  })
+
+  it('a layer that fails (a context file changed size) leaves neither blob nor snapshot nor temp dir', async () => {
     const store = new Store(join(root, 'changed'))
-    const layer = await writeLayer(entries, store.blobs)
-    writeFileSync(join(ctxDir, 'a.txt'), 'hello, edited\n')
-    try {
-      const snap = await ensureSnapshotFromEntries(store, layer, entries)
-      expect(readFileSync(join(snap.dir, 'app/a.txt'), 'utf8')).toBe('hello\n')
-    } finally {
-      writeFileSync(join(ctxDir, 'a.txt'), 'hello\n')
-    }
+    const stale = entries.map((e) => (e.path === 'app/a.txt' && e.type === 'file' ? { ...e, size: 99 } : e))
+    await expect(writeWithSnapshot(store, (tee) => writeLayer(stale, store.blobs, { tee }))).rejects.toMatchObject({ code: 'SOURCE_CHANGED' })
+    expect(snapshotNames(store)).toEqual([])
   })
 })
