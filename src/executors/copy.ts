@@ -12,7 +12,9 @@ import { historyText } from '../graph/instruction-text.js'
 import type { AddSpec } from '../graph/nodes/add-node.js'
 import type { LayerEntry } from '../layer/entry.js'
 import { writeLayer } from '../layer/write-layer.js'
-import type { ExecContext, Executor, ImageState } from '../solver/types.js'
+import type { ExecContext, ExecResult, Executor, ImageState } from '../solver/types.js'
+import type { Vertex } from '../graph/node.js'
+import { canonicalJson } from '../util/canonical-json.js'
 import { withRootfs } from '../snapshot/rootfs.js'
 import { EntrySet, type Owner } from '../context/collect.js'
 import { contentKey, StatCache } from '../context/content-key.js'
@@ -89,62 +91,116 @@ function contextName(ctx: ExecContext, e: LayerEntry): string {
   return rel !== undefined && rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : `/${e.path}`
 }
 
+/** What the parent image decides about a COPY: the spec expanded in its env, where it lands, who owns it. */
+interface Placement {
+  readonly spec: CopySpec
+  readonly dest: Dest
+  readonly owner: Owner
+}
+
+type Made = Awaited<ReturnType<typeof cachedLayer>>
+
+async function placementOn(vertex: Vertex<'copy'>, parent: ImageState, ctx: ExecContext): Promise<Placement> {
+  const spec = literalCopySpec(vertex.spec, parent)
+  const dest = await resolveDest(ctx, parent, spec.dest, spec.link)
+  const owner = await resolveOwner(ctx, parent, spec.chown)
+  return { spec, dest, owner }
+}
+
+/**
+ * Everything of the parent a COPY's layer depends on: the expanded spec, the working dir, the
+ * destination after the image's symlinks, the image's nodes on the way there (existing dirs keep
+ * their mode and owner in the layer) and the owner ids. Part of the cache key, and what an early
+ * start compares with the real parent.
+ */
+function placementDoc({ spec, dest, owner }: Placement): Record<string, unknown> {
+  const destNodes = Object.fromEntries([...dest.nodes].map(([k, v]) => [k, v && { type: v.type, mode: v.mode, uid: v.uid, gid: v.gid }]))
+  return { spec, workdir: dest.workdir, dest: dest.path, uid: owner.uid, gid: owner.gid, destNodes }
+}
+
+/** The COPY's layer, from the cache or made: depends on the parent only through `place`. */
+async function makeLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[], place: Placement, ctx: ExecContext): Promise<Made> {
+  const { spec, dest, owner } = place
+  const step = ctx.step
+  const onBytes = step ? (bytes: number) => ctx.emit({ type: 'bytes', vertex: step.vertex, bytes, time: Date.now() }) : undefined
+  const layerOpts = { compression: ctx.compression, ...(ctx.signal ? { signal: ctx.signal } : {}), ...cpuSlotOf(ctx.limits, ctx.signal), ...(onBytes ? { onBytes } : {}) }
+  const base = { kind: 'copy', ...placementDoc(place), epoch: ctx.epoch, compression: ctx.compression }
+
+  if (spec.fromInput) {
+    const from = inputs[1]
+    if (!from) throw new CopyError(ErrorCodes.GRAPH_INVALID, 'COPY --from has no source stage input', { step: vertex.meta.description })
+    if (spec.sources.length > 1 && !dest.dirSyntax && !spec.parents) {
+      throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `with more than one source the destination must be a directory ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
+    }
+    // The source stage's layers determine its files exactly (diffIDs are content digests), so
+    // they stand in for the content key and the rootfs is only assembled on a cache miss.
+    const keyDoc = { ...base, from: from.config.rootfs.diff_ids }
+    return cachedLayer(ctx, keyDoc, () =>
+      withRootfs(ctx.store, from.layers, ctx.signal ? { signal: ctx.signal } : {}, async (dir) => {
+        const root: SourceRoot = { root: dir, skipWhiteouts: true }
+        const set = new EntrySet()
+        const exclude = excludeOf(spec)
+        const chmod = chmodOf(spec)
+        placeSources(set, findSources(spec.sources, root), root, dest, {
+          owner, mtime: ctx.epoch, destWritten: spec.dest, ...(spec.parents ? { parents: true } : {}),
+          ...(exclude ? { exclude } : {}), ...(chmod !== undefined ? { chmod } : {}),
+        })
+        return writeLayer(set.finalize(), ctx.store.blobs, layerOpts)
+      }))
+  }
+
+  const all = spec.sources.length + (spec.inline?.length ?? 0)
+  if (all > 1 && !dest.dirSyntax && !spec.parents) {
+    throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `with more than one source the destination must be a directory ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
+  }
+  const set = spec.sources.length > 0 ? planContext(ctx, spec.sources, spec, dest, owner) : new EntrySet()
+  for (const f of spec.inline ?? []) placeInline(set, f, dest, owner, ctx.epoch, chmodOf(spec), all > 1)
+  const entries: LayerEntry[] = set.finalize()
+  const stats = await StatCache.open(ctx.store.layout.dir('statCache'), ctx.contextDir)
+  // Per-file digests are kept beside the key (not in it) so a miss can name the files that changed.
+  const files: Record<string, string> | undefined = entries.length <= FILE_MAP_LIMIT ? {} : undefined
+  const keyDoc = { ...base, content: contentKey(entries, stats, files && ((e, d) => (files[contextName(ctx, e)] = d))) }
+  await stats.save()
+  return cachedLayer(ctx, keyDoc, () =>
+    // When a later step of this build assembles a rootfs holding this layer, its snapshot is
+    // written in the same pass as the layer, from the same reads: a RUN on top must not gunzip and
+    // untar it back. Otherwise (a COPY-only image) the second copy would be pure cost.
+    ctx.step?.rootfsWanted && prewritable(entries)
+      ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...layerOpts, tee }), ctx.signal ? { signal: ctx.signal } : {})
+      : writeLayer(entries, ctx.store.blobs, layerOpts), files ? { files } : {})
+}
+
+function stack(parent: ImageState, made: Made, place: Placement, ctx: ExecContext): ExecResult {
+  const { layer, cached, key, reason } = made
+  return { state: withLayer(parent, ctx, layer, createdBy('COPY', place.spec)), cached, key, ...(reason !== undefined ? { reason } : {}) }
+}
+
 export const copyExecutor: Executor<'copy'> = {
   kind: 'copy',
   async exec(vertex, inputs, ctx) {
     const parent = inputs[0]!
-    const spec = literalCopySpec(vertex.spec, parent)
-    const dest = await resolveDest(ctx, parent, spec.dest, spec.link)
-    const owner = await resolveOwner(ctx, parent, spec.chown)
-    const step = ctx.step
-    const onBytes = step ? (bytes: number) => ctx.emit({ type: 'bytes', vertex: step.vertex, bytes, time: Date.now() }) : undefined
-    const layerOpts = { compression: ctx.compression, ...(ctx.signal ? { signal: ctx.signal } : {}), ...cpuSlotOf(ctx.limits, ctx.signal), ...(onBytes ? { onBytes } : {}) }
-    const base = { kind: 'copy', spec, workdir: dest.workdir, dest: dest.path, uid: owner.uid, gid: owner.gid, epoch: ctx.epoch, compression: ctx.compression }
+    const place = await placementOn(vertex, parent, ctx)
+    return stack(parent, await makeLayer(vertex, inputs, place, ctx), place, ctx)
+  },
 
-    if (spec.fromInput) {
-      const from = inputs[1]
-      if (!from) throw new CopyError(ErrorCodes.GRAPH_INVALID, 'COPY --from has no source stage input', { step: vertex.meta.description })
-      if (spec.sources.length > 1 && !dest.dirSyntax && !spec.parents) {
-        throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `with more than one source the destination must be a directory ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
-      }
-      // The source stage's layers determine its files exactly (diffIDs are content digests), so
-      // they stand in for the content key and the rootfs is only assembled on a cache miss.
-      const destNodes = Object.fromEntries([...dest.nodes].map(([k, v]) => [k, v && { type: v.type, mode: v.mode, uid: v.uid, gid: v.gid }]))
-      const keyDoc = { ...base, from: from.config.rootfs.diff_ids, destNodes }
-      const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, () =>
-        withRootfs(ctx.store, from.layers, ctx.signal ? { signal: ctx.signal } : {}, async (dir) => {
-          const root: SourceRoot = { root: dir, skipWhiteouts: true }
-          const set = new EntrySet()
-          const exclude = excludeOf(spec)
-          const chmod = chmodOf(spec)
-          placeSources(set, findSources(spec.sources, root), root, dest, {
-            owner, mtime: ctx.epoch, destWritten: spec.dest, ...(spec.parents ? { parents: true } : {}),
-            ...(exclude ? { exclude } : {}), ...(chmod !== undefined ? { chmod } : {}),
-          })
-          return writeLayer(set.finalize(), ctx.store.blobs, layerOpts)
-        }))
-      return { state: withLayer(parent, ctx, layer, createdBy('COPY', spec)), cached, key, ...(reason !== undefined ? { reason } : {}) }
+  /**
+   * The rule for starting before the parent (RUN steps) is done: a COPY's layer depends on its
+   * parent only through {@link placementDoc} (the spec expanded in the stage's env, the working dir,
+   * the destination through the image's symlinks, the existing dirs on the way and their modes, the
+   * `--chown` ids, names looked up in the image's /etc/passwd and /etc/group). The solver hands an
+   * ancestor whose config is the parent's (RUN changes only files); the layer is made on what the
+   * ancestor's files say, and kept only when the real parent says the same. Otherwise (a RUN made
+   * the destination dir, changed its mode, added the `--chown` user) the COPY is made again on the
+   * real parent, as if it had waited; the early layer stays a valid cache entry under its own key.
+   */
+  async early(vertex, inputs, ctx) {
+    const guess = await placementOn(vertex, inputs[0]!, ctx)
+    const made = await makeLayer(vertex, inputs, guess, ctx)
+    const guessed = canonicalJson(placementDoc(guess))
+    return async (real, c) => {
+      const place = await placementOn(vertex, real[0]!, c)
+      if (canonicalJson(placementDoc(place)) === guessed) return stack(real[0]!, made, place, c)
+      return copyExecutor.exec(vertex, real, c)
     }
-
-    const all = spec.sources.length + (spec.inline?.length ?? 0)
-    if (all > 1 && !dest.dirSyntax && !spec.parents) {
-      throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `with more than one source the destination must be a directory ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
-    }
-    const set = spec.sources.length > 0 ? planContext(ctx, spec.sources, spec, dest, owner) : new EntrySet()
-    for (const f of spec.inline ?? []) placeInline(set, f, dest, owner, ctx.epoch, chmodOf(spec), all > 1)
-    const entries: LayerEntry[] = set.finalize()
-    const stats = await StatCache.open(ctx.store.layout.dir('statCache'), ctx.contextDir)
-    // Per-file digests are kept beside the key (not in it) so a miss can name the files that changed.
-    const files: Record<string, string> | undefined = entries.length <= FILE_MAP_LIMIT ? {} : undefined
-    const keyDoc = { ...base, content: contentKey(entries, stats, files && ((e, d) => (files[contextName(ctx, e)] = d))) }
-    await stats.save()
-    const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, () =>
-      // When a later step of this build assembles a rootfs holding this layer, its snapshot is
-      // written in the same pass as the layer, from the same reads: a RUN on top must not gunzip and
-      // untar it back. Otherwise (a COPY-only image) the second copy would be pure cost.
-      ctx.step?.rootfsWanted && prewritable(entries)
-        ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...layerOpts, tee }), ctx.signal ? { signal: ctx.signal } : {})
-        : writeLayer(entries, ctx.store.blobs, layerOpts), files ? { files } : {})
-    return { state: withLayer(parent, ctx, layer, createdBy('COPY', spec)), cached, key, ...(reason !== undefined ? { reason } : {}) }
   },
 }

@@ -4,7 +4,8 @@ import { abortError, throwIfAborted } from '../errors.js'
 import type { Graph } from '../graph/node.js'
 import type { Digest } from '../oci/media-types.js'
 import { createLimits, recordingLimits, type LimitsOptions, type ScheduleRecord, type SlotRecord } from './scheduler.js'
-import type { AnyVertex, ExecContext, ExecResult, ExecutorTable, ImageState, VertexRecord } from './types.js'
+import type { NodeKind } from '../graph/node.js'
+import type { AnyVertex, EarlyFinish, ExecContext, ExecResult, Executor, ExecutorTable, ImageState, VertexRecord } from './types.js'
 
 export interface SolveOptions {
   /**
@@ -32,6 +33,10 @@ export interface SolveResult {
  * around the work that costs CPU, a container or the network, so four sleeping RUNs run at once
  * while two layers never compress on one core at once. A vertex waits for its inputs before it
  * takes anything, so waiting never holds a slot.
+ *
+ * One exception to "after its inputs": a vertex whose executor can start early (a COPY) and whose
+ * parent is a chain of RUN steps starts from the ancestor above them, so its layer is written while
+ * they run; only stacking it on the real parent waits (see {@link Executor.early}).
  *
  * The first failure cancels the rest: the signal every executor sees is aborted, so running
  * siblings stop (RUN kills its container) and queued vertices never start. solve() rejects with
@@ -68,7 +73,7 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
   else outer?.addEventListener('abort', forwardAbort, { once: true })
   const execCtx: ExecContext = { ...ctx, signal }
 
-  const execute = async (vertex: AnyVertex, inputs: readonly ImageState[]): Promise<ImageState> => {
+  const execute = async (vertex: AnyVertex, work: (c: ExecContext) => Promise<ExecResult>): Promise<ImageState> => {
     throwIfAborted(signal)
     const { id } = vertex
     const description = vertex.meta.description
@@ -77,10 +82,8 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
     const stage = vertex.meta.stage
     ctx.emit({ type: 'start', vertex: id, description, ...(stage !== undefined ? { stage } : {}), time: started })
     try {
-      const executor = executors[vertex.kind] as ExecutorTable[typeof vertex.kind]
-      const exec = executor.exec as (v: AnyVertex, i: readonly ImageState[], c: ExecContext) => Promise<ExecResult>
       const step = { vertex: id, description, ...(stage !== undefined ? { stage } : {}), rootfsWanted: rootfsWanted.has(id) }
-      const pending = exec(vertex, inputs, { ...execCtx, limits: recordingLimits(limits, slots, t0), step })
+      const pending = work({ ...execCtx, limits: recordingLimits(limits, slots, t0), step })
       executing.add(pending)
       const res = await pending.finally(() => {
         executing.delete(pending)
@@ -110,15 +113,58 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
     }
   }
 
+  const executorOf = (vertex: AnyVertex): Executor<NodeKind> => executors[vertex.kind] as unknown as Executor<NodeKind>
+
+  /**
+   * The ancestor a vertex may start from before its parent is done: when its executor can start
+   * early and only RUN steps lie between (a RUN changes files, never config, ARGs or workdir), the
+   * first non-RUN ancestor; else none. Only what the parent's files decide then waits (the
+   * executor's finisher checks it): a COPY's layer is written while the RUNs before it still run.
+   */
+  const earlyAnchor = (vertex: AnyVertex): Digest | undefined => {
+    if (!executorOf(vertex).early || vertex.inputs[0] === undefined) return undefined
+    let v = byId.get(vertex.inputs[0])
+    if (v?.kind !== 'run') return undefined
+    while (v?.kind === 'run') v = v.inputs[0] === undefined ? undefined : byId.get(v.inputs[0])
+    return v?.id
+  }
+
+  /** Starts from `anchor`'s state, then finishes on the real parent (see {@link Executor.early}). */
+  const executeEarly = async (vertex: AnyVertex, anchor: Digest): Promise<ImageState> => {
+    const executor = executorOf(vertex)
+    const parent = run(vertex.inputs[0]!)
+    const [from, ...rest] = await Promise.all([run(anchor), ...vertex.inputs.slice(1).map(run)])
+    return execute(vertex, async (c) => {
+      let finish: EarlyFinish | undefined
+      try {
+        finish = await queue.add(() => executor.early!(vertex, [from!, ...rest], c), { signal })
+      } catch (error) {
+        // Not early after all; exec() on the real parent reports the error if it is one.
+        if (signal.aborted) throw error
+      }
+      let inputs: ImageState[]
+      try {
+        inputs = [await parent, ...rest]
+      } catch (error) {
+        // The parent failed and the solve is cancelled: this vertex was cut short like any other.
+        throw signal.aborted ? abortError(signal) : error
+      }
+      return queue.add(() => (finish ? finish(inputs, c) : executor.exec(vertex, inputs, c)), { signal })
+    })
+  }
+
   const run = (id: Digest): Promise<ImageState> => {
     let p = running.get(id)
     if (!p) {
       p = (async () => {
         const vertex = byId.get(id)
         if (!vertex) throw new Error(`graph has no vertex ${id}`)
+        const anchor = earlyAnchor(vertex)
+        if (anchor !== undefined) return executeEarly(vertex, anchor)
         const inputs = await Promise.all(vertex.inputs.map(run))
+        const executor = executorOf(vertex)
         // With the signal, a queued vertex leaves the queue unstarted when the solve is cancelled.
-        return queue.add(() => execute(vertex, inputs), { signal }) as Promise<ImageState>
+        return queue.add(() => execute(vertex, (c) => executor.exec(vertex, inputs, c)), { signal }) as Promise<ImageState>
       })()
       running.set(id, p)
       // Every branch's rejection is observed here; solve() reports the first one itself.

@@ -144,7 +144,20 @@ export interface VertexRecord {
 export interface Executor<K extends NodeKind> {
   readonly kind: K
   exec(vertex: Vertex<K>, inputs: readonly ImageState[], ctx: ExecContext): Promise<ExecResult>
+  /**
+   * Starts the vertex before its parent is done, so its costly part (a COPY's layer) runs while
+   * earlier RUN steps still run. The solver calls it only when RUN steps alone lie between the
+   * vertex and `inputs[0]`, an ancestor (a RUN changes files, never config, ARGs or workdir); the
+   * other inputs are the vertex's own. Whatever the parent's files decide must be checked again
+   * by the returned finisher on the real inputs, falling back to {@link exec} when it differs. A
+   * rejection (other than an abort) only means "not early": the solver calls {@link exec} once
+   * the parent is done, which reports the error if it is real.
+   */
+  early?(vertex: Vertex<K>, inputs: readonly ImageState[], ctx: ExecContext): Promise<EarlyFinish>
 }
+
+/** Finishes a vertex started with {@link Executor.early}, on its real inputs. */
+export type EarlyFinish = (inputs: readonly ImageState[], ctx: ExecContext) => Promise<ExecResult>
 
 export type ExecutorTable = { readonly [K in NodeKind]: Executor<K> }
 

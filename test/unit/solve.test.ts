@@ -308,3 +308,77 @@ describe('rootfs hints', () => {
     })
   })
 })
+
+describe('early start (a COPY while the RUNs before it run)', () => {
+  const kinds: Record<string, AnyVertex['kind']> = { base: 'source', run1: 'run', run2: 'run', copy: 'copy', env: 'config' }
+  const v = (name: string, inputs: readonly string[] = []): AnyVertex => ({ ...vertex(name, inputs), kind: kinds[name]! }) as AnyVertex
+  const nameOf = (s: ImageState) => s.config.config.Labels?.name
+
+  /** copy gets an `early` that records what it was started from and finishes on the real parent. */
+  function executors(run: Behaviour, log: string[], early: 'ok' | 'reject' = 'ok'): ExecutorTable {
+    const calls = new Map<string, number>()
+    const table = fakeExecutors({ base: ok('base'), run1: run, run2: ok('run2'), env: ok('env'), copy: ok('copy') }, calls)
+    return {
+      ...table,
+      copy: {
+        kind: 'copy',
+        exec: async (_v, inputs) => {
+          log.push(`exec on ${nameOf(inputs[0]!)}`)
+          return { state: stateOf('copy', inputs), cached: false }
+        },
+        early: async (_v, inputs) => {
+          log.push(`early from ${nameOf(inputs[0]!)}`)
+          if (early === 'reject') throw new Error('the guess needs the parent')
+          return async (real) => {
+            log.push(`finish on ${nameOf(real[0]!)}`)
+            return { state: stateOf('copy', real), cached: false }
+          }
+        },
+      },
+    }
+  }
+
+  it('starts from the first non-RUN ancestor before the RUNs end, and finishes on the real parent', async () => {
+    const log: string[] = []
+    let releaseRun!: () => void
+    const run1: Behaviour = (inputs) => new Promise((resolve) => { releaseRun = () => resolve({ state: stateOf('run1', inputs), cached: false }) })
+    const solving = solve(graphOf([v('base'), v('run1', ['base']), v('run2', ['run1']), v('copy', ['run2'])]), executors(run1, log), ctxOf())
+    for (let i = 0; i < 10; i++) await tick()
+    expect(log).toEqual(['early from base']) // while run1 still runs
+    releaseRun()
+    const res = await solving
+    expect(log).toEqual(['early from base', 'finish on run2'])
+    expect(res.state.config.config.Labels).toEqual({ name: 'copy', from: 'run2' })
+    const copy = res.schedule.find((s) => s.description === 'copy')!
+    const run = res.schedule.find((s) => s.description === 'run1')!
+    expect(copy.start).toBeLessThanOrEqual(run.end)
+  })
+
+  it('a parent that is no RUN: no early start', async () => {
+    const log: string[] = []
+    await solve(graphOf([v('base'), v('env', ['base']), v('copy', ['env'])]), executors(ok('run1'), log), ctxOf())
+    expect(log).toEqual(['exec on env'])
+  })
+
+  it('an early start that rejects falls back to exec on the real parent', async () => {
+    const log: string[] = []
+    const res = await solve(graphOf([v('base'), v('run1', ['base']), v('copy', ['run1'])]), executors(ok('run1'), log, 'reject'), ctxOf())
+    expect(log).toEqual(['early from base', 'exec on run1'])
+    expect(res.state.config.config.Labels).toEqual({ name: 'copy', from: 'run1' })
+  })
+
+  it('when the RUN fails, the solve rejects with its error and the early COPY ends as aborted', async () => {
+    const log: string[] = []
+    const events: ProgressEvent[] = []
+    const failure = new ImagesmithError(ErrorCodes.RUN_FAILED, 'RUN exited with 1', { exitCode: 1 })
+    const failing: Behaviour = async () => {
+      for (let i = 0; i < 5; i++) await tick()
+      throw failure
+    }
+    const err = await solve(graphOf([v('base'), v('run1', ['base']), v('copy', ['run1'])]), executors(failing, log), ctxOf(events)).catch((e: unknown) => e)
+    expect(err).toBe(failure)
+    expect(log).toEqual(['early from base'])
+    const copyError = events.find((e) => e.type === 'error' && e.description === 'copy')
+    expect(copyError).toMatchObject({ error: { code: 'ABORTED' } })
+  })
+})
