@@ -6,7 +6,7 @@
 import { readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import type { BenchCase, BenchRow } from './types.js'
+import type { BenchCase, BenchRow, PeerResult } from './types.js'
 
 const casesDir = join(dirname(fileURLToPath(import.meta.url)), 'cases')
 
@@ -21,8 +21,51 @@ async function loadCases(): Promise<BenchCase[]> {
   return out
 }
 
+const peerTime = (r: BenchRow, name: string): number | undefined => {
+  const p = r.peers?.find((x) => x.name === name)
+  return p && 's' in p ? p.s : undefined
+}
+
+/** A peer target whose peer did not run cannot be judged: it neither passes nor fails the row (the peer table says why). */
 function passes(r: BenchRow): boolean {
-  return r.imagesmithS / r.floorS <= r.targetRatio && r.peakRssMB <= r.rssLimitMB
+  const peersOk = (r.peerTargets ?? []).every((t) => {
+    const s = peerTime(r, t.peer)
+    return s === undefined || s / r.imagesmithS >= t.minSpeedup
+  })
+  return r.imagesmithS / r.floorS <= r.targetRatio && r.peakRssMB <= r.rssLimitMB && peersOk
+}
+
+function table(head: string[], body: string[][]): void {
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)))
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`
+  console.log(line(head))
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`)
+  for (const b of body) console.log(line(b))
+}
+
+/** Rows measured against peers: each peer's time and how many times faster imagesmith was (peer / imagesmith). */
+function printPeerTable(rows: readonly BenchRow[]): void {
+  const withPeers = rows.filter((r) => r.peers && r.peers.length > 0)
+  if (withPeers.length === 0) return
+  const names = [...new Set(withPeers.flatMap((r) => r.peers!.map((p) => p.name)))]
+  const cell = (p: PeerResult | undefined, ours: number): [string, string] =>
+    !p ? ['-', '-'] : 's' in p ? [p.s.toFixed(2), `${(p.s / ours).toFixed(2)}×`] : ['not run', '-']
+  const head = ['case', 'imagesmith s', ...names.flatMap((n) => [`${n} s`, `vs ${n}`]), 'target', 'result']
+  const body = withPeers.map((r) => [
+    r.case,
+    r.imagesmithS.toFixed(2),
+    ...names.flatMap((n) => cell(r.peers!.find((p) => p.name === n), r.imagesmithS)),
+    [...(r.peerTargets ?? []).map((t) => t.minSpeedup === 1 ? `≤ ${t.peer}` : `${t.minSpeedup}× faster than ${t.peer}`), `≤ ${(r.floorS * r.targetRatio).toFixed(2)} s`].join(', '),
+    passes(r) ? 'pass' : 'FAIL',
+  ])
+  console.log('')
+  table(head, body)
+  for (const r of withPeers) {
+    for (const p of r.peers!) {
+      if ('skipped' in p) console.log(`  ${r.case}: ${p.name} not run: ${p.skipped}`)
+      else console.log(`  ${r.case}: ${p.name} runs ${p.runs.map((x) => x.toFixed(2)).join(' / ')} s`)
+    }
+  }
 }
 
 function printTable(rows: readonly BenchRow[]): void {
@@ -37,12 +80,9 @@ function printTable(rows: readonly BenchRow[]): void {
     r.rssLimitMB.toFixed(0),
     passes(r) ? 'pass' : 'FAIL',
   ])
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)))
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`
-  console.log(line(head))
-  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`)
-  for (const b of body) console.log(line(b))
+  table(head, body)
   for (const r of rows) for (const n of r.notes ?? []) console.log(`  ${r.case}: ${n}`)
+  printPeerTable(rows)
 }
 
 const wanted = process.argv.slice(2)

@@ -1,16 +1,20 @@
 /**
- * The solver/cache case, whole process (the CLI, as a user runs it): a 10k-file / 200 MB context,
- * `COPY ctx /app` + `RUN ls -R /app | wc -l` on the busybox base, to a gzip OCI tarball. Rows: cold
- * build, no-op rebuild to the same tarball, one context file changed, and four independent
- * `RUN sleep 2` stages. Floors: the stat-walk of the context (limits.md) for the no-op rebuild, 2 s for
- * the sleeps (one sleep), `tar | pigz` of the context for cold and one-file builds. Medians of 3 runs.
+ * The solver/cache case, whole process (the CLI, as a user runs it, from dist/): a 10k-file / 200 MB
+ * context, `COPY ctx /app` + `RUN ls -R /app | wc -l` on the busybox base, to a gzip OCI tarball.
+ * Rows: cold build, no-op rebuild to the same tarball, one context file changed, four independent
+ * `RUN sleep 2` stages, and CLI start (a no-op build of a one-file script). buildah and BuildKit build
+ * the same Dockerfiles in the same run, interleaved with ours (bench/peers.ts). Floors: the stat walk
+ * of the context (limits.md) for the no-op rebuild, 2 s (one sleep) for the sleeps, `tar | pigz` of
+ * the context for cold and one-file builds, `node -e 0` for the start. Medians of 3 runs.
  */
+import { createCipheriv } from 'node:crypto'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { homedir, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { BenchCase, BenchRow } from '../types.js'
+import { buildahPeer, buildkitPeer, version, writeDockerfiles, type Peer, type PeerSlot } from '../peers.js'
+import type { BenchCase, BenchRow, PeerResult, PeerTarget } from '../types.js'
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const RUNS = 3
@@ -23,17 +27,20 @@ function busyboxArchive(): string {
   return p
 }
 
-/** 10,000 files of 1–40 KiB in 100 dirs, half text-like, half random: ~200 MB. */
+/**
+ * 10,000 files of 1–40 KiB in 100 dirs, half text-like, half random: ~200 MB. The random half is an
+ * AES-CTR keystream (fixed key: the same bytes every run), which no compressor shrinks; an LCG's
+ * low bytes repeat every 256 words, and gzip took such a context down to 4 MB.
+ */
 function makeContext(dir: string): void {
+  const keystream = createCipheriv('aes-128-ctr', Buffer.alloc(16, 7), Buffer.alloc(16, 0))
   let seed = 1
   const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0)
   for (let d = 0; d < 100; d++) {
     mkdirSync(join(dir, `d${d}`), { recursive: true })
     for (let f = 0; f < 100; f++) {
       const size = 1024 + (rnd() % (39 * 1024)) + 1
-      const buf = Buffer.alloc(size)
-      if (f % 2 === 0) for (let i = 0; i < size; i += 4) buf.writeUInt32LE(rnd(), Math.min(i, size - 4))
-      else buf.fill(`line ${d} ${f} lorem ipsum dolor sit amet\n`)
+      const buf = f % 2 === 0 ? keystream.update(Buffer.alloc(size)) : Buffer.alloc(size, `line ${d} ${f} lorem ipsum dolor sit amet\n`)
       writeFileSync(join(dir, `d${d}`, `f${f}.dat`), buf)
     }
   }
@@ -67,41 +74,96 @@ function tarPigz(dir: string, out: string): number {
   return Number(process.hrtime.bigint() - t0) / 1e9
 }
 
+function nodeStart(): number {
+  const t0 = process.hrtime.bigint()
+  execFileSync(process.execPath, ['-e', '0'])
+  return Number(process.hrtime.bigint() - t0) / 1e9
+}
+
+type RowName = 'cold' | 'noop' | 'oneFile' | 'sleeps'
+
 const copyRun: BenchCase = {
   name: 'copy-run',
   async run(): Promise<readonly BenchRow[]> {
     const work = mkdtempSync(join(tmpdir(), 'ism-bench-copyrun-'))
+    const slots: PeerSlot[] = []
     try {
       const ctx = join(work, 'ctx')
       makeContext(ctx)
       const base = busyboxArchive()
-      const lib = JSON.stringify(join(repo, 'src', 'index.ts'))
-      writeFileSync(join(work, 'build.ts'), `import { image } from ${lib}\n` +
-        `export default image().from(${JSON.stringify(`oci-archive:${base}`)}).copy('.', '/app').run('ls -R /app | wc -l')\n`)
-      writeFileSync(join(work, 'sleep.ts'), `import { image } from ${lib}\n` +
-        `const base = image().from(${JSON.stringify(`oci-archive:${base}`)})\n` +
+      const from = JSON.stringify(`oci-archive:${base}`)
+      writeFileSync(join(work, 'build.ts'), `import { image } from 'imagesmith'\n` +
+        `export default image().from(${from}).copy('.', '/app').run('ls -R /app | wc -l').cmd(['sh'])\n`)
+      writeFileSync(join(work, 'sleep.ts'), `import { image } from 'imagesmith'\n` +
+        `const base = image().from(${from})\n` +
         `let out = base\nfor (const n of [1, 2, 3, 4]) out = out.copy('/s' + n, '/s' + n, { from: base.run('sleep 2; echo ' + n + ' > /s' + n) })\n` +
         `export default out\n`)
+      mkdirSync(join(work, 'small'))
+      writeFileSync(join(work, 'small', 'hello.txt'), 'hi\n')
+      writeFileSync(join(work, 'start.ts'), `import { image } from 'imagesmith'\nexport default image().from('scratch').copy('hello.txt', '/hello.txt')\n`)
       const out = join(work, 'out.tar')
-      const build = (store: string, extra: string[] = [], file = 'build.ts') =>
-        cli(['build', join(work, file), '--context', ctx, '--cache-dir', store, '-o', `type=oci,dest=${out}`, ...extra], work)
+      const build = (store: string, file = 'build.ts') =>
+        cli(['build', join(work, file), '--context', ctx, '--cache-dir', store, '-o', `type=oci,dest=${out}`, '--progress', 'quiet'], work)
 
-      const cold: Sample[] = []
-      const noop: Sample[] = []
-      const oneFile: Sample[] = []
-      const sleeps: Sample[] = []
+      // Peers: the base once more as a Docker-loadable archive (our own output, which has manifest.json).
+      const baseTag = 'ism-bench/busybox:1'
+      const baseDocker = join(work, 'base-docker.tar')
+      writeFileSync(join(work, 'base.ts'), `import { image } from 'imagesmith'\nexport default image().from(${from})\n`)
+      cli(['build', join(work, 'base.ts'), '--cache-dir', join(work, 'base-store'), '-t', baseTag, '-o', `type=oci,dest=${baseDocker}`, '--progress', 'quiet'], work)
+      slots.push(buildahPeer(work, join(work, 'out-buildah.tar')), await buildkitPeer(baseDocker))
+      const files = {
+        buildah: writeDockerfiles(join(work, 'df-buildah'), `oci-archive:${base}`),
+        BuildKit: writeDockerfiles(join(work, 'df-buildkit'), baseTag),
+      }
+      const peers = slots.flatMap((s) => ('peer' in s ? [s.peer] : []))
+      const peerRuns = new Map<string, Record<RowName, number[]>>(peers.map((p) => [p.name, { cold: [], noop: [], oneFile: [], sleeps: [] }]))
+      const failed = new Map<string, string>()
+      const peerBuild = (p: Peer, row: RowName, which: 'main' | 'sleep') => {
+        if (failed.has(p.name)) return
+        try {
+          peerRuns.get(p.name)![row].push(p.build(files[p.name as keyof typeof files][which], which === 'main' ? ctx : join(work, 'small')))
+        } catch (e) {
+          failed.set(p.name, (e as Error).message.split('\n')[0]!)
+        }
+      }
+
+      const ours: Record<RowName, Sample[]> = { cold: [], noop: [], oneFile: [], sleeps: [] }
+      const start: Sample[] = []
       for (let i = 0; i < RUNS; i++) {
         const store = join(work, `store-${i}`)
-        cold.push(build(store))
-        noop.push(build(store))
+        for (const p of peers) if (!failed.has(p.name)) p.reset()
+        ours.cold.push(build(store))
+        for (const p of peers) peerBuild(p, 'cold', 'main')
+        ours.noop.push(build(store))
+        for (const p of peers) peerBuild(p, 'noop', 'main')
         writeFileSync(join(ctx, 'd7', 'f7.dat'), `changed ${i}\n`)
-        oneFile.push(build(store))
-        sleeps.push(build(join(work, `sleep-store-${i}`), [], 'sleep.ts'))
+        ours.oneFile.push(build(store))
+        for (const p of peers) peerBuild(p, 'oneFile', 'main')
+        ours.sleeps.push(build(join(work, `sleep-store-${i}`), 'sleep.ts'))
+        for (const p of peers) {
+          if (!failed.has(p.name)) p.reset()
+          peerBuild(p, 'sleeps', 'sleep')
+        }
         rmSync(store, { recursive: true, force: true })
+        rmSync(join(work, `sleep-store-${i}`), { recursive: true, force: true })
+        // CLI start: a no-op build of a one-file script (its transform cached, its step cached).
+        const startStore = join(work, 'start-store')
+        const startBuild = () => cli(['build', join(work, 'start.ts'), '--context', join(work, 'small'), '--cache-dir', startStore, '-o', `type=oci,dest=${join(work, 'start.tar')}`, '--progress', 'quiet'], work)
+        if (i === 0) startBuild()
+        start.push(startBuild())
       }
       const walkS = median(Array.from({ length: RUNS }, () => statWalk(ctx)))
       const pigzS = median(Array.from({ length: RUNS }, () => tarPigz(ctx, join(work, 'pigz.out'))))
-      const row = (name: string, xs: Sample[], floorS: number, targetRatio: number, note: string): BenchRow => ({
+      const nodeS = median(Array.from({ length: 5 }, nodeStart))
+
+      const peerResults = (row: RowName): PeerResult[] => slots.map((s) => {
+        if (!('peer' in s)) return { name: s.name, skipped: s.skipped }
+        const name = s.peer.name
+        const runs = peerRuns.get(name)![row]
+        if (runs.length === 0) return { name, skipped: failed.get(name) ?? 'no runs' }
+        return { name, s: median(runs), runs }
+      })
+      const row = (name: string, key: RowName | undefined, xs: Sample[], floorS: number, targetRatio: number, note: string, peerTargets: PeerTarget[] = []): BenchRow => ({
         case: `copy-run: ${name}`,
         imagesmithS: median(xs.map((x) => x.s)),
         floorS,
@@ -109,14 +171,18 @@ const copyRun: BenchCase = {
         peakRssMB: Math.max(...xs.map((x) => x.rssMB)),
         rssLimitMB: 200,
         notes: [`${note}; runs ${xs.map((x) => x.s.toFixed(2)).join(' / ')} s`],
+        ...(key ? { peers: peerResults(key), peerTargets } : {}),
       })
+      const both = (minSpeedup: number): PeerTarget[] => [{ peer: 'buildah', minSpeedup }, { peer: 'BuildKit', minSpeedup }]
       return [
-        row('cold', cold, pigzS, 2.5, 'floor: tar --sort=name | pigz -p2 -6 with both sha256s'),
-        row('no-op rebuild', noop, walkS, 0.5 / walkS, `floor: stat walk of the context; target: under 0.5 s whole process`),
-        row('one file changed', oneFile, pigzS, 3, 'floor: tar | pigz of the context'),
-        row('4 × RUN sleep 2', sleeps, 2, 1.5, 'floor: one sleep 2; target: under 3 s whole process'),
+        row('cold', 'cold', ours.cold, pigzS, 2.5, `floor: tar --sort=name | pigz -p2 -6 with both sha256s; peers: ${version('buildah', ['--version'])}, ${version('/usr/bin/docker', ['--version'])}`, both(2)),
+        row('no-op rebuild', 'noop', ours.noop, walkS, 0.5 / walkS, 'floor: stat walk of the context; target: under 0.5 s whole process'),
+        row('one file changed', 'oneFile', ours.oneFile, pigzS, 3, 'floor: tar | pigz of the context; target: no slower than BuildKit', [{ peer: 'BuildKit', minSpeedup: 1 }]),
+        row('4 × RUN sleep 2', 'sleeps', ours.sleeps, 2, 1.5, 'floor: one sleep 2; target: under 3 s whole process'),
+        row('CLI start (no-op build of a one-file script)', undefined, start, nodeS, 0.25 / nodeS, 'floor: node -e 0; target: 0.25 s whole process'),
       ]
     } finally {
+      for (const s of slots) if ('peer' in s) await s.peer.close().catch(() => {})
       rmSync(work, { recursive: true, force: true })
     }
   },
