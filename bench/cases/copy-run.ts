@@ -32,7 +32,7 @@ function busyboxArchive(): string {
  * AES-CTR keystream (fixed key: the same bytes every run), which no compressor shrinks; an LCG's
  * low bytes repeat every 256 words, and gzip took such a context down to 4 MB.
  */
-function makeContext(dir: string): void {
+export function makeContext(dir: string): void {
   const keystream = createCipheriv('aes-128-ctr', Buffer.alloc(16, 7), Buffer.alloc(16, 0))
   let seed = 1
   const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0)

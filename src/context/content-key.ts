@@ -5,7 +5,7 @@
  * file whose (ino, size, mtime, ctime) is the same as when it was last hashed.
  */
 import { createHash } from 'node:crypto'
-import { closeSync, lstatSync, openSync, promises as fsp, readSync, type BigIntStats } from 'node:fs'
+import { closeSync, lstatSync, openSync, promises as fsp, readSync, type Stats } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { LayerEntry } from '../layer/entry.js'
 import { fsPath, nameBytes } from '../util/names.js'
@@ -31,11 +31,21 @@ export function hashFileSync(path: string, buf: Buffer = Buffer.allocUnsafe(CHUN
 }
 
 /**
- * Host path → content hash, valid while the file's (ino, size, mtimeNs, ctimeNs) stay the same.
- * Files changed in the last {@link RACY_NS} are never remembered: a write in the same clock tick
+ * A file's identity for the stat cache: `ino:size:mtimeMs:ctimeMs:` from a plain (not bigint) lstat,
+ * so the context walk's own lstat serves (a second lstat per file was a third of a no-op COPY check
+ * on 10k files). The times are doubles, exact to well under a microsecond; the racy window below
+ * covers writes closer together than that.
+ */
+export function statStamp(st: Pick<Stats, 'ino' | 'size' | 'mtimeMs' | 'ctimeMs'>): string {
+  return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:`
+}
+
+/**
+ * Host path → content hash, valid while the file's (ino, size, mtime, ctime) stay the same.
+ * Files changed in the last {@link RACY_MS} are never remembered: a write in the same clock tick
  * as the hash would otherwise go unseen (git's "racily clean" rule).
  *
- * On disk a record is one string, `ino:size:mtimeNs:ctimeNs:sha256hex`. Records made in this run
+ * On disk a record is one string, `ino:size:mtimeMs:ctimeMs:sha256hex` (statStamp + hash). Records made in this run
  * are packed into one buffer (64 bytes each) until saved: 10k record strings (trees of pieces in
  * V8) kept for the whole build cost 10–15 MB of peak RSS on the 10k-file bench tree.
  */
@@ -77,29 +87,38 @@ export class StatCache {
     return this.#hits
   }
 
-  hash(path: string, buf: Buffer): string {
+  /**
+   * `seen` is the file's statStamp from the context walk: when the record matches it, the file is
+   * not stat'ed again (the build uses the context as the walk saw it). On a miss the file is
+   * stat'ed afresh before it is read, and that stamp is what gets remembered.
+   */
+  hash(path: string, buf: Buffer, seen?: string): string {
     if (this.#file === undefined) return hashFileSync(path, buf)
-    let st: BigIntStats
+    const old = this.#old.get(path)
+    if (seen !== undefined && old !== undefined && old.length === seen.length + 64 && old.startsWith(seen)) {
+      this.#hits++
+      return old.slice(seen.length)
+    }
+    let st: Stats
     try {
-      st = lstatSync(fsPath(path), { bigint: true })
+      st = lstatSync(fsPath(path))
     } catch {
       return hashFileSync(path, buf)
     }
-    const old = this.#old.get(path)
     if (old !== undefined) {
-      const stamp = stampOf(st.ino, st.size, st.mtimeNs, st.ctimeNs)
+      const stamp = statStamp(st)
       if (old.length === stamp.length + 64 && old.startsWith(stamp)) {
         this.#hits++
         return old.slice(stamp.length)
       }
     }
     const sha = hashFileSync(path, buf)
-    const wallNs = BigInt(Date.now()) * 1_000_000n
-    if (wallNs - st.ctimeNs > RACY_NS && wallNs - st.mtimeNs > RACY_NS) this.#remember(path, st, sha)
+    const now = Date.now()
+    if (now - st.ctimeMs > RACY_MS && now - st.mtimeMs > RACY_MS) this.#remember(path, st, sha)
     return sha
   }
 
-  #remember(path: string, st: BigIntStats, sha: string): void {
+  #remember(path: string, st: Stats, sha: string): void {
     if (this.#used + RECORD > this.#packed.length) {
       const next = Buffer.alloc(Math.max(64 * RECORD, this.#packed.length * 2))
       this.#packed.copy(next, 0, 0, this.#used)
@@ -107,10 +126,10 @@ export class StatCache {
     }
     const p = this.#packed
     const o = this.#used
-    p.writeBigUInt64LE(BigInt.asUintN(64, st.ino), o)
-    p.writeBigUInt64LE(BigInt.asUintN(64, st.size), o + 8)
-    p.writeBigInt64LE(BigInt.asIntN(64, st.mtimeNs), o + 16)
-    p.writeBigInt64LE(BigInt.asIntN(64, st.ctimeNs), o + 24)
+    p.writeDoubleLE(st.ino, o)
+    p.writeDoubleLE(st.size, o + 8)
+    p.writeDoubleLE(st.mtimeMs, o + 16)
+    p.writeDoubleLE(st.ctimeMs, o + 24)
     p.write(sha, o + 32, 32, 'hex')
     this.#fresh.set(path, o)
     this.#used += RECORD
@@ -136,7 +155,7 @@ export class StatCache {
     }
     for (const [path, record] of this.#old) if (!this.#fresh.has(path)) add(path, record)
     for (const [path, o] of this.#fresh) {
-      const stamp = stampOf(p.readBigUInt64LE(o), p.readBigUInt64LE(o + 8), p.readBigInt64LE(o + 16), p.readBigInt64LE(o + 24))
+      const stamp = statStamp({ ino: p.readDoubleLE(o), size: p.readDoubleLE(o + 8), mtimeMs: p.readDoubleLE(o + 16), ctimeMs: p.readDoubleLE(o + 24) })
       add(path, stamp + p.toString('hex', o + 32, o + 64))
     }
     part.push('}')
@@ -147,14 +166,10 @@ export class StatCache {
   }
 }
 
-/** Bytes per packed record: ino, size, mtimeNs, ctimeNs (8 bytes each), sha256 (32). */
+/** Bytes per packed record: ino, size, mtimeMs, ctimeMs (8-byte doubles, as lstat gives them), sha256 (32). */
 const RECORD = 64
 
-function stampOf(ino: bigint, size: bigint, mtimeNs: bigint, ctimeNs: bigint): string {
-  return `${ino}:${size}:${mtimeNs}:${ctimeNs}:`
-}
-
-const RACY_NS = 2_000_000_000n
+const RACY_MS = 2000
 
 /**
  * The content key of the final, sorted entries. File bytes come from `cache` (host files) or are
@@ -167,7 +182,7 @@ export function contentKey(entries: readonly LayerEntry[], cache: StatCache = St
     let extra: string | Buffer = ''
     switch (e.type) {
       case 'file':
-        extra = `${e.size}\0${'data' in e.source ? createHash('sha256').update(e.source.data).digest('hex') : cache.hash(e.source.path, buf)}`
+        extra = `${e.size}\0${'data' in e.source ? createHash('sha256').update(e.source.data).digest('hex') : cache.hash(e.source.path, buf, e.source.stamp)}`
         break
       case 'symlink':
       case 'hardlink':

@@ -27,8 +27,11 @@ export interface EntryBase {
 export interface FileEntry extends EntryBase {
   readonly type: 'file'
   readonly size: number
-  /** Host file to read the bytes from, or the bytes themselves for small generated files. */
-  readonly source: { readonly path: string } | { readonly data: Buffer }
+  /**
+   * Host file to read the bytes from, or the bytes themselves for small generated files. `stamp` is
+   * the file's lstat as the context walk saw it (statStamp), so the COPY check need not stat it again.
+   */
+  readonly source: { readonly path: string; readonly stamp?: string } | { readonly data: Buffer }
 }
 
 export interface DirEntry extends EntryBase {

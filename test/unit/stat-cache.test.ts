@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, ut
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { StatCache } from '../../src/context/content-key.js'
+import { StatCache, statStamp } from '../../src/context/content-key.js'
 
 let tmp: string
 let cacheDir: string
@@ -96,5 +96,30 @@ describe('StatCache', () => {
       await second.save()
     })
     expect(JSON.parse(readFileSync(cacheFile, 'utf8'))[a]).toMatch(/:[0-9a-f]{64}$/)
+  })
+
+  it('trusts the context walk’s stamp when the record matches it, and stats the file afresh when it does not', async () => {
+    const a = ctxFile('a.txt', 'aaaa')
+    const walked = statStamp(statSync(a))
+    await withClock(10_000, async () => {
+      const first = await StatCache.open(cacheDir, 'ctx')
+      expect(first.hash(a, buf, walked)).toBe(sha('aaaa'))
+      await first.save()
+    })
+    expect(Object.values(JSON.parse(readFileSync(join(cacheDir, readdirSync(cacheDir)[0]!), 'utf8')))).toEqual([walked + sha('aaaa')])
+    await withClock(10_000, async () => {
+      const second = await StatCache.open(cacheDir, 'ctx')
+      expect(second.hash(a, buf, walked)).toBe(sha('aaaa'))
+      expect(second.hits).toBe(1)
+    })
+    // Changed after the walk the record came from: the stale stamp misses, the file is stat'ed and read again.
+    const st = statSync(a)
+    writeFileSync(a, 'AAAA')
+    utimesSync(a, st.atime, st.mtime)
+    await withClock(10_000, async () => {
+      const third = await StatCache.open(cacheDir, 'ctx')
+      expect(third.hash(a, buf, statStamp(statSync(a)))).toBe(sha('AAAA'))
+      expect(third.hits).toBe(0)
+    })
   })
 })
