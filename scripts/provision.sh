@@ -227,6 +227,7 @@ rootless_gaps() {
   getent passwd "$NORANGE_USER" >/dev/null || echo "user $NORANGE_USER"
   [ "$(sub_ranges /etc/subuid "$ROOTLESS_USER")" = "$ROOTLESS_SUBIDS" ] || echo "/etc/subuid: $ROOTLESS_USER $ROOTLESS_SUBIDS"
   [ "$(sub_ranges /etc/subgid "$ROOTLESS_USER")" = "$ROOTLESS_SUBIDS" ] || echo "/etc/subgid: $ROOTLESS_USER $ROOTLESS_SUBIDS"
+  [ "$(stat -c %a /dev/net/tun 2>/dev/null)" = 666 ] || echo "/dev/net/tun mode 0666 (the rootless user-mode network opens it)"
   n="$(cat /proc/sys/user/max_user_namespaces 2>/dev/null || echo 0)"
   [ "$n" -gt 0 ] || echo "user namespaces (sysctl -w user.max_user_namespaces=15000)"
   if [ -r /proc/sys/kernel/unprivileged_userns_clone ] && [ "$(cat /proc/sys/kernel/unprivileged_userns_clone)" = 0 ]; then
@@ -237,6 +238,8 @@ rootless_gaps() {
 ensure_rootless_users() {
   ensure_user "$ROOTLESS_USER" "$ROOTLESS_SUBIDS"
   ensure_user "$NORANGE_USER" ""
+  # slirp4netns opens /dev/net/tun as the plain user: Debian's udev makes it 0666, a host without udev leaves 0600.
+  if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then chmod 0666 /dev/net/tun; log "/dev/net/tun: mode 0666 (as Debian's udev sets it)"; fi
   local gaps
   gaps="$(rootless_gaps)"
   [ -z "$gaps" ] || die "rootless test bed incomplete: ${gaps//$'\n'/; }"

@@ -124,6 +124,8 @@ export const ErrorCodes = Object.freeze({
    * `details.id`, `details.kind` (`uid` | `gid`), `details.max` (the highest mapped id) and, where known, `details.path`.
    */
   ROOTLESS_ID_UNMAPPED: 'ROOTLESS_ID_UNMAPPED',
+  /** RUN's user-mode network (slirp4netns) cannot open `details.path` (/dev/net/tun) as this user; `details.fix` says how to allow it. */
+  ROOTLESS_TUN_DENIED: 'ROOTLESS_TUN_DENIED',
   /** The process that runs a rootless build's steps in its user namespace could not start or died; `details.exitCode` / `details.signal` say how. */
   ROOTLESS_WORKER_FAILED: 'ROOTLESS_WORKER_FAILED',
 })

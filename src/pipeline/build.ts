@@ -92,7 +92,7 @@ async function runBuild(
     onProgress?.(e)
   }
 
-  const { state, cacheHits, vertices, schedule } = await solverFor(graph, { runtime: opts.runtime }, solve)(
+  const { state, cacheHits, vertices, schedule } = await solverFor(graph, { runtime: opts.runtime, network: resolved.network }, solve)(
     graph,
     executors,
     {

@@ -3,6 +3,7 @@
  * typed error naming the id and the fix, as podman's "potentially insufficient UIDs or GIDs
  * available in user namespace" does, instead of tar's or runc's EINVAL.
  */
+import { readFileSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { highestMapped, isMapped, userNamespace, type UserNamespace } from './mode.js'
@@ -12,9 +13,12 @@ export function usermodFix(user: string): string {
   return `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${user}`
 }
 
-function userName(): string {
+/** The host user behind container root (inside the namespace, userInfo() says "root"). */
+function userName(ns: UserNamespace): string {
+  const host = ns.uids.find((r) => r.inside === 0)?.outside
   try {
-    return userInfo().username
+    const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.split(':')[2] === String(host))
+    return line?.split(':')[0] ?? userInfo().username
   } catch {
     return 'USER'
   }
@@ -23,7 +27,7 @@ function userName(): string {
 /** The error for `id` (a uid or gid) outside the namespace `ns`. */
 export function unmappedIdError(ns: UserNamespace, kind: 'uid' | 'gid', id: number, where: { path?: string; step?: string; layer?: string }): ImagesmithError {
   const max = highestMapped(kind === 'uid' ? ns.uids : ns.gids)
-  const fix = usermodFix(userName())
+  const fix = usermodFix(userName(ns))
   const what = where.path !== undefined ? ` (owner of ${where.path}${where.layer ? ` in layer ${where.layer}` : ''})` : where.step !== undefined ? ` (the user of ${where.step})` : ''
   const have = ns.singleId ? 'only container root (the user has no subordinate ids)' : `ids 0-${max}`
   return new ImagesmithError(

@@ -4,7 +4,7 @@
  * for user namespaces, the Debian package for a tool. Without a range at all a build that needs no
  * other ids still runs, with container root as the only id (as rootless podman and buildah do).
  */
-import { readFileSync } from 'node:fs'
+import { accessSync, constants, readFileSync, statSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { which } from '../executors/runtime/detect.js'
@@ -35,6 +35,8 @@ export interface HostFiles {
   /** Debian's switch (absent on kernels without the patch). */
   readonly unprivilegedUsernsClone: string
   readonly maxUserNamespaces: string
+  /** The tun device slirp4netns opens. */
+  readonly tun: string
 }
 
 export const HOST_FILES: HostFiles = Object.freeze({
@@ -42,11 +44,14 @@ export const HOST_FILES: HostFiles = Object.freeze({
   subgid: '/etc/subgid',
   unprivilegedUsernsClone: '/proc/sys/kernel/unprivileged_userns_clone',
   maxUserNamespaces: '/proc/sys/user/max_user_namespaces',
+  tun: '/dev/net/tun',
 })
 
 export interface PlanOptions {
   /** Whether the build needs ids other than root (a USER, a chown): then a missing range is an error. */
   readonly needsOtherIds: boolean
+  /** Whether a RUN step uses the default (user-mode) network: slirp4netns then opens the tun device as this user. */
+  readonly needsNetwork?: boolean
   /** The runtime option of the build (a name or path), else runc or crun must be on PATH. */
   readonly runtime?: string
   /** @default {@link HOST_FILES} */
@@ -116,6 +121,7 @@ export function rootlessPlan(opts: PlanOptions): RootlessPlan {
   }
   const unshare = requireTool('unshare', 'util-linux', opts.path)
   requireRuntime(opts.runtime, opts.path)
+  if (opts.needsNetwork) requireTun(files.tun, me.name)
 
   const uidRange = findRange(readOr(files.subuid, '') ?? '', me.name, me.uid)
   const gidRange = findRange(readOr(files.subgid, '') ?? '', me.name, me.uid)
@@ -152,4 +158,26 @@ function requireRuntime(preferred: string | undefined, path: string | undefined)
     `rootless RUN steps need an OCI runtime and ${wanted} is not on PATH. As root, run: apt-get install runc`,
     { tried: names, fix: 'apt-get install runc' },
   )
+}
+
+function requireTun(path: string, user: string): void {
+  try {
+    accessSync(path, constants.R_OK | constants.W_OK)
+    return
+  } catch (e) {
+    let mode = ''
+    try {
+      mode = ` (mode ${(statSync(path).mode & 0o777).toString(8).padStart(4, '0')})`
+    } catch {
+      // missing altogether
+    }
+    const fix = `chmod 0666 ${path}`
+    throw new ImagesmithError(
+      ErrorCodes.ROOTLESS_TUN_DENIED,
+      `RUN's default network (slirp4netns) opens ${path}, which user ${user} cannot${mode}. ` +
+        `As root, run: ${fix} (the mode Debian's udev gives it), or give the steps network: 'none'`,
+      { path, user, fix },
+      { cause: e },
+    )
+  }
 }

@@ -37,6 +37,15 @@ export function needsOtherIds(graph: Graph): boolean {
   )
 }
 
+/** Whether a RUN step runs on the default network (a private namespace through slirp4netns), as planStep decides. */
+export function needsNetwork(graph: Graph, buildNetwork: ExecContext['network']): boolean {
+  return graph.vertices.some((v) => {
+    if (v.kind !== 'run') return false
+    const mode: string = v.spec.network === 'default' ? buildNetwork : v.spec.network
+    return mode !== 'none' && mode !== 'host'
+  })
+}
+
 /** Whether this process is a plain user on Linux, where privileged steps run in the worker. */
 export function isRootless(): boolean {
   return process.platform === 'linux' && process.getuid !== undefined && process.getuid() !== 0
@@ -46,9 +55,9 @@ export function isRootless(): boolean {
  * The solver to use for `graph`: the worker's when a non-root user builds something that needs a
  * root filesystem (its prerequisites are checked here, before any step runs), else `local`.
  */
-export function solverFor(graph: Graph, ctx: Pick<ExecContext, 'runtime'>, local: Solve): Solve {
+export function solverFor(graph: Graph, ctx: Pick<ExecContext, 'runtime' | 'network'>, local: Solve): Solve {
   if (!isRootless() || !needsRootfs(graph)) return local
-  const plan = rootlessPlan({ needsOtherIds: needsOtherIds(graph), ...(ctx.runtime !== undefined ? { runtime: ctx.runtime } : {}) })
+  const plan = rootlessPlan({ needsOtherIds: needsOtherIds(graph), needsNetwork: needsNetwork(graph, ctx.network), ...(ctx.runtime !== undefined ? { runtime: ctx.runtime } : {}) })
   return (g, _executors, c, opts) => solveInNamespace(plan, g, c, opts ?? {})
 }
 

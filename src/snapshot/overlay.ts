@@ -61,9 +61,11 @@ export async function mountOverlay(m: OverlayMount): Promise<void> {
     }
     await Promise.all(lower.map((dir, i) => symlink(dir, join(links, i.toString(36)))))
     const names = lower.map((_, i) => i.toString(36)).join(':')
-    const user = userNamespace() ? ',userxattr' : ''
+    // userxattr refuses redirect_dir=off (which still follows redirects: "conflicting options"); nofollow neither makes nor follows them.
+    const inNs = userNamespace() !== undefined
+    const user = inNs ? ',userxattr' : ''
     const opts = m.upper
-      ? `lowerdir=${names},upperdir=${m.upper},workdir=${m.work},redirect_dir=off,index=off,metacopy=off${user}`
+      ? `lowerdir=${names},upperdir=${m.upper},workdir=${m.work},redirect_dir=${inNs ? 'nofollow' : 'off'},index=off,metacopy=off${user}`
       : `ro,lowerdir=${names}${user}`
     try {
       await execFileP('mount', ['-t', 'overlay', 'overlay', '-o', opts, m.target], { cwd: links })

@@ -1,0 +1,214 @@
+/**
+ * Rootless builds driven through the test users (as root, with runuser): what the kernel refuses a
+ * user namespace (mknod of a real device) and what it allows (fifos, whiteouts), the entitlement
+ * for the host network, the default user-mode network, single-id builds for a user without a
+ * subordinate range (and the typed errors where they cannot work), the worker dying with its
+ * parent, and cache prune of snapshots owned by subordinate ids.
+ */
+import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
+import { descendants, NORANGE_USER, nodeTsArgv, readableCheckout, readableTestbed, requireRootlessBed, ROOTLESS_USER, runAsUser, spawnAsUser, userInfo } from '../helpers/rootless.js'
+
+const bed = requireRootlessBed()
+const EPOCH = '1700000000'
+
+interface Outcome {
+  readonly ok: boolean
+  readonly digest?: string
+  readonly code?: string
+  readonly name?: string
+  readonly message?: string
+  readonly details?: Record<string, unknown>
+  readonly runsStarted?: number
+  readonly output: string
+}
+
+let copy: string
+let work: string
+let script: string
+let busybox: string
+let rootOnly: string
+let context: string
+
+/** The build script both root and the users run: one case per name, result as the last line. */
+function scriptText(index: string): string {
+  return `import { image } from ${JSON.stringify(index)}
+const [name, cacheDir, busybox, rootOnly, context] = process.argv.slice(2)
+const base = (ref) => image().from(ref)
+const cases = {
+  // ownership outside the user's id, setuid, hard links, fifos, whiteouts, an opaque dir, USER by name, both networks
+  digest: () => base(busybox)
+    .copy('f.txt', '/f.txt', { chown: '1000:1000', chmod: '0640' })
+    .run('mkdir /t && touch /t/a && echo x > /h && ln /h /h2 && chmod 4755 /h && mkfifo -m 0600 /fifo && chown 1000:65534 /t/a /fifo && rm /bin/vi', { network: 'none' })
+    .run('rm -rf /t && mkdir /t && touch /t/c && ip -o -4 addr show tap0 | grep -c 10.0.2.100 > /t/net')
+    .user('app').run('touch /tmp/by-app && id -u > /tmp/uid'),
+  mknod: () => base(busybox).run('mkfifo /p && mknod /null2 c 1 3', { network: 'none' }),
+  hostNet: () => base(busybox).run('true', { network: 'host' }),
+  single: () => base(rootOnly).run('echo hi > /x && mkfifo /p && rm /bin/vi && ln /x /x2 && ls -ln /x /bin/sh > /listing', { network: 'none' }),
+  singleUser: () => base(rootOnly).user('1000').run('id', { network: 'none' }),
+  singleBusybox: () => base(busybox).run('true', { network: 'none' }),
+  sleeper: () => base(busybox).run('echo started; sleep 300', { network: 'none' }),
+}
+let runsStarted = 0
+let output = ''
+try {
+  const r = await cases[name]().build({ context, cacheDir, onProgress: (e) => {
+    if (e.type === 'start' && e.description.startsWith('RUN')) runsStarted++
+    if (e.type === 'log') { output += e.data.toString(); process.stdout.write(e.data) }
+  } })
+  process.stdout.write('\\nRESULT ' + JSON.stringify({ ok: true, digest: r.digest, runsStarted, output }) + '\\n')
+} catch (e) {
+  process.stdout.write('\\nRESULT ' + JSON.stringify({ ok: false, name: e.name, code: e.code, message: e.message, details: e.details, runsStarted, output: output || e.outputTail || '' }) + '\\n')
+}
+`
+}
+
+/** An OCI layout (tag latest) of one uncompressed layer: the rootfs tar's tree, every entry owned by 0:0. */
+function rootOwnedLayout(rootfsTar: string, dir: string): string {
+  const tree = `${dir}-tree`
+  mkdirSync(tree)
+  execFileSync('tar', ['-xf', rootfsTar, '-C', tree])
+  mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true })
+  const layerTmp = join(dir, 'layer.tar')
+  execFileSync('tar', ['--owner=0', '--group=0', '--numeric-owner', '--sort=name', '-cf', layerTmp, '-C', tree, '.'])
+  const put = (data: Buffer) => {
+    const hex = createHash('sha256').update(data).digest('hex')
+    writeFileSync(join(dir, 'blobs', 'sha256', hex), data)
+    return { digest: `sha256:${hex}`, size: data.length }
+  }
+  const layer = put(readFileSync(layerTmp))
+  rmSync(layerTmp)
+  const config = put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['sh'] }, rootfs: { type: 'layers', diff_ids: [layer.digest] }, history: [{ created_by: 'root-owned busybox' }] })))
+  const manifest = put(Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer }],
+  })))
+  writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }] }))
+  writeFileSync(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }))
+  execFileSync('chmod', ['-R', 'a+rX', dir])
+  return `oci:${dir}:latest`
+}
+
+function parse(stdout: string): Outcome {
+  const line = stdout.split('\n').reverse().find((l) => l.startsWith('RESULT '))
+  if (!line) throw new Error(`no result line in:\n${stdout}`)
+  return JSON.parse(line.slice(7)) as Outcome
+}
+
+/** A store dir the user owns. */
+function storeFor(user: string, name: string): string {
+  const dir = join(work, `${name}-${user}`)
+  mkdirSync(dir)
+  const u = userInfo(user)!
+  chownSync(dir, u.uid, u.gid)
+  return dir
+}
+
+async function buildAs(user: string | 'root', name: string, cacheDir: string): Promise<Outcome> {
+  const args = [name, cacheDir, busybox, rootOnly, context]
+  const argv = nodeTsArgv(copy, script, args)
+  if (user === 'root') {
+    const out = execFileSync(argv[0]!, argv.slice(1), { env: { ...process.env, SOURCE_DATE_EPOCH: EPOCH }, encoding: 'utf8', maxBuffer: 64 << 20 })
+    return parse(out)
+  }
+  const r = await runAsUser(user, argv, { env: { SOURCE_DATE_EPOCH: EPOCH }, allowFailure: true, timeoutMs: 240_000 })
+  if (r.exitCode !== 0) throw new Error(`build as ${user} exited ${r.exitCode}:\n${r.stdout}\n${r.stderr}`)
+  return parse(r.stdout)
+}
+
+beforeAll(async () => {
+  if (bed.skip) return
+  copy = await readableCheckout()
+  const testbed = await readableTestbed()
+  busybox = join(testbed, 'busybox.tar')
+  work = await tmpDir('rootless-core-')
+  chmodSync(work, 0o755)
+  script = join(work, 'build.mts')
+  writeFileSync(script, scriptText(join(copy, 'src', 'index.ts')))
+  context = join(work, 'ctx')
+  mkdirSync(context)
+  writeFileSync(join(context, 'f.txt'), 'from the context\n')
+  // A base whose files all belong to root: what a user without subordinate ids can unpack.
+  rootOnly = rootOwnedLayout(join(testbed, 'busybox-rootfs.tar'), join(work, 'root-only'))
+  busybox = `oci-archive:${busybox}`
+}, 300_000)
+
+afterAll(cleanupTmpDirs)
+
+describe.skipIf(bed.skip)('rootless builds through the namespace worker', () => {
+  it('the same image digest as root: owners 1000/65534 recorded in-container, setuid, hard link, fifo, whiteout, opaque dir, USER by name, user-mode network', async () => {
+    const [asRoot, asUser] = await Promise.all([buildAs('root', 'digest', join(work, 'digest-root')), buildAs(ROOTLESS_USER, 'digest', storeFor(ROOTLESS_USER, 'digest'))])
+    expect(asRoot.ok, asRoot.message).toBe(true)
+    expect(asUser.ok, asUser.message).toBe(true)
+    expect(asUser.digest).toBe(asRoot.digest)
+  }, 300_000)
+
+  it('mknod of a real device fails with EPERM as in rootless podman (a fifo in the same step works)', async () => {
+    const r = await buildAs(ROOTLESS_USER, 'mknod', storeFor(ROOTLESS_USER, 'mknod'))
+    expect(r.ok).toBe(false)
+    expect(r.code).toBe('RUN_FAILED')
+    expect(r.output).toMatch(/mknod: \/null2: Operation not permitted/)
+    const asRoot = await buildAs('root', 'mknod', join(work, 'mknod-root'))
+    expect(asRoot.ok, asRoot.message).toBe(true)
+  }, 120_000)
+
+  it("network: 'host' stays an entitlement for a plain user", async () => {
+    const r = await buildAs(ROOTLESS_USER, 'hostNet', storeFor(ROOTLESS_USER, 'hostnet'))
+    expect(r).toMatchObject({ ok: false, code: 'ENTITLEMENT_REQUIRED', runsStarted: 0 })
+  }, 60_000)
+
+  it('no subordinate range: a single-id build of a root-owned base works and equals the root build', async () => {
+    const [asRoot, asUser] = await Promise.all([buildAs('root', 'single', join(work, 'single-root')), buildAs(NORANGE_USER, 'single', storeFor(NORANGE_USER, 'single'))])
+    expect(asUser.ok, asUser.message).toBe(true)
+    expect(asUser.digest).toBe(asRoot.digest)
+  }, 120_000)
+
+  it('no subordinate range: USER 1000 fails before any step, naming the usermod fix', async () => {
+    const r = await buildAs(NORANGE_USER, 'singleUser', storeFor(NORANGE_USER, 'user'))
+    expect(r).toMatchObject({ ok: false, code: 'ROOTLESS_NO_SUBIDS', runsStarted: 0, details: { user: NORANGE_USER } })
+    expect(r.message).toContain(`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${NORANGE_USER}`)
+  }, 60_000)
+
+  it('no subordinate range: a base layer owned by uid 1000 fails naming the id, the path and the fix', async () => {
+    const r = await buildAs(NORANGE_USER, 'singleBusybox', storeFor(NORANGE_USER, 'busybox'))
+    expect(r).toMatchObject({ ok: false, code: 'ROOTLESS_ID_UNMAPPED', details: { id: 1000, kind: 'uid', path: '/home/app' } })
+    expect(r.message).toContain('usermod --add-subuids')
+  }, 60_000)
+
+  it('the worker and its container die with a killed build; cache prune then removes the sub-id owned snapshots', async () => {
+    const cacheDir = storeFor(ROOTLESS_USER, 'kill')
+    const child = spawnAsUser(ROOTLESS_USER, nodeTsArgv(copy, script, ['sleeper', cacheDir, busybox, rootOnly, context]))
+    const closed = new Promise((r) => child.once('close', r))
+    let out = ''
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
+    const deadline = Date.now() + 120_000
+    while (!out.includes('started') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    expect(out).toContain('started')
+    const helpers = descendants(child.pid!)
+    const names = helpers.map((p) => { try { return execFileSync('cat', [`/proc/${p}/comm`], { encoding: 'utf8' }).trim() } catch { return '' } })
+    expect(names).toEqual(expect.arrayContaining(['node', 'node', 'runc', 'sleep'])) // the worker is the node that unshare became
+    // The build process itself (runuser's child), killed outright: no cleanup code of its own runs.
+    const build = helpers[0]!
+    process.kill(build, 'SIGKILL')
+    const alive = () => helpers.filter((p) => { try { return !/^\S+ \(.*\) Z/.test(execFileSync('cat', [`/proc/${p}/stat`], { encoding: 'utf8' })) } catch { return false } })
+    const until = Date.now() + 15_000
+    while (alive().length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100))
+    expect(alive()).toEqual([])
+    await closed
+
+    // The snapshot holds files of sub-ids (uid 1000 in the image is 200999 on the host): the user cannot remove them itself.
+    const snapshots = join(cacheDir, 'snapshots')
+    expect(readdirSync(snapshots).length).toBeGreaterThan(0)
+    expect(execFileSync('find', [snapshots, '-uid', '200999'], { encoding: 'utf8' })).toContain('home/app')
+    const prune = await runAsUser(ROOTLESS_USER, [process.execPath, join(copy, 'bin', 'imagesmith.js'), 'cache', 'prune', '--all', '--cache-dir', cacheDir], { allowFailure: true })
+    expect(prune.exitCode, prune.stderr).toBe(0)
+    expect(prune.stdout).toContain('Deleted snapshot')
+    expect(readdirSync(snapshots).filter((n) => !n.startsWith('.'))).toEqual([])
+  }, 300_000)
+})
