@@ -8,10 +8,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { accessSync, constants, cpSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { accessSync, chmodSync, chownSync, constants, cpSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { runTool, type RunToolOptions, type ToolRequirement, type ToolResult } from './tools.js'
-import { testbedDir } from './testbed.js'
+import { testbedDir, tmpDir } from './testbed.js'
 
 export const ROOTLESS_USER = 'imagesmith-rootless'
 export const NORANGE_USER = 'imagesmith-norange'
@@ -305,6 +305,111 @@ wait "$pid"
 export function inUserNamespaceArgv(argv: readonly string[]): string[] {
   return ['bash', '-c', IN_NAMESPACE, 'in-namespace', ...argv]
 }
+
+/** A temp dir (see tmpDir) owned by `user`, for its stores and outputs; root removes it in cleanupTmpDirs. */
+export async function userTmpDir(user: string, prefix = 'ism-rl-'): Promise<string> {
+  const info = userInfo(user)
+  if (info === undefined) throw new Error(`no user ${user}`)
+  const dir = await tmpDir(prefix)
+  chownSync(dir, info.uid, info.gid)
+  return dir
+}
+
+/** A temp dir every user can read (a build context handed to the users). */
+export async function sharedTmpDir(prefix = 'ism-rl-ctx-'): Promise<string> {
+  const dir = await tmpDir(prefix)
+  chmodSync(dir, 0o755)
+  return dir
+}
+
+export interface FixtureOutcome {
+  readonly ok: boolean
+  readonly digest?: string
+  readonly configDigest?: string
+  readonly layers?: readonly string[]
+  readonly cacheHits?: number
+  readonly name?: string
+  readonly code?: string
+  readonly message?: string
+  readonly details?: Record<string, unknown>
+  /** Everything the build printed before its RESULT line (RUN output). */
+  readonly output: string
+  readonly stderr: string
+}
+
+/** The RESULT line test/fixtures/rootless/build.ts prints last. */
+export function parseOutcome(stdout: string, stderr: string): FixtureOutcome {
+  const at = stdout.lastIndexOf('\nRESULT ')
+  const line = at >= 0 ? stdout.slice(at + 8).split('\n')[0]! : undefined
+  if (line === undefined) throw new Error(`fixture build printed no RESULT line\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr}`)
+  return { ...(JSON.parse(line) as Omit<FixtureOutcome, 'output' | 'stderr'>), output: stdout.slice(0, at), stderr }
+}
+
+export interface FixtureJob {
+  readonly case: string
+  readonly busybox: string
+  readonly context: string
+  readonly cacheDir: string
+  readonly dest?: string
+}
+
+/** argv running one fixture build (test/fixtures/rootless/build.ts) from the readable copy. */
+export function fixtureBuildArgv(copy: string, job: FixtureJob): string[] {
+  return nodeTsArgv(copy, join(copy, 'test', 'fixtures', 'rootless', 'build.ts'), [JSON.stringify(job)])
+}
+
+/**
+ * Runs one fixture build as `user` (undefined: as root, with the same plain environment and the
+ * same copy of the code), SOURCE_DATE_EPOCH set.
+ */
+export async function runFixture(user: string | undefined, copy: string, job: FixtureJob, env: Readonly<Record<string, string>> = {}): Promise<FixtureOutcome> {
+  const allEnv = { SOURCE_DATE_EPOCH: String(FIXTURE_EPOCH), ...env }
+  const argv = fixtureBuildArgv(copy, job)
+  const r = user === undefined
+    ? await runTool('env', ['-i', ...Object.entries(userEnv({ name: 'root', uid: 0, gid: 0, home: '/root' }, allEnv)).map(([k, v]) => `${k}=${v}`), ...argv], { cwd: copy, allowFailure: true, timeoutMs: 300_000 })
+    : await runAsUser(user, argv, { cwd: copy, env: allEnv, allowFailure: true, timeoutMs: 300_000 })
+  return parseOutcome(r.stdout, r.stderr)
+}
+
+/** SOURCE_DATE_EPOCH of the fixture builds (2023-11-14T22:13:20Z). */
+export const FIXTURE_EPOCH = 1_700_000_000
+
+// ---------------------------------------------------------------------------
+// Store checks
+
+/**
+ * What is wrong with a store on disk, as a list (empty: it verifies): every blob must hash to
+ * its name and sit in blobs/sha256 under a 64-hex name; every cache entry and snapshot record must
+ * be whole JSON. Temps of dead writers are allowed (the next build sweeps them).
+ */
+export function storeProblems(root: string): string[] {
+  const problems: string[] = []
+  const blobDir = join(root, 'blobs', 'sha256')
+  for (const name of existsSync(blobDir) ? readdirSync(blobDir) : []) {
+    const p = join(blobDir, name)
+    if (!/^[a-f0-9]{64}$/.test(name)) {
+      if (!isTemp(name)) problems.push(`blobs/sha256/${name}: not a digest`)
+      continue
+    }
+    const got = createHash('sha256').update(readFileSync(p)).digest('hex')
+    if (got !== name) problems.push(`blobs/sha256/${name}: content hashes to ${got}`)
+  }
+  for (const sub of ['cache', 'snapshots']) {
+    const dir = join(root, sub)
+    for (const name of existsSync(dir) ? readdirSync(dir) : []) {
+      if (!name.endsWith('.json') || isTemp(name)) continue
+      try {
+        JSON.parse(readFileSync(join(dir, name), 'utf8'))
+      } catch (e) {
+        problems.push(`${sub}/${name}: ${(e as Error).message}`)
+      }
+    }
+  }
+  return problems
+}
+
+// atomic-write.ts names temps `.<name>.<pid>.<n>.tmp`-like; any dot-prefixed or .tmp name is one.
+const isTemp = (name: string): boolean => name.startsWith('.') || /\.tmp($|[.-])|\.tmp-/.test(name)
 
 /** `node` with tsx's loader, from the readable copy: argv for running a TypeScript file as a user. */
 export function nodeTsArgv(copy: string, script: string, args: readonly string[] = []): string[] {
