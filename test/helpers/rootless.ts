@@ -8,8 +8,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { accessSync, chmodSync, chownSync, constants, cpSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { accessSync, chmodSync, chownSync, constants, cpSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { distIsFresh } from '../../bin/dist-freshness.js'
 import { runTool, type RunToolOptions, type ToolRequirement, type ToolResult } from './tools.js'
 import { testbedDir, tmpDir } from './testbed.js'
 
@@ -22,7 +23,7 @@ export const ROOTLESS_SUBIDS = { first: 200_000, count: 65_536 } as const
 export const SHARE_ROOT = '/var/tmp/imagesmith-rootless'
 
 /** What a user needs of the checkout to run the library, its tests and its examples. */
-const COPIED = ['src', 'bin', 'test', 'examples', 'bench', 'scripts', 'package.json', 'package-lock.json', 'tsconfig.json', 'vitest.config.ts', 'tsup.config.ts']
+const COPIED = ['src', 'dist', 'bin', 'test', 'examples', 'bench', 'scripts', 'package.json', 'package-lock.json', 'tsconfig.json', 'vitest.config.ts', 'tsup.config.ts']
 /** The login PATH Debian gives a plain user: no sbin dirs, as on a laptop. */
 export const USER_PATH = '/usr/local/bin:/usr/bin:/bin'
 
@@ -158,13 +159,19 @@ let copyPromise: Promise<string> | undefined
 export function readableCheckout(checkout: string = process.cwd()): Promise<string> {
   copyPromise ??= (async () => {
     mkdirSync(SHARE_ROOT, { recursive: true, mode: 0o755 })
+    // The users cannot write to the copy, so its dist/ must be fresh (bin/dist-freshness.js) or the
+    // CLI and the test setup would try to rebuild it there: build it here first, as the setup does.
+    if (!distIsFresh(checkout)) await runTool(process.execPath, [join(checkout, 'node_modules', 'tsup', 'dist', 'cli-default.js'), '--silent'], { cwd: checkout, timeoutMs: 600_000 })
     const nm = await readableNodeModules(checkout)
     const final = join(SHARE_ROOT, checkoutHash(checkout))
     return publishOnce(final, async (tmp) => {
       for (const top of COPIED) {
-        if (existsSync(join(checkout, top))) cpSync(join(checkout, top), join(tmp, top), { recursive: true, verbatimSymlinks: true, filter: (src) => !src.includes('/node_modules') })
+        if (existsSync(join(checkout, top))) cpSync(join(checkout, top), join(tmp, top), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, filter: (src) => !src.includes('/node_modules') })
       }
       symlinkSync(nm, join(tmp, 'node_modules'))
+      // Copied dirs are newer than the copied bundle: make dist/ newer than its sources again.
+      const later = new Date(Date.now() + 1000)
+      for (const f of existsSync(join(tmp, 'dist')) ? readdirSync(join(tmp, 'dist')) : []) utimesSync(join(tmp, 'dist', f), later, later)
     })
   })()
   copyPromise.catch(() => {
@@ -238,7 +245,8 @@ export function userEnv(user: UserInfo, extra: Readonly<Record<string, string>> 
   return { HOME: user.home, USER: user.name, LOGNAME: user.name, PATH: USER_PATH, TMPDIR: '/tmp', LANG: 'C.UTF-8', ...extra }
 }
 
-function userArgv(name: string, argv: readonly string[], env: Readonly<Record<string, string>> | undefined): string[] {
+/** runuser's arguments running `argv` as `name` with a plain login environment plus `env`. */
+export function userArgv(name: string, argv: readonly string[], env: Readonly<Record<string, string>> | undefined): string[] {
   const user = userInfo(name)
   if (user === undefined) throw new Error(`no user ${name}: run \`bash scripts/provision.sh\` as root`)
   const vars = Object.entries(userEnv(user, env)).map(([k, v]) => `${k}=${v}`)
@@ -266,6 +274,50 @@ export function childPids(pid: number): number[] {
   } catch {
     return []
   }
+}
+
+/** What the kill test needs to know of a process; undefined once it is gone (zombies count as gone). */
+export interface ProcInfo {
+  readonly pid: number
+  /** Field 22 of /proc/PID/stat: with the pid, tells a process from a later one reusing its pid. */
+  readonly startTime: string
+  readonly uid: number
+  readonly userNs: string
+  readonly mountNs: string
+  readonly argv: readonly string[]
+}
+
+export function procInfo(pid: number): ProcInfo | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const after = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    if (after[0] === 'Z' || after[0] === 'X') return undefined
+    const uid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? -1)
+    return {
+      pid,
+      startTime: after[19] ?? '',
+      uid,
+      userNs: readlinkSync(`/proc/${pid}/ns/user`),
+      mountNs: readlinkSync(`/proc/${pid}/ns/mnt`),
+      argv: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean),
+    }
+  } catch {
+    return undefined
+  }
+}
+
+/** Still the same live process as `p` (not gone, not a new one on a reused pid). */
+export const stillAlive = (p: ProcInfo): boolean => procInfo(p.pid)?.startTime === p.startTime
+
+/** Live processes whose user or mount namespace is one of `namespaces` (`user:[…]` / `mnt:[…]` links). */
+export function processesInNamespaces(namespaces: ReadonlySet<string>): ProcInfo[] {
+  const out: ProcInfo[] = []
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    const p = procInfo(Number(name))
+    if (p !== undefined && (namespaces.has(p.userNs) || namespaces.has(p.mountNs))) out.push(p)
+  }
+  return out
 }
 
 /** Every descendant of `pid`, breadth first. */
@@ -349,8 +401,10 @@ export interface FixtureJob {
   readonly case: string
   readonly busybox: string
   readonly context: string
-  readonly cacheDir: string
+  /** Absent: the user's default store under its cache dir. */
+  readonly cacheDir?: string
   readonly dest?: string
+  readonly tag?: string
 }
 
 /** argv running one fixture build (test/fixtures/rootless/build.ts) from the readable copy. */
