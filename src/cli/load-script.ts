@@ -4,6 +4,7 @@ import { extname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { ImageBuilder } from '../builder/image-builder.js'
 import { ErrorCodes, ImagesmithError, isImagesmithError } from '../errors.js'
+import { directScript } from './script-direct.js'
 
 export interface LoadScriptOptions {
   /** The store's directory: transformed TypeScript scripts are kept under `scripts/` in it. */
@@ -75,29 +76,41 @@ function notBuilder(file: string): ImagesmithError {
  * import() of the script stays in tsx's namespace: the script's `import 'imagesmith'` then reuses
  * the modules already loaded. A fresh tsImport() would load the whole library a second time under
  * a new namespace (+35 MB RSS measured on `imagesmith build`), and the script's builders would be
- * instances of that second copy. From dist/, our hooks map `imagesmith` to the CLI's own entry.
+ * instances of that second copy. From dist/, `imagesmith` is the CLI's own entry: compiled into a
+ * self-contained script (script-direct.ts), or mapped by our module hooks (script-hooks.ts).
  */
-function importTypeScript(url: string, cacheDir: string | undefined): Promise<unknown> {
+async function importTypeScript(url: string, cacheDir: string | undefined): Promise<unknown> {
   if (new URL(import.meta.url).searchParams.has('tsx-namespace')) return import(url)
-  if (!url.endsWith('.cts') && registerScriptHooks(cacheDir)) return import(url)
-  return import('tsx/esm/api').then(({ tsImport }) => tsImport(url, import.meta.url))
+  const own = url.endsWith('.cts') ? undefined : ownEntries()
+  if (!own) return import('tsx/esm/api').then(({ tsImport }) => tsImport(url, import.meta.url))
+  const scripts = cacheDir ? join(cacheDir, 'scripts') : ''
+  const direct = await directScript(fileURLToPath(url), scripts, own.aliases)
+  if (direct) return import(direct)
+  registerScriptHooks(own.hooks, scripts, own.aliases)
+  return import(url)
 }
 
-let hooksRegistered: boolean | undefined
+let hooksRegistered = false
 
-/** True once the hooks are in place; false where they are not built (this file run as source). */
-function registerScriptHooks(cacheDir: string | undefined): boolean {
-  if (hooksRegistered !== undefined) return hooksRegistered
+function registerScriptHooks(hooks: URL, scripts: string, aliases: Record<string, string>): void {
+  if (hooksRegistered) return
+  hooksRegistered = true
+  register(hooks, { data: { cacheDir: scripts, aliases } })
+}
+
+/**
+ * From dist/: the hooks module and the specifiers that must load the CLI's own entries. Undefined
+ * where the hooks are not built (this file run as source).
+ */
+function ownEntries(): { hooks: URL; aliases: Record<string, string> } | undefined {
   const here = (rel: string) => new URL(rel, import.meta.url)
   const hooks = here('./script-hooks.js')
-  hooksRegistered = existsSync(fileURLToPath(hooks))
-  if (!hooksRegistered) return false
+  if (!existsSync(fileURLToPath(hooks))) return undefined
   const entries: Record<string, string> = { imagesmith: here('./index.js').href, 'imagesmith/codegen': here('./codegen.js').href }
   const aliases: Record<string, string> = { ...entries }
   // In a source checkout, scripts (tests, benches) may import the entry by its path.
   for (const [src, name] of [['../src/index.ts', 'imagesmith'], ['../src/codegen/index.ts', 'imagesmith/codegen']] as const) {
     if (existsSync(fileURLToPath(here(src)))) aliases[here(src).href] = entries[name]!
   }
-  register(hooks, { data: { cacheDir: cacheDir ? join(cacheDir, 'scripts') : '', aliases } })
-  return true
+  return { hooks, aliases }
 }

@@ -89,6 +89,23 @@ describe('build script loader', () => {
     expect(readFileSync(join(work, 'by-path.txt'), 'utf8')).toBe('tsx')
   })
 
+  it('a script importing only imagesmith and builtins runs compiled from the cache, with its own import.meta.url and __dirname', () => {
+    writeFileSync(join(work, 'alone.ts'), [
+      `import { image } from 'imagesmith'`,
+      `import { writeFileSync } from 'node:fs'`,
+      `enum Port { Http = 8080 }`,
+      `writeFileSync(${JSON.stringify(join(work, 'alone.txt'))}, [import.meta.url, __dirname].join('\\n'))`,
+      `export default image().from('scratch').copy('hello.txt', '/hello.txt').expose(Port.Http)`,
+    ].join('\n'))
+    const r = build('alone.ts')
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(readFileSync(join(work, 'alone.txt'), 'utf8')).toBe(`${pathToFileURL(join(work, 'alone.ts')).href}\n${work}`)
+    const compiled = readdirSync(join(cache, 'scripts')).filter((f) => f.endsWith('.mjs')).map((f) => readFileSync(join(cache, 'scripts', f), 'utf8'))
+    expect(compiled.filter((c) => c.includes(`from ${JSON.stringify(pathToFileURL(join(root, 'dist', 'index.js')).href)}`))).toHaveLength(1)
+    expect(build('alone.ts').stdout).toBe(r.stdout)
+  })
+
   it('a syntax error, a throwing script and a missing import are BUILD_SCRIPT_INVALID naming the script', () => {
     writeFileSync(join(work, 'syntax.ts'), `import { image } from 'imagesmith'\nexport default image(.from('scratch')\n`)
     writeFileSync(join(work, 'throws.ts'), `import { image } from 'imagesmith'\nthrow new Error('no base today')\nexport default image()\n`)

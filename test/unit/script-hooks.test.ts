@@ -1,9 +1,10 @@
 /** The build-script module hooks as plain functions: aliases, TypeScript siblings, the content-keyed transform cache. */
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
+import { directScript } from '../../src/cli/script-direct.js'
 import { initialize, load, resolve, transformCached } from '../../src/cli/script-hooks.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'ism-hooks-'))
@@ -48,5 +49,44 @@ describe('build script hooks', () => {
     expect(await transformCached(join(dir, 'x.ts'), 'const n: number = 1\nexport default n\n', cache)).toBe(a)
     writeFileSync(join(dir, 'file-not-dir'), '')
     expect(await transformCached(join(dir, 'x.ts'), 'export default 2\n', join(dir, 'file-not-dir', 'sub'))).toContain('2')
+  })
+})
+
+describe('self-contained build scripts (no hooks)', () => {
+  const aliases = { imagesmith: 'file:///dist/index.js' }
+
+  it('compiles a script importing only imagesmith and builtins, with the script’s own import.meta and __dirname, once per content', async () => {
+    const cache = join(dir, 'direct')
+    const file = join(dir, 'direct.ts')
+    writeFileSync(file, `import { image } from 'imagesmith'\nimport { join } from 'node:path'\nenum E { A = 'a' }\nexport const where = [import.meta.url, import.meta.dirname, __dirname, join('x', E.A)]\nexport default image\n`)
+    const url = await directScript(file, cache, aliases)
+    expect(url).toMatch(/^file:.*\.mjs$/)
+    const code = readFileSync(new URL(url!), 'utf8')
+    expect(code).toContain('from "file:///dist/index.js"')
+    expect(code).toContain(JSON.stringify(pathToFileURL(file).href))
+    expect(code).toContain(JSON.stringify(dir))
+    expect(await directScript(file, cache, aliases)).toBe(url)
+    expect(readdirSync(cache)).toHaveLength(1)
+  })
+
+  it('leaves scripts with relative or package imports, dynamic import() or import.meta.resolve to the hooks, remembering the answer', async () => {
+    const cache = join(dir, 'direct2')
+    const rel = join(dir, 'rel.ts')
+    writeFileSync(rel, `import { x } from './lib.js'\nexport default x\n`)
+    expect(await directScript(rel, cache, aliases)).toBeUndefined()
+    expect(readdirSync(cache).filter((f) => f.endsWith('.needs-hooks'))).toHaveLength(1)
+    expect(await directScript(rel, cache, aliases)).toBeUndefined()
+    for (const body of [`const m = await import('./lib.js')\nexport default m`, `export default import.meta.resolve('imagesmith')`]) {
+      writeFileSync(rel, body)
+      expect(await directScript(rel, cache, aliases)).toBeUndefined()
+    }
+    writeFileSync(rel, `import { x } from 'some-package'\nexport default x\n`)
+    expect(await directScript(rel, cache, aliases)).toBeUndefined()
+  })
+
+  it('a syntax error is thrown with the script’s path and position', async () => {
+    const bad = join(dir, 'bad.ts')
+    writeFileSync(bad, `import { image } from 'imagesmith'\nexport default image(.from('scratch')\n`)
+    await expect(directScript(bad, join(dir, 'direct3'), aliases)).rejects.toThrow(/bad\.ts:2:\d+: ERROR/)
   })
 })
