@@ -181,7 +181,7 @@ describe.skipIf(bed.skip)('rootless builds through the namespace worker', () => 
     expect(r.message).toContain('usermod --add-subuids')
   }, 60_000)
 
-  it('the worker and its container die with a killed build; cache prune then removes the sub-id owned snapshots', async () => {
+  it('the worker and its container die with a killed build, and the container with a killed worker; cache prune then removes the sub-id owned snapshots', async () => {
     const cacheDir = storeFor(ROOTLESS_USER, 'kill')
     const child = spawnAsUser(ROOTLESS_USER, nodeTsArgv(copy, script, ['sleeper', cacheDir, busybox, rootOnly, context]))
     const closed = new Promise((r) => child.once('close', r))
@@ -201,6 +201,25 @@ describe.skipIf(bed.skip)('rootless builds through the namespace worker', () => 
     while (alive().length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100))
     expect(alive()).toEqual([])
     await closed
+
+    // Now the worker itself, SIGKILLed mid-RUN (no cleanup code runs in it): its watchdog takes the container down.
+    const child2 = spawnAsUser(ROOTLESS_USER, nodeTsArgv(copy, script, ['sleeper', cacheDir, busybox, rootOnly, context]))
+    const closed2 = new Promise((r) => child2.once('close', r))
+    let out2 = ''
+    child2.stdout!.on('data', (d: Buffer) => (out2 += d.toString()))
+    while (!out2.includes('started') && Date.now() < deadline + 120_000) await new Promise((r) => setTimeout(r, 50))
+    const helpers2 = descendants(child2.pid!)
+    const worker = helpers2.find((p) => { try { return execFileSync('cat', [`/proc/${p}/cmdline`], { encoding: 'utf8' }).includes('worker') } catch { return false } })
+    expect(worker).toBeDefined()
+    const watched = descendants(worker!)
+    expect(watched.length).toBeGreaterThan(0)
+    process.kill(worker!, 'SIGKILL')
+    const gone = () => watched.filter((p) => { try { return !/^\S+ \(.*\) Z/.test(execFileSync('cat', [`/proc/${p}/stat`], { encoding: 'utf8' })) } catch { return false } })
+    const until2 = Date.now() + 15_000
+    while (gone().length > 0 && Date.now() < until2) await new Promise((r) => setTimeout(r, 100))
+    expect(gone()).toEqual([])
+    await closed2
+    expect(out2).toContain('ROOTLESS_WORKER_FAILED')
 
     // The snapshot holds files of sub-ids (uid 1000 in the image is 200999 on the host): the user cannot remove them itself.
     const snapshots = join(cacheDir, 'snapshots')

@@ -3,13 +3,14 @@
  * (no terminal, stdio piped, stdin from /dev/null) and exits with the container's exit status;
  * `kill ID KILL` and `delete -f ID` stop and remove it.
  */
-import { execFile, execFileSync, spawn } from 'node:child_process'
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { promisify } from 'node:util'
 import { abortError } from '../../errors.js'
 import { registerCleanup } from '../../snapshot/cleanup.js'
+import { userNamespace } from '../../rootless/mode.js'
 import type { OciSpec } from './oci-spec.js'
 import type { OutputStream, Runtime } from './runtime.js'
 
@@ -45,6 +46,7 @@ async function runContainer(
   if (signal?.aborted) throw abortError(signal)
   await writeFile(join(bundleDir, 'config.json'), JSON.stringify(spec))
   const id = `imagesmith-${process.pid}-${randomBytes(6).toString('hex')}`
+  const dog = watchdog(binary, global, id)
   const child = spawn(binary, [...global, 'run', '--bundle', bundleDir, id], { stdio: ['ignore', 'pipe', 'pipe'] })
   const release = registerCleanup(`container ${id}`, () => {
     for (const args of [['kill', id, 'KILL'], ['delete', '-f', id]]) {
@@ -88,8 +90,25 @@ async function runContainer(
     signal?.removeEventListener('abort', onAbort)
     await killing
     if (signal?.aborted) await execFileP(binary, [...global, 'delete', '-f', id]).catch(() => undefined)
+    dog?.kill('SIGKILL')
     release()
   }
+}
+
+/**
+ * In a rootless build's worker: a process outside the worker's process group that kills and deletes
+ * the container once the worker is gone, however it died (its stdin, a pipe from the worker, reads
+ * EOF). A SIGKILLed worker runs no cleanup, and `runc run` neither dies with its parent nor takes the
+ * container with it. A root build keeps no such helper (its cleanup registry is as before).
+ */
+function watchdog(binary: string, global: readonly string[], id: string): ChildProcess | undefined {
+  if (!userNamespace()) return undefined
+  const script = 'read -r _; "$@" kill "$0" KILL >/dev/null 2>&1; exec "$@" delete -f "$0" >/dev/null 2>&1'
+  const dog = spawn('sh', ['-c', script, id, binary, ...global], { stdio: ['pipe', 'ignore', 'ignore'], detached: true })
+  dog.on('error', () => undefined) // no sh: the cleanup registry still covers a worker that exits
+  dog.stdin!.on('error', () => undefined)
+  dog.unref()
+  return dog
 }
 
 function signalNumber(sig: NodeJS.Signals): number {
