@@ -29,7 +29,7 @@ export async function loadBuildScript(path: string, target?: string, opts: LoadS
     if (['.ts', '.mts', '.cts', '.tsx'].includes(extname(file))) {
       mod = (await importTypeScript(url, opts.cacheDir)) as Record<string, unknown>
     } else {
-      mod = (await import(url)) as Record<string, unknown>
+      mod = (await importJavaScript(url, opts.cacheDir)) as Record<string, unknown>
     }
   } catch (e) {
     if (isImagesmithError(e)) throw e
@@ -87,6 +87,13 @@ async function importTypeScript(url: string, cacheDir: string | undefined): Prom
   const direct = await directScript(fileURLToPath(url), scripts, own.aliases)
   if (direct) return import(direct)
   registerScriptHooks(own.hooks, scripts, own.aliases)
+  return import(url)
+}
+
+/** A JS (ESM) script's `import 'imagesmith'` must be the CLI's copy too: the hooks' resolve maps it. */
+function importJavaScript(url: string, cacheDir: string | undefined): Promise<unknown> {
+  const own = new URL(import.meta.url).searchParams.has('tsx-namespace') ? undefined : ownEntries()
+  if (own) registerScriptHooks(own.hooks, cacheDir ? join(cacheDir, 'scripts') : '', own.aliases)
   return import(url)
 }
 

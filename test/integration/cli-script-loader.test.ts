@@ -106,6 +106,16 @@ describe('build script loader', () => {
     expect(build('alone.ts').stdout).toBe(r.stdout)
   })
 
+  it('a JavaScript (ESM) script outside any package gets imagesmith too: the CLI’s own entry', () => {
+    writeFileSync(join(work, 'plain.mjs'), `import { image } from 'imagesmith'\nimport { writeFileSync } from 'node:fs'\n` +
+      `writeFileSync(${JSON.stringify(join(work, 'plain.txt'))}, import.meta.resolve('imagesmith'))\n` +
+      `export default image().from('scratch').copy('hello.txt', '/hello.txt')\n`)
+    const r = build('plain.mjs')
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(readFileSync(join(work, 'plain.txt'), 'utf8')).toBe(pathToFileURL(join(root, 'dist', 'index.js')).href)
+  })
+
   it('a syntax error, a throwing script and a missing import are BUILD_SCRIPT_INVALID naming the script', () => {
     writeFileSync(join(work, 'syntax.ts'), `import { image } from 'imagesmith'\nexport default image(.from('scratch')\n`)
     writeFileSync(join(work, 'throws.ts'), `import { image } from 'imagesmith'\nthrow new Error('no base today')\nexport default image()\n`)
