@@ -2,14 +2,15 @@
  * The solver/cache case, whole process (the CLI, as a user runs it, from dist/): a 10k-file / 200 MB
  * context, `COPY ctx /app` + `RUN ls -R /app | wc -l` on the busybox base, to a gzip OCI tarball.
  * Rows: cold build, no-op rebuild to the same tarball, one context file changed, four independent
- * `RUN sleep 2` stages, and CLI start (a no-op build of a one-file script). buildah and BuildKit build
+ * `RUN sleep 2` stages, and CLI start (a no-op build of a one-file script); plus the COPY step's own
+ * time in the no-op rebuild (its cache check) against the stat walk of the same tree. buildah and BuildKit build
  * the same Dockerfiles in the same run, interleaved with ours (bench/peers.ts). Floors: the stat walk
  * of the context (limits.md) for the no-op rebuild, 2 s (one sleep) for the sleeps, `tar | pigz` of
  * the context for cold and one-file builds, `node -e 0` for the start. Medians of 3 runs.
  */
 import { createCipheriv } from 'node:crypto'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { homedir, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -102,8 +103,16 @@ const copyRun: BenchCase = {
       writeFileSync(join(work, 'small', 'hello.txt'), 'hi\n')
       writeFileSync(join(work, 'start.ts'), `import { image } from 'imagesmith'\nexport default image().from('scratch').copy('hello.txt', '/hello.txt')\n`)
       const out = join(work, 'out.tar')
-      const build = (store: string, file = 'build.ts') =>
-        cli(['build', join(work, file), '--context', ctx, '--cache-dir', store, '-o', `type=oci,dest=${out}`, '--progress', 'quiet'], work)
+      const build = (store: string, file = 'build.ts', extra: string[] = []) =>
+        cli(['build', join(work, file), '--context', ctx, '--cache-dir', store, '-o', `type=oci,dest=${out}`, '--progress', 'quiet', ...extra], work)
+      // The COPY step's own time in a no-op rebuild (its cache check), from the build's metadata file.
+      const metadata = join(work, 'metadata.json')
+      const copyCheck = (): Sample => {
+        const vertices = (JSON.parse(readFileSync(metadata, 'utf8')) as { 'imagesmith.vertices': { description: string; ms: number }[] })['imagesmith.vertices']
+        const copy = vertices.find((v) => v.description.startsWith('COPY'))
+        if (!copy) throw new Error('bench copy-run: no COPY vertex in the metadata file')
+        return { s: copy.ms / 1000, rssMB: 0 }
+      }
 
       // Peers: the base once more as a Docker-loadable archive (our own output, which has manifest.json).
       const baseTag = 'ism-bench/busybox:1'
@@ -128,13 +137,15 @@ const copyRun: BenchCase = {
       }
 
       const ours: Record<RowName, Sample[]> = { cold: [], noop: [], oneFile: [], sleeps: [] }
+      const checks: Sample[] = []
       const start: Sample[] = []
       for (let i = 0; i < RUNS; i++) {
         const store = join(work, `store-${i}`)
         for (const p of peers) if (!failed.has(p.name)) p.reset()
         ours.cold.push(build(store))
         for (const p of peers) peerBuild(p, 'cold', 'main')
-        ours.noop.push(build(store))
+        ours.noop.push(build(store, 'build.ts', ['--metadata-file', metadata]))
+        checks.push(copyCheck())
         for (const p of peers) peerBuild(p, 'noop', 'main')
         writeFileSync(join(ctx, 'd7', 'f7.dat'), `changed ${i}\n`)
         ours.oneFile.push(build(store))
@@ -177,6 +188,7 @@ const copyRun: BenchCase = {
       return [
         row('cold', 'cold', ours.cold, pigzS, 2.5, `floor: tar --sort=name | pigz -p2 -6 with both sha256s; peers: ${version('buildah', ['--version'])}, ${version('/usr/bin/docker', ['--version'])}`, both(2)),
         row('no-op rebuild', 'noop', ours.noop, walkS, 0.5 / walkS, 'floor: stat walk of the context; target: under 0.5 s whole process'),
+        { ...row('COPY check in the no-op rebuild', undefined, checks, walkS, 2, 'the COPY step\'s own time (--metadata-file); floor: stat walk of the context in this run; target: within 2× of it'), peakRssMB: 0 },
         row('one file changed', 'oneFile', ours.oneFile, pigzS, 3, 'floor: tar | pigz of the context; target: no slower than BuildKit', [{ peer: 'BuildKit', minSpeedup: 1 }]),
         row('4 × RUN sleep 2', 'sleeps', ours.sleeps, 2, 1.5, 'floor: one sleep 2; target: under 3 s whole process'),
         row('CLI start (no-op build of a one-file script)', undefined, start, nodeS, 0.25 / nodeS, 'floor: node -e 0; target: 0.25 s whole process'),
