@@ -12,10 +12,10 @@
  * turns false), the layer is still written, and a later step unpacks the blob as before.
  */
 import {
-  chmodSync, closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, symlinkSync,
+  chmodSync, closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, statSync, symlinkSync,
   utimesSync, writeSync,
 } from 'node:fs'
-import { join } from 'node:path'
+import { join, posix } from 'node:path'
 import type { LayerEntry } from '../layer/entry.js'
 import type { EntryTee } from '../layer/tar-writer.js'
 import { fsPath } from '../util/names.js'
@@ -37,11 +37,23 @@ function writable(e: LayerEntry): boolean {
 export class SnapshotTee implements EntryTee {
   readonly #dest: string
   readonly #dirs: LayerEntry[] = []
+  /** Who a new node belongs to without a chown: this process, unless its dir is setgid. */
+  readonly #uid = process.geteuid?.() ?? -1
+  readonly #gid = process.getegid?.() ?? -1
+  /** Dirs (entry paths, '' = `dest`) known to have no setgid bit: nodes made in them get our gid. */
+  readonly #plainDirs = new Set<string>()
   #fd: number | undefined
   #failed: unknown
 
   constructor(dest: string) {
     this.#dest = dest
+    if ((statSync(dest).mode & 0o2000) === 0) this.#plainDirs.add('')
+  }
+
+  /** Whether `e` needs a chown after it was made (skipped for the common root:root tree: one syscall less per file). */
+  #foreign(e: LayerEntry): boolean {
+    const parent = posix.dirname(e.path)
+    return e.uid !== this.#uid || e.gid !== this.#gid || !this.#plainDirs.has(parent === '.' ? '' : parent)
   }
 
   /** False once an entry could not be written: the dir then is no snapshot of the layer. */
@@ -62,8 +74,9 @@ export class SnapshotTee implements EntryTee {
       switch (e.type) {
         case 'dir':
           mkdirSync(p, { recursive: true })
-          lchownSync(p, e.uid, e.gid)
+          if (this.#foreign(e)) lchownSync(p, e.uid, e.gid)
           chmodSync(p, e.mode)
+          if ((e.mode & 0o2000) === 0) this.#plainDirs.add(e.path)
           this.#dirs.push(e)
           break
         case 'file':
@@ -71,7 +84,7 @@ export class SnapshotTee implements EntryTee {
           break
         case 'symlink':
           symlinkSync(e.linkname, p)
-          lchownSync(p, e.uid, e.gid)
+          if (this.#foreign(e)) lchownSync(p, e.uid, e.gid)
           lutimesSync(p, e.mtime, e.mtime)
           break
         case 'hardlink':
@@ -97,7 +110,7 @@ export class SnapshotTee implements EntryTee {
     if (fd === undefined || e.type !== 'file') return
     this.#fd = undefined
     try {
-      fchownSync(fd, e.uid, e.gid)
+      if (this.#foreign(e)) fchownSync(fd, e.uid, e.gid)
       fchmodSync(fd, e.mode) // after chown, which clears setuid/setgid
       futimesSync(fd, e.mtime, e.mtime)
     } catch (err) {

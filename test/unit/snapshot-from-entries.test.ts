@@ -44,6 +44,11 @@ describe('a snapshot written in the same pass as its layer', () => {
       { type: 'file', path: 'app/inline', mode: 0o600, uid: 0, gid: 0, mtime: t, size: 3, source: { data: Buffer.from('hi\n') } },
       { type: 'symlink', path: 'app/link', mode: 0o777, uid: 0, gid: 0, mtime: t, linkname: 'a.txt' },
       { type: 'hardlink', path: 'app/sub/hard', mode: 0o4755, uid: 0, gid: 0, mtime: t + 3, linkname: 'app/sub/tool' },
+      // A setgid dir: what is made in it takes the dir's group unless chowned back.
+      { type: 'dir', path: 'app/sg', mode: 0o2775, uid: 0, gid: 1001, mtime: t },
+      { type: 'file', path: 'app/sg/x', mode: 0o644, uid: 0, gid: 0, mtime: t, size: 3, source: { data: Buffer.from('x!\n') } },
+      { type: 'dir', path: 'app/sg/d', mode: 0o755, uid: 0, gid: 0, mtime: t },
+      { type: 'symlink', path: 'app/sg/l', mode: 0o777, uid: 0, gid: 0, mtime: t, linkname: 'x' },
     ])
   })
   afterAll(cleanupTmpDirs)
@@ -61,6 +66,8 @@ describe('a snapshot written in the same pass as its layer', () => {
     expect(a.whiteouts).toBe(false)
     expect(tree(a.dir)).toEqual(tree(b.dir))
     expect(Object.keys(tree(a.dir))).toContain('app/sub/hard')
+    expect(tree(a.dir)['app/sg/x']).toContain(' 0:0 ')
+    expect(tree(a.dir)['app/sg/d']).toMatch(/mode:755 0:0 /)
     expect(existsSync(`${a.dir}.json`)).toBe(true)
     // Placed, no temp dir left: the snapshot dir and its meta only.
     expect(snapshotNames(written)).toEqual([layer.diffId.slice(7), `${layer.diffId.slice(7)}.json`])
