@@ -33,7 +33,7 @@ import { withRootfsWorkspace } from '../snapshot/workspace.js'
 import { shellOf } from './config.js'
 import { cachedLayer } from './layer-cache.js'
 import { literalRunSpec } from './expand-spec.js'
-import { buildSpec, cgroupNote, RUNTIME_MOUNT_POINTS } from './runtime/oci-spec.js'
+import { buildSpec, RUNTIME_MOUNT_POINTS } from './runtime/oci-spec.js'
 import { requireMapped } from '../rootless/ids.js'
 import { detectRuntime } from './runtime/detect.js'
 import { networkTools, startPrivateNetwork, type PrivateNetwork } from './runtime/network.js'
@@ -317,8 +317,6 @@ async function runInRootfs(
           mounts: [...etc, ...prepared.mounts],
         })
         const tail = new OutputTail()
-        const note = cgroupNote(step)
-        if (note) ctx.emit({ type: 'log', vertex: vertex.id, stream: 'stderr', data: Buffer.from(note) })
         const started = Date.now()
         const { exitCode } = await inSlot(ctx.limits, 'run', () => runtime.run(spec, bundle, signal, (stream, data) => {
           tail.push(data)

@@ -143,10 +143,13 @@ afterAll(cleanupTmpDirs)
 
 describe.skipIf(bed.skip)('rootless builds through the namespace worker', () => {
   it('the same image digest as root: owners 1000/65534 recorded in-container, setuid, hard link, fifo, whiteout, opaque dir, USER by name, user-mode network', async () => {
-    const [asRoot, asUser] = await Promise.all([buildAs('root', 'digest', join(work, 'digest-root')), buildAs(ROOTLESS_USER, 'digest', storeFor(ROOTLESS_USER, 'digest'))])
+    const userStore = storeFor(ROOTLESS_USER, 'digest')
+    const [asRoot, asUser] = await Promise.all([buildAs('root', 'digest', join(work, 'digest-root')), buildAs(ROOTLESS_USER, 'digest', userStore)])
     expect(asRoot.ok, asRoot.message).toBe(true)
     expect(asUser.ok, asUser.message).toBe(true)
     expect(asUser.digest).toBe(asRoot.digest)
+    // Nothing left in the work dir: step dirs, and runc's state (kept in each step's dir, never /run/runc).
+    expect(readdirSync(join(userStore, 'work'))).toEqual([])
   }, 300_000)
 
   it('mknod of a real device fails with EPERM as in rootless podman (a fifo in the same step works)', async () => {

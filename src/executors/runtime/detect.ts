@@ -86,7 +86,7 @@ async function detect(opts: DetectOptions): Promise<Runtime> {
       tried.push(`${name}: not found`)
       continue
     }
-    const runtime = ociRuntime(binary, runtimeOptions(opts.store))
+    const runtime = ociRuntime(binary, runtimeOptions())
     const failure = await trial(runtime, opts.store.workDir())
     if (failure === undefined) return runtime
     if (opts.preferred) {
@@ -103,9 +103,9 @@ async function detect(opts: DetectOptions): Promise<Runtime> {
   )
 }
 
-/** In a rootless build's namespace the runtime keeps its state in the store (the host's /run/runc is root's). */
-function runtimeOptions(store: Store): RuntimeOptions {
-  return userNamespace() ? { stateDir: join(store.workDir(), 'runc') } : {}
+/** In a rootless build's namespace the runtime keeps its state in the step's dir (the host's /run/runc is root's). */
+function runtimeOptions(): RuntimeOptions {
+  return userNamespace() ? { stateInBundle: true } : {}
 }
 
 /** Runs the host's `echo MARKER` in a throwaway container; undefined when the marker came back, else why not. */

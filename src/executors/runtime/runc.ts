@@ -19,19 +19,20 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 export interface RuntimeOptions {
   /**
-   * The runtime's state dir (`--root`). Its default, /run/runc, belongs to the host's root: a
-   * rootless build keeps container state in its store instead. @default the runtime's own
+   * Keep the runtime's state (`--root`) in the step's bundle dir instead of the runtime's default,
+   * /run/runc, which belongs to the host's root: a rootless build's containers leave nothing behind
+   * when the step's dir goes. @default false
    */
-  readonly stateDir?: string
+  readonly stateInBundle?: boolean
 }
 
 /** A {@link Runtime} driving the runc-compatible binary at `binary`. */
 export function ociRuntime(binary: string, opts: RuntimeOptions = {}): Runtime {
-  const global = opts.stateDir !== undefined ? ['--root', opts.stateDir] : []
   return {
     binary,
     name: basename(binary),
-    run: (spec, bundleDir, signal, onOutput) => runContainer(binary, global, spec, bundleDir, signal, onOutput),
+    run: (spec, bundleDir, signal, onOutput) =>
+      runContainer(binary, opts.stateInBundle ? ['--root', join(bundleDir, '.runc')] : [], spec, bundleDir, signal, onOutput),
   }
 }
 
