@@ -1,0 +1,2 @@
+// Rootless vs root (bench/rootless.ts): npm run bench -- rootless
+export { default } from '../rootless.js'
