@@ -50,6 +50,8 @@ async function runContainer(
   const dog = watchdog(binary, global, id)
   const child = spawn(binary, [...global, 'run', '--bundle', bundleDir, id], { stdio: ['ignore', 'pipe', 'pipe'] })
   const release = registerCleanup(`container ${id}`, () => {
+    // Cleaned up here: the watchdog must not act later on (runc would make its state dir again in a removed step dir).
+    dog?.kill('SIGKILL')
     for (const args of [['kill', id, 'KILL'], ['delete', '-f', id]]) {
       try {
         execFileSync(binary, [...global, ...args], { stdio: 'ignore', timeout: 5000 })
@@ -104,8 +106,10 @@ async function runContainer(
  */
 function watchdog(binary: string, global: readonly string[], id: string): ChildProcess | undefined {
   if (!userNamespace()) return undefined
-  const script = 'read -r _; "$@" kill "$0" KILL >/dev/null 2>&1; exec "$@" delete -f "$0" >/dev/null 2>&1'
-  const dog = spawn('sh', ['-c', script, id, binary, ...global], { stdio: ['pipe', 'ignore', 'ignore'], detached: true })
+  // Only while the container's state is there: runc makes a missing --root dir, which would outlive the step dir.
+  const state = global[0] === '--root' ? `${global[1]}/${id}` : '/'
+  const script = 'read -r _; [ -d "$1" ] || exit 0; shift; "$@" kill "$0" KILL >/dev/null 2>&1; exec "$@" delete -f "$0" >/dev/null 2>&1'
+  const dog = spawn('sh', ['-c', script, id, state, binary, ...global], { stdio: ['pipe', 'ignore', 'ignore'], detached: true })
   dog.on('error', () => undefined) // no sh: the cleanup registry still covers a worker that exits
   dog.stdin!.on('error', () => undefined)
   dog.unref()
