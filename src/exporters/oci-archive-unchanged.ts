@@ -3,8 +3,8 @@ import type { LayerEntry } from '../layer/entry.js'
 import { TarSerializer } from '../layer/tar-writer.js'
 
 const BLOCK = 512
-/** Blobs up to this size (config, manifest) are compared byte for byte; larger ones by header only. */
-const COMPARE_BYTES_UP_TO = 1 << 20
+/** Blobs up to this size (configs, manifests) are compared byte for byte; layers by header only. */
+const COMPARE_BYTES_UP_TO = 64 << 10
 
 /**
  * Whether the file at `dest` already holds the archive `entries` serialize to, checked without

@@ -19,7 +19,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ism-archive-same-'))
   blobs = new BlobStore(join(dir, 'store'))
   await blobs.init()
-  // A layer over the byte-compare threshold, so its blob is checked by header only.
+  // A layer over the byte-compare threshold (64 KiB), so its blob is checked by header only.
   writeFileSync(join(dir, 'big.bin'), Buffer.alloc(3 << 20, 7))
   const layer = await writeLayer([{ type: 'file', path: 'big.bin', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: 3 << 20, source: { path: join(dir, 'big.bin') } }], blobs, { compression: 'none' })
   image = await finalizeImage(blobs, { architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [layer.diffId] } }, [layer])
