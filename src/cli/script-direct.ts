@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { builtinModules } from 'node:module'
 import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { sweepScriptCache } from './script-cache.js'
 
 const VERSION = 'direct-esbuild-esm-node20-v1'
 const BUILTINS = new Set(builtinModules)
@@ -37,6 +38,7 @@ export async function directScript(file: string, cacheDir: string, aliases: Read
     const tmp = `${target}.${process.pid}.tmp`
     writeFileSync(tmp, code ?? '')
     renameSync(tmp, target)
+    sweepScriptCache(cacheDir)
   } catch {
     // No cache (read-only, full): the hooks serve this run.
     return undefined

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { dirname, extname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { sweepScriptCache } from './script-cache.js'
 
 export interface ScriptHooksData {
   /** Where transformed scripts are kept (one file per content digest). */
@@ -89,6 +90,7 @@ export async function transformCached(file: string, source: string, cacheDir: st
       const tmp = `${cached}.${process.pid}.tmp`
       writeFileSync(tmp, out.code)
       renameSync(tmp, cached)
+      sweepScriptCache(cacheDir)
     } catch {
       /* keep going without the cache */
     }

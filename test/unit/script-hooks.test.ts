@@ -1,9 +1,10 @@
 /** The build-script module hooks as plain functions: aliases, TypeScript siblings, the content-keyed transform cache. */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
+import { sweepScriptCache } from '../../src/cli/script-cache.js'
 import { directScript } from '../../src/cli/script-direct.js'
 import { initialize, load, resolve, transformCached } from '../../src/cli/script-hooks.js'
 
@@ -88,5 +89,23 @@ describe('self-contained build scripts (no hooks)', () => {
     const bad = join(dir, 'bad.ts')
     writeFileSync(bad, `import { image } from 'imagesmith'\nexport default image(.from('scratch')\n`)
     await expect(directScript(bad, join(dir, 'direct3'), aliases)).rejects.toThrow(/bad\.ts:2:\d+: ERROR/)
+  })
+})
+
+describe('compiled-script cache', () => {
+  it('a new compile sweeps files not written for a week, and keeps the rest', async () => {
+    const cache = join(dir, 'sweep')
+    mkdirSync(cache)
+    const old = join(cache, 'old.mjs')
+    writeFileSync(old, '')
+    const weekAgo = (Date.now() - 8 * 24 * 3600 * 1000) / 1000
+    utimesSync(old, weekAgo, weekAgo)
+    writeFileSync(join(cache, 'recent.mjs'), '')
+    writeFileSync(join(dir, 'new.ts'), `import { image } from 'imagesmith'\nexport default image\n`)
+    expect(await directScript(join(dir, 'new.ts'), cache, { imagesmith: 'file:///dist/index.js' })).toBeDefined()
+    expect(readdirSync(cache)).toContain('recent.mjs')
+    expect(readdirSync(cache)).not.toContain('old.mjs')
+    expect(readdirSync(cache)).toHaveLength(2)
+    sweepScriptCache(join(dir, 'no-such-dir'))
   })
 })
