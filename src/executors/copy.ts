@@ -12,7 +12,7 @@ import { historyText } from '../graph/instruction-text.js'
 import type { AddSpec } from '../graph/nodes/add-node.js'
 import type { LayerEntry } from '../layer/entry.js'
 import { writeLayer } from '../layer/write-layer.js'
-import type { ExecContext, ExecResult, Executor, ImageState } from '../solver/types.js'
+import type { CacheKeyDoc, ExecContext, ExecResult, Executor, ImageState } from '../solver/types.js'
 import type { Vertex } from '../graph/node.js'
 import { canonicalJson } from '../util/canonical-json.js'
 import { withRootfs } from '../snapshot/rootfs.js'
@@ -161,13 +161,28 @@ async function makeLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[], 
   const files: Record<string, string> | undefined = entries.length <= FILE_MAP_LIMIT ? {} : undefined
   const keyDoc = { ...base, content: contentKey(entries, stats, files && ((e, d) => (files[contextName(ctx, e)] = d))) }
   await stats.save()
-  return cachedLayer(ctx, keyDoc, () =>
+  return cachedLayer(ctx, keyDoc, (previous) =>
     // When a later step of this build assembles a rootfs holding this layer, its snapshot is
     // written in the same pass as the layer, from the same reads: a RUN on top must not gunzip and
     // untar it back. Otherwise (a COPY-only image) the second copy would be pure cost.
     ctx.step?.rootfsWanted && prewritable(entries)
-      ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...layerOpts, tee }), ctx.signal ? { signal: ctx.signal } : {})
+      ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...layerOpts, tee }), {
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        ...(previous && sameBut('content', previous.keyDoc, keyDoc)
+          ? { previous: { layer: previous.layer, same: (e: LayerEntry) => e.type === 'file' && 'path' in e.source && previous.unchanged(contextName(ctx, e)) } }
+          : {}),
+      })
       : writeLayer(entries, ctx.store.blobs, layerOpts), files ? { files } : {})
+}
+
+/**
+ * Whether two key documents differ at most in `field`: then the same context file lands at the
+ * same image path with the same metadata in both layers (only contents may differ).
+ */
+function sameBut(field: string, a: CacheKeyDoc, b: CacheKeyDoc): boolean {
+  const { [field]: _a, ...restA } = a
+  const { [field]: _b, ...restB } = b
+  return canonicalJson(restA) === canonicalJson(restB)
 }
 
 function stack(parent: ImageState, made: Made, place: Placement, ctx: ExecContext): ExecResult {

@@ -32,10 +32,21 @@ export interface MissDetail {
  * Every step also has a slot (its stage, its text and its op, nothing a rebuild changes) pointing at
  * the last key it had in this store; a miss is explained by diffing that key's document with this one.
  */
+/**
+ * What the step made the last time it missed in this store, handed to `make` on a miss: a writer may
+ * reuse parts of it (a COPY hard-links the unchanged files of the previous snapshot).
+ */
+export interface PreviousBuild {
+  readonly layer: LayerRef
+  readonly keyDoc: CacheKeyDoc
+  /** Whether the file of this name (a key of {@link MissDetail.files}) is the same as in that build. */
+  readonly unchanged: (name: string) => boolean
+}
+
 export async function cachedLayer(
   ctx: ExecContext,
   keyDoc: CacheKeyDoc,
-  make: () => Promise<LayerRef>,
+  make: (previous?: PreviousBuild) => Promise<LayerRef>,
   detail: MissDetail = {},
 ): Promise<{ layer: LayerRef; cached: boolean; key: CacheKey; reason?: string }> {
   const key: CacheKey = { digest: digestOf(keyDoc), doc: keyDoc }
@@ -58,14 +69,18 @@ export async function cachedLayer(
   // Compacted only on a miss: a hit never pays for the per-file map.
   const files = detail.files && compactFiles(detail.files)
   let reason: string
+  let previous: PreviousBuild | undefined
   if (ctx.noCache) reason = 'no-cache: every step is rebuilt'
   else if (filtered) reason = `no-cache-filter: stage ${step!.stage}`
   else {
     const prev = prevSlot ? await ctx.store.cache.lookup<Partial<LayerCacheEntry>>(prevSlot.key) : undefined
     const prevFiles = prevSlot && files ? await ctx.store.cache.lookup<FileMap>(filesKey(prevSlot.key)) : undefined
     reason = explainMiss(prev?.keyDoc, keyDoc, prevFiles, files, prevSlot?.key === key.digest, detail.argNames)
+    if (prev?.layer && prev.keyDoc && prevFiles && files) {
+      previous = { layer: prev.layer, keyDoc: prev.keyDoc, unchanged: (name) => prevFiles[name] !== undefined && prevFiles[name] === files[name] }
+    }
   }
-  const layer = await make()
+  const layer = await make(previous)
   const entry: LayerCacheEntry = { layer, keyDoc }
   if (files) await ctx.store.cache.record(filesKey(key.digest), files)
   await ctx.store.cache.record(key.digest, entry)

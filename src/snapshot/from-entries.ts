@@ -12,8 +12,9 @@
  * turns false), the layer is still written, and a later step unpacks the blob as before.
  */
 import {
-  chmodSync, closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, statSync, symlinkSync,
+  chmodSync, closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, statSync, symlinkSync,
   utimesSync, writeSync,
+  type PathLike,
 } from 'node:fs'
 import { join, posix } from 'node:path'
 import type { LayerEntry } from '../layer/entry.js'
@@ -30,6 +31,18 @@ function writable(e: LayerEntry): boolean {
 }
 
 /**
+ * A snapshot of an earlier build of the same step whose unchanged files may be hard-linked instead
+ * of written: snapshots are read-only lower dirs, so two of them can share a file's inode (never
+ * with the context). `same` says which entries are unchanged since that build (same source content
+ * and metadata at the same image path); the file there must also still match the entry's type,
+ * size, mode, owner and mtime.
+ */
+export interface SnapshotReuse {
+  readonly dir: string
+  readonly same: (entry: LayerEntry) => boolean
+}
+
+/**
  * Writes the entries it is handed under `dest` with their modes, owners and mtimes. Entries come
  * parents first (as {@link sortEntries} orders them); directory mtimes are set by {@link finish},
  * after their children were written.
@@ -42,12 +55,20 @@ export class SnapshotTee implements EntryTee {
   readonly #gid = process.getegid?.() ?? -1
   /** Dirs (entry paths, '' = `dest`) known to have no setgid bit: nodes made in them get our gid. */
   readonly #plainDirs = new Set<string>()
+  readonly #reuse: SnapshotReuse | undefined
   #fd: number | undefined
   #failed: unknown
+  #linkedCount = 0
 
-  constructor(dest: string) {
+  constructor(dest: string, opts: { readonly reuse?: SnapshotReuse } = {}) {
     this.#dest = dest
+    this.#reuse = opts.reuse
     if ((statSync(dest).mode & 0o2000) === 0) this.#plainDirs.add('')
+  }
+
+  /** Files hard-linked from the previous snapshot instead of written. */
+  get linked(): number {
+    return this.#linkedCount
   }
 
   /** Whether `e` needs a chown after it was made (skipped for the common root:root tree: one syscall less per file). */
@@ -80,6 +101,7 @@ export class SnapshotTee implements EntryTee {
           this.#dirs.push(e)
           break
         case 'file':
+          if (this.#linkPrevious(e, p)) break
           this.#fd = openSync(p, 'wx', 0o600)
           break
         case 'symlink':
@@ -97,7 +119,7 @@ export class SnapshotTee implements EntryTee {
   }
 
   data(bytes: Buffer): void {
-    if (this.#fd === undefined) return
+    if (this.#fd === undefined) return // hard-linked, or given up
     try {
       for (let off = 0; off < bytes.length; ) off += writeSync(this.#fd, bytes, off, bytes.length - off)
     } catch (err) {
@@ -130,6 +152,21 @@ export class SnapshotTee implements EntryTee {
       this.#fail(err)
     }
     return this.ok
+  }
+
+  /** Hard-links an unchanged file from the previous snapshot; false (write it) on any doubt. */
+  #linkPrevious(e: LayerEntry, p: PathLike): boolean {
+    if (!this.#reuse || e.type !== 'file' || !this.#reuse.same(e)) return false
+    const from = fsPath(join(this.#reuse.dir, e.path))
+    try {
+      const st = lstatSync(from)
+      if (!st.isFile() || st.size !== e.size || (st.mode & 0o7777) !== e.mode || st.uid !== e.uid || st.gid !== e.gid || Math.floor(st.mtimeMs / 1000) !== e.mtime) return false
+      linkSync(from, p)
+    } catch {
+      return false // gone (pruned meanwhile), too many links: written instead
+    }
+    this.#linkedCount++
+    return true
   }
 
   #fail(err: unknown): void {

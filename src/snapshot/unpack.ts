@@ -27,7 +27,8 @@ import { sniffFile } from '../util/sniff.js'
 import { xargs } from './xargs.js'
 import { opaqueXattr } from './overlay.js'
 import { unmappedFromTar } from '../rootless/ids.js'
-import { SnapshotTee } from './from-entries.js'
+import type { LayerEntry } from '../layer/entry.js'
+import { SnapshotTee, type SnapshotReuse } from './from-entries.js'
 
 export interface Snapshot {
   /** The unpacked layer, usable as an overlay lower dir. Never write to it. */
@@ -67,19 +68,35 @@ export function ensureSnapshot(store: Store, layer: LayerRef, opts: { signal?: A
  * temp dir; once the layer's diffID is known it is placed as {@link placeOnce} places an unpacked one
  * (lease hold, meta first, renamed, or discarded when the snapshot is there already). When the tee
  * gave up (an entry it cannot write, a write error) the dir is dropped and the layer is still
- * returned: a later {@link ensureSnapshot} unpacks it.
+ * returned: a later {@link ensureSnapshot} unpacks it. With `previous` (the layer this step made in
+ * its last build, and which entries are unchanged since), files are hard-linked from that layer's
+ * snapshot when it is there: one changed file costs one file written, not ten thousand.
  */
-export async function writeWithSnapshot(store: Store, write: (tee: SnapshotTee) => Promise<LayerRef>, opts: { signal?: AbortSignal } = {}): Promise<LayerRef> {
+export async function writeWithSnapshot(
+  store: Store,
+  write: (tee: SnapshotTee) => Promise<LayerRef>,
+  opts: { signal?: AbortSignal; previous?: { readonly layer: LayerRef; readonly same: (entry: LayerEntry) => boolean } } = {},
+): Promise<LayerRef> {
   const root = store.layout.dir('snapshots')
   await mkdir(root, { recursive: true })
   await store.sweepOnce(root)
   const tmp = tempPath(root, 'written')
   await mkdir(tmp, { mode: 0o755 })
   const discard = () => rm(tmp, { recursive: true, force: true }).catch(() => undefined)
+  // The previous build's snapshot of the same step, held before it is looked for (store/lease.ts):
+  // its unchanged files are hard-linked, not written again.
+  let reuse: SnapshotReuse | undefined
+  if (opts.previous) {
+    const { layer: prev, same } = opts.previous
+    await store.lease.hold({ snapshots: [prev.diffId] })
+    const dir = store.snapshotDir(prev.diffId)
+    const meta = await readMeta(dir)
+    if (meta && !meta.whiteouts) reuse = { dir, same }
+  }
   let layer: LayerRef
   let tee: SnapshotTee
   try {
-    tee = new SnapshotTee(tmp)
+    tee = new SnapshotTee(tmp, reuse ? { reuse } : {})
     layer = await write(tee)
   } catch (e) {
     await discard()

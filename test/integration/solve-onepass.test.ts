@@ -67,4 +67,22 @@ describe.skipIf(bed.skip)('a RUN on a fresh COPY layer', () => {
     const runSnap = await ensureSnapshot(new Store(store), runLayer)
     expect(readFileSync(join(runSnap.dir, 'count'), 'utf8').split('\n').map((s) => s.trim())).toEqual(['15', String(inCtx.size), ''])
   }, 60_000)
+
+  it('one context file changed: the new snapshot hard-links the unchanged files of the previous one and writes only the changed file; the RUN sees the new bytes', async () => {
+    const store = join(work, 'store-one-file')
+    const build = () => image().from(`oci-archive:${busyboxArchive()}`).copy('.', '/app').run('cat /app/d0/f0.txt > /seen').build({ cacheDir: store, context: ctxDir })
+    const first = await build()
+    writeFileSync(join(ctxDir, 'd0', 'f0.txt'), 'changed\n')
+    const second = await build()
+    const [a, b] = [first, second].map((r) => join(store, 'snapshots', r.layers.at(-2)!.diffId.slice('sha256:'.length)))
+    expect(a).not.toBe(b)
+    const ino = (dir: string, p: string) => statSync(join(dir, 'app', p)).ino
+    expect(ino(b, 'd1/f2.txt')).toBe(ino(a, 'd1/f2.txt'))
+    expect(statSync(join(b, 'app/d1/f2.txt')).nlink).toBe(2)
+    expect(ino(b, 'd0/f0.txt')).not.toBe(ino(a, 'd0/f0.txt'))
+    expect(readFileSync(join(b, 'app/d0/f0.txt'), 'utf8')).toBe('changed\n')
+    expect(readFileSync(join(a, 'app/d0/f0.txt'), 'utf8')).toBe('file 0/0\n'.repeat(100))
+    const seen = await ensureSnapshot(new Store(store), second.layers.at(-1)!)
+    expect(readFileSync(join(seen.dir, 'seen'), 'utf8')).toBe('changed\n')
+  }, 60_000)
 })

@@ -98,4 +98,20 @@ describe('a snapshot written in the same pass as its layer', () => {
     await expect(writeWithSnapshot(store, (tee) => writeLayer(stale, store.blobs, { tee }))).rejects.toMatchObject({ code: 'SOURCE_CHANGED' })
     expect(snapshotNames(store)).toEqual([])
   })
+
+  it('hard-links files the previous build of the step had unchanged, unless the file there no longer matches the entry; the tree is still the unpacked one', async () => {
+    const store = new Store(join(root, 'reuse'))
+    const old = await writeWithSnapshot(store, (tee) => writeLayer(entries, store.blobs, { tee }))
+    // Same bytes, another mode: `same` says yes (as a wrong file map would), the metadata check says no.
+    const next = entries.map((e) => (e.path === 'app/a.txt' ? { ...e, mode: 0o600 } : e))
+    const layer = await writeWithSnapshot(store, (tee) => writeLayer(next, store.blobs, { tee }), { previous: { layer: old, same: () => true } })
+    expect(layer.diffId).not.toBe(old.diffId)
+    const [a, b] = [old, layer].map((l) => store.snapshotDir(l.diffId))
+    expect(lstatSync(join(b!, 'app/sub/tool')).ino).toBe(lstatSync(join(a!, 'app/sub/tool')).ino)
+    expect(lstatSync(join(b!, 'app/a.txt')).ino).not.toBe(lstatSync(join(a!, 'app/a.txt')).ino)
+    const unpacked = new Store(join(root, 'reuse-unpacked'))
+    await writeLayer(next, unpacked.blobs)
+    const tidy = (t: Record<string, string>) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v.replace(/:nlink\d+/, '')]))
+    expect(tidy(tree(b!))).toEqual(tidy(tree((await ensureSnapshot(unpacked, layer)).dir)))
+  })
 })
