@@ -13,7 +13,7 @@ import { decodeError, decodeEvent, encodeError, encodeEvent } from '../../src/ro
 import { isMapped, parseIdMap, type UserNamespace } from '../../src/rootless/mode.js'
 import { mapArgs } from '../../src/rootless/namespace.js'
 import { findRange, HOST_FILES, rootlessPlan, type HostFiles } from '../../src/rootless/prerequisites.js'
-import { needsOtherIds } from '../../src/rootless/solve-in-namespace.js'
+import { needsNetwork, needsOtherIds } from '../../src/rootless/solve-in-namespace.js'
 import { cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 
 afterAll(cleanupTmpDirs)
@@ -102,6 +102,16 @@ describe('prerequisites, each naming its fix', () => {
     expect(rootlessPlan({ needsOtherIds: false, files: noRange.files, path: noRange.path, user: me }).uidRange).toBeUndefined()
   })
 
+  it("the default network's tun device: checked only when a RUN uses it, the error names the chmod", async () => {
+    const h = await host(RANGES, ALL_TOOLS)
+    const files = { ...h.files, tun: join(h.path, 'no-such-tun') }
+    expect(rootlessPlan({ needsOtherIds: false, needsNetwork: false, files, path: h.path, user: me }).uidRange).toBeDefined()
+    const e = await failure(() => rootlessPlan({ needsOtherIds: false, needsNetwork: true, files, path: h.path, user: me }))
+    expect(e.code).toBe(ErrorCodes.ROOTLESS_TUN_DENIED)
+    expect(e.message).toContain(`chmod 0666 ${files.tun}`)
+    expect(e.message).toContain("network: 'none'")
+  })
+
   it('no OCI runtime: names the package', async () => {
     const h = await host(RANGES, ['unshare', 'newuidmap', 'newgidmap'])
     const e = await failure(() => rootlessPlan({ needsOtherIds: false, files: h.files, path: h.path, user: me }))
@@ -132,6 +142,16 @@ describe('id maps', () => {
     expect(g.details).toMatchObject({ id: 4000, kind: 'gid', max: 100, path: '/etc/x' })
     expect(unmappedFromTar('tar: something else\n', 'sha256:abc', ns)).toBeUndefined()
     expect(unmappedFromTar('tar: a: Cannot change ownership to uid 5, gid 5: Invalid argument\n', 'sha256:abc', undefined)).toBeUndefined()
+  })
+
+  it('a build uses the user-mode network when a RUN runs on the default network', () => {
+    const base = image().from('scratch')
+    expect(needsNetwork(base.run('true').graph(), 'default')).toBe(true)
+    expect(needsNetwork(base.run('true').graph(), 'none')).toBe(false)
+    expect(needsNetwork(base.run('true', { network: 'none' }).graph(), 'default')).toBe(false)
+    expect(needsNetwork(base.run('true', { network: 'host' }).graph(), 'default')).toBe(false)
+    expect(needsNetwork(base.run('true', { network: 'default' }).graph(), 'host')).toBe(false)
+    expect(needsNetwork(base.copy('a', '/a').graph(), 'default')).toBe(false)
   })
 
   it('a build needs other ids when it sets a USER or chowns to anyone but root', () => {
