@@ -19,6 +19,8 @@ export type ToWorker =
   | { readonly type: 'solve'; readonly graph: Graph; readonly ctx: SolveContextData; readonly opts: SolveOptions }
   | { readonly type: 'prune'; readonly cacheDir: string; readonly opts: PruneOptions }
   | { readonly type: 'abort'; readonly reason: string }
+  /** The parent holds what it needs of the result in its own lease: the worker may drop its lease and exit. */
+  | { readonly type: 'release' }
   | { readonly type: 'base'; readonly id: number; readonly base?: BaseImage; readonly error?: ErrorRecord }
 
 export type FromWorker =

@@ -67,6 +67,8 @@ export async function solveInNamespace(plan: RootlessPlan, graph: Graph, ctx: Ex
   const data: SolveContextData = { ...plain, cacheDir: store.root }
   return (await inWorker(plan, { type: 'solve', graph, ctx: data, opts: { ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}), ...(opts.limits ? { limits: opts.limits } : {}) } }, {
     signal,
+    // The build's own lease takes over the layers before the worker drops its lease (finalize and export read them).
+    beforeRelease: (r) => store.lease.hold({ blobs: (r as SolveResult).state.layers.map((l) => l.digest) }),
     onMessage: (m, child) => {
       if (m.type === 'progress') emit(decodeEvent(m.event))
       else if (m.type === 'base') {
@@ -89,6 +91,7 @@ export async function pruneInNamespace(store: Store, opts: PruneOptions): Promis
 
 interface Hooks {
   readonly signal?: AbortSignal
+  beforeRelease?(result: unknown): Promise<void>
   onMessage?(m: FromWorker, child: ChildProcess): void
 }
 
@@ -112,7 +115,12 @@ async function inWorker(plan: RootlessPlan, job: ToWorker, hooks: Hooks): Promis
           child.send(job)
           hooks.signal?.addEventListener('abort', onAbort, { once: true })
           if (hooks.signal?.aborted) onAbort()
-        } else if (m.type === 'done') settle(() => resolve(m.result))
+        } else if (m.type === 'done') {
+          Promise.resolve(hooks.beforeRelease?.(m.result)).then(
+            () => settle(() => resolve(m.result)),
+            (e: unknown) => settle(() => reject(e)),
+          )
+        }
         else if (m.type === 'failed') settle(() => reject(decodeError(m.error)))
         else hooks.onMessage?.(m, child)
       })
@@ -123,7 +131,7 @@ async function inWorker(plan: RootlessPlan, job: ToWorker, hooks: Hooks): Promis
     })
   } finally {
     hooks.signal?.removeEventListener('abort', onAbort)
-    if (child.connected) child.disconnect()
+    if (child.connected) child.send({ type: 'release' } satisfies ToWorker)
     if (child.exitCode === null && child.signalCode === null) await new Promise<void>((r) => child.once('exit', () => r()))
   }
 }

@@ -33,6 +33,12 @@ function resolveBase(ref: string): Promise<BaseImage> {
   })
 }
 
+let releaseNow: () => void = () => undefined
+/** Resolves when the parent says it holds the result's blobs itself (or is gone). */
+const released = new Promise<void>((resolve) => {
+  releaseNow = resolve
+})
+
 async function run(job: Extract<ToWorker, { type: 'solve' | 'prune' }>): Promise<void> {
   const store = new Store(job.type === 'solve' ? job.ctx.cacheDir : job.cacheDir)
   try {
@@ -52,6 +58,8 @@ async function run(job: Extract<ToWorker, { type: 'solve' | 'prune' }>): Promise
     }
     const result = await solve(job.graph, executors, ctx, job.opts)
     await send({ type: 'done', result })
+    // Until the parent holds the layers in its lease, this lease keeps a concurrent prune off them.
+    await released
   } catch (e) {
     await send({ type: 'failed', error: encodeError(e) })
   } finally {
@@ -64,6 +72,9 @@ process.on('message', (m: ToWorker) => {
     case 'solve':
     case 'prune':
       void run(m).finally(() => process.disconnect())
+      break
+    case 'release':
+      releaseNow()
       break
     case 'abort':
       controller.abort(m.reason)
@@ -80,6 +91,7 @@ process.on('message', (m: ToWorker) => {
 
 // The parent is gone: nothing may keep running for it. exit() runs the cleanup registry.
 process.on('disconnect', () => {
+  releaseNow()
   controller.abort('the build process went away')
   setImmediate(() => process.exit(0))
 })
