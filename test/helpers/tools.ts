@@ -353,6 +353,8 @@ export async function createPodmanStore(): Promise<PodmanStore> {
     async cleanup() {
       await podman(['rm', '--all', '--force', '--time', '0'], { allowFailure: true, timeoutMs: 30_000 }).catch(() => undefined)
       killAll(pidsReferencing(dir))
+      // A plain user's podman stores files of its subordinate ids, which only its namespace may remove.
+      if (process.getuid?.() !== 0) await podman(['unshare', 'rm', '-rf', join(dir, 'root'), join(dir, 'run')], { allowFailure: true, timeoutMs: 60_000 }).catch(() => undefined)
       await removeTree(dir)
       dropExit()
     },

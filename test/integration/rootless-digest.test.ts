@@ -63,6 +63,18 @@ describe.skipIf(bed.skip || tools.skip)('rootless builds equal root builds (SOUR
     expect(storeProblems(join(userWork, 'store'))).toEqual([])
   })
 
+  it('two builds of the user at once share one store: both finish with the digests root got, and the store verifies', async () => {
+    const shared = join(userWork, 'shared-store')
+    const job = (name: string) => ({ case: name, busybox, context, cacheDir: shared })
+    const [a, b] = await Promise.all([runFixture(ROOTLESS_USER, copy, job('multi-stage')), runFixture(ROOTLESS_USER, copy, job('user-by-name'))])
+    expect(a.ok, explain(ROOTLESS_USER, a)).toBe(true)
+    expect(b.ok, explain(ROOTLESS_USER, b)).toBe(true)
+    const asRoot = (name: string) => runFixture(undefined, copy, { ...job(name), cacheDir: join(rootWork, 'store') })
+    const [ra, rb] = [await asRoot('multi-stage'), await asRoot('user-by-name')]
+    expect([a.digest, b.digest]).toEqual([ra.digest, rb.digest])
+    expect(storeProblems(shared)).toEqual([])
+  })
+
   it('what the rootless image holds runs as expected in podman: owners, modes, special files, the users by name', async () => {
     const podman = await podmanStore()
     const files = await podman.load(join(userWork, 'files-owners-modes.tar'))

@@ -13,8 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ErrorCodes, fromDockerfile, image, ImagesmithError, type BuildOptions, type ImageBuilder, type ProgressEvent } from '../../src/index.js'
 import { busyboxArchive, cleanupTmpDirs, shortTmpDir, tmpDir } from '../helpers/testbed.js'
 import { requireTools } from '../helpers/tools.js'
+import { canBuildRootless, grantableCaps } from '../helpers/rootless.js'
 
-const bed = requireTools(['runc', 'ssh-agent', 'ssh-add', 'ssh-keygen'])
+const bed = requireTools(['runc', 'ssh-agent', 'ssh-add', 'ssh-keygen'], { needsRoot: !canBuildRootless() })
 const repo = resolve(__dirname, '../..')
 const bin = join(repo, 'bin', 'imagesmith.js')
 const base = () => `oci-archive:${busyboxArchive()}`
@@ -77,7 +78,7 @@ function allCapsHex(): string {
   const bnd = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]!
   const last = Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8'))
   expect(BigInt(`0x${bnd}`) & ~((1n << BigInt(last + 1)) - 1n)).toBe(0n)
-  return bnd
+  return grantableCaps()
 }
 
 // Masked and read-only /proc paths are mounts over /proc/…: the sandbox has them, insecure mode none.

@@ -27,6 +27,7 @@ import { busyboxArchive, busyboxRootfsTar, cleanupTmpDirs, debianArchive, debian
 import { podmanCleanup, podmanStore, requireTools } from '../helpers/tools.js'
 import { sleepersUnder } from '../helpers/processes.js'
 import { baseFromTar, stepScriptPrelude } from '../helpers/run-step.js'
+import { canBuildRootless, inUserNamespace } from '../helpers/rootless.js'
 
 let root: string
 let store: Store
@@ -114,6 +115,9 @@ function expectClean(): void {
   expect(mountsUnder(store.root)).toEqual([])
   expect(existsSync(store.workDir()) ? readdirSync(store.workDir()) : []).toEqual([])
   expect(pendingCleanups()).toEqual([])
+  // In a user namespace (the suites rerun as the test user) runc keeps its state in each step's dir,
+  // checked gone just above; the host's /run/runc is root's and not ours to list.
+  if (inUserNamespace()) return
   const containers = execFileSync('runc', ['list', '-q']).toString().split('\n').filter((l) => l.startsWith(`imagesmith-${process.pid}-`))
   expect(containers).toEqual([])
 }
@@ -469,7 +473,11 @@ describe('on the Debian base', () => {
 // ---------------------------------------------------------------------------------------------
 // End to end: builder → solver → OCI archive → podman
 
-const bed = requireTools(['podman', 'runc'])
+const bed = requireTools(['podman', 'runc'], { needsRoot: !canBuildRootless() })
+// podman run by a user namespace's root (the RUN suites rerun as the test user) takes the host
+// root's lock file in /dev/shm and fails: these checks of the output skip there; the rerun through
+// build() as the plain user runs them with the user's own podman.
+const podmanHere = !inUserNamespace()
 
 /** Layer blobs of an OCI archive, in manifest order, extracted to `dir`. */
 function archiveLayers(archive: string, dir: string): string[] {
@@ -501,7 +509,7 @@ describe.skipIf(bed.skip)('end to end: build() with RUN steps, loaded by podman'
     writeFileSync(join(ctxDir, 'bound.txt'), 'bound from context\n')
   })
 
-  it('creates, changes and deletes files; podman shows exactly that tree; layers hold the right whiteouts', async () => {
+  it.skipIf(!podmanHere)('creates, changes and deletes files; podman shows exactly that tree; layers hold the right whiteouts', async () => {
     const archive = join(work, 'app.tar')
     const app = image()
       .from(`oci-archive:${busyboxArchive()}`)
@@ -593,7 +601,7 @@ describe.skipIf(bed.skip)('end to end: build() with RUN steps, loaded by podman'
     expect(pendingCleanups()).toEqual([])
   })
 
-  it('Debian: apt-get and useradd work, USER app resolves', async () => {
+  it.skipIf(!podmanHere)('Debian: apt-get and useradd work, USER app resolves', async () => {
     const archive = join(work, 'deb.tar')
     await image()
       .from(`oci-archive:${debianArchive()}`)
