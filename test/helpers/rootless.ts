@@ -215,6 +215,7 @@ export function readableCheckout(checkout: string = process.cwd()): Promise<stri
     if (!distIsFresh(checkout)) await runTool(process.execPath, [join(checkout, 'node_modules', 'tsup', 'dist', 'cli-default.js'), '--silent'], { cwd: checkout, timeoutMs: 600_000 })
     const nm = await readableNodeModules(checkout)
     const final = join(SHARE_ROOT, checkoutHash(checkout))
+    pruneOldCopies([final, nm])
     return publishOnce(final, async (tmp) => {
       for (const top of COPIED) {
         if (existsSync(join(checkout, top))) cpSync(join(checkout, top), join(tmp, top), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, filter: (src) => !src.includes('/node_modules') })

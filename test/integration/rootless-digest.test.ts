@@ -61,7 +61,7 @@ describe.skipIf(bed.skip || tools.skip)('rootless builds equal root builds (SOUR
     const loaded = await podman.load(archive)
     expect(`sha256:${loaded.id}`).toBe(asUser.configDigest)
     expect(storeProblems(join(userWork, 'store'))).toEqual([])
-  })
+  }, 300_000)
 
   it('two builds of the user at once share one store: both finish with the digests root got, and the store verifies', async () => {
     const shared = join(userWork, 'shared-store')
@@ -73,7 +73,7 @@ describe.skipIf(bed.skip || tools.skip)('rootless builds equal root builds (SOUR
     const [ra, rb] = [await asRoot('multi-stage'), await asRoot('user-by-name')]
     expect([a.digest, b.digest]).toEqual([ra.digest, rb.digest])
     expect(storeProblems(shared)).toEqual([])
-  })
+  }, 300_000)
 
   it('what the rootless image holds runs as expected in podman: owners, modes, special files, the users by name', async () => {
     const podman = await podmanStore()

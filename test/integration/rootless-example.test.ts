@@ -52,5 +52,5 @@ describe.skipIf(bed.skip || tools.skip)('examples/rootless', () => {
     const r = await podman.run(loaded.id)
     expect(r.stdout).toBe('built by svc (2000:2000)\ndrwxr-xr-x 2000 2000 app\ndrwxr-xr-x 2000 2000 data\n')
     expect(readFileSync(join(copy, 'examples', 'rootless', 'build.ts'), 'utf8')).toContain('imagesmith build examples/rootless/build.ts --context examples/rootless -o type=oci,dest=app.tar')
-  })
+  }, 300_000)
 })

@@ -114,5 +114,5 @@ describe.skipIf(bed.skip || tools.skip)('a rootless build killed mid-RUN', () =>
     expect(mountsUnder(home)).toEqual([])
     // the killed RUN's bundle (with runc's state: a rootless build keeps it there) was swept by the next build
     expect(existsSync(join(store, 'work')) ? readdirSync(join(store, 'work')) : []).toEqual([])
-  })
+  }, 300_000)
 })
