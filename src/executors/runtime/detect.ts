@@ -74,7 +74,9 @@ async function detect(opts: DetectOptions): Promise<Runtime> {
   if (process.platform !== 'linux' || process.getuid?.() !== 0) {
     throw new ImagesmithError(
       ErrorCodes.RUNTIME_NOT_FOUND,
-      `RUN steps need root on Linux to run an OCI runtime (this is ${process.platform}${process.getuid ? `, uid ${process.getuid()}` : ''})`,
+      process.platform === 'linux'
+        ? `RUN steps run the OCI runtime as root, or as root of a user namespace (uid ${process.getuid?.()} is neither): build() starts that namespace for a plain user itself (README: Rootless builds)`
+        : `RUN steps need Linux to run an OCI runtime (this is ${process.platform})`,
       { platform: process.platform },
     )
   }
