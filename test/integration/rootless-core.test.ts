@@ -95,6 +95,30 @@ function rootOwnedLayout(rootfsTar: string, dir: string): string {
   return `oci:${dir}:latest`
 }
 
+/** Solves in the worker with the build's lease begun, then prints which layer blobs that lease holds. */
+function leaseScriptText(src: string): string {
+  const m = (p: string) => JSON.stringify(join(src, p))
+  return `import { image } from ${m('index.ts')}
+import { Store } from ${m('store/store.ts')}
+import { baseResolver } from ${m('executors/source.ts')}
+import { rootlessPlan } from ${m('rootless/prerequisites.ts')}
+import { solveInNamespace } from ${m('rootless/solve-in-namespace.ts')}
+import { readdirSync, readFileSync } from 'node:fs'
+const [cacheDir, busybox, context] = process.argv.slice(2)
+const store = new Store(cacheDir)
+await store.init()
+await store.lease.begin()
+const platform = { os: 'linux', architecture: 'amd64' }
+const graph = image().from(busybox).run('echo held > /held', { network: 'none' }).graph()
+const r = await solveInNamespace(rootlessPlan({ needsOtherIds: false }), graph, {
+  store, contextDir: context, epoch: 0, clampRunMtimes: false, created: '2024-01-01T00:00:00Z', platform, noCache: true,
+  compression: 'gzip', secrets: {}, network: 'none', resolveBase: baseResolver({ store, platform }), emit: () => undefined,
+}, {})
+const leases = readdirSync(cacheDir + '/leases').map((n) => JSON.parse(readFileSync(cacheDir + '/leases/' + n, 'utf8')))
+process.stdout.write('RESULT ' + JSON.stringify({ ok: true, layers: r.state.layers.map((l) => l.digest), leases }) + '\\n')
+`
+}
+
 function parse(stdout: string): Outcome {
   const line = stdout.split('\n').reverse().find((l) => l.startsWith('RESULT '))
   if (!line) throw new Error(`no result line in:\n${stdout}`)
@@ -151,6 +175,17 @@ describe.skipIf(bed.skip)('rootless builds through the namespace worker', () => 
     // Nothing left in the work dir: step dirs, and runc's state (kept in each step's dir, never /run/runc).
     expect(readdirSync(join(userStore, 'work'))).toEqual([])
   }, 300_000)
+
+  it("the build's own lease holds the layers the worker made before the worker drops its lease", async () => {
+    const leaseScript = join(work, 'lease.mts')
+    writeFileSync(leaseScript, leaseScriptText(join(copy, 'src')))
+    const r = await runAsUser(ROOTLESS_USER, nodeTsArgv(copy, leaseScript, [storeFor(ROOTLESS_USER, 'lease'), busybox, context]), { allowFailure: true })
+    expect(r.exitCode, r.stderr).toBe(0)
+    const out = JSON.parse(r.stdout.split('\n').find((l) => l.startsWith('RESULT '))!.slice(7)) as { layers: string[]; leases: { pid: number; blobs: string[] }[] }
+    // One lease left, the caller's (the worker's is gone), and it holds every layer of the result.
+    expect(out.leases).toHaveLength(1)
+    expect(out.leases[0]!.blobs).toEqual(expect.arrayContaining(out.layers))
+  }, 120_000)
 
   it('mknod of a real device fails with EPERM as in rootless podman (a fifo in the same step works)', async () => {
     const r = await buildAs(ROOTLESS_USER, 'mknod', storeFor(ROOTLESS_USER, 'mknod'))
