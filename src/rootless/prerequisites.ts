@@ -35,6 +35,8 @@ export interface HostFiles {
   /** Debian's switch (absent on kernels without the patch). */
   readonly unprivilegedUsernsClone: string
   readonly maxUserNamespaces: string
+  /** Ubuntu's AppArmor switch (absent elsewhere). */
+  readonly apparmorRestrict: string
   /** The tun device slirp4netns opens. */
   readonly tun: string
 }
@@ -44,6 +46,7 @@ export const HOST_FILES: HostFiles = Object.freeze({
   subgid: '/etc/subgid',
   unprivilegedUsernsClone: '/proc/sys/kernel/unprivileged_userns_clone',
   maxUserNamespaces: '/proc/sys/user/max_user_namespaces',
+  apparmorRestrict: '/proc/sys/kernel/apparmor_restrict_unprivileged_userns',
   tun: '/dev/net/tun',
 })
 
@@ -117,6 +120,14 @@ export function rootlessPlan(opts: PlanOptions): RootlessPlan {
       `rootless builds need user namespaces, which this host limits to none (user.max_user_namespaces = 0). ` +
         `As root, run: sysctl -w user.max_user_namespaces=15000`,
       { sysctl: 'user.max_user_namespaces', fix: 'sysctl -w user.max_user_namespaces=15000' },
+    )
+  }
+  if (readOr(files.apparmorRestrict, undefined)?.trim() === '1') {
+    throw new ImagesmithError(
+      ErrorCodes.ROOTLESS_USERNS_DISABLED,
+      `rootless builds need unprivileged user namespaces, which AppArmor restricts on this host (kernel.apparmor_restrict_unprivileged_userns = 1). ` +
+        `As root, run: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`,
+      { sysctl: 'kernel.apparmor_restrict_unprivileged_userns', fix: 'sysctl -w kernel.apparmor_restrict_unprivileged_userns=0' },
     )
   }
   const unshare = requireTool('unshare', 'util-linux', opts.path)

@@ -90,6 +90,10 @@ describe('prerequisites, each naming its fix', () => {
     const e2 = await failure(() => rootlessPlan({ needsOtherIds: false, files: none.files, path: none.path, user: me }))
     expect(e2.code).toBe(ErrorCodes.ROOTLESS_USERNS_DISABLED)
     expect(e2.message).toContain('user.max_user_namespaces')
+    const apparmor = await host({ ...RANGES, apparmorRestrict: '1\n' }, ALL_TOOLS)
+    const e3 = await failure(() => rootlessPlan({ needsOtherIds: false, files: apparmor.files, path: apparmor.path, user: me }))
+    expect(e3.code).toBe(ErrorCodes.ROOTLESS_USERNS_DISABLED)
+    expect(e3.message).toContain('sysctl -w kernel.apparmor_restrict_unprivileged_userns=0')
   })
 
   it('uidmap missing: names the package, only when a range is to be mapped', async () => {
