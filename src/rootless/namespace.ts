@@ -51,7 +51,9 @@ export async function spawnWorker(plan: RootlessPlan, command: readonly string[]
   const nsArgs = ranged
     ? ['--user', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'read -r _ && exec "$@"', 'sh', ...command]
     : ['--user', '--map-root-user', '--mount', '--propagation', 'private', '--', ...command]
-  const child = spawn(plan.tools.unshare, nsArgs, { stdio: ['pipe', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' })
+  // Its own process group: a terminal's Ctrl-C reaches the build process, which cancels through the
+  // channel (the worker then fails with ABORTED, as a root build does); the worker never acts on it alone.
+  const child = spawn(plan.tools.unshare, nsArgs, { stdio: ['pipe', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', detached: true })
   let stderrHint = ''
   try {
     await new Promise<void>((resolve, reject) => {
