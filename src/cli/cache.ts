@@ -1,6 +1,6 @@
 import { defaultCacheDir } from '../pipeline/resolve-options.js'
-import { cacheUsage, type UsageRecord } from '../store/gc.js'
-import { pruneStore } from '../rootless/prune.js'
+import type { UsageRecord } from '../store/gc.js'
+import { pruneStore, storeUsage } from '../rootless/prune.js'
 import { Store } from '../store/store.js'
 import { UsageError, assertKnownFlags, many, one, type ParsedArgs } from './args.js'
 import { formatAge, formatBytes, parseBytes, parseDuration } from './format.js'
@@ -19,14 +19,14 @@ export async function cacheCommand(args: ParsedArgs, io: Io): Promise<number> {
     assertKnownFlags(args, ['--cache-dir', '--format'])
     const format = one(args, '--format')
     if (format !== undefined && format !== 'json') throw new UsageError('--format must be json')
-    const records = await cacheUsage(await openStore(args))
+    const records = await storeUsage(await openStore(args))
     if (format === 'json') io.out(`${JSON.stringify(records.map(toJson), null, 2)}\n`)
     else table(io, records)
     return 0
   }
   if (sub === 'du') {
     assertKnownFlags(args, ['--cache-dir'])
-    const records = await cacheUsage(await openStore(args))
+    const records = await storeUsage(await openStore(args))
     const sum = (rs: UsageRecord[]) => formatBytes(rs.reduce((n, r) => n + r.size, 0))
     const labels = { blob: 'Blobs:', snapshot: 'Snapshots:', 'cache-mount': 'Cache mounts:', index: 'Indexes:', 'cache-entry': 'Cache entries:' } as const
     for (const kind of ['blob', 'snapshot', 'cache-mount', 'index', 'cache-entry'] as const) {

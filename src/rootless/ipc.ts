@@ -6,7 +6,7 @@
  */
 import { ErrorCodes, ExecError, ImagesmithError, type ErrorCode } from '../errors.js'
 import type { Graph } from '../graph/node.js'
-import type { PruneOptions, PruneResult } from '../store/gc.js'
+import type { PruneOptions, PruneResult, UsageRecord } from '../store/gc.js'
 import type { SolveOptions, SolveResult } from '../solver/solve.js'
 import type { BaseImage, ExecContext, ProgressEvent } from '../solver/types.js'
 
@@ -18,6 +18,7 @@ export type SolveContextData = Omit<ExecContext, 'store' | 'signal' | 'registry'
 export type ToWorker =
   | { readonly type: 'solve'; readonly graph: Graph; readonly ctx: SolveContextData; readonly opts: SolveOptions }
   | { readonly type: 'prune'; readonly cacheDir: string; readonly opts: PruneOptions }
+  | { readonly type: 'usage'; readonly cacheDir: string }
   | { readonly type: 'abort'; readonly reason: string }
   /** The parent holds what it needs of the result in its own lease: the worker may drop its lease and exit. */
   | { readonly type: 'release' }
@@ -27,7 +28,7 @@ export type FromWorker =
   | { readonly type: 'ready' }
   | { readonly type: 'progress'; readonly event: ProgressEvent }
   | { readonly type: 'base'; readonly id: number; readonly ref: string }
-  | { readonly type: 'done'; readonly result: SolveResult | PruneResult }
+  | { readonly type: 'done'; readonly result: SolveResult | PruneResult | readonly UsageRecord[] }
   | { readonly type: 'failed'; readonly error: ErrorRecord }
 
 /** An error as plain data. */

@@ -5,7 +5,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { ErrorCodes, ImagesmithError, throwIfAborted } from '../errors.js'
 import type { Graph } from '../graph/node.js'
-import type { PruneOptions, PruneResult } from '../store/gc.js'
+import type { PruneOptions, PruneResult, UsageRecord } from '../store/gc.js'
 import type { Store } from '../store/store.js'
 import type { SolveOptions, SolveResult } from '../solver/solve.js'
 import type { ExecContext, ExecutorTable } from '../solver/types.js'
@@ -87,6 +87,12 @@ export async function solveInNamespace(plan: RootlessPlan, graph: Graph, ctx: Ex
 export async function pruneInNamespace(store: Store, opts: PruneOptions): Promise<PruneResult> {
   const plan = rootlessPlan({ needsOtherIds: false })
   return (await inWorker(plan, { type: 'prune', cacheDir: store.root, opts }, {})) as PruneResult
+}
+
+/** `imagesmith cache ls | du` for a plain user: the sizes of snapshot dirs the user itself cannot read. */
+export async function usageInNamespace(store: Store): Promise<UsageRecord[]> {
+  const plan = rootlessPlan({ needsOtherIds: false })
+  return (await inWorker(plan, { type: 'usage', cacheDir: store.root }, {})) as UsageRecord[]
 }
 
 interface Hooks {

@@ -1,6 +1,6 @@
 /**
  * Entry of the rootless worker (see namespace.ts): runs inside the build's user namespace as its
- * root, takes one job from the parent over IPC (a solve, or a prune of the store), sends progress
+ * root, takes one job from the parent over IPC (a solve, or a prune or usage listing of the store), sends progress
  * and the result back and exits. FROM references are resolved by the parent (its registry session
  * and credentials stay there, and one tag resolves to one digest per build).
  *
@@ -9,7 +9,7 @@
  * Its private mount namespace means no mount outlives it in any case.
  */
 import { executors } from '../executors/registry.js'
-import { pruneCache } from '../store/gc.js'
+import { cacheUsage, pruneCache } from '../store/gc.js'
 import { Store } from '../store/store.js'
 import { solve } from '../solver/solve.js'
 import type { BaseImage, ExecContext } from '../solver/types.js'
@@ -39,12 +39,16 @@ const released = new Promise<void>((resolve) => {
   releaseNow = resolve
 })
 
-async function run(job: Extract<ToWorker, { type: 'solve' | 'prune' }>): Promise<void> {
+async function run(job: Extract<ToWorker, { type: 'solve' | 'prune' | 'usage' }>): Promise<void> {
   const store = new Store(job.type === 'solve' ? job.ctx.cacheDir : job.cacheDir)
   try {
     await store.init()
     if (job.type === 'prune') {
       await send({ type: 'done', result: await pruneCache(store, job.opts) })
+      return
+    }
+    if (job.type === 'usage') {
+      await send({ type: 'done', result: await cacheUsage(store) })
       return
     }
     await store.lease.begin()
@@ -71,6 +75,7 @@ process.on('message', (m: ToWorker) => {
   switch (m.type) {
     case 'solve':
     case 'prune':
+    case 'usage':
       void run(m).finally(() => process.disconnect())
       break
     case 'release':

@@ -219,7 +219,7 @@ describe.skipIf(bed.skip)('rootless builds through the namespace worker', () => 
     expect(r.message).toContain('usermod --add-subuids')
   }, 60_000)
 
-  it('the worker and its container die with a killed build, and the container with a killed worker; cache prune then removes the sub-id owned snapshots', async () => {
+  it('the worker and its container die with a killed build, and the container with a killed worker; cache ls sizes and cache prune removes the sub-id owned snapshots, through the worker', async () => {
     const cacheDir = storeFor(ROOTLESS_USER, 'kill')
     const child = spawnAsUser(ROOTLESS_USER, nodeTsArgv(copy, script, ['sleeper', cacheDir, busybox, rootOnly, context]))
     const closed = new Promise((r) => child.once('close', r))
@@ -263,6 +263,15 @@ describe.skipIf(bed.skip)('rootless builds through the namespace worker', () => 
     const snapshots = join(cacheDir, 'snapshots')
     expect(readdirSync(snapshots).length).toBeGreaterThan(0)
     expect(execFileSync('find', [snapshots, '-uid', '200999'], { encoding: 'utf8' })).toContain('home/app')
+    // cache ls reads the snapshot through the worker too: a 0700 dir of a sub-id hides nothing from its size.
+    const ls = await runAsUser(ROOTLESS_USER, [process.execPath, join(copy, 'bin', 'imagesmith.js'), 'cache', 'ls', '--format', 'json', '--cache-dir', cacheDir], { allowFailure: true })
+    expect(ls.exitCode, ls.stderr).toBe(0)
+    const listed = (JSON.parse(ls.stdout) as { kind: string; id: string; size: number }[]).filter((r) => r.kind === 'snapshot')
+    expect(listed.length).toBeGreaterThan(0)
+    for (const r of listed) {
+      const sizes = execFileSync('find', [join(snapshots, r.id.slice(7)), '!', '-type', 'd', '-printf', '%s\\n'], { encoding: 'utf8' })
+      expect(r.size).toBe(sizes.split('\n').filter(Boolean).reduce((n, x) => n + Number(x), 0))
+    }
     const prune = await runAsUser(ROOTLESS_USER, [process.execPath, join(copy, 'bin', 'imagesmith.js'), 'cache', 'prune', '--all', '--cache-dir', cacheDir], { allowFailure: true })
     expect(prune.exitCode, prune.stderr).toBe(0)
     expect(prune.stdout).toContain('Deleted snapshot')
