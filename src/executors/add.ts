@@ -15,6 +15,8 @@ import { makeTempDir } from '../store/atomic-write.js'
 import type { ExecContext, Executor } from '../solver/types.js'
 import { detectArchive, extractArchive, type ArchiveKind } from './archive.js'
 import { createdBy, placeInline, resolveOwner } from './copy.js'
+import { prewritable } from '../snapshot/from-entries.js'
+import { writeWithSnapshot } from '../snapshot/unpack.js'
 import { download, isUrl, urlFileName, type Downloaded } from './download.js'
 import { fetchGit, isGitSource } from './git-source.js'
 import { cachedLayer } from './layer-cache.js'
@@ -157,7 +159,12 @@ export const addExecutor: Executor<'add'> = {
         const set = new EntrySet()
         for (const [i, part] of parts.entries()) await place(set, part, placement, i)
         for (const f of inline) placeInline(set, f, dest, owner, ctx.epoch, chmod, multi)
-        return writeLayer(set.finalize(), ctx.store.blobs, { compression: ctx.compression, ...(ctx.signal ? { signal: ctx.signal } : {}), ...cpuSlotOf(ctx.limits, ctx.signal) })
+        const entries = set.finalize()
+        const opts = { compression: ctx.compression, ...(ctx.signal ? { signal: ctx.signal } : {}), ...cpuSlotOf(ctx.limits, ctx.signal) }
+        // As COPY does: a RUN on top reads the snapshot written in the same pass, not the layer unpacked back.
+        return ctx.step?.rootfsWanted && prewritable(entries)
+          ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...opts, tee }), ctx.signal ? { signal: ctx.signal } : {})
+          : writeLayer(entries, ctx.store.blobs, opts)
       })
       return { state: withLayer(parent, ctx, layer, createdBy('ADD', spec)), cached, key, ...(reason !== undefined ? { reason } : {}) }
     } finally {

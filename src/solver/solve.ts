@@ -1,10 +1,9 @@
 import { setMaxListeners } from 'node:events'
 import PQueue from 'p-queue'
 import { abortError, throwIfAborted } from '../errors.js'
-import type { Graph } from '../graph/node.js'
+import type { Graph, NodeKind } from '../graph/node.js'
 import type { Digest } from '../oci/media-types.js'
 import { createLimits, recordingLimits, type LimitsOptions, type ScheduleRecord, type SlotRecord } from './scheduler.js'
-import type { NodeKind } from '../graph/node.js'
 import type { AnyVertex, EarlyFinish, ExecContext, ExecResult, Executor, ExecutorTable, ImageState, VertexRecord } from './types.js'
 
 export interface SolveOptions {

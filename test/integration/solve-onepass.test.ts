@@ -1,8 +1,9 @@
 /**
- * A RUN on top of a COPY layer this build just wrote reads the snapshot the layer writer filled in
+ * A RUN on top of a COPY (or ADD) layer this build just wrote reads the snapshot the layer writer filled in
  * the same pass: the layer blob is never gunzipped and untarred back. Proven with the real runtime by
  * taking the blob away between the COPY and the RUN: an unpack would fail, the RUN does not.
  */
+import { execFileSync } from 'node:child_process'
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -14,6 +15,26 @@ import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 import { requireTools } from '../helpers/tools.js'
 
 const bed = requireTools(['runc'])
+
+/**
+ * Progress hook that moves the blobs a step (by description prefix) wrote out of the store from its
+ * end until the next RUN is done: an unpack of that layer would fail meanwhile.
+ */
+function blobAwayWhileRun(store: string, prefix: string, aside: string): { onProgress: (e: ProgressEvent) => void; moved: () => string[] } {
+  const blobsDir = join(store, 'blobs', 'sha256')
+  mkdirSync(aside, { recursive: true })
+  let before = new Set<string>()
+  let moved: string[] = []
+  const onProgress = (e: ProgressEvent) => {
+    if (e.type === 'start' && e.description.startsWith(prefix)) before = new Set(existsSync(blobsDir) ? readdirSync(blobsDir) : [])
+    if (e.type === 'done' && e.description.startsWith(prefix)) {
+      moved = readdirSync(blobsDir).filter((n) => !before.has(n) && !n.includes('.tmp-'))
+      for (const n of moved) renameSync(join(blobsDir, n), join(aside, n))
+    }
+    if (e.type === 'done' && e.description.startsWith('RUN')) for (const n of moved) renameSync(join(aside, n), join(blobsDir, n))
+  }
+  return { onProgress, moved: () => moved }
+}
 
 describe.skipIf(bed.skip)('a RUN on a fresh COPY layer', () => {
   let work: string
@@ -31,27 +52,15 @@ describe.skipIf(bed.skip)('a RUN on a fresh COPY layer', () => {
 
   it('reads the snapshot written with the layer: the layer blob is not needed by the RUN, and the snapshot shares no inode with the context', async () => {
     const store = join(work, 'store')
-    const blobsDir = join(store, 'blobs', 'sha256')
-    const aside = join(work, 'aside')
-    mkdirSync(aside)
-    let before = new Set<string>()
-    let moved: string[] = []
-    const onProgress = (e: ProgressEvent) => {
-      if (e.type === 'start' && e.description.startsWith('COPY')) before = new Set(existsSync(blobsDir) ? readdirSync(blobsDir) : [])
-      // The COPY's new blob goes away until the RUN is done: unpacking it would fail.
-      if (e.type === 'done' && e.description.startsWith('COPY')) {
-        moved = readdirSync(blobsDir).filter((n) => !before.has(n) && !n.includes('.tmp-'))
-        for (const n of moved) renameSync(join(blobsDir, n), join(aside, n))
-      }
-      if (e.type === 'done' && e.description.startsWith('RUN')) for (const n of moved) renameSync(join(aside, n), join(blobsDir, n))
-    }
+    const away = blobAwayWhileRun(store, 'COPY', join(work, 'aside'))
+    const onProgress = away.onProgress
     const res = await image()
       .from(`oci-archive:${busyboxArchive()}`)
       .copy('.', '/app')
       .run('find /app -type f | wc -l > /count; cat /app/d1/f2.txt | wc -c >> /count')
       .build({ cacheDir: store, context: ctxDir, noCache: true, onProgress })
 
-    expect(moved).toHaveLength(1) // the COPY's layer blob, and it was away while the RUN ran
+    expect(away.moved()).toHaveLength(1) // the COPY's layer blob, and it was away while the RUN ran
     expect(res.vertices.filter((v) => !v.cached).map((v) => v.description)).toEqual([expect.stringMatching(/^FROM /), 'COPY . /app', 'RUN find /app -type f | wc -l > /count; cat /app/d1/f2.txt | wc -c >> /count'])
     const copyLayer = res.layers.at(-2)!
     const snap = join(store, 'snapshots', copyLayer.diffId.slice('sha256:'.length))
@@ -84,5 +93,21 @@ describe.skipIf(bed.skip)('a RUN on a fresh COPY layer', () => {
     expect(readFileSync(join(a, 'app/d0/f0.txt'), 'utf8')).toBe('file 0/0\n'.repeat(100))
     const seen = await ensureSnapshot(new Store(store), second.layers.at(-1)!)
     expect(readFileSync(join(seen.dir, 'seen'), 'utf8')).toBe('changed\n')
+  }, 60_000)
+
+  it('ADD of a local archive: the RUN on top reads the snapshot written with the layer too', async () => {
+    const pkg = join(work, 'pkg-src')
+    mkdirSync(join(pkg, 'pkg'), { recursive: true })
+    writeFileSync(join(pkg, 'pkg', 'x.txt'), 'from the archive\n')
+    const addCtx = join(work, 'add-ctx')
+    mkdirSync(addCtx)
+    execFileSync('tar', ['-C', pkg, '-cf', join(addCtx, 'pkg.tar'), 'pkg'])
+    const store = join(work, 'store-add')
+    const away = blobAwayWhileRun(store, 'ADD', join(work, 'aside-add'))
+    const res = await image().from(`oci-archive:${busyboxArchive()}`).add('pkg.tar', '/opt/').run('cat /opt/pkg/x.txt > /out')
+      .build({ cacheDir: store, context: addCtx, noCache: true, onProgress: away.onProgress })
+    expect(away.moved()).toHaveLength(1)
+    const out = await ensureSnapshot(new Store(store), res.layers.at(-1)!)
+    expect(readFileSync(join(out.dir, 'out'), 'utf8')).toBe('from the archive\n')
   }, 60_000)
 })
