@@ -87,8 +87,13 @@ export function placeInline(set: EntrySet, f: InlineFile, dest: Dest, owner: Own
 /** A context file by its path in the context; what has no file there (directories made, inline files) by its path in the image. */
 function contextName(ctx: ExecContext, e: LayerEntry): string {
   const src = e.type === 'file' && 'path' in e.source ? e.source.path : undefined
-  const rel = src === undefined ? undefined : relative(ctx.contextDir, src)
-  return rel !== undefined && rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : `/${e.path}`
+  if (src === undefined) return `/${e.path}`
+  // Every file of a 10k-file check passes here on each build, hit or not: a prefix cut for the
+  // usual case (sources are joined onto the resolved context dir), path.relative otherwise.
+  const dir = ctx.contextDir
+  if (src.length > dir.length + 1 && src.startsWith(dir) && src[dir.length] === '/' && !dir.endsWith('/')) return src.slice(dir.length + 1)
+  const rel = relative(dir, src)
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : `/${e.path}`
 }
 
 /** What the parent image decides about a COPY: the spec expanded in its env, where it lands, who owns it. */
