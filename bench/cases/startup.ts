@@ -1,8 +1,8 @@
 /**
  * Startup case: what `import 'imagesmith'` costs, with the code generator (ts-morph and the
- * TypeScript compiler) kept in its own entry point. Each import runs in a fresh node process with
- * the tsx loader (the sources, as a checkout without a fresh dist/ runs them); the floor is the same
- * process importing nothing. Median of 5 runs. The codegen entry's cost is shown in the notes, for
+ * TypeScript compiler) kept in its own entry point. Each import runs in a fresh node process and
+ * loads the built package (dist/, as users get it; bench.sh rebuilds it when stale); the floor is the
+ * same process importing nothing. Median of 5 runs. The codegen entry's cost is shown in the notes, for
  * contrast. A second row: `imagesmith --version` as users run it (bin/ → dist/), against `node -e 0`.
  */
 import { spawnSync } from 'node:child_process'
@@ -23,7 +23,7 @@ function sample(entry: string | undefined, dir: string): Sample {
   writeFileSync(script, entry === undefined ? '' : `import { createRequire } from 'node:module'\nawait import(${JSON.stringify(entry)})\n` +
     `const r = createRequire(import.meta.url)\nprocess.stdout.write(String(Object.keys(r.cache).some((k) => k.includes('/ts-morph/'))))\n`)
   const t0 = process.hrtime.bigint()
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, '--import', 'tsx', script], { cwd: repo, encoding: 'utf8' })
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, script], { cwd: repo, encoding: 'utf8' })
   const s = Number(process.hrtime.bigint() - t0) / 1e9
   if (r.status !== 0) throw new Error(`startup probe failed: ${r.stderr}`)
   return { s, rssMB: Number(r.stderr.trim().split('\n').pop()) / 1024, tsMorph: r.stdout === 'true' }
@@ -47,8 +47,8 @@ const startup: BenchCase = {
     try {
       const runs = (entry?: string) => Array.from({ length: RUNS }, () => sample(entry, dir))
       const floor = runs()
-      const lib = runs(join(repo, 'src', 'index.ts'))
-      const gen = runs(join(repo, 'src', 'codegen', 'index.ts'))
+      const lib = runs(join(repo, 'dist', 'index.js'))
+      const gen = runs(join(repo, 'dist', 'codegen.js'))
       const cli = Array.from({ length: RUNS }, () => timed([join(repo, 'bin', 'imagesmith.js'), '--version']))
       const bare = Array.from({ length: RUNS }, () => timed(['-e', '0']))
       return [{
@@ -59,7 +59,7 @@ const startup: BenchCase = {
         peakRssMB: Math.max(...lib.map((x) => x.rssMB)),
         rssLimitMB: 150,
         notes: [
-          `floor: node + tsx importing nothing, ${median(floor.map((x) => x.rssMB)).toFixed(0)} MB; ts-morph loaded by the library: ${lib.some((x) => x.tsMorph)}`,
+          `floor: node importing nothing, ${median(floor.map((x) => x.rssMB)).toFixed(0)} MB; ts-morph loaded by the library: ${lib.some((x) => x.tsMorph)}`,
           `imagesmith/codegen (ts-morph): ${median(gen.map((x) => x.s)).toFixed(2)} s, ${median(gen.map((x) => x.rssMB)).toFixed(0)} MB peak RSS`,
         ],
       }, {
