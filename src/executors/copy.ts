@@ -220,7 +220,10 @@ export const copyExecutor: Executor<'copy'> = {
     return async (real, c) => {
       const place = await placementOn(vertex, real[0]!, c)
       if (canonicalJson(placementDoc(place)) === guessed) return stack(real[0]!, made, place, c)
-      return copyExecutor.exec(vertex, real, c)
+      const redo = await copyExecutor.exec(vertex, real, c)
+      // The early miss already moved the step's slot to the guessed key: its reason (against the
+      // step's previous build) is the one to report, not a diff with the guess.
+      return !made.cached && !redo.cached && made.reason !== undefined ? { ...redo, reason: made.reason } : redo
     }
   },
 }

@@ -57,9 +57,11 @@ describe.skipIf(bed.skip)('COPY while RUN runs', () => {
 
   it('a RUN that makes the destination dir 0700: the COPY is made again on the RUN result and keeps that mode', async () => {
     const store = join(work, 'store-mkdir')
-    const res = await image().from(`oci-archive:${busyboxArchive()}`).run('sleep 1; mkdir -m 700 /app').copy('a.txt', '/app/').build({ cacheDir: store, context: ctxDir, noCache: true })
+    const res = await image().from(`oci-archive:${busyboxArchive()}`).run('sleep 1; mkdir -m 700 /app').copy('a.txt', '/app/').build({ cacheDir: store, context: ctxDir })
     const copy = find(res.schedule, 'COPY a.txt')
     expect(copy.start).toBeLessThan(find(res.schedule, 'RUN sleep 1').end)
+    // Reported against the step's previous build (none), not against the early guess.
+    expect(res.vertices.find((v) => v.description.startsWith('COPY a.txt'))?.reason).toBe('first build of this step')
     const entries = await listLayerEntries(new Store(store).blobs, res.layers.at(-1)!)
     expect(entries.get('app')?.mode).toBe(0o700)
     expect(entries.get('app/a.txt')?.type).toBe('File')
