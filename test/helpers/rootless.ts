@@ -8,11 +8,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { accessSync, chmodSync, chownSync, constants, cpSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, cpSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { distIsFresh } from '../../bin/dist-freshness.js'
 import { runTool, type RunToolOptions, type ToolRequirement, type ToolResult } from './tools.js'
 import { testbedDir, tmpDir } from './testbed.js'
+
+// Process trees live in process-tree.ts; kept here too for suites that import them with the harness.
+export { childPids, descendants } from './process-tree.js'
 
 export const ROOTLESS_USER = 'imagesmith-rootless'
 export const NORANGE_USER = 'imagesmith-norange'
@@ -59,57 +62,6 @@ export function requireRootlessBed(): ToolRequirement {
   }
   return { skip: false, reason: '' }
 }
-
-// ---------------------------------------------------------------------------
-// For suites that also run as the test user (rootless-run-suites.test.ts reruns the RUN suites)
-
-/**
- * True when this process runs in a user namespace other than the host's: root here is a plain user
- * outside (the RUN suites rerun as the test user). Tests that need the host's root for something
- * outside the build (a privileged port on the host's network, podman's root storage) skip on it.
- */
-export function inUserNamespace(): boolean {
-  try {
-    const map = readFileSync('/proc/self/uid_map', 'utf8').trim().split(/\s+/)
-    return !(map.length === 3 && map[0] === '0' && map[1] === '0' && map[2] === '4294967295')
-  } catch {
-    return false
-  }
-}
-
-/**
- * Whether this non-root process can build with RUN steps rootless: a subordinate range for it in
- * /etc/subuid and /etc/subgid and newuidmap installed. Suites gated on root run then, as the library
- * starts its own user-namespace worker.
- */
-export function canBuildRootless(): boolean {
-  const uid = process.getuid?.()
-  if (uid === undefined || uid === 0) return false
-  const name = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.split(':')[2] === String(uid))?.split(':')[0]
-  const has = (file: string) => {
-    try {
-      return readFileSync(file, 'utf8').split('\n').some((l) => l.startsWith(`${name}:`) || l.startsWith(`${uid}:`))
-    } catch {
-      return false
-    }
-  }
-  return name !== undefined && has('/etc/subuid') && has('/etc/subgid') && ['/usr/bin/newuidmap', '/bin/newuidmap'].some((p) => existsSync(p))
-}
-
-/**
- * Every capability a build can hand an insecure RUN, as /proc/PID/status prints a set: this process's
- * bounding set, or, for a plain user's build, every capability the kernel has (its worker is root of
- * a fresh user namespace, whose bounding set starts full; they count inside that namespace only).
- */
-export function grantableCaps(): string {
-  const bnd = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]!
-  if (process.getuid?.() === 0) return bnd
-  const last = Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8'))
-  return ((1n << BigInt(last + 1)) - 1n).toString(16).padStart(bnd.length, '0')
-}
-
-/** A line the build adds to a rootless RUN's output to say what a user namespace cannot apply. */
-export const stripRootlessNotes = (out: string): string => out.replace(/^imagesmith: rootless build: .*\n/gm, '')
 
 // ---------------------------------------------------------------------------
 // Readable copies
@@ -317,72 +269,6 @@ export function spawnAsUser(user: string, argv: readonly string[], opts: { env?:
   return spawn('runuser', userArgv(user, argv, opts.env), { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
 }
 
-/** Children of process `pid` (from /proc/<pid>/task/<tid>/children). */
-export function childPids(pid: number): number[] {
-  try {
-    return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
-      readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number),
-    )
-  } catch {
-    return []
-  }
-}
-
-/** What the kill test needs to know of a process; undefined once it is gone (zombies count as gone). */
-export interface ProcInfo {
-  readonly pid: number
-  /** Field 22 of /proc/PID/stat: with the pid, tells a process from a later one reusing its pid. */
-  readonly startTime: string
-  readonly uid: number
-  readonly userNs: string
-  readonly mountNs: string
-  readonly argv: readonly string[]
-}
-
-export function procInfo(pid: number): ProcInfo | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const after = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (after[0] === 'Z' || after[0] === 'X') return undefined
-    const uid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? -1)
-    return {
-      pid,
-      startTime: after[19] ?? '',
-      uid,
-      userNs: readlinkSync(`/proc/${pid}/ns/user`),
-      mountNs: readlinkSync(`/proc/${pid}/ns/mnt`),
-      argv: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean),
-    }
-  } catch {
-    return undefined
-  }
-}
-
-/** Still the same live process as `p` (not gone, not a new one on a reused pid). */
-export const stillAlive = (p: ProcInfo): boolean => procInfo(p.pid)?.startTime === p.startTime
-
-/** Live processes whose user or mount namespace is one of `namespaces` (`user:[…]` / `mnt:[…]` links). */
-export function processesInNamespaces(namespaces: ReadonlySet<string>): ProcInfo[] {
-  const out: ProcInfo[] = []
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue
-    const p = procInfo(Number(name))
-    if (p !== undefined && (namespaces.has(p.userNs) || namespaces.has(p.mountNs))) out.push(p)
-  }
-  return out
-}
-
-/** Every descendant of `pid`, breadth first. */
-export function descendants(pid: number): number[] {
-  const out: number[] = []
-  const queue = childPids(pid)
-  while (queue.length > 0) {
-    const p = queue.shift()!
-    out.push(p)
-    queue.push(...childPids(p))
-  }
-  return out
-}
 
 // Runs "$@" as root of a new user + mount namespace holding the caller's id (as 0) and the first
 // subordinate range of /etc/subuid and /etc/subgid (as 1…N): what `buildah unshare` gives, and the
@@ -480,50 +366,8 @@ export async function runFixture(user: string | undefined, copy: string, job: Fi
 /** SOURCE_DATE_EPOCH of the fixture builds (2023-11-14T22:13:20Z). */
 export const FIXTURE_EPOCH = 1_700_000_000
 
-// ---------------------------------------------------------------------------
-// Store checks
-
-/**
- * What is wrong with a store on disk, as a list (empty: it verifies): every blob must hash to
- * its name and sit in blobs/sha256 under a 64-hex name; every cache entry and snapshot record must
- * be whole JSON. Temps of dead writers are allowed (the next build sweeps them).
- */
-export function storeProblems(root: string): string[] {
-  const problems: string[] = []
-  const blobDir = join(root, 'blobs', 'sha256')
-  for (const name of existsSync(blobDir) ? readdirSync(blobDir) : []) {
-    const p = join(blobDir, name)
-    if (!/^[a-f0-9]{64}$/.test(name)) {
-      if (!isTemp(name)) problems.push(`blobs/sha256/${name}: not a digest`)
-      continue
-    }
-    const got = createHash('sha256').update(readFileSync(p)).digest('hex')
-    if (got !== name) problems.push(`blobs/sha256/${name}: content hashes to ${got}`)
-  }
-  for (const sub of ['cache', 'snapshots']) {
-    const dir = join(root, sub)
-    for (const name of existsSync(dir) ? readdirSync(dir) : []) {
-      if (!name.endsWith('.json') || isTemp(name)) continue
-      try {
-        JSON.parse(readFileSync(join(dir, name), 'utf8'))
-      } catch (e) {
-        problems.push(`${sub}/${name}: ${(e as Error).message}`)
-      }
-    }
-  }
-  return problems
-}
-
-// atomic-write.ts names temps `.<name>.<pid>.<n>.tmp`-like; any dot-prefixed or .tmp name is one.
-const isTemp = (name: string): boolean => name.startsWith('.') || /\.tmp($|[.-])|\.tmp-/.test(name)
 
 /** `node` with tsx's loader, from the readable copy: argv for running a TypeScript file as a user. */
 export function nodeTsArgv(copy: string, script: string, args: readonly string[] = []): string[] {
   return [process.execPath, '--import', join(copy, 'node_modules', 'tsx', 'dist', 'loader.mjs'), script, ...args]
-}
-
-/** Throws unless `path` is readable by every user (a sanity check for fixtures handed to the users). */
-export function assertReadable(path: string): void {
-  if (!readableByOthers(path)) throw new Error(`${path} is not readable by other users`)
-  accessSync(path, constants.R_OK)
 }

@@ -10,9 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildCases } from '../fixtures/rootless/builds.js'
 import { writeFixtureContext } from '../fixtures/rootless/context.js'
 import {
-  readableCheckout, readableTestbed, requireRootlessBed, ROOTLESS_USER, runFixture, sharedTmpDir, storeProblems, userTmpDir,
+  readableCheckout, readableTestbed, requireRootlessBed, ROOTLESS_USER, runFixture, sharedTmpDir, userTmpDir,
   type FixtureOutcome,
 } from '../helpers/rootless.js'
+import { storeProblems } from '../helpers/store-check.js'
 import { cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 import { ociImageToolValidate, podmanCleanup, podmanStore, requireTools, skopeoInspect } from '../helpers/tools.js'
 

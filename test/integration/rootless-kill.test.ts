@@ -11,11 +11,12 @@ import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixtureContext } from '../fixtures/rootless/context.js'
+import { descendants, procInfo, processesInNamespaces, stillAlive, type ProcInfo } from '../helpers/process-tree.js'
 import {
-  descendants, fixtureBuildArgv, FIXTURE_EPOCH, procInfo, processesInNamespaces, readableCheckout, readableTestbed,
-  requireRootlessBed, ROOTLESS_USER, runFixture, sharedTmpDir, spawnAsUser, stillAlive, storeProblems, userInfo, userTmpDir,
-  type FixtureJob, type ProcInfo,
+  fixtureBuildArgv, FIXTURE_EPOCH, readableCheckout, readableTestbed, requireRootlessBed, ROOTLESS_USER, runFixture, sharedTmpDir,
+  spawnAsUser, userInfo, userTmpDir, type FixtureJob,
 } from '../helpers/rootless.js'
+import { storeProblems } from '../helpers/store-check.js'
 import { cleanupTmpDirs, mountsUnder } from '../helpers/testbed.js'
 import { requireTools } from '../helpers/tools.js'
 

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ErrorCodes, fromDockerfile, image, ImagesmithError, type BuildOptions, type ImageBuilder, type ProgressEvent } from '../../src/index.js'
 import { busyboxArchive, cleanupTmpDirs, shortTmpDir, tmpDir } from '../helpers/testbed.js'
 import { requireTools } from '../helpers/tools.js'
-import { canBuildRootless, grantableCaps } from '../helpers/rootless.js'
+import { canBuildRootless, grantableCaps } from '../helpers/rootless-env.js'
 
 const bed = requireTools(['runc', 'ssh-agent', 'ssh-add', 'ssh-keygen'], { needsRoot: !canBuildRootless() })
 const repo = resolve(__dirname, '../..')

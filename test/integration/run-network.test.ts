@@ -26,7 +26,7 @@ import { image, ImagesmithError } from '../../src/index.js'
 import { busyboxArchive, busyboxRootfsTar, cleanupTmpDirs, debianRootfsTar, mountsUnder, tmpDir } from '../helpers/testbed.js'
 import { sleepersUnder } from '../helpers/processes.js'
 import { baseFromTar, stepScriptPrelude } from '../helpers/run-step.js'
-import { inUserNamespace } from '../helpers/rootless.js'
+import { inUserNamespace } from '../helpers/rootless-env.js'
 
 let root: string
 let store: Store

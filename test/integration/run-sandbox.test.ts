@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fromDockerfile, image, type BuildOptions, type ImageBuilder, type ProgressEvent } from '../../src/index.js'
 import { busyboxArchive, cleanupTmpDirs, debianArchive, tmpDir } from '../helpers/testbed.js'
 import { requireTools } from '../helpers/tools.js'
-import { canBuildRootless, grantableCaps, stripRootlessNotes } from '../helpers/rootless.js'
+import { canBuildRootless, grantableCaps, stripRootlessNotes } from '../helpers/rootless-env.js'
 
 const bed = requireTools(['runc', 'perl'], { needsRoot: !canBuildRootless() })
 const busybox = () => image().from(`oci-archive:${busyboxArchive()}`)

@@ -27,7 +27,7 @@ import { busyboxArchive, busyboxRootfsTar, cleanupTmpDirs, debianArchive, debian
 import { podmanCleanup, podmanStore, requireTools } from '../helpers/tools.js'
 import { sleepersUnder } from '../helpers/processes.js'
 import { baseFromTar, stepScriptPrelude } from '../helpers/run-step.js'
-import { canBuildRootless, inUserNamespace } from '../helpers/rootless.js'
+import { canBuildRootless, inUserNamespace } from '../helpers/rootless-env.js'
 
 let root: string
 let store: Store
