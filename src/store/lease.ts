@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
+import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isProcessAlive } from '../util/process.js'
-import { writeFileAtomic } from './atomic-write.js'
 import type { StoreLayout } from './layout.js'
 
 /** What one build process holds: prune leaves all of it alone while `pid` lives. */
@@ -33,14 +33,22 @@ const GC_POLL_MS = 25
  * leases after taking `gc.lock`, so either it saw the item, or the holder waited for it to end and
  * finds the item gone (a cache miss, rebuilt), never deleted under its feet. Holds before
  * {@link begin} and after {@link release} cost nothing (commands that hold no build).
+ *
+ * The file is append-only JSON lines: a header (a whole {@link LeaseRecord} with empty lists), then
+ * one line per write with only the items new since the last one, each line one `write` on a file
+ * kept open. Rewriting the whole record made every new item cost a temp file and a rename, and
+ * grew with the build. A reader ignores a last line without its newline: that is a write still
+ * under way, whose holder has not yet checked `gc.lock` and so will wait for the reader's prune.
  */
 export class Lease {
   readonly #layout: StoreLayout
   readonly #held: Record<Kind, Set<string>> = { cacheKeys: new Set(), blobs: new Set(), snapshots: new Set() }
   /** How many items of each kind the last completed write held (sets only grow while active). */
   #durable = 0
+  /** Items held but not yet in a written line, in the order they were added. */
+  #pending: Record<Kind, string[]> = { cacheKeys: [], blobs: [], snapshots: [] }
+  #file?: FileHandle
   #path?: string
-  #started = ''
   #chain: Promise<void> = Promise.resolve()
   #queued?: Promise<void>
 
@@ -56,9 +64,20 @@ export class Lease {
   async begin(): Promise<void> {
     if (this.#path) return
     await fsp.mkdir(this.#layout.dir('leases'), { recursive: true })
-    this.#path = join(this.#layout.dir('leases'), `${process.pid}-${randomBytes(6).toString('hex')}.json`)
-    this.#started = new Date().toISOString()
-    await this.#flush()
+    const path = join(this.#layout.dir('leases'), `${process.pid}-${randomBytes(6).toString('hex')}.json`)
+    const started = new Date().toISOString()
+    const file = await fsp.open(path, 'a')
+    try {
+      const header: LeaseRecord = { pid: process.pid, started, cacheKeys: [], blobs: [], snapshots: [] }
+      await file.write(`${JSON.stringify(header)}\n`)
+    } catch (e) {
+      await file.close().catch(() => undefined)
+      await fsp.rm(path, { force: true })
+      throw e
+    }
+    // Holds count from here: every later line follows the header.
+    this.#file = file
+    this.#path = path
   }
 
   #count(): number {
@@ -76,7 +95,13 @@ export class Lease {
   /** Adds items without waiting (sync callers); the next {@link hold} or flush writes them. */
   add(items: LeaseItems): void {
     if (!this.#path) return
-    for (const k of KINDS) for (const v of items[k] ?? []) this.#held[k].add(v)
+    for (const k of KINDS) {
+      for (const v of items[k] ?? []) {
+        if (this.#held[k].has(v)) continue
+        this.#held[k].add(v)
+        this.#pending[k].push(v)
+      }
+    }
     if (this.#count() > this.#durable) void this.#flush().catch(() => undefined)
   }
 
@@ -94,18 +119,21 @@ export class Lease {
   }
 
   async #write(): Promise<void> {
-    const path = this.#path
-    if (!path) return
+    const file = this.#file
+    if (!file) return
+    const taken = this.#pending
     const count = this.#count()
-    const record: LeaseRecord = {
-      pid: process.pid,
-      started: this.#started,
-      cacheKeys: [...this.#held.cacheKeys],
-      blobs: [...this.#held.blobs],
-      snapshots: [...this.#held.snapshots],
+    if (KINDS.every((k) => taken[k].length === 0)) return
+    this.#pending = { cacheKeys: [], blobs: [], snapshots: [] }
+    const line: LeaseItems = Object.fromEntries(KINDS.filter((k) => taken[k].length > 0).map((k) => [k, taken[k]]))
+    try {
+      // Not fsynced: a lease protects a live process, and after a power loss no process is live.
+      await file.write(`${JSON.stringify(line)}\n`)
+    } catch (e) {
+      // Not on disk: the next hold writes these again (before what was added since).
+      for (const k of KINDS) this.#pending[k] = [...taken[k], ...this.#pending[k]]
+      throw e
     }
-    // Not fsynced: a lease protects a live process, and after a power loss no process is live.
-    await writeFileAtomic(path, JSON.stringify(record))
     this.#durable = Math.max(this.#durable, count)
   }
 
@@ -118,6 +146,9 @@ export class Lease {
     if (!path) return
     await this.#chain
     this.#path = undefined
+    const file = this.#file
+    this.#file = undefined
+    await file?.close().catch(() => undefined)
     const now = new Date()
     const touch = (p: string) => fsp.utimes(p, now, now).catch(() => undefined)
     const paths = [
@@ -127,7 +158,10 @@ export class Lease {
     ]
     for (let i = 0; i < paths.length; i += 64) await Promise.all(paths.slice(i, i + 64).map(touch))
     await fsp.rm(path, { force: true })
-    for (const k of KINDS) this.#held[k].clear()
+    for (const k of KINDS) {
+      this.#held[k].clear()
+      this.#pending[k] = []
+    }
     this.#durable = 0
   }
 }
@@ -155,13 +189,48 @@ export async function liveLeases(layout: StoreLayout): Promise<LeaseRecord[]> {
       await fsp.rm(join(dir, n), { force: true })
       continue
     }
+    let text: string
     try {
-      out.push(JSON.parse(await fsp.readFile(join(dir, n), 'utf8')) as LeaseRecord)
+      text = await fsp.readFile(join(dir, n), 'utf8')
     } catch {
-      /* released meanwhile */
+      continue // released meanwhile
     }
+    const record = parseLease(text)
+    if (record) out.push(record)
   }
   return out
+}
+
+/**
+ * A lease file's record: the header line merged with every complete line after it. A last line
+ * without its newline is a write under way (see {@link Lease}) and is left out; a file without a
+ * complete header holds nothing yet. A whole-file JSON record (no newline) is read as it is.
+ */
+export function parseLease(text: string): LeaseRecord | undefined {
+  const lines = text.split('\n')
+  if (lines.length === 1) {
+    try {
+      return JSON.parse(text) as LeaseRecord
+    } catch {
+      return undefined // empty, or the header being written
+    }
+  }
+  lines.pop() // after the last newline: '' or a line being written
+  let record: { -readonly [K in keyof LeaseRecord]: LeaseRecord[K] } | undefined
+  for (const line of lines) {
+    let parsed: LeaseRecord
+    try {
+      parsed = JSON.parse(line) as LeaseRecord
+    } catch {
+      continue
+    }
+    if (!record) {
+      record = { pid: parsed.pid, started: parsed.started, cacheKeys: [...(parsed.cacheKeys ?? [])], blobs: [...(parsed.blobs ?? [])], snapshots: [...(parsed.snapshots ?? [])] }
+      continue
+    }
+    for (const k of KINDS) for (const v of parsed[k] ?? []) (record[k] as string[]).push(v)
+  }
+  return record
 }
 
 /** The pid holding `gc.lock`, if it is alive. */

@@ -103,7 +103,7 @@ import { Store } from ${m('store/store.ts')}
 import { baseResolver } from ${m('executors/source.ts')}
 import { rootlessPlan } from ${m('rootless/prerequisites.ts')}
 import { solveInNamespace } from ${m('rootless/solve-in-namespace.ts')}
-import { readdirSync, readFileSync } from 'node:fs'
+import { liveLeases } from ${m('store/lease.ts')}
 const [cacheDir, busybox, context] = process.argv.slice(2)
 const store = new Store(cacheDir)
 await store.init()
@@ -114,7 +114,7 @@ const r = await solveInNamespace(rootlessPlan({ needsOtherIds: false }), graph, 
   store, contextDir: context, epoch: 0, clampRunMtimes: false, created: '2024-01-01T00:00:00Z', platform, noCache: true,
   compression: 'gzip', secrets: {}, network: 'none', resolveBase: baseResolver({ store, platform }), emit: () => undefined,
 }, {})
-const leases = readdirSync(cacheDir + '/leases').map((n) => JSON.parse(readFileSync(cacheDir + '/leases/' + n, 'utf8')))
+const leases = await liveLeases(store.layout)
 process.stdout.write('RESULT ' + JSON.stringify({ ok: true, layers: r.state.layers.map((l) => l.digest), leases }) + '\\n')
 `
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { pruneCache } from '../../src/store/gc.js'
-import { liveLeases } from '../../src/store/lease.js'
+import { liveLeases, parseLease } from '../../src/store/lease.js'
 import { Store } from '../../src/store/store.js'
 import { parseBytes, parseDuration } from '../../src/cli/format.js'
 
@@ -68,6 +68,37 @@ describe('lease', () => {
     expect(await p).toBe(true)
     holder.kill()
     await store.lease.release()
+  })
+
+  it('the lease file grows by one line per write, holding only new items, and reads back whole', async () => {
+    const store = new Store(tmp())
+    await store.init()
+    await store.lease.begin()
+    const file = () => join(store.layout.dir('leases'), readdirSync(store.layout.dir('leases'))[0]!)
+    const a = 'sha256:' + 'a'.repeat(64)
+    const b = 'sha256:' + 'b'.repeat(64)
+    const c = 'sha256:' + 'c'.repeat(64)
+    await store.lease.hold({ blobs: [a] })
+    await store.lease.hold({ blobs: [a], snapshots: [b] }) // a is held already: not written again
+    await Promise.all([store.lease.hold({ cacheKeys: [c] }), store.lease.hold({ blobs: [c] })])
+    const lines = readFileSync(file(), 'utf8').split('\n')
+    expect(lines.pop()).toBe('')
+    expect(JSON.parse(lines[0]!)).toMatchObject({ pid: process.pid, cacheKeys: [], blobs: [], snapshots: [] })
+    expect(lines.slice(1).map((l) => JSON.parse(l))).toEqual(expect.arrayContaining([{ blobs: [a] }, { snapshots: [b] }]))
+    expect(lines.join('\n').split(a).length - 1).toBe(1)
+    const [lease] = await liveLeases(store.layout)
+    expect(lease).toMatchObject({ pid: process.pid, blobs: [a, c], snapshots: [b], cacheKeys: [c] })
+    await store.lease.release()
+    expect(readdirSync(store.layout.dir('leases'))).toEqual([])
+  })
+
+  it('a reader leaves out a last line still being written, and reads a whole-record lease', () => {
+    const header = JSON.stringify({ pid: 7, started: 's', cacheKeys: [], blobs: [], snapshots: [] })
+    expect(parseLease(`${header}\n{"blobs":["x"]}\n{"blobs":["y"`)).toEqual({ pid: 7, started: 's', cacheKeys: [], blobs: ['x'], snapshots: [] })
+    expect(parseLease(`${header}\n{"blobs":["x"]}`)?.blobs).toEqual([]) // no newline yet: not written
+    expect(parseLease('')).toBeUndefined()
+    expect(parseLease(header.slice(0, 10))).toBeUndefined()
+    expect(parseLease(JSON.stringify({ pid: 8, started: '', cacheKeys: ['k'], blobs: [], snapshots: [] }))?.cacheKeys).toEqual(['k'])
   })
 
   it('leases of dead processes are swept; a dangling cache entry goes at any prune', async () => {
