@@ -46,6 +46,10 @@ export const MAX_LOWER = 500
  * A read-only mount with a single lower dir gets an empty second lower dir: overlay needs two.
  */
 export async function mountOverlay(m: OverlayMount): Promise<void> {
+  // A layer can occur twice in one stack (two steps with the same diff, e.g. two `RUN true`), and overlay
+  // refuses a dir given twice (ELOOP). The upper occurrence holds every path, whiteout and opaque mark the
+  // lower one does, so the lower copies add nothing: keep the first (topmost) of each.
+  m = { ...m, lower: [...new Set(m.lower)] }
   if (m.lower.length === 0) throw new ImagesmithError(ErrorCodes.MOUNT_FAILED, `overlay on ${m.target} needs at least one lower dir`, { path: m.target, layers: 0 })
   if (m.lower.length > MAX_LOWER) {
     throw new ImagesmithError(ErrorCodes.MOUNT_FAILED, `overlay stacks at most ${MAX_LOWER} layers, this image has ${m.lower.length}`, { path: m.target, layers: m.lower.length, max: MAX_LOWER })
