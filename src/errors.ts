@@ -174,11 +174,12 @@ export class ExecError extends ImagesmithError {
   readonly command: readonly string[]
   readonly outputTail: string
 
-  constructor(command: readonly string[], exitCode: number, outputTail: string) {
+  /** `hint`: what the build knows that may explain the failure (e.g. a rootless build's missing id range), with the fix. */
+  constructor(command: readonly string[], exitCode: number, outputTail: string, hint?: string) {
     super(
       ErrorCodes.RUN_FAILED,
-      `RUN ${JSON.stringify(command)} exited with code ${exitCode}${outputTail ? `:\n${outputTail}` : ''}`,
-      { command, exitCode, outputTail },
+      `RUN ${JSON.stringify(command)} exited with code ${exitCode}${outputTail ? `:\n${outputTail}` : ''}${hint ? `\n${hint}` : ''}`,
+      { command, exitCode, outputTail, ...(hint ? { hint } : {}) },
     )
     this.name = 'ExecError'
     this.exitCode = exitCode

@@ -34,7 +34,7 @@ import { shellOf } from './config.js'
 import { cachedLayer } from './layer-cache.js'
 import { literalRunSpec } from './expand-spec.js'
 import { buildSpec, RUNTIME_MOUNT_POINTS } from './runtime/oci-spec.js'
-import { requireMapped } from '../rootless/ids.js'
+import { requireMapped, singleIdHint } from '../rootless/ids.js'
 import { detectRuntime } from './runtime/detect.js'
 import { networkTools, startPrivateNetwork, type PrivateNetwork } from './runtime/network.js'
 import type { Runtime } from './runtime/runtime.js'
@@ -323,7 +323,10 @@ async function runInRootfs(
           ctx.emit({ type: 'log', vertex: vertex.id, stream, data })
         }), signal)
         if (net) await (await net).close() // the network dies with the container, not after the layer is written
-        if (exitCode !== 0) throw new ExecError(step.args, exitCode, tail.lines(TAIL_LINES))
+        if (exitCode !== 0) {
+          const lines = tail.lines(TAIL_LINES)
+          throw new ExecError(step.args, exitCode, lines, singleIdHint(lines))
+        }
         await prepared.release()
         await ws.unmountAll()
 

@@ -60,3 +60,14 @@ export function unmappedFromTar(stderr: string, layer: string, ns: UserNamespace
   const kind = isMapped(uid, ns.uids) ? 'gid' : 'uid'
   return unmappedIdError(ns, kind, kind === 'uid' ? uid : gid, { path: `/${path.replace(/^\.?\//, '')}`, layer })
 }
+
+/**
+ * For a RUN that failed in a single-id namespace with the kernel's answer to an unmapped owner
+ * (`chown: …: Invalid argument`, EPERM from setgroups/setuid): what happened and the fix. Rootless
+ * podman fails the same way; the step's own output alone does not say why.
+ */
+export function singleIdHint(output: string, ns: UserNamespace | undefined = userNamespace()): string | undefined {
+  if (!ns?.singleId || !/invalid argument|operation not permitted/i.test(output)) return undefined
+  return `This rootless build maps only container root (the user has no subordinate ids), so a chown or a switch to any other uid or gid fails. ` +
+    `As root, give the user a subordinate range: ${usermodFix(userName(ns))}`
+}

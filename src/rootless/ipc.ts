@@ -40,7 +40,7 @@ export interface ErrorRecord {
   readonly details?: Record<string, unknown>
   /** errno fields of a Node system error (the build's error gateway sorts by them). */
   readonly errno?: Record<string, unknown>
-  readonly exec?: { readonly command: readonly string[]; readonly exitCode: number; readonly outputTail: string }
+  readonly exec?: { readonly command: readonly string[]; readonly exitCode: number; readonly outputTail: string; readonly hint?: string }
   readonly cause?: ErrorRecord
 }
 
@@ -68,7 +68,7 @@ export function encodeError(e: unknown, depth = 0): ErrorRecord {
     ...(e.stack !== undefined ? { stack: e.stack } : {}),
     ...(typeof x.code === 'string' && typeof x.details === 'object' && x.details !== null ? { code: x.code, details: cloneable(x.details as Record<string, unknown>) } : {}),
     ...(Object.keys(errno).length > 0 ? { errno } : {}),
-    ...(e instanceof ExecError ? { exec: { command: [...e.command], exitCode: e.exitCode, outputTail: e.outputTail } } : {}),
+    ...(e instanceof ExecError ? { exec: { command: [...e.command], exitCode: e.exitCode, outputTail: e.outputTail, ...(typeof e.details.hint === 'string' ? { hint: e.details.hint } : {}) } } : {}),
     ...(e.cause !== undefined && depth < 8 ? { cause: encodeError(e.cause, depth + 1) } : {}),
   }
 }
@@ -76,7 +76,7 @@ export function encodeError(e: unknown, depth = 0): ErrorRecord {
 export function decodeError(r: ErrorRecord): Error {
   const cause = r.cause ? decodeError(r.cause) : undefined
   let e: Error
-  if (r.exec) e = new ExecError(r.exec.command, r.exec.exitCode, r.exec.outputTail)
+  if (r.exec) e = new ExecError(r.exec.command, r.exec.exitCode, r.exec.outputTail, r.exec.hint)
   else if (r.code !== undefined && Object.values<string>(ErrorCodes).includes(r.code)) {
     e = new ImagesmithError(r.code as ErrorCode, r.message, r.details ?? {}, cause === undefined ? undefined : { cause })
   } else {

@@ -50,6 +50,7 @@ const cases = {
   hostNet: () => base(busybox).run('true', { network: 'host' }),
   single: () => base(rootOnly).run('echo hi > /x && mkfifo /p && rm /bin/vi && ln /x /x2 && ls -ln /x /bin/sh > /listing', { network: 'none' }),
   singleUser: () => base(rootOnly).user('1000').run('id', { network: 'none' }),
+  singleChown: () => base(rootOnly).run('mkdir /data && chown 1000 /data', { network: 'none' }),
   singleBusybox: () => base(busybox).run('true', { network: 'none' }),
   sleeper: () => base(busybox).run('echo started; sleep 300', { network: 'none' }),
 }
@@ -211,6 +212,14 @@ describe.skipIf(bed.skip)('rootless builds through the namespace worker', () => 
     const r = await buildAs(NORANGE_USER, 'singleUser', storeFor(NORANGE_USER, 'user'))
     expect(r).toMatchObject({ ok: false, code: 'ROOTLESS_NO_SUBIDS', runsStarted: 0, details: { user: NORANGE_USER } })
     expect(r.message).toContain(`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${NORANGE_USER}`)
+  }, 60_000)
+
+  it('no subordinate range: a RUN that chowns to 1000 fails as RUN_FAILED with the kernel\'s EINVAL and the usermod fix', async () => {
+    const r = await buildAs(NORANGE_USER, 'singleChown', storeFor(NORANGE_USER, 'chown'))
+    expect(r).toMatchObject({ ok: false, code: 'RUN_FAILED', runsStarted: 1 })
+    expect(r.message).toMatch(/Invalid argument/)
+    expect(r.message).toContain(`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${NORANGE_USER}`)
+    expect(r.details).toMatchObject({ exitCode: 1, hint: expect.stringContaining('no subordinate ids') })
   }, 60_000)
 
   it('no subordinate range: a base layer owned by uid 1000 fails naming the id, the path and the fix', async () => {

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ErrorCodes, ExecError, ImagesmithError, isImagesmithError } from '../../src/errors.js'
 import { image } from '../../src/index.js'
-import { unmappedFromTar } from '../../src/rootless/ids.js'
+import { singleIdHint, unmappedFromTar } from '../../src/rootless/ids.js'
 import { decodeError, decodeEvent, encodeError, encodeEvent } from '../../src/rootless/ipc.js'
 import { isMapped, parseIdMap, type UserNamespace } from '../../src/rootless/mode.js'
 import { mapArgs } from '../../src/rootless/namespace.js'
@@ -134,6 +134,15 @@ describe('id maps', () => {
     expect(isMapped(70000, undefined)).toBe(true)
   })
 
+  it('a RUN failing on an unmapped owner in a single-id build gets the usermod fix as a hint; other failures and ranged builds do not', () => {
+    const single: UserNamespace = { uids: [{ inside: 0, outside: 1001, count: 1 }], gids: [{ inside: 0, outside: 1001, count: 1 }], singleId: true }
+    const ranged: UserNamespace = { ...single, uids: [...single.uids, { inside: 1, outside: 200000, count: 65536 }], singleId: false }
+    expect(singleIdHint('chown: /data: Invalid argument', single)).toContain('usermod --add-subuids')
+    expect(singleIdHint('sh: nosuch: not found', single)).toBeUndefined()
+    expect(singleIdHint('chown: /data: Invalid argument', ranged)).toBeUndefined()
+    expect(singleIdHint('chown: /data: Invalid argument', undefined)).toBeUndefined()
+  })
+
   it("tar's ownership failure becomes ROOTLESS_ID_UNMAPPED naming the id, the path and the fix", () => {
     const ns: UserNamespace = { uids: [{ inside: 0, outside: 1001, count: 1 }], gids: [{ inside: 0, outside: 1001, count: 1 }], singleId: true }
     const e = unmappedFromTar('tar: ./home/user: Cannot change ownership to uid 1000, gid 1000: Invalid argument\ntar: Exiting with failure status due to previous errors\n', 'sha256:abc', ns)!
@@ -184,6 +193,9 @@ describe('errors and progress across the worker channel', () => {
     const back = decodeError(cross(encodeError(new ExecError(['sh', '-c', 'exit 3'], 3, 'boom'))))
     expect(back).toBeInstanceOf(ExecError)
     expect(back).toMatchObject({ code: ErrorCodes.RUN_FAILED, exitCode: 3, command: ['sh', '-c', 'exit 3'], outputTail: 'boom' })
+    const hinted = decodeError(cross(encodeError(new ExecError(['sh', '-c', 'chown 1000 /data'], 1, 'chown: /data: Invalid argument', 'the hint'))))
+    expect(hinted).toMatchObject({ code: ErrorCodes.RUN_FAILED, details: { hint: 'the hint' } })
+    expect(hinted.message).toMatch(/Invalid argument\nthe hint$/)
   })
 
   it('details that cannot be cloned cross as text; log data arrives as a Buffer; error events carry rebuilt errors', () => {
