@@ -248,8 +248,11 @@ async function runStep(vertex: Vertex<'run'>, inputs: readonly ImageState[], ste
   }
   // Before anything runs: a missing network tool is an error, never a fall-back to the host's network.
   const tools = step.network === 'private' ? networkTools() : undefined
-  const runtime = await detectRuntime({ preferred: ctx.runtime, store })
-  // The namespace and slirp4netns start while the rootfs is put together; the container waits for them.
+  // The runtime's trial container (once per process), the namespace and slirp4netns all start
+  // while the rootfs is put together; the container waits for them. Awaiting the trial first put
+  // ~50-100 ms of it before every build's first RUN could even unpack its base.
+  const runtime = detectRuntime({ preferred: ctx.runtime, store })
+  runtime.catch(() => undefined) // awaited before the container starts
   const net = tools ? startPrivateNetwork(tools, signal) : undefined
   net?.catch(() => undefined) // awaited before the container starts, or closed in the finally below
   try {
@@ -264,7 +267,7 @@ async function runInRootfs(
   inputs: readonly ImageState[],
   step: StepPlan,
   ctx: ExecContext,
-  runtime: Runtime,
+  runtimeFound: Promise<Runtime>,
   net: Promise<PrivateNetwork> | undefined,
 ): Promise<LayerRef> {
   const { store, signal } = ctx
@@ -316,6 +319,7 @@ async function runInRootfs(
           insecure: step.insecure,
           mounts: [...etc, ...prepared.mounts],
         })
+        const runtime = await runtimeFound
         const tail = new OutputTail()
         const started = Date.now()
         const { exitCode } = await inSlot(ctx.limits, 'run', () => runtime.run(spec, bundle, signal, (stream, data) => {
