@@ -61,5 +61,5 @@ export type { PushRequest, PushResponse, PushSender, UploadPolicy } from './regi
 export type { GraphOptions } from './builder/image-builder.js'
 export { parseReferenceExact, type ReferenceParts } from './reference/reference.js'
 export type { ImageNames, ImageNameRecord } from './store/image-names.js'
-export type { Lease, LeaseItems } from './store/lease.js'
+export type { Lease, LeaseItems, LeaseRecord } from './store/lease.js'
 export type { PoolName, ScheduleRecord, SlotRecord } from './solver/scheduler.js'

@@ -342,6 +342,7 @@ export interface FixtureJob {
   /** Absent: the user's default store under its cache dir. */
   readonly cacheDir?: string
   readonly dest?: string
+  /** Tag of the output (`-t`); only the archive's index names it, the image digest is the same without. */
   readonly tag?: string
 }
 
