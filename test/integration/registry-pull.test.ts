@@ -186,10 +186,12 @@ describe.skipIf(bed.skip)('registry pull', () => {
     try {
       const short = session({ auths: { [token.host]: token.auth! } })
       await short.pull(parseReference(`${token.host}/library/busybox`), amd64, (await freshStore()).blobs)
-      expect(short.client.auth.tokenRequests).toBe(1)
-      await new Promise((r) => setTimeout(r, 1_200))
+      // Usable for 1 s: a pull slowed by a loaded machine may itself outlive one token, so count from here.
+      const before = short.client.auth.tokenRequests
+      expect(before).toBeGreaterThanOrEqual(1)
+      await new Promise((r) => setTimeout(r, 1_200)) // every token issued so far is now past its usable life
       await short.pull(parseReference(`${token.host}/library/busybox:latest`), amd64, (await freshStore()).blobs)
-      expect(short.client.auth.tokenRequests).toBe(2)
+      expect(short.client.auth.tokenRequests).toBeGreaterThan(before)
     } finally {
       t.expiresIn = 300
     }
