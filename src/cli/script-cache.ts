@@ -1,5 +1,7 @@
 import { readdirSync, rmSync, statSync } from 'node:fs'
-import { join } from 'node:path'
+import { mkdir } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { writeFileAtomic } from '../store/atomic-write.js'
 
 /** Compiled scripts not written for this long go when another is written (a hit does not touch them). */
 const KEEP_MS = 7 * 24 * 3600 * 1000
@@ -24,4 +26,20 @@ export function sweepScriptCache(dir: string, now = Date.now()): void {
       /* gone meanwhile, or not ours to remove */
     }
   }
+}
+
+/**
+ * Puts a compiled script (or a marker) at `path` in the cache, atomically (a reader sees all of it
+ * or nothing, and two writers never share a temp file), then sweeps old entries. False when the
+ * cache cannot be written (read-only, full): the caller goes on without it.
+ */
+export async function writeScriptCache(path: string, text: string): Promise<boolean> {
+  try {
+    await mkdir(dirname(path), { recursive: true })
+    await writeFileAtomic(path, text)
+  } catch {
+    return false
+  }
+  sweepScriptCache(dirname(path))
+  return true
 }

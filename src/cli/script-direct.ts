@@ -8,11 +8,11 @@
  * CLI loads that script through the hooks (script-hooks.ts) instead.
  */
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { builtinModules } from 'node:module'
 import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { sweepScriptCache } from './script-cache.js'
+import { writeScriptCache } from './script-cache.js'
 
 const VERSION = 'direct-esbuild-esm-node20-v1'
 const BUILTINS = new Set(builtinModules)
@@ -32,17 +32,8 @@ export async function directScript(file: string, cacheDir: string, aliases: Read
   if (existsSync(out)) return pathToFileURL(out).href
   if (existsSync(refused)) return undefined
   const code = await compile(file, source, aliases)
-  try {
-    mkdirSync(cacheDir, { recursive: true })
-    const target = code === undefined ? refused : out
-    const tmp = `${target}.${process.pid}.tmp`
-    writeFileSync(tmp, code ?? '')
-    renameSync(tmp, target)
-    sweepScriptCache(cacheDir)
-  } catch {
-    // No cache (read-only, full): the hooks serve this run.
-    return undefined
-  }
+  // No cache (read-only, full): the hooks serve this run.
+  if (!(await writeScriptCache(code === undefined ? refused : out, code ?? ''))) return undefined
   return code === undefined ? undefined : pathToFileURL(out).href
 }
 

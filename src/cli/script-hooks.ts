@@ -2,14 +2,14 @@
  * Module hooks (`node:module` register) that load a TypeScript build script when the CLI runs from
  * dist/. tsx costs ~0.3 s per process (its own loader plus a transform of every module it meets);
  * here a .ts file is transformed once per content by esbuild and the result kept in the cache dir,
- * so an unchanged script loads without starting esbuild at all. Only node builtins are imported
- * eagerly: this module runs in the loader thread, whose start-up every build pays.
+ * so an unchanged script loads without starting esbuild at all. Only node builtins and the small
+ * cache writer are imported eagerly: this module runs in the loader thread, whose start-up every build pays.
  */
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, extname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { sweepScriptCache } from './script-cache.js'
+import { writeScriptCache } from './script-cache.js'
 
 export interface ScriptHooksData {
   /** Where transformed scripts are kept (one file per content digest). */
@@ -83,18 +83,8 @@ export async function transformCached(file: string, source: string, cacheDir: st
     // Only free references are replaced: a script declaring its own __dirname keeps it.
     define: { __dirname: JSON.stringify(dirname(file)), __filename: JSON.stringify(file) },
   })
-  if (cached) {
-    // A cache that cannot be written (read-only, full) only costs the next run a transform.
-    try {
-      mkdirSync(cacheDir, { recursive: true })
-      const tmp = `${cached}.${process.pid}.tmp`
-      writeFileSync(tmp, out.code)
-      renameSync(tmp, cached)
-      sweepScriptCache(cacheDir)
-    } catch {
-      /* keep going without the cache */
-    }
-  }
+  // A cache that cannot be written (read-only, full) only costs the next run a transform.
+  if (cached) await writeScriptCache(cached, out.code)
   return out.code
 }
 
