@@ -77,11 +77,7 @@ export async function writeWithSnapshot(
   write: (tee: SnapshotTee) => Promise<LayerRef>,
   opts: { signal?: AbortSignal; previous?: { readonly layer: LayerRef; readonly same: (entry: LayerEntry) => boolean } } = {},
 ): Promise<LayerRef> {
-  const root = store.layout.dir('snapshots')
-  await mkdir(root, { recursive: true })
-  await store.sweepOnce(root)
-  const tmp = tempPath(root, 'written')
-  await mkdir(tmp, { mode: 0o755 })
+  const tmp = await snapshotTemp(store, 'written')
   const discard = () => rm(tmp, { recursive: true, force: true }).catch(() => undefined)
   // The previous build's snapshot of the same step, held before it is looked for (store/lease.ts):
   // its unchanged files are hard-linked, not written again.
@@ -113,8 +109,7 @@ export async function writeWithSnapshot(
     return layer
   }
   const p = (async (): Promise<Snapshot> => {
-    await store.lease.hold({ snapshots: [layer.diffId], blobs: [layer.digest] }) // before looking: see store/lease.ts
-    const existing = await readMeta(dir)
+    const existing = await heldSnapshot(store, layer, dir)
     if (existing) {
       await discard()
       return existing
@@ -135,15 +130,10 @@ export async function writeWithSnapshot(
  * process finished first (same bytes).
  */
 async function placeOnce(store: Store, layer: LayerRef, dir: string, fill: (tmp: string) => Promise<boolean>, signal?: AbortSignal): Promise<Snapshot> {
-  await store.lease.hold({ snapshots: [layer.diffId], blobs: [layer.digest] }) // before looking: see store/lease.ts
-  const existing = await readMeta(dir)
+  const existing = await heldSnapshot(store, layer, dir)
   if (existing) return existing
   throwIfAborted(signal)
-  const root = dirname(dir)
-  await mkdir(root, { recursive: true })
-  await store.sweepOnce(root)
-  const tmp = tempPath(root, basename(dir))
-  await mkdir(tmp, { mode: 0o755 })
+  const tmp = await snapshotTemp(store, basename(dir))
   let whiteouts: boolean
   try {
     whiteouts = await fill(tmp)
@@ -154,6 +144,25 @@ async function placeOnce(store: Store, layer: LayerRef, dir: string, fill: (tmp:
     throw e
   }
   return commitSnapshot(tmp, dir, whiteouts)
+}
+
+/**
+ * The placed snapshot of `layer` at `dir`, or undefined. The build's lease holds it (and the layer's
+ * blob) before it is looked for, so a prune never takes it from under a build that found it (store/lease.ts).
+ */
+async function heldSnapshot(store: Store, layer: LayerRef, dir: string): Promise<Snapshot | undefined> {
+  await store.lease.hold({ snapshots: [layer.diffId], blobs: [layer.digest] })
+  return readMeta(dir)
+}
+
+/** A private temp dir beside the snapshots for a tree about to be placed (its writer's pid in the name: swept if it dies). */
+async function snapshotTemp(store: Store, stem: string): Promise<string> {
+  const root = store.layout.dir('snapshots')
+  await mkdir(root, { recursive: true })
+  await store.sweepOnce(root)
+  const tmp = tempPath(root, stem)
+  await mkdir(tmp, { mode: 0o755 })
+  return tmp
 }
 
 /** Meta first (a placed dir whose meta is missing is read as "has whiteouts"), then the rename. */
