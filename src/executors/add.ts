@@ -14,7 +14,7 @@ import { writeLayer } from '../layer/write-layer.js'
 import { makeTempDir } from '../store/atomic-write.js'
 import type { ExecContext, Executor } from '../solver/types.js'
 import { detectArchive, extractArchive, type ArchiveKind } from './archive.js'
-import { createdBy, placeInline, resolveOwner } from './copy.js'
+import { createdBy, placeInline, requireDirDest, resolveOwner } from './copy.js'
 import { prewritable } from '../snapshot/from-entries.js'
 import { writeWithSnapshot } from '../snapshot/unpack.js'
 import { download, isUrl, urlFileName, type Downloaded } from './download.js'
@@ -92,9 +92,7 @@ export const addExecutor: Executor<'add'> = {
     const parent = inputs[0]!
     const spec = literalCopySpec(vertex.spec, parent)
     const dest = await resolveDest(ctx, parent, spec.dest, spec.link)
-    if (spec.sources.length > 1 && !dest.dirSyntax) {
-      throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `with more than one source the destination must be a directory ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
-    }
+    requireDirDest(spec.sources.length, dest, spec.dest)
     const owner = await resolveOwner(ctx, parent, spec.chown)
     const ignorePatterns = loadDockerignore(ctx.contextDir, ctx.dockerignore)
     const root: SourceRoot = { root: ctx.contextDir, ...(ignorePatterns.length > 0 ? { ignore: new PatternMatcher(ignorePatterns) } : {}) }

@@ -57,11 +57,16 @@ function excludeOf(spec: { readonly exclude: readonly string[] }): PatternMatche
   return spec.exclude.length > 0 ? new PatternMatcher(spec.exclude) : undefined
 }
 
+/** Several sources need a directory destination (`dest/`), unless `--parents` keeps their paths (shared with ADD). */
+export function requireDirDest(sources: number, dest: Dest, written: string, parents = false): void {
+  if (sources > 1 && !dest.dirSyntax && !parents) {
+    throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `with more than one source the destination must be a directory ending in '/', got ${written}`, { path: written, dest: written })
+  }
+}
+
 /** Builds the entry set for context sources (shared with ADD's non-archive local files). */
 export function planContext(ctx: ExecContext, sources: readonly string[], spec: CopySpec | AddSpec, dest: Dest, owner: Owner): EntrySet {
-  if (sources.length > 1 && !dest.dirSyntax && !spec.parents) {
-    throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `with more than one source the destination must be a directory ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
-  }
+  requireDirDest(sources.length, dest, spec.dest, spec.parents)
   const ignorePatterns = loadDockerignore(ctx.contextDir, ctx.dockerignore)
   const root: SourceRoot = { root: ctx.contextDir, ...(ignorePatterns.length > 0 ? { ignore: new PatternMatcher(ignorePatterns) } : {}) }
   const set = new EntrySet()
@@ -134,9 +139,7 @@ async function makeLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[], 
   if (spec.fromInput) {
     const from = inputs[1]
     if (!from) throw new CopyError(ErrorCodes.GRAPH_INVALID, 'COPY --from has no source stage input', { step: vertex.meta.description })
-    if (spec.sources.length > 1 && !dest.dirSyntax && !spec.parents) {
-      throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `with more than one source the destination must be a directory ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
-    }
+    requireDirDest(spec.sources.length, dest, spec.dest, spec.parents)
     // The source stage's layers determine its files exactly (diffIDs are content digests), so
     // they stand in for the content key and the rootfs is only assembled on a cache miss.
     const keyDoc = { ...base, from: from.config.rootfs.diff_ids }
@@ -155,9 +158,7 @@ async function makeLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[], 
   }
 
   const all = spec.sources.length + (spec.inline?.length ?? 0)
-  if (all > 1 && !dest.dirSyntax && !spec.parents) {
-    throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `with more than one source the destination must be a directory ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
-  }
+  requireDirDest(all, dest, spec.dest, spec.parents)
   const set = spec.sources.length > 0 ? planContext(ctx, spec.sources, spec, dest, owner) : new EntrySet()
   for (const f of spec.inline ?? []) placeInline(set, f, dest, owner, ctx.epoch, chmodOf(spec), all > 1)
   const entries: LayerEntry[] = set.finalize()
