@@ -8,10 +8,11 @@ export interface ResolvedUser {
   readonly home?: string
 }
 
-interface PasswdEntry { name: string; uid: number; gid: number; home: string }
+export interface PasswdEntry { name: string; uid: number; gid: number; home: string }
 interface GroupEntry { name: string; gid: number; members: string[] }
 
-function parsePasswd(text: string | undefined): PasswdEntry[] {
+/** The entries of an /etc/passwd text (an image's, or the host's); comments and malformed lines are skipped. */
+export function parsePasswd(text: string | undefined): PasswdEntry[] {
   const out: PasswdEntry[] = []
   for (const line of (text ?? '').split('\n')) {
     const f = line.split(':')

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
+import { parsePasswd } from '../executors/users.js'
 import { highestMapped, isMapped, userNamespace, type UserNamespace } from './mode.js'
 
 /** The `usermod` line that gives `user` the customary range. */
@@ -17,8 +18,7 @@ export function usermodFix(user: string): string {
 function userName(ns: UserNamespace): string {
   const host = ns.uids.find((r) => r.inside === 0)?.outside
   try {
-    const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.split(':')[2] === String(host))
-    return line?.split(':')[0] ?? userInfo().username
+    return parsePasswd(readFileSync('/etc/passwd', 'utf8')).find((e) => e.uid === host)?.name ?? userInfo().username
   } catch {
     return 'USER'
   }

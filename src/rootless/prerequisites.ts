@@ -7,7 +7,7 @@
 import { accessSync, constants, readFileSync, statSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
-import { which } from '../executors/runtime/detect.js'
+import { RUNTIME_CANDIDATES, which } from '../executors/runtime/detect.js'
 import { usermodFix } from './ids.js'
 
 /** A subordinate id range: `count` ids from `start` (one line of /etc/subuid or /etc/subgid). */
@@ -96,6 +96,13 @@ export function noRangeError(user: string, why: string): ImagesmithError {
   )
 }
 
+/** The host switches that turn user namespaces off: the value that means off, and the one to set. */
+const USERNS_SWITCHES: readonly { readonly file: 'unprivilegedUsernsClone' | 'maxUserNamespaces' | 'apparmorRestrict'; readonly sysctl: string; readonly off: string; readonly on: string; readonly need: string; readonly why: string }[] = [
+  { file: 'unprivilegedUsernsClone', sysctl: 'kernel.unprivileged_userns_clone', off: '0', on: '1', need: 'unprivileged user namespaces', why: 'which this host turns off' },
+  { file: 'maxUserNamespaces', sysctl: 'user.max_user_namespaces', off: '0', on: '15000', need: 'user namespaces', why: 'which this host limits to none' },
+  { file: 'apparmorRestrict', sysctl: 'kernel.apparmor_restrict_unprivileged_userns', off: '1', on: '0', need: 'unprivileged user namespaces', why: 'which AppArmor restricts on this host' },
+]
+
 /**
  * Checks the host for a rootless build and says how to map ids, or throws the first missing
  * prerequisite: user namespaces, unshare, an OCI runtime, a subordinate range (only when the build
@@ -104,30 +111,13 @@ export function noRangeError(user: string, why: string): ImagesmithError {
 export function rootlessPlan(opts: PlanOptions): RootlessPlan {
   const files = opts.files ?? HOST_FILES
   const me = opts.user ?? currentUser()
-  const clone = readOr(files.unprivilegedUsernsClone, undefined)?.trim()
-  if (clone === '0') {
+  for (const sw of USERNS_SWITCHES) {
+    if (readOr(files[sw.file], undefined)?.trim() !== sw.off) continue
+    const fix = `sysctl -w ${sw.sysctl}=${sw.on}`
     throw new ImagesmithError(
       ErrorCodes.ROOTLESS_USERNS_DISABLED,
-      `rootless builds need unprivileged user namespaces, which this host turns off (kernel.unprivileged_userns_clone = 0). ` +
-        `As root, run: sysctl -w kernel.unprivileged_userns_clone=1`,
-      { sysctl: 'kernel.unprivileged_userns_clone', fix: 'sysctl -w kernel.unprivileged_userns_clone=1' },
-    )
-  }
-  const max = readOr(files.maxUserNamespaces, undefined)?.trim()
-  if (max === '0') {
-    throw new ImagesmithError(
-      ErrorCodes.ROOTLESS_USERNS_DISABLED,
-      `rootless builds need user namespaces, which this host limits to none (user.max_user_namespaces = 0). ` +
-        `As root, run: sysctl -w user.max_user_namespaces=15000`,
-      { sysctl: 'user.max_user_namespaces', fix: 'sysctl -w user.max_user_namespaces=15000' },
-    )
-  }
-  if (readOr(files.apparmorRestrict, undefined)?.trim() === '1') {
-    throw new ImagesmithError(
-      ErrorCodes.ROOTLESS_USERNS_DISABLED,
-      `rootless builds need unprivileged user namespaces, which AppArmor restricts on this host (kernel.apparmor_restrict_unprivileged_userns = 1). ` +
-        `As root, run: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`,
-      { sysctl: 'kernel.apparmor_restrict_unprivileged_userns', fix: 'sysctl -w kernel.apparmor_restrict_unprivileged_userns=0' },
+      `rootless builds need ${sw.need}, ${sw.why} (${sw.sysctl} = ${sw.off}). As root, run: ${fix}`,
+      { sysctl: sw.sysctl, fix },
     )
   }
   const unshare = requireTool('unshare', 'util-linux', opts.path)
@@ -161,7 +151,7 @@ function requireTool(tool: string, pkg: string, path: string | undefined): strin
 }
 
 function requireRuntime(preferred: string | undefined, path: string | undefined): void {
-  const names = preferred ? [preferred] : ['runc', 'crun']
+  const names = preferred ? [preferred] : RUNTIME_CANDIDATES
   if (names.some((n) => which(n, path))) return
   const wanted = preferred ? `the runtime ${JSON.stringify(preferred)}` : 'runc'
   throw new ImagesmithError(
