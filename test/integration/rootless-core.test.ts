@@ -48,7 +48,7 @@ const cases = {
     .user('app').run('touch /tmp/by-app && id -u > /tmp/uid'),
   mknod: () => base(busybox).run('mkfifo /p && mknod /null2 c 1 3', { network: 'none' }),
   hostNet: () => base(busybox).run('true', { network: 'host' }),
-  single: () => base(rootOnly).run('echo hi > /x && mkfifo /p && rm /bin/vi && ln /x /x2 && ls -ln /x /bin/sh > /listing', { network: 'none' }),
+  single: () => base(rootOnly).run('echo hi > /x && mkfifo /p && rm /bin/vi && ln /x /x2 && stat -c \\'%u:%g %a %h %n\\' /x /bin/sh > /listing', { network: 'none' }),
   singleUser: () => base(rootOnly).user('1000').run('id', { network: 'none' }),
   singleChown: () => base(rootOnly).run('mkdir /data && chown 1000 /data', { network: 'none' }),
   singleBusybox: () => base(busybox).run('true', { network: 'none' }),
