@@ -23,5 +23,5 @@ function isZombie(pid: number): boolean {
     return false // no procfs (or it went away): trust kill(0)
   }
   // "pid (comm) S ...": comm may hold spaces and parentheses, so the state follows the last ')'.
-  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z'
+  return stat[stat.lastIndexOf(')') + 2] === 'Z'
 }

@@ -7,7 +7,7 @@ import { createReadStream } from 'node:fs'
 import { join } from 'node:path'
 import { MediaType } from '../../src/oci/media-types.js'
 import type { LayerRef } from '../../src/oci/types.js'
-import type { ImageState } from '../../src/solver/types.js'
+import type { ExecContext, ImageState, ProgressEvent } from '../../src/solver/types.js'
 import type { Store } from '../../src/store/store.js'
 
 /** An image state whose one uncompressed layer is the tarball at `path`, put into `store`. */
@@ -19,6 +19,27 @@ export async function baseFromTar(store: Store, path: string): Promise<ImageStat
     layers: [layer],
     args: [],
     cmdSet: false,
+  }
+}
+
+/**
+ * The context a suite runs single steps in: no cache, the fixed `created` time, the default network,
+ * events to `emit`; `over` replaces any field.
+ */
+export function stepContext(store: Store, contextDir: string, emit: (e: ProgressEvent) => void, over: Partial<ExecContext> = {}): ExecContext {
+  return {
+    store,
+    contextDir,
+    epoch: 0,
+    clampRunMtimes: false,
+    created: '2024-01-01T00:00:00Z',
+    platform: { os: 'linux', architecture: 'amd64' },
+    noCache: true,
+    compression: 'gzip',
+    secrets: {},
+    network: 'default',
+    emit,
+    ...over,
   }
 }
 

@@ -15,9 +15,10 @@ import { MediaType } from '../../src/oci/media-types.js'
 import { image } from '../../src/index.js'
 import type { BuildResult } from '../../src/pipeline/options.js'
 import { setOverlaySupport } from '../../src/snapshot/overlay.js'
-import type { ExecContext, ImageState, ProgressEvent } from '../../src/solver/types.js'
+import type { ImageState, ProgressEvent } from '../../src/solver/types.js'
 import { Store } from '../../src/store/store.js'
 import { busyboxArchive, busyboxRootfsTar, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
+import { stepContext } from '../helpers/run-step.js'
 
 const SCRIPT = [
   'mkdir /nodes && mknod /nodes/x c 511 70000 && mknod /nodes/big c 4095 1048575 && cd /nodes',
@@ -83,13 +84,7 @@ beforeAll(async () => {
 let vid = 0
 async function runStep(state: ImageState, command: string): Promise<{ state: ImageState; stdout: string }> {
   const logs: Buffer[] = []
-  const fields = {
-    store, contextDir: work, epoch: 0, clampRunMtimes: false, created: '2024-01-01T00:00:00Z',
-    platform: { os: 'linux', architecture: 'amd64' }, noCache: true, compression: 'gzip' as const, secrets: {}, network: 'default' as const,
-    emit: (e: ProgressEvent) => { if (e.type === 'log' && e.stream === 'stdout') logs.push(e.data) },
-    result: (): ImageState => { throw new Error('not used') },
-  }
-  const ctx: ExecContext = fields
+  const ctx = stepContext(store, work, (e) => { if (e.type === 'log' && e.stream === 'stdout') logs.push(e.data) })
   const id = `sha256:${(++vid).toString(16).padStart(64, 'f')}` as Digest
   const r = await runExecutor.exec({ id, kind: 'run', spec: { command: [command], shellForm: true, network: 'default', mounts: [] }, inputs: [], meta: { description: 'test' } }, [state], ctx)
   return { state: r.state, stdout: Buffer.concat(logs).toString('latin1') }

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto'
 import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { isProcessAlive } from '../../src/util/process.js'
 import { cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 import { descendants, NORANGE_USER, nodeTsArgv, readableCheckout, readableTestbed, requireRootlessBed, ROOTLESS_USER, runAsUser, spawnAsUser, userInfo } from '../helpers/rootless.js'
 
@@ -243,7 +244,7 @@ describe.skipIf(bed.skip)('rootless builds through the namespace worker', () => 
     // The build process itself (runuser's child), killed outright: no cleanup code of its own runs.
     const build = helpers[0]!
     process.kill(build, 'SIGKILL')
-    const alive = () => helpers.filter((p) => { try { return !/^\S+ \(.*\) Z/.test(execFileSync('cat', [`/proc/${p}/stat`], { encoding: 'utf8' })) } catch { return false } })
+    const alive = () => helpers.filter(isProcessAlive) // zombies count as gone
     const until = Date.now() + 15_000
     while (alive().length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100))
     expect(alive()).toEqual([])
@@ -261,7 +262,7 @@ describe.skipIf(bed.skip)('rootless builds through the namespace worker', () => 
     const watched = descendants(worker!)
     expect(watched.length).toBeGreaterThan(0)
     process.kill(worker!, 'SIGKILL')
-    const gone = () => watched.filter((p) => { try { return !/^\S+ \(.*\) Z/.test(execFileSync('cat', [`/proc/${p}/stat`], { encoding: 'utf8' })) } catch { return false } })
+    const gone = () => watched.filter(isProcessAlive)
     const until2 = Date.now() + 15_000
     while (gone().length > 0 && Date.now() < until2) await new Promise((r) => setTimeout(r, 100))
     expect(gone()).toEqual([])

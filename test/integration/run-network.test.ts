@@ -25,7 +25,7 @@ import { Store } from '../../src/store/store.js'
 import { image, ImagesmithError } from '../../src/index.js'
 import { busyboxArchive, busyboxRootfsTar, cleanupTmpDirs, debianRootfsTar, mountsUnder, tmpDir } from '../helpers/testbed.js'
 import { sleepersUnder } from '../helpers/processes.js'
-import { baseFromTar, stepScriptPrelude } from '../helpers/run-step.js'
+import { baseFromTar, stepContext, stepScriptPrelude } from '../helpers/run-step.js'
 import { inUserNamespace } from '../helpers/rootless-env.js'
 
 let root: string
@@ -48,22 +48,7 @@ function vertex(command: string, spec: Partial<RunSpec> = {}): Vertex<'run'> {
   }
 }
 
-function ctxOf(over: Partial<ExecContext> = {}): ExecContext {
-  return {
-    store,
-    contextDir: root,
-    epoch: 0,
-    clampRunMtimes: false,
-    created: '2024-01-01T00:00:00Z',
-    platform: { os: 'linux', architecture: 'amd64' },
-    noCache: true,
-    compression: 'gzip',
-    secrets: {},
-    network: 'default',
-    emit: (e) => events.push(e),
-    ...over,
-  }
-}
+const ctxOf = (over: Partial<ExecContext> = {}): ExecContext => stepContext(store, root, (e) => events.push(e), over)
 
 async function run(state: ImageState, command: string, spec: Partial<RunSpec> = {}, ctx: Partial<ExecContext> = {}): Promise<string> {
   events = []

@@ -26,7 +26,7 @@ import { image } from '../../src/index.js'
 import { busyboxArchive, busyboxRootfsTar, cleanupTmpDirs, debianArchive, debianRootfsTar, mountsUnder, tmpDir } from '../helpers/testbed.js'
 import { podmanCleanup, podmanStore, requireTools } from '../helpers/tools.js'
 import { sleepersUnder } from '../helpers/processes.js'
-import { baseFromTar, stepScriptPrelude } from '../helpers/run-step.js'
+import { baseFromTar, stepContext, stepScriptPrelude } from '../helpers/run-step.js'
 import { canBuildRootless, inUserNamespace } from '../helpers/rootless-env.js'
 
 let root: string
@@ -38,22 +38,7 @@ let events: ProgressEvent[] = []
 const T = 1_700_000_000
 let vid = 0
 
-function ctxOf(over: Partial<ExecContext> = {}): ExecContext {
-  return {
-    store,
-    contextDir,
-    epoch: 0,
-    clampRunMtimes: false,
-    created: '2024-01-01T00:00:00Z',
-    platform: { os: 'linux', architecture: 'amd64' },
-    noCache: true,
-    compression: 'gzip',
-    secrets: {},
-    network: 'default',
-    emit: (e) => events.push(e),
-    ...over,
-  }
-}
+const ctxOf = (over: Partial<ExecContext> = {}): ExecContext => stepContext(store, contextDir, (e) => events.push(e), over)
 
 function vertex(command: string | readonly string[], spec: Partial<RunSpec> = {}): Vertex<'run'> {
   const shellForm = typeof command === 'string'
