@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path'
 import { distIsFresh } from '../../bin/dist-freshness.js'
 import { runTool, type RunToolOptions, type ToolRequirement, type ToolResult } from './tools.js'
 import { testbedDir, tmpDir } from './testbed.js'
+import { writeFixtureContext } from '../fixtures/rootless/context.js'
 
 // Process trees live in process-tree.ts; kept here too for suites that import them with the harness.
 export { childPids, descendants } from './process-tree.js'
@@ -371,4 +372,12 @@ export const FIXTURE_EPOCH = 1_700_000_000
 /** `node` with tsx's loader, from the readable copy: argv for running a TypeScript file as a user. */
 export function nodeTsArgv(copy: string, script: string, args: readonly string[] = []): string[] {
   return [process.execPath, '--import', join(copy, 'node_modules', 'tsx', 'dist', 'loader.mjs'), script, ...args]
+}
+
+/** What every fixture suite starts from: the readable checkout, the readable busybox base and a fresh fixture context. */
+export async function fixtureBed(): Promise<{ copy: string; busybox: string; context: string }> {
+  const [copy, busybox] = await Promise.all([readableCheckout(), readableTestbed().then((d) => join(d, 'busybox.tar'))])
+  const context = await sharedTmpDir()
+  writeFixtureContext(context)
+  return { copy, busybox, context }
 }

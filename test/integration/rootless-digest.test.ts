@@ -8,9 +8,9 @@
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildCases } from '../fixtures/rootless/builds.js'
-import { writeFixtureContext } from '../fixtures/rootless/context.js'
 import {
-  readableCheckout, readableTestbed, requireRootlessBed, ROOTLESS_USER, runFixture, sharedTmpDir, userTmpDir,
+  fixtureBed,
+  requireRootlessBed, ROOTLESS_USER, runFixture, userTmpDir,
   type FixtureOutcome,
 } from '../helpers/rootless.js'
 import { storeProblems } from '../helpers/store-check.js'
@@ -29,9 +29,7 @@ describe.skipIf(bed.skip || tools.skip)('rootless builds equal root builds (SOUR
   let userWork: string
 
   beforeAll(async () => {
-    ;[copy, busybox] = await Promise.all([readableCheckout(), readableTestbed().then((d) => join(d, 'busybox.tar'))])
-    context = await sharedTmpDir()
-    writeFixtureContext(context)
+    ;({ copy, busybox, context } = await fixtureBed())
     rootWork = await tmpDir('ism-rl-root-')
     userWork = await userTmpDir(ROOTLESS_USER)
   })

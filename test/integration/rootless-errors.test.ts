@@ -7,10 +7,10 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { writeFixtureContext } from '../fixtures/rootless/context.js'
 import {
-  fixtureBuildArgv, FIXTURE_EPOCH, NORANGE_USER, parseOutcome, readableCheckout, readableTestbed, requireRootlessBed, ROOTLESS_USER,
-  runFixture, sharedTmpDir, userArgv, userTmpDir, type FixtureOutcome,
+  fixtureBed,
+  fixtureBuildArgv, FIXTURE_EPOCH, NORANGE_USER, parseOutcome, requireRootlessBed, ROOTLESS_USER,
+  runFixture, userArgv, userTmpDir, type FixtureOutcome,
 } from '../helpers/rootless.js'
 import { cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 import { requireTools, runTool, toolPath } from '../helpers/tools.js'
@@ -26,9 +26,7 @@ describe.skipIf(bed.skip || tools.skip)('rootless prerequisites: errors that nam
   let rootless: string
 
   beforeAll(async () => {
-    ;[copy, busybox] = await Promise.all([readableCheckout(), readableTestbed().then((d) => join(d, 'busybox.tar'))])
-    context = await sharedTmpDir()
-    writeFixtureContext(context)
+    ;({ copy, busybox, context } = await fixtureBed())
     norange = await userTmpDir(NORANGE_USER)
     rootless = await userTmpDir(ROOTLESS_USER)
   })

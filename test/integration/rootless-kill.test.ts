@@ -10,10 +10,10 @@
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { writeFixtureContext } from '../fixtures/rootless/context.js'
 import { descendants, procInfo, processesInNamespaces, stillAlive, type ProcInfo } from '../helpers/process-tree.js'
 import {
-  fixtureBuildArgv, FIXTURE_EPOCH, readableCheckout, readableTestbed, requireRootlessBed, ROOTLESS_USER, runFixture, sharedTmpDir,
+  fixtureBed,
+  fixtureBuildArgv, FIXTURE_EPOCH, requireRootlessBed, ROOTLESS_USER, runFixture,
   spawnAsUser, userInfo, userTmpDir, type FixtureJob,
 } from '../helpers/rootless.js'
 import { storeProblems } from '../helpers/store-check.js'
@@ -40,9 +40,7 @@ describe.skipIf(bed.skip || tools.skip)('a rootless build killed mid-RUN', () =>
   let home: string
 
   beforeAll(async () => {
-    ;[copy, busybox] = await Promise.all([readableCheckout(), readableTestbed().then((d) => join(d, 'busybox.tar'))])
-    context = await sharedTmpDir()
-    writeFixtureContext(context)
+    ;({ copy, busybox, context } = await fixtureBed())
     home = await userTmpDir(ROOTLESS_USER)
   })
 
