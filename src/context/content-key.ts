@@ -173,18 +173,33 @@ const RACY_MS = 2000
 
 /**
  * The content key of the final, sorted entries. File bytes come from `cache` (host files) or are
- * hashed directly (in-memory bodies).
+ * hashed directly (in-memory bodies). `hashes`, when given, receives each host file's sha256 (hex)
+ * as the key took it, by host path: the layer writer checks the bytes it reads against it
+ * (`LayerWriteOptions.expect`), so a file edited after it was hashed fails the step instead of
+ * being cached under a key that names other bytes.
  */
-export function contentKey(entries: readonly LayerEntry[], cache: StatCache = StatCache.none(), onEntry?: (entry: LayerEntry, what: string) => void): Digest {
+export function contentKey(
+  entries: readonly LayerEntry[],
+  cache: StatCache = StatCache.none(),
+  onEntry?: (entry: LayerEntry, what: string) => void,
+  hashes?: Map<string, string>,
+): Digest {
   const h = createHash('sha256')
   const buf = Buffer.allocUnsafe(CHUNK)
   for (const e of entries) {
     let extra = ''
     let link: string | undefined
     switch (e.type) {
-      case 'file':
-        extra = `${e.size}\0${'data' in e.source ? createHash('sha256').update(e.source.data).digest('hex') : cache.hash(e.source.path, buf, e.source.stamp)}`
+      case 'file': {
+        let sha: string
+        if ('data' in e.source) sha = createHash('sha256').update(e.source.data).digest('hex')
+        else {
+          sha = cache.hash(e.source.path, buf, e.source.stamp)
+          hashes?.set(e.source.path, sha)
+        }
+        extra = `${e.size}\0${sha}`
         break
+      }
       case 'symlink':
       case 'hardlink':
         link = e.linkname

@@ -165,20 +165,24 @@ async function makeLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[], 
   const stats = await StatCache.open(ctx.store.layout.dir('statCache'), ctx.contextDir)
   // Per-file digests are kept beside the key (not in it) so a miss can name the files that changed.
   const files: Record<string, string> | undefined = entries.length <= FILE_MAP_LIMIT ? {} : undefined
-  const keyDoc = { ...base, content: contentKey(entries, stats, files && ((e, d) => (files[contextName(ctx, e)] = d))) }
+  // The context is the user's to edit while we build: the writer checks every file's bytes against
+  // the hash the key was made with, so the entry stored under the key holds the bytes it names.
+  const expect = new Map<string, string>()
+  const keyDoc = { ...base, content: contentKey(entries, stats, files && ((e, d) => (files[contextName(ctx, e)] = d)), expect) }
   await stats.save()
+  const checked = { ...layerOpts, expect }
   return cachedLayer(ctx, keyDoc, (previous) =>
     // When a later step of this build assembles a rootfs holding this layer, its snapshot is
     // written in the same pass as the layer, from the same reads: a RUN on top must not gunzip and
     // untar it back. Otherwise (a COPY-only image) the second copy would be pure cost.
     ctx.step?.rootfsWanted && prewritable(entries)
-      ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...layerOpts, tee }), {
+      ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...checked, tee }), {
         ...(ctx.signal ? { signal: ctx.signal } : {}),
         ...(previous && sameBut('content', previous.keyDoc, keyDoc)
           ? { previous: { layer: previous.layer, same: (e: LayerEntry) => e.type === 'file' && 'path' in e.source && previous.unchanged(contextName(ctx, e)) } }
           : {}),
       })
-      : writeLayer(entries, ctx.store.blobs, layerOpts), files ? { files } : {})
+      : writeLayer(entries, ctx.store.blobs, checked), files ? { files } : {})
 }
 
 /**

@@ -84,4 +84,10 @@ export interface LayerWriteOptions {
   readonly onBytes?: (bytes: number) => void
   /** Sees every entry and file byte as the writer reads it (a snapshot written in the same pass). */
   readonly tee?: EntryTee
+  /**
+   * The sha256 (hex) host files must have, by host path (the content key's; see content-key.ts):
+   * each is checked on the bytes the writer reads, SOURCE_CHANGED and nothing committed when they
+   * differ. Files not named are not hashed.
+   */
+  readonly expect?: ReadonlyMap<string, string>
 }

@@ -67,7 +67,7 @@ async function writeLayerNow(
     // open land after the removal and leave the file behind.
     if ((stream as { pending?: boolean }).pending) await once(stream, 'ready')
     const diffHash = createHash('sha256')
-    const tar = new TarSerializer(opts.tee ? { tee: opts.tee } : {})
+    const tar = new TarSerializer({ ...(opts.tee ? { tee: opts.tee } : {}), ...(opts.expect ? { expect: opts.expect } : {}) })
     const chunks = isIterable(entries) ? tarSync(tar, entries, diffHash, signal) : tarAsync(tar, entries, diffHash, signal)
     const gzipped = compression === 'gzip'
     const out = gzipped ? gzipMembers(chunks, { level, signal, onInputDone: (c) => tar.release(c) }) : chunks

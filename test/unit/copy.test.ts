@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -283,6 +283,43 @@ describe('COPY cache and determinism', () => {
     expect(changed.cached).toBe(false)
     expect(changed.layer.digest).not.toBe(first.layer.digest)
     expect(changed.list.get('d/a')!.data).toBe('AAAA')
+  })
+
+  it('a context file edited in place (same size) during its read fails with SOURCE_CHANGED and stores nothing; restored, it builds with its own bytes', async () => {
+    const original = 'a'.repeat(4 << 20)
+    file('big.txt', original)
+    const host = join(context, 'big.txt')
+    const list = (dir: string) => (existsSync(dir) ? readdirSync(dir).sort() : [])
+    const stored = () => ({ blobs: list(join(store.root, 'blobs', 'sha256')), cache: list(join(store.root, 'cache')), snapshots: list(join(store.root, 'snapshots')) })
+    const before = stored()
+    // The layer writer reports progress every MiB it writes, synchronously and only as it pulls
+    // more of the file (uncompressed: one tar chunk read per MiB written). At the first report it
+    // has read the file's first MiB: the edit lands in bytes it has not read yet.
+    let edited = false
+    const step = { vertex: `sha256:${'1'.repeat(64)}` as const, description: 'COPY big.txt /big.txt', rootfsWanted: true }
+    const editing = ctxFor({
+      compression: 'none', step,
+      emit: (ev) => {
+        if (ev.type !== 'bytes' || edited) return
+        edited = true
+        const fd = openSync(host, 'r+')
+        writeSync(fd, 'b'.repeat(4096), 3 << 20)
+        closeSync(fd)
+      },
+    })
+    const err = await copy({ sources: ['big.txt'], dest: '/big.txt' }, scratch(), editing).catch((e: unknown) => e)
+    expect(edited).toBe(true)
+    expect(err).toMatchObject({ code: ErrorCodes.SOURCE_CHANGED, details: { path: 'big.txt', source: host } })
+    // No blob, no cache record, no snapshot.
+    expect(stored()).toEqual(before)
+
+    writeFileSync(host, original)
+    const rebuilt = await copy({ sources: ['big.txt'], dest: '/big.txt' }, scratch(), ctxFor({ compression: 'none', step }))
+    expect(rebuilt.cached).toBe(false)
+    expect(rebuilt.list.get('big.txt')!.data === original).toBe(true)
+    const again = await copy({ sources: ['big.txt'], dest: '/big.txt' }, scratch(), ctxFor({ compression: 'none', step }))
+    expect(again.cached).toBe(true)
+    expect(again.layer.digest).toBe(rebuilt.layer.digest)
   })
 
   it('createdBy follows BuildKit', () => {

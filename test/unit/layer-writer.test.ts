@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { createCipheriv, createHash } from 'node:crypto'
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, lstatSync, openSync, writeSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
@@ -217,6 +217,45 @@ describe('writeLayer', () => {
     await expect(writeLayer([badData], store)).rejects.toMatchObject({ code: ErrorCodes.INVALID_ARGUMENT })
     expect(readdirSync(store.tmpDir)).toEqual([])
     expect(readdirSync(join(store.root, 'blobs', 'sha256'))).toEqual([])
+  })
+
+  it('a file edited in place (same size) while it is read fails with SOURCE_CHANGED against the expected hash; nothing is committed', async () => {
+    const store = await newStore()
+    const data = bytes(7, 3 << 20)
+    const e = fileEntry('edited.bin', 0o644, data)
+    const host = (e as { source: { path: string } }).source.path
+    const want = new Map([[host, createHash('sha256').update(data).digest('hex')]])
+    // The tee sees each read as it happens: after the first piece of the file, overwrite bytes the
+    // writer has not read yet (same inode, same size, so the size checks cannot see it).
+    let edited = false
+    const tee = {
+      begin: () => {},
+      data: () => {
+        if (edited) return
+        edited = true
+        const fd = openSync(host, 'r+')
+        writeSync(fd, Buffer.alloc(4096, 0x5a), 0, 4096, 2 << 20)
+        closeSync(fd)
+      },
+      end: () => {},
+    }
+    const err = await writeLayer([e], store, { expect: want, tee }).catch((x: unknown) => x)
+    expect(edited).toBe(true)
+    expect(err).toBeInstanceOf(ImagesmithError)
+    expect((err as ImagesmithError).code).toBe(ErrorCodes.SOURCE_CHANGED)
+    expect((err as ImagesmithError).details).toMatchObject({ path: 'edited.bin', source: host, expected: `sha256:${want.get(host)}` })
+    expect(readdirSync(store.tmpDir)).toEqual([])
+    expect(readdirSync(join(store.root, 'blobs', 'sha256'))).toEqual([])
+
+    // An empty file is held to its expected hash too (it grew after it was hashed, then shrank back).
+    const empty = fileEntry('empty', 0o644, Buffer.alloc(0))
+    const emptyHost = (empty as { source: { path: string } }).source.path
+    await expect(writeLayer([empty], store, { expect: new Map([[emptyHost, createHash('sha256').update('x').digest('hex')]]) }))
+      .rejects.toMatchObject({ code: ErrorCodes.SOURCE_CHANGED, details: { source: emptyHost } })
+    // Unchanged files pass, and files the map does not name are not checked.
+    writeFileSync(host, data)
+    const ok = await writeLayer([e, empty], store, { expect: new Map([...want, [emptyHost, createHash('sha256').digest('hex')]]) })
+    expect(ok).toEqual(await writeLayer([e, empty], await newStore()))
   })
 
   it('aborts: rejects with ABORTED, removes the temp file, commits no blob', async () => {
