@@ -57,7 +57,7 @@ export const ErrorCodes = Object.freeze({
   IMAGE_NOT_FOUND: 'IMAGE_NOT_FOUND',
   /** A file a layer is made from cannot be opened; `details.source` is the host path, `details.path` the entry. */
   SOURCE_UNREADABLE: 'SOURCE_UNREADABLE',
-  /** A file changed size while its layer was written; `details.source` names it. */
+  /** A file changed (its size, or its bytes against the hash its cache key was made with) while its layer was written; `details.source` names it. */
   SOURCE_CHANGED: 'SOURCE_CHANGED',
   /** An ADD archive that its decompressor (xz, bzip2) refuses; `details.path` names it. */
   ADD_ARCHIVE_INVALID: 'ADD_ARCHIVE_INVALID',

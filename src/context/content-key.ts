@@ -5,7 +5,7 @@
  * file whose (ino, size, mtime, ctime) is the same as when it was last hashed.
  */
 import { createHash } from 'node:crypto'
-import { closeSync, lstatSync, openSync, promises as fsp, readSync, type Stats } from 'node:fs'
+import { closeSync, lstatSync, openSync, promises as fsp, readSync, writeSync, type Stats } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { LayerEntry } from '../layer/entry.js'
 import { fsPath, nameBytes } from '../util/names.js'
@@ -23,6 +23,32 @@ export function hashFileSync(path: string, buf: Buffer = Buffer.allocUnsafe(CHUN
       const n = readSync(fd, buf, 0, buf.length, null)
       if (n === 0) break
       h.update(n === buf.length ? buf : buf.subarray(0, n))
+    }
+  } finally {
+    closeSync(fd)
+  }
+  return h.digest('hex')
+}
+
+/**
+ * Copies a host file to `dest` (a new file) and returns the sha256 hex of the bytes copied, in one
+ * pass: what was hashed is exactly what `dest` holds, whatever happens to the source meanwhile.
+ */
+export function copyFileHashedSync(path: string, dest: string, buf: Buffer = Buffer.allocUnsafe(CHUNK)): string {
+  const h = createHash('sha256')
+  const fd = openSync(fsPath(path), 'r')
+  try {
+    const out = openSync(dest, 'wx')
+    try {
+      for (;;) {
+        const n = readSync(fd, buf, 0, buf.length, null)
+        if (n === 0) break
+        const piece = n === buf.length ? buf : buf.subarray(0, n)
+        h.update(piece)
+        for (let at = 0; at < n;) at += writeSync(out, piece, at)
+      }
+    } finally {
+      closeSync(out)
     }
   } finally {
     closeSync(fd)

@@ -5,9 +5,9 @@
 import { cpuSlotOf } from '../solver/scheduler.js'
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
-import { CopyError, ErrorCodes } from '../errors.js'
+import { CopyError, ErrorCodes, ImagesmithError } from '../errors.js'
 import { EntrySet, type Owner } from '../context/collect.js'
-import { contentKey, hashFileSync } from '../context/content-key.js'
+import { contentKey, copyFileHashedSync, hashFileSync } from '../context/content-key.js'
 import { loadDockerignore, PatternMatcher } from '../context/dockerignore.js'
 import type { AddSpec } from '../graph/nodes/add-node.js'
 import { writeLayer } from '../layer/write-layer.js'
@@ -66,7 +66,16 @@ async function place(set: EntrySet, part: Part, p: Placement, index: number): Pr
     addDestDirs(set, dest, owner, ctx.epoch, true)
     const dir = join(p.tmp, `a${index}`)
     await fsp.mkdir(dir, { recursive: true })
-    const entries = await extractArchive(part.found.match.host, part.archive, {
+    // Unpacked from a private copy checked against the hash the key was made with: the user may edit
+    // the archive after it was hashed, and the layer cached under the key must hold what it names.
+    const copy = join(p.tmp, `a${index}.archive`)
+    const sha256 = copyFileHashedSync(part.found.match.host, copy)
+    if (sha256 !== part.sha256) {
+      throw new ImagesmithError(ErrorCodes.SOURCE_CHANGED, `${part.found.src} changed while the step ran (its bytes hash to sha256:${sha256}, the cache key was made with sha256:${part.sha256})`, {
+        path: part.found.src, source: part.found.match.host, expected: `sha256:${part.sha256}`, actual: `sha256:${sha256}`,
+      })
+    }
+    const entries = await extractArchive(copy, part.archive, {
       dest: dest.path, tmpDir: dir, archiveName: part.found.src, mtime: ctx.epoch,
       ...(p.spec.chown ? { owner } : {}), ...(p.chmod !== undefined ? { chmod: p.chmod } : {}),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
@@ -133,11 +142,13 @@ export const addExecutor: Executor<'add'> = {
       // Content key: what each part contributes, in order. Local trees are keyed by their entries'
       // bytes; archives by the archive's bytes; URLs by the downloaded digest (or the checksum).
       const keyParts: unknown[] = []
+      // Context files are checked against these when the layer is written (as COPY's are).
+      const expect = new Map<string, string>()
       for (const [i, part] of parts.entries()) {
         if (part.kind === 'local') {
           const one = new EntrySet()
           await place(one, part, placement, i)
-          keyParts.push({ local: contentKey(one.finalize()) })
+          keyParts.push({ local: contentKey(one.finalize(), undefined, undefined, expect) })
         } else if (part.kind === 'archive') {
           keyParts.push({ archive: part.found.match.written, kind: part.archive, sha256: part.sha256 })
         } else if (part.kind === 'git') {
@@ -158,7 +169,7 @@ export const addExecutor: Executor<'add'> = {
         for (const [i, part] of parts.entries()) await place(set, part, placement, i)
         for (const f of inline) placeInline(set, f, dest, owner, ctx.epoch, chmod, multi)
         const entries = set.finalize()
-        const opts = { compression: ctx.compression, ...(ctx.signal ? { signal: ctx.signal } : {}), ...cpuSlotOf(ctx.limits, ctx.signal) }
+        const opts = { compression: ctx.compression, expect, ...(ctx.signal ? { signal: ctx.signal } : {}), ...cpuSlotOf(ctx.limits, ctx.signal) }
         // As COPY does: a RUN on top reads the snapshot written in the same pass, not the layer unpacked back.
         return ctx.step?.rootfsWanted && prewritable(entries)
           ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...opts, tee }), ctx.signal ? { signal: ctx.signal } : {})

@@ -68,7 +68,8 @@ export async function detectArchive(path: string): Promise<ArchiveKind | undefin
   return isTarHeader(await decompressHead(magic, path)) ? magic : undefined
 }
 
-function openDecompressed(path: string, kind: ArchiveKind): { stream: Readable; wait: () => Promise<void> } {
+/** `name` is what errors call the archive (the source as written; `path` may be a private copy). */
+function openDecompressed(path: string, kind: ArchiveKind, name: string): { stream: Readable; wait: () => Promise<void> } {
   if (kind === 'tar') return { stream: createReadStream(path, { highWaterMark: 1 << 20 }), wait: async () => {} }
   if (kind === 'gzip') return { stream: createReadStream(path, { highWaterMark: 1 << 20 }).pipe(createGunzip()), wait: async () => {} }
   const tool = kind === 'bzip2' ? 'bzip2' : 'xz'
@@ -76,10 +77,10 @@ function openDecompressed(path: string, kind: ArchiveKind): { stream: Readable; 
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
   const exited = new Promise<void>((resolve, reject) => {
-    child.on('error', (e) => reject(new ImagesmithError(ErrorCodes.TOOL_NOT_FOUND, `cannot run ${tool} to decompress ${path}: ${e.message}`, { path, tool }, { cause: e })))
+    child.on('error', (e) => reject(new ImagesmithError(ErrorCodes.TOOL_NOT_FOUND, `cannot run ${tool} to decompress ${name}: ${e.message}`, { path: name, tool }, { cause: e })))
     child.on('close', (code, sig) => {
       if (code === 0 || sig === 'SIGTERM') resolve()
-      else reject(new ImagesmithError(ErrorCodes.ADD_ARCHIVE_INVALID, `${tool} -dc ${path} failed (${code ?? sig}): ${stderr.trim()}`, { path, tool, stderr }))
+      else reject(new ImagesmithError(ErrorCodes.ADD_ARCHIVE_INVALID, `${tool} -dc ${name} failed (${code ?? sig}): ${stderr.replaceAll(path, name).trim()}`, { path: name, tool, stderr }))
     })
   })
   return { stream: child.stdout, wait: () => exited }
@@ -269,7 +270,7 @@ export async function extractArchive(path: string, kind: ArchiveKind, opts: Extr
     out.push(entry!)
   }
 
-  const { stream, wait } = openDecompressed(path, kind)
+  const { stream, wait } = openDecompressed(path, kind, opts.archiveName)
   const parser = new Parser({ onReadEntry: onEntry })
   await new Promise<void>((resolve, reject) => {
     const onAbort = (): void => {

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -88,6 +88,12 @@ const sample = (): Buffer => rawTar([
   { name: 'pkg/link', type: '2', linkname: 'readme' },
   { name: 'pkg/hard', type: '1', linkname: 'pkg/readme' },
 ])
+
+function writeAt(path: string, data: Buffer, at: number): void {
+  const fd = openSync(path, 'r+')
+  writeSync(fd, data, 0, data.length, at)
+  closeSync(fd)
+}
 
 function tree(dir: string): string[] {
   if (!existsSync(dir)) return []
@@ -185,10 +191,13 @@ describe('ADD URLs', () => {
   const body = rawTar([{ name: 'inside.txt', data: 'tar body' }])
   const sha = `sha256:${createHash('sha256').update(body).digest('hex')}`
   let hits = 0
+  /** Runs as a request is served: a test's way to act in the middle of a step that downloads. */
+  let onRequest: (() => void) | undefined
 
   beforeAll(async () => {
     server = createServer((req, res) => {
       hits++
+      onRequest?.()
       if (req.url === '/redirect') {
         res.writeHead(302, { location: '/files/app.tar' })
         res.end()
@@ -238,6 +247,38 @@ describe('ADD URLs', () => {
     const err = await add({ sources: [`${base}/files/app.tar`], dest: '/c/', checksum: `sha256:${'0'.repeat(64)}` }).catch((e: unknown) => e)
     expect(err).toMatchObject({ code: ErrorCodes.ADD_CHECKSUM_MISMATCH, details: { url: `${base}/files/app.tar`, actual: sha } })
   })
+
+  // With a checksum the one URL is downloaded only on a miss, inside the step's make, after the
+  // key (and the hashes of the context files in it) was taken: a request handler that edits a
+  // context file then edits it between its hash and its read, with no hook in the code under test.
+  for (const [what, name, content, edit] of [
+    ['a context file', 'big.txt', Buffer.alloc(3 << 20, 0x61), (p: string) => writeAt(p, Buffer.alloc(4096, 0x62), 2 << 20)],
+    ['a local archive', 'a.tar', sample(), (p: string) => writeAt(p, Buffer.from('HELLO'), 1024)],
+  ] as const) {
+    it(`${what} edited in place (same size) after its hash fails with SOURCE_CHANGED and stores nothing; restored, it adds its own bytes`, async () => {
+      const host = join(context, name)
+      writeFileSync(host, content)
+      const stored = () => ['blobs/sha256', 'cache', 'snapshots'].map((d) => tree(join(store.root, d)))
+      const before = stored()
+      const spec = { sources: [`${base}/files/app.tar`, name], dest: '/c/', checksum: sha }
+      onRequest = () => {
+        onRequest = undefined
+        edit(host)
+      }
+      const err = await add(spec).catch((e: unknown) => e)
+      expect(onRequest).toBeUndefined()
+      expect(err).toMatchObject({ code: ErrorCodes.SOURCE_CHANGED, details: { source: host, expected: `sha256:${createHash('sha256').update(content).digest('hex')}` } })
+      expect(stored()).toEqual(before)
+      expect(tree(join(store.root, 'tmp')).filter((p) => p.startsWith('add-'))).toEqual([])
+
+      writeFileSync(host, content)
+      const rebuilt = await add(spec)
+      expect(rebuilt.cached).toBe(false)
+      if (name === 'a.tar') expect(rebuilt.list.get('c/pkg/hard')!.data).toBe('hello')
+      else expect(rebuilt.list.get('c/big.txt')!.data === content.toString('utf8')).toBe(true)
+      expect((await add(spec)).cached).toBe(true)
+    })
+  }
 
   it('fails with ADD_DOWNLOAD_FAILED naming url and status', async () => {
     const err = await add({ sources: [`${base}/missing`], dest: '/x/' }).catch((e: unknown) => e)
