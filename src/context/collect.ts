@@ -86,9 +86,13 @@ export interface EntryOptions {
 }
 
 /**
- * One entry from a host file's lstat; undefined for what a layer cannot hold (sockets). `path` and
- * `host` are in the string form of names.ts. Every non-directory with more than one link gets a
+ * One entry from a host file's lstat; undefined for a type Linux does not have. `path` and `host`
+ * are in the string form of names.ts. Every non-directory with more than one link gets a
  * `linkGroup`, so a hard link to a symlink, fifo or device stays a hard link (as in BuildKit).
+ *
+ * A unix socket becomes an empty regular file with the socket's mode, as in BuildKit: its context
+ * transfer (tonistiigi/fsutil, "Treat Unix sockets as regular files") clears the socket bit from
+ * the stat it sends, and the receiver's request for the file's bytes finds nothing to read.
  */
 export function entryFromStat(path: string, host: string, st: Stats, opts: EntryOptions): Planned | undefined {
   const { uid, gid } = opts.owner
@@ -112,8 +116,12 @@ export function entryFromStat(path: string, host: string, st: Stats, opts: Entry
   if (st.isCharacterDevice() || st.isBlockDevice()) {
     return { ...base, mode, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: devMajor(st.rdev), devminor: devMinor(st.rdev) }
   }
+  // Never opened (open(2) on a socket fails): the bytes are given, none.
+  if (st.isSocket()) return { ...base, mode, type: 'file', size: 0, source: { data: NO_BYTES } }
   return undefined
 }
+
+const NO_BYTES = Buffer.alloc(0)
 
 export interface TreeWalk {
   /** Host directory whose contents are copied. */

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { chmodSync, closeSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -165,6 +166,31 @@ describe('COPY links', () => {
     const tv = execFileSync('bash', ['-c', `gzip -dc '${store.blobs.blobPath((await copy({ sources: ['tree'], dest: '/t' })).layer.digest)}' | tar -tv`]).toString()
     expect(tv).toMatch(/t\/real\.txt link to t\/a-hard/)
     expect(tv).toMatch(/t\/sym -> real\.txt/)
+  })
+})
+
+describe('COPY of unix sockets', () => {
+  it('a socket named as a source, or inside a copied directory, becomes an empty regular file with its mode (as BuildKit)', async () => {
+    mkdirSync(join(context, 'd'))
+    const servers = [createServer(), createServer()]
+    try {
+      for (const [i, p] of ['s.sock', 'd/inner.sock'].entries()) {
+        await new Promise<void>((resolve) => servers[i]!.listen(join(context, p), resolve))
+        chmodSync(join(context, p), 0o640)
+        expect(statSync(join(context, p)).isSocket()).toBe(true)
+      }
+      const named = await copy({ sources: ['s.sock'], dest: '/c/s' })
+      expect([...named.list.keys()]).toEqual(['c', 'c/s'])
+      expect(named.list.get('c/s')).toMatchObject({ type: 'File', mode: 0o640, uid: 0, gid: 0, data: '' })
+      const inTree = await copy({ sources: ['d'], dest: '/d/' })
+      expect([...inTree.list.keys()]).toEqual(['d', 'd/inner.sock'])
+      expect(inTree.list.get('d/inner.sock')).toMatchObject({ type: 'File', mode: 0o640, data: '' })
+      // --chmod applies as to any file.
+      const moded = await copy({ sources: ['s.sock'], dest: '/c/s', chmod: '600' })
+      expect(moded.list.get('c/s')).toMatchObject({ type: 'File', mode: 0o600 })
+    } finally {
+      await Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()))))
+    }
   })
 })
 
