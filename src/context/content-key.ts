@@ -84,6 +84,8 @@ export class StatCache {
   #packed = Buffer.alloc(0)
   #used = 0
   #hits = 0
+  /** Records were dropped ({@link forget}): the file must be rewritten even if none were made. */
+  #dropped = false
 
   private constructor(file: string | undefined, old: Map<string, string>) {
     this.#file = file
@@ -144,6 +146,16 @@ export class StatCache {
     return sha
   }
 
+  /**
+   * Drops the record of `path`: its bytes were found to differ from the hash it served (a write the
+   * stamp did not show), so the next build hashes the file again instead of failing the same way.
+   */
+  forget(path: string): void {
+    const old = this.#old.delete(path)
+    const fresh = this.#fresh.delete(path)
+    if (old || fresh) this.#dropped = true
+  }
+
   #remember(path: string, st: Stats, sha: string): void {
     if (this.#used + RECORD > this.#packed.length) {
       const next = Buffer.alloc(Math.max(64 * RECORD, this.#packed.length * 2))
@@ -163,7 +175,7 @@ export class StatCache {
 
   /** Writes the records (those of files not seen this run are kept too), if this run made any. */
   async save(): Promise<void> {
-    if (this.#file === undefined || this.#fresh.size === 0) return
+    if (this.#file === undefined || (this.#fresh.size === 0 && !this.#dropped)) return
     const p = this.#packed
     // The file's text goes out in pieces of ~256 KiB, so no 10k-string array lives on the heap.
     const pieces: Buffer[] = []

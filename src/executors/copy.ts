@@ -6,7 +6,7 @@ import { cpuSlotOf } from '../solver/scheduler.js'
 import { writeWithSnapshot } from '../snapshot/unpack.js'
 import { prewritable } from '../snapshot/from-entries.js'
 import { isAbsolute, relative } from 'node:path'
-import { CopyError, ErrorCodes } from '../errors.js'
+import { CopyError, ErrorCodes, ImagesmithError } from '../errors.js'
 import type { CopySpec, InlineFile } from '../graph/nodes/copy-node.js'
 import { historyText } from '../graph/instruction-text.js'
 import type { AddSpec } from '../graph/nodes/add-node.js'
@@ -171,7 +171,7 @@ async function makeLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[], 
   const keyDoc = { ...base, content: contentKey(entries, stats, files && ((e, d) => (files[contextName(ctx, e)] = d)), expect) }
   await stats.save()
   const checked = { ...layerOpts, expect }
-  return cachedLayer(ctx, keyDoc, (previous) =>
+  return forgetChanged(stats, cachedLayer(ctx, keyDoc, (previous) =>
     // When a later step of this build assembles a rootfs holding this layer, its snapshot is
     // written in the same pass as the layer, from the same reads: a RUN on top must not gunzip and
     // untar it back. Otherwise (a COPY-only image) the second copy would be pure cost.
@@ -182,7 +182,23 @@ async function makeLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[], 
           ? { previous: { layer: previous.layer, same: (e: LayerEntry) => e.type === 'file' && 'path' in e.source && previous.unchanged(contextName(ctx, e)) } }
           : {}),
       })
-      : writeLayer(entries, ctx.store.blobs, checked), files ? { files } : {})
+      : writeLayer(entries, ctx.store.blobs, checked), files ? { files } : {}))
+}
+
+/**
+ * A file whose bytes differed from its key's hash leaves the stat cache: had the hash come from a
+ * record whose stamp hid a write, every later build would otherwise fail on it the same way.
+ */
+async function forgetChanged<T>(stats: StatCache, made: Promise<T>): Promise<T> {
+  try {
+    return await made
+  } catch (e) {
+    if (e instanceof ImagesmithError && e.code === ErrorCodes.SOURCE_CHANGED && typeof e.details.source === 'string') {
+      stats.forget(e.details.source)
+      await stats.save()
+    }
+    throw e
+  }
 }
 
 /**

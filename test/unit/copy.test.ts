@@ -1,10 +1,12 @@
 import { execFileSync } from 'node:child_process'
-import { chmodSync, closeSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { chmodSync, closeSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ErrorCodes } from '../../src/errors.js'
+import { statStamp } from '../../src/context/content-key.js'
 import { copyExecutor, createdBy } from '../../src/executors/copy.js'
 import type { CopySpec } from '../../src/graph/nodes/copy-node.js'
 import type { Vertex } from '../../src/graph/node.js'
@@ -346,6 +348,20 @@ describe('COPY cache and determinism', () => {
     const again = await copy({ sources: ['big.txt'], dest: '/big.txt' }, scratch(), ctxFor({ compression: 'none', step }))
     expect(again.cached).toBe(true)
     expect(again.layer.digest).toBe(rebuilt.layer.digest)
+  })
+
+  it('a stat-cache record whose stamp hides a write fails the step once, then is dropped: the next build hashes the file and holds its bytes', async () => {
+    file('f.txt', 'real bytes')
+    const host = join(context, 'f.txt')
+    // The record a write with an unchanged stamp would leave (a restored ctime, a coarse clock).
+    const dir = join(store.root, 'statcache')
+    mkdirSync(dir, { recursive: true })
+    const cacheFile = join(dir, `${createHash('sha256').update(context).digest('hex').slice(0, 32)}.json`)
+    const stale = createHash('sha256').update('old bytes!').digest('hex')
+    writeFileSync(cacheFile, JSON.stringify({ [host]: `${statStamp(lstatSync(host))}${stale}` }))
+    await expect(copy({ sources: ['f.txt'], dest: '/f.txt' })).rejects.toMatchObject({ code: ErrorCodes.SOURCE_CHANGED, details: { source: host, expected: `sha256:${stale}` } })
+    const next = await copy({ sources: ['f.txt'], dest: '/f.txt' })
+    expect(next.list.get('f.txt')!.data).toBe('real bytes')
   })
 
   it('createdBy follows BuildKit', () => {
