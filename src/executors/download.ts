@@ -10,6 +10,7 @@ import { join, posix } from 'node:path'
 import { once } from 'node:events'
 import { CopyError, ErrorCodes, ImagesmithError, abortError } from '../errors.js'
 import type { Digest } from '../oci/media-types.js'
+import { ownerTag } from '../util/owner.js'
 
 export function isUrl(src: string): boolean {
   return /^https?:\/\//i.test(src)
@@ -51,7 +52,7 @@ export async function download(url: string, dir: string, opts: { checksum?: stri
     throw new CopyError(ErrorCodes.ADD_DOWNLOAD_FAILED, `failed to download ${url}: HTTP ${res.status} ${res.statusText}`.trim(), { path: url, url, status: res.status })
   }
   await fsp.mkdir(dir, { recursive: true })
-  const file = join(dir, `download-${process.pid}-${Math.random().toString(16).slice(2)}`)
+  const file = join(dir, `download-${ownerTag()}-${Math.random().toString(16).slice(2)}`)
   const hash = createHash('sha256')
   let size = 0
   const ws = createWriteStream(file)

@@ -13,6 +13,7 @@ import { promisify } from 'node:util'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { storeSlot, type Store } from '../store/store.js'
 import { userNamespace } from '../rootless/mode.js'
+import { ownerTag } from '../util/owner.js'
 
 const execFileP = promisify(execFile)
 
@@ -55,7 +56,7 @@ export async function mountOverlay(m: OverlayMount): Promise<void> {
     throw new ImagesmithError(ErrorCodes.MOUNT_FAILED, `overlay stacks at most ${MAX_LOWER} layers, this image has ${m.lower.length}`, { path: m.target, layers: m.lower.length, max: MAX_LOWER })
   }
   await mkdir(m.scratch, { recursive: true })
-  const links = await mkdtemp(join(m.scratch, `l-${process.pid}-`)) // pid: swept if we die mid-mount
+  const links = await mkdtemp(join(m.scratch, `l-${ownerTag()}-`)) // owner tag: swept if we die mid-mount
   try {
     const lower = [...m.lower]
     if (!m.upper && lower.length === 1) {
@@ -121,7 +122,7 @@ export function overlaySupported(store: Store): Promise<boolean> {
   state.probe ??= (async () => {
     if (process.platform !== 'linux' || process.getuid?.() !== 0) return false
     await mkdir(scratch, { recursive: true })
-    const dir = await mkdtemp(join(scratch, `probe-${process.pid}-`))
+    const dir = await mkdtemp(join(scratch, `probe-${ownerTag()}-`))
     try {
       for (const d of ['l', 'u', 'w', 'm']) await mkdir(join(dir, d))
       await mountOverlay({ lower: [join(dir, 'l')], upper: join(dir, 'u'), work: join(dir, 'w'), target: join(dir, 'm'), scratch: dir })

@@ -11,6 +11,7 @@ import type { Store } from '../store/store.js'
 import { registerCleanup, removeSync, unmountSync } from './cleanup.js'
 import { mountOverlay, unmount } from './overlay.js'
 import { ensureSnapshots } from './unpack.js'
+import { ownerTag } from '../util/owner.js'
 
 /**
  * Calls `fn` with a directory holding the merged filesystem of `layers` (bottom first, as in the
@@ -37,7 +38,7 @@ export async function withRootfs<T>(
 
   const scratch = store.workDir()
   await mkdir(scratch, { recursive: true })
-  const dir = await mkdtemp(join(scratch, `ro-${process.pid}-`))
+  const dir = await mkdtemp(join(scratch, `ro-${ownerTag()}-`))
   const release = registerCleanup(`rootfs ${dir}`, () => {
     unmountSync(dir)
     removeSync(dir)

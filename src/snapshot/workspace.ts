@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { registerCleanup, removeSync, sweepDeadWorkDirs, unmountSync } from './cleanup.js'
 import { copyRootfs, treeState } from './copy-fallback.js'
 import { mountOverlay, unmount } from './overlay.js'
+import { ownerTag } from '../util/owner.js'
 
 export interface RootfsWorkspace {
   /** The step's private directory (bundle, mount sources); removed when the step ends. */
@@ -38,7 +39,7 @@ export async function withRootfsWorkspace<T>(
 ): Promise<T> {
   await mkdir(workRoot, { recursive: true })
   sweepDeadWorkDirs(workRoot)
-  const work = await mkdtemp(join(workRoot, `run-${process.pid}-`))
+  const work = await mkdtemp(join(workRoot, `run-${ownerTag()}-`))
   const rootfs = join(work, 'r')
   const upper = join(work, 'u')
   const mounted: string[] = [] // mount points inside `work`, in mount order

@@ -5,14 +5,15 @@
  * fsynced only where a crash could otherwise leave a name over missing bytes that something trusts
  * (each fsync costs a journal commit: ~0.2 ms idle, several ms on a busy disk).
  *
- * Temp names carry their writer's pid (`<stem>.tmp-<pid>-<random>`): a process that died mid-write
- * (SIGKILL, power loss) leaves a temp that {@link sweepDeadTemps} removes once that pid is gone.
- * Temp dirs ({@link makeTempDir}) are named the same way.
+ * Temp names carry their writer's owner tag (`<stem>.tmp-<pid>-o<id>-<random>`, see util/owner.ts):
+ * a process that died mid-write (SIGKILL, power loss) leaves a temp that {@link sweepDeadTemps}
+ * removes once that writer is gone, judged by its owner lock, not by a pid another pid namespace
+ * may reuse. Temp dirs ({@link makeTempDir}) are named the same way.
  */
 import { randomBytes } from 'node:crypto'
 import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import { isProcessAlive } from '../util/process.js'
+import { isOwnerAlive, isSelf, ownerTag, parseOwnerTag, type Owner } from '../util/owner.js'
 
 export interface AtomicWriteOptions {
   /**
@@ -34,15 +35,15 @@ export interface AtomicWriteOptions {
   readonly mode?: number
 }
 
-/** `<dir>/<stem>.tmp-<pid>-<random>`: a fresh name on every call, even within one process. */
+/** `<dir>/<stem>.tmp-<owner tag>-<random>`: a fresh name on every call, even within one process. */
 export function tempPath(dir: string, stem: string): string {
-  return join(dir, `${stem}.tmp-${process.pid}-${randomBytes(8).toString('hex')}`)
+  return join(dir, `${stem}.tmp-${ownerTag()}-${randomBytes(8).toString('hex')}`)
 }
 
-/** Creates (with its parents) a fresh private dir `<dir>/<stem>.tmp-<pid>-XXXXXX`. */
+/** Creates (with its parents) a fresh private dir `<dir>/<stem>.tmp-<owner tag>-XXXXXX`. */
 export async function makeTempDir(dir: string, stem: string): Promise<string> {
   await fsp.mkdir(dir, { recursive: true })
-  return fsp.mkdtemp(join(dir, `${stem}.tmp-${process.pid}-`))
+  return fsp.mkdtemp(join(dir, `${stem}.tmp-${ownerTag()}-`))
 }
 
 export interface TempMatch {
@@ -54,17 +55,21 @@ export interface TempMatch {
   readonly stepDirs?: boolean
 }
 
+/** The writer of temp entry `name` (its pid and owner id), or undefined when it is no temp of ours. */
+export function tempWriter(name: string, opts: TempMatch = {}): Owner | undefined {
+  const m = /\.tmp-(\d+(?:-o[0-9a-f]{12})?)-[0-9a-zA-Z]+$/.exec(name) ?? (opts.stepDirs ? /^[a-z]+-(\d+(?:-o[0-9a-f]{12})?)-/.exec(name) : null)
+  return m ? parseOwnerTag(m[1]!) : undefined
+}
+
 /** The pid of the process that made temp entry `name`, or undefined when it is no temp of ours. */
 export function tempWriterPid(name: string, opts: TempMatch = {}): number | undefined {
-  const m = /\.tmp-(\d+)-[0-9a-zA-Z]+$/.exec(name) ?? (opts.stepDirs ? /^[a-z]+-(\d+)-/.exec(name) : null)
-  const pid = m ? Number(m[1]) : NaN
-  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined
+  return tempWriter(name, opts)?.pid
 }
 
 /** Whether `name` is a temp entry whose writer is gone (never one of this process's own). */
 export function isDeadTemp(name: string, opts: TempMatch = {}): boolean {
-  const pid = tempWriterPid(name, opts)
-  return pid !== undefined && pid !== process.pid && !isProcessAlive(pid)
+  const owner = tempWriter(name, opts)
+  return owner !== undefined && !isSelf(owner) && !isOwnerAlive(owner)
 }
 
 /** Writes `data` to `path` atomically; on any failure no temp file is left behind. */

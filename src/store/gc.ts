@@ -1,6 +1,7 @@
 import { promises as fsp, type Dirent } from 'node:fs'
 import { basename, join } from 'node:path'
 import { tempPath } from './atomic-write.js'
+import { ownerTag, sweepDeadOwners } from '../util/owner.js'
 import { gcHolder, liveLeases, type LeaseRecord } from './lease.js'
 import type { Store } from './store.js'
 
@@ -196,12 +197,12 @@ export async function cacheUsage(store: Store): Promise<UsageRecord[]> {
   return records.sort((a, b) => b.lastUsed.getTime() - a.lastUsed.getTime())
 }
 
-/** Takes `gc.lock` (waiting for another prune); the lock file appears whole, with our pid, via link(2). */
+/** Takes `gc.lock` (waiting for another prune); the lock file appears whole, with our owner tag, via link(2). */
 async function lockGc(store: Store): Promise<() => Promise<void>> {
   const lock = store.layout.gcLock()
   const tmp = tempPath(store.layout.dir('tmp'), 'gc.lock')
   await fsp.mkdir(store.layout.dir('tmp'), { recursive: true })
-  await fsp.writeFile(tmp, String(process.pid))
+  await fsp.writeFile(tmp, ownerTag())
   try {
     for (;;) {
       try {
@@ -289,6 +290,8 @@ export async function pruneCache(store: Store, opts: PruneOptions = {}): Promise
       removed.push(r)
       total -= r.size
     }
+    // Owner locks of processes gone: each build leaves one (names of theirs left fall back to pids).
+    sweepDeadOwners(store.layout.dir('owners'))
     return { removed, reclaimed: removed.reduce((n, r) => n + r.size, 0), untagged: [...untagged] }
   } finally {
     await unlock()

@@ -14,8 +14,9 @@
  * <root>/statcache/<hex>.json      host file stat → content hash, per build context
  * <root>/refs/<hex>.json           registry tag → the digest it last resolved to (offline pulls)
  * <root>/images/<hex>.json         local image name (a build's tag) → manifest digest, created, size
- * <root>/leases/<pid>-<r>.json     what a running build holds (cache keys, blobs, snapshots); prune skips it
- * <root>/gc.lock                   a running prune's pid
+ * <root>/leases/<tag>-<r>.json     what a running build holds (cache keys, blobs, snapshots); prune skips it
+ * <root>/owners/<id>.lock          one per live process using the store, flock-held (util/owner.ts)
+ * <root>/gc.lock                   a running prune's owner tag
  * ```
  */
 import { join } from 'node:path'
@@ -33,6 +34,7 @@ export const StoreDirs = Object.freeze({
   refs: 'refs',
   images: 'images',
   leases: 'leases',
+  owners: 'owners',
 })
 
 export type StoreDir = keyof typeof StoreDirs

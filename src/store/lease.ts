@@ -2,12 +2,14 @@ import { randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { isProcessAlive } from '../util/process.js'
+import { claimOwner, isOwnerAlive, isSelf, ownerTag, parseOwnerTag, type Owner } from '../util/owner.js'
 import type { StoreLayout } from './layout.js'
 
-/** What one build process holds: prune leaves all of it alone while `pid` lives. */
+/** What one build process holds: prune leaves all of it alone while its writer lives. */
 export interface LeaseRecord {
   readonly pid: number
+  /** The writer's owner id (util/owner.ts), absent in leases of processes without one. */
+  readonly owner?: string
   /** ISO 8601: when the build took the lease. */
   readonly started: string
   readonly cacheKeys: readonly string[]
@@ -27,7 +29,7 @@ const KINDS: readonly Kind[] = ['cacheKeys', 'blobs', 'snapshots']
 const GC_POLL_MS = 25
 
 /**
- * A build's lease on the store (`leases/<pid>-<rand>.json`). The store's read paths call
+ * A build's lease on the store (`leases/<owner tag>-<rand>.json`, alive while its owner is). The store's read paths call
  * {@link hold} before they look: the item is written to the lease file, then the holder waits
  * while a prune runs (`gc.lock`), and only then checks that the item exists. A prune reads the
  * leases after taking `gc.lock`, so either it saw the item, or the holder waited for it to end and
@@ -63,12 +65,15 @@ export class Lease {
   /** Starts holding: writes an empty lease naming this process. */
   async begin(): Promise<void> {
     if (this.#path) return
+    claimOwner(this.#layout.dir('owners'))
     await fsp.mkdir(this.#layout.dir('leases'), { recursive: true })
-    const path = join(this.#layout.dir('leases'), `${process.pid}-${randomBytes(6).toString('hex')}.json`)
+    const tag = ownerTag()
+    const path = join(this.#layout.dir('leases'), `${tag}-${randomBytes(6).toString('hex')}.json`)
     const started = new Date().toISOString()
     const file = await fsp.open(path, 'a')
     try {
-      const header: LeaseRecord = { pid: process.pid, started, cacheKeys: [], blobs: [], snapshots: [] }
+      const owner = parseOwnerTag(tag)?.id
+      const header: LeaseRecord = { pid: process.pid, ...(owner ? { owner } : {}), started, cacheKeys: [], blobs: [], snapshots: [] }
       await file.write(`${JSON.stringify(header)}\n`)
     } catch (e) {
       await file.close().catch(() => undefined)
@@ -166,13 +171,18 @@ export class Lease {
   }
 }
 
-/** The pid in a lease file name `<pid>-<rand>.json`. */
-export function leasePid(name: string): number | undefined {
-  const m = /^(\d+)-[0-9a-f]+\.json$/.exec(name)
-  return m ? Number(m[1]) : undefined
+/** The writer named by a lease file name `<pid>[-o<id>]-<rand>.json`. */
+export function leaseOwner(name: string): Owner | undefined {
+  const m = /^(\d+(?:-o[0-9a-f]{12})?)-[0-9a-f]+\.json$/.exec(name)
+  return m ? parseOwnerTag(m[1]!) : undefined
 }
 
-/** Every live lease in the store; dead ones (their pid gone) are removed on the way. */
+/** The pid in a lease file name. */
+export function leasePid(name: string): number | undefined {
+  return leaseOwner(name)?.pid
+}
+
+/** Every live lease in the store; dead ones (their owner gone) are removed on the way. */
 export async function liveLeases(layout: StoreLayout): Promise<LeaseRecord[]> {
   const dir = layout.dir('leases')
   let names: string[]
@@ -183,9 +193,9 @@ export async function liveLeases(layout: StoreLayout): Promise<LeaseRecord[]> {
   }
   const out: LeaseRecord[] = []
   for (const n of names) {
-    const pid = leasePid(n)
-    if (pid === undefined) continue
-    if (pid !== process.pid && !isProcessAlive(pid)) {
+    const owner = leaseOwner(n)
+    if (owner === undefined) continue
+    if (!isOwnerAlive(owner)) {
       await fsp.rm(join(dir, n), { force: true })
       continue
     }
@@ -225,7 +235,7 @@ export function parseLease(text: string): LeaseRecord | undefined {
       continue
     }
     if (!record) {
-      record = { pid: parsed.pid, started: parsed.started, cacheKeys: [...(parsed.cacheKeys ?? [])], blobs: [...(parsed.blobs ?? [])], snapshots: [...(parsed.snapshots ?? [])] }
+      record = { pid: parsed.pid, ...(parsed.owner ? { owner: parsed.owner } : {}), started: parsed.started, cacheKeys: [...(parsed.cacheKeys ?? [])], blobs: [...(parsed.blobs ?? [])], snapshots: [...(parsed.snapshots ?? [])] }
       continue
     }
     for (const k of KINDS) for (const v of parsed[k] ?? []) (record[k] as string[]).push(v)
@@ -233,26 +243,29 @@ export function parseLease(text: string): LeaseRecord | undefined {
   return record
 }
 
-/** The pid holding `gc.lock`, if it is alive. */
-export async function gcHolder(lock: string): Promise<number | undefined> {
+/**
+ * Who holds `gc.lock` (its owner tag as content), if that holder is alive: `'self'`, `'other'`, or
+ * `'writing'` for an empty file (a lock being written this instant, treated as held).
+ */
+export async function gcHolder(lock: string): Promise<'self' | 'other' | 'writing' | undefined> {
   let text: string
   try {
     text = await fsp.readFile(lock, 'utf8')
   } catch {
     return undefined
   }
-  const pid = Number(text.trim())
-  // An empty file is a lock being written this instant: treat it as held.
-  if (text.trim() === '') return -1
-  return Number.isSafeInteger(pid) && pid > 0 && (pid === process.pid || isProcessAlive(pid)) ? pid : undefined
+  if (text.trim() === '') return 'writing'
+  const owner = parseOwnerTag(text.trim())
+  if (!owner) return undefined
+  return isSelf(owner) ? 'self' : isOwnerAlive(owner) ? 'other' : undefined
 }
 
 async function waitForGc(lock: string): Promise<void> {
   for (let i = 0; ; i++) {
     const holder = await gcHolder(lock)
-    if (holder === undefined || holder === process.pid) return
+    if (holder === undefined || holder === 'self') return
     // An empty lock file that stays empty is a prune that died between create and write.
-    if (holder === -1 && i > 40) return
+    if (holder === 'writing' && i > 40) return
     await new Promise((r) => setTimeout(r, GC_POLL_MS))
   }
 }

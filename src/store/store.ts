@@ -2,6 +2,7 @@ import { BlobStore } from './blob-store.js'
 import { CacheIndex } from './cache-index.js'
 import { ImageNames } from './image-names.js'
 import { Lease } from './lease.js'
+import { claimOwner, knowOwners } from '../util/owner.js'
 import { sweepDeadTemps } from './atomic-write.js'
 import { StoreLayout, SWEPT_DIRS } from './layout.js'
 
@@ -42,6 +43,7 @@ export class Store {
   constructor(root: string) {
     this.root = root
     this.layout = new StoreLayout(root)
+    knowOwners(this.layout.dir('owners'))
     this.lease = new Lease(this.layout)
     this.blobs = new BlobStore(root, this.lease)
     this.cache = new CacheIndex(this.layout, this.lease)
@@ -53,6 +55,8 @@ export class Store {
    * folder (temp files and dirs carrying a pid that is gone). Every build calls it first.
    */
   async init(): Promise<void> {
+    // Before anything is written: temp names and leases carry the owner id this claims.
+    claimOwner(this.layout.dir('owners'))
     await this.blobs.init()
     await Promise.all(SWEPT_DIRS.map((d) => this.sweepOnce(this.layout.dir(d))))
   }

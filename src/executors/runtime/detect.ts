@@ -16,6 +16,7 @@ import { buildSpec, type OciMount } from './oci-spec.js'
 import { ociRuntime, type RuntimeOptions } from './runc.js'
 import { userNamespace } from '../../rootless/mode.js'
 import type { Runtime } from './runtime.js'
+import { ownerTag } from '../../util/owner.js'
 
 export const RUNTIME_CANDIDATES: readonly string[] = Object.freeze(['crun', 'runc'])
 
@@ -113,7 +114,7 @@ function runtimeOptions(): RuntimeOptions {
 /** Runs the host's `echo MARKER` in a throwaway container; undefined when the marker came back, else why not. */
 async function trial(runtime: Runtime, scratch: string): Promise<string | undefined> {
   await mkdir(scratch, { recursive: true })
-  const bundle = await mkdtemp(join(scratch, `detect-${process.pid}-`))
+  const bundle = await mkdtemp(join(scratch, `detect-${ownerTag()}-`))
   try {
     const rootfs = join(bundle, 'rootfs')
     await mkdir(rootfs)

@@ -17,7 +17,7 @@ import { mountOverlay, unmount } from '../../snapshot/overlay.js'
 import { hostPath } from '../../snapshot/scoped-path.js'
 import type { OciMount } from './oci-spec.js'
 import { SLIRP_DNS } from './network.js'
-import { isProcessAlive } from '../../util/process.js'
+import { isOwnerAlive, ownerTag, parseOwnerTag } from '../../util/owner.js'
 
 const execFileP = promisify(execFile)
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
@@ -265,7 +265,7 @@ async function tryLock(dir: string): Promise<(() => Promise<void>) | undefined> 
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       await mkdir(lock)
-      await writeFile(join(lock, 'pid'), String(process.pid))
+      await writeFile(join(lock, 'pid'), ownerTag())
       const release = registerCleanup(`cache lock ${lock}`, () => removeSync(lock))
       return async () => {
         await rm(lock, { recursive: true, force: true })
@@ -273,8 +273,8 @@ async function tryLock(dir: string): Promise<(() => Promise<void>) | undefined> 
       }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
-      const pid = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => ''))
-      if (!pid || isProcessAlive(pid)) return undefined
+      const holder = parseOwnerTag((await readFile(join(lock, 'pid'), 'utf8').catch(() => '')).trim())
+      if (!holder || isOwnerAlive(holder)) return undefined
       await execFileP('rm', ['-rf', lock]) // the holder died: take the lock over
     }
   }
