@@ -67,10 +67,14 @@ export class RegistryClient {
    */
   async request(ep: Endpoint, scopes: readonly string[], req: ClientRequest, subject: RequestSubject): Promise<HttpResponse> {
     const url = req.url ?? `${ep.base}${req.path}`
-    let header = await this.auth.header(ep, scopes, req.signal)
+    // Credentials go to the registry they are for: an absolute URL elsewhere (an upload location on
+    // another host) is sent bare, as a redirect there is.
+    const own = sameOrigin(url, ep.base)
+    let header = own ? await this.auth.header(ep, scopes, req.signal) : undefined
     const send = (h: string | undefined): Promise<HttpResponse> =>
       this.transport.send({ ...req, url, headers: { ...(req.headers ?? {}), ...(h ? { authorization: h } : {}) } })
     let res = await send(header)
+    if (res.status === 401 && !(own && sameOrigin(res.url, url))) throw foreignChallenge(ep, res, subject)
     if (res.status === 401 && this.auth.learn(ep, res, scopes, header)) {
       header = await this.auth.header(ep, scopes, req.signal)
       // No credentials for the scheme the registry asks for (basic): the 401 stands.
@@ -78,6 +82,7 @@ export class RegistryClient {
       res.body.resume()
       res = await send(header)
     }
+    if (res.status === 401 && !(own && sameOrigin(res.url, url))) throw foreignChallenge(ep, res, subject)
     if (res.status === 401 || res.status === 403) throw await responseError(ep, res, subject, (s) => this.auth.redact(s))
     return res
   }
@@ -202,5 +207,28 @@ export function mismatch(ep: Endpoint, repository: string, expected: string, act
     `${what} from ${ep.host}/${repository} does not match ${expected} (got ${actual || 'other bytes'}); nothing was stored`,
     { registry: ep.host, repository, expected, actual, url: safeUrl(`${ep.base}/v2/${repository}`) },
     { cause },
+  )
+}
+
+function sameOrigin(a: string, b: string): boolean {
+  try {
+    return new URL(a).origin === new URL(b).origin
+  } catch {
+    return false
+  }
+}
+
+/**
+ * A 401 from the host a request was redirected to (object storage, or anyone the registry points
+ * at). Its challenge is that host's business: adopting it would send the registry's credentials to
+ * its realm and its token back to the registry, so the request fails here instead.
+ */
+function foreignChallenge(ep: Endpoint, res: HttpResponse, subject: RequestSubject): ImagesmithError {
+  res.body.resume()
+  const to = safeUrl(res.url)
+  return new ImagesmithError(
+    ErrorCodes.UNAUTHORIZED,
+    `registry ${ep.host} redirected ${subject.what} ${subject.reference ?? subject.repository} to ${to}, which asks for credentials (401); the registry's credentials are not sent there`,
+    { registry: ep.host, repository: subject.repository, ...(subject.reference ? { reference: subject.reference } : {}), status: 401, redirectedTo: to },
   )
 }
