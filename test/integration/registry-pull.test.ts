@@ -264,9 +264,36 @@ describe.skipIf(bed.skip)('registry pull', () => {
     expect(layerGets.map((r) => r.range)).toEqual([undefined, 'bytes=300000-', 'bytes=600000-'])
   })
 
+  it('a connection that keeps dropping after some bytes resumes each time without using up the retry budget', async () => {
+    const store = await freshStore()
+    // 200 kB a response: the 1 MB layer takes 6 of them, more than the 4 retries a drop without progress gets.
+    const p = await proxy(plain.host, { dropAfterBytes: 200_000, drops: Infinity, paths: /\/blobs\/sha256:a8fc/ })
+    const img = await session().pull(parseReference(`${p.host}/library/busybox`), amd64, store.blobs)
+    expect(img.digest).toBe(seeded.busybox)
+    const layer = img.layers[0]!
+    expect(await store.blobs.has(layer.digest)).toBe(true)
+    const ranges = p.requests.filter((r) => r.path.endsWith(layer.digest)).map((r) => r.range)
+    expect(ranges).toEqual([undefined, ...Array.from({ length: Math.ceil(layer.size / 200_000) - 1 }, (_, i) => `bytes=${(i + 1) * 200_000}-`)])
+  })
+
+  it('resuming is bounded too: a registry cutting every response after a few bytes is REGISTRY_UNREACHABLE after 100 resumes, in bounded time', async () => {
+    const store = await freshStore()
+    const p = await proxy(plain.host, { dropAfterBytes: 2_000, drops: Infinity, paths: /\/blobs\/sha256:a8fc/ })
+    const started = Date.now()
+    const e = await failure(session().pull(parseReference(`${p.host}/library/busybox`), amd64, store.blobs))
+    expect(e.code).toBe(ErrorCodes.REGISTRY_UNREACHABLE)
+    expect(e.message).toMatch(/cut short 101 times/)
+    expect(e.details).toMatchObject({ resumes: 101, drops: 0, received: 202_000 })
+    expect(Date.now() - started).toBeLessThan(60_000)
+    expect(p.requests.filter((r) => r.path.includes('/blobs/sha256:a8fc'))).toHaveLength(101)
+    expect(blobFiles(store).some((f) => f.startsWith('a8fc'))).toBe(false)
+    expect(readdirSync(join(store.root, 'tmp'))).toEqual([])
+  })
+
   it('a registry that always drops gives a clear REGISTRY_UNREACHABLE after the retry budget, and nothing is stored', async () => {
     const store = await freshStore()
-    const p = await proxy(plain.host, { dropAfterBytes: 1_000, drops: Infinity, paths: /\/blobs\/sha256:a8fc/ })
+    // Headers, then the connection closes before a byte of the body: no progress, so every drop counts.
+    const p = await proxy(plain.host, { dropAfterBytes: 0, drops: Infinity, paths: /\/blobs\/sha256:a8fc/ })
     const e = await failure(session({ retries: 2 }).pull(parseReference(`${p.host}/library/busybox`), amd64, store.blobs))
     expect(e.code).toBe(ErrorCodes.REGISTRY_UNREACHABLE)
     expect(e.message).toMatch(/dropped 3 times/)
