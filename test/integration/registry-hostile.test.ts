@@ -267,3 +267,35 @@ describe('Retry-After', () => {
   })
 })
 
+
+describe('oversized documents', () => {
+  it('configs past the 8 MiB cap never enter the store: 600 MB stated is refused unread, 9 MB served honestly is refused before fetching, more bytes than stated stop at the stated size', async () => {
+    const docs = new Map<string, { bytes: Buffer; mediaType: string }>()
+    const huge = { mediaType: OCI_CONFIG, digest: `sha256:${'4'.repeat(64)}`, size: 600_000_000 }
+    const hugeManifest = put(docs, OCI_MANIFEST, { schemaVersion: 2, mediaType: OCI_MANIFEST, config: huge, layers: [] })
+    const big = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, history: [{ comment: 'x'.repeat(9 << 20) }] }))
+    docs.set(sha(big), { bytes: big, mediaType: OCI_CONFIG })
+    const bigManifest = put(docs, OCI_MANIFEST, { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: sha(big), size: big.length }, layers: [] })
+    // States 1000 bytes; the blob served under its digest is the 9 MB one.
+    const lying = put(docs, OCI_MANIFEST, { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: sha(big), size: 1000 }, layers: [] })
+    const serve = registryOf(docs, hugeManifest.digest)
+    const srv = await hostile((req, res) => void (serve(req, res) || res.writeHead(404).end()))
+
+    const store = await freshStore()
+    const stated = await ended(async (signal) => session().pull(parseReference(`${srv.host}/evil/huge@${hugeManifest.digest}`), amd64, store.blobs, signal), 20_000)
+    expect(stated.error.code).toBe(ErrorCodes.BASE_IMAGE_INVALID)
+    expect(stated.error.details).toMatchObject({ digest: huge.digest, size: 600_000_000, limit: 8 << 20 })
+    expect(srv.requests.filter((r) => r.path.includes('/blobs/'))).toEqual([])
+
+    const served = await ended(async (signal) => session().pull(parseReference(`${srv.host}/evil/big@${bigManifest.digest}`), amd64, store.blobs, signal), 20_000)
+    expect(served.error.code).toBe(ErrorCodes.BASE_IMAGE_INVALID)
+    expect(served.error.details).toMatchObject({ digest: sha(big), size: big.length, limit: 8 << 20 })
+    expect(await store.blobs.has(sha(big) as never)).toBe(false)
+
+    const cut = await ended(async (signal) => session().pull(parseReference(`${srv.host}/evil/lying@${lying.digest}`), amd64, store.blobs, signal), 20_000)
+    expect(cut.error.code).toBe(ErrorCodes.DIGEST_MISMATCH)
+    expect(cut.error.details.actual).toBe('more than 1000 bytes')
+    expect(await store.blobs.has(sha(big) as never)).toBe(false)
+    expect(readdirSync(join(store.root, 'tmp'))).toEqual([])
+  })
+})
