@@ -128,6 +128,11 @@ export const ErrorCodes = Object.freeze({
   ROOTLESS_TUN_DENIED: 'ROOTLESS_TUN_DENIED',
   /** The process that runs a rootless build's steps in its user namespace could not start or died; `details.exitCode` / `details.signal` say how. */
   ROOTLESS_WORKER_FAILED: 'ROOTLESS_WORKER_FAILED',
+  /**
+   * A registry request did not finish within its deadline (a server sending a byte now and then, so the
+   * idle timeout never fires); `details.registry`, `details.url` and `details.deadlineMs` say which and how long.
+   */
+  REGISTRY_TIMEOUT: 'REGISTRY_TIMEOUT',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

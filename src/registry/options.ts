@@ -41,4 +41,17 @@ export interface RegistryConfig {
   readonly concurrency: number
   /** First backoff delay in ms (doubled per attempt). @default 200 */
   readonly backoffMs: number
+  /** A connection silent this long (connecting, headers or body) counts as dropped and is retried. @default 30000 */
+  readonly idleTimeoutMs?: number
+  /**
+   * Deadline of one request (connect, headers, body) for manifests, tokens and API calls; a blob
+   * download's attempt gets this plus its remaining bytes at {@link minBytesPerSecond}. Past it:
+   * REGISTRY_TIMEOUT, not retried (a server trickling bytes keeps the idle timeout from firing).
+   * @default 120000
+   */
+  readonly deadlineMs?: number
+  /** The slowest blob download rate waited for (see {@link deadlineMs}). @default 65536 (64 KiB/s: 1 GB in about 4.5 h) */
+  readonly minBytesPerSecond?: number
+  /** A 429/5xx whose Retry-After asks for a longer wait fails at once (REGISTRY_ERROR naming the wait). @default 30000 */
+  readonly maxRetryAfterMs?: number
 }

@@ -67,7 +67,7 @@ export class PullSession {
     } catch (e) {
       // Whatever was cut short by the abort (a socket, a body read, a queued download) reports the abort.
       if (signal?.aborted) throw abortError(signal)
-      throw e
+      throw noSpace(e, blobs.root) ?? e
     }
   }
 
@@ -139,6 +139,17 @@ export class PullSession {
     }
     throw withReference(lastError, ref)
   }
+}
+
+/**
+ * A full disk while the store was written (a blob, a manifest, a tag record) is NO_SPACE naming the
+ * store, as a build reports it; the writers already removed their temp files.
+ */
+function noSpace(e: unknown, store: string): ImagesmithError | undefined {
+  const errno = (e as NodeJS.ErrnoException)?.code
+  if (isImagesmithError(e) || (errno !== 'ENOSPC' && errno !== 'EDQUOT')) return undefined
+  const path = (e as NodeJS.ErrnoException).path ?? store
+  return new ImagesmithError(ErrorCodes.NO_SPACE, `no space left on device writing ${path}`, { path, errno }, { cause: e })
 }
 
 function withReference(e: unknown, ref: ImageReference): unknown {

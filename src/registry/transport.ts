@@ -17,6 +17,12 @@ export interface HttpRequest {
   readonly followRedirects?: boolean
   /** Retry 5xx, 429 and dropped connections with backoff. @default true */
   readonly retry?: boolean
+  /**
+   * The whole exchange (connect, headers, body) must finish within this many ms, however steadily
+   * bytes trickle in; past it the request fails with REGISTRY_TIMEOUT and is not retried.
+   * @default the transport's `deadlineMs`; none for a streamed body (uploads: the idle timeout still applies)
+   */
+  readonly deadlineMs?: number
   readonly signal?: AbortSignal
 }
 
@@ -37,12 +43,14 @@ export interface TransportOptions {
   readonly backoffMs?: number
   /** A connection silent this long (connecting or mid-body) counts as dropped. @default 30000 */
   readonly idleTimeoutMs?: number
+  /** Deadline of one request (manifests, tokens, API calls); blob downloads add time by size. @default 120000 */
+  readonly deadlineMs?: number
+  /** A Retry-After longer than this is not waited for: the request fails with REGISTRY_ERROR naming the wait. @default 30000 */
+  readonly maxRetryAfterMs?: number
 }
 
 const SYSTEM_CA_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem']
 const MAX_REDIRECTS = 10
-/** A Retry-After longer than this is not waited for: the error says so instead. */
-const MAX_RETRY_AFTER_MS = 60_000
 /** Connection errors worth another try: the registry was there and the line broke. */
 const TRANSIENT_ERRNOS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET'])
 
@@ -74,13 +82,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /** A connection-level failure (refused, reset, TLS), typed; `transient` says whether a retry may help. */
 export function unreachable(url: string, cause: unknown, attempts: number): ImagesmithError {
   const errno = (cause as NodeJS.ErrnoException)?.code
-  const host = (() => {
-    try {
-      return new URL(url).host
-    } catch {
-      return url
-    }
-  })()
+  const host = hostOf(url)
   return new ImagesmithError(
     ErrorCodes.REGISTRY_UNREACHABLE,
     `registry ${host} unreachable: ${errno ?? (cause as Error)?.message ?? String(cause)} (${safeUrl(url)}, ${attempts} attempt${attempts === 1 ? '' : 's'})`,
@@ -94,27 +96,54 @@ export function isTransient(e: unknown): boolean {
   return (code !== undefined && TRANSIENT_ERRNOS.has(code)) || /socket hang up|aborted|premature close/i.test((e as Error)?.message ?? '')
 }
 
-/** Delay before attempt `n` (1-based): Retry-After when the server sent one, else exponential with jitter. */
-export function backoffDelay(n: number, baseMs: number, retryAfter?: string | string[]): number {
+/** The wait a Retry-After header asks for (seconds or an HTTP date), in ms; undefined when absent or unreadable. */
+export function retryAfterMs(retryAfter?: string | string[]): number | undefined {
   const ra = Array.isArray(retryAfter) ? retryAfter[0] : retryAfter
-  if (ra) {
-    const secs = Number(ra)
-    const ms = Number.isFinite(secs) ? secs * 1000 : Date.parse(ra) - Date.now()
-    if (Number.isFinite(ms) && ms >= 0) return Math.min(ms, MAX_RETRY_AFTER_MS)
+  if (!ra) return undefined
+  const secs = Number(ra)
+  const ms = Number.isFinite(secs) ? secs * 1000 : Date.parse(ra) - Date.now()
+  return Number.isFinite(ms) && ms >= 0 ? ms : undefined
+}
+
+/**
+ * Delay before attempt `n` (1-based): what Retry-After asks for when the server sent one (the
+ * caller decides whether that is too long), else exponential with jitter.
+ */
+export function backoffDelay(n: number, baseMs: number, retryAfter?: string | string[]): number {
+  return retryAfterMs(retryAfter) ?? baseMs * 2 ** (n - 1) * (0.75 + Math.random() * 0.5)
+}
+
+/** The request did not finish within its deadline (a server trickling bytes): not retried. */
+export function deadlineError(url: string, deadlineMs: number): ImagesmithError {
+  const host = hostOf(url)
+  return new ImagesmithError(ErrorCodes.REGISTRY_TIMEOUT, `registry ${host} did not finish answering ${safeUrl(url)} within ${Math.round(deadlineMs / 1000)} s`, {
+    registry: host,
+    url: safeUrl(url),
+    deadlineMs,
+  })
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host
+  } catch {
+    return url
   }
-  return baseMs * 2 ** (n - 1) * (0.75 + Math.random() * 0.5)
 }
 
 /**
  * HTTP(S) for the distribution API over node:http: TLS with the system's CAs plus an optional CA
  * file, keep-alive agents, retries with backoff (5xx, 429 with Retry-After, dropped connections),
  * and redirects that never carry Authorization to another host. Which scheme a host gets is
- * decided by the caller (see endpoints.ts).
+ * decided by the caller (see endpoints.ts). Every wait is bounded: a silent connection by the idle
+ * timeout, a trickling one by the request's deadline, a Retry-After by `maxRetryAfterMs`.
  */
 export class Transport {
   readonly retries: number
   readonly backoffMs: number
   readonly idleTimeoutMs: number
+  readonly deadlineMs: number
+  readonly maxRetryAfterMs: number
   readonly #http = new http.Agent({ keepAlive: true, maxSockets: 16 })
   readonly #https: https.Agent
   #requests = 0
@@ -123,6 +152,8 @@ export class Transport {
     this.retries = opts.retries ?? 4
     this.backoffMs = opts.backoffMs ?? 200
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 30_000
+    this.deadlineMs = opts.deadlineMs ?? 120_000
+    this.maxRetryAfterMs = opts.maxRetryAfterMs ?? 30_000
     this.#https = new https.Agent({ keepAlive: true, maxSockets: 16, ca: trustedCas(opts.caFile) })
   }
 
@@ -149,7 +180,9 @@ export class Transport {
       }
       if ((res.status >= 500 || res.status === 429) && n < attempts) {
         res.body.resume()
-        await sleep(backoffDelay(n, this.backoffMs, res.headers['retry-after']), req.signal)
+        const wait = backoffDelay(n, this.backoffMs, res.headers['retry-after'])
+        if (wait > this.maxRetryAfterMs) throw retryAfterTooLong(res, wait, this.maxRetryAfterMs)
+        await sleep(wait, req.signal)
         continue
       }
       return res
@@ -161,8 +194,11 @@ export class Transport {
     let url = req.url
     let headers = { ...(req.headers ?? {}) }
     const origin = new URL(url).origin
+    // One deadline for the attempt, redirects included.
+    const deadlineMs = req.deadlineMs ?? (typeof req.body === 'function' ? undefined : this.deadlineMs)
+    const deadline = deadlineMs === undefined ? undefined : { at: Date.now() + deadlineMs, ms: deadlineMs }
     for (let hop = 0; ; hop++) {
-      const res = await this.#once(req.method, url, headers, req.body, req.signal)
+      const res = await this.#once(req.method, url, headers, req.body, req.signal, deadline)
       const location = res.headers.location
       const redirect = [301, 302, 303, 307, 308].includes(res.statusCode ?? 0) && location && req.followRedirects !== false && (req.method === 'GET' || req.method === 'HEAD')
       if (!redirect) return { status: res.statusCode ?? 0, headers: res.headers, url, body: res }
@@ -177,14 +213,35 @@ export class Transport {
     }
   }
 
-  #once(method: HttpMethod, url: string, headers: Record<string, string>, body: HttpRequest['body'], signal?: AbortSignal): Promise<IncomingMessage> {
+  #once(method: HttpMethod, url: string, headers: Record<string, string>, body: HttpRequest['body'], signal?: AbortSignal, deadline?: { at: number; ms: number }): Promise<IncomingMessage> {
     this.#requests++
     const u = new URL(url)
     const mod = u.protocol === 'https:' ? https : http
     const agent = u.protocol === 'https:' ? this.#https : this.#http
     return new Promise((resolve, reject) => {
-      const r = mod.request(u, { method, headers: { 'user-agent': 'imagesmith', ...headers }, agent, signal }, resolve)
-      r.on('error', (e) => reject(signal?.aborted ? abortError(signal) : e))
+      let response: IncomingMessage | undefined
+      const r = mod.request(u, { method, headers: { 'user-agent': 'imagesmith', ...headers }, agent, signal }, (res) => {
+        response = res
+        if (timer) {
+          res.once('end', () => clearTimeout(timer))
+          res.once('close', () => clearTimeout(timer))
+        }
+        resolve(res)
+      })
+      // The idle timeout never fires on a server sending a byte now and then (headers or body): the
+      // deadline covers the whole exchange, also the body the caller reads after this resolves.
+      const timer = deadline
+        ? setTimeout(() => {
+            const err = deadlineError(url, deadline.ms)
+            response?.destroy(err)
+            r.destroy(err)
+          }, Math.max(0, deadline.at - Date.now()))
+        : undefined
+      timer?.unref()
+      r.on('error', (e) => {
+        if (!response) clearTimeout(timer)
+        reject(signal?.aborted ? abortError(signal) : e)
+      })
       // A registry that stops answering (connect or mid-body) is a dropped connection: retried.
       r.setTimeout(this.idleTimeoutMs, () => r.destroy(Object.assign(new Error(`no data for ${this.idleTimeoutMs} ms`), { code: 'ETIMEDOUT' })))
       if (body === undefined) r.end()
@@ -222,6 +279,16 @@ function trustedCas(caFile?: string): string[] {
     }
   }
   return cas
+}
+
+/** A Retry-After beyond what is waited for: fails at once, naming the wait asked for. */
+function retryAfterTooLong(res: HttpResponse, waitMs: number, maxMs: number): ImagesmithError {
+  const host = hostOf(res.url)
+  return new ImagesmithError(
+    ErrorCodes.REGISTRY_ERROR,
+    `registry ${host} answered ${res.status} and asks to retry after ${Math.round(waitMs / 1000)} s; imagesmith waits at most ${Math.round(maxMs / 1000)} s (${safeUrl(res.url)})`,
+    { registry: host, status: res.status, url: safeUrl(res.url), retryAfterMs: waitMs, maxRetryAfterMs: maxMs },
+  )
 }
 
 /** Reads a response body up to `max` bytes (manifests, errors, tokens). */

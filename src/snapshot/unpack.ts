@@ -141,10 +141,24 @@ async function placeOnce(store: Store, layer: LayerRef, dir: string, fill: (tmp:
   } catch (e) {
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined)
     if (signal?.aborted) throw abortError(signal)
-    throw e
+    throw noSpace(e, dirname(dir)) ?? e
   }
-  return commitSnapshot(tmp, dir, whiteouts)
+  try {
+    return await commitSnapshot(tmp, dir, whiteouts)
+  } catch (e) {
+    throw noSpace(e, dirname(dir)) ?? e
+  }
 }
+
+/** A full disk (errno ENOSPC/EDQUOT) while a snapshot was written: NO_SPACE naming where, not the blob's fault. */
+function noSpace(e: unknown, path: string): ImagesmithError | undefined {
+  const errno = (e as NodeJS.ErrnoException)?.code
+  if (errno !== 'ENOSPC' && errno !== 'EDQUOT') return undefined
+  return new ImagesmithError(ErrorCodes.NO_SPACE, `no space left on device writing ${(e as NodeJS.ErrnoException).path ?? path}`, { path: (e as NodeJS.ErrnoException).path ?? path, errno }, { cause: e })
+}
+
+/** GNU tar's message for a write the disk refused: the layer is fine, the disk is full. */
+const TAR_NO_SPACE = /No space left on device|Disk quota exceeded/
 
 /**
  * The placed snapshot of `layer` at `dir`, or undefined. The build's lease holds it (and the layer's
@@ -266,6 +280,11 @@ async function extract(store: Store, layer: LayerRef, dest: string, signal: Abor
       throw e
     }
     const code = await tarDone
+    // Checked first: a tar that died of a full disk also fails zstd (its pipe closed).
+    if (code !== 0 && TAR_NO_SPACE.test(stderr)) {
+      const errno = /Disk quota/.test(stderr) ? 'EDQUOT' : 'ENOSPC'
+      throw new ImagesmithError(ErrorCodes.NO_SPACE, `no space left on device unpacking layer ${layer.digest} into ${dirname(dest)}`, { path: dirname(dest), digest: layer.digest, errno, stderr: stderr.slice(0, 2000) })
+    }
     if (zstdDone && (await zstdDone) !== 0) throw new ImagesmithError(ErrorCodes.BLOB_CORRUPT, `layer ${layer.digest}: zstd could not decompress it`, { digest: layer.digest })
     throwIfAborted(signal)
     if (code !== 0) {

@@ -20,7 +20,7 @@ export interface ResolveRequest {
   /** Where the walk starts: an index's descriptors (already narrowed to a tag) or one manifest's. */
   readonly roots: readonly Descriptor[]
   readonly platform: Platform
-  readonly blobs: Pick<BlobStore, 'readJson'>
+  readonly blobs: Pick<BlobStore, 'readJson' | 'size'>
   readonly fetcher: BlobFetcher
   readonly signal?: AbortSignal
 }
@@ -44,6 +44,18 @@ const OCI_LAYER_TYPE: Readonly<Record<string, string>> = {
 }
 /** Nested indexes deeper than this are refused (a cycle cannot be built from digests, but a chain can). */
 const MAX_DEPTH = 8
+/**
+ * Descriptors one resolution looks at, over every index it reads. Real indexes list a few dozen
+ * (platforms plus attestations); this bounds the documents fetched for one image.
+ */
+export const MAX_DESCRIPTORS = 1024
+/** Manifests and indexes larger than this are refused unread (containers/image's limit too). */
+export const MAX_MANIFEST_BYTES = 4 << 20
+/**
+ * Image configs larger than this are refused unread: a config is JSON parsed in memory, and real ones
+ * are kilobytes (containers/image allows 4 MiB; twice that leaves room for long histories).
+ */
+export const MAX_CONFIG_BYTES = 8 << 20
 const LAYER_FETCHES = 4
 
 export function baseInvalid(ref: string, why: string, details: Record<string, unknown> = {}, cause?: unknown): ImagesmithError {
@@ -59,7 +71,7 @@ type Doc = { kind: 'index'; index: ImageIndex } | { kind: 'manifest'; manifest: 
  */
 export async function resolveImage(req: ResolveRequest): Promise<ResolvedImage> {
   const offered = new Set<string>()
-  const found = await walk(req, req.roots, 0, offered)
+  const found = await walk(req, req.roots, 0, { offered, walked: new Set(), descriptors: 0 })
   if (!found) {
     const offers = [...offered]
     throw new ImagesmithError(
@@ -71,15 +83,29 @@ export async function resolveImage(req: ResolveRequest): Promise<ResolvedImage> 
   return readImage(req, found.desc, found.manifest)
 }
 
-async function walk(req: ResolveRequest, descs: readonly Descriptor[], depth: number, offered: Set<string>): Promise<{ desc: Descriptor; manifest: Manifest } | undefined> {
-  if (depth > MAX_DEPTH) throw baseInvalid(req.ref, `indexes nested more than ${MAX_DEPTH} deep`)
-  for (const d of descs) if (d.platform && d.platform.os !== 'unknown') offered.add(formatPlatform(d.platform))
+/** What one resolution has seen so far, across every index it walks. */
+interface WalkState {
+  readonly offered: Set<string>
+  /** Indexes already walked (and found without a match): the same digest gives the same answer. */
+  readonly walked: Set<string>
+  descriptors: number
+}
+
+async function walk(req: ResolveRequest, descs: readonly Descriptor[], depth: number, state: WalkState): Promise<{ desc: Descriptor; manifest: Manifest } | undefined> {
+  if (depth > MAX_DEPTH) throw baseInvalid(req.ref, `indexes nested more than ${MAX_DEPTH} deep`, { limit: MAX_DEPTH })
+  state.descriptors += descs.length
+  if (state.descriptors > MAX_DESCRIPTORS) throw baseInvalid(req.ref, `its indexes list more than ${MAX_DESCRIPTORS} descriptors`, { limit: MAX_DESCRIPTORS })
+  for (const d of descs) if (d.platform && d.platform.os !== 'unknown') state.offered.add(formatPlatform(d.platform))
   // Exact platform matches first, in index order; then descriptors that state no platform.
   const candidates = [...descs.filter((d) => d.platform && platformMatches(d.platform, req.platform)), ...descs.filter((d) => !d.platform)]
   for (const desc of candidates) {
+    // An index listed twice (or reached along two paths) is read and walked once: repeated entries
+    // would otherwise multiply per level (12 entries, 8 levels: 12^7 walks of the same document).
+    if (state.walked.has(desc.digest)) continue
     const doc = await readDoc(req, desc)
     if (doc.kind === 'manifest') return { desc, manifest: doc.manifest }
-    const inner = await walk(req, doc.index.manifests ?? [], depth + 1, offered)
+    state.walked.add(desc.digest)
+    const inner = await walk(req, doc.index.manifests ?? [], depth + 1, state)
     if (inner) return inner
   }
   return undefined
@@ -91,13 +117,27 @@ async function readDoc(req: ResolveRequest, desc: Descriptor): Promise<Doc> {
   if (desc.mediaType && !INDEX_TYPES.has(desc.mediaType) && !MANIFEST_TYPES.has(desc.mediaType)) {
     throw baseInvalid(req.ref, `${desc.digest} is a ${desc.mediaType}, not an image manifest or index`, { digest: desc.digest, mediaType: desc.mediaType })
   }
-  await req.fetcher.fetch(desc, req.signal)
-  const doc = await req.blobs.readJson<Partial<ImageIndex & Manifest> & { schemaVersion?: number }>(desc.digest)
+  const doc = await readCapped<Partial<ImageIndex & Manifest> & { schemaVersion?: number }>(req, desc, MAX_MANIFEST_BYTES, 'manifest')
   if (doc.schemaVersion !== 2) throw baseInvalid(req.ref, `manifest ${desc.digest} has schemaVersion ${String(doc.schemaVersion)}; only version 2 is supported`, { digest: desc.digest })
   // The document's own shape decides: some writers leave mediaType out of one side or the other.
   if (Array.isArray(doc.manifests)) return { kind: 'index', index: doc as ImageIndex }
   if (doc.config && Array.isArray(doc.layers)) return { kind: 'manifest', manifest: doc as Manifest }
   throw baseInvalid(req.ref, `${desc.digest} is neither an image manifest nor an index`, { digest: desc.digest })
+}
+
+/**
+ * Fetches a JSON document the resolver parses in memory, refusing it unread when its descriptor
+ * states more than `max` bytes (so it never enters the store), and when the stored blob is larger
+ * all the same (a source that does not hold to the descriptor's size).
+ */
+async function readCapped<T>(req: ResolveRequest, desc: Descriptor, max: number, what: 'manifest' | 'config'): Promise<T> {
+  const tooLarge = (size: number): ImagesmithError =>
+    baseInvalid(req.ref, `its ${what} ${desc.digest} is ${size} bytes, more than the ${max} bytes a ${what} may have`, { digest: desc.digest, size, limit: max })
+  if (typeof desc.size === 'number' && desc.size > max) throw tooLarge(desc.size)
+  await req.fetcher.fetch(desc, req.signal)
+  const size = await req.blobs.size(desc.digest)
+  if (size > max) throw tooLarge(size)
+  return req.blobs.readJson<T>(desc.digest)
 }
 
 async function readImage(req: ResolveRequest, desc: Descriptor, manifest: Manifest): Promise<ResolvedImage> {
@@ -106,8 +146,7 @@ async function readImage(req: ResolveRequest, desc: Descriptor, manifest: Manife
     throw baseInvalid(req.ref, `its config is a ${cfg.mediaType}: not a container image`, { digest: desc.digest, mediaType: cfg.mediaType })
   }
   if (!isDigest(cfg.digest)) throw baseInvalid(req.ref, `unsupported config digest ${JSON.stringify(cfg.digest)}`)
-  await req.fetcher.fetch(cfg, req.signal)
-  const config = await req.blobs.readJson<ImageConfig>(cfg.digest)
+  const config = await readCapped<ImageConfig>(req, cfg, MAX_CONFIG_BYTES, 'config')
   const diffIds = config.rootfs?.diff_ids ?? []
   if (diffIds.length !== manifest.layers.length) {
     throw baseInvalid(req.ref, `the manifest has ${manifest.layers.length} layers and the config ${diffIds.length} diff_ids`, { digest: desc.digest })

@@ -362,7 +362,7 @@ export interface TestProxy {
   readonly host: string
   readonly url: string
   /** Requests seen (method, path, range header). */
-  readonly requests: { readonly method: string; readonly path: string; readonly range?: string; readonly authorized: boolean }[]
+  readonly requests: { readonly method: string; readonly path: string; readonly range?: string; readonly authorized: boolean; readonly authorization?: string }[]
   /** Request body bytes forwarded to the registry (uploads). */
   bytesUp: number
   /** Response body bytes sent back. */
@@ -388,7 +388,7 @@ export async function startProxy(target: string, faults: ProxyFaults = {}): Prom
   }
   const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = req.url ?? '/'
-    proxy.requests.push({ method: req.method ?? 'GET', path, ...(req.headers.range ? { range: String(req.headers.range) } : {}), authorized: req.headers.authorization !== undefined })
+    proxy.requests.push({ method: req.method ?? 'GET', path, ...(req.headers.range ? { range: String(req.headers.range) } : {}), authorized: req.headers.authorization !== undefined, ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) })
     const f = proxy.faults
     const matches = (f.paths ?? /\/blobs\/sha256:/).test(path)
     if (matches && f.redirectTo && req.method === 'GET') {

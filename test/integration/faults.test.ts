@@ -10,6 +10,14 @@ import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ErrorCodes, image, ImagesmithError, type BuildOptions } from '../../src/index.js'
 import { BlobStore } from '../../src/store/blob-store.js'
+import { resolveRegistryOptions } from '../../src/pipeline/resolve-options.js'
+import { parseReference } from '../../src/reference/reference.js'
+import { RegistryClient } from '../../src/registry/client.js'
+import { PullSession } from '../../src/registry/pull.js'
+import { ensureSnapshot } from '../../src/snapshot/unpack.js'
+import { Store } from '../../src/store/store.js'
+import { seedBases, startTestRegistry, type TestRegistry } from '../helpers/registry.js'
+import { requireTools } from '../helpers/tools.js'
 import { listLayerEntries } from '../helpers/layer-listing.js'
 import { busyboxArchive, cleanupTmpDirs, mountsUnder, removeTree, tmpDir } from '../helpers/testbed.js'
 
@@ -214,6 +222,68 @@ describe('faults: disks', () => {
     expect(r.code).toBe(1)
     expect(r.stderr).toContain(`error [OUTPUT_NOT_WRITABLE]: cannot write the output ${dest}`)
     expect(readdirSync(ro)).toEqual([])
+  })
+})
+
+const registryBed = requireTools(['docker-registry', 'skopeo'], { needsRoot: true })
+
+describe.skipIf(registryBed.skip)('faults: disks under a pull', () => {
+  let reg: TestRegistry
+  const amd64 = { os: 'linux', architecture: 'amd64' }
+  beforeAll(async () => {
+    reg = await startTestRegistry()
+    await seedBases(reg)
+  })
+  afterAll(async () => {
+    await reg?.stop()
+  })
+  async function pull(store: Store): Promise<Awaited<ReturnType<PullSession['pull']>>> {
+    const s = new PullSession(new RegistryClient({ ...resolveRegistryOptions({}, {}), backoffMs: 20 }))
+    try {
+      return await s.pull(parseReference(`${reg.host}/library/busybox`), amd64, store.blobs)
+    } finally {
+      s.client.close()
+    }
+  }
+
+  it('a pull into a store on a 600 kB tmpfs (the 1 MB layer does not fit): NO_SPACE naming the store, in the API and the CLI; no temp file, no partial blob', async () => {
+    const cache = tmpfs('cache-pull-full', 'size=600k')
+    const store = new Store(cache)
+    await store.init()
+    const e = await failure(pull(store))
+    expect(e.code).toBe(ErrorCodes.NO_SPACE)
+    expect(String(e.details.path).startsWith(cache)).toBe(true)
+    expect((e.cause as NodeJS.ErrnoException).code).toBe('ENOSPC')
+    verifyStore(cache)
+    expect(blobNames(cache)).toHaveLength(2) // the manifest and the config; not the layer
+
+    const r = cli(['pull', `${reg.host}/library/busybox`, '--cache-dir', cache], { cache })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/^error \[NO_SPACE\]: no space left on device writing /m)
+    verifyStore(cache)
+  })
+
+  it('unpacking a layer onto a full disk is NO_SPACE naming the snapshots dir (the blob is not blamed), and leaves no partial snapshot', async () => {
+    const cache = fresh('cache-unpack-full')
+    const store = new Store(cache)
+    await store.init()
+    const img = await pull(store)
+    const snapshots = join(cache, 'snapshots')
+    mkdirSync(snapshots, { recursive: true })
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', snapshots])
+    try {
+      const e = await failure(ensureSnapshot(store, img.layers[0]!))
+      expect(e.code).toBe(ErrorCodes.NO_SPACE)
+      expect(e.details.path).toBe(snapshots)
+      expect(e.details.digest).toBe(img.layers[0]!.digest)
+      expect(readdirSync(snapshots)).toEqual([])
+    } finally {
+      execFileSync('umount', [snapshots])
+    }
+    verifyStore(cache)
+    // With room again the same layer unpacks: nothing was recorded against it.
+    const snap = await ensureSnapshot(store, img.layers[0]!)
+    expect(existsSync(join(snap.dir, 'bin', 'busybox'))).toBe(true)
   })
 })
 

@@ -19,6 +19,7 @@ import { PullSession } from '../../src/registry/pull.js'
 import { Store } from '../../src/store/store.js'
 import { IDENTITY_TOKEN, filesContaining, seedBases, skopeoPush, startProxy, startTestRegistry, type SeededBases, type TestProxy, type TestRegistry } from '../helpers/registry.js'
 import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
+import { startHostile, type HostileServer } from '../helpers/hostile.js'
 import { requireTools } from '../helpers/tools.js'
 
 const bed = requireTools(['docker-registry', 'skopeo', 'htpasswd', 'openssl'], { needsRoot: false })
@@ -30,6 +31,7 @@ describe.skipIf(bed.skip)('registry pull', () => {
   let token: TestRegistry
   let seeded: SeededBases
   const proxies: TestProxy[] = []
+  const hostiles: HostileServer[] = []
   const sessions: PullSession[] = []
 
   beforeAll(async () => {
@@ -38,7 +40,7 @@ describe.skipIf(bed.skip)('registry pull', () => {
   })
   afterAll(async () => {
     for (const s of sessions) s.client.close()
-    await Promise.all([...proxies.map((p) => p.stop()), plain?.stop(), basic?.stop(), token?.stop()])
+    await Promise.all([...proxies.map((p) => p.stop()), ...hostiles.map((h) => h.stop()), plain?.stop(), basic?.stop(), token?.stop()])
     await cleanupTmpDirs()
   })
 
@@ -262,9 +264,36 @@ describe.skipIf(bed.skip)('registry pull', () => {
     expect(layerGets.map((r) => r.range)).toEqual([undefined, 'bytes=300000-', 'bytes=600000-'])
   })
 
+  it('a connection that keeps dropping after some bytes resumes each time without using up the retry budget', async () => {
+    const store = await freshStore()
+    // 200 kB a response: the 1 MB layer takes 6 of them, more than the 4 retries a drop without progress gets.
+    const p = await proxy(plain.host, { dropAfterBytes: 200_000, drops: Infinity, paths: /\/blobs\/sha256:a8fc/ })
+    const img = await session().pull(parseReference(`${p.host}/library/busybox`), amd64, store.blobs)
+    expect(img.digest).toBe(seeded.busybox)
+    const layer = img.layers[0]!
+    expect(await store.blobs.has(layer.digest)).toBe(true)
+    const ranges = p.requests.filter((r) => r.path.endsWith(layer.digest)).map((r) => r.range)
+    expect(ranges).toEqual([undefined, ...Array.from({ length: Math.ceil(layer.size / 200_000) - 1 }, (_, i) => `bytes=${(i + 1) * 200_000}-`)])
+  })
+
+  it('resuming is bounded too: a registry cutting every response after a few bytes is REGISTRY_UNREACHABLE after 100 resumes, in bounded time', async () => {
+    const store = await freshStore()
+    const p = await proxy(plain.host, { dropAfterBytes: 2_000, drops: Infinity, paths: /\/blobs\/sha256:a8fc/ })
+    const started = Date.now()
+    const e = await failure(session().pull(parseReference(`${p.host}/library/busybox`), amd64, store.blobs))
+    expect(e.code).toBe(ErrorCodes.REGISTRY_UNREACHABLE)
+    expect(e.message).toMatch(/cut short 101 times/)
+    expect(e.details).toMatchObject({ resumes: 101, drops: 0, received: 202_000 })
+    expect(Date.now() - started).toBeLessThan(60_000)
+    expect(p.requests.filter((r) => r.path.includes('/blobs/sha256:a8fc'))).toHaveLength(101)
+    expect(blobFiles(store).some((f) => f.startsWith('a8fc'))).toBe(false)
+    expect(readdirSync(join(store.root, 'tmp'))).toEqual([])
+  })
+
   it('a registry that always drops gives a clear REGISTRY_UNREACHABLE after the retry budget, and nothing is stored', async () => {
     const store = await freshStore()
-    const p = await proxy(plain.host, { dropAfterBytes: 1_000, drops: Infinity, paths: /\/blobs\/sha256:a8fc/ })
+    // Headers, then the connection closes before a byte of the body: no progress, so every drop counts.
+    const p = await proxy(plain.host, { dropAfterBytes: 0, drops: Infinity, paths: /\/blobs\/sha256:a8fc/ })
     const e = await failure(session({ retries: 2 }).pull(parseReference(`${p.host}/library/busybox`), amd64, store.blobs))
     expect(e.code).toBe(ErrorCodes.REGISTRY_UNREACHABLE)
     expect(e.message).toMatch(/dropped 3 times/)
@@ -367,6 +396,31 @@ describe.skipIf(bed.skip)('registry pull', () => {
     const stored = storage.requests.filter((r) => r.path.includes('/blobs/'))
     expect(stored).toHaveLength(2)
     expect(stored.every((r) => !r.authorized)).toBe(true)
+  })
+
+  it("a redirect target that challenges for credentials gets none: UNAUTHORIZED naming it; the registry's credentials never reach its realm, its token never reaches the registry", async () => {
+    const evilToken = 'evil-token-0123456789abcdef'
+    const hostile = await startHostile((req, res, srv) => {
+      if (req.url?.startsWith('/token')) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: evilToken, access_token: evilToken }))
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="${srv.url}/token",service="storage",scope="blob"`, 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAUTHORIZED"}]}')
+    })
+    hostiles.push(hostile)
+    const origin = await proxy(basic.host, { redirectTo: hostile.host })
+    const store = await freshStore()
+    const e = await failure(session({ auths: { [origin.host]: basic.auth! } }).pull(parseReference(`${origin.host}/library/busybox`), amd64, store.blobs))
+    // Credentials went to the registry only: nothing reached the redirect target's realm, no header the target itself.
+    expect(hostile.requests.filter((r) => r.path.startsWith('/token'))).toEqual([])
+    expect(hostile.requests.length).toBeGreaterThan(0)
+    expect(hostile.requests.every((r) => r.headers.authorization === undefined)).toBe(true)
+    // And the target's token never reached the registry: every request there carried the user's basic credentials or nothing.
+    const blobRequests = origin.requests.filter((r) => r.path.includes('/blobs/'))
+    expect(blobRequests.length).toBeGreaterThan(0)
+    expect(origin.requests.some((r) => r.authorization?.includes(evilToken))).toBe(false)
+    expect(blobRequests.every((r) => r.authorization?.startsWith('Basic '))).toBe(true)
+    expect(e.code).toBe(ErrorCodes.UNAUTHORIZED)
+    expect(String(e.details.redirectedTo)).toMatch(new RegExp(`^${hostile.url}/v2/library/busybox/blobs/sha256:`))
+    expect(e.details.registry).toBe(origin.host)
+    expect(blobFiles(store)).toHaveLength(1) // the manifest only
   })
 
   it('TLS for registries off loopback (system CAs plus a CA file); plain HTTP there only when listed as insecure', async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { parseChallenges } from '../../src/registry/challenge.js'
 import { authKey, keyHost } from '../../src/registry/credentials.js'
 import { isLoopback, mirrorEndpoint, parseMirrorList, pullEndpoints, schemeFor } from '../../src/registry/endpoints.js'
-import { backoffDelay, safeUrl } from '../../src/registry/transport.js'
+import { backoffDelay, retryAfterMs, safeUrl } from '../../src/registry/transport.js'
 import { resolveRegistryOptions } from '../../src/pipeline/resolve-options.js'
 import { ErrorCodes } from '../../src/errors.js'
 
@@ -59,7 +59,10 @@ describe('registry auth parsing', () => {
 
   it('Retry-After (seconds or a date) decides the delay; URLs lose their query in messages', () => {
     expect(backoffDelay(1, 100, '3')).toBe(3000)
-    expect(backoffDelay(1, 100, '3600')).toBe(60_000)
+    // What the server asks for, however long: the transport refuses waits past its cap (REGISTRY_ERROR).
+    expect(backoffDelay(1, 100, '3600')).toBe(3_600_000)
+    expect(retryAfterMs(new Date(Date.now() + 10_000).toUTCString())).toBeGreaterThan(8_000)
+    expect(retryAfterMs('soon')).toBeUndefined()
     const d = backoffDelay(2, 100)
     expect(d).toBeGreaterThanOrEqual(150)
     expect(d).toBeLessThanOrEqual(250)
