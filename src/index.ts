@@ -1,4 +1,5 @@
 export { image, scratch, ImageBuilder } from './builder/image-builder.js'
+export { cliBuildArgs } from './builder/cli-build-args.js'
 export type { AddOptions, CopyOptions, FromSource, HealthcheckOptions, RunMount, RunOptions, WordOptions } from './builder/options.js'
 export type { Expandable } from './graph/expansion.js'
 export type { ArgDecl } from './graph/nodes/config-node.js'

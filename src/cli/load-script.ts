@@ -2,6 +2,7 @@ import { existsSync, promises as fsp } from 'node:fs'
 import { register } from 'node:module'
 import { extname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { setCliBuildArgs } from '../builder/cli-build-args.js'
 import { ImageBuilder } from '../builder/image-builder.js'
 import { ErrorCodes, ImagesmithError, isImagesmithError } from '../errors.js'
 import { directScript } from './script-direct.js'
@@ -9,6 +10,8 @@ import { directScript } from './script-direct.js'
 export interface LoadScriptOptions {
   /** The store's directory: transformed TypeScript scripts are kept under `scripts/` in it. */
   readonly cacheDir?: string
+  /** The command's `--build-arg` values, seen by the script as `cliBuildArgs()` while it loads. */
+  readonly buildArgs?: Readonly<Record<string, string>>
 }
 
 /**
@@ -23,6 +26,7 @@ export async function loadBuildScript(path: string, target?: string, opts: LoadS
   } catch {
     throw new ImagesmithError(ErrorCodes.BUILD_SCRIPT_INVALID, `build script not found: ${file}`, { path: file })
   }
+  setCliBuildArgs(opts.buildArgs ?? {})
   let mod: Record<string, unknown>
   try {
     const url = pathToFileURL(file).href

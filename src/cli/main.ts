@@ -244,7 +244,7 @@ async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<nu
   const df = dockerfile
     ? await loadDockerfileBuild(args, { buildArgs: buildArgs(args), ...(platform !== undefined ? { platform } : {}), cacheDir: one(args, '--cache-dir') ?? defaultCacheDir(), stdin: process.stdin })
     : undefined
-  const loaded = df ? { builder: df.imported.target, stages: df.imported.stages } : await loadBuildScript(path, one(args, '--target'), { cacheDir: one(args, '--cache-dir') ?? defaultCacheDir() })
+  const loaded = df ? { builder: df.imported.target, stages: df.imported.stages } : await loadBuildScript(path, one(args, '--target'), { cacheDir: one(args, '--cache-dir') ?? defaultCacheDir(), buildArgs: buildArgs(args) })
   try {
     return await buildAndReport(args, io, loaded.builder, {
       ...(loaded.stages ? { stages: loaded.stages } : {}),
@@ -332,7 +332,7 @@ async function graph(args: ParsedArgs, io: Io): Promise<number> {
   assertKnownFlags(args, ['--target', '--format', '--build-arg'])
   const format = one(args, '--format') ?? 'mermaid'
   if (format !== 'mermaid' && format !== 'dot') throw new UsageError('--format must be mermaid or dot')
-  const { builder } = await loadBuildScript(script(args), one(args, '--target'), { cacheDir: defaultCacheDir() })
+  const { builder } = await loadBuildScript(script(args), one(args, '--target'), { cacheDir: defaultCacheDir(), buildArgs: buildArgs(args) })
   const g = builder.graph({ buildArgs: buildArgs(args) })
   io.out(format === 'dot' ? toDot(g) : toMermaid(g))
   return 0

@@ -178,7 +178,7 @@ export function generateModule(input: GenerateInput): string {
 
   const project = new Project({ useInMemoryFileSystem: true, manipulationSettings: { indentationText: IndentationText.TwoSpaces, quoteKind: QuoteKind.Single } })
   const file = project.createSourceFile('build.ts', '')
-  file.addImportDeclaration({ moduleSpecifier: input.importFrom ?? 'imagesmith', namedImports: ['image'] })
+  file.addImportDeclaration({ moduleSpecifier: input.importFrom ?? 'imagesmith', namedImports: ['image', 'cliBuildArgs'] })
   file.addInterface({
     name: 'BuildArgs',
     isExported: true,
@@ -199,7 +199,8 @@ export function generateModule(input: GenerateInput): string {
     parameters: [{ name: 'args', type: 'BuildArgs', initializer: '{}' }],
     statements: `return stages(args).${ids.get(targetEntry)}`,
   })
-  file.addExportAssignment({ isExportEquals: false, expression: 'target()' })
+  // The CLI's `--build-arg` values, so `imagesmith build build.ts --build-arg BASE=…` picks the base.
+  file.addExportAssignment({ isExportEquals: false, expression: 'target(cliBuildArgs())' })
   file.formatText({ indentSize: 2, convertTabsToSpaces: true, semicolons: ts.SemicolonPreference.Remove })
   const header = input.header ? `${commentLines(input.header.split('\n')).join('\n')}\n` : ''
   const text = file.getFullText()

@@ -47,6 +47,11 @@ describe.skipIf(bed.skip)('examples/dockerfile-to-ts', () => {
       expect(fromDf.status, fromDf.stderr).toBe(0)
       expect(fromTs.stdout.trim()).toMatch(/^sha256:[0-9a-f]{64}$/)
       expect(fromTs.stdout.trim()).toBe(fromDf.stdout.trim())
+      // The generated module itself, with the CLI's --build-arg: its default FROM (busybox:1.36 from
+      // Docker Hub, unreachable here) must give way to the flag's base.
+      const direct = cli(['build', join(example, 'build.ts'), '--context', example, '--build-arg', `BASE=${base}`, '--build-arg', 'GREETING=hi', '--progress', 'quiet', '--network', 'none'])
+      expect(direct.status, direct.stderr).toBe(0)
+      expect(direct.stdout.trim()).toBe(fromDf.stdout.trim())
 
       const printed = cli(['dockerfile', script])
       expect(printed.status, printed.stderr).toBe(0)

@@ -414,9 +414,19 @@ describe('cancellation and cleanup', () => {
     const ac = new AbortController()
     const started = Date.now()
     const p = run(busybox, 'sleep 30', { mounts: [{ type: 'tmpfs', target: '/t' }, { type: 'secret', id: 's', target: '/run/secrets/s', required: true, mode: 0o400, uid: 0, gid: 0 }] }, { signal: ac.signal, secrets: { s: { value: 'v' } } })
-    setTimeout(() => ac.abort(), 700)
+    // Abort only once the step's process runs in its container: the kill path, not an early exit.
+    const settled = p.then(() => 'resolved', () => 'rejected')
+    let sleepers: number[] = []
+    for (const end = Date.now() + 60_000; sleepers.length === 0 && Date.now() < end; ) {
+      if ((await Promise.race([settled, new Promise((r) => setTimeout(() => r(''), 20))])) !== '') break
+      sleepers = sleepersUnder(store.root, '30')
+    }
+    expect(sleepers, 'the step never started its sleep').toHaveLength(1)
+    const aborted = Date.now()
+    ac.abort()
     await expect(p).rejects.toMatchObject({ code: 'ABORTED' })
-    expect(Date.now() - started).toBeLessThan(10_000)
+    expect(Date.now() - aborted).toBeLessThan(10_000)
+    expect(Date.now() - started).toBeLessThan(70_000)
     expect(sleepersUnder(store.root, '30')).toEqual([])
     expectClean()
   })

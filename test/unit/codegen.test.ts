@@ -34,7 +34,7 @@ describe('generateModule: IR → TypeScript that makes the same steps', () => {
     expect(mod.default.graph().output).toBe(app.graph().output)
     expect(mod.default.graph().vertices.map((v) => v.id)).toEqual(app.graph().vertices.map((v) => v.id))
     expect(text).toMatch(/export interface BuildArgs \{\n {2}VERSION\?: string\n {2}REF\?: string\n {2}NODEF\?: string\n\}/)
-    expect(text).toContain("export default target()")
+    expect(text).toContain("export default target(cliBuildArgs())")
   })
 
   it('build args are a typed parameter: a value given replaces the default as a literal, as --build-arg does', async () => {
