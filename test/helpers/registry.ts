@@ -367,6 +367,8 @@ export interface TestProxy {
   bytesUp: number
   /** Response body bytes sent back. */
   bytesDown: number
+  /** Responses cut by `dropAfterBytes` so far (the cut has been handed to the socket). */
+  dropped: number
   faults: ProxyFaults
   stop(): Promise<void>
 }
@@ -383,6 +385,7 @@ export async function startProxy(target: string, faults: ProxyFaults = {}): Prom
     requests: [],
     bytesUp: 0,
     bytesDown: 0,
+    dropped: 0,
     faults,
     stop: async () => undefined,
   }
@@ -425,7 +428,10 @@ export async function startProxy(target: string, faults: ProxyFaults = {}): Prom
           const part = c.subarray(0, Math.max(0, f.dropAfterBytes! - sent))
           sent += part.length
           proxy.bytesDown += part.length
-          res.write(part, () => res.socket?.destroy())
+          res.write(part, () => {
+            res.socket?.destroy()
+            proxy.dropped++
+          })
           r.destroy()
           return
         }

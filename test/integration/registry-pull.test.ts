@@ -318,18 +318,25 @@ describe.skipIf(bed.skip)('registry pull', () => {
     expect(p3.requests.filter((r) => r.path.includes('/manifests/')).length).toBe(3)
   })
 
-  it('an abort mid-download is ABORTED and leaves no blob or temp file', async () => {
+  it('an abort while a dropped download waits for its retry is ABORTED at once and leaves no blob or temp file', async () => {
     const store = await freshStore()
-    const p = await proxy(plain.host, { dropAfterBytes: 100_000, drops: Infinity, paths: /\/blobs\/sha256:a8fc/ })
+    // Cut before any byte: a drop without progress waits out the backoff (5 s) before its retry.
+    const p = await proxy(plain.host, { dropAfterBytes: 0, drops: Infinity, paths: /\/blobs\/sha256:a8fc/ })
     const ac = new AbortController()
     const s = new PullSession(new RegistryClient({ ...resolveRegistryOptions({}, {}), backoffMs: 5_000 }))
     sessions.push(s)
     const pulling = s.pull(parseReference(`${p.host}/library/busybox`), amd64, store.blobs, ac.signal)
-    while (!p.requests.some((r) => r.path.includes('/blobs/sha256:a8fc'))) await new Promise((r) => setTimeout(r, 10))
-    await new Promise((r) => setTimeout(r, 100)) // now waiting to retry the dropped download
+    const blobRequests = () => p.requests.filter((r) => r.path.includes('/blobs/sha256:a8fc')).length
+    for (const end = Date.now() + 30_000; p.dropped === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10))
+    expect(p.dropped, 'the download was never dropped').toBe(1)
+    // Dropped, and its retry not sent: the pull is in its backoff wait now.
+    expect(blobRequests()).toBe(1)
+    const aborted = Date.now()
     ac.abort(new Error('test abort'))
     const e = await failure(pulling)
     expect(e.code).toBe(ErrorCodes.ABORTED)
+    expect(Date.now() - aborted).toBeLessThan(2_000)
+    expect(blobRequests()).toBe(1)
     expect(blobFiles(store).some((f) => f.startsWith('a8fc'))).toBe(false)
     expect(readdirSync(join(store.root, 'tmp'))).toEqual([])
   })
