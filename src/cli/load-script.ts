@@ -5,6 +5,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { setCliBuildArgs } from '../builder/cli-build-args.js'
 import { ImageBuilder } from '../builder/image-builder.js'
 import { ErrorCodes, ImagesmithError, isImagesmithError } from '../errors.js'
+import { aliasCommonJs } from './cjs-alias.js'
 import { directScript } from './script-direct.js'
 
 export interface LoadScriptOptions {
@@ -85,8 +86,11 @@ function notBuilder(file: string): ImagesmithError {
  */
 async function importTypeScript(url: string, cacheDir: string | undefined): Promise<unknown> {
   if (new URL(import.meta.url).searchParams.has('tsx-namespace')) return import(url)
-  const own = url.endsWith('.cts') ? undefined : ownEntries()
-  if (!own) return import('tsx/esm/api').then(({ tsImport }) => tsImport(url, import.meta.url))
+  const own = ownEntries()
+  if (!own || url.endsWith('.cts')) {
+    if (own) aliasCommonJs(own.files)
+    return import('tsx/esm/api').then(({ tsImport }) => tsImport(url, import.meta.url))
+  }
   const scripts = cacheDir ? join(cacheDir, 'scripts') : ''
   const direct = await directScript(fileURLToPath(url), scripts, own.aliases)
   if (direct) return import(direct)
@@ -97,7 +101,10 @@ async function importTypeScript(url: string, cacheDir: string | undefined): Prom
 /** A JS (ESM) script's `import 'imagesmith'` must be the CLI's copy too: the hooks' resolve maps it. */
 function importJavaScript(url: string, cacheDir: string | undefined): Promise<unknown> {
   const own = new URL(import.meta.url).searchParams.has('tsx-namespace') ? undefined : ownEntries()
-  if (own) registerScriptHooks(own.hooks, cacheDir ? join(cacheDir, 'scripts') : '', own.aliases)
+  if (own) {
+    aliasCommonJs(own.files)
+    registerScriptHooks(own.hooks, cacheDir ? join(cacheDir, 'scripts') : '', own.aliases)
+  }
   return import(url)
 }
 
@@ -113,7 +120,7 @@ function registerScriptHooks(hooks: URL, scripts: string, aliases: Record<string
  * From dist/: the hooks module and the specifiers that must load the CLI's own entries. Undefined
  * where the hooks are not built (this file run as source).
  */
-function ownEntries(): { hooks: URL; aliases: Record<string, string> } | undefined {
+function ownEntries(): { hooks: URL; aliases: Record<string, string>; files: Record<string, string> } | undefined {
   const here = (rel: string) => new URL(rel, import.meta.url)
   const hooks = here('./script-hooks.js')
   if (!existsSync(fileURLToPath(hooks))) return undefined
@@ -123,5 +130,6 @@ function ownEntries(): { hooks: URL; aliases: Record<string, string> } | undefin
   for (const [src, name] of [['../src/index.ts', 'imagesmith'], ['../src/codegen/index.ts', 'imagesmith/codegen']] as const) {
     if (existsSync(fileURLToPath(here(src)))) aliases[here(src).href] = entries[name]!
   }
-  return { hooks, aliases }
+  const files = Object.fromEntries(Object.entries(entries).map(([k, v]) => [k, fileURLToPath(v)]))
+  return { hooks, aliases, files }
 }
