@@ -21,6 +21,7 @@ import type { BuildResult } from '../pipeline/options.js'
 import { IMAGES_HELP, imagesCommand, rmiCommand, saveCommand, tagCommand } from './images.js'
 import { CACHE_HELP, cacheCommand } from './cache.js'
 import { REGISTRY_FLAGS, REGISTRY_FLAGS_HELP, registryFlags } from './registry-flags.js'
+import { closedPipeWriter } from './closed-pipe.js'
 
 const HELP = `imagesmith: build OCI images from TypeScript
 
@@ -392,17 +393,19 @@ function isMain(): boolean {
 
 if (isMain()) {
   const controller = new AbortController()
+  const out = closedPipeWriter(process.stdout)
+  const err = closedPipeWriter(process.stderr)
   let interrupted = false
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupted) process.exit(130)
     interrupted = true
-    process.stderr.write(`\n${sig}: cancelling the build...\n`)
+    err(`\n${sig}: cancelling the build...\n`)
     controller.abort(new Error(sig))
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
   const isTTY = process.stderr.isTTY === true && !process.env.CI
-  main(process.argv.slice(2), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), isTTY }, controller.signal).then(
+  main(process.argv.slice(2), { out, err, isTTY }, controller.signal).then(
     (code) => {
       process.exitCode = interrupted && code !== 0 ? 130 : code
     },
