@@ -9,6 +9,8 @@ import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, extname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import type { MessagePort } from 'node:worker_threads'
+import { esbuild, stopEsbuild } from './esbuild-service.js'
 import { writeScriptCache } from './script-cache.js'
 
 export interface ScriptHooksData {
@@ -20,6 +22,11 @@ export interface ScriptHooksData {
    * classes the CLI checks them against.
    */
   readonly aliases: Readonly<Record<string, string>>
+  /**
+   * Where the CLI asks this thread to stop its esbuild service ('stop'); answered with 'stopped'
+   * once the service's process is reaped (esbuild-service.ts).
+   */
+  readonly port?: MessagePort
 }
 
 interface ResolveContext { parentURL?: string | undefined; conditions?: readonly string[]; importAttributes?: Record<string, string> }
@@ -35,6 +42,11 @@ let data: ScriptHooksData = { cacheDir: '', aliases: {} }
 
 export function initialize(d: ScriptHooksData): void {
   data = d
+  const port = d.port
+  if (!port) return
+  port.on('message', () => void stopEsbuild().then(() => port.postMessage('stopped')))
+  // Waiting for the CLI's request must not keep the process alive.
+  port.unref()
 }
 
 export async function resolve(specifier: string, context: ResolveContext, next: (s: string, c: ResolveContext) => Promise<ResolveResult>): Promise<ResolveResult> {
@@ -72,7 +84,7 @@ export async function transformCached(file: string, source: string, cacheDir: st
       /* not there yet */
     }
   }
-  const { transform } = await import('esbuild')
+  const { transform } = await esbuild()
   const out = await transform(source, {
     loader: extname(file) === '.tsx' ? 'tsx' : 'ts',
     format: 'esm',

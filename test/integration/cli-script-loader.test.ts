@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { distIsFresh } from '../../bin/dist-freshness.js'
+import { runUnderSubreaper } from '../helpers/subreaper.js'
 
 const root = resolve(__dirname, '../..')
 const bin = join(root, 'bin', 'imagesmith.js')
@@ -125,6 +126,25 @@ describe('build script loader', () => {
       expect(r.code, name).toBe(1)
       expect(r.stderr, name).toContain(`error [BUILD_SCRIPT_INVALID]: cannot load build script ${join(work, name)}`)
       expect(r.stderr, name).toMatch(says)
+    }
+  })
+
+  it('the CLI reaps the esbuild processes that compiled a script before it exits, none is left to init', () => {
+    // Each in a fresh cache, so each is compiled: one by the CLI's own thread (a script importing only
+    // imagesmith), one through the module hooks' thread too (a relative import), one that fails to compile.
+    writeFileSync(join(work, 'reap-direct.ts'), `import { image } from 'imagesmith'\nconst p: string = 'hello.txt'\nexport default image().from('scratch').copy(p, '/hello.txt')\n`)
+    writeFileSync(join(work, 'reap-hooks.ts'), `import { image } from 'imagesmith'\nimport { label } from './labels.js'\nexport default image().from('scratch').copy('hello.txt', '/x').label('l', label({ tier: 'gold' as never }))\n`)
+    writeFileSync(join(work, 'reap-broken.ts'), `import { image } from 'imagesmith'\nexport default image(.from('scratch')\n`)
+    for (const [name, code] of [['reap-direct.ts', 0], ['reap-hooks.ts', 0], ['reap-broken.ts', 1]] as const) {
+      const own = join(work, `cache-${name}`)
+      const r = runUnderSubreaper([process.execPath, bin, 'build', join(work, name), '--context', join(work, 'ctx'), '-o', `type=oci,dest=${join(work, 'reap.tar')}`, '--progress', 'quiet'], {
+        cwd: work, env: { ...process.env, IMAGESMITH_CACHE: own },
+      })
+      expect(r.code, `${name}: ${r.stderr}`).toBe(code)
+      // esbuild did run: its output (or the direct path's refusal) is in the cache, or its syntax error was reported.
+      if (code === 0) expect(readdirSync(join(own, 'scripts')).length, name).toBeGreaterThan(0)
+      else expect(r.stderr, name).toMatch(/BUILD_SCRIPT_INVALID[^]*(?:Expected|Unexpected)/)
+      expect(r.orphans, name).toEqual([])
     }
   })
 
