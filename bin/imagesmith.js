@@ -2,16 +2,24 @@
 // The CLI runs from dist/ (one bundle: ~0.1 s to start) whenever dist/ is at least as new as every
 // file it is built from. In a source checkout whose dist/ is missing or older than an edit, it runs
 // from src/ through tsx instead (0.4-0.8 s to start), so it is never stale; `npm run build` (also run
-// by the test setup and the benches) brings dist/ back. An installed package has only dist/.
+// by the test setup, the benches and npm's `prepare`) brings dist/ back. An installed package has
+// only dist/: it always runs that.
+import { existsSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { dirname, join } from 'node:path'
 import { distIsFresh } from './dist-freshness.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const main = join(root, 'src', 'cli', 'main.ts')
+const cli = join(root, 'dist', 'cli.js')
 // IMAGESMITH_CLI_FROM=src runs the sources even when dist/ is fresh (debugging with source positions).
-if (process.env.IMAGESMITH_CLI_FROM !== 'src' && distIsFresh(root)) {
-  await import(pathToFileURL(join(root, 'dist', 'cli.js')).href)
-} else {
+const fromSource = existsSync(main) && (process.env.IMAGESMITH_CLI_FROM === 'src' || !distIsFresh(root))
+if (fromSource) {
   const { tsImport } = await import('tsx/esm/api')
-  await tsImport(pathToFileURL(join(root, 'src', 'cli', 'main.ts')).href, import.meta.url)
+  await tsImport(pathToFileURL(main).href, import.meta.url)
+} else if (existsSync(cli)) {
+  await import(pathToFileURL(cli).href)
+} else {
+  process.stderr.write(`imagesmith: ${cli} is missing: this copy of the package was packed without its build (\`npm run build\` makes dist/)\n`)
+  process.exitCode = 1
 }

@@ -2,10 +2,12 @@ import { existsSync, promises as fsp } from 'node:fs'
 import { register } from 'node:module'
 import { extname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { MessageChannel, type MessagePort } from 'node:worker_threads'
 import { setCliBuildArgs } from '../builder/cli-build-args.js'
 import { ImageBuilder } from '../builder/image-builder.js'
 import { ErrorCodes, ImagesmithError, isImagesmithError } from '../errors.js'
-import { aliasCommonJs } from './cjs-alias.js'
+import { aliasCommonJs, importCommonJsScript } from './cjs-alias.js'
+import { stopEsbuild } from './esbuild-service.js'
 import { directScript } from './script-direct.js'
 
 export interface LoadScriptOptions {
@@ -39,6 +41,9 @@ export async function loadBuildScript(path: string, target?: string, opts: LoadS
   } catch (e) {
     if (isImagesmithError(e)) throw e
     throw new ImagesmithError(ErrorCodes.BUILD_SCRIPT_INVALID, `cannot load build script ${file}: ${(e as Error)?.message ?? e}`, { path: file }, { cause: e })
+  } finally {
+    // The script is loaded: esbuild's processes end here, not with the CLI (which would leave them to init).
+    await stopScriptCompilers()
   }
   let exported = mod.default
   // tsx may wrap a CJS-style module's default export once more.
@@ -87,11 +92,11 @@ function notBuilder(file: string): ImagesmithError {
 async function importTypeScript(url: string, cacheDir: string | undefined): Promise<unknown> {
   if (new URL(import.meta.url).searchParams.has('tsx-namespace')) return import(url)
   const own = ownEntries()
-  if (!own || url.endsWith('.cts')) {
-    if (own) aliasCommonJs(own.files)
-    return import('tsx/esm/api').then(({ tsImport }) => tsImport(url, import.meta.url))
-  }
+  if (!own) return import('tsx/esm/api').then(({ tsImport }) => tsImport(url, import.meta.url))
   const scripts = cacheDir ? join(cacheDir, 'scripts') : ''
+  // require() in any script (and a .cts script whole) goes through Node's own CommonJS loader.
+  aliasCommonJs(own.files, scripts)
+  if (url.endsWith('.cts')) return importCommonJsScript(fileURLToPath(url))
   const direct = await directScript(fileURLToPath(url), scripts, own.aliases)
   if (direct) return import(direct)
   registerScriptHooks(own.hooks, scripts, own.aliases)
@@ -102,18 +107,44 @@ async function importTypeScript(url: string, cacheDir: string | undefined): Prom
 function importJavaScript(url: string, cacheDir: string | undefined): Promise<unknown> {
   const own = new URL(import.meta.url).searchParams.has('tsx-namespace') ? undefined : ownEntries()
   if (own) {
-    aliasCommonJs(own.files)
+    aliasCommonJs(own.files, cacheDir ? join(cacheDir, 'scripts') : '')
     registerScriptHooks(own.hooks, cacheDir ? join(cacheDir, 'scripts') : '', own.aliases)
   }
   return import(url)
 }
 
-let hooksRegistered = false
+/** Talks to the hooks' thread once they are registered (script-hooks.ts `initialize`). */
+let hooksPort: MessagePort | undefined
 
 function registerScriptHooks(hooks: URL, scripts: string, aliases: Record<string, string>): void {
-  if (hooksRegistered) return
-  hooksRegistered = true
-  register(hooks, { data: { cacheDir: scripts, aliases } })
+  if (hooksPort) return
+  const { port1, port2 } = new MessageChannel()
+  port1.unref()
+  hooksPort = port1
+  register(hooks, { data: { cacheDir: scripts, aliases, port: port2 }, transferList: [port2] })
+}
+
+/** How long the hooks' thread may take to stop its esbuild (it answers in a few ms). */
+const HOOKS_STOP_WAIT_MS = 5000
+
+/**
+ * Stops the esbuild services the loaders started, in this thread and in the hooks' thread, and
+ * waits until their processes are reaped. A later transform starts a new service.
+ */
+export async function stopScriptCompilers(): Promise<void> {
+  const port = hooksPort
+  if (port) {
+    await new Promise<void>((done) => {
+      const timer = setTimeout(done, HOOKS_STOP_WAIT_MS)
+      port.once('message', () => {
+        clearTimeout(timer)
+        done()
+      })
+      port.postMessage('stop')
+      port.unref()
+    })
+  }
+  await stopEsbuild()
 }
 
 /**

@@ -21,6 +21,7 @@ import type { BuildResult } from '../pipeline/options.js'
 import { IMAGES_HELP, imagesCommand, rmiCommand, saveCommand, tagCommand } from './images.js'
 import { CACHE_HELP, cacheCommand } from './cache.js'
 import { REGISTRY_FLAGS, REGISTRY_FLAGS_HELP, registryFlags } from './registry-flags.js'
+import { closedPipeWriter } from './closed-pipe.js'
 
 const HELP = `imagesmith: build OCI images from TypeScript
 
@@ -34,7 +35,7 @@ Usage:
                    [--secret id=ID,src=PATH | id=ID,env=VAR]... [--ssh default|ID=SOCKET]... [--platform os/arch]
                    [--network default|none|host] [--allow network.host|security.insecure]...
                    [--cache-dir DIR] [--runtime crun|runc|PATH] [--registry-mirror R=HOST]... [--insecure-registry HOST]...
-  imagesmith graph <build.ts> [--target NAME] [--format mermaid|dot] [--build-arg K=V]...
+  imagesmith graph <build.ts> | -f Dockerfile|- [CONTEXT] [--target NAME] [--format mermaid|dot] [--build-arg K=V]... [--platform os/arch]
   imagesmith inspect <archive.tar | layout-dir> [--json]
 ${DOCKERFILE_HELP}
 ${CONVERT_HELP}
@@ -80,39 +81,13 @@ export async function main(argv: readonly string[], io: Io, signal?: AbortSignal
       io.out(HELP)
       return args.command || args.flags.has('--help') ? 0 : 2
     }
-    switch (args.command) {
-      case 'build':
-        return await build(args, io, signal)
-      case 'graph':
-        return await graph(args, io)
-      case 'inspect':
-        return await inspect(args, io)
-      case 'login':
-        return await loginCommand(args, io, signal)
-      case 'logout':
-        return await logoutCommand(args, io)
-      case 'dockerfile':
-        return await dockerfileCommand(args, io)
-      case 'convert':
-        return await convertCommand(args, io)
-      case 'pull':
-        return await pullCommand(args, io, signal)
-      case 'images':
-        return await imagesCommand(args, io)
-      case 'tag':
-        return await tagCommand(args, io)
-      case 'rmi':
-        return await rmiCommand(args, io)
-      case 'save':
-        return await saveCommand(args, io, signal)
-      case 'cache':
-        return await cacheCommand(args, io)
-      default:
-        throw new UsageError(`unknown command ${JSON.stringify(args.command)}`)
-    }
+    const command = Object.hasOwn(COMMANDS, args.command) ? COMMANDS[args.command] : undefined
+    if (!command) throw new UsageError(`unknown command ${JSON.stringify(args.command)}`)
+    return await command(args, io, signal)
   } catch (e) {
     if (e instanceof UsageError) {
-      io.err(`error: ${e.message}\n\n${HELP}`)
+      // One line, as docker does: the whole help after it would scroll the error away.
+      io.err(`error: ${e.message}\nSee '${helpCommand(argv)}'.\n`)
       return 2
     }
     const err = isImagesmithError(e) ? e : internal(e)
@@ -124,6 +99,25 @@ export async function main(argv: readonly string[], io: Io, signal?: AbortSignal
     // Flag values are checked before the build starts (UsageError); a wrong --target is one too.
     return err.code === ErrorCodes.TARGET_NOT_FOUND ? 2 : 1
   }
+}
+
+type Command = (args: ParsedArgs, io: Io, signal: AbortSignal | undefined) => Promise<number>
+
+const COMMANDS: Readonly<Record<string, Command>> = {
+  build, graph, inspect, login: loginCommand, logout: logoutCommand, dockerfile: dockerfileCommand, convert: convertCommand, pull: pullCommand,
+  images: imagesCommand, tag: tagCommand, rmi: rmiCommand, save: saveCommand, cache: cacheCommand,
+}
+
+/** `imagesmith build --help` after a usage error of `build`; the plain `imagesmith --help` when no known command was given. */
+function helpCommand(argv: readonly string[]): string {
+  let command: string | undefined
+  try {
+    command = parseArgs(argv).command
+  } catch {
+    // The arguments did not parse (a flag without its value): the first word is the command, if any.
+    command = argv.find((a) => !a.startsWith('-'))
+  }
+  return command !== undefined && Object.hasOwn(COMMANDS, command) ? `imagesmith ${command} --help` : 'imagesmith --help'
 }
 
 /** The CLI's own gateway: nothing leaves it untyped. */
@@ -328,14 +322,26 @@ function flagCheck(fn: () => unknown, flag: string): void {
   }
 }
 
+/** The graph of a build script, or of a Dockerfile taken as `build` takes it (`-f`, a context, `--platform`). */
 async function graph(args: ParsedArgs, io: Io): Promise<number> {
-  assertKnownFlags(args, ['--target', '--format', '--build-arg'])
+  assertKnownFlags(args, ['--target', '--format', '--build-arg', '--file', '--context', '--platform', '--cache-dir'])
   const format = one(args, '--format') ?? 'mermaid'
   if (format !== 'mermaid' && format !== 'dot') throw new UsageError('--format must be mermaid or dot')
-  const { builder } = await loadBuildScript(script(args), one(args, '--target'), { cacheDir: defaultCacheDir(), buildArgs: buildArgs(args) })
-  const g = builder.graph({ buildArgs: buildArgs(args) })
-  io.out(format === 'dot' ? toDot(g) : toMermaid(g))
-  return 0
+  const platform = one(args, '--platform')
+  if (platform !== undefined) flagCheck(() => parsePlatform(platform), '--platform')
+  const cacheDir = one(args, '--cache-dir') ?? defaultCacheDir()
+  const df = isDockerfileBuild(args)
+    ? await loadDockerfileBuild(args, { buildArgs: buildArgs(args), ...(platform !== undefined ? { platform } : {}), cacheDir, stdin: process.stdin })
+    : undefined
+  try {
+    if (!df && platform !== undefined) throw new UsageError('--platform applies to a Dockerfile; a build script chooses its own')
+    const builder = df ? df.imported.target : (await loadBuildScript(script(args), one(args, '--target'), { cacheDir, buildArgs: buildArgs(args) })).builder
+    const g = builder.graph({ buildArgs: buildArgs(args) })
+    io.out(format === 'dot' ? toDot(g) : toMermaid(g))
+    return 0
+  } finally {
+    await df?.cleanup()
+  }
 }
 
 async function inspect(args: ParsedArgs, io: Io): Promise<number> {
@@ -387,17 +393,19 @@ function isMain(): boolean {
 
 if (isMain()) {
   const controller = new AbortController()
+  const out = closedPipeWriter(process.stdout)
+  const err = closedPipeWriter(process.stderr)
   let interrupted = false
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupted) process.exit(130)
     interrupted = true
-    process.stderr.write(`\n${sig}: cancelling the build...\n`)
+    err(`\n${sig}: cancelling the build...\n`)
     controller.abort(new Error(sig))
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
   const isTTY = process.stderr.isTTY === true && !process.env.CI
-  main(process.argv.slice(2), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), isTTY }, controller.signal).then(
+  main(process.argv.slice(2), { out, err, isTTY }, controller.signal).then(
     (code) => {
       process.exitCode = interrupted && code !== 0 ? 130 : code
     },

@@ -1,7 +1,7 @@
-import { readdirSync, rmSync, statSync } from 'node:fs'
+import { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
-import { writeFileAtomic } from '../store/atomic-write.js'
+import { basename, dirname, join } from 'node:path'
+import { tempPath, writeFileAtomic } from '../store/atomic-write.js'
 
 /** Compiled scripts not written for this long go when another is written (a hit does not touch them). */
 const KEEP_MS = 7 * 24 * 3600 * 1000
@@ -38,6 +38,21 @@ export async function writeScriptCache(path: string, text: string): Promise<bool
     await mkdir(dirname(path), { recursive: true })
     await writeFileAtomic(path, text)
   } catch {
+    return false
+  }
+  sweepScriptCache(dirname(path))
+  return true
+}
+
+/** {@link writeScriptCache} for sync callers (a require() of TypeScript compiles inside require). */
+export function writeScriptCacheSync(path: string, text: string): boolean {
+  const tmp = tempPath(dirname(path), basename(path))
+  try {
+    mkdirSync(dirname(path), { recursive: true })
+    writeFileSync(tmp, text)
+    renameSync(tmp, path)
+  } catch {
+    rmSync(tmp, { force: true })
     return false
   }
   sweepScriptCache(dirname(path))

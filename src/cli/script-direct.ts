@@ -12,6 +12,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { builtinModules } from 'node:module'
 import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { esbuild } from './esbuild-service.js'
 import { writeScriptCache } from './script-cache.js'
 
 const VERSION = 'direct-esbuild-esm-node20-v1'
@@ -38,7 +39,7 @@ export async function directScript(file: string, cacheDir: string, aliases: Read
 }
 
 async function compile(file: string, source: string, aliases: Readonly<Record<string, string>>): Promise<string | undefined> {
-  const { build } = await import('esbuild')
+  const { build } = await esbuild()
   let selfContained = true
   const url = pathToFileURL(file).href
   const result = await build({

@@ -9,6 +9,8 @@ import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, extname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import type { MessagePort } from 'node:worker_threads'
+import { esbuild, stopEsbuild } from './esbuild-service.js'
 import { writeScriptCache } from './script-cache.js'
 
 export interface ScriptHooksData {
@@ -20,6 +22,11 @@ export interface ScriptHooksData {
    * classes the CLI checks them against.
    */
   readonly aliases: Readonly<Record<string, string>>
+  /**
+   * Where the CLI asks this thread to stop its esbuild service ('stop'); answered with 'stopped'
+   * once the service's process is reaped (esbuild-service.ts).
+   */
+  readonly port?: MessagePort
 }
 
 interface ResolveContext { parentURL?: string | undefined; conditions?: readonly string[]; importAttributes?: Record<string, string> }
@@ -28,13 +35,18 @@ interface LoadContext { format?: string | null | undefined; conditions?: readonl
 interface LoadResult { format: string; source?: string | ArrayBuffer | Uint8Array | null | undefined; shortCircuit?: boolean }
 
 /** Bump when the transform's options change: it is part of every cache key. */
-const TRANSFORM_VERSION = 'esbuild-esm-node20-v1'
+const TRANSFORM_VERSION = 'esbuild-esm-node20-v2'
 const TS_EXTENSIONS = new Set(['.ts', '.mts', '.tsx'])
 
 let data: ScriptHooksData = { cacheDir: '', aliases: {} }
 
 export function initialize(d: ScriptHooksData): void {
   data = d
+  const port = d.port
+  if (!port) return
+  port.on('message', () => void stopEsbuild().then(() => port.postMessage('stopped')))
+  // Waiting for the CLI's request must not keep the process alive.
+  port.unref()
 }
 
 export async function resolve(specifier: string, context: ResolveContext, next: (s: string, c: ResolveContext) => Promise<ResolveResult>): Promise<ResolveResult> {
@@ -72,7 +84,7 @@ export async function transformCached(file: string, source: string, cacheDir: st
       /* not there yet */
     }
   }
-  const { transform } = await import('esbuild')
+  const { transform } = await esbuild()
   const out = await transform(source, {
     loader: extname(file) === '.tsx' ? 'tsx' : 'ts',
     format: 'esm',
@@ -83,9 +95,12 @@ export async function transformCached(file: string, source: string, cacheDir: st
     // Only free references are replaced: a script declaring its own __dirname keeps it.
     define: { __dirname: JSON.stringify(dirname(file)), __filename: JSON.stringify(file) },
   })
+  // A script written as CommonJS TypeScript (`const x = require('…')`) gets a real require, whose
+  // `imagesmith` is the CLI's copy (cjs-alias.ts); on the first line, so the source map still holds.
+  const code = /\brequire\b/.test(source) ? `import { createRequire as __imagesmithRequire } from 'node:module';const require = __imagesmithRequire(import.meta.url);${out.code}` : out.code
   // A cache that cannot be written (read-only, full) only costs the next run a transform.
-  if (cached) await writeScriptCache(cached, out.code)
-  return out.code
+  if (cached) await writeScriptCache(cached, code)
+  return code
 }
 
 function isTypeScript(url: string | undefined): boolean {

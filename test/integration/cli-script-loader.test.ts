@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { distIsFresh } from '../../bin/dist-freshness.js'
+import { runUnderSubreaper } from '../helpers/subreaper.js'
 
 const root = resolve(__dirname, '../..')
 const bin = join(root, 'bin', 'imagesmith.js')
@@ -128,10 +129,58 @@ describe('build script loader', () => {
     }
   })
 
+  it('the CLI reaps the esbuild processes that compiled a script before it exits, none is left to init', () => {
+    // Each in a fresh cache, so each is compiled: one by the CLI's own thread (a script importing only
+    // imagesmith), one through the module hooks' thread too (a relative import), one that fails to compile.
+    writeFileSync(join(work, 'reap-direct.ts'), `import { image } from 'imagesmith'\nconst p: string = 'hello.txt'\nexport default image().from('scratch').copy(p, '/hello.txt')\n`)
+    writeFileSync(join(work, 'reap-hooks.ts'), `import { image } from 'imagesmith'\nimport { label } from './labels.js'\nexport default image().from('scratch').copy('hello.txt', '/x').label('l', label({ tier: 'gold' as never }))\n`)
+    writeFileSync(join(work, 'reap-broken.ts'), `import { image } from 'imagesmith'\nexport default image(.from('scratch')\n`)
+    for (const [name, code] of [['reap-direct.ts', 0], ['reap-hooks.ts', 0], ['reap-broken.ts', 1]] as const) {
+      const own = join(work, `cache-${name}`)
+      const r = runUnderSubreaper([process.execPath, bin, 'build', join(work, name), '--context', join(work, 'ctx'), '-o', `type=oci,dest=${join(work, 'reap.tar')}`, '--progress', 'quiet'], {
+        cwd: work, env: { ...process.env, IMAGESMITH_CACHE: own },
+      })
+      expect(r.code, `${name}: ${r.stderr}`).toBe(code)
+      // esbuild did run: its output (or the direct path's refusal) is in the cache, or its syntax error was reported.
+      if (code === 0) expect(readdirSync(join(own, 'scripts')).length, name).toBeGreaterThan(0)
+      else expect(r.stderr, name).toMatch(/BUILD_SCRIPT_INVALID[^]*(?:Expected|Unexpected)/)
+      expect(r.orphans, name).toEqual([])
+    }
+  })
+
   it('a script without a builder export is refused with its path', () => {
     writeFileSync(join(work, 'nothing.ts'), `export const x: number = 1\n`)
     const r = build('nothing.ts')
     expect(r.code).toBe(1)
     expect(r.stderr).toContain(`error [BUILD_SCRIPT_INVALID]: ${join(work, 'nothing.ts')} must default-export an image builder`)
   })
+})
+
+describe('CommonJS build scripts', () => {
+  let proj: string
+  let dump: string
+  beforeAll(() => {
+    // A user's CommonJS project (no "type": "module") with imagesmith installed: a second copy is there to load.
+    proj = join(work, 'cjs-project')
+    mkdirSync(join(proj, 'node_modules'), { recursive: true })
+    writeFileSync(join(proj, 'package.json'), '{ "name": "cjs-project" }\n')
+    spawnSync('ln', ['-s', root, join(proj, 'node_modules', 'imagesmith')])
+    writeFileSync(join(proj, 'who.cts'), `export const who: string = 'cts-helper'\n`)
+    writeFileSync(join(proj, 'build.cts'), `import { image } from 'imagesmith'\nimport { who } from './who'\nexport default image().from('scratch').env('WHO', who)\n`)
+    writeFileSync(join(proj, 'required.ts'), `const { image } = require('imagesmith')\nconst { who } = require('./who.cts')\nexport default image().from('scratch').env('WHO', who)\n`)
+    // Preloaded into the CLI: on exit, which CommonJS modules of imagesmith's dist/ were loaded.
+    dump = join(work, 'dump-cjs.cjs')
+    writeFileSync(dump, `process.on('exit', () => process.stderr.write('CJS ' + JSON.stringify(Object.keys(require.cache).filter((k) => k.includes('/dist/') && !k.includes('/node_modules/'))) + '\\n'))\n`)
+  })
+
+  for (const script of ['build.cts', 'required.ts']) {
+    it(`${script}: require('imagesmith') is the CLI's own copy, never a second one`, () => {
+      const r = spawnSync(process.execPath, ['-r', dump, bin, 'graph', join(proj, script)], { cwd: proj, encoding: 'utf8', env: { ...process.env, IMAGESMITH_CACHE: cache }, timeout: 120_000 })
+      expect(r.status, r.stderr).toBe(0)
+      expect(r.stdout).toContain('ENV WHO=cts-helper')
+      const loaded = JSON.parse(r.stderr.split('\n').find((l) => l.startsWith('CJS '))!.slice(4)) as string[]
+      // The ES module entry itself (require of an ES module shares the CLI's instance); no index.cjs, no tsx namespace copy.
+      expect(loaded.filter((k) => k.endsWith('.cjs') || k.includes('?namespace='))).toEqual([])
+    })
+  }
 })

@@ -76,6 +76,54 @@ describe('imagesmith CLI', () => {
     expect(cli(['build', s, '-t', 'Bad:Tag:x']).code).toBe(2)
   })
 
+  it('a usage error prints the error and one line pointing to --help, not the whole help', () => {
+    const s = script('usage.ts', `export default image()`)
+    const cases: [string[], string][] = [
+      [['build', s, '--bogus=1'], "error: unknown flag --bogus\nSee 'imagesmith build --help'.\n"],
+      [['graph', s, '--format'], "error: --format needs a value\nSee 'imagesmith graph --help'.\n"],
+      [['cache', 'frob'], "error: cache needs a subcommand: ls, du or prune\nSee 'imagesmith cache --help'.\n"],
+      [['frobnicate'], 'error: unknown command "frobnicate"\nSee \'imagesmith --help\'.\n'],
+    ]
+    for (const [argv, stderr] of cases) {
+      const r = cli(argv)
+      expect(r.code, argv.join(' ')).toBe(2)
+      expect(r.stderr).toBe(stderr)
+      expect(r.stdout).toBe('')
+    }
+    // What the pointer names prints the help.
+    const help = cli(['build', '--help'])
+    expect(help.code).toBe(0)
+    expect(help.stdout).toContain('imagesmith build -f Dockerfile')
+  })
+
+  it('graph takes a Dockerfile as build does: -f FILE or -f -, a context, --target, --build-arg, --platform', () => {
+    const dir = join(work, 'df-graph')
+    mkdirSync(dir, { recursive: true })
+    const text = 'ARG BASE=scratch\nFROM ${BASE} AS base\nCOPY hello.txt /hello.txt\nFROM scratch\nARG TARGETARCH\nCOPY --from=base /hello.txt /copied-${TARGETARCH}.txt\n'
+    const df = join(dir, 'Dockerfile.graph')
+    writeFileSync(df, text)
+    const ctx = join(work, 'ctx')
+    const r = cli(['graph', '-f', df, ctx, '--platform', 'linux/arm64'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/^flowchart TD/)
+    expect(r.stdout).toContain('COPY hello.txt /hello.txt')
+    expect(r.stdout).toContain('ARG TARGETARCH=arm64')
+    // The long flag, the Dockerfile on standard input, and the same graph.
+    const stdin = spawnSync(process.execPath, [bin, 'graph', '--file', '-', ctx, '--platform', 'linux/arm64'], { cwd: work, input: text, encoding: 'utf8', env: { ...process.env, IMAGESMITH_CACHE: join(work, 'cache') } })
+    expect(stdin.status, stdin.stderr).toBe(0)
+    expect(stdin.stdout).toBe(r.stdout)
+    const base = cli(['graph', '-f', df, ctx, '--target', 'base', '--format', 'dot'])
+    expect(base.code, base.stderr).toBe(0)
+    expect(base.stdout).toContain('digraph imagesmith')
+    expect(base.stdout).not.toContain('/copied-')
+    expect(base.stdout).not.toContain('TARGETARCH')
+    // A build arg the Dockerfile declares changes its base.
+    const arg = cli(['graph', '-f', df, ctx, '--build-arg', 'BASE=busybox:1.36'])
+    expect(arg.code, arg.stderr).toBe(0)
+    expect(arg.stdout).toContain('busybox:1.36')
+    expect(cli(['graph', '-f', join(dir, 'missing'), ctx]).code).toBe(1)
+  })
+
   it('exits 1 with a typed error and leaves no output for failed builds', () => {
     const out = join(work, 'fail', 'x.tar')
     const cases: [string, string, string][] = [
