@@ -17,6 +17,7 @@ import { Store } from '../store/store.js'
 import { nameImage } from '../sources/local-names.js'
 import type { BuildOptions, BuildResult, OutputSpec } from './options.js'
 import { resolveBuildOptions } from './resolve-options.js'
+import { checkSecrets } from './secrets.js'
 import { toBuildError, type FailurePoint, type GatewayScope } from './error-gateway.js'
 import type { ProgressEvent } from '../solver/types.js'
 import { RegistryClient } from '../registry/client.js'
@@ -59,6 +60,7 @@ async function runBuild(
     if ('dest' in opts.output) scope.output = resolve(opts.output.dest)
   }
   await checkContext(resolved.contextDir, opts.context ?? '.')
+  const secrets = await checkSecrets(opts.secrets)
   const store = new Store(resolved.cacheDir)
   stores.push(store)
   await store.init()
@@ -106,7 +108,7 @@ async function runBuild(
       noCache: opts.noCache ?? false,
       ...(opts.noCacheFilter?.length ? { noCacheFilter: opts.noCacheFilter.map((n) => stageNames(opts.stages!).get(opts.stages![n]!.toStage())!) } : {}),
       compression: opts.compression ?? 'gzip',
-      secrets: opts.secrets ?? {},
+      secrets,
       network: resolved.network,
       allow: resolved.allow,
       ssh: resolved.ssh,

@@ -62,3 +62,21 @@ describe('a path as a FROM reference', () => {
     expect((missing as Error).message).toContain('does not exist')
   })
 })
+
+describe('a secret file that is missing', () => {
+  it('the CLI and the API name the file, before any step runs', async () => {
+    const missing = join(work, 'no-such-token')
+    const s = join(work, 'secret.ts')
+    writeFileSync(s, `import { image } from ${JSON.stringify(api)}\nexport default image().from('scratch').run('cat /run/secrets/tok', { mounts: [{ type: 'secret', id: 'tok', required: true }] })\n`)
+    const r = cli(['build', s, '--context', join(work, 'ctx'), '--secret', `id=tok,src=${missing}`, '--progress', 'plain'])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(`error [SECRET_NOT_FOUND]: secret "tok": file ${missing} does not exist`)
+    expect(r.stderr).not.toContain('was not provided')
+
+    const b = image().from('scratch').run('true', { mounts: [{ type: 'secret', id: 'tok' }] })
+    const opts = { cacheDir: cache, context: join(work, 'ctx') }
+    await expect(b.build({ ...opts, secrets: { tok: { src: missing } } })).rejects.toMatchObject({ code: 'SECRET_NOT_FOUND', details: expect.objectContaining({ id: 'tok', path: missing }) })
+    // A path given where a source object belongs says how to write it.
+    await expect(b.build({ ...opts, secrets: { tok: missing as never } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(`{ src: ${JSON.stringify(missing)} }`) })
+  })
+})

@@ -103,7 +103,7 @@ export interface PreparedMounts {
 }
 
 /** Reads a secret's value, or undefined when it was not provided. */
-export async function secretValue(source: SecretSource | undefined): Promise<Buffer | undefined> {
+export async function secretValue(source: SecretSource | undefined, id = ''): Promise<Buffer | undefined> {
   if (!source) return undefined
   if ('value' in source) return Buffer.from(source.value)
   if ('env' in source) {
@@ -113,8 +113,9 @@ export async function secretValue(source: SecretSource | undefined): Promise<Buf
   }
   try {
     return await readFile(source.src)
-  } catch {
-    return undefined
+  } catch (e) {
+    // The build checked the file before it started: one that went away since is an error, not an absent secret.
+    throw new ImagesmithError(ErrorCodes.SECRET_NOT_FOUND, `secret ${JSON.stringify(id)}: file ${source.src} cannot be read: ${(e as Error).message}`, { id, path: source.src }, { cause: e })
   }
 }
 
@@ -141,7 +142,7 @@ export async function prepareMounts(specs: readonly MountSpec[], mc: MountContex
           break
         }
         case 'secret': {
-          const value = await secretValue(mc.secrets[m.id])
+          const value = await secretValue(mc.secrets[m.id], m.id)
           if (value === undefined) {
             if (m.required) {
               throw new ImagesmithError(ErrorCodes.SECRET_NOT_FOUND, `secret ${JSON.stringify(m.id)} is required by RUN --mount=type=secret but was not provided`, { id: m.id })
