@@ -53,7 +53,7 @@ export function privateResolvConf(host: string): string {
  * Writes this run's /etc/hosts, /etc/hostname and resolv.conf into `dir`; returns their binds. The
  * resolv.conf is the host's, filtered by {@link privateResolvConf} when the step is on the private network.
  */
-export async function etcMounts(dir: string, hostname: string, opts: { privateNetwork?: boolean } = {}): Promise<OciMount[]> {
+export async function etcMounts(dir: string, hostname: string, opts: { privateNetwork?: boolean; extraHosts?: readonly { host: string; ip: string }[] } = {}): Promise<OciMount[]> {
   let resolv = ''
   try {
     resolv = await readFile('/etc/resolv.conf', 'utf8')
@@ -62,7 +62,7 @@ export async function etcMounts(dir: string, hostname: string, opts: { privateNe
   }
   if (opts.privateNetwork) resolv = privateResolvConf(resolv)
   const files: Record<string, string> = {
-    hosts: `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
+    hosts: `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n${(opts.extraHosts ?? []).map((h) => `${h.ip}\t${h.host}\n`).join('')}`,
     hostname: `${hostname}\n`,
     'resolv.conf': resolv,
   }
