@@ -9,6 +9,8 @@ import { buildImage, type BuildOptions, type BuildResult } from '../pipeline/bui
 import type { AddOptions, CopyOptions, FromSource, HealthcheckOptions, RunMount, RunOptions, WordOptions } from './options.js'
 import type { StageDef, Step, StepInput } from '../graph/stage.js'
 import { applyTrigger } from '../dockerfile/triggers.js'
+import { atCaller } from './call-site.js'
+import { checkOptions, shown, WORD_FIELDS, type FieldType } from './check-options.js'
 import { normalizePorts, parseChmod, parseDuration, requireNonEmpty, validateEnvName, validateSignal } from './validate.js'
 
 const SCRATCH: StageDef = deepFreeze({ base: { ref: 'scratch' }, steps: [] })
@@ -51,6 +53,7 @@ export class ImageBuilder {
 
   /** `COPY`: files from the build context (or another stage with `from`) into the image. */
   copy(src: string | readonly string[], dest: string, opts: CopyOptions = {}): ImageBuilder {
+    checkOptions('copy() option', opts, COPY_FIELDS)
     const { sources, inline } = sourcesAndInline(src, opts, 'copy')
     const spec = {
       sources,
@@ -69,6 +72,7 @@ export class ImageBuilder {
 
   /** `ADD`: like copy, and local tar archives are unpacked, URLs downloaded (never unpacked). */
   add(src: string | readonly string[], dest: string, opts: AddOptions = {}): ImageBuilder {
+    checkOptions('add() option', opts, ADD_FIELDS)
     const { sources, inline } = sourcesAndInline(src, opts, 'add')
     if (opts.checksum !== undefined && !/^sha256:[a-f0-9]{64}$/.test(opts.checksum)) {
       throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `invalid checksum ${JSON.stringify(opts.checksum)} (sha256:<64 hex> expected)`, { checksum: opts.checksum })
@@ -95,7 +99,10 @@ export class ImageBuilder {
    * Build args in scope are in the command's environment but never stored in the image.
    */
   run(cmd: string | readonly string[], opts: RunOptions = {}): ImageBuilder {
+    checkOptions('run() option', opts, RUN_FIELDS)
+    for (const m of opts.mounts ?? []) checkOptions('run() mount option', m, MOUNT_FIELDS)
     const shellForm = typeof cmd === 'string'
+    if (!shellForm && !Array.isArray(cmd)) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `run() needs a string (shell form) or an array of strings (exec form), got ${shown(cmd)}`, { cmd })
     const command = shellForm ? [requireNonEmpty(cmd, 'run() command')] : [...cmd]
     if (!shellForm && (command.length === 0 || command.some((c) => typeof c !== 'string'))) {
       throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'run() exec form needs a non-empty array of strings', { cmd })
@@ -117,7 +124,8 @@ export class ImageBuilder {
 
   /** `ENV`: one variable, or several (a record, or `[name, value]` pairs in order) in one instruction. */
   env(key: string | Readonly<Record<string, string>> | readonly (readonly [string, string])[], value?: string, opts: WordOptions = {}): ImageBuilder {
-    const entries = typeof key === 'string' ? [[key, value] as const] : Array.isArray(key) ? key : Object.entries(key)
+    checkOptions('env() option', opts, WORD_FIELDS)
+    const entries = typeof key === 'string' ? [[key, value] as const] : Array.isArray(key) ? key : entriesOf(key, 'env()')
     if (entries.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'env() needs at least one variable', {})
     const vars = entries.map(([k, v]) => {
       if (opts.expand) requireNonEmpty(k, 'ENV name')
@@ -133,6 +141,7 @@ export class ImageBuilder {
    * Several in one instruction: a list of `{ name, value?, expand? }` (`expand` per ARG overrides `opts.expand`).
    */
   arg(name: string | readonly { readonly name: string; readonly value?: string; readonly expand?: boolean }[], defaultValue?: string, opts: WordOptions = {}): ImageBuilder {
+    checkOptions('arg() option', opts, WORD_FIELDS)
     const list = typeof name === 'string' ? [{ name, value: defaultValue }] : name
     if (list.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'arg() needs at least one name', {})
     const args = list.map((a) => {
@@ -146,17 +155,21 @@ export class ImageBuilder {
 
   /** `WORKDIR`: relative paths resolve against the previous one. */
   workdir(path: string, opts: WordOptions = {}): ImageBuilder {
+    checkOptions('workdir() option', opts, WORD_FIELDS)
     return this.#with('config', { op: 'workdir', path: requireNonEmpty(path, 'workdir()'), ...wordMarker(opts) })
   }
 
   /** `USER`: `name`, `uid`, `name:group` or `uid:gid`. */
   user(user: string | number, opts: WordOptions = {}): ImageBuilder {
+    checkOptions('user() option', opts, WORD_FIELDS)
+    if (typeof user !== 'string' && typeof user !== 'number') throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `user() needs a string or a number, got ${shown(user)}`, { value: user })
     const u = requireNonEmpty(String(user), 'user()')
     return this.#with('config', { op: 'user', user: u, ...wordMarker(opts) })
   }
 
   /** `EXPOSE`: `80`, `'53/udp'`, `'8000-8002/tcp'` or a list of them. */
   expose(port: string | number | readonly (string | number)[], opts: WordOptions = {}): ImageBuilder {
+    checkOptions('expose() option', opts, WORD_FIELDS)
     const list = Array.isArray(port) ? port : [port]
     // Marked words are normalised by the executor once expanded.
     const ports = opts.expand ? list.map((p) => requireNonEmpty(String(p), 'expose() port')) : [...new Set(list.flatMap((p) => normalizePorts(p as string | number)))]
@@ -166,6 +179,7 @@ export class ImageBuilder {
 
   /** `VOLUME` */
   volume(path: string | readonly string[], opts: WordOptions = {}): ImageBuilder {
+    checkOptions('volume() option', opts, WORD_FIELDS)
     const paths = (typeof path === 'string' ? [path] : [...path]).map((p) => requireNonEmpty(p, 'volume() path'))
     if (paths.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'volume() needs at least one path', {})
     return this.#with('config', { op: 'volume', paths, ...wordMarker(opts) })
@@ -173,7 +187,8 @@ export class ImageBuilder {
 
   /** `LABEL`: one label, or several (a record, or `[key, value]` pairs in order) in one instruction. */
   label(key: string | Readonly<Record<string, string>> | readonly (readonly [string, string])[], value?: string, opts: WordOptions = {}): ImageBuilder {
-    const entries = typeof key === 'string' ? [[key, value] as const] : Array.isArray(key) ? key : Object.entries(key)
+    checkOptions('label() option', opts, WORD_FIELDS)
+    const entries = typeof key === 'string' ? [[key, value] as const] : Array.isArray(key) ? key : entriesOf(key, 'label()')
     if (entries.length === 0) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'label() needs at least one label', {})
     const labels = entries.map(([k, v]) => {
       requireNonEmpty(k, 'label key')
@@ -201,6 +216,10 @@ export class ImageBuilder {
     if (opts === 'none') {
       health = { Test: ['NONE'] }
     } else {
+      checkOptions('healthcheck() option', opts, HEALTH_FIELDS)
+      if (typeof opts.test !== 'string' && !(Array.isArray(opts.test) && opts.test.every((t) => typeof t === 'string'))) {
+        throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `healthcheck() test must be a string or an array of strings, got ${shown(opts.test)}`, { option: 'test', value: opts.test })
+      }
       const test = typeof opts.test === 'string' ? ['CMD-SHELL', requireNonEmpty(opts.test, 'healthcheck test')] : ['CMD', ...opts.test]
       if (test.length < 2) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'healthcheck test needs a command', {})
       if (opts.retries !== undefined && (!Number.isInteger(opts.retries) || opts.retries < 0)) {
@@ -227,6 +246,7 @@ export class ImageBuilder {
 
   /** `STOPSIGNAL`: `SIGTERM`, `TERM` or a number. */
   stopSignal(signal: string | number, opts: WordOptions = {}): ImageBuilder {
+    checkOptions('stopSignal() option', opts, WORD_FIELDS)
     const s = opts.expand ? requireNonEmpty(String(signal), 'stopSignal()') : validateSignal(String(signal))
     return this.#with('config', { op: 'stopsignal', signal: s, ...wordMarker(opts) })
   }
@@ -282,6 +302,48 @@ export class ImageBuilder {
   }
 }
 
+/**
+ * Every method that takes arguments reports a mistake at the caller's line (call-site.ts); `with`,
+ * `graph` and `build` are left alone: what fails in them is no argument of the call at hand.
+ */
+const CHECKED = ['from', 'copy', 'add', 'run', 'env', 'arg', 'workdir', 'user', 'expose', 'volume', 'label', 'cmd', 'entrypoint', 'healthcheck', 'stopSignal', 'shell', 'onBuild', 'maintainer'] as const
+for (const name of CHECKED) {
+  const method = ImageBuilder.prototype[name] as (...args: unknown[]) => ImageBuilder
+  Object.defineProperty(ImageBuilder.prototype, name, {
+    ...Object.getOwnPropertyDescriptor(ImageBuilder.prototype, name),
+    value: { [name](this: ImageBuilder, ...args: unknown[]): ImageBuilder {
+      try {
+        return method.apply(this, args)
+      } catch (e) {
+        throw atCaller(e, name)
+      }
+    } }[name],
+  })
+}
+
+const INLINE_FIELDS: Readonly<Record<string, FieldType>> = { name: 'string', content: 'string', expand: 'boolean' }
+const COPY_FIELDS: Readonly<Record<string, FieldType>> = {
+  ...WORD_FIELDS, from: 'stage', chown: 'string', chmod: 'string|number', exclude: 'string[]', link: 'boolean', parents: 'boolean', inline: 'list',
+}
+const ADD_FIELDS: Readonly<Record<string, FieldType>> = {
+  ...WORD_FIELDS, chown: 'string', chmod: 'string|number', exclude: 'string[]', link: 'boolean', checksum: 'string', keepGitDir: 'boolean', unpack: 'boolean', inline: 'list',
+}
+const RUN_FIELDS: Readonly<Record<string, FieldType>> = { ...WORD_FIELDS, network: 'string', security: 'string', mounts: 'list' }
+const MOUNT_FIELDS: Readonly<Record<string, FieldType>> = {
+  type: 'string', target: 'string', id: 'string', sharing: 'string', readonly: 'boolean', mode: 'number', uid: 'number', gid: 'number',
+  env: 'string', required: 'boolean', source: 'string', from: 'stage', readwrite: 'boolean', size: 'number',
+}
+const HEALTH_FIELDS: Readonly<Record<string, FieldType>> = {
+  interval: 'string|number', timeout: 'string|number', startPeriod: 'string|number', startInterval: 'string|number', retries: 'number',
+}
+
+function entriesOf(record: unknown, what: string): (readonly [string, unknown])[] {
+  if (!record || typeof record !== 'object') {
+    throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `${what} needs a name and a value, a record or [name, value] pairs, got ${shown(record)}`, { value: record })
+  }
+  return Object.entries(record)
+}
+
 export interface GraphOptions extends Pick<CompileOptions, 'buildArgs' | 'stageNames'> {
   /** ONBUILD triggers in the configs of base image references, by reference. */
   readonly baseTriggers?: ReadonlyMap<string, readonly string[]>
@@ -324,6 +386,7 @@ function stepInput(from: FromSource): StepInput {
 
 /** Sources, and files given by their content (heredocs); with inline files the source list may be empty. */
 function sourcesAndInline(src: string | readonly string[], opts: CopyOptions | AddOptions, what: string) {
+  for (const f of opts.inline ?? []) checkOptions(`${what}() inline file`, f, INLINE_FIELDS)
   const inline = (opts.inline ?? []).map((f) => ({
     name: requireNonEmpty(f.name, 'inline file name'),
     data: typeof f.content === 'string' ? f.content : String(f.content),

@@ -30,6 +30,9 @@ export async function loadBuildScript(path: string, target?: string, opts: LoadS
     throw new ImagesmithError(ErrorCodes.BUILD_SCRIPT_INVALID, `build script not found: ${file}`, { path: file })
   }
   setCliBuildArgs(opts.buildArgs ?? {})
+  // A builder call's mistake names the script's own line (builder/call-site.ts): stacks are mapped
+  // through the inline source maps the TypeScript transform writes, for modules loaded from here on.
+  process.setSourceMapsEnabled(true)
   let mod: Record<string, unknown>
   try {
     const url = pathToFileURL(file).href

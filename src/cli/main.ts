@@ -22,6 +22,7 @@ import { IMAGES_HELP, imagesCommand, rmiCommand, saveCommand, tagCommand } from 
 import { CACHE_HELP, cacheCommand } from './cache.js'
 import { REGISTRY_FLAGS, REGISTRY_FLAGS_HELP, registryFlags } from './registry-flags.js'
 import { closedPipeWriter } from './closed-pipe.js'
+import { BUILDX_FLAGS, BUILDX_FLAGS_HELP, buildxOptions, writeIidFile } from './buildx-flags.js'
 
 const HELP = `imagesmith: build OCI images from TypeScript
 
@@ -54,6 +55,7 @@ chunk-size=BYTES); credentials come from config.json as docker login stores them
 type=docker (or --load) streams the image into a Docker or Podman engine API with its tags:
 host=unix:///path or tcp://host:port, default $DOCKER_HOST, else unix:///var/run/docker.sock.
 ${REGISTRY_FLAGS_HELP}
+${BUILDX_FLAGS_HELP}
 Network: default gives each RUN a private network (slirp4netns; the host's loopback unreachable); none gives RUN only loopback.
 Entitlements (as BuildKit's --allow): --network host and RUN --network=host need --allow network.host;
 RUN --security=insecure (all capabilities) needs --allow security.insecure.
@@ -218,7 +220,7 @@ function parseSsh(text: string): [string, string] {
 }
 
 async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<number> {
-  assertKnownFlags(args, ['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--no-cache-filter', '--metadata-file', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', '--pull', ...REGISTRY_FLAGS])
+  assertKnownFlags(args, ['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--no-cache-filter', '--metadata-file', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', '--pull', ...REGISTRY_FLAGS, ...BUILDX_FLAGS])
   const dockerfile = isDockerfileBuild(args)
   const path = dockerfile ? '' : script(args)
   const progress = one(args, '--progress') ?? (args.flags.has('--quiet') ? 'quiet' : 'auto')
@@ -288,12 +290,14 @@ async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, r
     cacheDir: one(args, '--cache-dir'),
     runtime: one(args, '--runtime'),
     registry: registryFlags(args),
+    ...buildxOptions(args),
     signal,
     onProgress: renderer.onEvent,
   })
   } finally {
     renderer.finish(result, result?.output)
   }
+  await writeIidFile(args, result)
   const metadataFile = one(args, '--metadata-file')
   if (metadataFile !== undefined) await writeMetadataFile(metadataFile, result, many(args, '--tag'))
   if (progress !== 'quiet' && progress !== 'rawjson') {

@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url'
 import { esbuild } from './esbuild-service.js'
 import { writeScriptCache } from './script-cache.js'
 
-const VERSION = 'direct-esbuild-esm-node20-v1'
+const VERSION = 'direct-esbuild-esm-node20-v2'
 const BUILTINS = new Set(builtinModules)
 /** What only the hooks can serve faithfully; seen in the text, a false alarm only costs the hooks' start. */
 const NEEDS_HOOKS = /\bimport\s*\(|\brequire\b|import\.meta(?!\.(?:url|dirname|filename)\b)/
@@ -32,13 +32,13 @@ export async function directScript(file: string, cacheDir: string, aliases: Read
   const refused = join(cacheDir, `${key}.needs-hooks`)
   if (existsSync(out)) return pathToFileURL(out).href
   if (existsSync(refused)) return undefined
-  const code = await compile(file, source, aliases)
+  const code = await compile(file, source, aliases, out)
   // No cache (read-only, full): the hooks serve this run.
   if (!(await writeScriptCache(code === undefined ? refused : out, code ?? ''))) return undefined
   return code === undefined ? undefined : pathToFileURL(out).href
 }
 
-async function compile(file: string, source: string, aliases: Readonly<Record<string, string>>): Promise<string | undefined> {
+async function compile(file: string, source: string, aliases: Readonly<Record<string, string>>, outfile: string): Promise<string | undefined> {
   const { build } = await esbuild()
   let selfContained = true
   const url = pathToFileURL(file).href
@@ -46,6 +46,8 @@ async function compile(file: string, source: string, aliases: Readonly<Record<st
     stdin: { contents: source, loader: file.endsWith('.tsx') ? 'tsx' : 'ts', sourcefile: file, resolveDir: dirname(file) },
     bundle: true,
     write: false,
+    // The source map names the script relative to where the module is kept: stack traces then show the script's path.
+    outfile,
     format: 'esm',
     platform: 'node',
     target: 'node20',

@@ -153,6 +153,7 @@ function stepKey(vertex: Vertex<'run'>, inputs: readonly ImageState[], step: Ste
     user: step.user,
     cwd: step.cwd,
     network: step.network,
+    ...(ctx.runSettings ? { settings: ctx.runSettings } : {}),
     mtime: ctx.clampRunMtimes ? { clamp: ctx.epoch } : 'keep',
     compression: ctx.compression,
     binds,
@@ -306,7 +307,7 @@ async function runInRootfs(
         signal,
       })
       try {
-        const etc = await etcMounts(work, RUN_HOSTNAME, { privateNetwork: step.network === 'private' })
+        const etc = await etcMounts(work, RUN_HOSTNAME, { privateNetwork: step.network === 'private', extraHosts: ctx.runSettings?.extraHosts ?? [] })
         const stubs = recordStubs(rootfs, [...RUNTIME_MOUNT_POINTS, ...ETC_FILES, ...prepared.targets])
         const spec = buildSpec({
           args: step.args,
@@ -317,6 +318,7 @@ async function runInRootfs(
           hostname: RUN_HOSTNAME,
           network: net ? { netns: (await net).netns } : step.network === 'none' ? 'none' : 'host',
           insecure: step.insecure,
+          ...(ctx.runSettings ? { ulimits: ctx.runSettings.ulimits, ...(ctx.runSettings.shmSize !== undefined ? { shmSize: ctx.runSettings.shmSize } : {}) } : {}),
           mounts: [...etc, ...prepared.mounts],
         })
         const runtime = await runtimeFound

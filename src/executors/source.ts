@@ -5,6 +5,7 @@ import type { ImageConfig } from '../oci/types.js'
 import type { Digest } from '../oci/media-types.js'
 import type { ResolvedImage } from '../sources/resolve.js'
 import { parseReference, type ImageReference } from '../reference/reference.js'
+import { pathReferenceError } from '../sources/path-hint.js'
 import { parseLocalName, requireLocalImage, storedImage } from '../sources/local-names.js'
 import type { BaseImage, ExecContext, Executor, ImageState } from '../solver/types.js'
 import { DEFAULT_PATH, envMap } from './state.js'
@@ -31,6 +32,9 @@ export async function loadBase(ref: string, ctx: BaseContext): Promise<BaseImage
   if (localName !== undefined) imported = await storedImage(ctx.store, (await requireLocalImage(ctx.store, localName)).digest as Digest, ref)
   else if (local) imported = await importLocalImage(local, ref, ctx.store.blobs, ctx.platform, ctx.signal)
   else {
+    // A path is not a name: say which transport reads what is there, rather than that `docker.io//srv/…` is malformed.
+    const asPath = await pathReferenceError(ref, ctx.store.blobs.tmpDir)
+    if (asPath) throw asPath
     // A malformed name is the caller's mistake (INVALID_REFERENCE); a well-formed one is pulled.
     const parsed = parseReference(ref)
     const named = ctx.pull ? undefined : await localImage(ctx, parsed, ref)

@@ -17,6 +17,8 @@ import { Store } from '../store/store.js'
 import { nameImage } from '../sources/local-names.js'
 import type { BuildOptions, BuildResult, OutputSpec } from './options.js'
 import { resolveBuildOptions } from './resolve-options.js'
+import { checkSecrets } from './secrets.js'
+import { runSettings } from './run-settings.js'
 import { toBuildError, type FailurePoint, type GatewayScope } from './error-gateway.js'
 import type { ProgressEvent } from '../solver/types.js'
 import { RegistryClient } from '../registry/client.js'
@@ -59,6 +61,9 @@ async function runBuild(
     if ('dest' in opts.output) scope.output = resolve(opts.output.dest)
   }
   await checkContext(resolved.contextDir, opts.context ?? '.')
+  const secrets = await checkSecrets(opts.secrets)
+  const settings = runSettings(opts)
+  const labels = checkLabels(opts.labels)
   const store = new Store(resolved.cacheDir)
   stores.push(store)
   await store.init()
@@ -106,10 +111,11 @@ async function runBuild(
       noCache: opts.noCache ?? false,
       ...(opts.noCacheFilter?.length ? { noCacheFilter: opts.noCacheFilter.map((n) => stageNames(opts.stages!).get(opts.stages![n]!.toStage())!) } : {}),
       compression: opts.compression ?? 'gzip',
-      secrets: opts.secrets ?? {},
+      secrets,
       network: resolved.network,
       allow: resolved.allow,
       ssh: resolved.ssh,
+      ...(settings ? { runSettings: settings } : {}),
       runtime: opts.runtime,
       signal: opts.signal,
       registry,
@@ -121,7 +127,8 @@ async function runBuild(
   throwIfAborted(opts.signal)
   at.step = undefined
   at.vertex = undefined
-  const image = await finalizeImage(store.blobs, state.config, state.layers)
+  const config = labels ? { ...state.config, config: { ...state.config.config, Labels: { ...state.config.config?.Labels, ...labels } } } : state.config
+  const image = await finalizeImage(store.blobs, config, state.layers)
   // Named before exporting: a later build's FROM finds it even when the export fails or there is none.
   const named = new Date()
   for (const t of tags) await nameImage(store, t, image, named)
@@ -146,6 +153,13 @@ async function runBuild(
     ...(exported?.pushed !== undefined ? { pushed: exported.pushed } : {}),
     bases: registry.bases,
   }
+}
+
+function checkLabels(labels: Readonly<Record<string, string>> | undefined): Readonly<Record<string, string>> | undefined {
+  if (labels === undefined) return undefined
+  const bad = !labels || typeof labels !== 'object' || Array.isArray(labels) || Object.entries(labels).some(([k, v]) => k === '' || typeof v !== 'string')
+  if (bad) throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, 'labels must be a record of non-empty keys to string values', { option: 'labels' })
+  return Object.keys(labels).length > 0 ? labels : undefined
 }
 
 /** Stage → its name; a name wins over a position (`0`, `1`, as fromDockerfile also keys its stages). */

@@ -92,6 +92,14 @@ export interface BuildOptions {
   readonly concurrency?: number
   /** Registry mirrors, insecure hosts, CA file and credentials for pulling base images (and pushing). */
   readonly registry?: RegistryOptions
+  /** Labels set in the image config over those the build made (`--label`). */
+  readonly labels?: Readonly<Record<string, string>>
+  /** `HOST:IP` lines added to every RUN's /etc/hosts (`--add-host`). */
+  readonly addHosts?: readonly string[]
+  /** Resource limits of every RUN, `NAME=SOFT[:HARD]` (`--ulimit nofile=1024:2048`). @default nofile as high as this host allows */
+  readonly ulimits?: readonly string[]
+  /** Size of every RUN's /dev/shm: bytes, or `64m`, `1g` (`--shm-size`). @default '64m' */
+  readonly shmSize?: string | number
 }
 
 /** A base image pulled from a registry: the tag as resolved once in this build, to repeat it exactly. */

@@ -1,3 +1,4 @@
+import type { RunSettings } from '../pipeline/run-settings.js'
 import type { AnyVertex, NodeKind, Vertex } from '../graph/node.js'
 import type { Digest } from '../oci/media-types.js'
 import type { ImageConfig, LayerRef, Platform } from '../oci/types.js'
@@ -69,6 +70,8 @@ export interface ExecContext {
   readonly allow?: readonly string[]
   /** SSH agent socket paths by id, for ssh mounts. @default none */
   readonly ssh?: Readonly<Record<string, string>>
+  /** Extra /etc/hosts lines, ulimits and /dev/shm size of every RUN. @default none */
+  readonly runSettings?: RunSettings
   /** Runtime binary path or name (crun/runc); undefined = detect. */
   readonly runtime?: string
   readonly signal?: AbortSignal

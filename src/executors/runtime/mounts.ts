@@ -53,7 +53,7 @@ export function privateResolvConf(host: string): string {
  * Writes this run's /etc/hosts, /etc/hostname and resolv.conf into `dir`; returns their binds. The
  * resolv.conf is the host's, filtered by {@link privateResolvConf} when the step is on the private network.
  */
-export async function etcMounts(dir: string, hostname: string, opts: { privateNetwork?: boolean } = {}): Promise<OciMount[]> {
+export async function etcMounts(dir: string, hostname: string, opts: { privateNetwork?: boolean; extraHosts?: readonly { host: string; ip: string }[] } = {}): Promise<OciMount[]> {
   let resolv = ''
   try {
     resolv = await readFile('/etc/resolv.conf', 'utf8')
@@ -62,7 +62,7 @@ export async function etcMounts(dir: string, hostname: string, opts: { privateNe
   }
   if (opts.privateNetwork) resolv = privateResolvConf(resolv)
   const files: Record<string, string> = {
-    hosts: `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
+    hosts: `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n${(opts.extraHosts ?? []).map((h) => `${h.ip}\t${h.host}\n`).join('')}`,
     hostname: `${hostname}\n`,
     'resolv.conf': resolv,
   }
@@ -103,7 +103,7 @@ export interface PreparedMounts {
 }
 
 /** Reads a secret's value, or undefined when it was not provided. */
-export async function secretValue(source: SecretSource | undefined): Promise<Buffer | undefined> {
+export async function secretValue(source: SecretSource | undefined, id = ''): Promise<Buffer | undefined> {
   if (!source) return undefined
   if ('value' in source) return Buffer.from(source.value)
   if ('env' in source) {
@@ -113,8 +113,9 @@ export async function secretValue(source: SecretSource | undefined): Promise<Buf
   }
   try {
     return await readFile(source.src)
-  } catch {
-    return undefined
+  } catch (e) {
+    // The build checked the file before it started: one that went away since is an error, not an absent secret.
+    throw new ImagesmithError(ErrorCodes.SECRET_NOT_FOUND, `secret ${JSON.stringify(id)}: file ${source.src} cannot be read: ${(e as Error).message}`, { id, path: source.src }, { cause: e })
   }
 }
 
@@ -141,7 +142,7 @@ export async function prepareMounts(specs: readonly MountSpec[], mc: MountContex
           break
         }
         case 'secret': {
-          const value = await secretValue(mc.secrets[m.id])
+          const value = await secretValue(mc.secrets[m.id], m.id)
           if (value === undefined) {
             if (m.required) {
               throw new ImagesmithError(ErrorCodes.SECRET_NOT_FOUND, `secret ${JSON.stringify(m.id)} is required by RUN --mount=type=secret but was not provided`, { id: m.id })

@@ -61,6 +61,10 @@ export interface SpecInput {
    * @default false
    */
   readonly insecure?: boolean
+  /** Limits replacing the defaults by name (`nofile` → RLIMIT_NOFILE). @default nofile as high as the host allows */
+  readonly ulimits?: readonly { readonly name: string; readonly soft: number; readonly hard: number }[]
+  /** Bytes of the /dev/shm tmpfs. @default 64 MiB */
+  readonly shmSize?: number
 }
 
 /** Docker's and BuildKit's default capability set. */
@@ -108,13 +112,13 @@ const READONLY = Object.freeze(['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys
 /** Mount points the runtime itself provides: never part of a layer. */
 export const RUNTIME_MOUNT_POINTS: readonly string[] = Object.freeze(['/proc', '/dev', '/sys'])
 
-function standardMounts(network: SpecInput['network']): OciMount[] {
+function standardMounts(network: SpecInput['network'], shmSize = 65536 * 1024): OciMount[] {
   return [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
     // gid=5 (tty) must exist: a rootless build without subordinate ids maps only root (podman drops it too).
     { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', ...(userNamespace()?.singleId ? [] : ['gid=5'])] },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shmSize}`] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     // sysfs cannot be mounted fresh while sharing the host's network namespace: bind it read-only then.
     network !== 'host'
@@ -141,6 +145,13 @@ export function hostNofileHard(): number {
   return hardNofile
 }
 
+/** The default RLIMIT_NOFILE, then each given limit in its place (a given nofile replaces the default). */
+function rlimits(nofile: number, ulimits: NonNullable<SpecInput['ulimits']>): { type: string; hard: number; soft: number }[] {
+  const out = new Map<string, { type: string; hard: number; soft: number }>([['RLIMIT_NOFILE', { type: 'RLIMIT_NOFILE', hard: nofile, soft: nofile }]])
+  for (const u of ulimits) out.set(`RLIMIT_${u.name.toUpperCase()}`, { type: `RLIMIT_${u.name.toUpperCase()}`, hard: u.hard, soft: u.soft })
+  return [...out.values()]
+}
+
 export function buildSpec(input: SpecInput): OciSpec {
   // Docker's build containers inherit the daemon's 1048576; stay within what this host allows.
   const nofile = Math.min(1 << 20, hostNofileHard())
@@ -162,12 +173,12 @@ export function buildSpec(input: SpecInput): OciSpec {
       capabilities: input.insecure
         ? { bounding: allCapabilities(), effective: allCapabilities(), permitted: allCapabilities(), inheritable: allCapabilities(), ambient: allCapabilities() }
         : { bounding: DEFAULT_CAPS, effective: DEFAULT_CAPS, permitted: DEFAULT_CAPS },
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: nofile, soft: nofile }],
+      rlimits: rlimits(nofile, input.ulimits ?? []),
       noNewPrivileges: false,
     },
     root: { path: input.rootfs, readonly: false },
     hostname: input.hostname,
-    mounts: [...standardMounts(input.network), ...input.mounts],
+    mounts: [...standardMounts(input.network, input.shmSize), ...input.mounts],
     linux: {
       namespaces,
       maskedPaths: input.insecure ? [] : MASKED,

@@ -1,0 +1,56 @@
+import { dirname } from 'node:path'
+import { mkdir } from 'node:fs/promises'
+import type { BuildOptions, BuildResult } from '../pipeline/options.js'
+import { parseExtraHost, parseShmSize, parseUlimit } from '../pipeline/run-settings.js'
+import { writeFileAtomic } from '../store/atomic-write.js'
+import { UsageError, many, one, type ParsedArgs } from './args.js'
+
+/** `docker buildx build` flags that map onto build options one to one. */
+export const BUILDX_FLAGS = ['--label', '--iidfile', '--add-host', '--ulimit', '--shm-size'] as const
+
+export const BUILDX_FLAGS_HELP = `As buildx: --label KEY=VALUE (repeatable; image config labels), --iidfile PATH (writes the image ID:
+the config digest, as buildx does whenever the exporter reports one), --add-host HOST:IP (repeatable; RUN's
+/etc/hosts), --ulimit NAME=SOFT[:HARD] (repeatable; RUN's limits), --shm-size SIZE (RUN's /dev/shm, e.g. 128m).`
+
+/** The options these flags give; each value is checked here, so a bad one is a usage error (exit 2). */
+export function buildxOptions(args: ParsedArgs): Pick<BuildOptions, 'labels' | 'addHosts' | 'ulimits' | 'shmSize'> {
+  const labels: Record<string, string> = {}
+  for (const kv of many(args, '--label')) {
+    const eq = kv.indexOf('=')
+    if (eq === 0) throw new UsageError(`--label ${kv}: KEY=VALUE expected`)
+    // buildx: `--label KEY` sets an empty value.
+    if (eq < 0) labels[kv] = ''
+    else labels[kv.slice(0, eq)] = kv.slice(eq + 1)
+  }
+  const addHosts = many(args, '--add-host')
+  const ulimits = many(args, '--ulimit')
+  const shmSize = one(args, '--shm-size')
+  for (const h of addHosts) usage(() => parseExtraHost(h), '--add-host')
+  for (const u of ulimits) usage(() => parseUlimit(u), '--ulimit')
+  if (shmSize !== undefined) usage(() => parseShmSize(shmSize), '--shm-size')
+  return {
+    ...(Object.keys(labels).length > 0 ? { labels } : {}),
+    ...(addHosts.length > 0 ? { addHosts } : {}),
+    ...(ulimits.length > 0 ? { ulimits } : {}),
+    ...(shmSize !== undefined ? { shmSize } : {}),
+  }
+}
+
+/**
+ * `--iidfile`: buildx writes the exporter's config digest when it has one (the image ID `docker
+ * images` shows), else the manifest digest; ours always has the config, so the config digest.
+ */
+export async function writeIidFile(args: ParsedArgs, result: BuildResult): Promise<void> {
+  const path = one(args, '--iidfile')
+  if (path === undefined) return
+  await mkdir(dirname(path), { recursive: true })
+  await writeFileAtomic(path, result.configDigest)
+}
+
+function usage(fn: () => unknown, flag: string): void {
+  try {
+    fn()
+  } catch (e) {
+    throw new UsageError(`${flag}: ${(e as Error).message}`)
+  }
+}
