@@ -219,8 +219,11 @@ function parseSsh(text: string): [string, string] {
   return [id, path]
 }
 
+/** Every flag `imagesmith build` takes (the README's synopsis lists each one). */
+export const BUILD_FLAGS: readonly string[] = Object.freeze(['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--no-cache-filter', '--metadata-file', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', '--pull', ...REGISTRY_FLAGS, ...BUILDX_FLAGS])
+
 async function build(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<number> {
-  assertKnownFlags(args, ['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--no-cache-filter', '--metadata-file', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', '--pull', ...REGISTRY_FLAGS, ...BUILDX_FLAGS])
+  assertKnownFlags(args, BUILD_FLAGS)
   const dockerfile = isDockerfileBuild(args)
   const path = dockerfile ? '' : script(args)
   const progress = one(args, '--progress') ?? (args.flags.has('--quiet') ? 'quiet' : 'auto')
