@@ -147,7 +147,10 @@ export function placeSources(set: EntrySet, found: readonly Found[], root: Sourc
   for (const f of found) {
     const st = f.match.stat!
     if (st.isDirectory()) {
-      addDestDirs(set, dest, opts.owner, opts.mtime, true, { mode: opts.chmod ?? st.mode & 0o7777 })
+      // A destination the copy creates is made 0755 (the --chmod mode with it), never with the
+      // source directory's mode: fsutil's prepareTargetDir MkdirAll's it and copies only the
+      // contents' metadata. Directories inside keep their own modes.
+      addDestDirs(set, dest, opts.owner, opts.mtime, true, opts.chmod !== undefined ? { mode: opts.chmod } : undefined)
       addTree(set, {
         hostDir: f.match.host,
         rootRel: f.match.rel,

@@ -75,9 +75,32 @@ describe('COPY placement', () => {
     const { list, state } = await copy({ sources: ['dist/'], dest: '/app/' })
     expect([...list.keys()]).toEqual(['app', 'app/a.js', 'app/sub', 'app/sub/b.js'])
     expect(list.get('app/sub/b.js')!.data).toBe('bb')
-    expect(list.get('app')!.mode).toBe(statSync(join(context, 'dist')).mode & 0o7777)
+    expect(list.get('app')!.mode).toBe(0o755)
     expect(state.config.history!.at(-1)!.created_by).toBe('COPY dist/ /app/ # buildkit')
     expect(state.config.rootfs.diff_ids).toHaveLength(1)
+  })
+
+  it('a directory copied to a destination that does not exist makes it 0755, whatever the source dir mode; dirs inside keep theirs (as buildah and BuildKit)', async () => {
+    file('src/a.txt', 'a')
+    file('src/inner/b.txt', 'b')
+    file('src/priv/p.txt', 'p')
+    chmodSync(join(context, 'src'), 0o775)
+    chmodSync(join(context, 'src/inner'), 0o775)
+    chmodSync(join(context, 'src/priv'), 0o700)
+    chmodSync(context, 0o775)
+    const up = await copy({ sources: ['src'], dest: '/upload/src2/' })
+    expect(Object.fromEntries([...up.list].filter(([, e]) => e.type === 'Directory').map(([k, e]) => [k, e.mode.toString(8)]))).toEqual({
+      upload: '755', 'upload/src2': '755', 'upload/src2/inner': '775', 'upload/src2/priv': '700',
+    })
+    const deep = await copy({ sources: ['src'], dest: '/deep/er/src3' })
+    expect(['deep', 'deep/er', 'deep/er/src3'].map((k) => deep.list.get(k)!.mode)).toEqual([0o755, 0o755, 0o755])
+    const dot = await copy({ sources: ['.'], dest: 'world/' })
+    expect(dot.list.get('world')!.mode).toBe(0o755)
+    expect(dot.list.get('world/src')!.mode).toBe(0o775)
+    const root = await copy({ sources: ['/'], dest: '/dir' })
+    expect(root.list.get('dir')!.mode).toBe(0o755)
+    const owned = await copy({ sources: ['src'], dest: '/own/src4/', chown: '1:1' })
+    expect(owned.list.get('own/src4')).toMatchObject({ mode: 0o755, uid: 1, gid: 1 })
   })
 
   it('copies a file into a dest ending in /, and renames it without /', async () => {
