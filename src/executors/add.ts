@@ -133,7 +133,8 @@ export const addExecutor: Executor<'add'> = {
         }
       }
       const inline = spec.inline ?? []
-      const multi = parts.length + inline.length > 1
+      // Sources as written: one glob's several matches are placed one after another (placement.ts).
+      const multi = spec.sources.length + inline.length > 1
       if (multi && !dest.dirSyntax && !dest.existsDir) {
         throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `adding several sources needs a destination ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
       }
@@ -148,7 +149,9 @@ export const addExecutor: Executor<'add'> = {
         if (part.kind === 'local') {
           const one = new EntrySet()
           await place(one, part, placement, i)
-          keyParts.push({ local: contentKey(one.finalize(), undefined, undefined, expect) })
+          // Placed alone a file may land on dest itself: its name, which decides where it lands
+          // next to the step's other matches, is in the key too.
+          keyParts.push({ local: contentKey(one.finalize(), undefined, undefined, expect), name: part.found.match.written })
         } else if (part.kind === 'archive') {
           keyParts.push({ archive: part.found.match.written, kind: part.archive, sha256: part.sha256 })
         } else if (part.kind === 'git') {

@@ -149,6 +149,26 @@ describe('ADD local archives', () => {
     expect([...again.list.keys()]).toEqual(['d', 'd/plain.gz'])
   })
 
+  it('one glob matching several sources, dest without /: placed in turn (files replace dest; once an archive made it a directory, files go inside)', async () => {
+    writeFileSync(join(context, 'a.txt'), 'a')
+    writeFileSync(join(context, 'b.txt'), 'b')
+    const files = await add({ sources: ['*.txt'], dest: '/t' })
+    expect([...files.list.keys()]).toEqual(['t'])
+    expect(files.list.get('t')).toMatchObject({ type: 'File', data: 'b' })
+    writeFileSync(join(context, 'p0.tar'), sample())
+    writeFileSync(join(context, 'p1.txt'), 'one')
+    const mixed = await add({ sources: ['p*'], dest: '/m' })
+    expect(mixed.list.get('m')).toMatchObject({ type: 'Directory', mode: 0o755 })
+    expect(mixed.list.get('m/p1.txt')).toMatchObject({ type: 'File', data: 'one' })
+    expect(mixed.list.get('m/pkg/readme')).toBeDefined()
+    // The key knows which file lands where: a renamed match is a different layer.
+    writeFileSync(join(context, 'p2.txt'), 'one')
+    rmSync(join(context, 'p1.txt'))
+    const renamed = await add({ sources: ['p*'], dest: '/m' })
+    expect(renamed.cached).toBe(false)
+    expect(renamed.list.get('m/p2.txt')).toMatchObject({ data: 'one' })
+  })
+
   it('absolute entry names land under the destination', async () => {
     writeFileSync(join(context, 'abs.tar'), rawTar([{ name: '/etc/abs.conf', data: 'x' }, { name: './rel/./f', data: 'y' }]))
     const { list } = await add({ sources: ['abs.tar'], dest: '/dst/' })

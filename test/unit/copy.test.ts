@@ -128,7 +128,7 @@ describe('COPY placement', () => {
     expect([...list.keys()]).toEqual(['out', 'out/a', 'out/b'])
   })
 
-  it('expands globs with filepath.Match semantics; several matches need a dir dest', async () => {
+  it('expands globs with filepath.Match semantics', async () => {
     file('src/a.ts', '1')
     file('src/b.ts', '2')
     file('src/c.js', '3')
@@ -141,7 +141,27 @@ describe('COPY placement', () => {
     expect([...esc.list.keys()]).toEqual(['g', 'g/[x].ts'])
     const neg = await copy({ sources: ['src/[^ab].*'], dest: '/g/' })
     expect([...neg.list.keys()]).toEqual(['g', 'g/c.js'])
-    await expect(copy({ sources: ['src/*.ts'], dest: '/g' })).rejects.toMatchObject({ code: ErrorCodes.COPY_DEST_NOT_DIR })
+  })
+
+  it('one glob matching several sources, dest without /: the matches are copied in turn, as buildah and BuildKit do (the / rule counts written sources)', async () => {
+    file('a.txt', 'a')
+    file('b.txt', 'b')
+    // No directory yet: each file becomes dest, the last match wins.
+    const files = await copy({ sources: ['*.txt'], dest: '/testdir' })
+    expect([...files.list.keys()]).toEqual(['testdir'])
+    expect(files.list.get('testdir')).toMatchObject({ type: 'File', data: 'b' })
+    // A directory match makes dest a directory; a later file goes inside it.
+    file('y1/iny', 'i')
+    file('y2', 'y')
+    const mixed = await copy({ sources: ['y*'], dest: '/mixed2' })
+    expect([...mixed.list.keys()]).toEqual(['mixed2', 'mixed2/iny', 'mixed2/y2'])
+    expect(mixed.list.get('mixed2')!.mode).toBe(0o755)
+    // A directory after a file made dest a file: BuildKit fails ("cannot copy to non-directory").
+    file('x1', 'x')
+    file('x2/in', 'n')
+    await expect(copy({ sources: ['x*'], dest: '/mixed' })).rejects.toMatchObject({ code: ErrorCodes.COPY_DEST_NOT_DIR, details: { path: 'x*', dest: '/mixed' } })
+    // Written sources still need the '/'.
+    await expect(copy({ sources: ['a.txt', 'y*'], dest: '/two' })).rejects.toMatchObject({ code: ErrorCodes.COPY_DEST_NOT_DIR })
   })
 
   it('a glob matching nothing copies nothing (AllowEmptyWildcard); a missing literal source fails', async () => {
