@@ -62,7 +62,8 @@ async function place(set: EntrySet, part: Part, p: Placement, index: number): Pr
     return
   }
   if (part.kind === 'archive') {
-    // An archive always unpacks into the destination as a directory, slash or not (BuildKit's unpack).
+    // An archive always unpacks into the destination as a directory, slash or not (BuildKit's unpack
+    // MkdirAll's it 0755 with the --chown owner; --chmod changes nothing of an archive's).
     addDestDirs(set, dest, owner, ctx.epoch, true)
     const dir = join(p.tmp, `a${index}`)
     await fsp.mkdir(dir, { recursive: true })
@@ -77,7 +78,7 @@ async function place(set: EntrySet, part: Part, p: Placement, index: number): Pr
     }
     const entries = await extractArchive(copy, part.archive, {
       dest: dest.path, tmpDir: dir, archiveName: part.found.src, mtime: ctx.epoch,
-      ...(p.spec.chown ? { owner } : {}), ...(p.chmod !== undefined ? { chmod: p.chmod } : {}),
+      ...(p.spec.chown ? { owner } : {}),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
     })
     for (const e of entries) set.add(e)

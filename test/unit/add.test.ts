@@ -134,10 +134,18 @@ describe('ADD local archives', () => {
     })
   }
 
-  it('chown and chmod replace the archive’s own owners and modes', async () => {
+  it('chown replaces the archive’s own owners (BuildKit 0.23+); chmod leaves its modes, and the dest dir 0755 (as buildah and every BuildKit)', async () => {
     writeFileSync(join(context, 'a.tar'), sample())
     const { list } = await add({ sources: ['a.tar'], dest: '/o/', chown: '7:8', chmod: '640' })
-    expect(list.get('o/pkg/bin/tool')).toMatchObject({ uid: 7, gid: 8, mode: 0o640 })
+    expect(list.get('o/pkg/bin/tool')).toMatchObject({ uid: 7, gid: 8, mode: 0o755 })
+    expect(list.get('o/pkg')).toMatchObject({ uid: 7, gid: 8, mode: 0o750 })
+    expect(list.get('o/pkg/readme')).toMatchObject({ mode: 0o644 })
+    expect(list.get('o')).toMatchObject({ uid: 7, gid: 8, mode: 0o755 })
+    // Directories the archive implies but does not list are 0755 too.
+    writeFileSync(join(context, 'deep.tar'), rawTar([{ name: 'x/y/f', data: 'f', mode: 0o600 }]))
+    const deep = await add({ sources: ['deep.tar'], dest: '/d/', chmod: '700' })
+    expect(deep.list.get('d/x/y')).toMatchObject({ mode: 0o755 })
+    expect(deep.list.get('d/x/y/f')).toMatchObject({ mode: 0o600 })
   })
 
   it('copies non-archives (and archives with unpack: false) like COPY', async () => {
