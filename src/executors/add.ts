@@ -154,7 +154,9 @@ export const addExecutor: Executor<'add'> = {
           // next to the step's other matches, is in the key too.
           keyParts.push({ local: contentKey(one.finalize(), undefined, undefined, expect), name: part.found.match.written })
         } else if (part.kind === 'archive') {
-          keyParts.push({ archive: part.found.match.written, kind: part.archive, sha256: part.sha256 })
+          // ownModes: entries keep their modes whatever --chmod says; layers cached before that rule
+          // (when --chmod replaced them) must not answer for this key.
+          keyParts.push({ archive: part.found.match.written, kind: part.archive, sha256: part.sha256, ownModes: true })
         } else if (part.kind === 'git') {
           keyParts.push({ git: part.src, commit: part.commit, keepGitDir: spec.keepGitDir === true })
         } else {
