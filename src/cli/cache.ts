@@ -8,7 +8,7 @@ import { formatAge, formatBytes, parseBytes, parseDuration } from './format.js'
 type Io = { out: (s: string) => void; err: (s: string) => void }
 
 export const CACHE_HELP = `  imagesmith cache ls [--format json] | du | prune [--keep-storage 10GB] [--filter until=24h] [--all] [--cache-dir DIR]
-  Prune removes least recently used first (blobs with their cache entries, unpacked snapshots), never what a running
+  Prune removes least recently used first (blobs with their cache entries, unpacked snapshots, compiled scripts), never what a running
   build holds; blobs of named images are kept unless --all (which also takes cache mounts, indexes and the names).`
 
 /** `imagesmith cache ls | du | prune`, as `docker buildx du` / `docker builder prune`. */
@@ -28,8 +28,8 @@ export async function cacheCommand(args: ParsedArgs, io: Io): Promise<number> {
     assertKnownFlags(args, ['--cache-dir'])
     const records = await storeUsage(await openStore(args))
     const sum = (rs: UsageRecord[]) => formatBytes(rs.reduce((n, r) => n + r.size, 0))
-    const labels = { blob: 'Blobs:', snapshot: 'Snapshots:', 'cache-mount': 'Cache mounts:', index: 'Indexes:', 'cache-entry': 'Cache entries:' } as const
-    for (const kind of ['blob', 'snapshot', 'cache-mount', 'index', 'cache-entry'] as const) {
+    const labels = { blob: 'Blobs:', snapshot: 'Snapshots:', 'cache-mount': 'Cache mounts:', index: 'Indexes:', 'cache-entry': 'Cache entries:', script: 'Scripts:' } as const
+    for (const kind of ['blob', 'snapshot', 'cache-mount', 'index', 'cache-entry', 'script'] as const) {
       const rs = records.filter((r) => r.kind === kind)
       io.out(`${labels[kind].padEnd(15)}${String(rs.length).padStart(6)}  ${sum(rs).padStart(9)}\n`)
     }

@@ -45,6 +45,10 @@ export class EntrySet {
     return this.#map.has(path)
   }
 
+  get(path: string): Planned | undefined {
+    return this.#map.get(path)
+  }
+
   get size(): number {
     return this.#map.size
   }

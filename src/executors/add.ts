@@ -62,7 +62,8 @@ async function place(set: EntrySet, part: Part, p: Placement, index: number): Pr
     return
   }
   if (part.kind === 'archive') {
-    // An archive always unpacks into the destination as a directory, slash or not (BuildKit's unpack).
+    // An archive always unpacks into the destination as a directory, slash or not (BuildKit's unpack
+    // MkdirAll's it 0755 with the --chown owner; --chmod changes nothing of an archive's).
     addDestDirs(set, dest, owner, ctx.epoch, true)
     const dir = join(p.tmp, `a${index}`)
     await fsp.mkdir(dir, { recursive: true })
@@ -77,7 +78,7 @@ async function place(set: EntrySet, part: Part, p: Placement, index: number): Pr
     }
     const entries = await extractArchive(copy, part.archive, {
       dest: dest.path, tmpDir: dir, archiveName: part.found.src, mtime: ctx.epoch,
-      ...(p.spec.chown ? { owner } : {}), ...(p.chmod !== undefined ? { chmod: p.chmod } : {}),
+      ...(p.spec.chown ? { owner } : {}),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
     })
     for (const e of entries) set.add(e)
@@ -133,7 +134,8 @@ export const addExecutor: Executor<'add'> = {
         }
       }
       const inline = spec.inline ?? []
-      const multi = parts.length + inline.length > 1
+      // Sources as written: one glob's several matches are placed one after another (placement.ts).
+      const multi = spec.sources.length + inline.length > 1
       if (multi && !dest.dirSyntax && !dest.existsDir) {
         throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `adding several sources needs a destination ending in '/', got ${spec.dest}`, { path: spec.dest, dest: spec.dest })
       }
@@ -148,9 +150,13 @@ export const addExecutor: Executor<'add'> = {
         if (part.kind === 'local') {
           const one = new EntrySet()
           await place(one, part, placement, i)
-          keyParts.push({ local: contentKey(one.finalize(), undefined, undefined, expect) })
+          // Placed alone a file may land on dest itself: its name, which decides where it lands
+          // next to the step's other matches, is in the key too.
+          keyParts.push({ local: contentKey(one.finalize(), undefined, undefined, expect), name: part.found.match.written })
         } else if (part.kind === 'archive') {
-          keyParts.push({ archive: part.found.match.written, kind: part.archive, sha256: part.sha256 })
+          // ownModes: entries keep their modes whatever --chmod says; layers cached before that rule
+          // (when --chmod replaced them) must not answer for this key.
+          keyParts.push({ archive: part.found.match.written, kind: part.archive, sha256: part.sha256, ownModes: true })
         } else if (part.kind === 'git') {
           keyParts.push({ git: part.src, commit: part.commit, keepGitDir: spec.keepGitDir === true })
         } else {

@@ -93,10 +93,11 @@ export interface ExtractOptions {
   readonly tmpDir: string
   /** The source as the user wrote it, for error messages. */
   readonly archiveName: string
-  /** --chown: replaces the archive's own owners. */
+  /**
+   * --chown: replaces the archive's own owners (BuildKit 0.23 and later pass it to the untar as
+   * ChownOpts). There is no --chmod here: BuildKit's unpack takes no mode, entries keep their own.
+   */
   readonly owner?: Owner
-  /** --chmod: replaces the archive's own modes. */
-  readonly chmod?: number
   /** mtime of directories the archive implies but does not list. */
   readonly mtime: number
   readonly signal?: AbortSignal
@@ -189,7 +190,7 @@ export async function extractArchive(path: string, kind: ArchiveKind, opts: Extr
     const path = under(rel!)
     const base = {
       path,
-      mode: opts.chmod ?? (e.mode ?? 0o644) & 0o7777,
+      mode: (e.mode ?? 0o644) & 0o7777,
       uid: opts.owner?.uid ?? e.uid ?? 0,
       gid: opts.owner?.gid ?? e.gid ?? 0,
       mtime: Math.floor((e.mtime?.getTime() ?? 0) / 1000),
@@ -300,7 +301,7 @@ export async function extractArchive(path: string, kind: ArchiveKind, opts: Extr
       const p = under(parts.slice(0, i).join('/'))
       if (!have.has(p)) {
         have.add(p)
-        implied.push({ type: 'dir', path: p, mode: opts.chmod ?? 0o755, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0, mtime: opts.mtime })
+        implied.push({ type: 'dir', path: p, mode: 0o755, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0, mtime: opts.mtime })
       }
     }
   }

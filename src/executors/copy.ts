@@ -73,7 +73,7 @@ export function planContext(ctx: ExecContext, sources: readonly string[], spec: 
   const exclude = excludeOf(spec)
   const chmod = chmodOf(spec)
   placeSources(set, findSources(sources, root), root, dest, {
-    owner, mtime: ctx.epoch, destWritten: spec.dest, ...(spec.parents ? { parents: true } : {}),
+    owner, mtime: ctx.epoch, destWritten: spec.dest, multi: sources.length > 1, ...(spec.parents ? { parents: true } : {}),
     ...(exclude ? { exclude } : {}), ...(chmod !== undefined ? { chmod } : {}),
   })
   return set
@@ -150,7 +150,7 @@ async function makeLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[], 
         const exclude = excludeOf(spec)
         const chmod = chmodOf(spec)
         placeSources(set, findSources(spec.sources, root), root, dest, {
-          owner, mtime: ctx.epoch, destWritten: spec.dest, ...(spec.parents ? { parents: true } : {}),
+          owner, mtime: ctx.epoch, destWritten: spec.dest, multi: spec.sources.length > 1, ...(spec.parents ? { parents: true } : {}),
           ...(exclude ? { exclude } : {}), ...(chmod !== undefined ? { chmod } : {}),
         })
         return writeLayer(set.finalize(), ctx.store.blobs, layerOpts)

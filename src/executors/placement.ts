@@ -129,7 +129,10 @@ export interface PlanOptions {
   readonly mtime: number
   readonly exclude?: PatternMatcher
   readonly destWritten: string
-  /** Whether the whole step places several items (then a file lands inside dest). @default found.length > 1 */
+  /**
+   * Whether the step names several sources (as written, before globs are expanded): then a file
+   * lands inside dest. @default false
+   */
   readonly multi?: boolean
   /** `COPY --parents`: each source keeps its path (after a `/./` pivot, if any) below dest. */
   readonly parents?: boolean
@@ -139,15 +142,23 @@ export interface PlanOptions {
 export function placeSources(set: EntrySet, found: readonly Found[], root: SourceRoot, dest: Dest, opts: PlanOptions): void {
   if (found.length === 0) return
   if (opts.parents) return placeWithParents(set, found, root, dest, opts)
-  const multi = opts.multi ?? found.length > 1
-  if (multi && !dest.dirSyntax && !dest.existsDir) {
-    throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `copying several sources needs a destination ending in '/', got ${opts.destWritten}`, { path: opts.destWritten, dest: opts.destWritten })
-  }
+  const multi = opts.multi ?? false
   const eo: EntryOptions = { owner: opts.owner, mtime: opts.mtime, ...(opts.chmod !== undefined ? { chmod: opts.chmod } : {}) }
+  // The matches of one glob are copied one after another, as BuildKit's file op does (the trailing
+  // '/' rule counts the sources as written): a file goes inside dest once dest is a directory (in
+  // the image, written with '/', or made by an earlier match of this step), else it becomes dest,
+  // a later file replacing an earlier one.
   for (const f of found) {
     const st = f.match.stat!
+    const placed = set.get(dest.path)
     if (st.isDirectory()) {
-      addDestDirs(set, dest, opts.owner, opts.mtime, true, { mode: opts.chmod ?? st.mode & 0o7777 })
+      if (placed !== undefined && placed.type !== 'dir') {
+        throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `cannot copy directory ${f.match.written || f.src} to ${opts.destWritten}: an earlier match of ${f.src} made it a file`, { path: f.src, dest: opts.destWritten })
+      }
+      // A destination the copy creates is made 0755 (the --chmod mode with it), never with the
+      // source directory's mode: fsutil's prepareTargetDir MkdirAll's it and copies only the
+      // contents' metadata. Directories inside keep their own modes.
+      addDestDirs(set, dest, opts.owner, opts.mtime, true, opts.chmod !== undefined ? { mode: opts.chmod } : undefined)
       addTree(set, {
         hostDir: f.match.host,
         rootRel: f.match.rel,
@@ -161,7 +172,7 @@ export function placeSources(set: EntrySet, found: readonly Found[], root: Sourc
     const name = posix.basename(`/${f.match.written}`)
     if (opts.exclude && opts.exclude.matches(f.excludeRel || name)) continue
     if (root.skipWhiteouts && isWhiteoutDevice(st)) continue
-    const toDir = dest.dirSyntax || dest.existsDir || multi
+    const toDir = dest.dirSyntax || dest.existsDir || multi || placed?.type === 'dir'
     const target = toDir ? (dest.path ? `${dest.path}/${name}` : name) : dest.path
     if (target === '') throw new CopyError(ErrorCodes.COPY_DEST_NOT_DIR, `cannot copy file ${f.src} onto the image root`, { path: f.src })
     addDestDirs(set, dest, opts.owner, opts.mtime, toDir)

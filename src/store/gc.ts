@@ -20,11 +20,11 @@ import type { Store } from './store.js'
  *   leaves a temp dir that the next sweep takes.
  */
 
-export type UsageKind = 'blob' | 'snapshot' | 'cache-mount' | 'index' | 'cache-entry'
+export type UsageKind = 'blob' | 'snapshot' | 'cache-mount' | 'index' | 'cache-entry' | 'script'
 
 export interface UsageRecord {
   readonly kind: UsageKind
-  /** Digest (blob), diffID (snapshot), mount id (cache-mount), file name (index, cache-entry). */
+  /** Digest (blob), diffID (snapshot), mount id (cache-mount), file name (index, cache-entry, script). */
   readonly id: string
   readonly size: number
   readonly lastUsed: Date
@@ -66,20 +66,37 @@ async function readdirSafe(dir: string): Promise<Dirent[]> {
   }
 }
 
-/** Apparent size of a tree (files, symlinks), as `du --apparent-size` counts it. */
-async function treeSize(dir: string): Promise<number> {
+/**
+ * Apparent size of a tree (files, symlinks), as `du --apparent-size` counts it: a file with several
+ * links counts once across every tree walked with the same `seen` (snapshots hard-link the files
+ * they share with the step's previous snapshot), in the first tree that has it.
+ */
+async function treeSize(dir: string, seen: Set<string>): Promise<number> {
   let total = 0
   const stack = [dir]
   while (stack.length) {
     const d = stack.pop()!
     for (const e of await readdirSafe(d)) {
       const p = join(d, e.name)
-      if (e.isDirectory()) stack.push(p)
-      else total += await fsp.lstat(p).then((s) => s.size, () => 0)
+      if (e.isDirectory()) {
+        stack.push(p)
+        continue
+      }
+      const st = await fsp.lstat(p).catch(() => undefined)
+      if (!st) continue
+      if (st.nlink > 1) {
+        const id = `${st.dev}:${st.ino}`
+        if (seen.has(id)) continue
+        seen.add(id)
+      }
+      total += st.size
     }
   }
   return total
 }
+
+/** Compiled build scripts (cli/load-script.ts keeps them under the store, one file per content digest). */
+const scriptsDir = (store: Store): string => join(store.layout.root, 'scripts')
 
 const mtime = (p: string): Promise<Date | undefined> => fsp.stat(p).then((s) => s.mtime, () => undefined)
 
@@ -131,6 +148,7 @@ async function inventory(store: Store, held: Held): Promise<Inventory> {
   // Cache entries by the blob they name.
   const entriesOf = new Map<string, { key: string }[]>()
   const records: UsageRecord[] = []
+  const seen = new Set<string>()
   for (const e of await readdirSafe(layout.dir('cache'))) {
     const m = /^([0-9a-f]{64})\.json$/.exec(e.name)
     if (!m) continue
@@ -170,14 +188,14 @@ async function inventory(store: Store, held: Held): Promise<Inventory> {
     const dir = join(layout.dir('snapshots'), e.name)
     const used = await mtime(dir)
     if (!used) continue
-    records.push({ kind: 'snapshot', id: `sha256:${e.name}`, size: await treeSize(dir), lastUsed: used, inUse: held.snapshots.has(e.name), named: false, entries: [] })
+    records.push({ kind: 'snapshot', id: `sha256:${e.name}`, size: await treeSize(dir, seen), lastUsed: used, inUse: held.snapshots.has(e.name), named: false, entries: [] })
   }
   for (const e of await readdirSafe(layout.dir('cacheMounts'))) {
     const dir = join(layout.dir('cacheMounts'), e.name)
     const used = await mtime(dir)
     if (!used) continue
     // Leases do not list cache mounts: any running build may be using one.
-    records.push({ kind: 'cache-mount', id: decodeURIComponent(e.name), size: await treeSize(dir), lastUsed: used, inUse: held.any, named: false, entries: [] })
+    records.push({ kind: 'cache-mount', id: decodeURIComponent(e.name), size: await treeSize(dir, seen), lastUsed: used, inUse: held.any, named: false, entries: [] })
   }
   for (const d of ['imageLookups', 'statCache', 'refs'] as const) {
     for (const e of await readdirSafe(layout.dir(d))) {
@@ -187,6 +205,14 @@ async function inventory(store: Store, held: Held): Promise<Inventory> {
       // Derived indexes: a build that finds one missing recomputes it; still, none under a live build.
       records.push({ kind: 'index', id: join(layout.dir(d), e.name).slice(layout.root.length + 1), size: st.size, lastUsed: st.mtime, inUse: held.any, named: false, entries: [] })
     }
+  }
+  for (const e of await readdirSafe(scriptsDir(store))) {
+    if (!e.isFile() || e.name.includes('.tmp-')) continue
+    const st = await fsp.stat(join(scriptsDir(store), e.name)).catch(() => undefined)
+    if (!st) continue
+    // Written when compiled, never touched by a hit: a script in use for longer than `until` is
+    // compiled again on its next run. A loaded script is already in memory, so none is held.
+    records.push({ kind: 'script', id: e.name, size: st.size, lastUsed: st.mtime, inUse: false, named: false, entries: [] })
   }
   return { records, named }
 }
@@ -249,6 +275,9 @@ async function removeRecord(store: Store, r: UsageRecord): Promise<void> {
     }
     case 'index':
       await fsp.rm(join(layout.root, r.id), { force: true })
+      break
+    case 'script':
+      await fsp.rm(join(scriptsDir(store), r.id), { force: true })
       break
     case 'cache-entry':
       break

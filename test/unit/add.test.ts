@@ -134,10 +134,18 @@ describe('ADD local archives', () => {
     })
   }
 
-  it('chown and chmod replace the archive’s own owners and modes', async () => {
+  it('chown replaces the archive’s own owners (BuildKit 0.23+); chmod leaves its modes, and the dest dir 0755 (as buildah and every BuildKit)', async () => {
     writeFileSync(join(context, 'a.tar'), sample())
     const { list } = await add({ sources: ['a.tar'], dest: '/o/', chown: '7:8', chmod: '640' })
-    expect(list.get('o/pkg/bin/tool')).toMatchObject({ uid: 7, gid: 8, mode: 0o640 })
+    expect(list.get('o/pkg/bin/tool')).toMatchObject({ uid: 7, gid: 8, mode: 0o755 })
+    expect(list.get('o/pkg')).toMatchObject({ uid: 7, gid: 8, mode: 0o750 })
+    expect(list.get('o/pkg/readme')).toMatchObject({ mode: 0o644 })
+    expect(list.get('o')).toMatchObject({ uid: 7, gid: 8, mode: 0o755 })
+    // Directories the archive implies but does not list are 0755 too.
+    writeFileSync(join(context, 'deep.tar'), rawTar([{ name: 'x/y/f', data: 'f', mode: 0o600 }]))
+    const deep = await add({ sources: ['deep.tar'], dest: '/d/', chmod: '700' })
+    expect(deep.list.get('d/x/y')).toMatchObject({ mode: 0o755 })
+    expect(deep.list.get('d/x/y/f')).toMatchObject({ mode: 0o600 })
   })
 
   it('copies non-archives (and archives with unpack: false) like COPY', async () => {
@@ -147,6 +155,26 @@ describe('ADD local archives', () => {
     expect([...list.keys()]).toEqual(['d', 'd/a.tar', 'd/plain.gz'])
     const again = await add({ sources: ['plain.gz'], dest: '/d/' })
     expect([...again.list.keys()]).toEqual(['d', 'd/plain.gz'])
+  })
+
+  it('one glob matching several sources, dest without /: placed in turn (files replace dest; once an archive made it a directory, files go inside)', async () => {
+    writeFileSync(join(context, 'a.txt'), 'a')
+    writeFileSync(join(context, 'b.txt'), 'b')
+    const files = await add({ sources: ['*.txt'], dest: '/t' })
+    expect([...files.list.keys()]).toEqual(['t'])
+    expect(files.list.get('t')).toMatchObject({ type: 'File', data: 'b' })
+    writeFileSync(join(context, 'p0.tar'), sample())
+    writeFileSync(join(context, 'p1.txt'), 'one')
+    const mixed = await add({ sources: ['p*'], dest: '/m' })
+    expect(mixed.list.get('m')).toMatchObject({ type: 'Directory', mode: 0o755 })
+    expect(mixed.list.get('m/p1.txt')).toMatchObject({ type: 'File', data: 'one' })
+    expect(mixed.list.get('m/pkg/readme')).toBeDefined()
+    // The key knows which file lands where: a renamed match is a different layer.
+    writeFileSync(join(context, 'p2.txt'), 'one')
+    rmSync(join(context, 'p1.txt'))
+    const renamed = await add({ sources: ['p*'], dest: '/m' })
+    expect(renamed.cached).toBe(false)
+    expect(renamed.list.get('m/p2.txt')).toMatchObject({ data: 'one' })
   })
 
   it('absolute entry names land under the destination', async () => {

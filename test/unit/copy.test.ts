@@ -75,9 +75,32 @@ describe('COPY placement', () => {
     const { list, state } = await copy({ sources: ['dist/'], dest: '/app/' })
     expect([...list.keys()]).toEqual(['app', 'app/a.js', 'app/sub', 'app/sub/b.js'])
     expect(list.get('app/sub/b.js')!.data).toBe('bb')
-    expect(list.get('app')!.mode).toBe(statSync(join(context, 'dist')).mode & 0o7777)
+    expect(list.get('app')!.mode).toBe(0o755)
     expect(state.config.history!.at(-1)!.created_by).toBe('COPY dist/ /app/ # buildkit')
     expect(state.config.rootfs.diff_ids).toHaveLength(1)
+  })
+
+  it('a directory copied to a destination that does not exist makes it 0755, whatever the source dir mode; dirs inside keep theirs (as buildah and BuildKit)', async () => {
+    file('src/a.txt', 'a')
+    file('src/inner/b.txt', 'b')
+    file('src/priv/p.txt', 'p')
+    chmodSync(join(context, 'src'), 0o775)
+    chmodSync(join(context, 'src/inner'), 0o775)
+    chmodSync(join(context, 'src/priv'), 0o700)
+    chmodSync(context, 0o775)
+    const up = await copy({ sources: ['src'], dest: '/upload/src2/' })
+    expect(Object.fromEntries([...up.list].filter(([, e]) => e.type === 'Directory').map(([k, e]) => [k, e.mode.toString(8)]))).toEqual({
+      upload: '755', 'upload/src2': '755', 'upload/src2/inner': '775', 'upload/src2/priv': '700',
+    })
+    const deep = await copy({ sources: ['src'], dest: '/deep/er/src3' })
+    expect(['deep', 'deep/er', 'deep/er/src3'].map((k) => deep.list.get(k)!.mode)).toEqual([0o755, 0o755, 0o755])
+    const dot = await copy({ sources: ['.'], dest: 'world/' })
+    expect(dot.list.get('world')!.mode).toBe(0o755)
+    expect(dot.list.get('world/src')!.mode).toBe(0o775)
+    const root = await copy({ sources: ['/'], dest: '/dir' })
+    expect(root.list.get('dir')!.mode).toBe(0o755)
+    const owned = await copy({ sources: ['src'], dest: '/own/src4/', chown: '1:1' })
+    expect(owned.list.get('own/src4')).toMatchObject({ mode: 0o755, uid: 1, gid: 1 })
   })
 
   it('copies a file into a dest ending in /, and renames it without /', async () => {
@@ -105,7 +128,7 @@ describe('COPY placement', () => {
     expect([...list.keys()]).toEqual(['out', 'out/a', 'out/b'])
   })
 
-  it('expands globs with filepath.Match semantics; several matches need a dir dest', async () => {
+  it('expands globs with filepath.Match semantics', async () => {
     file('src/a.ts', '1')
     file('src/b.ts', '2')
     file('src/c.js', '3')
@@ -118,7 +141,27 @@ describe('COPY placement', () => {
     expect([...esc.list.keys()]).toEqual(['g', 'g/[x].ts'])
     const neg = await copy({ sources: ['src/[^ab].*'], dest: '/g/' })
     expect([...neg.list.keys()]).toEqual(['g', 'g/c.js'])
-    await expect(copy({ sources: ['src/*.ts'], dest: '/g' })).rejects.toMatchObject({ code: ErrorCodes.COPY_DEST_NOT_DIR })
+  })
+
+  it('one glob matching several sources, dest without /: the matches are copied in turn, as buildah and BuildKit do (the / rule counts written sources)', async () => {
+    file('a.txt', 'a')
+    file('b.txt', 'b')
+    // No directory yet: each file becomes dest, the last match wins.
+    const files = await copy({ sources: ['*.txt'], dest: '/testdir' })
+    expect([...files.list.keys()]).toEqual(['testdir'])
+    expect(files.list.get('testdir')).toMatchObject({ type: 'File', data: 'b' })
+    // A directory match makes dest a directory; a later file goes inside it.
+    file('y1/iny', 'i')
+    file('y2', 'y')
+    const mixed = await copy({ sources: ['y*'], dest: '/mixed2' })
+    expect([...mixed.list.keys()]).toEqual(['mixed2', 'mixed2/iny', 'mixed2/y2'])
+    expect(mixed.list.get('mixed2')!.mode).toBe(0o755)
+    // A directory after a file made dest a file: BuildKit fails ("cannot copy to non-directory").
+    file('x1', 'x')
+    file('x2/in', 'n')
+    await expect(copy({ sources: ['x*'], dest: '/mixed' })).rejects.toMatchObject({ code: ErrorCodes.COPY_DEST_NOT_DIR, details: { path: 'x*', dest: '/mixed' } })
+    // Written sources still need the '/'.
+    await expect(copy({ sources: ['a.txt', 'y*'], dest: '/two' })).rejects.toMatchObject({ code: ErrorCodes.COPY_DEST_NOT_DIR })
   })
 
   it('a glob matching nothing copies nothing (AllowEmptyWildcard); a missing literal source fails', async () => {
