@@ -241,7 +241,9 @@ export class Lexer {
     let dollar = fromDollar
     for (;;) {
       const parent = this.#stack[this.#stack.length - 1]!
-      if (parent.t !== 'dollar') this.#grow(parent.result.length, v.length)
+      // Only the outermost word walks a value character by character (to split it); inner frames
+      // join strings, which V8 does without copying, so they cost one unit however long.
+      if (parent.t !== 'dollar') this.#grow(parent.result.length, v.length, parent.t === 'word' && this.#splits(parent) ? v.length : 1)
       if (parent.t === 'word') {
         parent.result += v
         if (dollar) this.#addString(parent, v)
@@ -310,10 +312,10 @@ export class Lexer {
     return true
   }
 
-  /** Charges `added` characters joining a value of `length`; throws at a bound. */
-  #grow(length: number, added: number): void {
+  /** `added` characters join a value of `length` at a cost of `units`; throws at a bound. */
+  #grow(length: number, added: number, units: number): void {
     if (length + added > this.#maxChars) throw new ExpansionLimitError('word-size')
-    if (!this.#budget.take(added)) throw new ExpansionLimitError('work')
+    if (!this.#budget.take(units)) throw new ExpansionLimitError('work')
   }
 
   /** A `$…` value computed without a nested frame goes to the frame on top. */
@@ -336,8 +338,9 @@ export class Lexer {
       if (this.#skipUnset && !set) return `\${${f.name}/${f.pattern}/${word}}`
       let p: ShellPattern
       try {
-        p = compileShellPattern(f.pattern)
+        p = compileShellPattern(f.pattern, this.#budget)
       } catch (e) {
+        if (e instanceof ExpansionLimitError) throw e
         throw new LexError(`invalid pattern (${f.pattern}) in substitution: ${(e as Error).message}`)
       }
       this.#variable = f.name

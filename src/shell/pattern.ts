@@ -24,9 +24,10 @@ export interface ShellPattern {
 
 /**
  * BuildKit's convertShellPatternToRegex, producing tokens instead of a regular expression. Throws
- * `invalid escape` where Go's does.
+ * `invalid escape` where Go's does. Its length is charged: a pattern may be a long expanded value.
  */
-export function compileShellPattern(pattern: string): ShellPattern {
+export function compileShellPattern(pattern: string, budget: ExpansionBudget): ShellPattern {
+  if (!budget.take(pattern.length)) throw new ExpansionLimitError('work')
   const chars = Array.from(pattern.startsWith('\uFEFF') ? pattern.slice(1) : pattern)
   const toks: number[] = []
   for (let i = 0; i < chars.length; i++) {
@@ -153,7 +154,7 @@ export function findMatch(
 
 /** `${V#pat}` / `${V##pat}`: remove the shortest / longest prefix matching the pattern. */
 export function trimPatternPrefix(pattern: string, value: string, greedy: boolean, budget: ExpansionBudget): string {
-  const m = findMatch(compileShellPattern(pattern), value, 0, greedy, true, budget)
+  const m = findMatch(compileShellPattern(pattern, budget), value, 0, greedy, true, budget)
   return m ? value.slice(m[1]) : value
 }
 
@@ -162,6 +163,7 @@ export function trimPatternPrefix(pattern: string, value: string, greedy: boolea
  * both the pattern and the value and applying the prefix rule.
  */
 export function trimPatternSuffix(pattern: string, value: string, greedy: boolean, budget: ExpansionBudget): string {
+  if (!budget.take(value.length)) throw new ExpansionLimitError('work')
   return reverseString(trimPatternPrefix(reversePattern(pattern), reverseString(value), greedy, budget))
 }
 
