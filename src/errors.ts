@@ -77,7 +77,7 @@ export const ErrorCodes = Object.freeze({
   DOCKERFILE_SYNTAX: 'DOCKERFILE_SYNTAX',
   /** A Dockerfile word in instruction position that is no instruction; `details` has `line`, `column`, `text`, `instruction`. */
   UNKNOWN_INSTRUCTION: 'UNKNOWN_INSTRUCTION',
-  /** A `$VAR` word that cannot be expanded (`${V:?msg}`, a bad `${…}`, an open quote); `details.word` is the word. */
+  /** A `$VAR` word that cannot be expanded (`${V:?msg}`, a bad `${…}`, an open quote, past a bound of shell/limits.ts: `details.limit`, `details.variable`); `details.word` is the word. */
   EXPANSION_FAILED: 'EXPANSION_FAILED',
   /** `--from`, `FROM` or `--target` naming no stage defined before it; `details` has `stage`, `line`, `column`, `text`. */
   UNDEFINED_STAGE: 'UNDEFINED_STAGE',

@@ -7,24 +7,37 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { BadPatternError, goClean, goMatch } from './glob.js'
+import { IgnoreAutomaton, UnsupportedPatternError } from './ignore-nfa.js'
 
 type MatchType = 'exact' | 'prefix' | 'suffix' | 'regexp'
-
-/** Characters that are regexp syntax but plain in filepath.Match patterns (patternmatcher's shouldEscape). */
-const ESCAPE = new Set(['.', '+', '(', ')', '|', '{', '}', '$'])
 
 class Pattern {
   readonly cleaned: string
   readonly exclusion: boolean
   #type: MatchType
-  #re: RegExp | undefined
+  #nfa: IgnoreAutomaton | undefined
 
   constructor(cleaned: string, exclusion: boolean) {
     this.cleaned = cleaned
     this.exclusion = exclusion
-    const { type, re } = compile(cleaned)
-    this.#type = type
-    this.#re = re
+    this.#type = matchType(cleaned)
+    if (this.#type === 'regexp') {
+      try {
+        this.#nfa = new IgnoreAutomaton(cleaned)
+      } catch (e) {
+        if (!(e instanceof UnsupportedPatternError)) throw e
+        throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `invalid ignore pattern ${JSON.stringify(cleaned)}: ${e.message}`, { pattern: cleaned })
+      }
+    }
+  }
+
+  /** `path` or (with `parents`) one of its parent directories matches. */
+  matchesOrParent(path: string, parents: boolean): boolean {
+    if (this.#nfa) return this.#nfa.matches(path, parents)
+    if (this.match(path)) return true
+    if (!parents) return false
+    for (let at = path.indexOf('/'); at >= 0; at = path.indexOf('/', at + 1)) if (this.match(path.slice(0, at))) return true
+    return false
   }
 
   match(path: string): boolean {
@@ -39,13 +52,17 @@ class Pattern {
         return suffix[0] === '/' && path === suffix.slice(1)
       }
       case 'regexp':
-        return this.#re!.test(path)
+        return this.#nfa!.matches(path, false)
     }
   }
 }
 
-function compile(pattern: string): { type: MatchType; re: RegExp | undefined } {
-  let reg = '^'
+/**
+ * Which of patternmatcher's match types `compile` picks for the pattern; a `regexp` pattern is
+ * matched by ignore-nfa.ts, which reads the same pattern the way Go's regexp reads what
+ * patternmatcher makes of it.
+ */
+function matchType(pattern: string): MatchType {
   let type: MatchType = 'exact'
   const chars = Array.from(pattern)
   let i = 0
@@ -55,50 +72,20 @@ function compile(pattern: string): { type: MatchType; re: RegExp | undefined } {
       if (chars[i] === '*') {
         i++
         if (chars[i] === '/') i++
-        if (i >= chars.length) {
-          if (type === 'exact') type = 'prefix'
-          else {
-            reg += '.*'
-            type = 'regexp'
-          }
-        } else {
-          reg += '(.*/)?'
-          type = 'regexp'
-        }
+        if (i >= chars.length) type = type === 'exact' ? 'prefix' : 'regexp'
+        else type = 'regexp'
         if (n === 0) type = 'suffix'
-      } else {
-        reg += '[^/]*'
-        type = 'regexp'
-      }
-    } else if (ch === '?') {
-      reg += '[^/]'
+      } else type = 'regexp'
+    } else if (ch === '?' || ch === '[' || ch === ']') {
       type = 'regexp'
-    } else if (ESCAPE.has(ch)) {
-      reg += `\\${ch}`
     } else if (ch === '\\') {
       if (i < chars.length) {
-        reg += `\\${chars[i++]!}`
+        i++
         type = 'regexp'
-      } else reg += '\\\\'
-    } else if (ch === '[' || ch === ']') {
-      reg += ch
-      type = 'regexp'
-    } else {
-      reg += ch
+      }
     }
   }
-  if (type !== 'regexp') return { type, re: undefined }
-  // Go's RE2 and JS agree on everything this produces; 'u' makes classes work on code points like
-  // Go's, and is dropped for escapes only non-'u' JS accepts (e.g. `\-`).
-  try {
-    return { type, re: new RegExp(`${reg}$`, 'u') }
-  } catch {
-    try {
-      return { type, re: new RegExp(`${reg}$`) }
-    } catch {
-      throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `invalid ignore pattern ${JSON.stringify(pattern)}`, { pattern })
-    }
-  }
+  return type
 }
 
 /** moby/patternmatcher.PatternMatcher. */
@@ -140,20 +127,10 @@ export class PatternMatcher {
   /** `MatchesOrParentMatches`: `file` is a '/'-separated path relative to the context. */
   matches(file: string): boolean {
     let matched = false
-    const slash = file.lastIndexOf('/')
-    const parentDirs = slash < 0 ? undefined : file.slice(0, slash).split('/')
+    const parents = file.includes('/')
     for (const pattern of this.patterns) {
       if (pattern.exclusion !== matched) continue
-      let match = pattern.match(file)
-      if (!match && parentDirs) {
-        for (let i = 0; i < parentDirs.length; i++) {
-          if (pattern.match(parentDirs.slice(0, i + 1).join('/'))) {
-            match = true
-            break
-          }
-        }
-      }
-      if (match) matched = !pattern.exclusion
+      if (pattern.matchesOrParent(file, parents)) matched = !pattern.exclusion
     }
     return matched
   }

@@ -40,54 +40,63 @@ export function goClean(p: string): string {
 /**
  * Go's `filepath.Match(pattern, name)` on Unix: `*` and `?` never match '/'.
  * Throws {@link BadPatternError} where Go returns `ErrBadPattern`.
+ *
+ * Go's algorithm, on indices rather than copied slices: each star tries every start for the chunk
+ * after it without backtracking into earlier stars, so a call costs at most
+ * (name length × pattern length) steps.
  */
 export function goMatch(pattern: string, name: string): boolean {
-  let pat = Array.from(pattern)
-  let s = Array.from(name)
-  outer: while (pat.length > 0) {
-    const sc = scanChunk(pat)
-    const { star, chunk } = sc
-    pat = sc.rest
-    if (star && chunk.length === 0) return !s.includes('/')
-    const m = matchChunk(chunk, s, pattern)
-    if (m !== null && (m.length === 0 || pat.length > 0)) {
-      s = m
+  const pat = Array.from(pattern)
+  const s = Array.from(name)
+  let p = 0
+  let at = 0
+  outer: while (p < pat.length) {
+    const { star, chunkStart, chunkEnd } = scanChunk(pat, p)
+    p = chunkEnd
+    if (star && chunkStart === chunkEnd) {
+      for (let k = at; k < s.length; k++) if (s[k] === '/') return false
+      return true
+    }
+    const m = matchChunk(pat, chunkStart, chunkEnd, s, at, pattern)
+    if (m >= 0 && (m === s.length || p < pat.length)) {
+      at = m
       continue
     }
     if (star) {
-      for (let i = 0; i < s.length && s[i] !== '/'; i++) {
-        const t = matchChunk(chunk, s.slice(i + 1), pattern)
-        if (t !== null) {
-          if (pat.length === 0 && t.length > 0) continue
-          s = t
+      for (let i = at; i < s.length && s[i] !== '/'; i++) {
+        const t = matchChunk(pat, chunkStart, chunkEnd, s, i + 1, pattern)
+        if (t >= 0) {
+          if (p === pat.length && t < s.length) continue
+          at = t
           continue outer
         }
       }
     }
     // Go checks that the rest of the pattern is well-formed before answering false.
-    while (pat.length > 0) {
-      const r = scanChunk(pat)
-      pat = r.rest
-      matchChunk(r.chunk, [], pattern)
+    while (p < pat.length) {
+      const r = scanChunk(pat, p)
+      p = r.chunkEnd
+      matchChunk(pat, r.chunkStart, r.chunkEnd, [], 0, pattern)
     }
     return false
   }
-  return s.length === 0
+  return at === s.length
 }
 
-function scanChunk(pattern: string[]): { star: boolean; chunk: string[]; rest: string[] } {
-  let p = pattern
+/** The stars at `from` and the chunk after them, up to the next star outside `[…]`. */
+function scanChunk(pat: string[], from: number): { star: boolean; chunkStart: number; chunkEnd: number } {
+  let p = from
   let star = false
-  while (p.length > 0 && p[0] === '*') {
-    p = p.slice(1)
+  while (p < pat.length && pat[p] === '*') {
+    p++
     star = true
   }
   let inrange = false
-  let i = 0
-  scan: for (; i < p.length; i++) {
-    switch (p[i]) {
+  let i = p
+  scan: for (; i < pat.length; i++) {
+    switch (pat[i]) {
       case '\\':
-        if (i + 1 < p.length) i++
+        if (i + 1 < pat.length) i++
         break
       case '[':
         inrange = true
@@ -100,81 +109,78 @@ function scanChunk(pattern: string[]): { star: boolean; chunk: string[]; rest: s
         break
     }
   }
-  return { star, chunk: p.slice(0, i), rest: p.slice(i) }
+  return { star, chunkStart: p, chunkEnd: i }
 }
 
-/** Returns the rest of `s` after `chunk` matched its start, or null. Throws on a malformed chunk. */
-function matchChunk(chunkIn: string[], sIn: string[], pattern: string): string[] | null {
-  let chunk = chunkIn
-  let s = sIn
+/** Where `s` continues after `pat[c..end)` matched it from `at`, or -1. Throws on a malformed chunk. */
+function matchChunk(pat: string[], cStart: number, end: number, s: string[], atIn: number, pattern: string): number {
+  let c = cStart
+  let at = atIn
   let failed = false
-  while (chunk.length > 0) {
-    if (!failed && s.length === 0) failed = true
-    const c = chunk[0]!
-    if (c === '[') {
+  while (c < end) {
+    if (!failed && at >= s.length) failed = true
+    const ch = pat[c]!
+    if (ch === '[') {
       let r = ''
-      if (!failed) {
-        r = s[0]!
-        s = s.slice(1)
-      }
-      chunk = chunk.slice(1)
+      if (!failed) r = s[at++]!
+      c++
       let negated = false
-      if (chunk.length > 0 && chunk[0] === '^') {
+      if (c < end && pat[c] === '^') {
         negated = true
-        chunk = chunk.slice(1)
+        c++
       }
       let match = false
       let nrange = 0
       for (;;) {
-        if (chunk.length > 0 && chunk[0] === ']' && nrange > 0) {
-          chunk = chunk.slice(1)
+        if (c < end && pat[c] === ']' && nrange > 0) {
+          c++
           break
         }
-        const lo = getEsc(chunk, pattern)
-        chunk = lo.rest
+        const lo = getEsc(pat, c, end, pattern)
+        c = lo.next
         let hi = lo.r
-        if (chunk[0] === '-') {
-          const h = getEsc(chunk.slice(1), pattern)
+        if (pat[c] === '-' && c < end) {
+          const h = getEsc(pat, c + 1, end, pattern)
           hi = h.r
-          chunk = h.rest
+          c = h.next
         }
         const rc = r.codePointAt(0) ?? -1
         if (lo.r <= rc && rc <= hi) match = true
         nrange++
       }
       if (match === negated) failed = true
-    } else if (c === '?') {
+    } else if (ch === '?') {
       if (!failed) {
-        if (s[0] === '/') failed = true
-        s = s.slice(1)
+        if (s[at] === '/') failed = true
+        at++
       }
-      chunk = chunk.slice(1)
+      c++
     } else {
-      if (c === '\\') {
-        chunk = chunk.slice(1)
-        if (chunk.length === 0) throw new BadPatternError(pattern)
+      if (ch === '\\') {
+        c++
+        if (c >= end) throw new BadPatternError(pattern)
       }
       if (!failed) {
-        if (chunk[0] !== s[0]) failed = true
-        s = s.slice(1)
+        if (pat[c] !== s[at]) failed = true
+        at++
       }
-      chunk = chunk.slice(1)
+      c++
     }
   }
-  return failed ? null : s
+  return failed ? -1 : at
 }
 
-function getEsc(chunkIn: string[], pattern: string): { r: number; rest: string[] } {
-  let chunk = chunkIn
-  if (chunk.length === 0 || chunk[0] === '-' || chunk[0] === ']') throw new BadPatternError(pattern)
-  if (chunk[0] === '\\') {
-    chunk = chunk.slice(1)
-    if (chunk.length === 0) throw new BadPatternError(pattern)
+function getEsc(pat: string[], from: number, end: number, pattern: string): { r: number; next: number } {
+  let c = from
+  if (c >= end || pat[c] === '-' || pat[c] === ']') throw new BadPatternError(pattern)
+  if (pat[c] === '\\') {
+    c++
+    if (c >= end) throw new BadPatternError(pattern)
   }
-  const r = chunk[0]!.codePointAt(0)!
-  const rest = chunk.slice(1)
-  if (rest.length === 0) throw new BadPatternError(pattern)
-  return { r, rest }
+  const r = pat[c]!.codePointAt(0)!
+  c++
+  if (c >= end) throw new BadPatternError(pattern)
+  return { r, next: c }
 }
 
 /** One match of a source: where it resolved to, and its path as written (its name is the last segment). */

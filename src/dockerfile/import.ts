@@ -15,6 +15,7 @@ import { formatPlatform, hostPlatform } from '../oci/platform.js'
 import type { BuildOptions, BuildResult } from '../pipeline/options.js'
 import { parsePlatform } from '../pipeline/resolve-options.js'
 import { processWord } from '../shell/expand.js'
+import { ExpansionBudget } from '../shell/limits.js'
 import type { Dockerfile, Instruction } from './ast.js'
 import { atInstruction, instructionError, unsupported } from './lower-errors.js'
 import { lowerInstruction, type LowerScope } from './lower-instruction.js'
@@ -72,6 +73,13 @@ function readInput(textOrPath: string): { text: string; path?: string } {
   return { text: textOrPath }
 }
 
+/**
+ * The most instructions a Dockerfile may hold. BuildKit has no such bound; ours keeps lowering (all
+ * synchronous: a Ctrl-C waits for it) well under a second, since each instruction copies its
+ * stage's immutable list of steps. Real Dockerfiles hold tens to hundreds.
+ */
+export const MAX_DOCKERFILE_INSTRUCTIONS = 10_000
+
 interface StageInfo {
   readonly name?: string
   readonly builder: ImageBuilder
@@ -86,30 +94,46 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
   const input = readInput(textOrPath)
   const filename = opts.filename ?? (input.path ? basename(input.path) : 'Dockerfile')
   const df = parseDockerfile(input.text, { filename })
+  if (df.instructions.length > MAX_DOCKERFILE_INSTRUCTIONS) {
+    const at = df.instructions[MAX_DOCKERFILE_INSTRUCTIONS]!
+    throw instructionError(at, ErrorCodes.DOCKERFILE_SYNTAX, `${filename} has more than ${MAX_DOCKERFILE_INSTRUCTIONS} instructions`, {
+      filename,
+      limit: MAX_DOCKERFILE_INSTRUCTIONS,
+      instructions: df.instructions.length,
+    })
+  }
   const platform = parsePlatform(opts.platform)
   const buildArgs = opts.buildArgs ?? {}
   const auto = platformArgs(platform)
   const escapeToken = df.escapeToken
 
   // Global scope: the platform ARGs, then the ARGs before the first FROM (each default sees the ones before it).
+  // Looked up, never copied: a copy per instruction is quadratic in a Dockerfile of many ARGs.
   const globals = new Map<string, string | undefined>()
-  const globalEnv = (): Map<string, string> => {
-    const env = new Map(auto)
-    for (const [k, v] of globals) if (v !== undefined) env.set(k, v)
-    return env
-  }
-  const word = (w: string, env: ReadonlyMap<string, string>, inst: Instruction): string =>
-    atInstruction(inst, () => processWord(w, env, { escapeToken }).value)
+  const globalEnv = (name: string): string | undefined => globals.get(name) ?? auto.get(name)
+  // One budget for every word of the file: many lines each near the bounds stop as one long line would.
+  const budget = new ExpansionBudget()
+  const word = (w: string, env: (name: string) => string | undefined, inst: Instruction): string =>
+    atInstruction(inst, () => processWord(w, env, { escapeToken, budget }).value)
 
   const stages: StageInfo[] = []
+  const stagesByName = new Map<string, StageInfo>()
+  const stageNames = new Set<string>()
+  for (const i of df.instructions) {
+    if (i.keyword !== 'FROM') continue
+    const n = fromStageName(i)
+    if (n !== undefined) stageNames.add(n.toLowerCase())
+  }
   let current: { info: StageInfo; name?: string; line: number; args: Map<string, string> } | undefined
   const finish = (): void => {
-    if (current) stages.push({ ...current.info })
+    if (!current) return
+    stages.push({ ...current.info })
+    if (current.info.name !== undefined && !stagesByName.has(current.info.name)) stagesByName.set(current.info.name, stages[stages.length - 1]!)
   }
 
   const findStage = (name: string, inst: Instruction): StageInfo | undefined => {
     const lower = name.toLowerCase()
-    const byName = stages.find((s) => s.name === lower)
+    const byName = stagesByName.get(lower)
     if (byName) return byName
     if (/^\d+$/.test(name)) {
       const s = stages[Number(name)]
@@ -119,8 +143,7 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
     return undefined
   }
 
-  const laterStage = (name: string): boolean =>
-    df.instructions.some((i) => i.keyword === 'FROM' && fromParts(i).stageName?.toLowerCase() === name.toLowerCase())
+  const laterStage = (name: string): boolean => stageNames.has(name.toLowerCase())
 
   for (const inst of df.instructions) {
     if (inst.keyword === 'FROM') {
@@ -135,7 +158,7 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
         const name = i < 0 ? w : w.slice(0, i)
         const value = Object.hasOwn(buildArgs, name)
           ? buildArgs[name]
-          : i >= 0 ? word(w.slice(i + 1), globalEnv(), inst) : auto.get(name)
+          : i >= 0 ? word(w.slice(i + 1), globalEnv, inst) : auto.get(name)
         globals.set(name, value)
       }
       continue
@@ -144,7 +167,8 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
     const scope: LowerScope = {
       escapeToken,
       scratch: image,
-      args: new Map([...globalEnv(), ...stage.args]),
+      args: (name) => stage.args.get(name) ?? globalEnv(name),
+      budget,
       input: (name, at) => {
         const s = findStage(name, at)
         if (s) return s.builder
@@ -165,7 +189,7 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
         else decl = { name }
         // What lowering-time words (`--from`, `--mount`) can see of it.
         if (decl.value !== undefined) {
-          stage.args.set(name, decl.expand ? processWord(decl.value, new Map([...globalEnv(), ...stage.args]), { escapeToken }).value : decl.value)
+          stage.args.set(name, decl.expand ? processWord(decl.value, (n) => stage.args.get(n) ?? globalEnv(n), { escapeToken, budget }).value : decl.value)
         } else stage.args.delete(name)
         return decl
       },
@@ -181,18 +205,18 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
       for (const f of inst.flags) if (f.name !== 'platform') throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `unknown flag: --${f.name}`, { flag: f.name })
       const platformFlag = inst.flags.find((f) => f.name === 'platform')
       if (platformFlag) {
-        const p = word(platformFlag.value ?? '', globalEnv(), inst)
+        const p = word(platformFlag.value ?? '', globalEnv, inst)
         // One platform per build: a stage for another platform would need a second one.
         if (formatPlatform(parsePlatform(p)) !== formatPlatform(platform)) {
           throw unsupported(inst, `FROM --platform=${p}`, `this build is for ${formatPlatform(platform)}; build the stage with that platform instead`)
         }
       }
-      const ref = word(imageWord, globalEnv(), inst)
+      const ref = word(imageWord, globalEnv, inst)
       if (ref === '') throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `FROM ${imageWord} expands to an empty image reference`, { word: imageWord })
       const name = stageName?.toLowerCase()
       if (name !== undefined) {
         if (!/^[a-z][a-z0-9-_.]*$/.test(name)) throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `invalid stage name ${JSON.stringify(stageName)}`, { stage: stageName })
-        if (stages.some((s) => s.name === name)) throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `duplicate stage name ${JSON.stringify(stageName)}`, { stage: stageName })
+        if (stagesByName.has(name)) throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `duplicate stage name ${JSON.stringify(stageName)}`, { stage: stageName })
       }
       const earlier = findStage(ref, inst)
       const base: FromSource = earlier ? earlier.builder : ref
@@ -233,6 +257,12 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
         ...o,
       }),
   })
+}
+
+/** The stage name a FROM declares, if it is well-formed (its errors are reported when it is lowered). */
+function fromStageName(inst: Instruction): string | undefined {
+  const a = inst.args
+  return a.length === 3 && a[1]!.toLowerCase() === 'as' ? a[2]! : undefined
 }
 
 /** `FROM [--platform=…] image [AS name]` from the instruction's words. */

@@ -9,14 +9,17 @@
 import type { ImageBuilder } from '../builder/image-builder.js'
 import type { CopyOptions, FromSource, HealthcheckOptions, RunMount, WordOptions } from '../builder/options.js'
 import { ErrorCodes } from '../errors.js'
-import { processWord } from '../shell/expand.js'
+import { processWord, type ShellEnv } from '../shell/expand.js'
+import type { ExpansionBudget } from '../shell/limits.js'
 import type { Flag, Heredoc, Instruction } from './ast.js'
 import { atInstruction, instructionError, unsupported } from './lower-errors.js'
 
 export interface LowerScope {
   readonly escapeToken: '\\' | '`'
   /** ARG values known while lowering (global ARGs, the stage's ARGs with literal values): for `--from` and `--mount` words. */
-  readonly args: ReadonlyMap<string, string>
+  readonly args: ShellEnv
+  /** Expansion work the whole Dockerfile may still take (shared by its words). @default one per word */
+  readonly budget?: ExpansionBudget
   /** A `--from` / `from=` value (expanded) as a stage builder or an image reference; throws UNDEFINED_STAGE. */
   readonly input: (name: string, inst: Instruction) => FromSource
   /** An ARG declaration as the stage scope resolves it (build-arg override, global value, platform ARG). */
@@ -65,7 +68,7 @@ function words(scope: LowerScope): WordOptions {
 
 /** Words BuildKit expands from ARGs while it lowers (`--from`, `--mount` options). */
 function argWord(w: string, scope: LowerScope): string {
-  return processWord(w, scope.args, { escapeToken: scope.escapeToken }).value
+  return processWord(w, scope.args, { escapeToken: scope.escapeToken, ...(scope.budget ? { budget: scope.budget } : {}) }).value
 }
 
 function single(inst: Instruction): string {

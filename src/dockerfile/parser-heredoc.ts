@@ -4,6 +4,7 @@
  * if the whole word is `[digits]<<[-][blanks]NAME` with NAME one shell word.
  */
 import { processWords } from '../shell/expand.js'
+import { ExpansionBudget } from '../shell/limits.js'
 
 export interface HeredocHead {
   readonly name: string
@@ -13,6 +14,11 @@ export interface HeredocHead {
 }
 
 const NO_ENV = (): undefined => undefined
+/**
+ * With no variables set and unset ones kept as written, lexing a line yields no more than the line
+ * (no pattern is ever matched): no budget to run out of, which would silently drop its heredocs.
+ */
+const UNBOUNDED = new ExpansionBudget(Number.POSITIVE_INFINITY)
 /**
  * BuildKit's `^(\d*)<<(-?)\s*([^<]*)$`, matched by hand: in JavaScript that pattern backtracks
  * quadratically on blanks followed by a `<` (Go's engine is linear).
@@ -36,7 +42,7 @@ export function heredocsFromLine(line: string): HeredocHead[] {
   let words: readonly string[]
   try {
     // BuildKit lexes with `\` here whatever the file's escape character is.
-    words = processWords(line, NO_ENV, { rawQuotes: true, rawEscapes: true, skipUnsetEnv: true }).words
+    words = processWords(line, NO_ENV, { rawQuotes: true, rawEscapes: true, skipUnsetEnv: true, budget: UNBOUNDED }).words
   } catch {
     // BuildKit ignores the error: no words, no heredocs.
     words = []

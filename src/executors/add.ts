@@ -21,7 +21,7 @@ import { download, isUrl, urlFileName, type Downloaded } from './download.js'
 import { fetchGit, isGitSource } from './git-source.js'
 import { cachedLayer } from './layer-cache.js'
 import { addDestDirs, findSources, placeSources, resolveDest, type Dest, type Found, type SourceRoot } from './placement.js'
-import { literalCopySpec } from './expand-spec.js'
+import { literalCopySpec, solveBudget } from './expand-spec.js'
 import { withLayer } from './state.js'
 
 /** One item the step places, in source order (a later one overwrites an earlier one's paths). */
@@ -100,7 +100,7 @@ export const addExecutor: Executor<'add'> = {
   kind: 'add',
   async exec(vertex, inputs, ctx) {
     const parent = inputs[0]!
-    const spec = literalCopySpec(vertex.spec, parent)
+    const spec = literalCopySpec(vertex.spec, parent, solveBudget(ctx))
     const dest = await resolveDest(ctx, parent, spec.dest, spec.link)
     requireDirDest(spec.sources.length, dest, spec.dest)
     const owner = await resolveOwner(ctx, parent, spec.chown)

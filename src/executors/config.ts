@@ -3,7 +3,7 @@ import type { ConfigSpec } from '../graph/nodes/config-node.js'
 import type { ContainerConfig } from '../oci/types.js'
 import type { ExecContext, Executor, ImageState } from '../solver/types.js'
 import { DEFAULT_SHELL, historyText } from '../graph/instruction-text.js'
-import { literalConfigSpec } from './expand-spec.js'
+import { literalConfigSpec, solveBudget } from './expand-spec.js'
 import { envMap, withConfig } from './state.js'
 import { applyWorkdir } from './workdir.js'
 
@@ -83,7 +83,7 @@ const handlers: { readonly [O in PureOp]: Handler<O> } = {
 export const configExecutor: Executor<'config'> = {
   kind: 'config',
   async exec(vertex, inputs, ctx) {
-    const spec = literalConfigSpec(vertex.spec, inputs[0]!)
+    const spec = literalConfigSpec(vertex.spec, inputs[0]!, solveBudget(ctx))
     // WORKDIR also makes its directory, which needs the image's filesystem: the one async op.
     if (spec.op === 'workdir') return applyWorkdir(inputs[0]!, ctx, resolveWorkdir(inputs[0]!, spec.path))
     const handler = handlers[spec.op] as Handler<PureOp>

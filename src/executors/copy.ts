@@ -23,7 +23,7 @@ import { readImageFile } from './image-file.js'
 import { cachedLayer } from './layer-cache.js'
 import { FILE_MAP_LIMIT } from './miss-reason.js'
 import { addDestDirs, findSources, placeSources, resolveDest, type Dest, type SourceRoot } from './placement.js'
-import { literalCopySpec } from './expand-spec.js'
+import { literalCopySpec, solveBudget } from './expand-spec.js'
 import { withLayer } from './state.js'
 import { resolveUser } from './users.js'
 
@@ -111,7 +111,7 @@ interface Placement {
 type Made = Awaited<ReturnType<typeof cachedLayer>>
 
 async function placementOn(vertex: Vertex<'copy'>, parent: ImageState, ctx: ExecContext): Promise<Placement> {
-  const spec = literalCopySpec(vertex.spec, parent)
+  const spec = literalCopySpec(vertex.spec, parent, solveBudget(ctx))
   const dest = await resolveDest(ctx, parent, spec.dest, spec.link)
   const owner = await resolveOwner(ctx, parent, spec.chown)
   return { spec, dest, owner }

@@ -3,6 +3,9 @@
  * words are marked becomes a literal spec, expanded against the stage's environment, before the
  * executor does anything else. The marker is dropped, so history, config and cache keys hold the
  * expanded values and a marked spec shares cache entries with the literal spec it expands to.
+ *
+ * Every word of one solve draws on one {@link ExpansionBudget} (shell/limits.ts): a Dockerfile of many
+ * `LABEL l=${big}${big}` lines stops at the budget instead of growing the config without bound.
  */
 import { ErrorCodes, InvalidArgumentError } from '../errors.js'
 import type { Expandable } from '../graph/expansion.js'
@@ -11,7 +14,8 @@ import type { CopySpec } from '../graph/nodes/copy-node.js'
 import type { MountSpec, RunSpec } from '../graph/nodes/run-node.js'
 import { normalizePorts, parseChmod, validateSignal } from '../graph/values.js'
 import { processWord, processWords } from '../shell/expand.js'
-import type { ImageState } from '../solver/types.js'
+import { ExpansionBudget } from '../shell/limits.js'
+import type { ExecContext, ImageState } from '../solver/types.js'
 import { envMap } from './state.js'
 
 /**
@@ -24,6 +28,14 @@ export function stageEnv(state: ImageState): Map<string, string> {
   return env
 }
 
+/** The solve's expansion budget (the solver hands every executor the same context object). */
+const budgets = new WeakMap<ExecContext, ExpansionBudget>()
+export function solveBudget(ctx: ExecContext): ExpansionBudget {
+  let b = budgets.get(ctx)
+  if (!b) budgets.set(ctx, (b = new ExpansionBudget()))
+  return b
+}
+
 interface Expander {
   word(w: string): string
   words(w: string): readonly string[]
@@ -31,13 +43,13 @@ interface Expander {
   raw(w: string): string
 }
 
-function expander(spec: Expandable, state: ImageState): Expander {
+function expander(spec: Expandable, state: ImageState, budget: ExpansionBudget): Expander {
   const env = stageEnv(state)
-  const options = spec.escapeToken ? { escapeToken: spec.escapeToken } : {}
+  const options = spec.escapeToken ? { escapeToken: spec.escapeToken, budget } : { budget }
   return {
     word: (w) => processWord(w, env, options).value,
     words: (w) => processWords(w, env, options).words,
-    raw: (w) => processWord(w, env, { skipProcessQuotes: true }).value,
+    raw: (w) => processWord(w, env, { skipProcessQuotes: true, budget }).value,
   }
 }
 
@@ -47,9 +59,9 @@ function literal<T extends Expandable>(spec: T): Omit<T, 'expand' | 'escapeToken
 }
 
 /** COPY/ADD: sources, dest, `--chown`, `--chmod`, `--exclude`. */
-export function literalCopySpec<S extends CopySpec>(spec: S, state: ImageState): S {
+export function literalCopySpec<S extends CopySpec>(spec: S, state: ImageState, budget: ExpansionBudget = new ExpansionBudget()): S {
   if (!spec.expand) return spec
-  const x = expander(spec, state)
+  const x = expander(spec, state, budget)
   const chmod = spec.chmod === undefined ? undefined : parseChmod(x.word(spec.chmod)).toString(8)
   const chown = spec.chown === undefined ? undefined : x.word(spec.chown)
   const out = {
@@ -65,9 +77,9 @@ export function literalCopySpec<S extends CopySpec>(spec: S, state: ImageState):
 }
 
 /** RUN: the mounts' target, source, id and env words (`from` was resolved when the Dockerfile was read). */
-export function literalRunSpec(spec: RunSpec, state: ImageState): RunSpec {
+export function literalRunSpec(spec: RunSpec, state: ImageState, budget: ExpansionBudget = new ExpansionBudget()): RunSpec {
   if (!spec.expand) return spec
-  const x = expander(spec, state)
+  const x = expander(spec, state, budget)
   const mounts = spec.mounts.map((m): MountSpec => {
     switch (m.type) {
       case 'cache':
@@ -92,15 +104,15 @@ function literalArg(a: ArgDecl, x: ReturnType<typeof expander>): ArgDecl {
 }
 
 /** Config ops: ENV and LABEL (keys and values), ARG defaults, WORKDIR, USER, VOLUME, STOPSIGNAL, EXPOSE. */
-export function literalConfigSpec(spec: ConfigSpec, state: ImageState): ConfigSpec {
+export function literalConfigSpec(spec: ConfigSpec, state: ImageState, budget: ExpansionBudget = new ExpansionBudget()): ConfigSpec {
   if (spec.op === 'arg') {
     if (!spec.args.some((a) => a.expand)) return spec
-    const x = expander(spec.args.find((a) => a.expand)!, state)
+    const x = expander(spec.args.find((a) => a.expand)!, state, budget)
     // Every default sees the env as it was before the instruction, as BuildKit expands a whole command at once.
     return { op: 'arg', args: spec.args.map((a) => literalArg(a, x)) }
   }
   if (!('expand' in spec) || !spec.expand) return spec
-  const x = expander(spec, state)
+  const x = expander(spec, state, budget)
   switch (spec.op) {
     case 'env': {
       const vars = spec.vars.map(([k, v]) => [x.word(k), x.word(v)] as const)

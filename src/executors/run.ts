@@ -32,7 +32,7 @@ import { ensureSnapshots, type Snapshot } from '../snapshot/unpack.js'
 import { withRootfsWorkspace } from '../snapshot/workspace.js'
 import { shellOf } from './config.js'
 import { cachedLayer } from './layer-cache.js'
-import { literalRunSpec } from './expand-spec.js'
+import { literalRunSpec, solveBudget } from './expand-spec.js'
 import { buildSpec, RUNTIME_MOUNT_POINTS } from './runtime/oci-spec.js'
 import { requireMapped, singleIdHint } from '../rootless/ids.js'
 import { detectRuntime } from './runtime/detect.js'
@@ -58,7 +58,7 @@ export const runExecutor: Executor<'run'> = {
     const state = inputs[0]
     if (!state) throw new ImagesmithError(ErrorCodes.RUN_SETUP_FAILED, 'RUN has no input state', { vertex: marked.id })
     // Mount words marked for expansion are expanded first; the key then holds their values.
-    const vertex = marked.spec.expand ? { ...marked, spec: literalRunSpec(marked.spec, state) } : marked
+    const vertex = marked.spec.expand ? { ...marked, spec: literalRunSpec(marked.spec, state, solveBudget(ctx)) } : marked
     // Before the cache: a step the build is not entitled to run fails even when its layer is cached (BuildKit's ValidateEntitlements).
     requireEntitlements(vertex, ctx)
     const step = planStep(vertex.spec, state, ctx)

@@ -9,6 +9,7 @@
  * printing `$VAR` back where it was.
  */
 import { Lexer } from './lexer.js'
+import type { ExpansionBudget } from './limits.js'
 
 export { isGoSpace } from './chars.js'
 
@@ -36,6 +37,11 @@ export interface ExpandOptions {
   readonly rawEscapes?: boolean
   /** Quotes are ordinary characters. @default false */
   readonly skipProcessQuotes?: boolean
+  /**
+   * Work this expansion may take (`limits.ts`); share one between the words of a Dockerfile to bound
+   * their sum. @default a fresh budget per word
+   */
+  readonly budget?: ExpansionBudget
 }
 
 /** The result of {@link processWord}. */
@@ -57,7 +63,8 @@ export interface WordsExpansion {
 /**
  * BuildKit's `ProcessWord`: expands one word; whitespace is kept. Throws `EXPANSION_FAILED` for a
  * bad substitution, an unterminated quote or `${…}`, and for `${V:?msg}` / `${V?msg}` when V is
- * empty / unset (`details.reason` holds the message).
+ * empty / unset (`details.reason` holds the message), and when the value or the work would pass
+ * `limits.ts`'s bounds (`details.limit`, `details.variable`).
  */
 export function processWord(word: string, env: ShellEnv, options: ExpandOptions = {}): WordExpansion {
   const r = new Lexer(word, env, options).run()

@@ -2,12 +2,14 @@
  * The machine behind `expand.ts`: BuildKit's shellWord (processStopOn, processDollar, quotes,
  * processName) run on an explicit stack of frames rather than by recursion, so
  * `${a:-${b:-${c:-…}}}` nested ten thousand deep expands without exhausting the JavaScript stack
- * (Go's stacks grow; ours do not).
+ * (Go's stacks grow; ours do not). Values grow at most to `limits.ts`'s bounds, and the work they
+ * take is charged to an {@link ExpansionBudget}.
  */
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { ExpandOptions, ShellEnv } from './expand.js'
 import { chr, isDigit, isGoSpace, isLetter, isSpecialParam } from './chars.js'
-import { replaceAllGo, replaceFirst, shellPatternToRegExp, trimPatternPrefix, trimPatternSuffix } from './pattern.js'
+import { ExpansionBudget, ExpansionLimitError, MAX_WORD_CHARS } from './limits.js'
+import { compileShellPattern, replaceAllGo, replaceFirst, trimPatternPrefix, trimPatternSuffix, type ShellPattern } from './pattern.js'
 
 const EOF = -1
 const ch = {
@@ -67,8 +69,15 @@ export class Lexer {
   readonly #stack: Frame[] = []
   readonly #used = new Set<string>()
   readonly #unset = new Set<string>()
+  readonly #budget: ExpansionBudget
+  /** How long a value may grow: the cap, or the word itself when it is longer (a big heredoc). */
+  readonly #maxChars: number
+  /** The variable whose value was last looked up, named when a bound is hit. */
+  #variable = ''
 
   constructor(src: string, env: ShellEnv, o: ExpandOptions) {
+    this.#budget = o.budget ?? new ExpansionBudget()
+    this.#maxChars = Math.max(MAX_WORD_CHARS, src.length)
     this.#src = src
     this.#env = env
     this.#escape = (o.escapeToken ?? '\\').codePointAt(0)!
@@ -98,6 +107,14 @@ export class Lexer {
         if (done) return { ...done, used: this.#used, unset: this.#unset }
       }
     } catch (e) {
+      if (e instanceof ExpansionLimitError) {
+        const variable = this.#variable
+        throw new ImagesmithError(
+          ErrorCodes.EXPANSION_FAILED,
+          `failed to process ${JSON.stringify(clip(this.#src))}: ${e.message}${variable ? ` (expanding $${variable})` : ''}`,
+          { word: clip(this.#src), reason: e.message, limit: e.limit, ...(variable ? { variable } : {}) },
+        )
+      }
       if (!(e instanceof LexError)) throw e
       const reason = this.#unwindMessage(e.message)
       throw new ImagesmithError(ErrorCodes.EXPANSION_FAILED, `failed to process ${JSON.stringify(this.#src)}: ${reason}`, {
@@ -224,6 +241,9 @@ export class Lexer {
     let dollar = fromDollar
     for (;;) {
       const parent = this.#stack[this.#stack.length - 1]!
+      // Only the outermost word walks a value character by character (to split it); inner frames
+      // join strings, which V8 does without copying, so they cost one unit however long.
+      if (parent.t !== 'dollar') this.#grow(parent.result.length, v.length, parent.t === 'word' && this.#splits(parent) ? v.length : 1)
       if (parent.t === 'word') {
         parent.result += v
         if (dollar) this.#addString(parent, v)
@@ -292,6 +312,12 @@ export class Lexer {
     return true
   }
 
+  /** `added` characters join a value of `length` at a cost of `units`; throws at a bound. */
+  #grow(length: number, added: number, units: number): void {
+    if (length + added > this.#maxChars) throw new ExpansionLimitError('word-size')
+    if (!this.#budget.take(units)) throw new ExpansionLimitError('work')
+  }
+
   /** A `$…` value computed without a nested frame goes to the frame on top. */
   #deliverDollar(v: string): void {
     this.#deliver(v, true)
@@ -310,13 +336,15 @@ export class Lexer {
     const set = value !== undefined
     if (f.phase === 'replacement') {
       if (this.#skipUnset && !set) return `\${${f.name}/${f.pattern}/${word}}`
-      let re: RegExp
+      let p: ShellPattern
       try {
-        re = shellPatternToRegExp(f.pattern, true, false)
+        p = compileShellPattern(f.pattern, this.#budget)
       } catch (e) {
+        if (e instanceof ExpansionLimitError) throw e
         throw new LexError(`invalid pattern (${f.pattern}) in substitution: ${(e as Error).message}`)
       }
-      return f.replaceAll ? replaceAllGo(re, value ?? '', word) : replaceFirst(re, value ?? '', word)
+      this.#variable = f.name
+      return f.replaceAll ? replaceAllGo(p, value ?? '', word, this.#budget) : replaceFirst(p, value ?? '', word, this.#budget)
     }
     if (this.#skipUnset && !set) return `\${${f.name}${f.modifierText}${word}}`
     const empty = !set || (f.nullIsUnset && value === '')
@@ -334,11 +362,13 @@ export class Lexer {
         const mark = chr(f.modifier)
         const greedy = word.startsWith(mark)
         const pattern = greedy ? word.slice(1) : word
+        this.#variable = f.name
         try {
           return f.modifier === ch.percent
-            ? trimPatternSuffix(pattern, value ?? '', greedy)
-            : trimPatternPrefix(pattern, value ?? '', greedy)
+            ? trimPatternSuffix(pattern, value ?? '', greedy, this.#budget)
+            : trimPatternPrefix(pattern, value ?? '', greedy, this.#budget)
         } catch (e) {
+          if (e instanceof ExpansionLimitError) throw e
           throw new LexError(`invalid pattern (${pattern}) in substitution: ${(e as Error).message}`)
         }
       }
@@ -388,6 +418,7 @@ export class Lexer {
   }
 
   #getEnv(name: string): string | undefined {
+    this.#variable = name
     const env = this.#env
     let v: string | undefined
     if (typeof env === 'function') v = env(name)
@@ -453,6 +484,11 @@ export class Lexer {
     }
     return f.words
   }
+}
+
+/** A word quoted in an error: its first 200 characters (a word may be a 64 KiB line). */
+function clip(word: string): string {
+  return word.length > 200 ? `${word.slice(0, 200)}…` : word
 }
 
 /** A lexing failure inside the machine; turned into one typed error at the top. */
