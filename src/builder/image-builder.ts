@@ -33,6 +33,17 @@ export class ImageBuilder {
     return this.#stage
   }
 
+  /**
+   * @internal The steps from index `from` on, marked as written at `source` (a Dockerfile line):
+   * presentation only, so their vertex ids do not change.
+   */
+  withStepSource(from: number, source: { readonly file: string; readonly line: number }): ImageBuilder {
+    const steps = this.#stage.steps
+    if (from >= steps.length) return this
+    const marked = steps.slice(from).map((s) => Object.freeze({ ...s, meta: Object.freeze({ ...s.meta, source: Object.freeze({ ...source }) }) }))
+    return new ImageBuilder(Object.freeze({ base: this.#stage.base, steps: Object.freeze([...steps.slice(0, from), ...marked]) }))
+  }
+
   #with<K extends NodeKind>(kind: K, spec: SpecByKind[K], deps: readonly StepInput[] = []): ImageBuilder {
     const description = describeStep({ kind, spec, deps } as StepText)
     const step = deepFreeze({ kind, spec, deps: [...deps], meta: { description } }) as unknown as Step

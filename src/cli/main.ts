@@ -93,7 +93,10 @@ export async function main(argv: readonly string[], io: Io, signal?: AbortSignal
       return 2
     }
     const err = isImagesmithError(e) ? e : internal(e)
-    io.err(`error [${err.code}]: ${err.message}\n`)
+    // A step imported from a Dockerfile: its file and line first, as a parse error gives them.
+    const { dockerfile, line } = err.details
+    const at = typeof dockerfile === 'string' && typeof line === 'number' && !err.message.startsWith(`${dockerfile}:`) ? `${dockerfile}:${line}: ` : ''
+    io.err(`error [${err.code}]: ${at}${err.message}\n`)
     const step = err.details.step
     if (typeof step === 'string' && !err.message.includes(step)) io.err(`  in step: ${step}\n`)
     // INTERNAL is a bug: its stack is what a report needs.

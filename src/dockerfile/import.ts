@@ -194,7 +194,10 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
         return decl
       },
     }
-    stage.info = { ...stage.info, builder: lowerInstruction(stage.info.builder, inst, scope) }
+    const before = stage.info.builder.toStage().steps.length
+    const lowered = lowerInstruction(stage.info.builder, inst, scope)
+    // Errors of the build name the Dockerfile line the step came from, as parse errors do.
+    stage.info = { ...stage.info, builder: lowered.withStepSource(before, { file: filename, line: inst.range.start.line }) }
   }
   finish()
   if (stages.length === 0) throw new ImagesmithError(ErrorCodes.DOCKERFILE_SYNTAX, `${filename} has no FROM instruction`, { filename })

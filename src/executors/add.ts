@@ -105,7 +105,7 @@ export const addExecutor: Executor<'add'> = {
     requireDirDest(spec.sources.length, dest, spec.dest)
     const owner = await resolveOwner(ctx, parent, spec.chown)
     const ignorePatterns = loadDockerignore(ctx.contextDir, ctx.dockerignore)
-    const root: SourceRoot = { root: ctx.contextDir, ...(ignorePatterns.length > 0 ? { ignore: new PatternMatcher(ignorePatterns) } : {}) }
+    const root: SourceRoot = { root: ctx.contextDir, label: `the build context ${ctx.contextDir}`, ...(ignorePatterns.length > 0 ? { ignore: new PatternMatcher(ignorePatterns) } : {}) }
     const chmod = spec.chmod === undefined ? undefined : parseInt(spec.chmod, 8)
     const exclude = spec.exclude.length > 0 ? new PatternMatcher(spec.exclude) : undefined
     const urls = spec.sources.filter((s) => isUrl(s) && !isGitSource(s))

@@ -68,7 +68,7 @@ export function requireDirDest(sources: number, dest: Dest, written: string, par
 export function planContext(ctx: ExecContext, sources: readonly string[], spec: CopySpec | AddSpec, dest: Dest, owner: Owner): EntrySet {
   requireDirDest(sources.length, dest, spec.dest, spec.parents)
   const ignorePatterns = loadDockerignore(ctx.contextDir, ctx.dockerignore)
-  const root: SourceRoot = { root: ctx.contextDir, ...(ignorePatterns.length > 0 ? { ignore: new PatternMatcher(ignorePatterns) } : {}) }
+  const root: SourceRoot = { root: ctx.contextDir, label: `the build context ${ctx.contextDir}`, ...(ignorePatterns.length > 0 ? { ignore: new PatternMatcher(ignorePatterns) } : {}) }
   const set = new EntrySet()
   const exclude = excludeOf(spec)
   const chmod = chmodOf(spec)

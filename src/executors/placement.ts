@@ -3,7 +3,7 @@
  * its symlinks), the directories above it, and the sources expanded, checked and placed with
  * Docker/BuildKit's rules.
  */
-import { lstatSync, type Stats } from 'node:fs'
+import { existsSync, lstatSync, readdirSync, type Stats } from 'node:fs'
 import { posix } from 'node:path'
 import { CopyError, ErrorCodes } from '../errors.js'
 import type { DirEntry } from '../layer/entry.js'
@@ -74,6 +74,8 @@ export interface SourceRoot {
   readonly ignore?: PatternMatcher
   /** Skip 0/0 character devices: overlay whiteouts a merged stage view may show (see withRootfs). */
   readonly skipWhiteouts?: boolean
+  /** How a missing source's message names where it was looked for: `the build context /src/app`. @default none */
+  readonly label?: string
 }
 
 export interface Found {
@@ -92,7 +94,7 @@ export function findSources(sources: readonly string[], root: SourceRoot): Found
       throw new CopyError(ErrorCodes.COPY_OUTSIDE_CONTEXT, `source ${src} is outside the build context`, { path: src })
     }
     const rel = clean.replace(/^\/+/, '')
-    const notFound = (): CopyError => new CopyError(ErrorCodes.COPY_SOURCE_NOT_FOUND, `source ${src} not found`, { path: src })
+    const notFound = (): CopyError => sourceNotFound(src, rel, root)
     // An ignored directory is still in the context when `!` patterns may re-include files below
     // it; the walk then takes only those.
     const ignored = (m: GlobMatch): boolean =>
@@ -117,6 +119,67 @@ export function findSources(sources: readonly string[], root: SourceRoot): Found
     }
   }
   return out
+}
+
+/**
+ * COPY_SOURCE_NOT_FOUND naming where it looked (`details.root`), and a close match in the source's
+ * directory when there is one (`details.suggestion`): a name differing in case or by a typo or
+ * two, or the name the `.dockerignore` left out.
+ */
+function sourceNotFound(src: string, rel: string, root: SourceRoot): CopyError {
+  const suggestion = closeMatch(rel, root)
+  const where = root.label ? ` in ${root.label}` : ''
+  const hint = suggestion === undefined ? '' : suggestion.ignored ? ` (${suggestion.name} is excluded by .dockerignore)` : ` (did you mean ${suggestion.name}?)`
+  return new CopyError(ErrorCodes.COPY_SOURCE_NOT_FOUND, `source ${src} not found${where}${hint}`, {
+    path: src,
+    ...(root.label ? { root: root.root } : {}),
+    ...(suggestion ? { suggestion: suggestion.name, ...(suggestion.ignored ? { ignored: true } : {}) } : {}),
+  })
+}
+
+/** At most this many entries of a directory are compared (a stranger's context may hold millions). */
+const SUGGEST_SCAN_LIMIT = 10_000
+
+function closeMatch(rel: string, root: SourceRoot): { name: string; ignored: boolean } | undefined {
+  if (rel === '' || hasMeta(rel)) return undefined
+  const slash = rel.lastIndexOf('/')
+  const dir = slash < 0 ? '' : rel.slice(0, slash)
+  const base = rel.slice(slash + 1)
+  const join2 = (n: string) => (dir === '' ? n : `${dir}/${n}`)
+  // The source itself may exist and be left out by the .dockerignore.
+  if (root.ignore?.matches(rel) && existsSync(`${root.root}/${rel}`)) return { name: rel, ignored: true }
+  let names: string[]
+  try {
+    names = readdirSync(dir === '' ? root.root : `${root.root}/${dir}`).slice(0, SUGGEST_SCAN_LIMIT)
+  } catch {
+    return undefined
+  }
+  let best: { name: string; d: number } | undefined
+  const max = Math.max(1, Math.min(2, Math.floor(base.length / 3)))
+  for (const n of names) {
+    if (root.ignore?.matches(join2(n))) continue
+    const d = n.toLowerCase() === base.toLowerCase() ? 0 : editDistance(n, base, max)
+    if (d <= max && (!best || d < best.d)) best = { name: join2(n), d }
+  }
+  return best ? { name: best.name, ignored: false } : undefined
+}
+
+/** Levenshtein distance, stopping early once it exceeds `max` (names are short; bounded anyway). */
+function editDistance(a: string, b: string, max: number): number {
+  if (Math.abs(a.length - b.length) > max || a.length > 255 || b.length > 255) return max + 1
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i]
+    let rowMin = i
+    for (let j = 1; j <= b.length; j++) {
+      const v = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+      cur.push(v)
+      if (v < rowMin) rowMin = v
+    }
+    if (rowMin > max) return max + 1
+    prev = cur
+  }
+  return prev[b.length]!
 }
 
 function isWhiteoutDevice(st: Stats): boolean {

@@ -21,6 +21,8 @@ export interface NodeMeta {
   readonly description: string
   /** The name of the stage the step belongs to, when the build names its stages (`noCacheFilter`); never in the id. */
   readonly stage?: string
+  /** Where a step imported from a Dockerfile was written (file name and 1-based line), for errors; never in the id. */
+  readonly source?: { readonly file: string; readonly line: number }
 }
 
 /**

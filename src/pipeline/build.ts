@@ -93,6 +93,8 @@ async function runBuild(
     if (e.type === 'error' && at.step === undefined && !(isImagesmithError(e.error) && e.error.code === ErrorCodes.ABORTED)) {
       at.step = e.description
       at.vertex = e.vertex
+      const source = graph.vertices.find((v) => v.id === e.vertex)?.meta.source
+      if (source) at.source = source
     }
     onProgress?.(e)
   }
@@ -127,6 +129,7 @@ async function runBuild(
   throwIfAborted(opts.signal)
   at.step = undefined
   at.vertex = undefined
+  at.source = undefined
   const config = labels ? { ...state.config, config: { ...state.config.config, Labels: { ...state.config.config?.Labels, ...labels } } } : state.config
   const image = await finalizeImage(store.blobs, config, state.layers)
   // Named before exporting: a later build's FROM finds it even when the export fails or there is none.

@@ -21,13 +21,15 @@ export interface FailurePoint {
   /** The failing vertex's description (`RUN apt-get …`, `COPY a /app/`). */
   readonly step?: string
   readonly vertex?: string
+  /** The Dockerfile line the failing step was written at, for a step imported from a Dockerfile. */
+  readonly source?: { readonly file: string; readonly line: number }
 }
 
 const NO_SPACE = new Set(['ENOSPC', 'EDQUOT'])
 const NOT_WRITABLE = new Set(['EROFS', 'EACCES', 'EPERM'])
 
 export function toBuildError(e: unknown, scope: GatewayScope, at: FailurePoint): ImagesmithError {
-  const where = { step: at.step, vertex: at.vertex }
+  const where = { step: at.step, vertex: at.vertex, ...(at.source ? { dockerfile: at.source.file, line: at.source.line } : {}) }
   if (isImagesmithError(e)) return withDetails(e, where)
   const err = e instanceof Error ? (e as NodeJS.ErrnoException & { dest?: string }) : undefined
   if (err?.name === 'AbortError') return typed(ErrorCodes.ABORTED, 'build aborted', {}, where, e)
