@@ -272,6 +272,7 @@ export class ImageBuilder {
     return compileGraph(this.#stage, {
       ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
       ...(opts.stageNames ? { stageNames: opts.stageNames } : {}),
+      ...(opts.platform ? { platform: opts.platform } : {}),
       onBuild: { triggersOf: (ref) => known?.get(ref) ?? [], lower: lowerTriggers },
     })
   }
@@ -282,7 +283,7 @@ export class ImageBuilder {
   }
 }
 
-export interface GraphOptions extends Pick<CompileOptions, 'buildArgs' | 'stageNames'> {
+export interface GraphOptions extends Pick<CompileOptions, 'buildArgs' | 'stageNames' | 'platform'> {
   /** ONBUILD triggers in the configs of base image references, by reference. */
   readonly baseTriggers?: ReadonlyMap<string, readonly string[]>
 }

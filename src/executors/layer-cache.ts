@@ -3,11 +3,16 @@ import type { LayerRef } from '../oci/types.js'
 import type { CacheKey, CacheKeyDoc, ExecContext } from '../solver/types.js'
 import { digestOf } from '../util/canonical-json.js'
 import { explainMiss, type FileMap } from './miss-reason.js'
+import { formatPlatform } from '../oci/platform.js'
+import { normalizePlatform } from '../sources/platform-match.js'
 
 /** A cache index entry: the layer, and the document its key was hashed from. */
 interface LayerCacheEntry {
   readonly layer: LayerRef
   readonly keyDoc: CacheKeyDoc
+  /** The step that made it (presentation, for `imagesmith cache ls`; never in the key). */
+  readonly description?: string
+  readonly stage?: string
 }
 
 /** The last key recorded for a step's slot (stage, step text, op): what a later miss is compared with. */
@@ -49,6 +54,9 @@ export async function cachedLayer(
   make: (previous?: PreviousBuild) => Promise<LayerRef>,
   detail: MissDetail = {},
 ): Promise<{ layer: LayerRef; cached: boolean; key: CacheKey; reason?: string }> {
+  // Every layer is keyed by the platform it was made for: a layer made for amd64 never answers an
+  // arm64 build, even when its bytes could not differ (a COPY), as BuildKit keys every vertex by it.
+  keyDoc = { ...keyDoc, platform: formatPlatform(normalizePlatform(ctx.platform)) }
   const key: CacheKey = { digest: digestOf(keyDoc), doc: keyDoc }
   const step = ctx.step
   const slotKey = step ? digestOf({ slot: 1, stage: step.stage ?? null, description: step.description, op: keyDoc.op ?? keyDoc.kind ?? null }) : undefined
@@ -81,7 +89,7 @@ export async function cachedLayer(
     }
   }
   const layer = await make(previous)
-  const entry: LayerCacheEntry = { layer, keyDoc }
+  const entry: LayerCacheEntry = { layer, keyDoc, ...(step ? { description: step.description } : {}), ...(step?.stage !== undefined ? { stage: step.stage } : {}) }
   if (files) await ctx.store.cache.record(filesKey(key.digest), files)
   await ctx.store.cache.record(key.digest, entry)
   await pointSlot()
