@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { isImagesmithError, ErrorCodes, ImagesmithError } from '../errors.js'
 import { toDot, toMermaid } from '../graph/render.js'
+import { stageNamesOf } from '../graph/stage-labels.js'
 import { inspectImages } from '../sources/inspect.js'
 import { parseImageName } from '../reference/reference.js'
 import { parsePlatform } from '../pipeline/resolve-options.js'
@@ -332,8 +333,9 @@ async function graph(args: ParsedArgs, io: Io): Promise<number> {
   assertKnownFlags(args, ['--target', '--format', '--build-arg'])
   const format = one(args, '--format') ?? 'mermaid'
   if (format !== 'mermaid' && format !== 'dot') throw new UsageError('--format must be mermaid or dot')
-  const { builder } = await loadBuildScript(script(args), one(args, '--target'), { cacheDir: defaultCacheDir() })
-  const g = builder.graph({ buildArgs: buildArgs(args) })
+  const { builder, stages } = await loadBuildScript(script(args), one(args, '--target'), { cacheDir: defaultCacheDir() })
+  // Named stages label the steps and the stages they copy from, as a build's progress does.
+  const g = builder.graph({ buildArgs: buildArgs(args), ...(stages ? { stageNames: stageNamesOf(stages) } : {}) })
   io.out(format === 'dot' ? toDot(g) : toMermaid(g))
   return 0
 }

@@ -4,6 +4,7 @@ import type { CacheKey, CacheKeyDoc, ExecContext } from '../solver/types.js'
 import { digestOf } from '../util/canonical-json.js'
 import { explainMiss, type FileMap } from './miss-reason.js'
 import { formatPlatform } from '../oci/platform.js'
+import type { InputName } from '../graph/node.js'
 import { normalizePlatform } from '../sources/platform-match.js'
 
 /** A cache index entry: the layer, and the document its key was hashed from. */
@@ -26,6 +27,8 @@ export interface MissDetail {
   readonly files?: FileMap
   /** Names of the ARGs in scope (RUN's env holds them too): a changed one is reported as an ARG. */
   readonly argNames?: readonly string[]
+  /** What the step's other inputs are called (`COPY --from=build`): a changed one is named. */
+  readonly inputs?: readonly InputName[]
 }
 
 /**
@@ -83,7 +86,7 @@ export async function cachedLayer(
   else {
     const prev = prevSlot ? await ctx.store.cache.lookup<Partial<LayerCacheEntry>>(prevSlot.key) : undefined
     const prevFiles = prevSlot && files ? await ctx.store.cache.lookup<FileMap>(filesKey(prevSlot.key)) : undefined
-    reason = explainMiss(prev?.keyDoc, keyDoc, prevFiles, files, prevSlot?.key === key.digest, detail.argNames)
+    reason = explainMiss(prev?.keyDoc, keyDoc, prevFiles, files, prevSlot?.key === key.digest, detail.argNames, detail.inputs)
     if (prev?.layer && prev.keyDoc && prevFiles && files) {
       previous = { layer: prev.layer, keyDoc: prev.keyDoc, unchanged: (name) => prevFiles[name] !== undefined && prevFiles[name] === files[name] }
     }

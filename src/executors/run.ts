@@ -63,7 +63,7 @@ export const runExecutor: Executor<'run'> = {
     requireEntitlements(vertex, ctx)
     const step = planStep(vertex.spec, state, ctx)
     const keyDoc = stepKey(vertex, inputs, step, ctx)
-    const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, () => runStep(vertex, inputs, step, ctx), { argNames: state.args.map((a) => a.name) })
+    const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, () => runStep(vertex, inputs, step, ctx), { argNames: state.args.map((a) => a.name), ...(vertex.meta.inputs ? { inputs: vertex.meta.inputs } : {}) })
     return { state: withLayer(state, ctx, layer, step.createdBy), cached, key, ...(reason !== undefined ? { reason } : {}) }
   },
 }
