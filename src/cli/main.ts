@@ -16,7 +16,7 @@ import { LOGIN_HELP, loginCommand, logoutCommand } from './login.js'
 import { DOCKERFILE_HELP, dockerfileCommand } from './dockerfile.js'
 import { CONVERT_HELP, convertCommand } from './convert.js'
 import { PULL_HELP, pullCommand } from './pull.js'
-import { PROGRESS_MODES, progressMode, progressRenderer } from './progress.js'
+import { PROGRESS_MODES, progressMode, progressRenderer, withoutOutputTail } from './progress.js'
 import { writeMetadataFile } from './metadata.js'
 import type { BuildResult } from '../pipeline/options.js'
 import { IMAGES_HELP, imagesCommand, rmiCommand, saveCommand, tagCommand } from './images.js'
@@ -298,6 +298,9 @@ async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, r
     signal,
     onProgress: renderer.onEvent,
   })
+  } catch (e) {
+    // Plain progress printed the failed step's output as it came: its tail is not repeated.
+    throw renderer.showsOutput ? withoutOutputTail(e) : e
   } finally {
     renderer.finish(result, result?.output)
   }
