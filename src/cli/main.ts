@@ -1,8 +1,11 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { isImagesmithError, ErrorCodes, ImagesmithError } from '../errors.js'
 import { toDot, toMermaid } from '../graph/render.js'
 import { stageNamesOf } from '../graph/stage-labels.js'
-import { inspectImages } from '../sources/inspect.js'
+import { inspectImages, type InspectedImage } from '../sources/inspect.js'
+import { findLocalImage, storedImage } from '../sources/local-names.js'
+import { Store } from '../store/store.js'
+import type { Digest } from '../oci/media-types.js'
 import { parseImageName } from '../reference/reference.js'
 import { parsePlatform } from '../pipeline/resolve-options.js'
 import type { OutputSpec } from '../pipeline/options.js'
@@ -36,7 +39,7 @@ Usage:
                    [--network default|none|host] [--allow network.host|security.insecure]...
                    [--cache-dir DIR] [--runtime crun|runc|PATH] [--registry-mirror R=HOST]... [--insecure-registry HOST]...
   imagesmith graph <build.ts> [--target NAME] [--format mermaid|dot] [--build-arg K=V]...
-  imagesmith inspect <archive.tar | layout-dir> [--json]
+  imagesmith inspect <archive.tar | layout-dir | local image name> [--json] [--cache-dir DIR]
 ${DOCKERFILE_HELP}
 ${CONVERT_HELP}
 ${LOGIN_HELP}
@@ -344,10 +347,10 @@ async function graph(args: ParsedArgs, io: Io): Promise<number> {
 }
 
 async function inspect(args: ParsedArgs, io: Io): Promise<number> {
-  assertKnownFlags(args, ['--json'])
+  assertKnownFlags(args, ['--json', '--cache-dir'])
   const path = args.positionals[0]
-  if (!path || args.positionals.length > 1) throw new UsageError('inspect needs one archive or layout path')
-  const images = await inspectImages(path)
+  if (!path || args.positionals.length > 1) throw new UsageError('inspect needs one archive or layout path, or a local image name')
+  const images = existsSync(path) ? await inspectImages(path) : [await inspectLocal(path, one(args, '--cache-dir') ?? defaultCacheDir())]
   if (args.flags.has('--json')) {
     io.out(`${JSON.stringify(images, null, 2)}\n`)
     return 0
@@ -375,6 +378,18 @@ async function inspect(args: ParsedArgs, io: Io): Promise<number> {
     io.out('\n')
   }
   return 0
+}
+
+/** A local image by name or digest prefix (`imagesmith images`), as `docker inspect NAME` takes it. */
+async function inspectLocal(text: string, cacheDir: string): Promise<InspectedImage> {
+  const store = new Store(cacheDir)
+  await store.init()
+  const record = await findLocalImage(store, text)
+  if (!record) {
+    throw new ImagesmithError(ErrorCodes.IMAGE_NOT_FOUND, `no archive or layout at ${text}, and no local image ${text} (see imagesmith images)`, { reference: text, path: text })
+  }
+  const image = await storedImage(store, record.digest as Digest, text)
+  return { name: `${record.repository}:${record.tag}`, manifestDigest: image.manifestDigest, manifest: image.manifest, config: image.config }
 }
 
 function formatSize(n: number): string {

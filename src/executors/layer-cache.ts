@@ -19,6 +19,9 @@ interface LayerCacheEntry {
 /** The last key recorded for a step's slot (stage, step text, op): what a later miss is compared with. */
 interface SlotEntry {
   readonly key: string
+  /** The step (presentation, for `imagesmith cache ls`). */
+  readonly description?: string
+  readonly stage?: string
 }
 
 /** What a miss can be explained with beyond the key document (kept beside it, never hashed into the key). */
@@ -67,7 +70,7 @@ export async function cachedLayer(
   const filtered = step?.stage !== undefined && (ctx.noCacheFilter ?? []).includes(step.stage)
   const prevSlot = slotKey ? await ctx.store.cache.lookup<SlotEntry>(slotKey) : undefined
   const pointSlot = async () => {
-    if (slotKey && prevSlot?.key !== key.digest) await ctx.store.cache.record(slotKey, { key: key.digest } satisfies SlotEntry)
+    if (slotKey && prevSlot?.key !== key.digest) await ctx.store.cache.record(slotKey, { key: key.digest, description: step!.description, ...(step!.stage !== undefined ? { stage: step!.stage } : {}) } satisfies SlotEntry)
   }
   if (!ctx.noCache && !filtered) {
     // Entries of an older shape (a bare LayerRef) have no `layer`: a miss, rewritten below.
