@@ -305,6 +305,7 @@ export class ImageBuilder {
     return compileGraph(this.#stage, {
       ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
       ...(opts.stageNames ? { stageNames: opts.stageNames } : {}),
+      ...(opts.platform ? { platform: opts.platform } : {}),
       onBuild: { triggersOf: (ref) => known?.get(ref) ?? [], lower: lowerTriggers },
     })
   }
@@ -357,7 +358,7 @@ function entriesOf(record: unknown, what: string): (readonly [string, unknown])[
   return Object.entries(record)
 }
 
-export interface GraphOptions extends Pick<CompileOptions, 'buildArgs' | 'stageNames'> {
+export interface GraphOptions extends Pick<CompileOptions, 'buildArgs' | 'stageNames' | 'platform'> {
   /** ONBUILD triggers in the configs of base image references, by reference. */
   readonly baseTriggers?: ReadonlyMap<string, readonly string[]>
 }

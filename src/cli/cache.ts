@@ -19,9 +19,11 @@ export async function cacheCommand(args: ParsedArgs, io: Io): Promise<number> {
     assertKnownFlags(args, ['--cache-dir', '--format'])
     const format = one(args, '--format')
     if (format !== undefined && format !== 'json') throw new UsageError('--format must be json')
-    const records = await storeUsage(await openStore(args))
-    if (format === 'json') io.out(`${JSON.stringify(records.map(toJson), null, 2)}\n`)
-    else table(io, records)
+    const store = await openStore(args)
+    const records = await storeUsage(store)
+    const steps = await stepsOf(store, records)
+    if (format === 'json') io.out(`${JSON.stringify(records.map((r) => toJson(r, steps.get(r))), null, 2)}\n`)
+    else table(io, records, steps)
     return 0
   }
   if (sub === 'du') {
@@ -70,12 +72,42 @@ async function openStore(args: ParsedArgs): Promise<Store> {
   return store
 }
 
-function toJson(r: UsageRecord) {
-  return { kind: r.kind, id: r.id, size: r.size, lastUsed: r.lastUsed.toISOString(), inUse: r.inUse, named: r.named, cacheEntries: r.entries.length }
+/** What a cache entry records of the step that made it (layer-cache): its description and stage. */
+interface StepOf {
+  readonly description?: unknown
+  readonly stage?: unknown
 }
 
-function table(io: Io, records: UsageRecord[]): void {
-  const rows = [['ID', 'KIND', 'SIZE', 'LAST USED', 'IN USE', 'NAMED'], ...records.map((r) => [r.id.replace(/^sha256:/, '').slice(0, 25), r.kind, formatBytes(r.size), formatAge(r.lastUsed.toISOString()), r.inUse ? 'yes' : '', r.named ? 'yes' : ''])]
+/**
+ * The step each record's cache entries belong to (`[stage] COPY . /app`): a layer blob by the step
+ * that made it, a step's slot by that step. Entries of older builds recorded none.
+ */
+async function stepsOf(store: Store, records: readonly UsageRecord[]): Promise<Map<UsageRecord, string>> {
+  const out = new Map<UsageRecord, string>()
+  for (const r of records) {
+    for (const key of r.entries) {
+      const e = await store.cache.lookup<StepOf>(key)
+      if (typeof e?.description !== 'string') continue
+      out.set(r, `${typeof e.stage === 'string' ? `[${e.stage}] ` : ''}${e.description}`)
+      break
+    }
+  }
+  return out
+}
+
+function toJson(r: UsageRecord, step: string | undefined) {
+  return { kind: r.kind, id: r.id, size: r.size, lastUsed: r.lastUsed.toISOString(), inUse: r.inUse, named: r.named, cacheEntries: r.entries.length, ...(step !== undefined ? { step } : {}) }
+}
+
+/** A step's description in a table cell: one line, at most this many characters. */
+const STEP_WIDTH = 60
+
+function table(io: Io, records: UsageRecord[], steps: ReadonlyMap<UsageRecord, string>): void {
+  const cell = (s: string | undefined) => {
+    const line = (s ?? '').replace(/\s+/g, ' ')
+    return line.length > STEP_WIDTH ? `${line.slice(0, STEP_WIDTH - 3)}...` : line
+  }
+  const rows = [['ID', 'KIND', 'SIZE', 'LAST USED', 'IN USE', 'NAMED', 'STEP'], ...records.map((r) => [r.id.replace(/^sha256:/, '').slice(0, 25), r.kind, formatBytes(r.size), formatAge(r.lastUsed.toISOString()), r.inUse ? 'yes' : '', r.named ? 'yes' : '', cell(steps.get(r))])]
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)))
   for (const row of rows) io.out(`${row.map((c, i) => c.padEnd(widths[i]! + 2)).join('').trimEnd()}\n`)
 }

@@ -6,6 +6,7 @@ import { nameImage, requireLocalImage, storedImage } from '../sources/local-name
 import { Store } from '../store/store.js'
 import { UsageError, assertKnownFlags, one, type ParsedArgs } from './args.js'
 import { formatBytes, formatAge } from './format.js'
+import { unpackedSize } from './unpacked-size.js'
 
 type Io = { out: (s: string) => void; err: (s: string) => void }
 
@@ -30,15 +31,24 @@ export async function imagesCommand(args: ParsedArgs, io: Io): Promise<number> {
   if (args.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(args.positionals[0])}`)
   const store = await openStore(args)
   const records = await store.images.list()
+  // SIZE is what the image takes unpacked, as docker and podman show it (the record's `size` is what it takes compressed).
+  const unpacked = new Map<string, number>()
+  if (!args.flags.has('--quiet')) {
+    for (const r of records) {
+      if (unpacked.has(r.digest)) continue
+      const image = await storedImage(store, r.digest as Digest, r.name).catch(() => undefined)
+      unpacked.set(r.digest, image ? await unpackedSize(store, image.manifest) : r.size)
+    }
+  }
   if (format === 'json') {
-    io.out(`${JSON.stringify(records.map((r) => ({ repository: r.repository, tag: r.tag, digest: r.digest, created: r.created, size: r.size, name: r.name })), null, 2)}\n`)
+    io.out(`${JSON.stringify(records.map((r) => ({ repository: r.repository, tag: r.tag, digest: r.digest, created: r.created, size: unpacked.get(r.digest) ?? r.size, compressedSize: r.size, name: r.name })), null, 2)}\n`)
     return 0
   }
   if (args.flags.has('--quiet')) {
     for (const d of new Set(records.map((r) => r.digest))) io.out(`${d}\n`)
     return 0
   }
-  const rows = [['REPOSITORY', 'TAG', 'DIGEST', 'CREATED', 'SIZE'], ...records.map((r) => [r.repository, r.tag, r.digest.slice(0, 19), formatAge(r.created), formatBytes(r.size)])]
+  const rows = [['REPOSITORY', 'TAG', 'DIGEST', 'CREATED', 'SIZE'], ...records.map((r) => [r.repository, r.tag, r.digest.slice(0, 19), formatAge(r.created), formatBytes(unpacked.get(r.digest) ?? r.size)])]
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)))
   for (const row of rows) io.out(`${row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('')}\n`)
   return 0

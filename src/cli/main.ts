@@ -1,7 +1,11 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { isImagesmithError, ErrorCodes, ImagesmithError } from '../errors.js'
 import { toDot, toMermaid } from '../graph/render.js'
-import { inspectImages } from '../sources/inspect.js'
+import { stageNamesOf } from '../graph/stage-labels.js'
+import { inspectImages, type InspectedImage } from '../sources/inspect.js'
+import { findLocalImage, storedImage } from '../sources/local-names.js'
+import { Store } from '../store/store.js'
+import type { Digest } from '../oci/media-types.js'
 import { parseImageName } from '../reference/reference.js'
 import { parsePlatform } from '../pipeline/resolve-options.js'
 import type { OutputSpec } from '../pipeline/options.js'
@@ -15,7 +19,7 @@ import { LOGIN_HELP, loginCommand, logoutCommand } from './login.js'
 import { DOCKERFILE_HELP, dockerfileCommand } from './dockerfile.js'
 import { CONVERT_HELP, convertCommand } from './convert.js'
 import { PULL_HELP, pullCommand } from './pull.js'
-import { PROGRESS_MODES, progressMode, progressRenderer } from './progress.js'
+import { PROGRESS_MODES, progressMode, progressRenderer, withoutOutputTail } from './progress.js'
 import { writeMetadataFile } from './metadata.js'
 import type { BuildResult } from '../pipeline/options.js'
 import { IMAGES_HELP, imagesCommand, rmiCommand, saveCommand, tagCommand } from './images.js'
@@ -37,7 +41,7 @@ Usage:
                    [--network default|none|host] [--allow network.host|security.insecure]...
                    [--cache-dir DIR] [--runtime crun|runc|PATH] [--registry-mirror R=HOST]... [--insecure-registry HOST]...
   imagesmith graph <build.ts> | -f Dockerfile|- [CONTEXT] [--target NAME] [--format mermaid|dot] [--build-arg K=V]... [--platform os/arch]
-  imagesmith inspect <archive.tar | layout-dir> [--json]
+  imagesmith inspect <archive.tar | layout-dir | local image name> [--json] [--cache-dir DIR]
 ${DOCKERFILE_HELP}
 ${CONVERT_HELP}
 ${LOGIN_HELP}
@@ -300,6 +304,9 @@ async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, r
     signal,
     onProgress: renderer.onEvent,
   })
+  } catch (e) {
+    // Plain progress printed the failed step's output as it came: its tail is not repeated.
+    throw renderer.showsOutput ? withoutOutputTail(e) : e
   } finally {
     renderer.finish(result, result?.output)
   }
@@ -345,8 +352,9 @@ async function graph(args: ParsedArgs, io: Io): Promise<number> {
     : undefined
   try {
     if (!df && platform !== undefined) throw new UsageError('--platform applies to a Dockerfile; a build script chooses its own')
-    const builder = df ? df.imported.target : (await loadBuildScript(script(args), one(args, '--target'), { cacheDir, buildArgs: buildArgs(args) })).builder
-    const g = builder.graph({ buildArgs: buildArgs(args) })
+    const { builder, stages } = df ? { builder: df.imported.target, stages: df.imported.stages } : await loadBuildScript(script(args), one(args, '--target'), { cacheDir, buildArgs: buildArgs(args) })
+    // Named stages label the steps and the stages they copy from, as a build's progress does.
+    const g = builder.graph({ buildArgs: buildArgs(args), ...(stages ? { stageNames: stageNamesOf(stages) } : {}) })
     io.out(format === 'dot' ? toDot(g) : toMermaid(g))
     return 0
   } finally {
@@ -355,10 +363,10 @@ async function graph(args: ParsedArgs, io: Io): Promise<number> {
 }
 
 async function inspect(args: ParsedArgs, io: Io): Promise<number> {
-  assertKnownFlags(args, ['--json'])
+  assertKnownFlags(args, ['--json', '--cache-dir'])
   const path = args.positionals[0]
-  if (!path || args.positionals.length > 1) throw new UsageError('inspect needs one archive or layout path')
-  const images = await inspectImages(path)
+  if (!path || args.positionals.length > 1) throw new UsageError('inspect needs one archive or layout path, or a local image name')
+  const images = existsSync(path) ? await inspectImages(path) : [await inspectLocal(path, one(args, '--cache-dir') ?? defaultCacheDir())]
   if (args.flags.has('--json')) {
     io.out(`${JSON.stringify(images, null, 2)}\n`)
     return 0
@@ -386,6 +394,18 @@ async function inspect(args: ParsedArgs, io: Io): Promise<number> {
     io.out('\n')
   }
   return 0
+}
+
+/** A local image by name or digest prefix (`imagesmith images`), as `docker inspect NAME` takes it. */
+async function inspectLocal(text: string, cacheDir: string): Promise<InspectedImage> {
+  const store = new Store(cacheDir)
+  await store.init()
+  const record = await findLocalImage(store, text)
+  if (!record) {
+    throw new ImagesmithError(ErrorCodes.IMAGE_NOT_FOUND, `no archive or layout at ${text}, and no local image ${text} (see imagesmith images)`, { reference: text, path: text })
+  }
+  const image = await storedImage(store, record.digest as Digest, text)
+  return { name: `${record.repository}:${record.tag}`, manifestDigest: image.manifestDigest, manifest: image.manifest, config: image.config }
 }
 
 function formatSize(n: number): string {

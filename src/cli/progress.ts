@@ -5,6 +5,8 @@
  */
 import type { BuildResult } from '../pipeline/options.js'
 import type { ProgressEvent } from '../solver/types.js'
+import { ErrorCodes, isImagesmithError, type ImagesmithError } from '../errors.js'
+import { LineBuffer } from './log-lines.js'
 
 export type ProgressMode = 'tty' | 'plain' | 'rawjson' | 'quiet'
 
@@ -16,6 +18,8 @@ export interface ProgressSink {
 
 export interface ProgressRenderer {
   readonly onEvent: (e: ProgressEvent) => void
+  /** Whether every line of a step's output was printed as it came (plain): a failure need not repeat its tail. */
+  readonly showsOutput?: boolean
   /** Stops redrawing and prints the summary (not in quiet or rawjson). */
   finish(result?: BuildResult, outputPath?: string): void
 }
@@ -26,7 +30,15 @@ export function progressMode(flag: string, isTTY: boolean): ProgressMode {
   return flag as ProgressMode
 }
 
-export function progressRenderer(mode: ProgressMode, io: ProgressSink, now: () => number = Date.now): ProgressRenderer {
+/** A partial output line (no newline yet) is printed after this long without its end. */
+export const PARTIAL_LINE_MS = 1000
+
+export interface RendererOptions {
+  /** @default {@link PARTIAL_LINE_MS} */
+  readonly partialLineMs?: number
+}
+
+export function progressRenderer(mode: ProgressMode, io: ProgressSink, now: () => number = Date.now, opts: RendererOptions = {}): ProgressRenderer {
   const started = now()
   const steps = new StepTable()
   const summary = (result: BuildResult | undefined, outputPath: string | undefined): void => {
@@ -42,10 +54,14 @@ export function progressRenderer(mode: ProgressMode, io: ProgressSink, now: () =
       return { onEvent: () => {}, finish: () => {} }
     case 'rawjson':
       return { onEvent: (e) => io.err(`${rawJson(e)}\n`), finish: () => {} }
-    case 'plain':
+    case 'plain': {
+      const lines = new LineBuffer((vertex, line) => io.err(`#${steps.number(vertex)} ${line}\n`), opts.partialLineMs ?? PARTIAL_LINE_MS)
       return {
+        showsOutput: true,
         onEvent: (e) => {
           const n = steps.number(e.vertex)
+          // A step's last partial line comes before its status.
+          if (e.type === 'cached' || e.type === 'done' || e.type === 'error') lines.flush(e.vertex)
           switch (e.type) {
             case 'start':
               io.err(`#${n} ${e.stage ? `[${e.stage}] ` : ''}${e.description}\n`)
@@ -59,15 +75,20 @@ export function progressRenderer(mode: ProgressMode, io: ProgressSink, now: () =
               io.err(`#${n} DONE ${(e.ms / 1000).toFixed(2)}s${e.reason !== undefined ? ` (rebuilt: ${e.reason})` : ''}\n`)
               break
             case 'log':
-              for (const line of e.data.toString('utf8').replace(/\n$/, '').split('\n')) io.err(`#${n} ${line}\n`)
+              lines.push(e.vertex, e.stream, e.data)
               break
             case 'error':
-              io.err(`#${n} ERROR: ${errorMessage(e.error)}\n`)
+              // The output is above, line by line: the failure is its headline only.
+              io.err(`#${n} ERROR: ${errorMessage(withoutOutputTail(e.error))}\n`)
               break
           }
         },
-        finish: summary,
+        finish: (result, outputPath) => {
+          lines.flushAll()
+          summary(result, outputPath)
+        },
       }
+    }
     case 'tty':
       return liveView(io, steps, now, summary)
   }
@@ -81,6 +102,20 @@ export function rawJson(e: ProgressEvent): string {
     return JSON.stringify({ ...e, error: { message: errorMessage(e.error), ...(typeof err?.code === 'string' ? { code: err.code } : {}) } })
   }
   return JSON.stringify(e)
+}
+
+/**
+ * A failed RUN's error without the output tail its message carries (`details.outputTail` keeps it):
+ * for a renderer that printed that output as it came, so the tail is not shown again.
+ */
+export function withoutOutputTail(error: unknown): unknown {
+  if (!isImagesmithError(error) || error.code !== ErrorCodes.RUN_FAILED) return error
+  const tail = error.details.outputTail
+  if (typeof tail !== 'string' || tail === '' || !error.message.includes(`:\n${tail}`)) return error
+  const copy = Object.create(Object.getPrototypeOf(error) as object) as ImagesmithError
+  Object.defineProperties(copy, Object.getOwnPropertyDescriptors(error))
+  Object.defineProperty(copy, 'message', { value: error.message.replace(`:\n${tail}`, ' (its output is above)'), enumerable: false, writable: true, configurable: true })
+  return copy
 }
 
 function errorMessage(error: unknown): string {

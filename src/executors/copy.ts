@@ -154,7 +154,7 @@ async function makeLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[], 
           ...(exclude ? { exclude } : {}), ...(chmod !== undefined ? { chmod } : {}),
         })
         return writeLayer(set.finalize(), ctx.store.blobs, layerOpts)
-      }))
+      }), vertex.meta.inputs ? { inputs: vertex.meta.inputs } : {})
   }
 
   const all = spec.sources.length + (spec.inline?.length ?? 0)

@@ -3,16 +3,25 @@ import type { LayerRef } from '../oci/types.js'
 import type { CacheKey, CacheKeyDoc, ExecContext } from '../solver/types.js'
 import { digestOf } from '../util/canonical-json.js'
 import { explainMiss, type FileMap } from './miss-reason.js'
+import { formatPlatform } from '../oci/platform.js'
+import type { InputName } from '../graph/node.js'
+import { normalizePlatform } from '../sources/platform-match.js'
 
 /** A cache index entry: the layer, and the document its key was hashed from. */
 interface LayerCacheEntry {
   readonly layer: LayerRef
   readonly keyDoc: CacheKeyDoc
+  /** The step that made it (presentation, for `imagesmith cache ls`; never in the key). */
+  readonly description?: string
+  readonly stage?: string
 }
 
 /** The last key recorded for a step's slot (stage, step text, op): what a later miss is compared with. */
 interface SlotEntry {
   readonly key: string
+  /** The step (presentation, for `imagesmith cache ls`). */
+  readonly description?: string
+  readonly stage?: string
 }
 
 /** What a miss can be explained with beyond the key document (kept beside it, never hashed into the key). */
@@ -21,6 +30,8 @@ export interface MissDetail {
   readonly files?: FileMap
   /** Names of the ARGs in scope (RUN's env holds them too): a changed one is reported as an ARG. */
   readonly argNames?: readonly string[]
+  /** What the step's other inputs are called (`COPY --from=build`): a changed one is named. */
+  readonly inputs?: readonly InputName[]
 }
 
 /**
@@ -49,6 +60,9 @@ export async function cachedLayer(
   make: (previous?: PreviousBuild) => Promise<LayerRef>,
   detail: MissDetail = {},
 ): Promise<{ layer: LayerRef; cached: boolean; key: CacheKey; reason?: string }> {
+  // Every layer is keyed by the platform it was made for: a layer made for amd64 never answers an
+  // arm64 build, even when its bytes could not differ (a COPY), as BuildKit keys every vertex by it.
+  keyDoc = { ...keyDoc, platform: formatPlatform(normalizePlatform(ctx.platform)) }
   const key: CacheKey = { digest: digestOf(keyDoc), doc: keyDoc }
   const step = ctx.step
   const slotKey = step ? digestOf({ slot: 1, stage: step.stage ?? null, description: step.description, op: keyDoc.op ?? keyDoc.kind ?? null }) : undefined
@@ -56,7 +70,7 @@ export async function cachedLayer(
   const filtered = step?.stage !== undefined && (ctx.noCacheFilter ?? []).includes(step.stage)
   const prevSlot = slotKey ? await ctx.store.cache.lookup<SlotEntry>(slotKey) : undefined
   const pointSlot = async () => {
-    if (slotKey && prevSlot?.key !== key.digest) await ctx.store.cache.record(slotKey, { key: key.digest } satisfies SlotEntry)
+    if (slotKey && prevSlot?.key !== key.digest) await ctx.store.cache.record(slotKey, { key: key.digest, description: step!.description, ...(step!.stage !== undefined ? { stage: step!.stage } : {}) } satisfies SlotEntry)
   }
   if (!ctx.noCache && !filtered) {
     // Entries of an older shape (a bare LayerRef) have no `layer`: a miss, rewritten below.
@@ -75,13 +89,13 @@ export async function cachedLayer(
   else {
     const prev = prevSlot ? await ctx.store.cache.lookup<Partial<LayerCacheEntry>>(prevSlot.key) : undefined
     const prevFiles = prevSlot && files ? await ctx.store.cache.lookup<FileMap>(filesKey(prevSlot.key)) : undefined
-    reason = explainMiss(prev?.keyDoc, keyDoc, prevFiles, files, prevSlot?.key === key.digest, detail.argNames)
+    reason = explainMiss(prev?.keyDoc, keyDoc, prevFiles, files, prevSlot?.key === key.digest, detail.argNames, detail.inputs)
     if (prev?.layer && prev.keyDoc && prevFiles && files) {
       previous = { layer: prev.layer, keyDoc: prev.keyDoc, unchanged: (name) => prevFiles[name] !== undefined && prevFiles[name] === files[name] }
     }
   }
   const layer = await make(previous)
-  const entry: LayerCacheEntry = { layer, keyDoc }
+  const entry: LayerCacheEntry = { layer, keyDoc, ...(step ? { description: step.description } : {}), ...(step?.stage !== undefined ? { stage: step.stage } : {}) }
   if (files) await ctx.store.cache.record(filesKey(key.digest), files)
   await ctx.store.cache.record(key.digest, entry)
   await pointSlot()

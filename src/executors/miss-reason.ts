@@ -4,6 +4,7 @@
  */
 import type { CacheKeyDoc } from '../solver/types.js'
 import { canonicalJson } from '../util/canonical-json.js'
+import type { InputName } from '../graph/node.js'
 
 /** Context path → a short digest of what lands in the layer for it (type, mode, owner, mtime, content). */
 export type FileMap = Readonly<Record<string, string>>
@@ -21,6 +22,7 @@ export function explainMiss(
   curFiles: FileMap | undefined,
   sameKey: boolean,
   argNames: readonly string[] = [],
+  inputs: readonly InputName[] = [],
 ): string {
   if (!prev) return sameKey ? 'the cached layer is gone from the store' : 'first build of this step'
   const parts: string[] = []
@@ -28,13 +30,13 @@ export function explainMiss(
     const a = prev[field]
     const b = cur[field]
     if (canonicalJson(a ?? null) === canonicalJson(b ?? null)) continue
-    parts.push(describeField(field, a, b, prevFiles, curFiles, argNames))
+    parts.push(describeField(field, a, b, prevFiles, curFiles, argNames, inputs))
   }
   if (parts.length === 0) return 'the cached layer is gone from the store'
   return parts.join('; ')
 }
 
-function describeField(field: string, a: unknown, b: unknown, prevFiles: FileMap | undefined, curFiles: FileMap | undefined, argNames: readonly string[]): string {
+function describeField(field: string, a: unknown, b: unknown, prevFiles: FileMap | undefined, curFiles: FileMap | undefined, argNames: readonly string[], inputs: readonly InputName[]): string {
   switch (field) {
     case 'content':
       return prevFiles && curFiles ? filesChanged(prevFiles, curFiles) : 'context files changed'
@@ -49,9 +51,10 @@ function describeField(field: string, a: unknown, b: unknown, prevFiles: FileMap
     case 'args':
       return `ARG changed: ${namesChanged(pairs(a), pairs(b)).join(', ')}`
     case 'layers':
-      return parentChanged(a, b)
+      return parentChanged(a, b, inputs)
     case 'from':
-      return 'source stage changed'
+      // A COPY --from reads inputs[1]: the stage (or image) it names.
+      return inputs[0] ? `source ${inputs[0].kind} ${inputs[0].name} changed` : 'source stage changed'
     default:
       return `${field} changed`
   }
@@ -91,13 +94,20 @@ function namesChanged(a: Map<string, string>, b: Map<string, string>): string[] 
   return out.length > 0 ? out : ['(order)']
 }
 
-function parentChanged(a: unknown, b: unknown): string {
+function parentChanged(a: unknown, b: unknown, inputs: readonly InputName[]): string {
   const pa = (Array.isArray(a) ? a[0] : undefined) as string[] | undefined
   const pb = (Array.isArray(b) ? b[0] : undefined) as string[] | undefined
   if (!Array.isArray(pa) || !Array.isArray(pb)) return 'parent changed'
   let i = 0
   while (i < pa.length && i < pb.length && pa[i] === pb[i]) i++
-  if (i === pa.length && i === pb.length) return 'a mounted stage changed'
+  if (i === pa.length && i === pb.length) {
+    // Layers of input n (n ≥ 1: a RUN's bind mount from a stage) are `layers[n]`, named by inputs[n - 1].
+    const la = a as unknown[]
+    const lb = b as unknown[]
+    const n = lb.findIndex((l, k) => k > 0 && canonicalJson(l ?? null) !== canonicalJson(la[k] ?? null))
+    const named = n > 0 ? inputs[n - 1] : undefined
+    return named ? `mounted ${named.kind} ${named.name} changed` : 'a mounted stage changed'
+  }
   if (i === 0) return 'base image changed (its first layer differs)'
   const layer = pb[pb.length - 1]
   return `parent changed (layer ${layer ? layer.slice(0, 19) : 'removed'}; layers differ from #${i + 1})`

@@ -42,7 +42,7 @@ import { ETC_FILES, etcMounts, prepareMounts } from './runtime/mounts.js'
 import { DEFAULT_PATH, envMap, withLayer } from './state.js'
 import { historyText } from '../graph/instruction-text.js'
 import { resolveUser } from './users.js'
-import { ociArch } from '../oci/platform.js'
+import { requireRunnable } from './platform-support.js'
 
 /** The hostname every RUN container gets (BuildKit uses `buildkitsandbox`). */
 export const RUN_HOSTNAME = 'imagesmith'
@@ -63,7 +63,7 @@ export const runExecutor: Executor<'run'> = {
     requireEntitlements(vertex, ctx)
     const step = planStep(vertex.spec, state, ctx)
     const keyDoc = stepKey(vertex, inputs, step, ctx)
-    const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, () => runStep(vertex, inputs, step, ctx), { argNames: state.args.map((a) => a.name) })
+    const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, () => runStep(vertex, inputs, step, ctx), { argNames: state.args.map((a) => a.name), ...(vertex.meta.inputs ? { inputs: vertex.meta.inputs } : {}) })
     return { state: withLayer(state, ctx, layer, step.createdBy), cached, key, ...(reason !== undefined ? { reason } : {}) }
   },
 }
@@ -239,14 +239,8 @@ async function runStep(vertex: Vertex<'run'>, inputs: readonly ImageState[], ste
   const { store, signal } = ctx
   const state = inputs[0]!
   throwIfAborted(signal)
-  const hostArch = ociArch()
-  if (ctx.platform.os !== 'linux' || ctx.platform.architecture !== hostArch) {
-    throw new ImagesmithError(
-      ErrorCodes.UNSUPPORTED_PLATFORM,
-      `RUN needs the host's platform (linux/${hostArch}); this build targets ${ctx.platform.os}/${ctx.platform.architecture} and emulation is not supported`,
-      { platform: ctx.platform, host: `linux/${hostArch}` },
-    )
-  }
+  // Natively or through a registered emulator; otherwise the step fails before anything starts.
+  requireRunnable(ctx.platform, vertex.meta.description)
   // Before anything runs: a missing network tool is an error, never a fall-back to the host's network.
   const tools = step.network === 'private' ? networkTools() : undefined
   // The runtime's trial container (once per process), the namespace and slirp4netns all start

@@ -1,7 +1,9 @@
 import { inSlot } from '../solver/scheduler.js'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { importLocalImage, parseLocalRef } from '../sources/local.js'
-import type { ImageConfig } from '../oci/types.js'
+import type { ImageConfig, Platform } from '../oci/types.js'
+import { formatPlatform } from '../oci/platform.js'
+import { platformMatches } from '../sources/platform-match.js'
 import type { Digest } from '../oci/media-types.js'
 import type { ResolvedImage } from '../sources/resolve.js'
 import { parseReference, type ImageReference } from '../reference/reference.js'
@@ -29,7 +31,7 @@ export async function loadBase(ref: string, ctx: BaseContext): Promise<BaseImage
   const local = parseLocalRef(ref)
   const localName = parseLocalName(ref)
   let imported: ResolvedImage
-  if (localName !== undefined) imported = await storedImage(ctx.store, (await requireLocalImage(ctx.store, localName)).digest as Digest, ref)
+  if (localName !== undefined) imported = requirePlatform(await storedImage(ctx.store, (await requireLocalImage(ctx.store, localName)).digest as Digest, ref), ref, ctx.platform)
   else if (local) imported = await importLocalImage(local, ref, ctx.store.blobs, ctx.platform, ctx.signal)
   else {
     // A path is not a name: say which transport reads what is there, rather than that `docker.io//srv/…` is malformed.
@@ -47,7 +49,27 @@ export async function loadBase(ref: string, ctx: BaseContext): Promise<BaseImage
     }
     imported = await inSlot(ctx.limits, 'net', () => ctx.registry!.pull(parsed, ctx.platform, ctx.store.blobs, ctx.signal), ctx.signal)
   }
-  return { config: imported.config, layers: imported.layers }
+  return { config: requirePlatform(imported, ref, ctx.platform).config, layers: imported.layers }
+}
+
+/**
+ * The image a base reference gave must be one for the build's platform. An index is resolved by
+ * its descriptors' platforms; a lone manifest (a layout or archive without an index entry's
+ * platform, a registry tag that is no index) says its platform only in its config: an amd64
+ * busybox must not become the base of a build asked for arm64, whose config would then say amd64.
+ * A config that states no architecture is taken as it comes.
+ */
+function requirePlatform<T extends { readonly config: ImageConfig }>(image: T, ref: string, platform: Platform): T {
+  const c = image.config
+  if (!c.architecture || !c.os) return image
+  const offered: Platform = { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) }
+  if (platformMatches(offered, platform)) return image
+  const wanted = formatPlatform(platform)
+  throw new ImagesmithError(
+    ErrorCodes.PLATFORM_NOT_FOUND,
+    `${ref} has no image for ${wanted}; it is ${formatPlatform(offered)} only`,
+    { reference: ref, platform: wanted, available: [formatPlatform(offered)] },
+  )
 }
 
 export type BaseContext = Pick<ExecContext, 'store' | 'platform' | 'signal' | 'registry' | 'limits'> & {

@@ -3,8 +3,11 @@ import type { Digest } from '../oci/media-types.js'
 import { digestOf } from '../util/canonical-json.js'
 import { deepFreeze } from '../util/freeze.js'
 import type { StageDef, Step, StepInput } from './stage.js'
-import { describeStep, fromText } from './instruction-text.js'
+import { fromText } from './instruction-text.js'
 import type { AnyVertex, Graph, NodeKind, NodeMeta, SpecByKind } from './node.js'
+import type { Platform } from '../oci/types.js'
+import { formatPlatform } from '../oci/platform.js'
+import { stageLabels } from './stage-labels.js'
 
 export interface CompileOptions {
   /** Values for ARGs; an ARG without a value here keeps its default. */
@@ -18,6 +21,8 @@ export interface CompileOptions {
   readonly onBuild?: OnBuildLowering
   /** Stage names by stage (a Dockerfile's `AS` names, a build script's record keys): kept in each step's meta. */
   readonly stageNames?: ReadonlyMap<StageDef, string>
+  /** The platform every vertex is built for: in each vertex and its id. Without it the ids leave the platform out. */
+  readonly platform?: Platform
 }
 
 export interface OnBuildLowering {
@@ -27,9 +32,9 @@ export interface OnBuildLowering {
   readonly lower: (triggers: readonly string[]) => readonly Step[]
 }
 
-/** The definition key of a vertex: its kind, spec and input keys. Presentation (`meta`) stays out. */
-export function vertexId<K extends NodeKind>(kind: K, spec: SpecByKind[K], inputs: readonly Digest[]): Digest {
-  return digestOf({ kind, spec, inputs })
+/** The definition key of a vertex: its kind, spec, input keys and platform. Presentation (`meta`) stays out. */
+export function vertexId<K extends NodeKind>(kind: K, spec: SpecByKind[K], inputs: readonly Digest[], platform?: Platform): Digest {
+  return digestOf(platform ? { kind, spec, inputs, platform: formatPlatform(platform) } : { kind, spec, inputs })
 }
 
 /**
@@ -41,11 +46,13 @@ export function compileGraph(stage: StageDef, opts: CompileOptions = {}): Graph 
   const vertices = new Map<Digest, AnyVertex>()
   const memo = new Map<StageDef, Digest>()
   const visiting = new Set<StageDef>()
+  const labels = stageLabels(opts.stageNames)
+  const platform = opts.platform
 
   const add = <K extends NodeKind>(kind: K, spec: SpecByKind[K], inputs: readonly Digest[], meta: NodeMeta): Digest => {
-    const id = vertexId(kind, spec, inputs)
+    const id = vertexId(kind, spec, inputs, platform)
     if (!vertices.has(id)) {
-      vertices.set(id, deepFreeze({ id, kind, spec, inputs: [...inputs], meta: { ...meta } }) as unknown as AnyVertex)
+      vertices.set(id, deepFreeze({ id, kind, spec, inputs: [...inputs], ...(platform ? { platform } : {}), meta: { ...meta } }) as unknown as AnyVertex)
     }
     return id
   }
@@ -60,7 +67,7 @@ export function compileGraph(stage: StageDef, opts: CompileOptions = {}): Graph 
     if (visiting.has(s)) throw new ImagesmithError(ErrorCodes.CYCLE, 'stage graph has a cycle')
     visiting.add(s)
     let head: Digest =
-      'ref' in s.base ? source(s.base.ref) : add('config', { op: 'stage' }, [compileStage(s.base.stage)], { description: describeStep({ kind: 'config', spec: { op: 'stage' }, deps: [] }) })
+      'ref' in s.base ? source(s.base.ref) : add('config', { op: 'stage' }, [compileStage(s.base.stage)], labels.stageEntry(s, s.base.stage))
     for (const step of [...triggerSteps(s), ...s.steps]) {
       let spec = step.spec
       if (step.kind === 'config' && (spec as SpecByKind['config']).op === 'arg') {
@@ -70,8 +77,7 @@ export function compileGraph(stage: StageDef, opts: CompileOptions = {}): Graph 
           args: argSpec.args.map((a) => (Object.hasOwn(buildArgs, a.name) ? { name: a.name, value: buildArgs[a.name] } : a)),
         }
       }
-      const stageName = opts.stageNames?.get(s)
-      head = add(step.kind, spec, [head, ...step.deps.map(input)], stageName !== undefined ? { ...step.meta, stage: stageName } : step.meta)
+      head = add(step.kind, spec, [head, ...step.deps.map(input)], labels.stepMeta(s, step))
     }
     visiting.delete(s)
     memo.set(s, head)
@@ -92,5 +98,5 @@ export function compileGraph(stage: StageDef, opts: CompileOptions = {}): Graph 
   }
 
   const output = compileStage(stage)
-  return deepFreeze({ vertices: [...vertices.values()], output })
+  return deepFreeze({ vertices: [...vertices.values()], output, ...(platform ? { platform } : {}) })
 }

@@ -1,4 +1,5 @@
 import type { Digest } from '../oci/media-types.js'
+import type { Platform } from '../oci/types.js'
 import type { AddSpec } from './nodes/add-node.js'
 import type { ConfigSpec } from './nodes/config-node.js'
 import type { CopySpec } from './nodes/copy-node.js'
@@ -23,11 +24,19 @@ export interface NodeMeta {
   readonly stage?: string
   /** Where a step imported from a Dockerfile was written (file name and 1-based line), for errors; never in the id. */
   readonly source?: { readonly file: string; readonly line: number }
+  /** What `inputs[1…]` are called where the build names them (`COPY --from=build`): a miss reason names the one that changed. */
+  readonly inputs?: readonly InputName[]
+}
+
+/** A stage (by its name, or its position when unnamed) or an image reference a step reads from. */
+export interface InputName {
+  readonly kind: 'stage' | 'image'
+  readonly name: string
 }
 
 /**
  * One vertex of the build graph: frozen plain data. `id` is the definition key:
- * sha256 of the canonical JSON of `{ kind, spec, inputs }`; `meta` is left out.
+ * sha256 of the canonical JSON of `{ kind, spec, inputs }` (and `platform` when set); `meta` is left out.
  * `inputs[0]` is the state the op applies to (absent for `source`); further inputs are other
  * stages the op reads from (e.g. `COPY --from`).
  */
@@ -36,6 +45,12 @@ export interface Vertex<K extends NodeKind = NodeKind> {
   readonly kind: K
   readonly spec: SpecByKind[K]
   readonly inputs: readonly Digest[]
+  /**
+   * The platform the vertex is built for (BuildKit keeps one per vertex): part of `id`, so the same
+   * step for two platforms is two vertices, and executors see it as `ExecContext.platform`.
+   * Absent in a graph compiled without a platform: the build's platform applies.
+   */
+  readonly platform?: Platform
   readonly meta: NodeMeta
 }
 
@@ -45,4 +60,6 @@ export type AnyVertex = { [K in NodeKind]: Vertex<K> }[NodeKind]
 export interface Graph {
   readonly vertices: readonly AnyVertex[]
   readonly output: Digest
+  /** The platform every vertex was compiled for, when one was given. */
+  readonly platform?: Platform
 }

@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs'
 import { resolve } from 'node:path'
 import { ErrorCodes, ImagesmithError, isImagesmithError, throwIfAborted } from '../errors.js'
 import type { ImageBuilder } from '../builder/image-builder.js'
-import type { StageDef } from '../graph/stage.js'
+import { stageNamesOf } from '../graph/stage-labels.js'
 import { executors } from '../executors/registry.js'
 import { requireEntitlements } from '../executors/run.js'
 import { baseResolver } from '../executors/source.js'
@@ -78,7 +78,8 @@ async function runBuild(
   const triggers = await baseTriggers(builder.toStage(), resolveBase, (ref) => {
     at.step = `FROM ${ref}`
   })
-  const graph = builder.graph({ buildArgs: opts.buildArgs, baseTriggers: triggers, ...(opts.stages ? { stageNames: stageNames(opts.stages) } : {}) })
+  const names = opts.stages ? stageNamesOf(opts.stages) : undefined
+  const graph = builder.graph({ buildArgs: opts.buildArgs, baseTriggers: triggers, platform: resolved.platform, ...(names ? { stageNames: names } : {}) })
   const unknownFilter = (opts.noCacheFilter ?? []).filter((n) => !opts.stages || !Object.hasOwn(opts.stages, n))
   if (unknownFilter.length > 0) {
     const known = Object.keys(opts.stages ?? {}).filter((k) => !/^\d+$/.test(k))
@@ -111,7 +112,7 @@ async function runBuild(
       created: resolved.created,
       platform: resolved.platform,
       noCache: opts.noCache ?? false,
-      ...(opts.noCacheFilter?.length ? { noCacheFilter: opts.noCacheFilter.map((n) => stageNames(opts.stages!).get(opts.stages![n]!.toStage())!) } : {}),
+      ...(opts.noCacheFilter?.length ? { noCacheFilter: opts.noCacheFilter.map((n) => names!.get(opts.stages![n]!.toStage())!) } : {}),
       compression: opts.compression ?? 'gzip',
       secrets,
       network: resolved.network,
@@ -163,16 +164,6 @@ function checkLabels(labels: Readonly<Record<string, string>> | undefined): Read
   const bad = !labels || typeof labels !== 'object' || Array.isArray(labels) || Object.entries(labels).some(([k, v]) => k === '' || typeof v !== 'string')
   if (bad) throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, 'labels must be a record of non-empty keys to string values', { option: 'labels' })
   return Object.keys(labels).length > 0 ? labels : undefined
-}
-
-/** Stage → its name; a name wins over a position (`0`, `1`, as fromDockerfile also keys its stages). */
-function stageNames(stages: Readonly<Record<string, ImageBuilder>>): Map<StageDef, string> {
-  const names = new Map<StageDef, string>()
-  for (const [name, b] of Object.entries(stages)) {
-    const prev = names.get(b.toStage())
-    if (prev === undefined || /^\d+$/.test(prev)) names.set(b.toStage(), name)
-  }
-  return names
 }
 
 /** Like `docker build`, a context that is not there fails before anything runs, naming the directory. */

@@ -82,7 +82,9 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
     ctx.emit({ type: 'start', vertex: id, description, ...(stage !== undefined ? { stage } : {}), time: started })
     try {
       const step = { vertex: id, description, ...(stage !== undefined ? { stage } : {}), rootfsWanted: rootfsWanted.has(id) }
-      const pending = work({ ...execCtx, limits: recordingLimits(limits, slots, t0), step })
+      // The vertex's own platform, when the graph carries one (BuildKit keeps it per vertex).
+      const platform = vertex.platform ?? execCtx.platform
+      const pending = work({ ...execCtx, platform, limits: recordingLimits(limits, slots, t0), step })
       executing.add(pending)
       const res = await pending.finally(() => {
         executing.delete(pending)

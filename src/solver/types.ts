@@ -61,6 +61,7 @@ export interface ExecContext {
   readonly clampRunMtimes: boolean
   /** ISO time written as `created` in config and history. */
   readonly created: string
+  /** The platform the vertex is built for: the vertex's own (the solver sets it), else the build's. */
   readonly platform: Platform
   readonly noCache: boolean
   readonly compression: Compression

@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { progressMode, progressRenderer, rawJson } from '../../src/cli/progress.js'
+import { ExecError } from '../../src/errors.js'
 import type { BuildResult } from '../../src/pipeline/options.js'
 import type { Digest } from '../../src/oci/media-types.js'
 import type { ProgressEvent } from '../../src/solver/types.js'
@@ -77,5 +78,56 @@ describe('CLI progress rendering', () => {
     for (const e of events) r.onEvent(e)
     r.finish(result)
     expect(out).toBe('')
+  })
+
+  describe('plain output lines', () => {
+    afterEach(() => {
+      vi.useRealTimers()
+    })
+    const log = (stream: 'stdout' | 'stderr', text: string | Buffer): ProgressEvent => ({ type: 'log', vertex: B, stream, data: Buffer.isBuffer(text) ? text : Buffer.from(text) })
+    const plain = (opts = {}) => {
+      let out = ''
+      const r = progressRenderer('plain', { err: (s) => (out += s) }, () => 0, opts)
+      r.onEvent({ type: 'start', vertex: B, description: 'RUN make', time: 0 })
+      return { r, out: () => out.split('\n').slice(1) }
+    }
+
+    it('a line written in pieces is one line (set -x, a download printing dots), per stream; UTF-8 split across chunks stays whole', () => {
+      const { r, out } = plain()
+      r.onEvent(log('stderr', '+ '))
+      r.onEvent(log('stdout', 'Downloading'))
+      r.onEvent(log('stderr', 'echo one\n'))
+      r.onEvent(log('stdout', ' .'))
+      r.onEvent(log('stdout', ' . done\nnext\n'))
+      const euro = Buffer.from('€\n')
+      r.onEvent(log('stdout', euro.subarray(0, 1)))
+      r.onEvent(log('stdout', euro.subarray(1)))
+      r.finish()
+      expect(out()).toEqual(['#1 + echo one', '#1 Downloading . . done', '#1 next', '#1 €', ''])
+    })
+
+    it('a partial line is printed after a while without its end, and at the end of its step before its status', () => {
+      vi.useFakeTimers()
+      const { r, out } = plain({ partialLineMs: 1000 })
+      r.onEvent(log('stdout', 'Downloading'))
+      vi.advanceTimersByTime(999)
+      expect(out()).toEqual([''])
+      vi.advanceTimersByTime(1)
+      expect(out()).toEqual(['#1 Downloading', ''])
+      r.onEvent(log('stdout', ' . done'))
+      r.onEvent({ type: 'done', vertex: B, description: 'RUN make', ms: 10 })
+      expect(out()).toEqual(['#1 Downloading', '#1  . done', '#1 DONE 0.01s', ''])
+      vi.advanceTimersByTime(5000)
+      expect(out().length).toBe(4)
+    })
+
+    it("a failed step's output is printed once: the ERROR line is the headline", () => {
+      const { r, out } = plain()
+      r.onEvent(log('stderr', 'compile error in x.c\n'))
+      r.onEvent({ type: 'error', vertex: B, description: 'RUN make', error: new ExecError(['/bin/sh', '-c', 'make'], 2, 'compile error in x.c') })
+      r.finish()
+      expect(out().filter((l) => l.includes('compile error in x.c'))).toEqual(['#1 compile error in x.c'])
+      expect(out()).toContain('#1 ERROR: RUN ["/bin/sh","-c","make"] exited with code 2 (its output is above)')
+    })
   })
 })

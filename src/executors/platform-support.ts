@@ -1,0 +1,109 @@
+/**
+ * Whether this host can run a RUN step's programs for a platform: natively, or through a
+ * binfmt_misc handler (qemu-user-static) the kernel runs foreign ELF binaries with. Only a handler
+ * with the F flag counts: the kernel opened its interpreter when it was registered, so it works in a
+ * container whose rootfs has no qemu (testbed.md, "Other platforms").
+ */
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ErrorCodes, ImagesmithError } from '../errors.js'
+import { formatPlatform, ociArch } from '../oci/platform.js'
+import type { Platform } from '../oci/types.js'
+import { normalizePlatform } from '../sources/platform-match.js'
+
+export const BINFMT_DIR = '/proc/sys/fs/binfmt_misc'
+
+/** ELF `e_machine` of each OCI architecture (elf.h). */
+const ELF_MACHINE: Readonly<Record<string, number>> = Object.freeze({
+  '386': 0x03,
+  amd64: 0x3e,
+  arm: 0x28,
+  arm64: 0xb7,
+  ppc64le: 0x15,
+  s390x: 0x16,
+  riscv64: 0xf3,
+  mips64le: 0x08,
+  loong64: 0x102,
+})
+
+/** Architectures a host runs without emulation besides its own (the kernel's compat modes). */
+const NATIVE_COMPAT: Readonly<Record<string, readonly string[]>> = Object.freeze({ amd64: ['386'] })
+
+/** Entries of a binfmt_misc dir read at most (a host has a few dozen). */
+const MAX_HANDLERS = 256
+
+export interface Emulator {
+  readonly name: string
+  readonly interpreter: string
+}
+
+/**
+ * How the host runs programs for `platform`: `native`, an emulator, or undefined when it cannot.
+ * `binfmtDir` is read on every call (a handler may be registered while a process runs).
+ */
+export function runSupport(platform: Platform, host: string = ociArch(), binfmtDir: string = BINFMT_DIR): 'native' | Emulator | undefined {
+  const p = normalizePlatform(platform)
+  if (p.os !== 'linux') return undefined
+  if (p.architecture === host || (NATIVE_COMPAT[host] ?? []).includes(p.architecture)) return 'native'
+  const machine = ELF_MACHINE[p.architecture]
+  if (machine === undefined) return undefined
+  return binfmtHandlers(binfmtDir).find((h) => h.machine === machine && h.fixBinary)
+}
+
+interface Handler extends Emulator {
+  readonly machine: number
+  readonly fixBinary: boolean
+}
+
+/** The enabled ELF handlers registered with binfmt_misc; none when it is not mounted. */
+export function binfmtHandlers(dir: string = BINFMT_DIR): Handler[] {
+  let names: string[]
+  try {
+    names = readdirSync(dir).filter((n) => n !== 'register' && n !== 'status').slice(0, MAX_HANDLERS)
+  } catch {
+    return []
+  }
+  const out: Handler[] = []
+  for (const name of names) {
+    let text: string
+    try {
+      text = readFileSync(join(dir, name), 'utf8').slice(0, 4096)
+    } catch {
+      continue
+    }
+    const h = parseHandler(name, text)
+    if (h) out.push(h)
+  }
+  return out
+}
+
+/**
+ * One `/proc/sys/fs/binfmt_misc/<name>` file: `enabled`, `interpreter …`, `flags: OCF`, `offset 0`,
+ * `magic 7f454c46…`. The ELF header's e_machine sits at byte 18, in the byte order of byte 5.
+ */
+export function parseHandler(name: string, text: string): Handler | undefined {
+  const lines = text.split('\n')
+  if (lines[0]?.trim() !== 'enabled') return undefined
+  const field = (key: string) => lines.find((l) => l.startsWith(`${key} `) || l.startsWith(`${key}:`))?.slice(key.length + 1).trim()
+  const interpreter = field('interpreter')
+  const magic = field('magic')
+  if (!interpreter || !magic || (field('offset') ?? '0') !== '0' || !/^[0-9a-f]{40,}$/i.test(magic) || !magic.toLowerCase().startsWith('7f454c46')) return undefined
+  const byte = (i: number) => parseInt(magic.slice(i * 2, i * 2 + 2), 16)
+  const machine = byte(5) === 2 ? (byte(18) << 8) | byte(19) : byte(18) | (byte(19) << 8)
+  return { name, interpreter, machine, fixBinary: (field('flags') ?? '').includes('F') }
+}
+
+/** UNSUPPORTED_PLATFORM unless the host can run `platform`'s programs; names the step and the platform. */
+export function requireRunnable(platform: Platform, step: string, binfmtDir?: string): void {
+  const host = ociArch()
+  if (runSupport(platform, host, binfmtDir) !== undefined) return
+  const wanted = formatPlatform(platform)
+  const how = platform.os !== 'linux'
+    ? 'RUN runs Linux programs only'
+    : `this host is linux/${host} and has no emulator for it (register qemu-user-static's binfmt_misc handler with the F flag)`
+  throw new ImagesmithError(ErrorCodes.UNSUPPORTED_PLATFORM, `${step}: cannot run programs for ${wanted}: ${how}`, {
+    platform: wanted,
+    host: `linux/${host}`,
+    step,
+  })
+}
