@@ -17,7 +17,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { isProcessAlive } from './process.js'
 
@@ -32,6 +32,9 @@ const claimed = new Set<string>()
 const known = new Set<string>()
 let claimFailed = false
 const heldCache = new Map<string, number>()
+/** A read of /proc/locks serves the checks of this long (a sweep's); it only ever says 'held'. */
+const LOCKS_TTL_MS = 100
+let locksRead: { at: number; inodes: Set<string> } | undefined
 
 /** A writer as a name records it: its pid, and its owner id when it had claimed one. */
 export interface Owner {
@@ -144,17 +147,49 @@ export function sweepDeadOwners(dir: string): number {
 type LockState = 'held' | 'free' | 'missing'
 
 /**
- * Tries a shared lock without waiting (flock(1) fails while the owner holds its exclusive one).
- * Not /proc/locks: it hides locks whose holder is outside the reader's pid namespace, the very
- * case this is for.
+ * Whether the lock on `path` is held. /proc/locks first: read in the host's pid namespace it lists
+ * every held flock by inode, which answers 'held' without starting a process (a sweep judges many
+ * names). In another pid namespace it hides locks whose taker it cannot see (ours were taken by
+ * flock(1), long gone), so it never answers 'free': a try-lock does (flock(1) fails while the owner
+ * holds its exclusive lock).
  */
 function lockState(path: string): LockState {
-  if (!existsSync(path)) return 'missing'
+  let ino: number
+  try {
+    ino = statSync(path).ino
+  } catch {
+    return 'missing'
+  }
   const seen = heldCache.get(path)
   if (seen !== undefined && Date.now() - seen < HELD_TTL_MS) return 'held'
+  if (listedLocks().has(String(ino))) {
+    heldCache.set(path, Date.now())
+    return 'held'
+  }
   const r = spawnSync('flock', ['-n', '-s', path, 'true'], { stdio: 'ignore', timeout: 10_000 })
   if (r.status === 0) return existsSync(path) ? 'free' : 'missing'
   // 1: held. Anything else (flock(1) missing, a timeout) cannot say it is free.
   heldCache.set(path, Date.now())
   return 'held'
+}
+
+/** Inodes with a FLOCK listed in /proc/locks (`1: FLOCK  ADVISORY  WRITE 123 fe:00:456 0 EOF`); empty without procfs. */
+function listedLocks(): Set<string> {
+  const now = Date.now()
+  if (locksRead && now - locksRead.at < LOCKS_TTL_MS) return locksRead.inodes
+  const inodes = new Set<string>()
+  let text = ''
+  try {
+    text = readFileSync('/proc/locks', 'latin1')
+  } catch {
+    /* no procfs: every answer comes from flock(1) */
+  }
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/)
+    // A waiter's line reads `1: -> FLOCK …`: only holders count.
+    if (f[1] !== 'FLOCK' || f[5] === undefined) continue
+    inodes.add(f[5].slice(f[5].lastIndexOf(':') + 1))
+  }
+  locksRead = { at: now, inodes }
+  return inodes
 }
