@@ -17,6 +17,7 @@ import type { LayerRef } from '../oci/types.js'
 import { writeFileAtomic } from '../store/atomic-write.js'
 import type { Store } from '../store/store.js'
 import { digestOf } from '../util/canonical-json.js'
+import { subStep } from '../util/progress-scope.js'
 
 export interface ImageNode {
   readonly type: 'file' | 'dir' | 'symlink' | 'hardlink' | 'other'
@@ -115,7 +116,8 @@ export async function lookupImagePaths(
   } catch {
     // not memoised yet
   }
-  const result = await scan(store, layers, new Set(wanted), new Set(withData), opts.signal)
+  const result = await subStep(`scan\0${key}`, `[internal] read base layers (${layers.length} layer${layers.length === 1 ? '' : 's'})`, () =>
+    scan(store, layers, new Set(wanted), new Set(withData), opts.signal))
   const out: Record<string, unknown> = {}
   for (const p of wanted) {
     const n = result.get(p)

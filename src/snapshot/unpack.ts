@@ -12,7 +12,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, type Hash } from 'node:crypto'
-import { lstatSync, readdirSync, unlinkSync, utimesSync, type Stats } from 'node:fs'
+import { existsSync, lstatSync, readdirSync, unlinkSync, utimesSync, type Stats } from 'node:fs'
 import { mkdir, readFile, rm, stat } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -29,6 +29,7 @@ import { opaqueXattr } from './overlay.js'
 import { unmappedFromTar } from '../rootless/ids.js'
 import type { LayerEntry } from '../layer/entry.js'
 import { SnapshotTee, type SnapshotReuse } from './from-entries.js'
+import { subStep } from '../util/progress-scope.js'
 
 export interface Snapshot {
   /** The unpacked layer, usable as an overlay lower dir. Never write to it. */
@@ -206,6 +207,13 @@ function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T
 
 /** Ensures every layer's snapshot, two at a time (tar and gunzip each keep a core busy). */
 export async function ensureSnapshots(store: Store, layers: readonly LayerRef[], opts: { signal?: AbortSignal } = {}): Promise<Snapshot[]> {
+  // Unpacking is a line of its own in progress, when there is any to do (util/progress-scope.ts).
+  const missing = layers.filter((l) => !existsSync(store.layout.snapshot(l.diffId))).length
+  if (missing === 0) return unpackAll(store, layers, opts)
+  return subStep(`unpack\0${layers.map((l) => l.diffId).join(',')}`, `[internal] unpack ${missing} layer${missing === 1 ? '' : 's'}`, () => unpackAll(store, layers, opts))
+}
+
+async function unpackAll(store: Store, layers: readonly LayerRef[], opts: { signal?: AbortSignal }): Promise<Snapshot[]> {
   const out: Snapshot[] = new Array(layers.length)
   let next = 0
   const worker = async () => {

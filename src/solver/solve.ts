@@ -4,7 +4,8 @@ import { abortError, throwIfAborted } from '../errors.js'
 import type { Graph, NodeKind } from '../graph/node.js'
 import type { Digest } from '../oci/media-types.js'
 import { createLimits, recordingLimits, type LimitsOptions, type ScheduleRecord, type SlotRecord } from './scheduler.js'
-import type { AnyVertex, EarlyFinish, ExecContext, ExecResult, Executor, ExecutorTable, ImageState, VertexRecord } from './types.js'
+import type { AnyVertex, EarlyFinish, ExecContext, ExecResult, Executor, ExecutorTable, ImageState, ProgressEvent, VertexRecord } from './types.js'
+import { inStepScope } from '../util/progress-scope.js'
 
 export interface SolveOptions {
   /**
@@ -84,7 +85,12 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
       const step = { vertex: id, description, ...(stage !== undefined ? { stage } : {}), rootfsWanted: rootfsWanted.has(id) }
       // The vertex's own platform, when the graph carries one (BuildKit keeps it per vertex).
       const platform = vertex.platform ?? execCtx.platform
-      const pending = work({ ...execCtx, platform, limits: recordingLimits(limits, slots, t0), step })
+      // Base layers read or unpacked for this step show as lines of their own (util/progress-scope.ts).
+      let subMs = 0
+      const pending = inStepScope(id, (e) => ctx.emit(e as ProgressEvent), () => work({ ...execCtx, platform, limits: recordingLimits(limits, slots, t0), step })).then((r) => {
+        subMs = r.subMs
+        return r.result
+      })
       executing.add(pending)
       const res = await pending.finally(() => {
         executing.delete(pending)
@@ -94,7 +100,8 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
         cacheHits++
         ctx.emit({ type: 'cached', vertex: id, description, time: Date.now() })
       }
-      const ms = Date.now() - started
+      // Parallel sub-steps may overlap: never below zero.
+      const ms = Math.max(0, Date.now() - started - subMs)
       const reason = res.cached ? undefined : res.reason
       ctx.emit({ type: 'done', vertex: id, description, ms, cached: res.cached, ...(reason !== undefined ? { reason } : {}), time: Date.now() })
       records.set(id, {

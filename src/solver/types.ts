@@ -22,7 +22,15 @@ export interface ImageState {
  * while it runs, then `cached` (a hit) and `done`, or `error`. `time` is ms since the epoch.
  */
 export type ProgressEvent =
-  | { readonly type: 'start'; readonly vertex: Digest; readonly description: string; readonly stage?: string; readonly time?: number }
+  | {
+      readonly type: 'start'
+      readonly vertex: Digest
+      readonly description: string
+      readonly stage?: string
+      /** Set on a line of work a step waits on that is not its own (its base's layers read or unpacked): the step's vertex. */
+      readonly parent?: Digest
+      readonly time?: number
+    }
   | { readonly type: 'cached'; readonly vertex: Digest; readonly description: string; readonly time?: number }
   | {
       readonly type: 'done'
@@ -33,6 +41,8 @@ export type ProgressEvent =
       readonly cached?: boolean
       /** For a layer made anew: which input changed since this step was last built in this store. */
       readonly reason?: string
+      /** As on `start`: this line is work the step `parent` waited on, and `ms` is not in the step's. */
+      readonly parent?: Digest
       readonly time?: number
     }
   /** Bytes of a layer written so far (compressed), as the writer goes. */
