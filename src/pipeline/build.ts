@@ -19,6 +19,7 @@ import type { BuildOptions, BuildResult, OutputSpec } from './options.js'
 import { resolveBuildOptions } from './resolve-options.js'
 import { checkSecrets } from './secrets.js'
 import { runSettings } from './run-settings.js'
+import { imageAnnotations } from './annotations.js'
 import { toBuildError, type FailurePoint, type GatewayScope } from './error-gateway.js'
 import type { ProgressEvent } from '../solver/types.js'
 import { RegistryClient } from '../registry/client.js'
@@ -64,6 +65,7 @@ async function runBuild(
   const secrets = await checkSecrets(opts.secrets)
   const settings = runSettings(opts)
   const labels = checkLabels(opts.labels)
+  const annotations = imageAnnotations(opts.annotations, resolved.platform, opts.output?.type)
   const store = new Store(resolved.cacheDir)
   stores.push(store)
   await store.init()
@@ -128,7 +130,7 @@ async function runBuild(
   at.step = undefined
   at.vertex = undefined
   const config = labels ? { ...state.config, config: { ...state.config.config, Labels: { ...state.config.config?.Labels, ...labels } } } : state.config
-  const image = await finalizeImage(store.blobs, config, state.layers)
+  const image = await finalizeImage(store.blobs, config, state.layers, annotations?.manifest)
   // Named before exporting: a later build's FROM finds it even when the export fails or there is none.
   const named = new Date()
   for (const t of tags) await nameImage(store, t, image, named)
@@ -136,7 +138,7 @@ async function runBuild(
   let exported: ExportResult | undefined
   if (opts.output) {
     at.phase = 'export'
-    const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal, dockerHost: resolved.dockerHost, registry: resolved.registry, bases: registry.bases }
+    const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal, dockerHost: resolved.dockerHost, registry: resolved.registry, bases: registry.bases, ...(annotations ? { annotations } : {}) }
     exported = await exportImage(image, opts.output, ctx)
   }
   return {
