@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs'
 import { resolve } from 'node:path'
 import { ErrorCodes, ImagesmithError, isImagesmithError, throwIfAborted } from '../errors.js'
-import type { ImageBuilder } from '../builder/image-builder.js'
+import { ImageBuilder } from '../builder/image-builder.js'
 import type { StageDef } from '../graph/stage.js'
 import { executors } from '../executors/registry.js'
 import { requireEntitlements } from '../executors/run.js'
@@ -20,6 +20,7 @@ import { resolveBuildOptions } from './resolve-options.js'
 import { checkSecrets } from './secrets.js'
 import { runSettings } from './run-settings.js'
 import { imageAnnotations } from './annotations.js'
+import { applyNamedContexts, namedContexts } from './named-contexts.js'
 import { toBuildError, type FailurePoint, type GatewayScope } from './error-gateway.js'
 import type { ProgressEvent } from '../solver/types.js'
 import { RegistryClient } from '../registry/client.js'
@@ -66,6 +67,8 @@ async function runBuild(
   const settings = runSettings(opts)
   const labels = checkLabels(opts.labels)
   const annotations = imageAnnotations(opts.annotations, resolved.platform, opts.output?.type)
+  const contexts = namedContexts(opts.buildContexts)
+  for (const c of contexts?.values() ?? []) if (c.kind === 'dir') await checkContext(c.path, c.path)
   const store = new Store(resolved.cacheDir)
   stores.push(store)
   await store.init()
@@ -77,10 +80,17 @@ async function runBuild(
   // Base configs are read before compiling: their ONBUILD triggers become steps after their FROM.
   at.phase = 'solve'
   const resolveBase = baseResolver({ store, platform: resolved.platform, signal: opts.signal, registry, pull: opts.pull ?? false })
-  const triggers = await baseTriggers(builder.toStage(), resolveBase, (ref) => {
+  let target = builder
+  let names = opts.stages ? stageNames(opts.stages) : undefined
+  if (contexts) {
+    const applied = applyNamedContexts(builder.toStage(), contexts, names)
+    target = new ImageBuilder(applied.stage)
+    if (names) names = new Map([...names].map(([s, n]) => [applied.replaced.get(s) ?? s, n]))
+  }
+  const triggers = await baseTriggers(target.toStage(), resolveBase, (ref) => {
     at.step = `FROM ${ref}`
   })
-  const graph = builder.graph({ buildArgs: opts.buildArgs, baseTriggers: triggers, ...(opts.stages ? { stageNames: stageNames(opts.stages) } : {}) })
+  const graph = target.graph({ buildArgs: opts.buildArgs, baseTriggers: triggers, ...(names ? { stageNames: names } : {}) })
   const unknownFilter = (opts.noCacheFilter ?? []).filter((n) => !opts.stages || !Object.hasOwn(opts.stages, n))
   if (unknownFilter.length > 0) {
     const known = Object.keys(opts.stages ?? {}).filter((k) => !/^\d+$/.test(k))

@@ -110,6 +110,15 @@ export interface BuildOptions {
    * @example ['org.opencontainers.image.source=https://example.com/app', 'index:org.opencontainers.image.title=app']
    */
   readonly annotations?: readonly string[]
+  /**
+   * Named contexts, as buildx's `--build-context NAME=VALUE`: VALUE a directory, `docker-image://REF`
+   * or `oci-layout://DIR[:TAG|@DIGEST]`. A base or `from` reference NAME (`alpine` also matches
+   * `alpine:latest`, `docker.io/library/alpine`) reads the context instead, and a stage named NAME (in
+   * `stages`) is replaced by it. A directory copied from is read in place (its own `.dockerignore`
+   * applies); as a base it is an image of its files. Git and HTTP sources fail (BUILD_CONTEXT_UNSUPPORTED).
+   * @example { src: '../shared', alpine: 'docker-image://alpine@sha256:…' }
+   */
+  readonly buildContexts?: Readonly<Record<string, string>>
 }
 
 /** A base image pulled from a registry: the tag as resolved once in this build, to repeat it exactly. */
