@@ -133,6 +133,17 @@ export const ErrorCodes = Object.freeze({
    * idle timeout never fires); `details.registry`, `details.url` and `details.deadlineMs` say which and how long.
    */
   REGISTRY_TIMEOUT: 'REGISTRY_TIMEOUT',
+  /**
+   * An annotation (`annotations` / `--annotation`) of a type the image or output has no place for: `index-descriptor`
+   * (a single-platform image has no nested index), or `index` / `manifest-descriptor` on a registry push (no index is
+   * pushed); `details.annotation`, `details.type` and `details.output` say which.
+   */
+  ANNOTATION_NOT_STORABLE: 'ANNOTATION_NOT_STORABLE',
+  /**
+   * A named build context (`buildContexts` / `--build-context NAME=VALUE`) of a source this build cannot read:
+   * a git or http(s) URL, bake's `target:`; `details.name` and `details.value` say which.
+   */
+  BUILD_CONTEXT_UNSUPPORTED: 'BUILD_CONTEXT_UNSUPPORTED',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

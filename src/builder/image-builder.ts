@@ -1,3 +1,4 @@
+import { isAbsolute } from 'node:path'
 import { ErrorCodes, InvalidArgumentError } from '../errors.js'
 import { compileGraph, type CompileOptions } from '../graph/compile.js'
 import type { Graph, NodeKind, SpecByKind } from '../graph/node.js'
@@ -68,10 +69,14 @@ export class ImageBuilder {
   copy(src: string | readonly string[], dest: string, opts: CopyOptions = {}): ImageBuilder {
     checkOptions('copy() option', opts, COPY_FIELDS)
     const { sources, inline } = sourcesAndInline(src, opts, 'copy')
+    if (opts.context !== undefined && (opts.from !== undefined || !isAbsolute(opts.context))) {
+      throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'copy() context must be an absolute directory, and cannot be given with from', { context: opts.context })
+    }
     const spec = {
       sources,
       dest: requireNonEmpty(dest, 'copy() destination'),
       fromInput: opts.from !== undefined,
+      ...(opts.context !== undefined ? { context: opts.context } : {}),
       chown: opts.chown,
       chmod: chmodWord(opts),
       exclude: [...(opts.exclude ?? [])],
@@ -337,7 +342,7 @@ for (const name of CHECKED) {
 
 const INLINE_FIELDS: Readonly<Record<string, FieldType>> = { name: 'string', content: 'string', expand: 'boolean' }
 const COPY_FIELDS: Readonly<Record<string, FieldType>> = {
-  ...WORD_FIELDS, from: 'stage', chown: 'string', chmod: 'string|number', exclude: 'string[]', link: 'boolean', parents: 'boolean', inline: 'list',
+  ...WORD_FIELDS, from: 'stage', context: 'string', chown: 'string', chmod: 'string|number', exclude: 'string[]', link: 'boolean', parents: 'boolean', inline: 'list',
 }
 const ADD_FIELDS: Readonly<Record<string, FieldType>> = {
   ...WORD_FIELDS, chown: 'string', chmod: 'string|number', exclude: 'string[]', link: 'boolean', checksum: 'string', keepGitDir: 'boolean', unpack: 'boolean', inline: 'list',

@@ -18,6 +18,11 @@ export interface WordOptions {
 export interface CopyOptions extends WordOptions {
   /** Copy from another stage or image instead of the build context (`COPY --from`). */
   readonly from?: FromSource
+  /**
+   * An absolute directory to copy from instead of the build context, its own `.dockerignore`
+   * applied: what `COPY --from=NAME` reads when a named build context NAME is a directory.
+   */
+  readonly context?: string
   /** `user`, `user:group`, `uid` or `uid:gid`; names resolve through the image's /etc/passwd and /etc/group (`COPY --chown`). */
   readonly chown?: string
   /** Octal mode for every copied file and directory (`COPY --chmod`). */

@@ -14,6 +14,7 @@ import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { makeTempDir } from '../store/atomic-write.js'
 import { Store } from '../store/store.js'
 import { UsageError, one, type ParsedArgs } from './args.js'
+import { buildContexts } from './buildx-flags.js'
 
 const SCRIPT = /\.(ts|mts|cts|js|mjs|cjs)$/i
 const DOCKERFILE_NAME = /^(Dockerfile|Containerfile)([.-].*)?$|\.(Dockerfile|Containerfile)$/i
@@ -94,6 +95,7 @@ export async function loadDockerfileBuild(args: ParsedArgs, inputs: DockerfileBu
       ...(target !== undefined ? { target } : {}),
       ...(inputs.platform !== undefined ? { platform: inputs.platform } : {}),
       ...(file === '-' ? { filename: 'Dockerfile (stdin)' } : {}),
+      ...buildContexts(args),
     })
     return { imported, context, cleanup }
   } catch (e) {

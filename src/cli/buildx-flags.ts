@@ -2,18 +2,23 @@ import { dirname } from 'node:path'
 import { mkdir } from 'node:fs/promises'
 import type { BuildOptions, BuildResult } from '../pipeline/options.js'
 import { parseExtraHost, parseShmSize, parseUlimit } from '../pipeline/run-settings.js'
+import { parseAnnotation } from '../pipeline/annotations.js'
 import { writeFileAtomic } from '../store/atomic-write.js'
 import { UsageError, many, one, type ParsedArgs } from './args.js'
 
 /** `docker buildx build` flags that map onto build options one to one. */
-export const BUILDX_FLAGS = ['--label', '--iidfile', '--add-host', '--ulimit', '--shm-size'] as const
+export const BUILDX_FLAGS = ['--label', '--iidfile', '--add-host', '--ulimit', '--shm-size', '--annotation', '--build-context'] as const
 
 export const BUILDX_FLAGS_HELP = `As buildx: --label KEY=VALUE (repeatable; image config labels), --iidfile PATH (writes the image ID:
 the config digest, as buildx does whenever the exporter reports one), --add-host HOST:IP (repeatable; RUN's
-/etc/hosts), --ulimit NAME=SOFT[:HARD] (repeatable; RUN's limits), --shm-size SIZE (RUN's /dev/shm, e.g. 128m).`
+/etc/hosts), --ulimit NAME=SOFT[:HARD] (repeatable; RUN's limits), --shm-size SIZE (RUN's /dev/shm, e.g. 128m),
+--annotation [TYPE[,TYPE…]:]KEY=VALUE (repeatable; TYPE manifest (default), index or manifest-descriptor, the
+last two in an oci / oci-layout output's index.json), --build-context NAME=VALUE (repeatable; VALUE a directory,
+docker-image://REF or oci-layout://DIR[:TAG|@DIGEST]: FROM NAME, COPY --from=NAME, RUN --mount=from=NAME and a
+stage named NAME read it).`
 
 /** The options these flags give; each value is checked here, so a bad one is a usage error (exit 2). */
-export function buildxOptions(args: ParsedArgs): Pick<BuildOptions, 'labels' | 'addHosts' | 'ulimits' | 'shmSize'> {
+export function buildxOptions(args: ParsedArgs): Pick<BuildOptions, 'labels' | 'addHosts' | 'ulimits' | 'shmSize' | 'annotations' | 'buildContexts'> {
   const labels: Record<string, string> = {}
   for (const kv of many(args, '--label')) {
     const eq = kv.indexOf('=')
@@ -28,12 +33,30 @@ export function buildxOptions(args: ParsedArgs): Pick<BuildOptions, 'labels' | '
   for (const h of addHosts) usage(() => parseExtraHost(h), '--add-host')
   for (const u of ulimits) usage(() => parseUlimit(u), '--ulimit')
   if (shmSize !== undefined) usage(() => parseShmSize(shmSize), '--shm-size')
+  const annotations = many(args, '--annotation')
+  for (const a of annotations) usage(() => parseAnnotation(a), '--annotation')
   return {
     ...(Object.keys(labels).length > 0 ? { labels } : {}),
     ...(addHosts.length > 0 ? { addHosts } : {}),
     ...(ulimits.length > 0 ? { ulimits } : {}),
     ...(shmSize !== undefined ? { shmSize } : {}),
+    ...(annotations.length > 0 ? { annotations } : {}),
+    ...buildContexts(args),
   }
+}
+
+/**
+ * `--build-context NAME=VALUE` as a record; only the shape is checked here; the value's form is the
+ * build's to judge, so an unsupported source is its typed error (BUILD_CONTEXT_UNSUPPORTED).
+ */
+export function buildContexts(args: ParsedArgs): Pick<BuildOptions, 'buildContexts'> {
+  const out: Record<string, string> = {}
+  for (const kv of many(args, '--build-context')) {
+    const eq = kv.indexOf('=')
+    if (eq <= 0 || eq === kv.length - 1) throw new UsageError(`--build-context ${kv}: NAME=VALUE expected`)
+    out[kv.slice(0, eq)] = kv.slice(eq + 1)
+  }
+  return Object.keys(out).length > 0 ? { buildContexts: out } : {}
 }
 
 /**

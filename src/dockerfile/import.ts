@@ -14,6 +14,7 @@ import type { Platform } from '../oci/types.js'
 import { formatPlatform, hostPlatform } from '../oci/platform.js'
 import type { BuildOptions, BuildResult } from '../pipeline/options.js'
 import { parsePlatform } from '../pipeline/resolve-options.js'
+import { contextName, namedContexts } from '../pipeline/named-contexts.js'
 import { processWord } from '../shell/expand.js'
 import { ExpansionBudget } from '../shell/limits.js'
 import type { Dockerfile, Instruction } from './ast.js'
@@ -32,6 +33,11 @@ export interface FromDockerfileOptions {
   readonly contextDir?: string
   /** The file name used in messages when Dockerfile text is given. @default 'Dockerfile' */
   readonly filename?: string
+  /**
+   * Named contexts (`--build-context`; see {@link BuildOptions.buildContexts}): `COPY --from=NAME` may
+   * then name one that is no stage; `build()` passes them on.
+   */
+  readonly buildContexts?: Readonly<Record<string, string>>
 }
 
 export interface DockerfileImport {
@@ -106,6 +112,14 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
   const buildArgs = opts.buildArgs ?? {}
   const auto = platformArgs(platform)
   const escapeToken = df.escapeToken
+  const contexts = namedContexts(opts.buildContexts)
+  const isContext = (name: string): boolean => {
+    try {
+      return contexts?.has(contextName(name)) ?? false
+    } catch {
+      return false
+    }
+  }
 
   // Global scope: the platform ARGs, then the ARGs before the first FROM (each default sees the ones before it).
   // Looked up, never copied: a copy per instruction is quadratic in a Dockerfile of many ARGs.
@@ -174,7 +188,7 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
         if (s) return s.builder
         if (laterStage(name)) throw instructionError(at, ErrorCodes.UNDEFINED_STAGE, `stage ${JSON.stringify(name)} is defined after this instruction`, { stage: name })
         // An image reference names a registry, tag, digest or transport; a bare word is a stage name mistyped.
-        if (/[:/@]/.test(name)) return name
+        if (/[:/@]/.test(name) || isContext(name)) return name
         throw instructionError(at, ErrorCodes.UNDEFINED_STAGE, `no stage named ${JSON.stringify(name)} (write a tagged image reference, e.g. ${name}:latest, to copy from an image)`, { stage: name })
       },
       arg: (name, defaultWord) => {
@@ -257,6 +271,7 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
         ...(opts.contextDir !== undefined ? { context: opts.contextDir } : {}),
         ...(dockerignore ? { dockerignore } : {}),
         stages: byKey,
+        ...(opts.buildContexts ? { buildContexts: opts.buildContexts } : {}),
         ...o,
       }),
   })

@@ -216,9 +216,18 @@ function stack(parent: ImageState, made: Made, place: Placement, ctx: ExecContex
   return { state: withLayer(parent, ctx, layer, createdBy('COPY', place.spec)), cached, key, ...(reason !== undefined ? { reason } : {}) }
 }
 
+/** A COPY from another directory (a named context) reads it as its context, with that directory's own .dockerignore. */
+function contextOf(vertex: Vertex<'copy'>, ctx: ExecContext): ExecContext {
+  const dir = vertex.spec.context
+  if (dir === undefined) return ctx
+  const { dockerignore: _mainIgnore, ...rest } = ctx
+  return { ...rest, contextDir: dir }
+}
+
 export const copyExecutor: Executor<'copy'> = {
   kind: 'copy',
-  async exec(vertex, inputs, ctx) {
+  async exec(vertex, inputs, c) {
+    const ctx = contextOf(vertex, c)
     const parent = inputs[0]!
     const place = await placementOn(vertex, parent, ctx)
     return stack(parent, await makeLayer(vertex, inputs, place, ctx), place, ctx)
@@ -234,14 +243,16 @@ export const copyExecutor: Executor<'copy'> = {
    * the destination dir, changed its mode, added the `--chown` user) the COPY is made again on the
    * real parent, as if it had waited; the early layer stays a valid cache entry under its own key.
    */
-  async early(vertex, inputs, ctx) {
+  async early(vertex, inputs, c0) {
+    const ctx = contextOf(vertex, c0)
     const guess = await placementOn(vertex, inputs[0]!, ctx)
     const made = await makeLayer(vertex, inputs, guess, ctx)
     const guessed = canonicalJson(placementDoc(guess))
-    return async (real, c) => {
+    return async (real, c1) => {
+      const c = contextOf(vertex, c1)
       const place = await placementOn(vertex, real[0]!, c)
       if (canonicalJson(placementDoc(place)) === guessed) return stack(real[0]!, made, place, c)
-      const redo = await copyExecutor.exec(vertex, real, c)
+      const redo = await copyExecutor.exec(vertex, real, c1)
       // The early miss already moved the step's slot to the guessed key: its reason (against the
       // step's previous build) is the one to report, not a diff with the guess.
       return !made.cached && !redo.cached && made.reason !== undefined ? { ...redo, reason: made.reason } : redo

@@ -16,6 +16,8 @@ export interface ExportContext {
   readonly registry?: RegistryConfig
   /** Registry bases of the build (`ref` resolved to `digest`): where a push mounts shared blobs from. */
   readonly bases?: readonly { readonly ref: string; readonly digest: Digest }[]
+  /** Annotations of index.json (`index`) and of the image's descriptor in it (`manifestDescriptor`), for outputs that write one. */
+  readonly annotations?: { readonly index: Readonly<Record<string, string>>; readonly manifestDescriptor: Readonly<Record<string, string>> }
 }
 
 /** What an export produced: always the image's digest, and where it went. */

@@ -14,17 +14,28 @@ export const blobName = (d: Digest) => `blobs/sha256/${d.slice(7)}`
  * (`io.containerd.image.name` = full reference, `org.opencontainers.image.ref.name` = the tag), so
  * podman, ctr and skopeo all find the name. No tags: one unnamed descriptor.
  */
-export function indexDescriptors(image: FinalImage, tags: readonly string[]): Descriptor[] {
+export function indexDescriptors(image: FinalImage, tags: readonly string[], annotations: Readonly<Record<string, string>> = {}): Descriptor[] {
   const base = { mediaType: MediaType.OciManifest, digest: image.manifestDigest, size: image.manifestSize }
-  if (tags.length === 0) return [base]
+  const named = (names: Record<string, string>): Descriptor => {
+    // The names are what tools find the image by: a `manifest-descriptor` annotation does not replace them.
+    const all = { ...annotations, ...names }
+    return Object.keys(all).length > 0 ? { ...base, annotations: all } : base
+  }
+  if (tags.length === 0) return [named({})]
   return tags.map((t) => {
     const ref = parseImageName(t)
-    return { ...base, annotations: { 'io.containerd.image.name': ref.full, 'org.opencontainers.image.ref.name': ref.tag } }
+    return named({ 'io.containerd.image.name': ref.full, 'org.opencontainers.image.ref.name': ref.tag })
   })
 }
 
-export function indexJson(descriptors: readonly Descriptor[]): string {
-  const index: ImageIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: descriptors }
+/** index.json; `annotations` are the index's own (`index:` annotations). */
+export function indexJson(descriptors: readonly Descriptor[], annotations: Readonly<Record<string, string>> = {}): string {
+  const index: ImageIndex = {
+    schemaVersion: 2,
+    mediaType: MediaType.OciIndex,
+    manifests: descriptors,
+    ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
+  }
   return JSON.stringify(index)
 }
 

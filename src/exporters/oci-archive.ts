@@ -55,7 +55,7 @@ export const ociArchiveExporter: Exporter<OciArchiveOptions> = {
  * layout files and Docker's manifest.json. Shared with the `docker` output, which streams the same
  * tarball into a daemon's `POST /images/load`.
  */
-export async function archiveEntries(image: FinalImage, ctx: Pick<ExportContext, 'blobs' | 'tags' | 'epoch'>): Promise<LayerEntry[]> {
+export async function archiveEntries(image: FinalImage, ctx: Pick<ExportContext, 'blobs' | 'tags' | 'epoch' | 'annotations'>): Promise<LayerEntry[]> {
   const { manifestJson, repositories } = dockerManifestFiles(image, ctx.tags)
   const meta = (path: string, text: string): LayerEntry => ({
     type: 'file', path, mode: 0o644, uid: 0, gid: 0, mtime: ctx.epoch, size: Buffer.byteLength(text), source: { data: Buffer.from(text) },
@@ -65,7 +65,7 @@ export async function archiveEntries(image: FinalImage, ctx: Pick<ExportContext,
   for (const d of imageBlobs(image).sort()) {
     entries.push({ type: 'file', path: blobName(d), mode: 0o644, uid: 0, gid: 0, mtime: ctx.epoch, size: await ctx.blobs.size(d), source: { path: ctx.blobs.blobPath(d) } })
   }
-  entries.push(meta('oci-layout', OCI_LAYOUT), meta('index.json', indexJson(indexDescriptors(image, ctx.tags))), meta('manifest.json', manifestJson))
+  entries.push(meta('oci-layout', OCI_LAYOUT), meta('index.json', indexJson(indexDescriptors(image, ctx.tags, ctx.annotations?.manifestDescriptor), ctx.annotations?.index)), meta('manifest.json', manifestJson))
   if (repositories) entries.push(meta('repositories', repositories))
   return entries
 }

@@ -41,22 +41,25 @@ export const ociLayoutExporter: Exporter<OciLayoutOptions> = {
           throw e
         }
       }
-      let descriptors = indexDescriptors(image, ctx.tags)
+      let descriptors = indexDescriptors(image, ctx.tags, ctx.annotations?.manifestDescriptor)
+      let indexAnnotations = ctx.annotations?.index ?? {}
       if (existing === 'layout') {
         const old = JSON.parse(await fsp.readFile(join(target, 'index.json'), 'utf8')) as ImageIndex
+        // The layout's own index annotations stay; this build's are set over them.
+        indexAnnotations = { ...old.annotations, ...indexAnnotations }
         const names = new Set(descriptors.map((d) => d.annotations?.['org.opencontainers.image.ref.name']).filter(Boolean))
         const fullNames = new Set(descriptors.map((d) => d.annotations?.['io.containerd.image.name']).filter(Boolean))
         const kept = (old.manifests ?? []).filter((d: Descriptor) => {
           const a = d.annotations ?? {}
           if (a['io.containerd.image.name'] && fullNames.has(a['io.containerd.image.name'])) return false
           if (a['org.opencontainers.image.ref.name'] && names.has(a['org.opencontainers.image.ref.name'])) return false
-          return !(d.digest === image.manifestDigest && !d.annotations && ctx.tags.length === 0)
+          return !(d.digest === image.manifestDigest && ctx.tags.length === 0 && !d.annotations?.['org.opencontainers.image.ref.name'] && !d.annotations?.['io.containerd.image.name'])
         })
         descriptors = [...kept, ...descriptors]
       }
       // index.json is what makes the blobs reachable: it must reach the disk whole, after them.
       await writeFileAtomic(join(target, 'oci-layout'), OCI_LAYOUT, { fsyncDir: true })
-      await writeFileAtomic(join(target, 'index.json'), indexJson(descriptors), { fsyncDir: true })
+      await writeFileAtomic(join(target, 'index.json'), indexJson(descriptors, indexAnnotations), { fsyncDir: true })
       if (existing === 'missing') await fsp.rename(target, dest)
     } catch (e) {
       if (existing === 'missing') await fsp.rm(target, { recursive: true, force: true })

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs'
 import { resolve } from 'node:path'
 import { ErrorCodes, ImagesmithError, isImagesmithError, throwIfAborted } from '../errors.js'
-import type { ImageBuilder } from '../builder/image-builder.js'
+import { ImageBuilder } from '../builder/image-builder.js'
 import { stageNamesOf } from '../graph/stage-labels.js'
 import { executors } from '../executors/registry.js'
 import { requireEntitlements } from '../executors/run.js'
@@ -19,6 +19,8 @@ import type { BuildOptions, BuildResult, OutputSpec } from './options.js'
 import { resolveBuildOptions } from './resolve-options.js'
 import { checkSecrets } from './secrets.js'
 import { runSettings } from './run-settings.js'
+import { imageAnnotations } from './annotations.js'
+import { applyNamedContexts, namedContexts } from './named-contexts.js'
 import { toBuildError, type FailurePoint, type GatewayScope } from './error-gateway.js'
 import type { ProgressEvent } from '../solver/types.js'
 import { RegistryClient } from '../registry/client.js'
@@ -64,6 +66,9 @@ async function runBuild(
   const secrets = await checkSecrets(opts.secrets)
   const settings = runSettings(opts)
   const labels = checkLabels(opts.labels)
+  const annotations = imageAnnotations(opts.annotations, resolved.platform, opts.output?.type)
+  const contexts = namedContexts(opts.buildContexts)
+  for (const c of contexts?.values() ?? []) if (c.kind === 'dir') await checkContext(c.path, c.path)
   const store = new Store(resolved.cacheDir)
   stores.push(store)
   await store.init()
@@ -75,11 +80,17 @@ async function runBuild(
   // Base configs are read before compiling: their ONBUILD triggers become steps after their FROM.
   at.phase = 'solve'
   const resolveBase = baseResolver({ store, platform: resolved.platform, signal: opts.signal, registry, pull: opts.pull ?? false })
-  const triggers = await baseTriggers(builder.toStage(), resolveBase, (ref) => {
+  let target = builder
+  let names = opts.stages ? stageNamesOf(opts.stages) : undefined
+  if (contexts) {
+    const applied = applyNamedContexts(builder.toStage(), contexts, names)
+    target = new ImageBuilder(applied.stage)
+    if (names) names = new Map([...names].map(([s, n]) => [applied.replaced.get(s) ?? s, n]))
+  }
+  const triggers = await baseTriggers(target.toStage(), resolveBase, (ref) => {
     at.step = `FROM ${ref}`
   })
-  const names = opts.stages ? stageNamesOf(opts.stages) : undefined
-  const graph = builder.graph({ buildArgs: opts.buildArgs, baseTriggers: triggers, platform: resolved.platform, ...(names ? { stageNames: names } : {}) })
+  const graph = target.graph({ buildArgs: opts.buildArgs, baseTriggers: triggers, platform: resolved.platform, ...(names ? { stageNames: names } : {}) })
   const unknownFilter = (opts.noCacheFilter ?? []).filter((n) => !opts.stages || !Object.hasOwn(opts.stages, n))
   if (unknownFilter.length > 0) {
     const known = Object.keys(opts.stages ?? {}).filter((k) => !/^\d+$/.test(k))
@@ -132,7 +143,7 @@ async function runBuild(
   at.vertex = undefined
   at.source = undefined
   const config = labels ? { ...state.config, config: { ...state.config.config, Labels: { ...state.config.config?.Labels, ...labels } } } : state.config
-  const image = await finalizeImage(store.blobs, config, state.layers)
+  const image = await finalizeImage(store.blobs, config, state.layers, annotations?.manifest)
   // Named before exporting: a later build's FROM finds it even when the export fails or there is none.
   const named = new Date()
   for (const t of tags) await nameImage(store, t, image, named)
@@ -140,7 +151,7 @@ async function runBuild(
   let exported: ExportResult | undefined
   if (opts.output) {
     at.phase = 'export'
-    const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal, dockerHost: resolved.dockerHost, registry: resolved.registry, bases: registry.bases }
+    const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal, dockerHost: resolved.dockerHost, registry: resolved.registry, bases: registry.bases, ...(annotations ? { annotations } : {}) }
     exported = await exportImage(image, opts.output, ctx)
   }
   return {

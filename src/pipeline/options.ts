@@ -100,6 +100,25 @@ export interface BuildOptions {
   readonly ulimits?: readonly string[]
   /** Size of every RUN's /dev/shm: bytes, or `64m`, `1g` (`--shm-size`). @default '64m' */
   readonly shmSize?: string | number
+  /**
+   * OCI annotations as buildx's `--annotation` takes them: `KEY=VALUE` annotates the image manifest
+   * (and so its digest); `TYPE[,TYPE…]:KEY=VALUE` with TYPE `manifest`, `index` (index.json of an `oci`
+   * or `oci-layout` output) or `manifest-descriptor` (the image's descriptor in that index.json), each
+   * optionally `TYPE[os/arch]` for the build's platform only. `index-descriptor` fails
+   * (ANNOTATION_NOT_STORABLE): a single-platform image has no nested index; so do `index` and
+   * `manifest-descriptor` on a `registry` output, which pushes no index.
+   * @example ['org.opencontainers.image.source=https://example.com/app', 'index:org.opencontainers.image.title=app']
+   */
+  readonly annotations?: readonly string[]
+  /**
+   * Named contexts, as buildx's `--build-context NAME=VALUE`: VALUE a directory, `docker-image://REF`
+   * or `oci-layout://DIR[:TAG|@DIGEST]`. A base or `from` reference NAME (`alpine` also matches
+   * `alpine:latest`, `docker.io/library/alpine`) reads the context instead, and a stage named NAME (in
+   * `stages`) is replaced by it. A directory copied from is read in place (its own `.dockerignore`
+   * applies); as a base it is an image of its files. Git and HTTP sources fail (BUILD_CONTEXT_UNSUPPORTED).
+   * @example { src: '../shared', alpine: 'docker-image://alpine@sha256:…' }
+   */
+  readonly buildContexts?: Readonly<Record<string, string>>
 }
 
 /** A base image pulled from a registry: the tag as resolved once in this build, to repeat it exactly. */

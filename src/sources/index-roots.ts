@@ -23,8 +23,18 @@ export function parseIndex(bytes: Buffer | string, refText: string): ImageIndex 
   return index
 }
 
-/** The descriptors of a layout's index.json that the reference's tag names (all of them without a tag). */
-export function taggedRoots(index: ImageIndex, ref: LocalRef, refText: string): readonly Descriptor[] {
+/**
+ * The descriptors of a layout's index.json that the reference's tag (or digest) names, all of them
+ * without either. `byDigest` answers for a digest index.json does not list (a manifest inside a nested index).
+ */
+export function taggedRoots(index: ImageIndex, ref: LocalRef, refText: string, byDigest?: Descriptor): readonly Descriptor[] {
+  const digest = 'digest' in ref ? ref.digest : undefined
+  if (digest !== undefined) {
+    const listed = index.manifests.filter((d) => d.digest === digest)
+    if (listed.length > 0) return listed
+    if (byDigest) return [byDigest]
+    throw new ImagesmithError(ErrorCodes.UNKNOWN_FROM, `no image ${digest} in ${ref.path}`, { reference: refText, path: ref.path, digest })
+  }
   const roots = ref.tag ? index.manifests.filter((d) => matchesTag(d, ref.tag!)) : index.manifests
   if (roots.length === 0) {
     const tags = index.manifests.map((d) => d.annotations?.[REF_NAME]).filter(Boolean)

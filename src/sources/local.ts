@@ -9,8 +9,8 @@ import { importOciLayout } from './oci-layout.js'
 import type { ResolvedImage } from './resolve.js'
 
 export type LocalRef =
-  | { readonly transport: 'oci'; readonly path: string; readonly tag?: string }
-  | { readonly transport: 'oci-archive'; readonly path: string; readonly tag?: string }
+  | { readonly transport: 'oci'; readonly path: string; readonly tag?: string; readonly digest?: string }
+  | { readonly transport: 'oci-archive'; readonly path: string; readonly tag?: string; readonly digest?: string }
   | { readonly transport: 'docker-archive'; readonly path: string; readonly tag?: string }
 
 export interface LocalImportRequest {
@@ -28,13 +28,19 @@ const IMPORTERS: Record<LocalRef['transport'], (req: LocalImportRequest) => Prom
   'docker-archive': importDockerArchive,
 }
 
-/** Parses `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]`, `docker-archive:PATH[:NAME:TAG|:@N]` (skopeo's syntax). */
+/**
+ * Parses `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]`, `docker-archive:PATH[:NAME:TAG|:@N]` (skopeo's
+ * syntax), and `oci:DIR@sha256:…` / `oci-archive:PATH@sha256:…` for one image by digest (what a
+ * named context's `oci-layout://DIR@DIGEST` names).
+ */
 export function parseLocalRef(ref: string): LocalRef | undefined {
   const i = ref.indexOf(':')
   if (i < 0) return undefined
   const transport = ref.slice(0, i) as LocalRef['transport']
   if (!Object.hasOwn(IMPORTERS, transport)) return undefined
-  const rest = ref.slice(i + 1)
+  let rest = ref.slice(i + 1)
+  const at = transport === 'docker-archive' ? null : /@(sha256:[0-9a-f]{64})$/.exec(rest)
+  if (at) rest = rest.slice(0, at.index)
   if (!rest) {
     throw new ImagesmithError(ErrorCodes.INVALID_REFERENCE, `invalid image reference ${JSON.stringify(ref)}: path is empty`, { reference: ref, part: 'path' })
   }
@@ -42,9 +48,10 @@ export function parseLocalRef(ref: string): LocalRef | undefined {
   // image name does hold '/' (`localhost/app:1`): as in skopeo, the path ends at the first ':'.
   const colon = transport === 'docker-archive' ? rest.indexOf(':') : rest.lastIndexOf(':')
   if (colon > 0 && (transport === 'docker-archive' || colon > rest.lastIndexOf('/'))) {
+    if (at) throw new ImagesmithError(ErrorCodes.INVALID_REFERENCE, `invalid image reference ${JSON.stringify(ref)}: a tag and a digest together`, { reference: ref, part: 'digest' })
     return { transport, path: resolve(rest.slice(0, colon)), tag: rest.slice(colon + 1) }
   }
-  return { transport, path: resolve(rest) }
+  return at ? { transport, path: resolve(rest), digest: at[1]! } : { transport, path: resolve(rest) }
 }
 
 /** Brings a local base image's blobs into the store (each verified against its digest) and resolves it. */

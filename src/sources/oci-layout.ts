@@ -1,6 +1,7 @@
 import { createReadStream, promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import type { Descriptor } from '../oci/types.js'
+import type { Digest } from '../oci/media-types.js'
 import { parseIndex, taggedRoots } from './index-roots.js'
 import type { LocalImportRequest } from './local.js'
 import { baseInvalid, resolveImage, type BlobFetcher, type ResolvedImage } from './resolve.js'
@@ -26,6 +27,16 @@ export async function importOciLayout(req: LocalImportRequest): Promise<Resolved
       await blobs.putStream(createReadStream(file, { highWaterMark: 1 << 20 }), desc.digest)
     },
   }
-  const roots = taggedRoots(parseIndex(bytes, refText), ref, refText)
+  const roots = taggedRoots(parseIndex(bytes, refText), ref, refText, 'digest' in ref && ref.digest ? await blobDescriptor(ref.path, ref.digest as Digest) : undefined)
   return resolveImage({ ref: refText, roots, platform: req.platform, blobs, fetcher, signal: req.signal })
+}
+
+/** A blob of the layout named by digest alone: the resolver reads it and tells a manifest from an index by its shape. */
+async function blobDescriptor(dir: string, digest: Digest): Promise<Descriptor | undefined> {
+  try {
+    const st = await fsp.stat(join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length)))
+    return st.isFile() ? { mediaType: '', digest, size: st.size } : undefined
+  } catch {
+    return undefined
+  }
 }

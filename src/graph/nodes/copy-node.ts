@@ -9,6 +9,8 @@ export interface CopySpec extends Expandable {
   readonly dest: string
   /** true when `inputs[1]` is the stage or image to copy from (COPY --from) */
   readonly fromInput: boolean
+  /** An absolute directory read instead of the build context (a named context that is a directory). */
+  readonly context?: string
   readonly chown?: string
   readonly chmod?: string
   readonly exclude: readonly string[]
