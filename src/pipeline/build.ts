@@ -64,7 +64,7 @@ async function runBuild(
   const secrets = await checkSecrets(opts.secrets)
   const settings = runSettings(opts)
   const labels = checkLabels(opts.labels)
-  const store = new Store(resolved.cacheDir)
+  const store = Store.shared(resolved.cacheDir)
   stores.push(store)
   await store.init()
   // Before the first lookup: a prune in another process skips what this build holds (store/lease.ts).
