@@ -128,6 +128,17 @@ function placementDoc({ spec, dest, owner }: Placement): Record<string, unknown>
   return { spec, workdir: dest.workdir, dest: dest.path, uid: owner.uid, gid: owner.gid, destNodes }
 }
 
+/**
+ * What a placement means for the layer, for comparing an early guess with the real parent: a path
+ * the image does not have is the same whether it was looked up (null) or the image had no layers
+ * to look in (absent), so a COPY on `FROM scratch` guesses right for the COPY steps after it.
+ */
+function placementMeaning(place: Placement): string {
+  const doc = placementDoc(place)
+  const nodes = Object.entries(doc['destNodes'] as Record<string, unknown>).filter(([, v]) => v !== null)
+  return canonicalJson({ ...doc, destNodes: Object.fromEntries(nodes) })
+}
+
 /** The COPY's layer, from the cache or made: depends on the parent only through `place`. */
 async function makeLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[], place: Placement, ctx: ExecContext): Promise<Made> {
   const { spec, dest, owner } = place
@@ -247,11 +258,11 @@ export const copyExecutor: Executor<'copy'> = {
     const ctx = contextOf(vertex, c0)
     const guess = await placementOn(vertex, inputs[0]!, ctx)
     const made = await makeLayer(vertex, inputs, guess, ctx)
-    const guessed = canonicalJson(placementDoc(guess))
+    const guessed = placementMeaning(guess)
     return async (real, c1) => {
       const c = contextOf(vertex, c1)
       const place = await placementOn(vertex, real[0]!, c)
-      if (canonicalJson(placementDoc(place)) === guessed) return stack(real[0]!, made, place, c)
+      if (placementMeaning(place) === guessed) return stack(real[0]!, made, place, c)
       const redo = await copyExecutor.exec(vertex, real, c1)
       // The early miss already moved the step's slot to the guessed key: its reason (against the
       // step's previous build) is the one to report, not a diff with the guess.

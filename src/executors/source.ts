@@ -11,6 +11,12 @@ import { pathReferenceError } from '../sources/path-hint.js'
 import { parseLocalName, requireLocalImage, storedImage } from '../sources/local-names.js'
 import type { BaseImage, ExecContext, Executor, ImageState } from '../solver/types.js'
 import { DEFAULT_PATH, envMap } from './state.js'
+import { InFlight } from './in-flight.js'
+import { storeSlot } from '../store/store.js'
+import { canonicalJson } from '../util/canonical-json.js'
+import type { PulledImage } from '../registry/pull.js'
+import type { RegistryConfig } from '../registry/options.js'
+import { createHash } from 'node:crypto'
 
 /**
  * Reads a FROM reference: scratch, a local image (`oci:`, `oci-archive:`, `docker-archive:`) or a
@@ -31,9 +37,11 @@ export async function loadBase(ref: string, ctx: BaseContext): Promise<BaseImage
   const local = parseLocalRef(ref)
   const localName = parseLocalName(ref)
   let imported: ResolvedImage
+  const platform = formatPlatform(ctx.platform)
   if (localName !== undefined) imported = requirePlatform(await storedImage(ctx.store, (await requireLocalImage(ctx.store, localName)).digest as Digest, ref), ref, ctx.platform)
-  else if (local) imported = await importLocalImage(local, ref, ctx.store.blobs, ctx.platform, ctx.signal)
-  else {
+  else if (local) {
+    imported = await lookups(ctx).run(`local\0${ref}\0${platform}`, (signal) => importLocalImage(local, ref, ctx.store.blobs, ctx.platform, signal), ctx.signal)
+  } else {
     // A path is not a name: say which transport reads what is there, rather than that `docker.io//srv/…` is malformed.
     const asPath = await pathReferenceError(ref, ctx.store.blobs.tmpDir)
     if (asPath) throw asPath
@@ -47,7 +55,15 @@ export async function loadBase(ref: string, ctx: BaseContext): Promise<BaseImage
     if (!ctx.registry) {
       throw new ImagesmithError(ErrorCodes.UNKNOWN_FROM, `base image ${parsed.full} needs a registry, and this build has no registry client`, { reference: ref, normalized: parsed.full })
     }
-    imported = await inSlot(ctx.limits, 'net', () => ctx.registry!.pull(parsed, ctx.platform, ctx.store.blobs, ctx.signal), ctx.signal)
+    const registry = ctx.registry
+    const pulled = await lookups(ctx).run(
+      `registry\0${parsed.full}\0${platform}\0${registryKey(registry.client.config)}`,
+      (signal) => inSlot(ctx.limits, 'net', () => registry.pull(parsed, ctx.platform, ctx.store.blobs, signal), signal),
+      ctx.signal,
+    )
+    // A lookup another build started recorded the base in that build's session: this build names it too.
+    if ('digest' in pulled) registry.recordLocal(parsed, pulled.digest)
+    imported = pulled
   }
   return { config: requirePlatform(imported, ref, ctx.platform).config, layers: imported.layers }
 }
@@ -70,6 +86,20 @@ function requirePlatform<T extends { readonly config: ImageConfig }>(image: T, r
     `${ref} has no image for ${wanted}; it is ${formatPlatform(offered)} only`,
     { reference: ref, platform: wanted, available: [formatPlatform(offered)] },
   )
+}
+
+/**
+ * Base images being imported or pulled into a store, by reference and platform (and, for a
+ * registry, what decides where it is pulled from): two builds in one process resolving the same
+ * base at once share one lookup (see {@link InFlight} for how each keeps its own signal).
+ */
+const LOOKUPS = storeSlot('base lookups in flight', () => new InFlight<ResolvedImage | PulledImage>())
+
+const lookups = (ctx: BaseContext): InFlight<ResolvedImage | PulledImage> => ctx.store.local(LOOKUPS)
+
+/** What makes two sessions' pulls of one reference differ: mirrors, TLS and credentials (hashed, never kept). */
+function registryKey(c: RegistryConfig): string {
+  return createHash('sha256').update(canonicalJson({ mirrors: c.mirrors, insecure: c.insecure, caFile: c.caFile ?? null, configDir: c.configDir, auths: c.auths })).digest('hex')
 }
 
 export type BaseContext = Pick<ExecContext, 'store' | 'platform' | 'signal' | 'registry' | 'limits'> & {

@@ -69,7 +69,7 @@ async function runBuild(
   const annotations = imageAnnotations(opts.annotations, resolved.platform, opts.output?.type)
   const contexts = namedContexts(opts.buildContexts)
   for (const c of contexts?.values() ?? []) if (c.kind === 'dir') await checkContext(c.path, c.path)
-  const store = new Store(resolved.cacheDir)
+  const store = Store.shared(resolved.cacheDir)
   stores.push(store)
   await store.init()
   // Before the first lookup: a prune in another process skips what this build holds (store/lease.ts).

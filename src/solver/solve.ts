@@ -35,8 +35,8 @@ export interface SolveResult {
  * takes anything, so waiting never holds a slot.
  *
  * One exception to "after its inputs": a vertex whose executor can start early (a COPY) and whose
- * parent is a chain of RUN steps starts from the ancestor above them, so its layer is written while
- * they run; only stacking it on the real parent waits (see {@link Executor.early}).
+ * parent is a chain of RUN, COPY and ADD steps starts from the ancestor above them, so its layer is
+ * written while they run; only stacking it on the real parent waits (see {@link Executor.early}).
  *
  * The first failure cancels the rest: the signal every executor sees is aborted, so running
  * siblings stop (RUN kills its container) and queued vertices never start. solve() rejects with
@@ -125,15 +125,17 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
 
   /**
    * The ancestor a vertex may start from before its parent is done: when its executor can start
-   * early and only RUN steps lie between (a RUN changes files, never config, ARGs or workdir), the
-   * first non-RUN ancestor; else none. Only what the parent's files decide then waits (the
-   * executor's finisher checks it): a COPY's layer is written while the RUNs before it still run.
+   * early and only steps that change files lie between (RUN, COPY and ADD change files and history,
+   * never config, ARGs or workdir), the first ancestor of another kind; else none. Only what the
+   * parent's files decide then waits (the executor's finisher checks it): a COPY's layer is written
+   * while the RUNs before it still run, and the COPY --from steps of one stage each start as soon as
+   * the stage they read exists, together, instead of one after another.
    */
   const earlyAnchor = (vertex: AnyVertex): Digest | undefined => {
     if (!executorOf(vertex).early || vertex.inputs[0] === undefined) return undefined
     let v = byId.get(vertex.inputs[0])
-    if (v?.kind !== 'run') return undefined
-    while (v?.kind === 'run') v = v.inputs[0] === undefined ? undefined : byId.get(v.inputs[0])
+    if (!v || !FILES_ONLY.has(v.kind)) return undefined
+    while (v && FILES_ONLY.has(v.kind)) v = v.inputs[0] === undefined ? undefined : byId.get(v.inputs[0])
     return v?.id
   }
 
@@ -195,6 +197,9 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
     outer?.removeEventListener('abort', forwardAbort)
   }
 }
+
+/** Steps that change only the image's files (and history): an early start may skip over them. */
+const FILES_ONLY: ReadonlySet<NodeKind> = new Set<NodeKind>(['run', 'copy', 'add'])
 
 /**
  * Vertices whose layer ends up in a filesystem a later step assembles: every state a RUN applies to

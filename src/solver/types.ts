@@ -160,8 +160,8 @@ export interface Executor<K extends NodeKind> {
   exec(vertex: Vertex<K>, inputs: readonly ImageState[], ctx: ExecContext): Promise<ExecResult>
   /**
    * Starts the vertex before its parent is done, so its costly part (a COPY's layer) runs while
-   * earlier RUN steps still run. The solver calls it only when RUN steps alone lie between the
-   * vertex and `inputs[0]`, an ancestor (a RUN changes files, never config, ARGs or workdir); the
+   * earlier steps still run. The solver calls it only when RUN, COPY and ADD steps alone lie
+   * between the vertex and `inputs[0]`, an ancestor (they change files, never config, ARGs or workdir); the
    * other inputs are the vertex's own. Whatever the parent's files decide must be checked again
    * by the returned finisher on the real inputs, falling back to {@link exec} when it differs. A
    * rejection (other than an abort) only means "not early": the solver calls {@link exec} once

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path'
 import { BlobStore } from './blob-store.js'
 import { CacheIndex } from './cache-index.js'
 import { ImageNames } from './image-names.js'
@@ -21,6 +22,14 @@ export function storeSlot<T>(name: string, create: () => T): StoreSlot<T> {
 }
 
 /**
+ * Slot values of the stores opened with {@link Store.shared}, by root: the builds of one process on
+ * one store dir find the runtime, probe overlay and unpack a layer once between them, not once each
+ * (twenty builds in one process paid twenty runtime trials and overlay probes). One small map per
+ * store dir the process builds into.
+ */
+const SHARED_SLOTS = new Map<string, Map<StoreSlot<unknown>, unknown>>()
+
+/**
  * One on-disk store: blobs, the cache index, unpacked layer snapshots (for RUN) and RUN cache mounts.
  * Its folders are named by {@link StoreLayout}; everything written in them goes through
  * `atomic-write.ts`.
@@ -37,10 +46,24 @@ export class Store {
    * cache and snapshot lookups then hold what they touch, so a prune in another process skips it.
    */
   readonly lease: Lease
-  readonly #slots = new Map<StoreSlot<unknown>, unknown>()
+  readonly #slots: Map<StoreSlot<unknown>, unknown>
   readonly #once = new Map<string, Promise<unknown>>()
 
-  constructor(root: string) {
+  /**
+   * A store whose slots ({@link local}) are those of every other store opened this way on the same
+   * dir in this process; its lease is its own. What a build opens: state about the store's files
+   * and host (in-flight unpacks and base lookups, the runtime tried in its work dir, overlay
+   * support) is the same for every build on it.
+   */
+  static shared(root: string): Store {
+    const key = resolve(root)
+    let slots = SHARED_SLOTS.get(key)
+    if (!slots) SHARED_SLOTS.set(key, (slots = new Map()))
+    return new Store(root, slots)
+  }
+
+  constructor(root: string, slots: Map<StoreSlot<unknown>, unknown> = new Map()) {
+    this.#slots = slots
     this.root = root
     this.layout = new StoreLayout(root)
     knowOwners(this.layout.dir('owners'))

@@ -1,0 +1,151 @@
+/**
+ * Bake case: many builds in one process against the same builds as separate processes. N = 20
+ * builds of a small busybox image with two RUN steps each (each build its own steps, so every one
+ * runs two containers), (a) in one Node process with Promise.all on one store, as a monorepo
+ * "bake" runs them, and (b) as 20 CLI processes started at once on one store (the same
+ * concurrency). Both run from dist/, in fresh processes, on a store warmed by one build of the
+ * base (unpacked, runtime found). Rows: wall time and CPU (user + system of the process tree) of
+ * (a) against (b); target: one process no worse than twenty. Notes: time the main thread spent
+ * starting child processes (bench/spawn-meter.mjs). Medians of 3 interleaved runs.
+ */
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { homedir, tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import type { BenchCase, BenchRow } from '../types.js'
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const N = 20
+const RUNS = 3
+const CLK_TCK = 100
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+
+function busyboxArchive(): string {
+  const dir = process.env['IMAGESMITH_TESTBED'] || join(homedir(), '.cache', 'imagesmith-testbed')
+  const p = join(dir, 'busybox.tar')
+  if (!existsSync(p)) throw new Error(`bench bake: no busybox base at ${p} (run scripts/provision.sh)`)
+  return p
+}
+
+/** CPU seconds of this process's reaped children (and theirs): /proc/self/stat cutime + cstime. */
+function childrenCpuS(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8')
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(f[13]) + Number(f[14])) / CLK_TCK
+}
+
+interface Meter { pid: number; spawns: number; spawnMs: number; maxSpawnMs: number; syncSpawns: number; syncMs: number; rssMB: number; cpuS: number; heapMB: number; byCommand: Record<string, { n: number; ms: number }> }
+
+interface Sample {
+  wallS: number
+  cpuS: number
+  spawns: number
+  spawnMs: number
+  maxSpawnMs: number
+  syncMs: number
+  rssMB: number
+  /** Child starts by command, summed over the processes: `runc 40×/780 ms`. */
+  byCommand: string
+}
+
+function node(args: string[], cwd: string, meterFile: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env, BENCH_SPAWN_METER_FILE: meterFile, NODE_OPTIONS: `--import=${pathToFileURL(join(repo, 'bench', 'spawn-meter.mjs')).href}` }
+    const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => { if (stderr.length < 8192) stderr += d.toString() })
+    child.on('error', reject)
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`bench bake: node ${args.join(' ')} exited ${code}: ${stderr}`))))
+  })
+}
+
+async function measure(meterFile: string, run: () => Promise<void>): Promise<Sample> {
+  rmSync(meterFile, { force: true })
+  const cpu0 = childrenCpuS()
+  const t0 = process.hrtime.bigint()
+  await run()
+  const wallS = Number(process.hrtime.bigint() - t0) / 1e9
+  const cpuS = childrenCpuS() - cpu0
+  const meters = readFileSync(meterFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Meter)
+  const sum = (k: 'spawns' | 'spawnMs' | 'syncMs') => meters.reduce((a, m) => a + m[k], 0)
+  const commands = new Map<string, { n: number; ms: number }>()
+  for (const m of meters) for (const [c, v] of Object.entries(m.byCommand)) {
+    const t = commands.get(c) ?? { n: 0, ms: 0 }
+    commands.set(c, { n: t.n + v.n, ms: t.ms + v.ms })
+  }
+  const byCommand = [...commands].sort((x, y) => y[1].ms - x[1].ms).map(([c, v]) => `${c} ${v.n}×/${v.ms.toFixed(0)} ms`).join(', ')
+  return {
+    wallS,
+    cpuS,
+    spawns: sum('spawns'),
+    spawnMs: sum('spawnMs'),
+    maxSpawnMs: Math.max(...meters.map((m) => m.maxSpawnMs)),
+    syncMs: sum('syncMs'),
+    rssMB: Math.max(...meters.map((m) => m.rssMB)),
+    byCommand,
+  }
+}
+
+const bake: BenchCase = {
+  name: 'bake',
+  async run(): Promise<readonly BenchRow[]> {
+    const work = mkdtempSync(join(tmpdir(), 'ism-bench-bake-'))
+    try {
+      const from = JSON.stringify(`oci-archive:${busyboxArchive()}`)
+      const dist = pathToFileURL(join(repo, 'dist', 'index.js')).href
+      const steps = (i: number) => `.run('echo ' + ${i} + ' > /n').run('cat /n /n > /m')`
+      for (let i = 0; i < N; i++) writeFileSync(join(work, `build-${i}.ts`), `import { image } from 'imagesmith'\nexport default image().from(${from})${steps(i)}\n`)
+      writeFileSync(join(work, 'warm.ts'), `import { image } from 'imagesmith'\nexport default image().from(${from}).run('true')\n`)
+      // The in-process bake: the same 20 definitions, built at once on one store.
+      writeFileSync(join(work, 'bake.mjs'), `import { image } from ${JSON.stringify(dist)}\n` +
+        `const builds = []\n` +
+        `for (let i = 0; i < ${N}; i++) builds.push(image().from(${from}).run('echo ' + i + ' > /n').run('cat /n /n > /m'))\n` +
+        `await Promise.all(builds.map((b) => b.build({ cacheDir: process.argv[2], context: ${JSON.stringify(work)} })))\n`)
+      const bin = join(repo, 'bin', 'imagesmith.js')
+      const cliBuild = (store: string, file: string, meter: string) => node([bin, 'build', join(work, file), '--context', work, '--cache-dir', store, '--progress', 'quiet'], work, meter)
+      const meter = join(work, 'meter.jsonl')
+      const oneProcess: Sample[] = []
+      const processes: Sample[] = []
+      for (let r = 0; r < RUNS; r++) {
+        for (const mode of r % 2 === 0 ? ['one', 'many'] : ['many', 'one']) {
+          const store = join(work, `store-${mode}-${r}`)
+          await cliBuild(store, 'warm.ts', join(work, 'warm-meter.jsonl'))
+          if (mode === 'one') oneProcess.push(await measure(meter, () => node([join(work, 'bake.mjs'), store], work, meter)))
+          else processes.push(await measure(meter, async () => { await Promise.all(Array.from({ length: N }, (_, i) => cliBuild(store, `build-${i}.ts`, meter))) }))
+          rmSync(store, { recursive: true, force: true })
+        }
+      }
+      const med = (xs: Sample[], k: Exclude<keyof Sample, 'byCommand'>) => median(xs.map((x) => x[k]))
+      const spawnNote = (name: string, xs: Sample[]) =>
+        `${name}: ${med(xs, 'spawns')} child starts, ${med(xs, 'spawnMs').toFixed(0)} ms on the main thread(s) in ChildProcess#spawn (slowest ${med(xs, 'maxSpawnMs').toFixed(1)} ms), ${med(xs, 'syncMs').toFixed(0)} ms in sync spawns; ` +
+        `wall ${xs.map((x) => x.wallS.toFixed(2)).join(' / ')} s, CPU ${xs.map((x) => x.cpuS.toFixed(2)).join(' / ')} s, peak RSS ${med(xs, 'rssMB').toFixed(0)} MB per process; ` +
+        `last run's child starts: ${xs.at(-1)!.byCommand}`
+      const notes = [spawnNote(`one process (Promise.all of ${N})`, oneProcess), spawnNote(`${N} CLI processes`, processes)]
+      return [
+        {
+          case: `bake: ${N} builds × 2 RUN in one process vs ${N} CLI processes, wall`,
+          imagesmithS: med(oneProcess, 'wallS'),
+          floorS: med(processes, 'wallS'),
+          targetRatio: 1,
+          peakRssMB: med(oneProcess, 'rssMB'),
+          rssLimitMB: 600,
+          notes: [...notes, 'floor: the same builds as CLI processes started at once; target: one process no slower'],
+        },
+        {
+          case: `bake: ${N} builds × 2 RUN in one process vs ${N} CLI processes, CPU`,
+          imagesmithS: med(oneProcess, 'cpuS'),
+          floorS: med(processes, 'cpuS'),
+          targetRatio: 1,
+          peakRssMB: med(oneProcess, 'rssMB'),
+          rssLimitMB: 600,
+          notes: ['CPU: user + system of the whole process tree (runtimes and containers included), from the bench process\'s reaped-children times; floor: the CLI processes\' tree'],
+        },
+      ]
+    } finally {
+      rmSync(work, { recursive: true, force: true })
+    }
+  },
+}
+
+export default bake
