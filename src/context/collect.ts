@@ -145,10 +145,24 @@ export interface TreeWalk {
 }
 
 /**
+ * Whether the context walk enters `dir` (relative to the context) although `.dockerignore`
+ * excludes it: only when the text of an exception pattern starts with `dir/` (`!a/b*` opens `a`;
+ * `!*` followed by more opens nothing). That is the context transfer of buildah 1.28 and docker
+ * 20.10 (fsutil's walker and docker's archive.go, their "dirSlash" check); later BuildKit releases
+ * also enter a directory for wildcard exceptions, which those peers do not.
+ */
+export function entersExcludedDir(ignore: PatternMatcher, dir: string): boolean {
+  if (!ignore.exclusions) return false
+  const dirSlash = `${dir}/`
+  return ignore.patterns.some((p) => p.exclusion && `${p.cleaned}/`.startsWith(dirSlash))
+}
+
+/**
  * Adds the contents of a directory tree (not the directory itself). Symlinks inside are kept as
- * symlinks with their target unchanged. An excluded directory is still descended into when the
- * patterns have `!` exceptions, and kept if anything below it is included (as Docker's context
- * transfer does). Returns whether anything was added.
+ * symlinks with their target unchanged. A directory `.dockerignore` excludes is entered only as
+ * {@link entersExcludedDir} says; one that `--exclude` patterns exclude whenever they have `!`
+ * exceptions. An entered excluded directory is kept if anything below it is included. Returns
+ * whether anything was added.
  */
 export function addTree(set: EntrySet, walk: TreeWalk, opts: EntryOptions): boolean {
   const visit = (hostDir: string, rootRel: string, dest: string, exRel: string): boolean => {
@@ -166,11 +180,13 @@ export function addTree(set: EntrySet, walk: TreeWalk, opts: EntryOptions): bool
       const ex = exRel ? `${exRel}/${name}` : name
       const path = dest ? `${dest}/${name}` : name
       const st = lstatSync(fsPath(host))
-      const ignored = (walk.ignore !== undefined && walk.ignore.matches(rel)) || (walk.exclude !== undefined && walk.exclude.matches(ex))
+      const byIgnore = walk.ignore !== undefined && walk.ignore.matches(rel)
+      const byExclude = walk.exclude !== undefined && walk.exclude.matches(ex)
+      const ignored = byIgnore || byExclude
       if (st.isDirectory()) {
         if (ignored) {
-          const canReinclude = (walk.ignore?.exclusions ?? false) || (walk.exclude?.exclusions ?? false)
-          if (!canReinclude) continue
+          if (byIgnore && !entersExcludedDir(walk.ignore!, rel)) continue
+          if (byExclude && !walk.exclude!.exclusions) continue
           const before = set.size
           const e = entryFromStat(path, host, st, opts)!
           if (visit(host, rel, path, ex)) {

@@ -63,7 +63,8 @@ async function place(set: EntrySet, part: Part, p: Placement, index: number): Pr
   }
   if (part.kind === 'archive') {
     // An archive always unpacks into the destination as a directory, slash or not (BuildKit's unpack
-    // MkdirAll's it 0755 with the --chown owner; --chmod changes nothing of an archive's).
+    // MkdirAll's it 0755 with the --chown owner; --chmod changes nothing of an archive's, and
+    // --chown nothing of its entries).
     addDestDirs(set, dest, owner, ctx.epoch, true)
     const dir = join(p.tmp, `a${index}`)
     await fsp.mkdir(dir, { recursive: true })
@@ -78,7 +79,7 @@ async function place(set: EntrySet, part: Part, p: Placement, index: number): Pr
     }
     const entries = await extractArchive(copy, part.archive, {
       dest: dest.path, tmpDir: dir, archiveName: part.found.src, mtime: ctx.epoch,
-      ...(p.spec.chown ? { owner } : {}),
+      ...(p.spec.chown ? { impliedOwner: owner } : {}),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
     })
     for (const e of entries) set.add(e)
@@ -154,9 +155,10 @@ export const addExecutor: Executor<'add'> = {
           // next to the step's other matches, is in the key too.
           keyParts.push({ local: contentKey(one.finalize(), undefined, undefined, expect), name: part.found.match.written })
         } else if (part.kind === 'archive') {
-          // ownModes: entries keep their modes whatever --chmod says; layers cached before that rule
-          // (when --chmod replaced them) must not answer for this key.
-          keyParts.push({ archive: part.found.match.written, kind: part.archive, sha256: part.sha256, ownModes: true })
+          // ownModes, ownOwners: entries keep their modes and owners whatever --chmod and --chown
+          // say; layers cached before those rules (when the flags replaced them) must not answer
+          // for this key.
+          keyParts.push({ archive: part.found.match.written, kind: part.archive, sha256: part.sha256, ownModes: true, ownOwners: true })
         } else if (part.kind === 'git') {
           keyParts.push({ git: part.src, commit: part.commit, keepGitDir: spec.keepGitDir === true })
         } else {

@@ -94,10 +94,12 @@ export interface ExtractOptions {
   /** The source as the user wrote it, for error messages. */
   readonly archiveName: string
   /**
-   * --chown: replaces the archive's own owners (BuildKit 0.23 and later pass it to the untar as
-   * ChownOpts). There is no --chmod here: BuildKit's unpack takes no mode, entries keep their own.
+   * --chown: owns only the directories the archive implies but does not list (as buildah 1.28;
+   * docker 20.10 makes them 0:0). The archive's entries keep their own owners: buildah 1.28 and
+   * docker 20.10's BuildKit ignore --chown for a local archive (BuildKit 0.23 and later apply it).
+   * Nor is there a --chmod: the unpack takes no mode, entries keep their own.
    */
-  readonly owner?: Owner
+  readonly impliedOwner?: Owner
   /** mtime of directories the archive implies but does not list. */
   readonly mtime: number
   readonly signal?: AbortSignal
@@ -191,8 +193,8 @@ export async function extractArchive(path: string, kind: ArchiveKind, opts: Extr
     const base = {
       path,
       mode: (e.mode ?? 0o644) & 0o7777,
-      uid: opts.owner?.uid ?? e.uid ?? 0,
-      gid: opts.owner?.gid ?? e.gid ?? 0,
+      uid: e.uid ?? 0,
+      gid: e.gid ?? 0,
       mtime: Math.floor((e.mtime?.getTime() ?? 0) / 1000),
     }
     let entry: Planned
@@ -301,7 +303,7 @@ export async function extractArchive(path: string, kind: ArchiveKind, opts: Extr
       const p = under(parts.slice(0, i).join('/'))
       if (!have.has(p)) {
         have.add(p)
-        implied.push({ type: 'dir', path: p, mode: 0o755, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0, mtime: opts.mtime })
+        implied.push({ type: 'dir', path: p, mode: 0o755, uid: opts.impliedOwner?.uid ?? 0, gid: opts.impliedOwner?.gid ?? 0, mtime: opts.mtime })
       }
     }
   }

@@ -8,7 +8,7 @@ import { posix } from 'node:path'
 import { CopyError, ErrorCodes } from '../errors.js'
 import type { DirEntry } from '../layer/entry.js'
 import type { ExecContext, ImageState } from '../solver/types.js'
-import { addTree, ancestors, entryFromStat, EntrySet, type EntryOptions, type Owner } from '../context/collect.js'
+import { addTree, ancestors, entersExcludedDir, entryFromStat, EntrySet, type EntryOptions, type Owner } from '../context/collect.js'
 import type { PatternMatcher } from '../context/dockerignore.js'
 import { expandGlob, goClean, hasMeta, type GlobMatch } from '../context/glob.js'
 import { resolveImagePath, type ImageNode } from './image-file.js'
@@ -95,11 +95,11 @@ export function findSources(sources: readonly string[], root: SourceRoot): Found
     }
     const rel = clean.replace(/^\/+/, '')
     const notFound = (): CopyError => sourceNotFound(src, rel, root)
-    // An ignored directory is still in the context when `!` patterns may re-include files below
-    // it; the walk then takes only those.
+    // An ignored directory is still in the context when the context walk enters it for a `!`
+    // pattern (entersExcludedDir); the walk then takes only what that re-includes.
     const ignored = (m: GlobMatch): boolean =>
       root.ignore !== undefined &&
-      !(root.ignore.exclusions && m.stat?.isDirectory()) &&
+      !(m.stat?.isDirectory() && entersExcludedDir(root.ignore, m.rel)) &&
       (root.ignore.matches(m.rel) || (m.written !== '' && root.ignore.matches(m.written)))
     const { matches, missingParent, base } = expandGlob(root.root, rel === '.' ? '' : rel)
     if (!hasMeta(rel)) {

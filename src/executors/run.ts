@@ -22,7 +22,7 @@ import { fsPath, nameBytes, nameFromBytes } from '../util/names.js'
 import { writeLayer } from '../layer/write-layer.js'
 import type { LayerRef } from '../oci/types.js'
 import type { CacheKeyDoc, ExecContext, Executor, ExecResult, ImageState } from '../solver/types.js'
-import { diffWalk, untouchedSince } from '../snapshot/copy-fallback.js'
+import { diffWalk } from '../snapshot/copy-fallback.js'
 import { diffUpper } from '../snapshot/diff.js'
 import { recordStubs, removeStubs } from '../snapshot/mount-stubs.js'
 import { overlaySupported } from '../snapshot/overlay.js'
@@ -33,7 +33,7 @@ import { withRootfsWorkspace } from '../snapshot/workspace.js'
 import { shellOf } from './config.js'
 import { cachedLayer } from './layer-cache.js'
 import { literalRunSpec, solveBudget } from './expand-spec.js'
-import { buildSpec, RUNTIME_MOUNT_POINTS } from './runtime/oci-spec.js'
+import { buildSpec } from './runtime/oci-spec.js'
 import { requireMapped, singleIdHint } from '../rootless/ids.js'
 import { detectRuntime } from './runtime/detect.js'
 import { networkTools, startPrivateNetwork, type PrivateNetwork } from './runtime/network.js'
@@ -144,7 +144,8 @@ function stepKey(vertex: Vertex<'run'>, inputs: readonly ImageState[], step: Ste
     if (m.type === 'bind' && m.fromInput === undefined) binds.push(statDigest(hostPath(ctx.contextDir, m.source)))
   }
   return {
-    v: 1,
+    // v2: the directories the runtime made for its mounts stay in the layer; v1 layers lack them.
+    v: 2,
     op: 'run',
     spec: vertex.spec,
     layers: inputs.map((s) => s.layers.map((l) => l.diffId)),
@@ -302,7 +303,7 @@ async function runInRootfs(
       })
       try {
         const etc = await etcMounts(work, RUN_HOSTNAME, { privateNetwork: step.network === 'private', extraHosts: ctx.runSettings?.extraHosts ?? [] })
-        const stubs = recordStubs(rootfs, [...RUNTIME_MOUNT_POINTS, ...ETC_FILES, ...prepared.targets])
+        const stubs = recordStubs(rootfs, [...ETC_FILES, ...prepared.targets])
         const spec = buildSpec({
           args: step.args,
           env: [...step.env, ...prepared.env],
@@ -317,7 +318,6 @@ async function runInRootfs(
         })
         const runtime = await runtimeFound
         const tail = new OutputTail()
-        const started = Date.now()
         const { exitCode } = await inSlot(ctx.limits, 'run', () => runtime.run(spec, bundle, signal, (stream, data) => {
           tail.push(data)
           ctx.emit({ type: 'log', vertex: vertex.id, stream, data })
@@ -336,7 +336,7 @@ async function runInRootfs(
           removeStubs(ws.upper!, stubs)
           entries = await diffUpper(ws.upper!, { clampMtime, lowerStat: lowerLookup(snapshots) })
         } else {
-          removeStubs(rootfs, stubs, untouchedSince(started))
+          removeStubs(rootfs, stubs)
           entries = await diffWalk(rootfs, ws.before!, { clampMtime })
         }
         const onBytes = (bytes: number) => ctx.emit({ type: 'bytes', vertex: vertex.id, bytes, time: Date.now() })

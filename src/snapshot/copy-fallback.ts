@@ -18,13 +18,13 @@
  * no mark after the run) the inode number is all there is, and is used.
  */
 import { execFile } from 'node:child_process'
-import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs'
+import { lstatSync, readlinkSync, type Stats } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 import type { LayerEntry } from '../layer/entry.js'
 import { pairHardlinks } from '../layer/hardlinks.js'
-import { fsPath, nameBytes, nameFromBytes } from '../util/names.js'
+import { fsPath, nameBytes } from '../util/names.js'
 import { sortEntries } from '../layer/write-layer.js'
 import { EXCLUDED_SUBTREES, nodeEntry, sameTime, walkTree, type DiffOptions } from './diff.js'
 import { xargs } from './xargs.js'
@@ -94,8 +94,9 @@ export async function diffWalk(root: string, before: ReadonlyMap<string, Stats>,
     for (let d = dirname(rel); d !== '.'; d = dirname(d)) if (set.has(d)) return true
     return false
   }
+  // A mount point itself is taken like any directory (as diffUpper takes it): one the runtime made
+  // stays in the layer, as in buildah's and docker 20.10's. Its contents never are (walkTree).
   for (const [rel, st] of after) {
-    if (excluded.has(rel)) continue
     const old = before.get(rel)
     if (!old) emit.add(rel)
     else if (st.isDirectory() && old.isDirectory()) {
@@ -149,15 +150,4 @@ export async function diffWalk(root: string, before: ReadonlyMap<string, Stats>,
     entries.push({ path: parent === '.' ? `.wh.${name}` : `${parent}/.wh.${name}`, type: 'file', mode: 0, uid: 0, gid: 0, mtime: secs(pst), size: 0, source: { data: Buffer.alloc(0) } })
   }
   return pairHardlinks(sortEntries(entries), inodes)
-}
-
-/** Whether nothing under `dir` changed after `since` (ms): for restoring a mount stub's parent. */
-export function untouchedSince(since: number): (dir: string) => boolean {
-  return (dir) => readdirSync(fsPath(dir), { encoding: 'buffer' }).every((n) => {
-    try {
-      return lstatSync(fsPath(join(dir, nameFromBytes(n)))).ctimeMs < since
-    } catch {
-      return true
-    }
-  })
 }

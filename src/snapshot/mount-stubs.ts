@@ -1,50 +1,42 @@
 /**
- * Mount points the runtime creates for its own mounts (/proc, /dev, /sys, /etc/resolv.conf, …,
- * RUN --mount targets) are recorded before the run ({@link recordStubs}) and removed afterwards
- * ({@link removeStubs}) when they are still empty, as BuildKit's MountStubsCleaner does.
+ * The files and directories the runtime creates as mount points for /etc/resolv.conf, /etc/hosts,
+ * /etc/hostname and the RUN --mount targets are recorded before the run ({@link recordStubs}) and
+ * removed afterwards ({@link removeStubs}) when still empty, as buildah 1.28 and docker 20.10's
+ * BuildKit (0.8, MountStubsCleaner) leave a RUN layer: only the mount point itself goes. The
+ * parents made for it stay, and so do /proc, /dev and /sys (an empty /etc, /dev, /proc, /sys in a
+ * RUN on a bare rootfs; an /etc with a new mtime where the mount point was made in an existing
+ * one). BuildKit 0.12 and later also remove those parents and give /etc back its mtime; the two
+ * peers agree on keeping them.
  */
-import { lstatSync, readdirSync, rmdirSync, unlinkSync, utimesSync, type Stats } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { lstatSync, readdirSync, rmdirSync, unlinkSync, type Stats } from 'node:fs'
+import { join } from 'node:path'
 import { missingPaths } from './scoped-path.js'
 
 export interface Stubs {
-  /** Container paths that did not exist before the run, top first. */
+  /** Container paths of the mount points that did not exist before the run. */
   readonly paths: readonly string[]
-  /** mtimes (ms) of the existing parents of those paths, before the run. */
-  readonly parents: ReadonlyMap<string, { atimeMs: number; mtimeMs: number }>
 }
 
 /**
- * Records which components of the mount targets `targets` (container paths) are missing from the
- * rootfs at `root` before the run: the runtime will create them as mount points.
+ * Records which of the mount targets `targets` (container paths) are missing from the rootfs at
+ * `root` before the run: the runtime will create them as mount points.
  */
 export function recordStubs(root: string, targets: readonly string[]): Stubs {
   const paths: string[] = []
-  const parents = new Map<string, { atimeMs: number; mtimeMs: number }>()
   for (const t of targets) {
     const missing = missingPaths(root, t)
-    if (missing.length === 0) continue
-    for (const p of missing) if (!paths.includes(p)) paths.push(p)
-    const parent = dirname(missing[0]!)
-    if (!parents.has(parent)) {
-      try {
-        const st = lstatSync(join(root, parent))
-        parents.set(parent, { atimeMs: st.atimeMs, mtimeMs: st.mtimeMs })
-      } catch {
-        // parent vanished: nothing to restore
-      }
-    }
+    const leaf = missing[missing.length - 1]
+    if (leaf !== undefined && !paths.includes(leaf)) paths.push(leaf)
   }
-  return { paths, parents }
+  return { paths }
 }
 
 /**
  * After the run, removes the recorded mount points from `dir` (the upper dir, or the copied rootfs)
- * where they are still empty files or empty dirs, deepest first, and gives their parents back the
- * mtime they had before when nothing else changed in them (`isUntouched`; for an upper dir: it is
- * empty).
+ * where they are still an empty file or an empty directory, deepest first (one target may be
+ * another's parent).
  */
-export function removeStubs(dir: string, stubs: Stubs, isUntouched: (hostDir: string) => boolean = (d) => readdirSync(d).length === 0): void {
+export function removeStubs(dir: string, stubs: Stubs): void {
   for (const p of [...stubs.paths].sort((a, b) => b.length - a.length)) {
     const host = join(dir, p)
     let st: Stats
@@ -59,14 +51,6 @@ export function removeStubs(dir: string, stubs: Stubs, isUntouched: (hostDir: st
       } else if (st.isFile() && st.size === 0) unlinkSync(host)
     } catch {
       // kept: the step put something there
-    }
-  }
-  for (const [parent, t] of stubs.parents) {
-    const host = join(dir, parent)
-    try {
-      if (lstatSync(host).isDirectory() && isUntouched(host)) utimesSync(host, t.atimeMs / 1000, t.mtimeMs / 1000)
-    } catch {
-      // parent not in this dir: nothing to restore
     }
   }
 }

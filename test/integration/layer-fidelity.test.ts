@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runExecutor } from '../../src/executors/run.js'
 import type { Digest } from '../../src/oci/media-types.js'
 import { MediaType } from '../../src/oci/media-types.js'
-import { image } from '../../src/index.js'
+import { fromDockerfile, image } from '../../src/index.js'
 import type { BuildResult } from '../../src/pipeline/options.js'
 import { setOverlaySupport } from '../../src/snapshot/overlay.js'
 import type { ImageState, ProgressEvent } from '../../src/solver/types.js'
@@ -27,7 +27,7 @@ const SCRIPT = [
   `ln -s "$(printf 'bytes-\\377\\376')" "$(printf 'ln-\\377')"`,
 ].join(' && ')
 
-/** BuildKit's RUN layer for SCRIPT, under nodes/ (its layer also holds the dev/etc/proc/sys stubs). */
+/** BuildKit's RUN layer for SCRIPT, under nodes/ (the whole layer is {@link RUN_LAYER}). */
 const BUILDKIT = [
   'drwxr-xr-x 0/0 0 nodes/',
   '-rw-r--r-- 0/0 2 nodes/a',
@@ -43,6 +43,17 @@ const BUILDKIT = [
   'crw-r--r-- 0/0 511,70000 nodes/x',
   'hrw-r--r-- 0/0 0 nodes/x-hard link to nodes/x',
 ]
+
+/**
+ * The directories docker 20.10's BuildKit and buildah 1.28 both keep in a RUN layer on this base
+ * (no /dev, /proc, /sys; an /etc without hosts or resolv.conf): the mount points of the runtime's
+ * own filesystems, and /etc, where the /etc/hosts and /etc/resolv.conf mount points were made and
+ * removed again. A later RUN finds the first three and touches /etc again.
+ */
+const STUBS = ['drwxr-xr-x 0/0 0 dev/', 'drwxr-xr-x 0/0 0 etc/']
+const STUBS_AFTER = ['drwxr-xr-x 0/0 0 proc/', 'drwxr-xr-x 0/0 0 sys/']
+const RUN_LAYER = [...STUBS, ...BUILDKIT, ...STUBS_AFTER]
+const ETC = 'drwxr-xr-x 0/0 0 etc/'
 
 /** What a RUN on top of those layers sees: link counts, types, device numbers (hex), raw names (`ls -l`). */
 const LIST = 'stat -c "%h %F %t:%T %n" /nodes/sym /nodes/sym-hard /nodes/fifo-hard /nodes/x /nodes/x-hard /nodes/big && ls -l /nodes/x && for f in /nodes/* /nodes/dir-*/*; do echo "name:$f"; done && ls -la /nodes'
@@ -132,14 +143,15 @@ describe('RUN layers match BuildKit: hard links of any type, device numbers, byt
       setOverlaySupport(store, fallback ? false : undefined)
       try {
         const made = await runStep(busybox, SCRIPT)
-        expect(tarListing(store.blobs.blobPath(made.state.layers.at(-1)!.digest))).toEqual(BUILDKIT)
+        expect(tarListing(store.blobs.blobPath(made.state.layers.at(-1)!.digest))).toEqual(RUN_LAYER)
         const seen = await runStep(made.state, LIST)
-        expect(tarListing(store.blobs.blobPath(seen.state.layers.at(-1)!.digest))).toEqual([]) // listing changes nothing
+        expect(tarListing(store.blobs.blobPath(seen.state.layers.at(-1)!.digest))).toEqual([ETC]) // listing changes nothing else
         expectSeen(seen.stdout)
         // Deleting the raw-named entries: whiteouts with the same bytes, which the unpacker turns
         // into overlay whiteouts for the next step (or the copy fallback applies).
         const rm = await runStep(seen.state, `rm /nodes/bytes-* /nodes/dir-*/f*`)
         expect(tarListing(store.blobs.blobPath(rm.state.layers.at(-1)!.digest))).toEqual([
+          ETC,
           'drwxr-xr-x 0/0 0 nodes/',
           '---------- 0/0 0 nodes/.wh.bytes-\\377\\376',
           'drwxr-xr-x 0/0 0 nodes/dir-\\377/',
@@ -185,5 +197,18 @@ describe('COPY from a context with the same kinds of entries', () => {
     // A wildcard source matches the raw name too.
     expect(tarListing(blob(-2))).toEqual(['drwxr-xr-x 0/0 0 glob/', '-rw-r--r-- 0/0 0 glob/bytes-\\377\\376'])
     expect(stdout.split('\n')).toContain('glob:/glob/bytes-\xff\xfe')
+  })
+})
+
+describe('RUN on a bare rootfs: the mount points it needed', () => {
+  it('FROM scratch + a busybox: the RUN layer keeps empty dev/ etc/ proc/ sys/, as buildah 1.28 and docker 20.10 both do', async () => {
+    // The Dockerfile both peers built: their RUN layers hold dev/ etc/ proc/ sys/ and x (buildah's
+    // also an empty etc/hostname and run/, docker's not: imagesmith follows docker there).
+    const context = join(work, 'ctx-scratch')
+    mkdirSync(join(context, 'rootfs'), { recursive: true })
+    execFileSync('tar', ['-xf', busyboxRootfsTar(), '-C', join(context, 'rootfs'), 'bin/busybox', 'bin/sh'])
+    const b = fromDockerfile('FROM scratch\nCOPY rootfs/ /\nRUN ["/bin/sh","-c","echo hi > /x"]\n').target
+    const { blob } = await build(b, context)
+    expect(tarListing(blob(-1))).toEqual([...STUBS, ...STUBS_AFTER, '-rw-r--r-- 0/0 3 x'])
   })
 })

@@ -127,6 +127,15 @@ afterAll(async () => {
   await cleanupTmpDirs()
 })
 
+/**
+ * What a RUN on the busybox base (no /dev, /proc, /sys; an /etc without hosts or resolv.conf) keeps
+ * of its container's mounts, as buildah 1.28 and docker 20.10's BuildKit both do: the mount points
+ * of the runtime's own filesystems, and /etc, touched by making and removing the /etc/hosts and
+ * /etc/resolv.conf mount points. Never anything under them, nor the file mount points themselves.
+ */
+const MOUNT_DIRS = ['dev', 'etc', 'proc', 'sys']
+const NEVER_IN_A_LAYER = /^(proc|sys|dev)\/|^etc\/(resolv\.conf|hosts|hostname)$/
+
 describe('the layer a RUN makes', () => {
   let parent: ImageState
   beforeAll(async () => {
@@ -155,6 +164,7 @@ describe('the layer a RUN makes', () => {
     'new',
     '.wh.gone',
     'tree', 'tree/.wh..wh..opq', 'tree/fresh',
+    ...MOUNT_DIRS,
   ].sort()
 
   it('holds exactly the added, changed and deleted paths, as whiteouts and an opaque dir', async () => {
@@ -163,7 +173,7 @@ describe('the layer a RUN makes', () => {
     const listed = await listLayer(layer)
     expect(listed.map((e) => e.path).sort()).toEqual(expected)
     expect(listed.find((e) => e.path === 'link')).toMatchObject({ type: 'SymbolicLink', linkpath: '/keep/b' })
-    for (const e of listed) expect(e.path).not.toMatch(/^(proc|sys|dev)(\/|$)|^etc\/(resolv\.conf|hosts|hostname)$/)
+    for (const e of listed) expect(e.path).not.toMatch(NEVER_IN_A_LAYER)
 
     // The merged result is the tree the script asked for.
     const tree = await withRootfs(store, state.layers, {}, async (d) => ({
@@ -182,7 +192,7 @@ describe('the layer a RUN makes', () => {
       tree: ['fresh'],
       vi: false,
       sh: true,
-      top: ['bin', 'etc', 'home', 'keep', 'link', 'made', 'new', 'root', 'tmp', 'tree'],
+      top: ['bin', 'dev', 'etc', 'home', 'keep', 'link', 'made', 'new', 'proc', 'root', 'sys', 'tmp', 'tree'],
     })
     expect(state.config.rootfs.diff_ids.at(-1)).toBe(layer.diffId)
     expectClean()
@@ -201,10 +211,12 @@ describe('the layer a RUN makes', () => {
     expectClean()
   })
 
-  it('a step that changes nothing makes an empty layer, even on a base without /proc, /dev, /sys', async () => {
+  it('a step that changes nothing keeps only the directories its mounts needed: on a base without /proc, /dev, /sys those and /etc, then /etc', async () => {
     expect(existsSync(join((await ensureSnapshot(store, busybox.layers[0]!)).dir, 'proc'))).toBe(false)
     const { state } = await run(busybox, 'true')
-    expect(await paths(state.layers.at(-1)!)).toEqual([])
+    expect(await paths(state.layers.at(-1)!)).toEqual(MOUNT_DIRS)
+    const again = await run(state, 'true')
+    expect(await paths(again.state.layers.at(-1)!)).toEqual(['etc'])
   })
 
   it('keeps uid/gid/mode and security.capability of copied-up files', async () => {
@@ -263,7 +275,7 @@ describe('Dockerfile semantics', () => {
     const { state } = await run(withConfig(busybox, { WorkingDir: '/srv/app', User: 'app' }), 'pwd && touch mine')
     expect(output()).toBe('/srv/app\n')
     const listed = await listLayer(state.layers.at(-1)!)
-    expect(listed.map((e) => e.path)).toEqual(['srv', 'srv/app', 'srv/app/mine'])
+    expect(listed.map((e) => e.path)).toEqual(['dev', 'etc', 'proc', 'srv', 'srv/app', 'srv/app/mine', 'sys'])
     expect(listed.find((e) => e.path === 'srv/app/mine')).toMatchObject({ uid: 1000, gid: 1000 })
   })
 
@@ -310,7 +322,7 @@ describe('Dockerfile semantics', () => {
   it('gets a fresh hostname, /etc/hosts and the host resolv.conf, none stored', async () => {
     const { state } = await run(busybox, 'hostname; cat /etc/resolv.conf; grep -c localhost /etc/hosts')
     expect(output()).toBe(`imagesmith\n${readFileSync('/etc/resolv.conf', 'utf8')}2\n`.replace('\n\n', '\n'))
-    expect(await paths(state.layers.at(-1)!)).toEqual([])
+    expect(await paths(state.layers.at(-1)!)).toEqual(MOUNT_DIRS)
   })
 })
 
@@ -318,7 +330,8 @@ describe('RUN --mount', () => {
   it('cache: persists across steps, never in the layer', async () => {
     const m: MountSpec = { type: 'cache', target: '/var/cache/thing', id: 'thing', sharing: 'shared', readonly: false }
     const first = await run(busybox, 'echo one >> /var/cache/thing/log; touch /out1', { mounts: [m] })
-    expect(await paths(first.state.layers.at(-1)!)).toEqual(['out1'])
+    // The directories made for the mount stay (as in buildah 1.28 and docker 20.10), its contents never.
+    expect(await paths(first.state.layers.at(-1)!)).toEqual([...MOUNT_DIRS, 'out1', 'var', 'var/cache'].sort())
     await run(busybox, 'cat /var/cache/thing/log', { mounts: [m] })
     expect(output()).toBe('one\n')
     expect(readFileSync(join(store.cacheMountDir('thing'), 'log'), 'utf8')).toBe('one\n')
@@ -343,7 +356,7 @@ describe('RUN --mount', () => {
     ]
     const { state } = await run(busybox, 'cat /run/secrets/tok; echo; echo $TOKEN; cat /etc/extra/secret; stat -c %a:%u /etc/extra/secret; test -e /run/secrets/absent || echo no-absent', { mounts }, { secrets })
     expect(output()).toBe(`${value}\n${value}\nfrom context\n440:1000\nno-absent\n`)
-    expect(await paths(state.layers.at(-1)!)).toEqual([])
+    expect(await paths(state.layers.at(-1)!)).toEqual([...MOUNT_DIRS, 'etc/extra', 'run', 'run/secrets'].sort())
     expect(JSON.stringify(state.config)).not.toContain(value)
     const blobDir = join(store.root, 'blobs', 'sha256')
     const hits = execFileSync('sh', ['-c', `for f in ${blobDir}/*; do (gzip -dc "$f" 2>/dev/null || cat "$f") | grep -l -a -F '${value}' >/dev/null && echo "$f"; done; true`]).toString()
@@ -356,14 +369,14 @@ describe('RUN --mount', () => {
     const ro: MountSpec = { type: 'bind', target: '/src', source: 'sub', readwrite: false }
     const { state } = await run(busybox, 'cat /src/data.txt; echo x > /src/new 2>/dev/null || echo read-only', { mounts: [ro] })
     expect(output()).toBe('from context\nread-only\n')
-    expect(await paths(state.layers.at(-1)!)).toEqual([])
+    expect(await paths(state.layers.at(-1)!)).toEqual(MOUNT_DIRS)
     events = []
     const rw: MountSpec = { type: 'bind', target: '/src', source: 'sub', readwrite: true }
     const second = await run(busybox, 'echo changed > /src/data.txt && echo new > /src/new && cat /src/data.txt', { mounts: [rw] })
     expect(output()).toBe('changed\n')
     expect(readFileSync(join(contextDir, 'sub', 'data.txt'), 'utf8')).toBe('from context\n')
     expect(existsSync(join(contextDir, 'sub', 'new'))).toBe(false)
-    expect(await paths(second.state.layers.at(-1)!)).toEqual([])
+    expect(await paths(second.state.layers.at(-1)!)).toEqual(MOUNT_DIRS)
     expectClean()
   })
 
@@ -372,14 +385,14 @@ describe('RUN --mount', () => {
     const m: MountSpec = { type: 'bind', target: '/mnt/other', source: '/payload', fromInput: 1, readwrite: false }
     const { state } = await run(busybox, 'cat /mnt/other/p.txt; cp /mnt/other/p.txt /copied', { mounts: [m] }, {}, [other])
     expect(output()).toBe('from stage\n')
-    expect(await paths(state.layers.at(-1)!)).toEqual(['copied'])
+    expect(await paths(state.layers.at(-1)!)).toEqual(['copied', ...MOUNT_DIRS, 'mnt'].sort())
     expectClean()
   })
 
   it('tmpfs: writes stay out of the layer', async () => {
     const { state } = await run(busybox, 'echo x > /scratch/x && ls /scratch', { mounts: [{ type: 'tmpfs', target: '/scratch' }] })
     expect(output()).toBe('x\n')
-    expect(await paths(state.layers.at(-1)!)).toEqual([])
+    expect(await paths(state.layers.at(-1)!)).toEqual(MOUNT_DIRS)
   })
 })
 
@@ -457,7 +470,7 @@ describe('on the Debian base', () => {
     expect(output()).toMatch(/^apt \d/)
     const changed = await paths(state.layers.at(-1)!)
     expect(changed).toEqual(expect.arrayContaining(['etc/passwd', 'etc/group', 'etc/shadow']))
-    for (const p of changed) expect(p).not.toMatch(/^(proc|sys|dev)(\/|$)|^etc\/(resolv\.conf|hosts|hostname)$/)
+    for (const p of changed) expect(p).not.toMatch(NEVER_IN_A_LAYER)
     events = []
     await run(withConfig(state, { User: 'app' }), 'id -un')
     expect(output()).toBe('app\n')
@@ -546,13 +559,13 @@ describe.skipIf(bed.skip)('end to end: build() with RUN steps, loaded by podman'
     expect(history).toContain('RUN |1 VERSION=1.2 /bin/sh -ec id -un > /tmp/whoami # buildkit')
 
     const layers = archiveLayers(archive, join(work, 'x'))
-    expect(tarNames(layers[3]!)).toEqual(['bin', 'bin/.wh.vi', 'keep', 'keep/.wh.gone', 'keep/a', 'tree', 'tree/.wh..wh..opq', 'tree/fresh'])
+    expect(tarNames(layers[3]!)).toEqual(['bin', 'bin/.wh.vi', 'dev', 'etc', 'keep', 'keep/.wh.gone', 'keep/a', 'proc', 'sys', 'tree', 'tree/.wh..wh..opq', 'tree/fresh'])
     // WORKDIR /srv/app makes the directory in its own layer (BuildKit does the same); the RUN after it adds info.
     expect(tarNames(layers[4]!)).toEqual(['srv', 'srv/app'])
     expect(tarNames(layers[5]!).filter((n) => n.startsWith('srv/app/'))).toEqual(['srv/app/info'])
-    expect(tarNames(layers[6]!)).toEqual(['from-bind', 'secret-len'])
+    expect(tarNames(layers[6]!)).toEqual(['etc', 'from-bind', 'run', 'run/secrets', 'secret-len'])
     for (const l of layers.slice(3)) {
-      for (const n of tarNames(l)) expect(n).not.toMatch(/^(proc|sys|dev|run)(\/|$)|^etc\/(resolv\.conf|hosts|hostname)$|^ctx|^root\/.cache/)
+      for (const n of tarNames(l)) expect(n).not.toMatch(/^(proc|sys|dev)\/|^run\/secrets\/|^etc\/(resolv\.conf|hosts|hostname)$|^ctx|^root\/.cache/)
     }
     // the secret's value is in no blob of the output, compressed or not
     const blobs = readdirSync(join(work, 'x', 'blobs', 'sha256')).map((n) => join(work, 'x', 'blobs', 'sha256', n))

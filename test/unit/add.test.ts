@@ -134,18 +134,19 @@ describe('ADD local archives', () => {
     })
   }
 
-  it('chown replaces the archive’s own owners (BuildKit 0.23+); chmod leaves its modes, and the dest dir 0755 (as buildah and every BuildKit)', async () => {
+  it('chown and chmod leave the archive’s own owners and modes; the dest dir gets the chown owner, 0755 (as buildah 1.28 and docker 20.10)', async () => {
     writeFileSync(join(context, 'a.tar'), sample())
     const { list } = await add({ sources: ['a.tar'], dest: '/o/', chown: '7:8', chmod: '640' })
-    expect(list.get('o/pkg/bin/tool')).toMatchObject({ uid: 7, gid: 8, mode: 0o755 })
-    expect(list.get('o/pkg')).toMatchObject({ uid: 7, gid: 8, mode: 0o750 })
-    expect(list.get('o/pkg/readme')).toMatchObject({ mode: 0o644 })
+    expect(list.get('o/pkg/bin/tool')).toMatchObject({ uid: 1000, gid: 1000, mode: 0o755 })
+    expect(list.get('o/pkg')).toMatchObject({ uid: 1000, gid: 1000, mode: 0o750 })
+    expect(list.get('o/pkg/readme')).toMatchObject({ uid: 1234, gid: 4321, mode: 0o644 })
     expect(list.get('o')).toMatchObject({ uid: 7, gid: 8, mode: 0o755 })
-    // Directories the archive implies but does not list are 0755 too.
+    // Directories the archive implies but does not list are 0755, with the chown owner (as buildah;
+    // docker 20.10 makes them 0:0).
     writeFileSync(join(context, 'deep.tar'), rawTar([{ name: 'x/y/f', data: 'f', mode: 0o600 }]))
-    const deep = await add({ sources: ['deep.tar'], dest: '/d/', chmod: '700' })
-    expect(deep.list.get('d/x/y')).toMatchObject({ mode: 0o755 })
-    expect(deep.list.get('d/x/y/f')).toMatchObject({ mode: 0o600 })
+    const deep = await add({ sources: ['deep.tar'], dest: '/d/', chmod: '700', chown: '3:3' })
+    expect(deep.list.get('d/x/y')).toMatchObject({ mode: 0o755, uid: 3, gid: 3 })
+    expect(deep.list.get('d/x/y/f')).toMatchObject({ mode: 0o600, uid: 1000, gid: 1000 })
   })
 
   it('copies non-archives (and archives with unpack: false) like COPY', async () => {

@@ -259,6 +259,25 @@ describe('COPY .dockerignore and --exclude', () => {
     expect([...dir.list.keys()]).toEqual(['b', 'b/keep.txt'])
   })
 
+  it('enters an excluded directory only for an exception pattern under it, as buildah 1.28 and docker 20.10 do', async () => {
+    // Both peers built `COPY . /ctx/` of this context to an empty ctx/: `!*/sub1*` does not start
+    // with `subdir/`, so subdir is never entered and sub1.txt stays out.
+    writeFileSync(join(context, '.dockerignore'), '*\nsubdir\n!*/sub1*\n')
+    file('top.txt', 't')
+    file('subdir/sub1.txt', '1')
+    file('subdir/sub2.txt', '2')
+    file('other/sub1x', 'x')
+    const all = await copy({ sources: ['.'], dest: '/ctx/' })
+    expect([...all.list.keys()]).toEqual(['ctx'])
+    // Named as a source, the excluded directory is not in the context at all (both peers: not found).
+    await expect(copy({ sources: ['subdir'], dest: '/s/' })).rejects.toMatchObject({ code: ErrorCodes.COPY_SOURCE_NOT_FOUND, details: { path: 'subdir' } })
+    // An exception whose text lies under the directory opens it, at every level down.
+    writeFileSync(join(context, '.dockerignore'), '*\n!subdir/sub1*\n!other/deep/f\n')
+    file('other/deep/f', 'f')
+    const opened = await copy({ sources: ['.'], dest: '/ctx/' })
+    expect([...opened.list.keys()]).toEqual(['ctx', 'ctx/other', 'ctx/other/deep', 'ctx/other/deep/f', 'ctx/subdir', 'ctx/subdir/sub1.txt'])
+  })
+
   it('applies exclude patterns relative to the copied directory', async () => {
     file('d/a.txt', 'a')
     file('d/b.md', 'b')

@@ -54,20 +54,23 @@ describe('diffUpper', () => {
     expect(entries.some((e) => e.path.startsWith('proc/') || e.path.startsWith('dev/'))).toBe(false)
   })
 
-  it('removes mount stubs and drops dirs left unchanged', async () => {
+  it('removes only the mount points: parents made for them, /proc /dev /sys and a touched /etc stay (as buildah 1.28 and docker 20.10)', async () => {
     const root = await tmpDir('ism-stub-')
     const lower = join(root, 'lower')
     const upper = join(root, 'upper')
     mkdirSync(join(lower, 'etc'), { recursive: true })
     utimesSync(join(lower, 'etc'), 1_600_000_000, 1_600_000_000)
-    const stubs = recordStubs(lower, ['/etc/resolv.conf', '/run/secrets/x', '/proc'])
-    expect(stubs.paths).toEqual(['/etc/resolv.conf', '/run', '/run/secrets', '/run/secrets/x', '/proc'])
-    // what a runtime leaves in the upper dir: the copied-up /etc with a new mtime, and its mount points
+    const stubs = recordStubs(lower, ['/etc/resolv.conf', '/etc/hosts', '/run/secrets/x', '/m/n/o', '/m/n/o/p'])
+    expect(stubs.paths).toEqual(['/etc/resolv.conf', '/etc/hosts', '/run/secrets/x', '/m/n/o', '/m/n/o/p'])
+    // What a runtime leaves in the upper dir: the copied-up /etc with a new mtime, its mount points
+    // and the directories made for them, and the mount points of its own filesystems.
     mkdirSync(join(upper, 'etc'), { recursive: true })
     writeFileSync(join(upper, 'etc/resolv.conf'), '')
+    writeFileSync(join(upper, 'etc/hosts'), '')
     mkdirSync(join(upper, 'run/secrets'), { recursive: true })
     writeFileSync(join(upper, 'run/secrets/x'), '')
-    mkdirSync(join(upper, 'proc'))
+    mkdirSync(join(upper, 'm/n/o/p'), { recursive: true })
+    for (const d of ['proc', 'dev', 'sys']) mkdirSync(join(upper, d))
     writeFileSync(join(upper, 'made-by-step'), 'y')
     removeStubs(upper, stubs)
     const lowerStat = (rel: string) => {
@@ -78,7 +81,9 @@ describe('diffUpper', () => {
       }
     }
     const entries = await diffUpper(upper, { lowerStat })
-    expect(entries.map((e) => e.path)).toEqual(['made-by-step'])
+    expect(entries.map((e) => `${e.type}:${e.path}`)).toEqual([
+      'dir:dev', 'dir:etc', 'dir:m', 'dir:m/n', 'file:made-by-step', 'dir:proc', 'dir:run', 'dir:run/secrets', 'dir:sys',
+    ])
   })
 })
 

@@ -109,9 +109,6 @@ const MASKED = Object.freeze([
 ])
 const READONLY = Object.freeze(['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'])
 
-/** Mount points the runtime itself provides: never part of a layer. */
-export const RUNTIME_MOUNT_POINTS: readonly string[] = Object.freeze(['/proc', '/dev', '/sys'])
-
 function standardMounts(network: SpecInput['network'], shmSize = 65536 * 1024): OciMount[] {
   return [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
