@@ -59,7 +59,11 @@ export const ErrorCodes = Object.freeze({
   SOURCE_UNREADABLE: 'SOURCE_UNREADABLE',
   /** A file changed (its size, or its bytes against the hash its cache key was made with) while its layer was written; `details.source` names it. */
   SOURCE_CHANGED: 'SOURCE_CHANGED',
-  /** An ADD archive that its decompressor (xz, bzip2) refuses; `details.path` names it. */
+  /**
+   * An ADD archive that its decompressor (gzip, xz, bzip2) refuses, or whose tar headers are malformed or over the
+   * bounds (an extended header or long name over 1 MiB, over 10 000 PAX records); `details.path` names it,
+   * `details.offset` the bad header's byte in the tar stream.
+   */
   ADD_ARCHIVE_INVALID: 'ADD_ARCHIVE_INVALID',
   /** A host tool imagesmith runs (xz, bzip2, getfattr, …) is not installed or cannot start; `details.tool` names it. */
   TOOL_NOT_FOUND: 'TOOL_NOT_FOUND',

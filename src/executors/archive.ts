@@ -13,12 +13,13 @@
 import { spawn } from 'node:child_process'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { join, posix } from 'node:path'
-import type { Readable } from 'node:stream'
-import { finished } from 'node:stream/promises'
+import { pipeline as pipe, type Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { createGunzip, gunzipSync } from 'node:zlib'
-import { Parser, type ReadEntry } from 'tar'
 import { abortError, ErrorCodes, ImagesmithError, UnsafeArchiveError } from '../errors.js'
 import type { Owner, Planned } from '../context/collect.js'
+import { readTarEntries, TarHeaderError, type TarEntry } from '../layer/tar-reader.js'
+import { nameFromBytes } from '../util/names.js'
 import { isTarHeader, readHeadSync, sniff } from '../util/sniff.js'
 
 export type ArchiveKind = 'tar' | 'gzip' | 'bzip2' | 'xz'
@@ -68,10 +69,22 @@ export async function detectArchive(path: string): Promise<ArchiveKind | undefin
   return isTarHeader(await decompressHead(magic, path)) ? magic : undefined
 }
 
+interface Decompressed {
+  readonly stream: Readable
+  /** Settles once the decompressor is done: rejects with ADD_ARCHIVE_INVALID when it failed. */
+  wait(): Promise<void>
+  /** Stops reading early: the stream is destroyed and a decompressor process killed. */
+  stop(): void
+}
+
 /** `name` is what errors call the archive (the source as written; `path` may be a private copy). */
-function openDecompressed(path: string, kind: ArchiveKind, name: string): { stream: Readable; wait: () => Promise<void> } {
-  if (kind === 'tar') return { stream: createReadStream(path, { highWaterMark: 1 << 20 }), wait: async () => {} }
-  if (kind === 'gzip') return { stream: createReadStream(path, { highWaterMark: 1 << 20 }).pipe(createGunzip()), wait: async () => {} }
+function openDecompressed(path: string, kind: ArchiveKind, name: string): Decompressed {
+  if (kind === 'tar' || kind === 'gzip') {
+    const file = createReadStream(path, { highWaterMark: 1 << 20 })
+    // pipeline: a gunzip that fails or is destroyed closes the file too.
+    const stream = kind === 'tar' ? file : pipe(file, createGunzip({ chunkSize: 256 << 10 }), () => {})
+    return { stream, wait: async () => {}, stop: () => stream.destroy() }
+  }
   const tool = kind === 'bzip2' ? 'bzip2' : 'xz'
   const child = spawn(tool, ['-dc', path], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
@@ -83,7 +96,16 @@ function openDecompressed(path: string, kind: ArchiveKind, name: string): { stre
       else reject(new ImagesmithError(ErrorCodes.ADD_ARCHIVE_INVALID, `${tool} -dc ${name} failed (${code ?? sig}): ${stderr.replaceAll(path, name).trim()}`, { path: name, tool, stderr }))
     })
   })
-  return { stream: child.stdout, wait: () => exited }
+  // Awaited on success; after a failure elsewhere it may reject with nobody waiting.
+  exited.catch(() => {})
+  return {
+    stream: child.stdout,
+    wait: () => exited,
+    stop: () => {
+      child.stdout.destroy()
+      child.kill()
+    },
+  }
 }
 
 export interface ExtractOptions {
@@ -103,29 +125,6 @@ export interface ExtractOptions {
   /** mtime of directories the archive implies but does not list. */
   readonly mtime: number
   readonly signal?: AbortSignal
-}
-
-function typeOf(e: ReadEntry): Planned['type'] | 'hardlink' | undefined {
-  switch (e.type) {
-    case 'File':
-    case 'OldFile':
-    case 'ContiguousFile':
-      return 'file'
-    case 'Directory':
-      return 'dir'
-    case 'SymbolicLink':
-      return 'symlink'
-    case 'Link':
-      return 'hardlink'
-    case 'CharacterDevice':
-      return 'char'
-    case 'BlockDevice':
-      return 'block'
-    case 'FIFO':
-      return 'fifo'
-    default:
-      return undefined
-  }
 }
 
 /** Path of `name` inside the destination ('' = the destination itself), or null if it climbs out. */
@@ -151,60 +150,42 @@ export async function extractArchive(path: string, kind: ArchiveKind, opts: Extr
   const out: Planned[] = []
   const byPath = new Map<string, Planned>()
   const symlinks = new Set<string>()
-  const writes: Promise<void>[] = []
   let n = 0
-  let failure: unknown
   const under = (rel: string): string => (opts.dest === '' ? rel : rel === '' ? opts.dest : `${opts.dest}/${rel}`)
   const refuse = (entry: string, reason: string): never => {
     throw new UnsafeArchiveError(`refusing to unpack ${opts.archiveName}: entry ${JSON.stringify(entry)} ${reason}`, { archive: opts.archiveName, entry, reason })
   }
 
-  const onEntry = (e: ReadEntry): void => {
-    if (failure !== undefined) {
-      e.resume()
-      return
-    }
-    try {
-      handle(e)
-    } catch (err) {
-      failure = err
-      e.resume()
-    }
-  }
-
-  const handle = (e: ReadEntry): void => {
-    const type = typeOf(e)
-    if (type === undefined) {
-      e.resume()
-      return
-    }
-    const rel = inside(e.path)
-    if (rel === null) refuse(e.path, 'climbs out of the destination')
-    if (rel === '') {
-      // The archive's root directory ('./'): the destination itself; keep the destination's own metadata.
-      e.resume()
-      return
-    }
+  const handle = async (e: TarEntry): Promise<void> => {
+    const h = e.header
+    const type = h.type
+    if (type === undefined) return
+    // Names are bytes: the surrogateescape form keeps every one, and the layer writer writes them back.
+    const name = nameFromBytes(h.name)
+    const linkname = nameFromBytes(h.linkname)
+    const rel = inside(name)
+    if (rel === null) refuse(name, 'climbs out of the destination')
+    // The archive's root directory ('./'): the destination itself; keep the destination's own metadata.
+    if (rel === '') return
     const parts = rel!.split('/')
     for (let i = 1; i < parts.length; i++) {
-      if (symlinks.has(parts.slice(0, i).join('/'))) refuse(e.path, 'runs through a symlink of the archive')
+      if (symlinks.has(parts.slice(0, i).join('/'))) refuse(name, 'runs through a symlink of the archive')
     }
     const path = under(rel!)
     const base = {
       path,
-      mode: (e.mode ?? 0o644) & 0o7777,
-      uid: e.uid ?? 0,
-      gid: e.gid ?? 0,
-      mtime: Math.floor((e.mtime?.getTime() ?? 0) / 1000),
+      mode: h.mode & 0o7777,
+      uid: h.uid,
+      gid: h.gid,
+      mtime: h.mtime,
     }
     let entry: Planned
     switch (type) {
       case 'dir':
         entry = { ...base, type: 'dir' }
-        e.resume()
         break
       case 'symlink': {
-        const target = e.linkpath ?? ''
+        const target = linkname
         let ok: boolean
         if (target.startsWith('/')) {
           // Absolute targets point into the image: inside the destination only if under it.
@@ -213,16 +194,15 @@ export async function extractArchive(path: string, kind: ArchiveKind, opts: Extr
         } else {
           ok = inside(`${posix.dirname(rel!)}/${target}`) !== null
         }
-        if (!ok) refuse(e.path, `is a symlink to ${target}, outside the destination`)
+        if (!ok) refuse(name, `is a symlink to ${target}, outside the destination`)
         symlinks.add(rel!)
         entry = { ...base, mode: 0o777, type: 'symlink', linkname: target }
-        e.resume()
         break
       }
       case 'hardlink': {
-        const target = inside((e.linkpath ?? '').replace(/^\/+/, ''))
+        const target = inside(linkname.replace(/^\/+/, ''))
         const t = target === null || target === '' ? undefined : byPath.get(under(target))
-        if (!t || t.type !== 'file') refuse(e.path, `is a hard link to ${e.linkpath ?? ''}, which is not a file of this archive inside the destination`)
+        if (!t || t.type !== 'file') refuse(name, `is a hard link to ${linkname}, which is not a file of this archive inside the destination`)
         const f = t as Extract<Planned, { type: 'file' }>
         const group = f.linkGroup ?? f.path
         if (f.linkGroup === undefined) {
@@ -232,38 +212,28 @@ export async function extractArchive(path: string, kind: ArchiveKind, opts: Extr
         }
         // One inode: the link has the target's metadata, whatever its own header says.
         entry = { path, mode: f.mode, uid: f.uid, gid: f.gid, mtime: f.mtime, type: 'file', size: f.size, source: f.source, linkGroup: group }
-        e.resume()
         break
       }
       case 'file': {
-        const size = e.size
+        const size = h.size
         if (size <= INLINE_MAX) {
           const chunks: Buffer[] = []
-          const data = { buf: Buffer.alloc(0) }
-          e.on('data', (c: Buffer) => chunks.push(c))
-          writes.push(new Promise<void>((resolve) => e.on('end', () => {
-            data.buf = Buffer.concat(chunks)
-            resolve()
-          })))
-          // The body arrives after this returns: the getter hands out the bytes once they are in.
-          entry = { ...base, type: 'file', size, source: { get data() { return data.buf } } as { data: Buffer } }
+          for await (const c of e.body()) chunks.push(c)
+          // A copy of its own: the pieces are views into the reader's (1 MiB) chunks.
+          entry = { ...base, type: 'file', size, source: { data: Buffer.concat(chunks, size) } }
         } else {
           const file = join(opts.tmpDir, String(n++))
-          const ws = createWriteStream(file)
-          e.pipe(ws)
-          writes.push(finished(ws).then(() => undefined))
+          await pipeline(e.body(), createWriteStream(file))
           entry = { ...base, type: 'file', size, source: { path: file } }
         }
         break
       }
       case 'char':
       case 'block':
-        entry = { ...base, type, devmajor: e.header.devmaj ?? 0, devminor: e.header.devmin ?? 0 }
-        e.resume()
+        entry = { ...base, type, devmajor: h.devmajor, devminor: h.devminor }
         break
       case 'fifo':
         entry = { ...base, type: 'fifo' }
-        e.resume()
         break
     }
     const prev = byPath.get(path)
@@ -273,25 +243,22 @@ export async function extractArchive(path: string, kind: ArchiveKind, opts: Extr
     out.push(entry!)
   }
 
-  const { stream, wait } = openDecompressed(path, kind, opts.archiveName)
-  const parser = new Parser({ onReadEntry: onEntry })
-  await new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => {
-      stream.destroy()
-      reject(abortError(opts.signal!))
-    }
-    opts.signal?.addEventListener('abort', onAbort, { once: true })
-    parser.on('end', () => {
-      opts.signal?.removeEventListener('abort', onAbort)
-      resolve()
-    })
-    parser.on('error', (e: unknown) => reject(e))
-    stream.on('error', (e) => reject(e))
-    stream.pipe(parser as unknown as NodeJS.WritableStream)
-  })
-  await wait()
-  await Promise.all(writes)
-  if (failure !== undefined) throw failure
+  if (opts.signal?.aborted) throw abortError(opts.signal)
+  const dec = openDecompressed(path, kind, opts.archiveName)
+  const onAbort = (): void => {
+    dec.stream.destroy(abortError(opts.signal!))
+    dec.stop()
+  }
+  opts.signal?.addEventListener('abort', onAbort, { once: true })
+  try {
+    for await (const e of readTarEntries(dec.stream)) await handle(e)
+    await dec.wait()
+  } catch (err) {
+    dec.stop()
+    throw await explain(err, dec, opts)
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort)
+  }
 
   // Directories the archive implies but does not list.
   const have = new Set(out.map((e) => e.path))
@@ -308,4 +275,23 @@ export async function extractArchive(path: string, kind: ArchiveKind, opts: Extr
     }
   }
   return [...implied, ...out]
+}
+
+/** The error to report for a failed read: the decompressor's own when it failed, typed otherwise. */
+async function explain(err: unknown, dec: Decompressed, opts: ExtractOptions): Promise<unknown> {
+  if (opts.signal?.aborted) return abortError(opts.signal)
+  if (err instanceof ImagesmithError) return err
+  // A cut-off or garbled stream from a decompressor that failed: its message says why.
+  const failed = await dec.wait().then(() => undefined, (e: unknown) => e)
+  if (failed !== undefined) return failed
+  if (err instanceof TarHeaderError) {
+    return new ImagesmithError(ErrorCodes.ADD_ARCHIVE_INVALID, `${opts.archiveName} is not a valid tar archive: ${err.message} (header at byte ${err.offset} of the tar stream)`, {
+      path: opts.archiveName, offset: err.offset, reason: err.message,
+    })
+  }
+  const code = (err as { code?: unknown } | null)?.code
+  if (typeof code === 'string' && code.startsWith('Z_')) {
+    return new ImagesmithError(ErrorCodes.ADD_ARCHIVE_INVALID, `cannot decompress ${opts.archiveName}: ${(err as Error).message}`, { path: opts.archiveName, reason: (err as Error).message }, { cause: err })
+  }
+  return err
 }
