@@ -7,7 +7,7 @@ import type { HealthConfig } from '../oci/types.js'
 import { deepFreeze } from '../util/freeze.js'
 import { buildImage, type BuildOptions, type BuildResult } from '../pipeline/build.js'
 import type { AddOptions, CopyOptions, FromSource, HealthcheckOptions, RunMount, RunOptions, WordOptions } from './options.js'
-import type { StageDef, Step, StepInput } from '../graph/stage.js'
+import type { StageBase, StageDef, Step, StepInput } from '../graph/stage.js'
 import { applyTrigger } from '../dockerfile/triggers.js'
 import { normalizePorts, parseChmod, parseDuration, requireNonEmpty, validateEnvName, validateSignal } from './validate.js'
 
@@ -19,22 +19,54 @@ const SCRATCH: StageDef = deepFreeze({ base: { ref: 'scratch' }, steps: [] })
  * Nothing touches the disk until {@link ImageBuilder.build}.
  */
 export class ImageBuilder {
-  readonly #stage: StageDef
+  /**
+   * The stage this builder views, made on first use. A builder made by appending a step holds only
+   * that step and its predecessor (BuildKit's `State.prev`): copying and freezing the whole step
+   * list on every append made a stage of n instructions cost n² (10k instructions took seconds).
+   */
+  #stage: StageDef | undefined
+  #base: StageBase
+  #prev: ImageBuilder | undefined
+  #step: Step | undefined
+  #count: number
 
   /** @internal use {@link image} */
   constructor(stage: StageDef = SCRATCH) {
     this.#stage = stage
+    this.#base = stage.base
+    this.#prev = undefined
+    this.#step = undefined
+    this.#count = stage.steps.length
   }
 
-  /** The frozen stage definition this builder views. */
+  /** The frozen stage definition this builder views (the same object on every call). */
   toStage(): StageDef {
-    return this.#stage
+    if (this.#stage) return this.#stage
+    // A loop, not recursion: a chain of 100k appends is 100k builders deep.
+    const tail: Step[] = []
+    let b: ImageBuilder = this
+    while (!b.#stage) {
+      tail.push(b.#step!)
+      b = b.#prev!
+    }
+    tail.reverse()
+    const stage: StageDef = Object.freeze({ base: this.#base, steps: Object.freeze(b.#stage!.steps.concat(tail)) })
+    this.#stage = stage
+    // The chain is no longer needed: let the builders before this one go.
+    this.#prev = undefined
+    return stage
   }
 
   #with<K extends NodeKind>(kind: K, spec: SpecByKind[K], deps: readonly StepInput[] = []): ImageBuilder {
     const description = describeStep({ kind, spec, deps } as StepText)
     const step = deepFreeze({ kind, spec, deps: [...deps], meta: { description } }) as unknown as Step
-    return new ImageBuilder(deepFreeze({ base: this.#stage.base, steps: [...this.#stage.steps, step] }))
+    const next = new ImageBuilder()
+    next.#stage = undefined
+    next.#base = this.#base
+    next.#prev = this
+    next.#step = step
+    next.#count = this.#count + 1
+    return next
   }
 
   /**
@@ -42,7 +74,7 @@ export class ImageBuilder {
    * `docker-archive:PATH`) or another builder (a multi-stage build). Must come first.
    */
   from(base: FromSource | 'scratch'): ImageBuilder {
-    if (this.#stage.steps.length > 0) {
+    if (this.#count > 0) {
       throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'from() must be the first call on a builder; start a new image() for another stage', {})
     }
     if (base instanceof ImageBuilder) return new ImageBuilder(deepFreeze({ base: { stage: base.toStage() }, steps: [] }))
@@ -269,7 +301,7 @@ export class ImageBuilder {
    */
   graph(opts: GraphOptions = {}): Graph {
     const known = opts.baseTriggers
-    return compileGraph(this.#stage, {
+    return compileGraph(this.toStage(), {
       ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
       ...(opts.stageNames ? { stageNames: opts.stageNames } : {}),
       onBuild: { triggersOf: (ref) => known?.get(ref) ?? [], lower: lowerTriggers },
@@ -288,7 +320,7 @@ export interface GraphOptions extends Pick<CompileOptions, 'buildArgs' | 'stageN
 }
 
 /** ONBUILD trigger text as steps: each is parsed as a Dockerfile instruction and lowered as one. */
-function lowerTriggers(triggers: readonly string[]): readonly Step[] {
+export function lowerTriggers(triggers: readonly string[]): readonly Step[] {
   let b = new ImageBuilder()
   for (const text of triggers) b = applyTrigger(b, text, () => new ImageBuilder())
   return b.toStage().steps

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { image, isImagesmithError, toDockerfile } from '../../src/index.js'
+import { fromDockerfile, image, isImagesmithError, toDockerfile, type ImageBuilder } from '../../src/index.js'
 
 describe('toDockerfile', () => {
   it('one stage: FROM, exec-form CMD/ENTRYPOINT, quoted ENV/LABEL, JSON COPY for spaces', () => {
@@ -101,4 +101,21 @@ describe('toDockerfile', () => {
   it('a bare image name in --from gets its :latest tag (it would read back as a stage name)', () => {
     expect(toDockerfile(image().from('scratch').copy('/bin/sh', '/sh', { from: 'busybox' }))).toBe('FROM scratch\nCOPY --from=busybox:latest /bin/sh /sh\n')
   })
+})
+
+describe('toDockerfile over deep stage chains', () => {
+  for (const n of [2000, 10_000]) {
+    it(`${n} stages chained by COPY --from print, and read back to the same vertex keys`, () => {
+      let b = image().from('busybox').run('echo 0 > /f')
+      for (let i = 1; i < n; i++) b = image().from('busybox').copy('/f', `/f${i}`, { from: b })
+      const text = toDockerfile(b)
+      expect(text.match(/^FROM /gm)).toHaveLength(n)
+      expect(text).toContain(`COPY --from=stage-${n - 1} /f /f${n - 1}\n`)
+      // Read back, then printed and read once more: the same graph both times.
+      const keys = (x: ImageBuilder) => x.graph().vertices.map((v) => v.id)
+      const imported = fromDockerfile(text).target
+      expect(keys(imported)).toHaveLength(n + 1)
+      expect(keys(fromDockerfile(toDockerfile(imported)).target)).toEqual(keys(imported))
+    }, 60_000)
+  }
 })
