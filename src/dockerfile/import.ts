@@ -92,24 +92,24 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
   const escapeToken = df.escapeToken
 
   // Global scope: the platform ARGs, then the ARGs before the first FROM (each default sees the ones before it).
+  // Kept up to date as ARGs are declared (never rebuilt per instruction: that made many ARGs quadratic).
   const globals = new Map<string, string | undefined>()
-  const globalEnv = (): Map<string, string> => {
-    const env = new Map(auto)
-    for (const [k, v] of globals) if (v !== undefined) env.set(k, v)
-    return env
-  }
+  const globalEnv = new Map(auto)
   const word = (w: string, env: ReadonlyMap<string, string>, inst: Instruction): string =>
     atInstruction(inst, () => processWord(w, env, { escapeToken }).value)
 
   const stages: StageInfo[] = []
   let current: { info: StageInfo; name?: string; line: number; args: Map<string, string> } | undefined
   const finish = (): void => {
-    if (current) stages.push({ ...current.info })
+    if (!current) return
+    const info = { ...current.info }
+    stages.push(info)
+    if (info.name !== undefined && !stageByName.has(info.name)) stageByName.set(info.name, info)
   }
 
+  const stageByName = new Map<string, StageInfo>()
   const findStage = (name: string, inst: Instruction): StageInfo | undefined => {
-    const lower = name.toLowerCase()
-    const byName = stages.find((s) => s.name === lower)
+    const byName = stageByName.get(name.toLowerCase())
     if (byName) return byName
     if (/^\d+$/.test(name)) {
       const s = stages[Number(name)]
@@ -119,8 +119,28 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
     return undefined
   }
 
-  const laterStage = (name: string): boolean =>
-    df.instructions.some((i) => i.keyword === 'FROM' && fromParts(i).stageName?.toLowerCase() === name.toLowerCase())
+  // Every FROM's stage name with the index of its first FROM, read once; a malformed FROM before the
+  // name (or anywhere, when the name is not there) fails as a scan in file order would.
+  let fromNames: { readonly names: Map<string, number>; readonly firstBad: number } | undefined
+  const laterStage = (name: string): boolean => {
+    if (!fromNames) {
+      const names = new Map<string, number>()
+      let firstBad = Infinity
+      df.instructions.forEach((i, at) => {
+        if (i.keyword !== 'FROM' || firstBad < at) return
+        try {
+          const n = fromParts(i).stageName?.toLowerCase()
+          if (n !== undefined && !names.has(n)) names.set(n, at)
+        } catch {
+          firstBad = at
+        }
+      })
+      fromNames = { names, firstBad }
+    }
+    const at = fromNames.names.get(name.toLowerCase()) ?? Infinity
+    if (fromNames.firstBad < at) fromParts(df.instructions[fromNames.firstBad]!)
+    return at !== Infinity
+  }
 
   for (const inst of df.instructions) {
     if (inst.keyword === 'FROM') {
@@ -135,16 +155,21 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
         const name = i < 0 ? w : w.slice(0, i)
         const value = Object.hasOwn(buildArgs, name)
           ? buildArgs[name]
-          : i >= 0 ? word(w.slice(i + 1), globalEnv(), inst) : auto.get(name)
+          : i >= 0 ? word(w.slice(i + 1), globalEnv, inst) : auto.get(name)
         globals.set(name, value)
+        if (value !== undefined) globalEnv.set(name, value)
+        else if (auto.has(name)) globalEnv.set(name, auto.get(name)!)
+        else globalEnv.delete(name)
       }
       continue
     }
     const stage = current
+    // The stage's ARGs over the global ones, looked up in place (no merged copy per instruction).
+    const stageEnv = (name: string): string | undefined => stage.args.get(name) ?? globalEnv.get(name)
     const scope: LowerScope = {
       escapeToken,
       scratch: image,
-      args: new Map([...globalEnv(), ...stage.args]),
+      args: stageEnv,
       input: (name, at) => {
         const s = findStage(name, at)
         if (s) return s.builder
@@ -165,7 +190,7 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
         else decl = { name }
         // What lowering-time words (`--from`, `--mount`) can see of it.
         if (decl.value !== undefined) {
-          stage.args.set(name, decl.expand ? processWord(decl.value, new Map([...globalEnv(), ...stage.args]), { escapeToken }).value : decl.value)
+          stage.args.set(name, decl.expand ? processWord(decl.value, stageEnv, { escapeToken }).value : decl.value)
         } else stage.args.delete(name)
         return decl
       },
@@ -181,18 +206,18 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
       for (const f of inst.flags) if (f.name !== 'platform') throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `unknown flag: --${f.name}`, { flag: f.name })
       const platformFlag = inst.flags.find((f) => f.name === 'platform')
       if (platformFlag) {
-        const p = word(platformFlag.value ?? '', globalEnv(), inst)
+        const p = word(platformFlag.value ?? '', globalEnv, inst)
         // One platform per build: a stage for another platform would need a second one.
         if (formatPlatform(parsePlatform(p)) !== formatPlatform(platform)) {
           throw unsupported(inst, `FROM --platform=${p}`, `this build is for ${formatPlatform(platform)}; build the stage with that platform instead`)
         }
       }
-      const ref = word(imageWord, globalEnv(), inst)
+      const ref = word(imageWord, globalEnv, inst)
       if (ref === '') throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `FROM ${imageWord} expands to an empty image reference`, { word: imageWord })
       const name = stageName?.toLowerCase()
       if (name !== undefined) {
         if (!/^[a-z][a-z0-9-_.]*$/.test(name)) throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `invalid stage name ${JSON.stringify(stageName)}`, { stage: stageName })
-        if (stages.some((s) => s.name === name)) throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `duplicate stage name ${JSON.stringify(stageName)}`, { stage: stageName })
+        if (stageByName.has(name)) throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `duplicate stage name ${JSON.stringify(stageName)}`, { stage: stageName })
       }
       const earlier = findStage(ref, inst)
       const base: FromSource = earlier ? earlier.builder : ref

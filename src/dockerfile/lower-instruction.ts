@@ -9,14 +9,14 @@
 import type { ImageBuilder } from '../builder/image-builder.js'
 import type { CopyOptions, FromSource, HealthcheckOptions, RunMount, WordOptions } from '../builder/options.js'
 import { ErrorCodes } from '../errors.js'
-import { processWord } from '../shell/expand.js'
+import { processWord, type ShellEnv } from '../shell/expand.js'
 import type { Flag, Heredoc, Instruction } from './ast.js'
 import { atInstruction, instructionError, unsupported } from './lower-errors.js'
 
 export interface LowerScope {
   readonly escapeToken: '\\' | '`'
   /** ARG values known while lowering (global ARGs, the stage's ARGs with literal values): for `--from` and `--mount` words. */
-  readonly args: ReadonlyMap<string, string>
+  readonly args: ShellEnv
   /** A `--from` / `from=` value (expanded) as a stage builder or an image reference; throws UNDEFINED_STAGE. */
   readonly input: (name: string, inst: Instruction) => FromSource
   /** An ARG declaration as the stage scope resolves it (build-arg override, global value, platform ARG). */
