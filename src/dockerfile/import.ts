@@ -182,9 +182,10 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
         // A stage ARG: --build-arg, else its own default (expanded at build time), else the global ARG's value, else a platform ARG.
         let decl: { name: string; value?: string; expand?: boolean }
         if (Object.hasOwn(buildArgs, name)) decl = { name, value: buildArgs[name]!, expand: false }
-        // A default with nothing to expand is stored literal, like a value from --build-arg or a global
-        // ARG: both spell the same step, so a printed Dockerfile reads back to the same vertex keys.
-        else if (defaultWord !== undefined) decl = { name, value: defaultWord, expand: /[$"'\\`]/.test(defaultWord) }
+        // A default with nothing to expand (no `$`: quotes and escapes only) is stored as its value,
+        // literal, like a value from --build-arg or a global ARG: each of them prints as a quoted word
+        // that reads back to that same literal step, so the vertex keys survive a round trip.
+        else if (defaultWord !== undefined) decl = { name, ...argDefault(defaultWord) }
         else if (globals.has(name)) decl = globals.get(name) === undefined ? { name } : { name, value: globals.get(name)!, expand: false }
         else if (auto.has(name)) decl = { name, value: auto.get(name)!, expand: false }
         else decl = { name }
@@ -199,6 +200,17 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
   }
   finish()
   if (stages.length === 0) throw new ImagesmithError(ErrorCodes.DOCKERFILE_SYNTAX, `${filename} has no FROM instruction`, { filename })
+
+  function argDefault(defaultWord: string): { value: string; expand: boolean } {
+    if (!defaultWord.includes('$')) {
+      try {
+        return { value: processWord(defaultWord, () => undefined, { escapeToken }).value, expand: false }
+      } catch {
+        // Malformed (an open quote): kept as written, to fail when the step runs, as it does in BuildKit.
+      }
+    }
+    return { value: defaultWord, expand: true }
+  }
 
   function startStage(inst: Instruction): { info: StageInfo; args: Map<string, string> } {
     return atInstruction(inst, () => {
