@@ -111,7 +111,8 @@ function paths(spec: CopySpec, ctx: TextContext): string {
     if (!plain && ctx.strict) throw notRepresentable(`a COPY with inline files cannot also have the path ${JSON.stringify(words.find((p) => /\s/.test(p) || p.includes('<<')))}`, { sources: spec.sources })
     return [...words.slice(0, -1), ...inline, words[words.length - 1]!].join(' ')
   }
-  return plain ? words.join(' ') : jsonArray(words)
+  // Words that join into a JSON array of strings would read back as the exec form.
+  return plain && !looksLikeJson(words.join(' ')) ? words.join(' ') : jsonArray(words)
 }
 
 /** Inline files as heredoc bodies after the COPY line; a heredoc body always ends in a newline. */
@@ -232,13 +233,13 @@ function isHeredocCommand(text: string): boolean {
 }
 
 const configByOp: { readonly [O in ConfigSpec['op']]: (spec: Extract<ConfigSpec, { op: O }>, ctx: TextContext) => string } = {
-  env: (s, ctx) => `ENV ${notFlags(legacyPair(s.vars, s, ctx) ?? s.vars.map(([k, v]) => `${pairKey(k, 'ENV', ctx, s)}=${pairValue(v, `ENV ${k}`, ctx, s)}`).join(' '))}`,
+  env: (s, ctx) => `ENV ${notFlags(legacyPair(s.vars, s, ctx) ?? s.vars.map(([k, v]) => keyValue(k, v, 'ENV', ctx, s)).join(' '))}`,
   arg: (s, ctx) => `ARG ${notFlags(s.args.map((a) => (a.value === undefined ? a.name : `${a.name}=${pairValue(a.value, `ARG ${a.name}`, ctx, a)}`)).join(' '))}`,
   workdir: (s, ctx) => `WORKDIR ${notFlags(word(s.path, s, ctx))}`,
   user: (s, ctx) => `USER ${notFlags(word(s.user, s, ctx))}`,
   expose: (s, ctx) => `EXPOSE ${notFlags(s.ports.map((p) => word(p, s, ctx)).join(' '))}`,
   volume: (s, ctx) => `VOLUME ${jsonArray(s.paths.map((p) => word(p, s, ctx)))}`,
-  label: (s, ctx) => `LABEL ${notFlags(legacyPair(s.labels, s, ctx) ?? s.labels.map(([k, v]) => `${pairKey(k, 'LABEL', ctx, s)}=${pairValue(v, `LABEL ${k}`, ctx, s)}`).join(' '))}`,
+  label: (s, ctx) => `LABEL ${notFlags(legacyPair(s.labels, s, ctx) ?? s.labels.map(([k, v]) => keyValue(k, v, 'LABEL', ctx, s)).join(' '))}`,
   cmd: (s, ctx) => `CMD ${notFlags(command(s.args, s.shellForm, ctx, false))}`,
   entrypoint: (s, ctx) => `ENTRYPOINT ${notFlags(command(s.args, s.shellForm, ctx, false))}`,
   healthcheck: (s, ctx) => `HEALTHCHECK ${healthText(s.health, ctx)}`,
@@ -269,6 +270,18 @@ function legacyPair(pairs: readonly (readonly [string, string])[], marker: WordM
   if (k === '' || blank.test(k) || blank.test(v[0]!) || isGoSpace(k[0]!) || isGoSpace(v[v.length - 1]!) || breaksLine(v, esc)) return undefined
   if (firstWord(text, esc).includes('=')) return undefined
   return text
+}
+
+/**
+ * One `key=value` of ENV or LABEL. A marked pair read from a `key=value` word is that word again
+ * when it still is one word (a quote opened in the key may hold the value's blanks).
+ */
+function keyValue(k: string, v: string, keyword: string, ctx: TextContext, marker: WordMarker): string {
+  if (marker.expand && (marker.escapeToken ?? '\\') === (ctx.escape ?? '\\')) {
+    const pair = `${k}=${v}`
+    if (k !== '' && !k.includes('=') && firstWord(pair, ctx.escape ?? '\\') === pair && !breaksLine(pair, ctx.escape)) return pair
+  }
+  return `${pairKey(k, keyword, ctx, marker)}=${pairValue(v, `${keyword} ${k}`, ctx, marker)}`
 }
 
 /** Go's unicode.IsSpace for one UTF-16 unit (JavaScript's \s without U+FEFF, plus U+0085). */
