@@ -181,6 +181,10 @@ describe('toDockerfile: imported files read back to the same graph', () => {
     expect(lines.length).toBeGreaterThan(60)
   })
 
+  it('a stage FROM a stage with ONBUILD triggers prints (the triggers are lowered to key the stages)', () => {
+    expect(roundTrip('FROM scratch AS base\nONBUILD RUN x\nFROM base\nRUN y\n')).toBe('FROM scratch AS base\nONBUILD RUN x\n\nFROM base\nRUN y\n')
+  })
+
   it('an empty heredoc file (the terminator right after the line) prints', () => {
     expect(roundTrip('FROM scratch\nCOPY <<EOF /done\nEOF\n')).toContain('COPY <<EOF /done\nEOF\n')
   })
