@@ -8,7 +8,7 @@ import type { HealthConfig } from '../oci/types.js'
 import { deepFreeze } from '../util/freeze.js'
 import { buildImage, type BuildOptions, type BuildResult } from '../pipeline/build.js'
 import type { AddOptions, CopyOptions, FromSource, HealthcheckOptions, RunMount, RunOptions, WordOptions } from './options.js'
-import type { StageDef, Step, StepInput } from '../graph/stage.js'
+import type { StageBase, StageDef, Step, StepInput } from '../graph/stage.js'
 import { applyTrigger } from '../dockerfile/triggers.js'
 import { atCaller } from './call-site.js'
 import { checkOptions, shown, WORD_FIELDS, type FieldType } from './check-options.js'
@@ -22,35 +22,72 @@ const SCRATCH: StageDef = deepFreeze({ base: { ref: 'scratch' }, steps: [] })
  * Nothing touches the disk until {@link ImageBuilder.build}.
  */
 export class ImageBuilder {
-  readonly #stage: StageDef
+  /**
+   * The stage this builder views, made on first use. A builder made by appending a step holds only
+   * that step and its predecessor (BuildKit's `State.prev`): copying and freezing the whole step
+   * list on every append made a stage of n instructions cost n² (10k instructions took seconds).
+   */
+  #stage: StageDef | undefined
+  #base: StageBase
+  #prev: ImageBuilder | undefined
+  #step: Step | undefined
+  #count: number
 
   /** @internal use {@link image} */
   constructor(stage: StageDef = SCRATCH) {
     this.#stage = stage
+    this.#base = stage.base
+    this.#prev = undefined
+    this.#step = undefined
+    this.#count = stage.steps.length
   }
 
-  /** The frozen stage definition this builder views. */
+  /** The frozen stage definition this builder views (the same object on every call). */
   toStage(): StageDef {
-    return this.#stage
+    if (this.#stage) return this.#stage
+    // A loop, not recursion: a chain of 100k appends is 100k builders deep.
+    const tail: Step[] = []
+    let b: ImageBuilder = this
+    while (!b.#stage) {
+      tail.push(b.#step!)
+      b = b.#prev!
+    }
+    tail.reverse()
+    const stage: StageDef = Object.freeze({ base: this.#base, steps: Object.freeze(b.#stage!.steps.concat(tail)) })
+    this.#stage = stage
+    // The chain is no longer needed: let the builders before this one go.
+    this.#prev = undefined
+    return stage
   }
+
+  /** Where the steps being added were written (a Dockerfile line), while {@link ImageBuilder.writtenAt} runs. */
+  static #source: { readonly file: string; readonly line: number } | undefined
 
   /**
-   * @internal The steps from index `from` on, marked as written at `source` (a Dockerfile line):
-   * presentation only, so their vertex ids do not change.
+   * @internal Runs `add` (synchronous) with every step it adds marked as written at `source`, a
+   * Dockerfile's file and line: errors of the build name it. Presentation only: ids do not change.
    */
-  withStepSource(from: number, source: { readonly file: string; readonly line: number }): ImageBuilder {
-    const steps = this.#stage.steps
-    if (from >= steps.length) return this
-    const marked = steps.slice(from).map((s) => Object.freeze({ ...s, meta: Object.freeze({ ...s.meta, source: Object.freeze({ ...source }) }) }))
-    return new ImageBuilder(Object.freeze({ base: this.#stage.base, steps: Object.freeze([...steps.slice(0, from), ...marked]) }))
+  static writtenAt<T>(source: { readonly file: string; readonly line: number }, add: () => T): T {
+    const outer = ImageBuilder.#source
+    ImageBuilder.#source = Object.freeze({ file: source.file, line: source.line })
+    try {
+      return add()
+    } finally {
+      ImageBuilder.#source = outer
+    }
   }
 
   #with<K extends NodeKind>(kind: K, spec: SpecByKind[K], deps: readonly StepInput[] = []): ImageBuilder {
     const description = describeStep({ kind, spec, deps } as StepText)
-    const step = deepFreeze({ kind, spec, deps: [...deps], meta: { description } }) as unknown as Step
-    // The base and the earlier steps are frozen already: deep-freezing them again made a Dockerfile of n
-    // instructions cost n² (20,000 lines took 11 s).
-    return new ImageBuilder(Object.freeze({ base: this.#stage.base, steps: Object.freeze([...this.#stage.steps, step]) }))
+    const source = ImageBuilder.#source
+    const step = deepFreeze({ kind, spec, deps: [...deps], meta: { description, ...(source ? { source } : {}) } }) as unknown as Step
+    const next = new ImageBuilder()
+    next.#stage = undefined
+    next.#base = this.#base
+    next.#prev = this
+    next.#step = step
+    next.#count = this.#count + 1
+    return next
   }
 
   /**
@@ -58,7 +95,7 @@ export class ImageBuilder {
    * `docker-archive:PATH`) or another builder (a multi-stage build). Must come first.
    */
   from(base: FromSource | 'scratch'): ImageBuilder {
-    if (this.#stage.steps.length > 0) {
+    if (this.#count > 0) {
       throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'from() must be the first call on a builder; start a new image() for another stage', {})
     }
     if (base instanceof ImageBuilder) return new ImageBuilder(deepFreeze({ base: { stage: base.toStage() }, steps: [] }))
@@ -307,7 +344,7 @@ export class ImageBuilder {
    */
   graph(opts: GraphOptions = {}): Graph {
     const known = opts.baseTriggers
-    return compileGraph(this.#stage, {
+    return compileGraph(this.toStage(), {
       ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
       ...(opts.stageNames ? { stageNames: opts.stageNames } : {}),
       ...(opts.platform ? { platform: opts.platform } : {}),
@@ -369,7 +406,7 @@ export interface GraphOptions extends Pick<CompileOptions, 'buildArgs' | 'stageN
 }
 
 /** ONBUILD trigger text as steps: each is parsed as a Dockerfile instruction and lowered as one. */
-function lowerTriggers(triggers: readonly string[]): readonly Step[] {
+export function lowerTriggers(triggers: readonly string[]): readonly Step[] {
   let b = new ImageBuilder()
   for (const text of triggers) b = applyTrigger(b, text, () => new ImageBuilder())
   return b.toStage().steps

@@ -1,4 +1,5 @@
-import { compileGraph } from '../graph/compile.js'
+import { lowerTriggers } from '../builder/image-builder.js'
+import { stageKeyer } from '../graph/compile.js'
 import type { StageDef } from '../graph/stage.js'
 import type { Digest } from '../oci/media-types.js'
 
@@ -22,22 +23,39 @@ export function collectStages(
   const order: StageEntry[] = []
   const byDef = new Map<StageDef, StageEntry>()
   const byKey = new Map<Digest, StageEntry>()
-  const visit = (def: StageDef): StageEntry => {
-    const known = byDef.get(def)
-    if (known) return known
-    const key = compileGraph(def).output
-    const same = byKey.get(key)
-    if (same) {
-      byDef.set(def, same)
-      return same
+  // The keys graph() gives, ONBUILD triggers of base stages included.
+  const keyOf = stageKeyer({ onBuild: { lower: lowerTriggers } })
+  // Dependencies first, with an explicit stack: a chain of 10,000 stages is 10,000 levels deep.
+  const visit = (root: StageDef): void => {
+    const stack: { def: StageDef; reads: StageDef[] | undefined; next: number }[] = [{ def: root, reads: undefined, next: 0 }]
+    while (stack.length > 0) {
+      const f = stack[stack.length - 1]!
+      const def = f.def
+      if (!f.reads) {
+        if (byDef.has(def)) {
+          stack.pop()
+          continue
+        }
+        const same = byKey.get(keyOf(def))
+        if (same) {
+          byDef.set(def, same)
+          stack.pop()
+          continue
+        }
+        f.reads = []
+        if ('stage' in def.base) f.reads.push(def.base.stage)
+        for (const step of def.steps) for (const dep of step.deps) if ('stage' in dep) f.reads.push(dep.stage)
+      }
+      if (f.next < f.reads.length) {
+        stack.push({ def: f.reads[f.next++]!, reads: undefined, next: 0 })
+        continue
+      }
+      const entry: StageEntry = { def, name: '' }
+      byDef.set(def, entry)
+      byKey.set(keyOf(def), entry)
+      order.push(entry)
+      stack.pop()
     }
-    if ('stage' in def.base) visit(def.base.stage)
-    for (const step of def.steps) for (const dep of step.deps) if ('stage' in dep) visit(dep.stage)
-    const entry: StageEntry = { def, name: '' }
-    byDef.set(def, entry)
-    byKey.set(key, entry)
-    order.push(entry)
-    return entry
   }
   // Other stages (a Dockerfile's stages the target does not read) keep their file order.
   for (const def of others) visit(def)

@@ -5,8 +5,11 @@
  */
 import type { ImageBuilder } from '../builder/image-builder.js'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
+import { lexerWord, notRepresentable } from '../graph/dockerfile-words.js'
 import { DEFAULT_SHELL, dockerfileText, fromText, type TextContext } from '../graph/instruction-text.js'
 import type { StageDef, StepInput } from '../graph/stage.js'
+import { MAX_LINE_BYTES } from './parser-lines.js'
+import { parseDockerfile } from './parser.js'
 import { collectStages, type StageEntry } from './print-stages.js'
 
 export interface PrintOptions {
@@ -59,11 +62,11 @@ export function toDockerfile(builder: ImageBuilder | StageDef, opts: PrintOption
   }
   // A bare image name in --from would read back as a stage name (BuildKit looks stages up first):
   // its explicit `:latest` tag names the same image.
-  const inputName = (dep: StepInput): string =>
-    'ref' in dep ? refOf(/[:/@]/.test(dep.ref) ? dep.ref : `${dep.ref}:latest`, '--from') : byDef.get(dep.stage)!.name
-
   // Words read under `# escape=\`` keep it (a Windows Dockerfile's paths are full of backslashes).
   const escape = order.some((e) => e.def.steps.some(usesBacktick)) ? '`' : '\\'
+  // Image references in `--from` are expanded from the ARGs when read: the lexer's characters escaped.
+  const inputName = (dep: StepInput): string =>
+    'ref' in dep ? lexerWord(refOf(/[:/@]/.test(dep.ref) ? dep.ref : `${dep.ref}:latest`, '--from'), escape) : byDef.get(dep.stage)!.name
   const blocks: string[] = []
   const shells = new Map<StageEntry, readonly string[]>()
   for (const e of order) {
@@ -72,7 +75,7 @@ export function toDockerfile(builder: ImageBuilder | StageDef, opts: PrintOption
     let shell: readonly string[] = DEFAULT_SHELL
     let from: string
     if ('ref' in base) {
-      from = refOf(base.ref, 'FROM')
+      from = fromWord(refOf(base.ref, 'FROM'), escape)
       if (LOCAL_REF.test(base.ref)) lines.push(localRefComment(base.ref))
     } else {
       const parent = byDef.get(base.stage)!
@@ -85,7 +88,9 @@ export function toDockerfile(builder: ImageBuilder | StageDef, opts: PrintOption
         if ('ref' in dep && LOCAL_REF.test(dep.ref)) lines.push(localRefComment(dep.ref))
       }
       const ctx: TextContext = { strict: true, input: inputName, shell, escape }
-      lines.push(dockerfileText(step, ctx))
+      const text = withinLineLimit(dockerfileText(step, ctx), escape)
+      if (step.kind === 'run' || step.kind === 'copy' || step.kind === 'add') checkHeredocs(text, escape)
+      lines.push(text)
       const spec = step.spec as { op?: string; shell?: readonly string[] }
       if (step.kind === 'config' && spec.op === 'shell' && spec.shell) shell = spec.shell
     }
@@ -95,6 +100,71 @@ export function toDockerfile(builder: ImageBuilder | StageDef, opts: PrintOption
   const text = `${blocks.join('\n\n')}\n`
   const directive = opts.syntaxDirective !== false && NEWER_SYNTAX.test(text) ? '# syntax=docker/dockerfile:1\n' : ''
   return (escape === '`' ? '# escape=`\n' : '') + directive + text
+}
+
+/**
+ * An image reference as FROM's word: it is expanded from the global ARGs when read, so the lexer's
+ * characters are escaped (`hello'$x'` was read as `hello$x`), and a leading `--` would be a flag.
+ * The line is split on blanks before anything else, so a reference holding one has no spelling.
+ */
+function fromWord(ref: string, escape: '\\' | '`'): string {
+  if (/[\t\v\f\r ]/.test(ref)) throw notRepresentable(`FROM ${JSON.stringify(ref)}: an image reference with a blank has no Dockerfile spelling`, { ref })
+  const w = lexerWord(ref, escape)
+  return w.startsWith('--') ? `${escape}${w}` : w
+}
+
+/**
+ * A RUN, COPY or ADD line is also read for heredocs, as the shell lexer splits it (quotes in one
+ * word can hide a `<<` in the next): it must read back as this one instruction, its heredocs
+ * (if any) closed by the bodies written after it. Otherwise it has no spelling.
+ */
+function checkHeredocs(text: string, escape: '\\' | '`'): void {
+  const first = text.split('\n', 1)[0]!
+  if (!first.includes('<<')) return
+  let count: number
+  try {
+    count = parseDockerfile(`${escape === '`' ? '# escape=`\n' : ''}${text}\n`, { strict: false }).instructions.length
+  } catch {
+    count = 0
+  }
+  if (count !== 1) throw notRepresentable(`${JSON.stringify(first.slice(0, 200))} would not read back as written: its << words and quotes open other heredocs`, { line: first })
+}
+
+/** Where a long instruction line is cut: well under the parser's limit in bytes (3 per UTF-16 unit at most). */
+const WRAP_UNITS = 16_384
+
+/**
+ * An instruction whose line is longer than the parser accepts (BuildKit's scanner stops at 64 KiB
+ * a physical line; a continued line read back as one can be longer), continued over several lines
+ * as the parser joins them: the escape character ends each piece, and the next is appended as it
+ * is. A piece may not end in the escape character (it would be escaped) nor split a surrogate
+ * pair, and the next may not start as a comment or be blank (the parser would drop it). Heredoc
+ * bodies (the lines after the first) are read raw and cannot be continued.
+ */
+function withinLineLimit(text: string, escape: '\\' | '`'): string {
+  const nl = text.indexOf('\n')
+  const first = nl < 0 ? text : text.slice(0, nl)
+  const rest = nl < 0 ? '' : text.slice(nl)
+  for (const body of rest.split('\n')) {
+    if (Buffer.byteLength(body) + 1 > MAX_LINE_BYTES) throw notRepresentable(`a heredoc line of ${Buffer.byteLength(body)} bytes is longer than a Dockerfile line may be (${MAX_LINE_BYTES})`, { bytes: Buffer.byteLength(body) })
+  }
+  if (first.length * 3 + 2 <= MAX_LINE_BYTES || Buffer.byteLength(first) + 2 <= MAX_LINE_BYTES) return text
+  const pieces: string[] = []
+  let start = 0
+  while (first.length - start > WRAP_UNITS) {
+    let cut = start + WRAP_UNITS
+    const fits = (i: number): boolean => {
+      const before = first.charCodeAt(i - 1)
+      const next = first.slice(i, i + 1)
+      return first[i - 1] !== escape && !(before >= 0xd800 && before <= 0xdbff) && /\S/.test(next) && next !== '#'
+    }
+    while (cut > start + 1 && !fits(cut)) cut--
+    if (cut === start + 1) throw notRepresentable('an instruction line longer than a Dockerfile line may be has no place to be continued', { length: first.length })
+    pieces.push(first.slice(start, cut))
+    start = cut
+  }
+  pieces.push(first.slice(start))
+  return pieces.join(`${escape}\n`) + rest
 }
 
 function localRefComment(ref: string): string {

@@ -2,12 +2,12 @@ import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { Digest } from '../oci/media-types.js'
 import { digestOf } from '../util/canonical-json.js'
 import { deepFreeze } from '../util/freeze.js'
-import type { StageDef, Step, StepInput } from './stage.js'
+import type { StageDef, Step } from './stage.js'
 import { fromText } from './instruction-text.js'
 import type { AnyVertex, Graph, NodeKind, NodeMeta, SpecByKind } from './node.js'
 import type { Platform } from '../oci/types.js'
 import { formatPlatform } from '../oci/platform.js'
-import { stageLabels } from './stage-labels.js'
+import { stageLabels, type StageLabels } from './stage-labels.js'
 
 export interface CompileOptions {
   /** Values for ARGs; an ARG without a value here keeps its default. */
@@ -42,50 +42,129 @@ export function vertexId<K extends NodeKind>(kind: K, spec: SpecByKind[K], input
  * ids and are stored once, so a stage used by two others is built once.
  */
 export function compileGraph(stage: StageDef, opts: CompileOptions = {}): Graph {
-  const buildArgs = opts.buildArgs ?? {}
-  const vertices = new Map<Digest, AnyVertex>()
-  const memo = new Map<StageDef, Digest>()
-  const visiting = new Set<StageDef>()
-  const labels = stageLabels(opts.stageNames)
-  const platform = opts.platform
+  const compiler = new StageCompiler(opts)
+  const output = compiler.stage(stage)
+  return deepFreeze({ vertices: compiler.vertices(), output, ...(opts.platform ? { platform: opts.platform } : {}) })
+}
 
-  const add = <K extends NodeKind>(kind: K, spec: SpecByKind[K], inputs: readonly Digest[], meta: NodeMeta): Digest => {
+/**
+ * The output key of a stage, as `compileGraph(stage, opts).output` gives it, from one shared
+ * vertex table: stages that several others read are compiled once (printing a chain of n stages
+ * compiled each one's whole chain again, n² vertices).
+ */
+export function stageKeyer(opts: CompileOptions = {}): (stage: StageDef) => Digest {
+  const compiler = new StageCompiler(opts)
+  return (stage) => compiler.stage(stage)
+}
+
+/** Where the compilation of one stage stands: its base, then step by step, each step's inputs one by one. */
+interface Frame {
+  readonly stage: StageDef
+  /** -1 while the base is not in; then the index of the next step. */
+  next: number
+  steps: readonly Step[]
+  head: Digest | undefined
+  inputs: Digest[]
+}
+
+/**
+ * Compiles stages into one vertex table. A loop over an explicit stack, never recursion: a chain of
+ * 10,000 stages (`COPY --from` of the one before) is 10,000 levels deep. Vertices come out in the
+ * order a depth-first walk adds them (a stage a step reads from right before that step).
+ */
+class StageCompiler {
+  readonly #opts: CompileOptions
+  readonly #buildArgs: Readonly<Record<string, string>>
+  readonly #vertices = new Map<Digest, AnyVertex>()
+  readonly #memo = new Map<StageDef, Digest>()
+  readonly #labels: StageLabels
+
+  constructor(opts: CompileOptions) {
+    this.#opts = opts
+    this.#buildArgs = opts.buildArgs ?? {}
+    this.#labels = stageLabels(opts.stageNames)
+  }
+
+  vertices(): AnyVertex[] {
+    return [...this.#vertices.values()]
+  }
+
+  stage(root: StageDef): Digest {
+    const done = this.#memo.get(root)
+    if (done) return done
+    const visiting = new Set<StageDef>()
+    const stack: Frame[] = []
+    const enter = (s: StageDef): void => {
+      if (visiting.has(s)) throw new ImagesmithError(ErrorCodes.CYCLE, 'stage graph has a cycle')
+      visiting.add(s)
+      stack.push({ stage: s, next: -1, steps: [], head: undefined, inputs: [] })
+    }
+    enter(root)
+    frames: while (stack.length > 0) {
+      const f = stack[stack.length - 1]!
+      const s = f.stage
+      if (f.next === -1) {
+        if ('ref' in s.base) f.head = this.#source(s.base.ref)
+        else {
+          const base = this.#memo.get(s.base.stage)
+          if (base === undefined) {
+            enter(s.base.stage)
+            continue
+          }
+          f.head = this.#add('config', { op: 'stage' }, [base], this.#labels.stageEntry(s, s.base.stage))
+        }
+        f.steps = [...this.#triggerSteps(s), ...s.steps]
+        f.next = 0
+      }
+      while (f.next < f.steps.length) {
+        const step = f.steps[f.next]!
+        while (f.inputs.length < step.deps.length) {
+          const dep = step.deps[f.inputs.length]!
+          if ('ref' in dep) f.inputs.push(this.#source(dep.ref))
+          else {
+            const key = this.#memo.get(dep.stage)
+            if (key === undefined) {
+              enter(dep.stage)
+              continue frames
+            }
+            f.inputs.push(key)
+          }
+        }
+        let spec = step.spec
+        if (step.kind === 'config' && (spec as SpecByKind['config']).op === 'arg') {
+          const argSpec = spec as Extract<SpecByKind['config'], { op: 'arg' }>
+          const buildArgs = this.#buildArgs
+          spec = {
+            op: 'arg',
+            args: argSpec.args.map((a) => (Object.hasOwn(buildArgs, a.name) ? { name: a.name, value: buildArgs[a.name] } : a)),
+          }
+        }
+        f.head = this.#add(step.kind, spec, [f.head!, ...f.inputs], this.#labels.stepMeta(s, step))
+        f.inputs = []
+        f.next++
+      }
+      visiting.delete(s)
+      this.#memo.set(s, f.head!)
+      stack.pop()
+    }
+    return this.#memo.get(root)!
+  }
+
+  #add<K extends NodeKind>(kind: K, spec: SpecByKind[K], inputs: readonly Digest[], meta: NodeMeta): Digest {
+    const platform = this.#opts.platform
     const id = vertexId(kind, spec, inputs, platform)
-    if (!vertices.has(id)) {
-      vertices.set(id, deepFreeze({ id, kind, spec, inputs: [...inputs], ...(platform ? { platform } : {}), meta: { ...meta } }) as unknown as AnyVertex)
+    if (!this.#vertices.has(id)) {
+      this.#vertices.set(id, deepFreeze({ id, kind, spec, inputs: [...inputs], ...(platform ? { platform } : {}), meta: { ...meta } }) as unknown as AnyVertex)
     }
     return id
   }
 
-  const source = (ref: string): Digest => add('source', { ref }, [], { description: fromText(ref) })
-
-  const input = (dep: StepInput): Digest => ('ref' in dep ? source(dep.ref) : compileStage(dep.stage))
-
-  const compileStage = (s: StageDef): Digest => {
-    const done = memo.get(s)
-    if (done) return done
-    if (visiting.has(s)) throw new ImagesmithError(ErrorCodes.CYCLE, 'stage graph has a cycle')
-    visiting.add(s)
-    let head: Digest =
-      'ref' in s.base ? source(s.base.ref) : add('config', { op: 'stage' }, [compileStage(s.base.stage)], labels.stageEntry(s, s.base.stage))
-    for (const step of [...triggerSteps(s), ...s.steps]) {
-      let spec = step.spec
-      if (step.kind === 'config' && (spec as SpecByKind['config']).op === 'arg') {
-        const argSpec = spec as Extract<SpecByKind['config'], { op: 'arg' }>
-        spec = {
-          op: 'arg',
-          args: argSpec.args.map((a) => (Object.hasOwn(buildArgs, a.name) ? { name: a.name, value: buildArgs[a.name] } : a)),
-        }
-      }
-      head = add(step.kind, spec, [head, ...step.deps.map(input)], labels.stepMeta(s, step))
-    }
-    visiting.delete(s)
-    memo.set(s, head)
-    return head
+  #source(ref: string): Digest {
+    return this.#add('source', { ref }, [], { description: fromText(ref) })
   }
 
-  const triggerSteps = (s: StageDef): readonly Step[] => {
-    const lowering = opts.onBuild
+  #triggerSteps(s: StageDef): readonly Step[] {
+    const lowering = this.#opts.onBuild
     const triggers =
       'ref' in s.base
         ? (lowering?.triggersOf?.(s.base.ref) ?? [])
@@ -96,7 +175,4 @@ export function compileGraph(stage: StageDef, opts: CompileOptions = {}): Graph 
     }
     return lowering.lower(triggers)
   }
-
-  const output = compileStage(stage)
-  return deepFreeze({ vertices: [...vertices.values()], output, ...(platform ? { platform } : {}) })
 }

@@ -50,12 +50,14 @@ export function word(value: string, marker: WordMarker, mode: Pick<WordMode, 'es
 export function pairValue(value: string, what: string, mode: WordMode, marker: WordMarker = {}): string {
   if (marker.expand) {
     const raw = rawWord(value, marker, mode.escape)
-    // A word as written holds its own quotes; one without any that has spaces came from ENV's legacy `ENV K v w` form.
-    return raw === '' || (/\s/.test(raw) && !/["'\\]/.test(raw)) ? `"${raw}"` : raw
+    // A word as written holds its own quotes (`K=` is an empty word); one without any that has
+    // spaces came from ENV's legacy `ENV K v w` form.
+    return /\s/.test(raw) && !/["'\\]/.test(raw) ? `"${raw}"` : raw
   }
-  if (/[\n\r]/.test(value)) {
+  if (value.includes('\n')) {
     // BuildKit's lexer has no escape for a newline (`\n` stays two characters, and a backslash before
-    // a line break is a continuation that removes both): such a value has no Dockerfile spelling.
+    // a line break is a continuation that removes both): such a value has no Dockerfile spelling. A
+    // carriage return is kept where it is (inside the quotes, never at the end of the line).
     if (mode.strict) throw notRepresentable(`${what} holds a line break, which a Dockerfile cannot express`, { what, value })
     return JSON.stringify(value)
   }
@@ -74,14 +76,52 @@ export function pairKey(key: string, what: string, mode: WordMode, marker: WordM
   return pairValue(key, what, mode)
 }
 
+/**
+ * A flag's value (`--chown=…`, `--mount=…`, `--from=…`) as written. BuildKit reads flag words byte
+ * by byte: quotes removed, the escape character taking the next byte as it is, each byte one
+ * character; so a value read from a file holds a non-ASCII character as its UTF-8 bytes. Written
+ * back: those bytes as the character again, double-quoted when it holds a blank, a quote or the
+ * escape character (inside quotes only the closing quote and the escape character are special).
+ */
+export function flagValue(value: string, mode: WordMode): string {
+  let text = value
+  if (/[^\x00-\x7f]/.test(value)) {
+    let decoded: string | undefined
+    if (!/[^\x00-\xff]/.test(value)) {
+      try {
+        decoded = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(value, 'latin1'))
+      } catch {
+        decoded = undefined
+      }
+    }
+    if (decoded === undefined) {
+      if (mode.strict) throw notRepresentable(`flag value ${JSON.stringify(value)} has characters a flag cannot hold (BuildKit reads flags byte by byte)`, { value })
+      decoded = value
+    }
+    text = decoded
+  }
+  const esc = mode.escape ?? '\\'
+  // Any non-ASCII character is quoted too: a UTF-8 byte 0x85 or 0xA0 inside one ends an unquoted word.
+  if (text !== '' && !/[^\x21-\x7e]|["']/.test(text) && !text.includes(esc)) return text
+  return `"${text.replace(esc === '`' ? /[`"]/g : /[\\"]/g, `${esc}$&`)}"`
+}
+
 /** A JSON array as the Dockerfile parser reads it (exec form, VOLUME, SHELL, COPY with spaces). */
 export function jsonArray(list: readonly string[]): string {
   return `[${list.map((s) => JSON.stringify(s)).join(', ')}]`
 }
 
-/** Text the line parser would take for something else: a line break, or a backslash ending the line (a continuation). */
+/**
+ * Text the line parser would take for something else: a line feed (it ends the line), or the escape
+ * character, then only spaces and tabs, ending the text (a continuation) unless that escape is
+ * itself escaped (`echo \\` ends the line). A carriage return inside a line is kept by the parser
+ * (it only trims those before the line feed), so it needs no other form.
+ */
 export function breaksLine(text: string, esc: '\\' | '`' = '\\'): boolean {
-  return /[\n\r]/.test(text) || (esc === '`' ? /`\s*$/ : /\\\s*$/).test(text)
+  if (text.includes('\n')) return true
+  let end = text.length
+  while (end > 0 && (text[end - 1] === ' ' || text[end - 1] === '\t')) end--
+  return end > 0 && text[end - 1] === esc && !(end >= 2 && text[end - 2] === esc)
 }
 
 /** Shell-form text that the parser would read as exec form (it tries JSON first). */
@@ -96,9 +136,9 @@ export function looksLikeJson(text: string): boolean {
   }
 }
 
-/** A heredoc delimiter that no line of `body` equals. */
+/** A heredoc delimiter that no line of `body` equals (the parser drops carriage returns before a line feed when it compares). */
 export function heredocDelimiter(body: string): string {
-  const lines = new Set(body.split('\n'))
+  const lines = new Set(body.split('\n').map((l) => l.replace(/\r+$/, '')))
   let name = 'EOF'
   for (let i = 1; lines.has(name); i++) name = `EOF${i}`
   return name

@@ -10,7 +10,7 @@
  */
 import type { HealthConfig } from '../oci/types.js'
 import { goDuration, goList, goQuote, goQuoteList, goQuoteRune, goSet } from '../util/go-format.js'
-import { breaksLine, heredocDelimiter, jsonArray, looksLikeJson, notRepresentable, pairKey, pairValue, word, type WordMarker, type WordMode } from './dockerfile-words.js'
+import { breaksLine, flagValue, heredocDelimiter, jsonArray, looksLikeJson, notRepresentable, pairKey, pairValue, word, type WordMarker, type WordMode } from './dockerfile-words.js'
 import type { NodeKind, SpecByKind } from './node.js'
 import type { ConfigSpec } from './nodes/config-node.js'
 import type { AddSpec } from './nodes/add-node.js'
@@ -75,60 +75,86 @@ export function historyText<K extends NodeKind>(kind: K, spec: SpecByKind[K], fa
 
 const dockerfileByKind: { readonly [K in NodeKind]: (step: StepText<K>, ctx: TextContext) => string } = {
   source: (s) => fromText(s.spec.ref),
-  copy: (s, ctx) => `COPY ${s.spec.fromInput && s.deps[0] ? `--from=${ctx.input(s.deps[0])} ` : ''}${copyFlags(s.spec, ctx)}${paths(s.spec, ctx)}${heredocBodies(s.spec, ctx)}`,
-  add: (s, ctx) => `ADD ${s.spec.checksum ? `--checksum=${s.spec.checksum} ` : ''}${s.spec.keepGitDir ? '--keep-git-dir=true ' : ''}${s.spec.unpack ? '' : '--unpack=false '}${copyFlags(s.spec, ctx)}${paths(s.spec, ctx)}${heredocBodies(s.spec, ctx)}`,
-  run: (s, ctx) => `RUN ${runFlags(s.spec, s.deps, ctx)}${command(s.spec.command, s.spec.shellForm, ctx, true)}`,
+  copy: (s, ctx) => `COPY ${s.spec.fromInput && s.deps[0] ? `--from=${flagValue(ctx.input(s.deps[0]), ctx)} ` : ''}${copyFlags(s.spec, ctx)}${notFlags(paths(s.spec, ctx))}${heredocBodies(s.spec, ctx)}`,
+  add: (s, ctx) => `ADD ${s.spec.checksum ? `--checksum=${s.spec.checksum} ` : ''}${s.spec.keepGitDir ? '--keep-git-dir=true ' : ''}${s.spec.unpack ? '' : '--unpack=false '}${copyFlags(s.spec, ctx)}${notFlags(paths(s.spec, ctx))}${heredocBodies(s.spec, ctx)}`,
+  run: (s, ctx) => `RUN ${runFlags(s.spec, s.deps, ctx)}${notFlags(command(s.spec.command, s.spec.shellForm, ctx, true))}`,
   config: (s, ctx) => (configByOp[s.spec.op] as (spec: ConfigSpec, ctx: TextContext) => string)(s.spec, ctx),
+}
+
+/**
+ * The parser takes every leading `--word` of an instruction for a flag, until a bare `--`: text
+ * that starts with `--` (a JSON-form source, a command read after `--`) gets one in front.
+ */
+function notFlags(text: string): string {
+  return text.startsWith('--') ? `-- ${text}` : text
 }
 
 function copyFlags(spec: CopySpec, ctx: TextContext): string {
   let out = ''
-  if (spec.chown) out += `--chown=${word(spec.chown, spec, ctx)} `
-  if (spec.chmod !== undefined) out += `--chmod=${word(spec.chmod, spec, ctx)} `
-  for (const e of spec.exclude) out += `--exclude=${word(e, spec, ctx)} `
+  if (spec.chown) out += `--chown=${flagValue(word(spec.chown, spec, ctx), ctx)} `
+  if (spec.chmod !== undefined) out += `--chmod=${flagValue(word(spec.chmod, spec, ctx), ctx)} `
+  for (const e of spec.exclude) out += `--exclude=${flagValue(word(e, spec, ctx), ctx)} `
   if (spec.link) out += '--link '
   if (spec.parents) out += '--parents '
   return out
 }
 
-/** Sources and destination; the JSON form when a path holds whitespace (the shell form splits on it). */
+/**
+ * Sources and destination; the JSON form when a path holds whitespace (the shell form splits on
+ * it) or `<<` (the shell form would open a heredoc). Inline files need the shell form.
+ */
 function paths(spec: CopySpec, ctx: TextContext): string {
   const inline = (spec.inline ?? []).map((f) => (f.expand ? `<<${f.name}` : `<<'${f.name}'`))
-  if (inline.length > 0) return [...spec.sources.map((p) => word(p, spec, ctx)), ...inline, word(spec.dest, spec, ctx)].join(' ')
-  const all = [...spec.sources, spec.dest]
-  const words = all.map((p) => word(p, spec, ctx))
-  if (words.some((p) => /\s/.test(p))) return jsonArray(words)
-  return words.join(' ')
+  const words = [...spec.sources, spec.dest].map((p) => word(p, spec, ctx))
+  const plain = !words.some((p) => /\s/.test(p) || p.includes('<<'))
+  if (inline.length > 0) {
+    if (!plain && ctx.strict) throw notRepresentable(`a COPY with inline files cannot also have the path ${JSON.stringify(words.find((p) => /\s/.test(p) || p.includes('<<')))}`, { sources: spec.sources })
+    return [...words.slice(0, -1), ...inline, words[words.length - 1]!].join(' ')
+  }
+  // Words that join into a JSON array of strings would read back as the exec form.
+  return plain && !looksLikeJson(words.join(' ')) ? words.join(' ') : jsonArray(words)
 }
 
 /** Inline files as heredoc bodies after the COPY line; a heredoc body always ends in a newline. */
 function heredocBodies(spec: CopySpec, ctx: TextContext): string {
   let out = ''
   for (const f of spec.inline ?? []) {
-    if (!f.data.endsWith('\n') && ctx.strict) {
+    // An empty body (the terminator right after the line) is an empty file.
+    const whole = f.data === '' || f.data.endsWith('\n')
+    if (!whole && ctx.strict) {
       throw notRepresentable(`inline file ${f.name} does not end in a newline, which a heredoc always does`, { name: f.name })
     }
-    out += `\n${f.data}${f.data.endsWith('\n') ? '' : '\n'}${f.name}`
+    out += `\n${f.data}${whole ? '' : '\n'}${f.name}`
   }
   return out
 }
 
 function runFlags(spec: RunSpec, deps: readonly StepInput[], ctx: TextContext): string {
   let out = ''
-  for (const m of spec.mounts) out += `--mount=${mountText(m, deps, ctx)} `
+  for (const m of spec.mounts) out += `--mount=${flagValue(mountText(m, spec, deps, ctx), ctx)} `
   if (spec.network !== 'default') out += `--network=${spec.network} `
   if (spec.security) out += `--security=${spec.security} `
   return out
 }
 
-/** `--mount=` options; defaults left out, so the parser's defaults give back the same spec. */
-function mountText(m: MountSpec, deps: readonly StepInput[], ctx: TextContext): string {
-  const o: string[] = [`type=${m.type}`]
+/**
+ * `--mount=` options; defaults left out, so the parser's defaults give back the same spec. Fields
+ * are a CSV record (a field holding `,` or starting with `"` is quoted); the paths, ids and env
+ * names are words expanded at build time, `from` one expanded from the ARGs while lowering.
+ */
+function mountText(m: MountSpec, spec: RunSpec, deps: readonly StepInput[], ctx: TextContext): string {
+  const o = [`type=${m.type}`, ...mountFields(m, spec, deps, ctx)]
+  return o.map((f) => (f.includes(',') || f.startsWith('"') ? `"${f.replace(/"/g, '""')}"` : f)).join(',')
+}
+
+function mountFields(m: MountSpec, spec: RunSpec, deps: readonly StepInput[], ctx: TextContext): string[] {
+  const o: string[] = []
+  const w = (v: string) => word(v, spec, ctx)
   const oct = (n: number) => `0${n.toString(8)}`
   switch (m.type) {
     case 'cache':
-      o.push(`target=${m.target}`)
-      if (m.id !== m.target) o.push(`id=${m.id}`)
+      o.push(`target=${w(m.target)}`)
+      if (m.id !== m.target) o.push(`id=${w(m.id)}`)
       if (m.sharing !== 'shared') o.push(`sharing=${m.sharing}`)
       if (m.readonly) o.push('readonly')
       if (m.mode !== undefined) o.push(`mode=${oct(m.mode)}`)
@@ -136,37 +162,37 @@ function mountText(m: MountSpec, deps: readonly StepInput[], ctx: TextContext): 
       if (m.gid !== undefined) o.push(`gid=${m.gid}`)
       break
     case 'secret':
-      o.push(`id=${m.id}`)
-      if (m.target !== '' && m.target !== `/run/secrets/${m.id}`) o.push(`target=${m.target}`)
-      else if (m.target !== '' && m.env !== undefined) o.push(`target=${m.target}`)
-      if (m.env !== undefined) o.push(`env=${m.env}`)
+      o.push(`id=${w(m.id)}`)
+      if (m.target !== '' && m.target !== `/run/secrets/${m.id}`) o.push(`target=${w(m.target)}`)
+      else if (m.target !== '' && m.env !== undefined) o.push(`target=${w(m.target)}`)
+      if (m.env !== undefined) o.push(`env=${w(m.env)}`)
       if (m.required) o.push('required=true')
       if (m.mode !== 0o400) o.push(`mode=${oct(m.mode)}`)
       if (m.uid !== 0) o.push(`uid=${m.uid}`)
       if (m.gid !== 0) o.push(`gid=${m.gid}`)
       break
     case 'bind': {
-      o.push(`target=${m.target}`)
-      if (m.source !== '.') o.push(`source=${m.source}`)
+      o.push(`target=${w(m.target)}`)
+      if (m.source !== '.') o.push(`source=${w(m.source)}`)
       const from = m.fromInput === undefined ? undefined : deps[m.fromInput - 1]
       if (from) o.push(`from=${ctx.input(from)}`)
       if (m.readwrite) o.push('rw')
       break
     }
     case 'tmpfs':
-      o.push(`target=${m.target}`)
+      o.push(`target=${w(m.target)}`)
       if (m.size !== undefined) o.push(`size=${m.size}`)
       break
     case 'ssh':
-      if (m.id !== 'default') o.push(`id=${m.id}`)
-      if (m.target !== '') o.push(`target=${m.target}`)
+      if (m.id !== 'default') o.push(`id=${w(m.id)}`)
+      if (m.target !== '') o.push(`target=${w(m.target)}`)
       if (m.required) o.push('required=true')
       if (m.mode !== 0o600) o.push(`mode=${oct(m.mode)}`)
       if (m.uid !== 0) o.push(`uid=${m.uid}`)
       if (m.gid !== 0) o.push(`gid=${m.gid}`)
       break
   }
-  return o.join(',')
+  return o
 }
 
 /**
@@ -177,7 +203,7 @@ function mountText(m: MountSpec, deps: readonly StepInput[], ctx: TextContext): 
 function command(args: readonly string[], shellForm: boolean, ctx: TextContext, heredocOk: boolean): string {
   if (!shellForm) return jsonArray(args)
   const text = args[0] ?? ''
-  if (heredocOk && text.includes('\n') && text.endsWith('\n') && !text.startsWith('#!') && !text.includes('\r')) {
+  if (heredocOk && text.includes('\n') && text.endsWith('\n') && !text.startsWith('#!')) {
     const eof = heredocDelimiter(text)
     return `<<'${eof}'\n${text}${eof}`
   }
@@ -192,33 +218,35 @@ function command(args: readonly string[], shellForm: boolean, ctx: TextContext, 
  */
 function isHeredocCommand(text: string): boolean {
   const [first = '', ...rest] = text.split('\n')
-  if (rest.length === 0 || first.trim() !== first || first.endsWith('\\') || looksLikeJson(first) || text.includes('\r')) return false
+  if (rest.length === 0 || first.trim() !== first || first.endsWith('\\') || looksLikeJson(first)) return false
   const names = [...first.matchAll(/(?:^|\s)\d*<<-?(["']?)([A-Za-z0-9_.-]+)\1(?=\s|$)/g)].map((m) => m[2]!)
   if (names.length === 0) return false
+  // The parser ends a body at the first line equal to its name once carriage returns before the
+  // line feed are dropped; that line must be the name exactly, or the return would be lost.
   let i = 0
   for (const name of names) {
-    while (i < rest.length && rest[i] !== name) i++
-    if (i === rest.length) return false
+    while (i < rest.length && rest[i]!.replace(/\r+$/, '') !== name) i++
+    if (i === rest.length || rest[i] !== name) return false
     i++
   }
   return i === rest.length
 }
 
 const configByOp: { readonly [O in ConfigSpec['op']]: (spec: Extract<ConfigSpec, { op: O }>, ctx: TextContext) => string } = {
-  env: (s, ctx) => legacyPair('ENV', s.vars, s, ctx) ?? `ENV ${s.vars.map(([k, v]) => `${pairKey(k, 'ENV', ctx, s)}=${pairValue(v, `ENV ${k}`, ctx, s)}`).join(' ')}`,
-  arg: (s, ctx) => `ARG ${s.args.map((a) => (a.value === undefined ? a.name : `${a.name}=${pairValue(a.value, `ARG ${a.name}`, ctx, a)}`)).join(' ')}`,
-  workdir: (s, ctx) => `WORKDIR ${word(s.path, s, ctx)}`,
-  user: (s, ctx) => `USER ${word(s.user, s, ctx)}`,
-  expose: (s, ctx) => `EXPOSE ${s.ports.map((p) => word(p, s, ctx)).join(' ')}`,
+  env: (s, ctx) => `ENV ${notFlags(legacyPair(s.vars, s, ctx) ?? s.vars.map(([k, v]) => keyValue(k, v, 'ENV', ctx, s)).join(' '))}`,
+  arg: (s, ctx) => `ARG ${notFlags(s.args.map((a) => (a.value === undefined ? a.name : `${a.name}=${pairValue(a.value, `ARG ${a.name}`, ctx, a)}`)).join(' '))}`,
+  workdir: (s, ctx) => `WORKDIR ${notFlags(word(s.path, s, ctx))}`,
+  user: (s, ctx) => `USER ${notFlags(word(s.user, s, ctx))}`,
+  expose: (s, ctx) => `EXPOSE ${notFlags(s.ports.map((p) => word(p, s, ctx)).join(' '))}`,
   volume: (s, ctx) => `VOLUME ${jsonArray(s.paths.map((p) => word(p, s, ctx)))}`,
-  label: (s, ctx) => legacyPair('LABEL', s.labels, s, ctx) ?? `LABEL ${s.labels.map(([k, v]) => `${pairKey(k, 'LABEL', ctx, s)}=${pairValue(v, `LABEL ${k}`, ctx, s)}`).join(' ')}`,
-  cmd: (s, ctx) => `CMD ${command(s.args, s.shellForm, ctx, false)}`,
-  entrypoint: (s, ctx) => `ENTRYPOINT ${command(s.args, s.shellForm, ctx, false)}`,
+  label: (s, ctx) => `LABEL ${notFlags(legacyPair(s.labels, s, ctx) ?? s.labels.map(([k, v]) => keyValue(k, v, 'LABEL', ctx, s)).join(' '))}`,
+  cmd: (s, ctx) => `CMD ${notFlags(command(s.args, s.shellForm, ctx, false))}`,
+  entrypoint: (s, ctx) => `ENTRYPOINT ${notFlags(command(s.args, s.shellForm, ctx, false))}`,
   healthcheck: (s, ctx) => `HEALTHCHECK ${healthText(s.health, ctx)}`,
-  stopsignal: (s, ctx) => `STOPSIGNAL ${word(s.signal, s, ctx)}`,
+  stopsignal: (s, ctx) => `STOPSIGNAL ${notFlags(word(s.signal, s, ctx))}`,
   shell: (s) => `SHELL ${jsonArray(s.shell)}`,
-  onbuild: (s) => `ONBUILD ${s.instruction}`,
-  maintainer: (s) => `MAINTAINER ${s.name}`,
+  onbuild: (s) => `ONBUILD ${notFlags(s.instruction)}`,
+  maintainer: (s) => `MAINTAINER ${notFlags(s.name)}`,
   stage: () => 'FROM <stage>',
 }
 
@@ -226,21 +254,68 @@ const configByOp: { readonly [O in ConfigSpec['op']]: (spec: Extract<ConfigSpec,
  * The old `ENV key value words` form, for a marked value read from it: its words and the blanks
  * between them are the value as written, so writing it the same way reads back to the same spec.
  */
-function legacyPair(keyword: string, pairs: readonly (readonly [string, string])[], marker: WordMarker, ctx: TextContext): string | undefined {
-  if (!marker.expand || pairs.length !== 1 || (marker.escapeToken ?? '\\') !== (ctx.escape ?? '\\')) return undefined
+function legacyPair(pairs: readonly (readonly [string, string])[], marker: WordMarker, ctx: TextContext): string | undefined {
+  const esc = ctx.escape ?? '\\'
+  if (!marker.expand || pairs.length !== 1 || (marker.escapeToken ?? '\\') !== esc) return undefined
   const [k, v] = pairs[0]!
-  if (!/\s/.test(v) || /["'\\\n\r]/.test(v) || /^\s|\s$/.test(v) || /[\s=]/.test(k)) return undefined
-  return `${keyword} ${k} ${v}`
+  // When `k=v` (as pairValue writes it) is one word with the key before its first `=` and the value
+  // as it is, that spelling does (the printer's usual form).
+  const pair = `${k}=${pairValue(v, k, ctx, marker)}`
+  if (k !== '' && !k.includes('=') && pair === `${k}=${v}` && firstWord(pair, esc) === pair && !/^\s|\s$/.test(v) && !breaksLine(v, esc)) return undefined
+  const text = `${k} ${v}`
+  // As the parser reads it back (parseNameVal): the old form when the first quote-aware word holds
+  // no `=`; the key is the text up to the first run of [\t\v\f\r ], the value all the rest, and
+  // the whole was trimmed of Go's blanks (so neither end may be one).
+  const blank = /[\t\v\f\r ]/
+  if (k === '' || blank.test(k) || blank.test(v[0]!) || isGoSpace(k[0]!) || isGoSpace(v[v.length - 1]!) || breaksLine(v, esc)) return undefined
+  if (firstWord(text, esc).includes('=')) return undefined
+  return text
+}
+
+/**
+ * One `key=value` of ENV or LABEL. A marked pair read from a `key=value` word is that word again
+ * when it still is one word (a quote opened in the key may hold the value's blanks).
+ */
+function keyValue(k: string, v: string, keyword: string, ctx: TextContext, marker: WordMarker): string {
+  if (marker.expand && (marker.escapeToken ?? '\\') === (ctx.escape ?? '\\')) {
+    const pair = `${k}=${v}`
+    if (k !== '' && !k.includes('=') && firstWord(pair, ctx.escape ?? '\\') === pair && !breaksLine(pair, ctx.escape)) return pair
+  }
+  return `${pairKey(k, keyword, ctx, marker)}=${pairValue(v, `${keyword} ${k}`, ctx, marker)}`
+}
+
+/** Go's unicode.IsSpace for one UTF-16 unit (JavaScript's \s without U+FEFF, plus U+0085). */
+function isGoSpace(c: string): boolean {
+  return c === '\u0085' || (c !== '\ufeff' && /\s/.test(c))
+}
+
+/** The first word of the parser's quote-aware split (parseWords), quotes and escapes kept. */
+function firstWord(text: string, esc: string): string {
+  let i = 0
+  while (i < text.length && isGoSpace(text[i]!)) i++
+  const start = i
+  let quote = ''
+  for (; i < text.length; i++) {
+    const c = text[i]!
+    if (quote === '') {
+      if (isGoSpace(c)) break
+      if (c === '"' || c === "'") quote = c
+      else if (c === esc) i++
+    } else if (c === quote) quote = ''
+    else if (c === esc && quote !== "'") i++
+  }
+  return text.slice(start, i)
 }
 
 function healthText(h: HealthConfig, ctx: TextContext): string {
   if (h.Test[0] === 'NONE') return 'NONE'
   let flags = ''
-  if (h.Interval) flags += `--interval=${goDuration(h.Interval)} `
-  if (h.Timeout) flags += `--timeout=${goDuration(h.Timeout)} `
-  if (h.StartPeriod) flags += `--start-period=${goDuration(h.StartPeriod)} `
-  if (h.StartInterval) flags += `--start-interval=${goDuration(h.StartInterval)} `
-  if (h.Retries) flags += `--retries=${h.Retries} `
+  // A flag set to 0 is written too: `--interval=0` is in the config (and the vertex key), unlike no flag.
+  if (h.Interval !== undefined) flags += `--interval=${goDuration(h.Interval)} `
+  if (h.Timeout !== undefined) flags += `--timeout=${goDuration(h.Timeout)} `
+  if (h.StartPeriod !== undefined) flags += `--start-period=${goDuration(h.StartPeriod)} `
+  if (h.StartInterval !== undefined) flags += `--start-interval=${goDuration(h.StartInterval)} `
+  if (h.Retries !== undefined) flags += `--retries=${h.Retries} `
   const shellForm = h.Test[0] === 'CMD-SHELL'
   const text = h.Test[1] ?? ''
   // The exec-form fallback would turn CMD-SHELL into CMD: a different config, so no spelling at all.

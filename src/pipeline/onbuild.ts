@@ -13,16 +13,30 @@ export async function baseTriggers(
   onFailure: (ref: string) => void = () => {},
 ): Promise<ReadonlyMap<string, readonly string[]>> {
   const refs = new Set<string>()
-  const seen = new Set<StageDef>()
-  const walk = (s: StageDef): void => {
-    if (seen.has(s)) return
-    seen.add(s)
+  // Depth-first with an explicit stack (a chain of 10,000 stages is 10,000 deep), refs in the order
+  // a recursive walk finds them.
+  const seen = new Set<StageDef>([stage])
+  const stack: { s: StageDef; reads: StageDef[]; next: number }[] = []
+  const enter = (s: StageDef): void => {
+    const reads: StageDef[] = []
     if ('ref' in s.base) {
       if (s.base.ref !== 'scratch') refs.add(s.base.ref)
-    } else walk(s.base.stage)
-    for (const step of s.steps) for (const d of step.deps) if ('stage' in d) walk(d.stage)
+    } else reads.push(s.base.stage)
+    for (const step of s.steps) for (const d of step.deps) if ('stage' in d) reads.push(d.stage)
+    stack.push({ s, reads, next: 0 })
   }
-  walk(stage)
+  enter(stage)
+  while (stack.length > 0) {
+    const f = stack[stack.length - 1]!
+    if (f.next === f.reads.length) {
+      stack.pop()
+      continue
+    }
+    const next = f.reads[f.next++]!
+    if (seen.has(next)) continue
+    seen.add(next)
+    enter(next)
+  }
   let failed = false
   const read = async (ref: string): Promise<[string, readonly string[]]> => {
     try {

@@ -184,6 +184,10 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
   }
 
   try {
+    // Every vertex's promise is made after its inputs' (depth-first, inputs in order, as run() would
+    // reach them), so run() finds its inputs made and never recurses: a chain of 10,000 stages is
+    // a chain of tens of thousands of vertices.
+    for (const id of inputsFirst(graph.output, byId)) run(id)
     const state = await run(graph.output)
     const vertices = graph.vertices.flatMap((v) => records.get(v.id) ?? [])
     schedule.sort((a, b) => a.start - b.start)
@@ -200,6 +204,28 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
 
 /** Steps that change only the image's files (and history): an early start may skip over them. */
 const FILES_ONLY: ReadonlySet<NodeKind> = new Set<NodeKind>(['run', 'copy', 'add'])
+
+/** The vertices `output` depends on and itself, each after its inputs (a depth-first post-order, without recursion). */
+function inputsFirst(output: Digest, byId: ReadonlyMap<Digest, AnyVertex>): Digest[] {
+  const order: Digest[] = []
+  const seen = new Set<Digest>([output])
+  const stack: { id: Digest; next: number }[] = [{ id: output, next: 0 }]
+  while (stack.length > 0) {
+    const f = stack[stack.length - 1]!
+    const inputs = byId.get(f.id)?.inputs ?? []
+    if (f.next < inputs.length) {
+      const i = inputs[f.next++]!
+      if (!seen.has(i)) {
+        seen.add(i)
+        stack.push({ id: i, next: 0 })
+      }
+      continue
+    }
+    order.push(f.id)
+    stack.pop()
+  }
+  return order
+}
 
 /**
  * Vertices whose layer ends up in a filesystem a later step assembles: every state a RUN applies to

@@ -171,3 +171,43 @@ describe('run(): security and ssh mounts', () => {
     expect(() => base.run('true', { mounts: [{ type: 'ssh', id: '' }] })).toThrow(ImagesmithError)
   })
 })
+
+describe('deep stage chains (no recursion over the builder or the graph)', () => {
+  /** `n` stages, each copying a file from the one before (`COPY --from`), the last one returned. */
+  const chain = (n: number) => {
+    let b = image().from('busybox').run('echo 0 > /f')
+    for (let i = 1; i < n; i++) b = image().from('busybox').copy('/f', `/f${i}`, { from: b })
+    return b
+  }
+
+  for (const n of [2000, 10_000]) {
+    it(`${n} stages chained by COPY --from: graph(), toMermaid/toDot, the ONBUILD base walk and the solver's setup`, async () => {
+      const b = chain(n)
+      const g = b.graph()
+      // busybox (one source, shared), the RUN, then one COPY per further stage.
+      expect(g.vertices).toHaveLength(n + 1)
+      expect(g.vertices.at(-1)!.id).toBe(g.output)
+      expect(toMermaid(g).split('\n').length).toBeGreaterThan(n)
+      expect(toDot(g)).toContain('style=bold')
+      const { baseTriggers } = await import('../../src/pipeline/onbuild.js')
+      const read: string[] = []
+      const triggers = await baseTriggers(b.toStage(), async (ref) => {
+        read.push(ref)
+        return { config: { config: { OnBuild: ['RUN x'] } } } as never
+      })
+      expect(read).toEqual(['busybox'])
+      expect(triggers.get('busybox')).toEqual(['RUN x'])
+      // The scheduler over the same chain, every vertex a no-op.
+      const { solve } = await import('../../src/solver/solve.js')
+      const ran: string[] = []
+      const exec = async (v: { id: string }) => {
+        ran.push(v.id)
+        return { state: { config: {}, layers: [], args: [], cmdSet: false }, cached: true }
+      }
+      const executors = Object.fromEntries(['source', 'copy', 'add', 'run', 'config'].map((kind) => [kind, { kind, exec }]))
+      const r = await solve(g, executors as never, { emit: () => {} } as never)
+      expect(r.cacheHits).toBe(n + 1)
+      expect(ran).toEqual(g.vertices.map((v) => v.id))
+    }, 60_000)
+  }
+})

@@ -194,3 +194,46 @@ describe('fromDockerfile: instructions map to builder steps', () => {
     expect(trigger.spec).toMatchObject({ sources: ['a'], dest: '/a', expand: true })
   })
 })
+
+describe('fromDockerfile: import time grows linearly', () => {
+  /** Best of `runs` in ms: the minimum filters out GC pauses and a busy machine. */
+  const best = (runs: number, fn: () => void) => {
+    let t = Infinity
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now()
+      fn()
+      t = Math.min(t, performance.now() - t0)
+    }
+    return t
+  }
+  /**
+   * n instructions, a quarter each: global ARGs; ARGs of one stage (each default reading the one
+   * before); mixed instructions of that stage; named stages each copying from the one before.
+   */
+  const dockerfile = (n: number) => {
+    const q = n / 4
+    const lines: string[] = []
+    for (let i = 0; i < q; i++) lines.push(`ARG G${i}=${i}`)
+    lines.push('FROM scratch AS s0')
+    for (let i = 0; i < q; i++) lines.push(`ARG A${i}=$A${Math.max(0, i - 1)}`)
+    for (let i = 0; i < q; i++) lines.push([`ENV E${i}=${i}`, `RUN echo ${i}`, `COPY a${i} /b`, `LABEL l${i}=v`, `WORKDIR /w${i}`][i % 5]!)
+    for (let i = 0; i < q / 2; i++) lines.push(`FROM scratch AS s${i + 1}`, `COPY --from=s${i} /a /a`)
+    return `${lines.join('\n')}\n`
+  }
+
+  it('100k instructions take under 20× the time of 10k (quadratic is 100×)', () => {
+    const small = dockerfile(10_000)
+    const large = dockerfile(100_000)
+    let stages = 0
+    // Growth, never wall time; a stalled measurement gets another try, quadratic growth fails them all.
+    let ratio = Infinity
+    for (let attempt = 0; attempt < 3 && ratio >= 20; attempt++) {
+      const tl = best(2, () => {
+        stages = fromDockerfile(large).stageList.length
+      })
+      ratio = Math.min(ratio, tl / Math.max(best(3, () => fromDockerfile(small)), 1))
+    }
+    expect(stages).toBe(12_501)
+    expect(ratio).toBeLessThan(20)
+  }, 120_000)
+})

@@ -105,13 +105,13 @@ describe('ignore and glob patterns without backtracking', () => {
 })
 
 describe('Dockerfile lowering is bounded', () => {
-  it(`lowers ${MAX_DOCKERFILE_INSTRUCTIONS - 1} ARG lines in about linear time, and refuses more than ${MAX_DOCKERFILE_INSTRUCTIONS} instructions`, () => {
+  it(`lowers 20,000 ARG lines in about linear time, and refuses more than ${MAX_DOCKERFILE_INSTRUCTIONS} instructions`, () => {
     const args = (n: number) => `FROM scratch\n${Array.from({ length: n }, (_, i) => `ARG a${i}=\${a0}x`).join('\n')}\n`
-    // Copying the ARG scope per instruction took ~25 s here.
-    const { value: df, ms } = timed(() => fromDockerfile(args(MAX_DOCKERFILE_INSTRUCTIONS - 1)))
-    expect(df.target.toStage().steps).toHaveLength(MAX_DOCKERFILE_INSTRUCTIONS - 1)
+    // Copying the ARG scope per instruction took ~25 s here for 10,000.
+    const { value: df, ms } = timed(() => fromDockerfile(args(20_000)))
+    expect(df.target.toStage().steps).toHaveLength(20_000)
     expect(ms).toBeLessThan(4000)
-    const e = thrown(() => fromDockerfile(args(MAX_DOCKERFILE_INSTRUCTIONS)))
+    const e = thrown(() => fromDockerfile(`FROM scratch\n${'USER 0\n'.repeat(MAX_DOCKERFILE_INSTRUCTIONS)}`))
     expect(e.code).toBe(ErrorCodes.DOCKERFILE_SYNTAX)
     expect(e.details).toMatchObject({ limit: MAX_DOCKERFILE_INSTRUCTIONS, line: MAX_DOCKERFILE_INSTRUCTIONS + 1 })
   })
