@@ -90,8 +90,11 @@ export async function cachedLayer(
     const prev = prevSlot ? await ctx.store.cache.lookup<Partial<LayerCacheEntry>>(prevSlot.key) : undefined
     const prevFiles = prevSlot && files ? await ctx.store.cache.lookup<FileMap>(filesKey(prevSlot.key)) : undefined
     reason = explainMiss(prev?.keyDoc, keyDoc, prevFiles, files, prevSlot?.key === key.digest, detail.argNames, detail.inputs)
-    if (prev?.layer && prev.keyDoc && prevFiles && files) {
-      previous = { layer: prev.layer, keyDoc: prev.keyDoc, unchanged: (name) => prevFiles[name] !== undefined && prevFiles[name] === files[name] }
+    // The caller compares the previous key with its own, which has no platform yet: the same
+    // platform's build only, its document as the caller wrote it.
+    if (prev?.layer && prev.keyDoc && prevFiles && files && prev.keyDoc.platform === keyDoc.platform) {
+      const { platform: _platform, ...callerDoc } = prev.keyDoc
+      previous = { layer: prev.layer, keyDoc: callerDoc, unchanged: (name) => prevFiles[name] !== undefined && prevFiles[name] === files[name] }
     }
   }
   const layer = await make(previous)
