@@ -152,9 +152,10 @@ describe.skipIf(bed.skip)('RUN --mount=type=ssh', () => {
     expect(out).toContain('sock=/s/agent')
     expect(out).toContain('640 7 8')
     expect(out).toContain(fingerprint)
-    // The next step (no ssh mount) sees neither the socket nor the mount point's stub in the image.
-    const after = await build(b.run('test -e /s/agent && echo leaked || echo clean; ls -A / | grep -cx s || true'), { ssh: { default: agentSock } })
-    expect(after.out).toBe('clean\n0\n')
+    // The next step (no ssh mount) sees no socket and no stub of the mount point in the image: the
+    // directory made for it stays, empty, as buildah and docker 20.10 leave the parents of mount points.
+    const after = await build(b.run('test -e /s/agent && echo leaked || echo clean; ls -A /s | wc -l'), { ssh: { default: agentSock } })
+    expect(after.out.replace(/ +/g, '')).toBe('clean\n0\n')
   })
 
   it('from a Dockerfile through the CLI: --ssh default=SOCKET and --allow, as docker build takes them', () => {
