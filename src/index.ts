@@ -4,7 +4,7 @@ export type { AddOptions, CopyOptions, FromSource, HealthcheckOptions, RunMount,
 export type { Expandable } from './graph/expansion.js'
 export type { ArgDecl } from './graph/nodes/config-node.js'
 export type { BuildOptions, BuildResult, OutputSpec } from './pipeline/options.js'
-export { defaultCacheDir } from './pipeline/resolve-options.js'
+export { defaultCacheDir } from './store/default-dir.js'
 export {
   ErrorCodes,
   ImagesmithError,

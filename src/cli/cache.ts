@@ -1,4 +1,4 @@
-import { defaultCacheDir } from '../pipeline/resolve-options.js'
+import { defaultCacheDir } from '../store/default-dir.js'
 import type { UsageRecord } from '../store/gc.js'
 import { pruneStore, storeUsage } from '../rootless/prune.js'
 import { Store } from '../store/store.js'

@@ -1,6 +1,6 @@
 import { toDockerfile } from '../dockerfile/print.js'
 import { UsageError, assertKnownFlags, one, type ParsedArgs } from './args.js'
-import { defaultCacheDir } from '../pipeline/resolve-options.js'
+import { defaultCacheDir } from '../store/default-dir.js'
 import { loadBuildScript } from './load-script.js'
 
 export const DOCKERFILE_HELP = '  imagesmith dockerfile <build.ts> [--target NAME] [--local-refs comment|error]   (the builder as a Dockerfile, on stdout)'

@@ -1,6 +1,6 @@
 import { ociArchiveExporter } from '../exporters/oci-archive.js'
 import type { Digest } from '../oci/media-types.js'
-import { defaultCacheDir } from '../pipeline/resolve-options.js'
+import { defaultCacheDir } from '../store/default-dir.js'
 import { parseImageName } from '../reference/reference.js'
 import { nameImage, requireLocalImage, storedImage } from '../sources/local-names.js'
 import { Store } from '../store/store.js'

@@ -1,7 +1,6 @@
 import { ErrorCodes, ImagesmithError, InvalidArgumentError } from '../errors.js'
-import { formatPlatform } from '../oci/platform.js'
+import { formatPlatform, parsePlatform } from '../oci/platform.js'
 import type { Platform } from '../oci/types.js'
-import { parsePlatform } from './resolve-options.js'
 
 /**
  * OCI annotations by where they land (buildx `--annotation`). A single-platform build makes one

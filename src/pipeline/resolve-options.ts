@@ -1,12 +1,13 @@
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { ErrorCodes, InvalidArgumentError } from '../errors.js'
-import { hostPlatform } from '../oci/platform.js'
+import { parsePlatform } from '../oci/platform.js'
 import { DEFAULT_DOCKER_HOST } from '../exporters/docker-host.js'
 import type { Platform } from '../oci/types.js'
 import type { BuildOptions } from './options.js'
 import { parseMirrorList, pullEndpoints } from '../registry/endpoints.js'
 import type { RegistryConfig, RegistryOptions } from '../registry/options.js'
+import { defaultCacheDir } from '../store/default-dir.js'
 
 /**
  * The one place that reads the environment (IMAGESMITH_CACHE, XDG_CACHE_HOME, SOURCE_DATE_EPOCH, DOCKER_HOST,
@@ -27,12 +28,6 @@ export interface ResolvedBuildOptions {
   /** The `docker` output's engine when it names no host: $DOCKER_HOST, else Docker's default socket. */
   readonly dockerHost: string
   readonly registry: RegistryConfig
-}
-
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.IMAGESMITH_CACHE) return resolve(env.IMAGESMITH_CACHE)
-  if (env.XDG_CACHE_HOME) return join(env.XDG_CACHE_HOME, 'imagesmith')
-  return join(homedir(), '.cache', 'imagesmith')
 }
 
 export function resolveBuildOptions(opts: BuildOptions, env: NodeJS.ProcessEnv = process.env): ResolvedBuildOptions {
@@ -134,13 +129,4 @@ function sshSockets(ssh: Readonly<Record<string, string>> | undefined): Readonly
     out[id] = resolve(path)
   }
   return out
-}
-
-export function parsePlatform(p: string | undefined): Platform {
-  if (!p) return hostPlatform()
-  const parts = p.split('/')
-  if (parts.length < 2 || parts.length > 3 || parts.some((x) => !/^[a-z0-9_]+$/.test(x))) {
-    throw new InvalidArgumentError(ErrorCodes.UNSUPPORTED_PLATFORM, `invalid platform ${JSON.stringify(p)} (os/arch[/variant] expected)`, { platform: p })
-  }
-  return parts[2] ? { os: parts[0]!, architecture: parts[1]!, variant: parts[2] } : { os: parts[0]!, architecture: parts[1]! }
 }
