@@ -28,6 +28,13 @@ const IMPORTERS: Record<LocalRef['transport'], (req: LocalImportRequest) => Prom
   'docker-archive': importDockerArchive,
 }
 
+/** `local:NAME` asks for a locally named image only; `local:5000/app` is a registry host and port. */
+export function parseLocalName(ref: string): string | undefined {
+  if (!ref.startsWith('local:')) return undefined
+  const rest = ref.slice('local:'.length)
+  return /^\d+(\/|$)/.test(rest) ? undefined : rest
+}
+
 /**
  * Parses `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]`, `docker-archive:PATH[:NAME:TAG|:@N]` (skopeo's
  * syntax), and `oci:DIR@sha256:…` / `oci-archive:PATH@sha256:…` for one image by digest (what a

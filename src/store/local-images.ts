@@ -2,15 +2,11 @@ import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { Digest } from '../oci/media-types.js'
 import type { FinalImage, ImageConfig, Manifest } from '../oci/types.js'
 import { parseImageName, parseReference, type ImageReference } from '../reference/reference.js'
-import type { ImageNameRecord } from '../store/image-names.js'
-import type { Store } from '../store/store.js'
+import type { ImageNameRecord } from './image-names.js'
+import type { Store } from './store.js'
 
-/** `local:NAME` asks for a locally named image only; `local:5000/app` is a registry host and port. */
-export function parseLocalName(ref: string): string | undefined {
-  if (!ref.startsWith('local:')) return undefined
-  const rest = ref.slice('local:'.length)
-  return /^\d+(\/|$)/.test(rest) ? undefined : rest
-}
+// Lookups over the store's image names that take user text (references, id prefixes); ImageNames
+// itself stays a plain name → record map that parses nothing.
 
 /** The image a manifest digest in the store names, every blob it needs checked present. */
 export async function storedImage(store: Store, digest: Digest, refText: string): Promise<FinalImage> {
