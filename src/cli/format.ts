@@ -39,3 +39,11 @@ export function parseDuration(text: string): number | undefined {
   }
   return end === text.length && end > 0 ? total : undefined
 }
+
+/** `512B`, `1.5kB`, `20.1MB`, `1.25GB` (binary units, as build and inspect print sizes). */
+export function formatSize(n: number): string {
+  if (n < 1024) return `${n}B`
+  if (n < 1 << 20) return `${(n / 1024).toFixed(1)}kB`
+  if (n < 1 << 30) return `${(n / (1 << 20)).toFixed(1)}MB`
+  return `${(n / (1 << 30)).toFixed(2)}GB`
+}

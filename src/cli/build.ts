@@ -1,0 +1,179 @@
+import { parseImageName } from '../reference/reference.js'
+import { parsePlatform } from '../oci/platform.js'
+import type { BuildResult, OutputSpec } from '../pipeline/options.js'
+import type { SecretSource } from '../solver/types.js'
+import { defaultCacheDir } from '../store/default-dir.js'
+import type { ImageBuilder } from '../builder/image-builder.js'
+import { UsageError, assertKnownFlags, many, one, parseCsvPairs, type ParsedArgs } from './args.js'
+import { buildArgs, flagCheck, script } from './build-inputs.js'
+import { isDockerfileBuild, loadDockerfileBuild } from './build-dockerfile.js'
+import { BUILDX_FLAGS, buildxOptions, writeIidFile } from './buildx-flags.js'
+import { formatSize } from './format.js'
+import type { Io } from './io.js'
+import { loadBuildScript } from './load-script.js'
+import { writeMetadataFile } from './metadata.js'
+import { PROGRESS_MODES, progressMode, progressRenderer, withoutOutputTail } from './progress.js'
+import { REGISTRY_FLAGS, registryFlags } from './registry-flags.js'
+
+export function parseOutput(text: string): OutputSpec {
+  const kv = parseCsvPairs(text, '--output')
+  const type = kv.get('type')
+  const dest = kv.get('dest')
+  if (type === 'docker') {
+    // buildx: type=docker with a dest writes a tarball for `docker load`; without one it loads into the engine.
+    if (dest) return { type: 'oci', dest }
+    const host = kv.get('host')
+    return host ? { type: 'docker', host } : { type: 'docker' }
+  }
+  if (type === 'registry' || (type === 'image' && kv.get('push') === 'true')) {
+    const upload = kv.get('upload')
+    if (upload !== undefined && upload !== 'auto' && upload !== 'monolithic' && upload !== 'chunked') throw new UsageError(`--output ${text}: upload must be auto, monolithic or chunked`)
+    const chunk = kv.get('chunk-size')
+    const chunkSize = chunk === undefined ? undefined : Number(chunk)
+    if (chunkSize !== undefined && (!Number.isInteger(chunkSize) || chunkSize < 1)) throw new UsageError(`--output ${text}: chunk-size must be a positive number of bytes`)
+    return { type: 'registry', ...(upload ? { upload } : {}), ...(chunkSize ? { chunkSize } : {}) }
+  }
+  if (!dest) throw new UsageError(`--output ${text}: dest=PATH is required`)
+  if (type === 'oci') return kv.get('tar') === 'false' ? { type: 'oci-layout', dest } : { type: 'oci', dest }
+  if (type === 'oci-layout') return { type: 'oci-layout', dest }
+  throw new UsageError(`--output ${text}: type must be oci, oci-layout, docker or registry`)
+}
+
+/** `-o`, or buildx's shorthands `--load` (= `-o type=docker`) and `--push` (= `-o type=registry`). */
+function outputFlags(args: ParsedArgs): OutputSpec | undefined {
+  const text = one(args, '--output')
+  const load = args.flags.has('--load')
+  const push = args.flags.has('--push')
+  if ([text !== undefined, load, push].filter(Boolean).length > 1) throw new UsageError('give one of --output, --load and --push')
+  if (load) return { type: 'docker' }
+  if (push) return parseOutput('type=registry')
+  return text === undefined ? undefined : parseOutput(text)
+}
+
+function parseSecret(text: string): [string, SecretSource] {
+  const kv = parseCsvPairs(text, '--secret')
+  const id = kv.get('id')
+  if (!id) throw new UsageError(`--secret ${text}: id=ID is required`)
+  const src = kv.get('src') ?? kv.get('source')
+  const env = kv.get('env')
+  if (src) return [id, { src }]
+  if (env) return [id, { env }]
+  // buildx: with neither, the env var named like the id, else a file named like the id.
+  return [id, process.env[id] !== undefined ? { env: id } : { src: id }]
+}
+
+/** `--ssh default` (the agent at $SSH_AUTH_SOCK) or `--ssh ID=SOCKET`, as buildx takes it (one socket per id). */
+function parseSsh(text: string): [string, string] {
+  const eq = text.indexOf('=')
+  const id = eq < 0 ? text : text.slice(0, eq)
+  if (!/^[A-Za-z0-9_.-]+$/.test(id)) throw new UsageError(`--ssh ${text}: ID or ID=SOCKET expected`)
+  const path = eq < 0 ? process.env.SSH_AUTH_SOCK : text.slice(eq + 1)
+  if (!path) throw new UsageError(`--ssh ${text}: no socket given and SSH_AUTH_SOCK is not set`)
+  if (path.includes(',')) throw new UsageError(`--ssh ${text}: one agent socket per id (key files are not supported)`)
+  return [id, path]
+}
+
+/** Every flag `imagesmith build` takes (the README's synopsis lists each one). */
+export const BUILD_FLAGS: readonly string[] = Object.freeze(['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--no-cache-filter', '--metadata-file', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', '--pull', ...REGISTRY_FLAGS, ...BUILDX_FLAGS])
+
+export async function buildCommand(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<number> {
+  assertKnownFlags(args, BUILD_FLAGS)
+  const dockerfile = isDockerfileBuild(args)
+  const path = dockerfile ? '' : script(args)
+  const progress = one(args, '--progress') ?? (args.flags.has('--quiet') ? 'quiet' : 'auto')
+  if (!(PROGRESS_MODES as readonly string[]).includes(progress)) throw new UsageError(`--progress must be ${PROGRESS_MODES.join(', ')}`)
+  const network = one(args, '--network')
+  if (network !== undefined && network !== 'default' && network !== 'none' && network !== 'host') {
+    throw new UsageError(`--network ${network} is not supported: a build's network is default, none or host`)
+  }
+  const allow = many(args, '--allow').flatMap((a) => a.split(','))
+  for (const a of allow) if (a !== 'network.host' && a !== 'security.insecure') throw new UsageError(`--allow ${a}: network.host or security.insecure`)
+  const ssh = Object.fromEntries(many(args, '--ssh').map(parseSsh))
+  const output = outputFlags(args)
+  const secrets = Object.fromEntries(many(args, '--secret').map(parseSecret))
+  for (const t of many(args, '--tag')) flagCheck(() => parseImageName(t), '--tag')
+  const platform = one(args, '--platform')
+  if (platform !== undefined) flagCheck(() => parsePlatform(platform), '--platform')
+  const df = dockerfile
+    ? await loadDockerfileBuild(args, { buildArgs: buildArgs(args), ...(platform !== undefined ? { platform } : {}), cacheDir: one(args, '--cache-dir') ?? defaultCacheDir(), stdin: process.stdin })
+    : undefined
+  const loaded = df ? { builder: df.imported.target, stages: df.imported.stages } : await loadBuildScript(path, one(args, '--target'), { cacheDir: one(args, '--cache-dir') ?? defaultCacheDir(), buildArgs: buildArgs(args) })
+  try {
+    return await buildAndReport(args, io, loaded.builder, {
+      ...(loaded.stages ? { stages: loaded.stages } : {}),
+      context: df?.context ?? one(args, '--context') ?? '.',
+      ...(df?.imported.dockerignore !== undefined ? { dockerignore: df.imported.dockerignore } : {}),
+      output, secrets, platform, network, allow, ssh, progress, signal,
+    })
+  } finally {
+    await df?.cleanup()
+  }
+}
+
+interface BuildRun {
+  readonly context: string
+  readonly dockerignore?: string
+  readonly output: OutputSpec | undefined
+  readonly secrets: Record<string, SecretSource>
+  readonly platform: string | undefined
+  readonly network: string | undefined
+  readonly allow: readonly string[]
+  readonly ssh: Record<string, string>
+  readonly progress: string
+  readonly stages?: Readonly<Record<string, ImageBuilder>>
+  readonly signal: AbortSignal | undefined
+}
+
+async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, run: BuildRun): Promise<number> {
+  const { output, secrets, platform, network, progress, signal } = run
+  const renderer = progressRenderer(progressMode(progress, io.isTTY === true), io)
+  let result: BuildResult | undefined
+  try {
+    result = await builder.build({
+    context: run.context,
+    ...(run.dockerignore !== undefined ? { dockerignore: run.dockerignore } : {}),
+    tags: many(args, '--tag'),
+    output,
+    noCache: args.flags.has('--no-cache'),
+    ...(many(args, '--no-cache-filter').length > 0 ? { noCacheFilter: many(args, '--no-cache-filter').flatMap((f) => f.split(',')) } : {}),
+    ...(run.stages ? { stages: run.stages } : {}),
+    pull: args.flags.has('--pull'),
+    buildArgs: buildArgs(args),
+    secrets,
+    platform,
+    network: (network ?? 'default') as 'default' | 'none' | 'host',
+    allow: run.allow as ('network.host' | 'security.insecure')[],
+    ssh: run.ssh,
+    cacheDir: one(args, '--cache-dir'),
+    runtime: one(args, '--runtime'),
+    registry: registryFlags(args),
+    ...buildxOptions(args),
+    signal,
+    onProgress: renderer.onEvent,
+  })
+  } catch (e) {
+    // Plain progress printed the failed step's output as it came: its tail is not repeated.
+    throw renderer.showsOutput ? withoutOutputTail(e) : e
+  } finally {
+    renderer.finish(result, result?.output)
+  }
+  await writeIidFile(args, result)
+  const metadataFile = one(args, '--metadata-file')
+  if (metadataFile !== undefined) await writeMetadataFile(metadataFile, result, many(args, '--tag'))
+  if (progress !== 'quiet' && progress !== 'rawjson') {
+    if (output?.type === 'oci') {
+      io.err(`load it with:  podman load -i ${output.dest}  |  docker load -i ${output.dest}  |  ctr images import ${output.dest}\n`)
+    } else if (output?.type === 'registry' && result.pushed) {
+      const p = result.pushed
+      io.err(`pushed ${p.tags.join(', ')}: ${p.blobs} blobs uploaded (${formatSize(p.bytes)}), ${p.mounted} mounted, ${p.skipped} already there\n`)
+    } else if (output?.type === 'docker') {
+      io.err(`loaded into ${output.host ?? 'the Docker engine'}${result.ref ? ` as ${result.ref}` : ''}\n`)
+    } else if (output && 'dest' in output) {
+      // In a layout the tag is what index.json names the image by (org.opencontainers.image.ref.name).
+      const tag = many(args, '--tag')[0]
+      io.err(`inspect it with:  skopeo inspect oci:${output.dest}${tag ? `:${parseImageName(tag).tag}` : ''}\n`)
+    }
+  }
+  io.out(`${result.digest}\n`)
+  return 0
+}

@@ -1,0 +1,57 @@
+import { existsSync } from 'node:fs'
+import { ErrorCodes, ImagesmithError } from '../errors.js'
+import type { Digest } from '../oci/media-types.js'
+import { inspectImages, type InspectedImage } from '../sources/inspect.js'
+import { defaultCacheDir } from '../store/default-dir.js'
+import { findLocalImage, storedImage } from '../store/local-images.js'
+import { Store } from '../store/store.js'
+import { UsageError, assertKnownFlags, one, type ParsedArgs } from './args.js'
+import { formatSize } from './format.js'
+import type { Io } from './io.js'
+
+/** `imagesmith inspect`: an archive or layout on disk, else a local image name. */
+export async function inspectCommand(args: ParsedArgs, io: Pick<Io, 'out'>): Promise<number> {
+  assertKnownFlags(args, ['--json', '--cache-dir'])
+  const path = args.positionals[0]
+  if (!path || args.positionals.length > 1) throw new UsageError('inspect needs one archive or layout path, or a local image name')
+  const images = existsSync(path) ? await inspectImages(path) : [await inspectLocal(path, one(args, '--cache-dir') ?? defaultCacheDir())]
+  if (args.flags.has('--json')) {
+    io.out(`${JSON.stringify(images, null, 2)}\n`)
+    return 0
+  }
+  for (const img of images) {
+    const c = img.config
+    io.out(`Name:         ${img.name ?? '(none)'}\n`)
+    io.out(`Digest:       ${img.manifestDigest}\n`)
+    io.out(`Config:       ${img.manifest.config.digest}\n`)
+    io.out(`Platform:     ${c.os}/${c.architecture}${c.variant ? `/${c.variant}` : ''}\n`)
+    io.out(`Created:      ${c.created ?? ''}\n`)
+    const cc = c.config ?? {}
+    if (cc.Entrypoint) io.out(`Entrypoint:   ${JSON.stringify(cc.Entrypoint)}\n`)
+    if (cc.Cmd) io.out(`Cmd:          ${JSON.stringify(cc.Cmd)}\n`)
+    if (cc.WorkingDir) io.out(`WorkingDir:   ${cc.WorkingDir}\n`)
+    if (cc.User) io.out(`User:         ${cc.User}\n`)
+    for (const e of cc.Env ?? []) io.out(`Env:          ${e}\n`)
+    if (cc.ExposedPorts) io.out(`ExposedPorts: ${Object.keys(cc.ExposedPorts).join(' ')}\n`)
+    if (cc.Volumes) io.out(`Volumes:      ${Object.keys(cc.Volumes).join(' ')}\n`)
+    for (const [k, v] of Object.entries(cc.Labels ?? {})) io.out(`Label:        ${k}=${v}\n`)
+    io.out(`Layers:\n`)
+    for (const [i, l] of img.manifest.layers.entries()) io.out(`  ${l.digest}  ${formatSize(l.size).padStart(9)}  ${c.rootfs.diff_ids[i] ?? ''}\n`)
+    io.out(`History:\n`)
+    for (const h of c.history ?? []) io.out(`  ${h.empty_layer ? '      ' : 'layer '} ${h.created_by ?? ''}\n`)
+    io.out('\n')
+  }
+  return 0
+}
+
+/** A local image by name or digest prefix (`imagesmith images`), as `docker inspect NAME` takes it. */
+async function inspectLocal(text: string, cacheDir: string): Promise<InspectedImage> {
+  const store = new Store(cacheDir)
+  await store.init()
+  const record = await findLocalImage(store, text)
+  if (!record) {
+    throw new ImagesmithError(ErrorCodes.IMAGE_NOT_FOUND, `no archive or layout at ${text}, and no local image ${text} (see imagesmith images)`, { reference: text, path: text })
+  }
+  const image = await storedImage(store, record.digest as Digest, text)
+  return { name: `${record.repository}:${record.tag}`, manifestDigest: image.manifestDigest, manifest: image.manifest, config: image.config }
+}
