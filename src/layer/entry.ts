@@ -1,5 +1,3 @@
-import type { EntryTee } from './tar-writer.js'
-
 /**
  * One entry of a layer tar, as the layer writer consumes it. Producers (COPY, ADD, RUN diff) build
  * these from the filesystem; the writer turns them into deterministic tar bytes.
@@ -71,6 +69,18 @@ export interface FifoEntry extends EntryBase {
 }
 
 export type LayerEntry = FileEntry | DirEntry | SymlinkEntry | HardlinkEntry | DeviceEntry | FifoEntry
+
+/**
+ * Receives the entries the tar serializer (tar-writer.ts) serializes, in order: `begin`, then the
+ * entry's file content in pieces (`data`; the buffer is only valid during the call), then `end`.
+ * Called synchronously from the serializer; a tee that fails must swallow its own errors (the layer
+ * is what the caller asked for).
+ */
+export interface EntryTee {
+  begin(entry: LayerEntry): void
+  data(bytes: Buffer): void
+  end(entry: LayerEntry): void
+}
 
 export type Compression = 'gzip' | 'none'
 

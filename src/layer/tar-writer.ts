@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto'
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { fsPath, nameBytes } from '../util/names.js'
-import type { LayerEntry } from './entry.js'
+import type { EntryTee, LayerEntry } from './entry.js'
 
 /** Size of the chunks the serializer emits (the last one may be shorter). Multiple of 512. */
 export const TAR_CHUNK_SIZE = 1 << 20
@@ -39,18 +39,6 @@ export interface TarChunkOptions {
    * bytes into a layer cached under that key. Files not named are not hashed.
    */
   readonly expect?: ReadonlyMap<string, string>
-}
-
-/**
- * Receives the entries a {@link TarSerializer} serializes, in order: `begin`, then the entry's file
- * content in pieces (`data`; the buffer is only valid during the call), then `end`. Called
- * synchronously from the serializer; a tee that fails must swallow its own errors (the layer is
- * what the caller asked for).
- */
-export interface EntryTee {
-  begin(entry: LayerEntry): void
-  data(bytes: Buffer): void
-  end(entry: LayerEntry): void
 }
 
 const BLOCK = 512

@@ -17,8 +17,7 @@ import {
   type PathLike,
 } from 'node:fs'
 import { join, posix } from 'node:path'
-import type { LayerEntry } from '../layer/entry.js'
-import type { EntryTee } from '../layer/tar-writer.js'
+import type { EntryTee, LayerEntry } from '../layer/entry.js'
 import { fsPath } from '../util/names.js'
 
 /** True when every entry is of a kind {@link SnapshotTee} reproduces exactly. */
