@@ -8,41 +8,11 @@
  * lowering against build args; both get back which variables the word used, for cache keys and for
  * printing `$VAR` back where it was.
  */
+import type { ExpandOptions, ShellEnv } from './expand-options.js'
 import { Lexer } from './lexer.js'
-import type { ExpansionBudget } from './limits.js'
 
 export { isGoSpace } from './chars.js'
-
-/** The escape characters a Dockerfile may use (`# escape=`). */
-export type EscapeToken = '\\' | '`'
-
-/**
- * Variables to expand against: a Map, a plain record (own properties only) or a lookup function
- * returning undefined for an unset name. Names are case-sensitive, as on Linux.
- */
-export type ShellEnv =
-  | ReadonlyMap<string, string>
-  | Readonly<Record<string, string>>
-  | ((name: string) => string | undefined)
-
-/** How the lexer treats quotes, escapes and unset variables; BuildKit's `Lex` fields. */
-export interface ExpandOptions {
-  /** @default '\\' */
-  readonly escapeToken?: EscapeToken
-  /** Keep `$X`, `${X}`, `${X:-w}` as written when X is unset, instead of expanding to empty. @default false */
-  readonly skipUnsetEnv?: boolean
-  /** Keep the quote characters in the result. @default false */
-  readonly rawQuotes?: boolean
-  /** Keep the escape characters in the result. @default false */
-  readonly rawEscapes?: boolean
-  /** Quotes are ordinary characters. @default false */
-  readonly skipProcessQuotes?: boolean
-  /**
-   * Work this expansion may take (`limits.ts`); share one between the words of a Dockerfile to bound
-   * their sum. @default a fresh budget per word
-   */
-  readonly budget?: ExpansionBudget
-}
+export type { EscapeToken, ExpandOptions, ShellEnv } from './expand-options.js'
 
 /** The result of {@link processWord}. */
 export interface WordExpansion {

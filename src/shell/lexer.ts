@@ -6,7 +6,7 @@
  * take is charged to an {@link ExpansionBudget}.
  */
 import { ErrorCodes, ImagesmithError } from '../errors.js'
-import type { ExpandOptions, ShellEnv } from './expand.js'
+import type { ExpandOptions, ShellEnv } from './expand-options.js'
 import { chr, isDigit, isGoSpace, isLetter, isSpecialParam } from './chars.js'
 import { ExpansionBudget, ExpansionLimitError, MAX_WORD_CHARS } from './limits.js'
 import { compileShellPattern, replaceAllGo, replaceFirst, trimPatternPrefix, trimPatternSuffix, type ShellPattern } from './pattern.js'
