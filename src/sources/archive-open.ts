@@ -1,5 +1,5 @@
 import { tempPath } from '../store/atomic-write.js'
-import type { LocalImportRequest } from './local.js'
+import type { LocalImportRequest } from './local-import.js'
 import { baseInvalid } from './resolve.js'
 import { TarArchive, TarFormatError } from './tar-index.js'
 

@@ -4,7 +4,7 @@ import type { Descriptor, ImageConfig, LayerRef, Manifest } from '../oci/types.j
 import { parseReference } from '../reference/reference.js'
 import { SNIFF_BYTES, sniff } from '../util/sniff.js'
 import { withArchive } from './archive-open.js'
-import type { LocalImportRequest } from './local.js'
+import type { LocalImportRequest } from './local-import.js'
 import { resolveOciArchive } from './oci-archive.js'
 import { baseInvalid, resolveImage, type ResolvedImage } from './resolve.js'
 import type { TarArchive, TarMember } from './tar-index.js'

@@ -1,6 +1,6 @@
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { Descriptor, ImageIndex } from '../oci/types.js'
-import type { LocalRef } from './local.js'
+import type { LocalRef } from './local-import.js'
 import { baseInvalid } from './resolve.js'
 
 const REF_NAME = 'org.opencontainers.image.ref.name'

@@ -3,24 +3,13 @@ import { resolve } from 'node:path'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { Platform } from '../oci/types.js'
 import type { BlobStore } from '../store/blob-store.js'
+import type { LocalImportRequest, LocalRef } from './local-import.js'
 import { importDockerArchive } from './docker-archive.js'
 import { importOciArchive } from './oci-archive.js'
 import { importOciLayout } from './oci-layout.js'
 import type { ResolvedImage } from './resolve.js'
 
-export type LocalRef =
-  | { readonly transport: 'oci'; readonly path: string; readonly tag?: string; readonly digest?: string }
-  | { readonly transport: 'oci-archive'; readonly path: string; readonly tag?: string; readonly digest?: string }
-  | { readonly transport: 'docker-archive'; readonly path: string; readonly tag?: string }
-
-export interface LocalImportRequest {
-  readonly ref: LocalRef
-  /** The reference as written, for messages. */
-  readonly refText: string
-  readonly blobs: BlobStore
-  readonly platform: Platform
-  readonly signal?: AbortSignal
-}
+export type { LocalImportRequest, LocalRef } from './local-import.js'
 
 const IMPORTERS: Record<LocalRef['transport'], (req: LocalImportRequest) => Promise<ResolvedImage>> = {
   oci: importOciLayout,

@@ -1,6 +1,6 @@
 import type { Descriptor } from '../oci/types.js'
 import { parseIndex, taggedRoots } from './index-roots.js'
-import type { LocalImportRequest } from './local.js'
+import type { LocalImportRequest } from './local-import.js'
 import { baseInvalid, resolveImage, type BlobFetcher, type ResolvedImage } from './resolve.js'
 import { withArchive } from './archive-open.js'
 import type { TarArchive } from './tar-index.js'

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { Descriptor } from '../oci/types.js'
 import type { Digest } from '../oci/media-types.js'
 import { parseIndex, taggedRoots } from './index-roots.js'
-import type { LocalImportRequest } from './local.js'
+import type { LocalImportRequest } from './local-import.js'
 import { baseInvalid, resolveImage, type BlobFetcher, type ResolvedImage } from './resolve.js'
 
 /** `oci:DIR[:TAG]`: an OCI image layout directory; blobs are copied in only as the resolver asks for them. */
