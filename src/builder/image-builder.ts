@@ -348,7 +348,7 @@ export class ImageBuilder {
       ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
       ...(opts.stageNames ? { stageNames: opts.stageNames } : {}),
       ...(opts.platform ? { platform: opts.platform } : {}),
-      onBuild: { triggersOf: (ref) => known?.get(ref) ?? [], lower: lowerTriggers },
+      onBuild: { triggersOf: (ref) => known?.get(ref) ?? [], lower: opts.lowerTriggers ?? lowerTriggers },
     })
   }
 
@@ -403,6 +403,11 @@ function entriesOf(record: unknown, what: string): (readonly [string, unknown])[
 export interface GraphOptions extends Pick<CompileOptions, 'buildArgs' | 'stageNames' | 'platform'> {
   /** ONBUILD triggers in the configs of base image references, by reference. */
   readonly baseTriggers?: ReadonlyMap<string, readonly string[]>
+  /**
+   * ONBUILD trigger text as steps (triggers of a base stage, and `baseTriggers`).
+   * @default each parsed and lowered as a Dockerfile instruction
+   */
+  readonly lowerTriggers?: (triggers: readonly string[]) => readonly Step[]
 }
 
 /** ONBUILD trigger text as steps: each is parsed as a Dockerfile instruction and lowered as one. */

@@ -8,6 +8,7 @@ import { Store } from '../store/store.js'
 import type { Digest } from '../oci/media-types.js'
 import { parseImageName } from '../reference/reference.js'
 import { parsePlatform } from '../pipeline/resolve-options.js'
+import { lowerTriggers } from '../pipeline/onbuild.js'
 import type { OutputSpec } from '../pipeline/options.js'
 import type { SecretSource } from '../solver/types.js'
 import { UsageError, assertKnownFlags, many, one, parseArgs, parseCsvPairs, type ParsedArgs } from './args.js'
@@ -354,7 +355,7 @@ async function graph(args: ParsedArgs, io: Io): Promise<number> {
     if (!df && platform !== undefined) throw new UsageError('--platform applies to a Dockerfile; a build script chooses its own')
     const { builder, stages } = df ? { builder: df.imported.target, stages: df.imported.stages } : await loadBuildScript(script(args), one(args, '--target'), { cacheDir, buildArgs: buildArgs(args) })
     // Named stages label the steps and the stages they copy from, as a build's progress does.
-    const g = builder.graph({ buildArgs: buildArgs(args), ...(stages ? { stageNames: stageNamesOf(stages) } : {}) })
+    const g = builder.graph({ buildArgs: buildArgs(args), lowerTriggers, ...(stages ? { stageNames: stageNamesOf(stages) } : {}) })
     io.out(format === 'dot' ? toDot(g) : toMermaid(g))
     return 0
   } finally {
