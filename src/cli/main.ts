@@ -8,6 +8,7 @@ import { Store } from '../store/store.js'
 import type { Digest } from '../oci/media-types.js'
 import { parseImageName } from '../reference/reference.js'
 import { parsePlatform } from '../pipeline/resolve-options.js'
+import { connectLocalDriver } from '../pipeline/local-driver.js'
 import { lowerTriggers } from '../pipeline/onbuild.js'
 import type { OutputSpec } from '../pipeline/options.js'
 import type { SecretSource } from '../solver/types.js'
@@ -28,6 +29,9 @@ import { CACHE_HELP, cacheCommand } from './cache.js'
 import { REGISTRY_FLAGS, REGISTRY_FLAGS_HELP, registryFlags } from './registry-flags.js'
 import { closedPipeWriter } from './closed-pipe.js'
 import { BUILDX_FLAGS, BUILDX_FLAGS_HELP, buildxOptions, writeIidFile } from './buildx-flags.js'
+
+// Builders made here (a Dockerfile's) build through the local pipeline, as the package entry's do.
+connectLocalDriver()
 
 const HELP = `imagesmith: build OCI images from TypeScript
 
