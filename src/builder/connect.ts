@@ -30,21 +30,17 @@ export function connectBuilder(c: Connection): void {
 }
 
 export function buildDriver(): BuildDriver {
-  if (!connection) throw notConnected('build()')
+  if (!connection) throw notConnected('build() needs the build pipeline', {})
   return connection.driver
 }
 
 /** The connected lowering, or one that says none is connected when a trigger needs it. */
 export function triggerLowering(): TriggerLowering {
   return connection?.lowerTriggers ?? ((triggers) => {
-    throw notConnected('ONBUILD triggers of a base stage', { triggers })
+    throw notConnected('ONBUILD triggers of a base stage need a Dockerfile parser', { triggers }, ', or pass graph({ lowerTriggers })')
   })
 }
 
-function notConnected(what: string, details: Record<string, unknown> = {}): ImagesmithError {
-  return new ImagesmithError(
-    ErrorCodes.BUILDER_NOT_CONNECTED,
-    `${what} needs the build pipeline, which this builder was not given: import it from the package entry ('imagesmith'), or pass graph({ lowerTriggers }) for ONBUILD triggers`,
-    details,
-  )
+function notConnected(what: string, details: Record<string, unknown>, or = ''): ImagesmithError {
+  return new ImagesmithError(ErrorCodes.BUILDER_NOT_CONNECTED, `${what}, which this builder was not given: import it from the package entry ('imagesmith')${or}`, details)
 }
