@@ -148,6 +148,8 @@ export const ErrorCodes = Object.freeze({
    * a git or http(s) URL, bake's `target:`; `details.name` and `details.value` say which.
    */
   BUILD_CONTEXT_UNSUPPORTED: 'BUILD_CONTEXT_UNSUPPORTED',
+  /** A builder loaded without the package entry was asked to build (or to lower ONBUILD triggers): no pipeline was connected to it. */
+  BUILDER_NOT_CONNECTED: 'BUILDER_NOT_CONNECTED',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

@@ -64,3 +64,7 @@ export { parseReferenceExact, type ReferenceParts } from './reference/reference.
 export type { ImageNames, ImageNameRecord } from './store/image-names.js'
 export type { Lease, LeaseItems, LeaseRecord } from './store/lease.js'
 export type { PoolName, ScheduleRecord, SlotRecord } from './solver/scheduler.js'
+
+// The builder imports nothing above the IR: `image().build()` reaches the local pipeline through this.
+import { connectLocalDriver } from './pipeline/local-driver.js'
+connectLocalDriver()

@@ -6,10 +6,10 @@ import type { MountSpec } from '../graph/nodes/run-node.js'
 import { describeStep, type StepText } from '../graph/instruction-text.js'
 import type { HealthConfig } from '../oci/types.js'
 import { deepFreeze } from '../util/freeze.js'
-import { buildImage, type BuildOptions, type BuildResult } from '../pipeline/build.js'
+import type { BuildOptions, BuildResult } from '../pipeline/options.js'
 import type { AddOptions, CopyOptions, FromSource, HealthcheckOptions, RunMount, RunOptions, WordOptions } from './options.js'
 import type { StageBase, StageDef, Step, StepInput } from '../graph/stage.js'
-import { applyTrigger } from '../dockerfile/triggers.js'
+import { buildDriver, triggerLowering, type TriggerLowering } from './connect.js'
 import { atCaller } from './call-site.js'
 import { checkOptions, shown, WORD_FIELDS, type FieldType } from './check-options.js'
 import { normalizePorts, parseChmod, parseDuration, requireNonEmpty, validateEnvName, validateSignal } from './validate.js'
@@ -348,13 +348,17 @@ export class ImageBuilder {
       ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
       ...(opts.stageNames ? { stageNames: opts.stageNames } : {}),
       ...(opts.platform ? { platform: opts.platform } : {}),
-      onBuild: { triggersOf: (ref) => known?.get(ref) ?? [], lower: lowerTriggers },
+      onBuild: { triggersOf: (ref) => known?.get(ref) ?? [], lower: opts.lowerTriggers ?? triggerLowering() },
     })
   }
 
   /** Builds the image and writes it to `opts.output`. */
   build(opts: BuildOptions = {}): Promise<BuildResult> {
-    return buildImage(this, opts)
+    try {
+      return buildDriver().build(this, opts)
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 }
 
@@ -403,13 +407,11 @@ function entriesOf(record: unknown, what: string): (readonly [string, unknown])[
 export interface GraphOptions extends Pick<CompileOptions, 'buildArgs' | 'stageNames' | 'platform'> {
   /** ONBUILD triggers in the configs of base image references, by reference. */
   readonly baseTriggers?: ReadonlyMap<string, readonly string[]>
-}
-
-/** ONBUILD trigger text as steps: each is parsed as a Dockerfile instruction and lowered as one. */
-export function lowerTriggers(triggers: readonly string[]): readonly Step[] {
-  let b = new ImageBuilder()
-  for (const text of triggers) b = applyTrigger(b, text, () => new ImageBuilder())
-  return b.toStage().steps
+  /**
+   * ONBUILD trigger text as steps (triggers of a base stage, and `baseTriggers`).
+   * @default each parsed and lowered as a Dockerfile instruction (the lowering the package entry connects)
+   */
+  readonly lowerTriggers?: TriggerLowering
 }
 
 /** Starts an image definition (from scratch until {@link ImageBuilder.from} is called). */

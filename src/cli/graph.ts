@@ -7,6 +7,7 @@ import { buildArgs, flagCheck, script } from './build-inputs.js'
 import { isDockerfileBuild, loadDockerfileBuild } from './build-dockerfile.js'
 import type { Io } from './io.js'
 import { loadBuildScript } from './load-script.js'
+import { lowerTriggers } from '../pipeline/onbuild.js'
 
 /** The graph of a build script, or of a Dockerfile taken as `build` takes it (`-f`, a context, `--platform`). */
 export async function graphCommand(args: ParsedArgs, io: Pick<Io, 'out'>): Promise<number> {
@@ -23,7 +24,7 @@ export async function graphCommand(args: ParsedArgs, io: Pick<Io, 'out'>): Promi
     if (!df && platform !== undefined) throw new UsageError('--platform applies to a Dockerfile; a build script chooses its own')
     const { builder, stages } = df ? { builder: df.imported.target, stages: df.imported.stages } : await loadBuildScript(script(args), one(args, '--target'), { cacheDir, buildArgs: buildArgs(args) })
     // Named stages label the steps and the stages they copy from, as a build's progress does.
-    const g = builder.graph({ buildArgs: buildArgs(args), ...(stages ? { stageNames: stageNamesOf(stages) } : {}) })
+    const g = builder.graph({ buildArgs: buildArgs(args), lowerTriggers, ...(stages ? { stageNames: stageNamesOf(stages) } : {}) })
     io.out(format === 'dot' ? toDot(g) : toMermaid(g))
     return 0
   } finally {

@@ -13,10 +13,14 @@ import { IMAGES_HELP, imagesCommand, rmiCommand, saveCommand, tagCommand } from 
 import { CACHE_HELP, cacheCommand } from './cache.js'
 import { REGISTRY_FLAGS_HELP } from './registry-flags.js'
 import { closedPipeWriter } from './closed-pipe.js'
+import { connectLocalDriver } from '../pipeline/local-driver.js'
 import { BUILDX_FLAGS_HELP } from './buildx-flags.js'
 
 // The build command's flag list and -o parser, importable from the CLI entry as before the commands had files.
 export { BUILD_FLAGS, parseOutput } from './build.js'
+
+// Builders made here (a Dockerfile's) build through the local pipeline, as the package entry's do.
+connectLocalDriver()
 
 const HELP = `imagesmith: build OCI images from TypeScript
 

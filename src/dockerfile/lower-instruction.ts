@@ -3,8 +3,6 @@
  * frontend expands against the stage's environment are passed as written with `{ expand: true }`
  * (graph/expansion.ts); words it expands from ARGs before anything runs (`--from`, `--mount`
  * options) are expanded here. FROM and the stage's ARG scope are the importer's (import.ts).
- *
- * Only a type is imported from the builder, so the builder can use this for ONBUILD triggers.
  */
 import type { ImageBuilder } from '../builder/image-builder.js'
 import type { CopyOptions, FromSource, HealthcheckOptions, RunMount, WordOptions } from '../builder/options.js'

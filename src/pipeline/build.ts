@@ -6,7 +6,7 @@ import { stageNamesOf } from '../graph/stage-labels.js'
 import { executors } from '../executors/registry.js'
 import { requireEntitlements } from '../executors/run.js'
 import { baseResolver } from '../executors/source.js'
-import { baseTriggers } from './onbuild.js'
+import { baseTriggers, lowerTriggers } from './onbuild.js'
 import { exportImage, exporters, isOutputType } from '../exporters/table.js'
 import type { ExportContext, ExportResult } from '../exporters/exporter.js'
 import { finalizeImage } from './finalize.js'
@@ -90,7 +90,7 @@ async function runBuild(
   const triggers = await baseTriggers(target.toStage(), resolveBase, (ref) => {
     at.step = `FROM ${ref}`
   })
-  const graph = target.graph({ buildArgs: opts.buildArgs, baseTriggers: triggers, platform: resolved.platform, ...(names ? { stageNames: names } : {}) })
+  const graph = target.graph({ buildArgs: opts.buildArgs, baseTriggers: triggers, lowerTriggers, platform: resolved.platform, ...(names ? { stageNames: names } : {}) })
   const unknownFilter = (opts.noCacheFilter ?? []).filter((n) => !opts.stages || !Object.hasOwn(opts.stages, n))
   if (unknownFilter.length > 0) {
     const known = Object.keys(opts.stages ?? {}).filter((k) => !/^\d+$/.test(k))
