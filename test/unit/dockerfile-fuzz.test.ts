@@ -4,46 +4,19 @@
  * errors, and expanding their words must succeed or fail with EXPANSION_FAILED; never anything
  * else. Long lines and deep `${…}` nesting must not crash the stack nor grow worse than linearly.
  */
-import { readdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseDockerfile } from '../../src/dockerfile/parser.js'
 import { dumpDockerfile } from '../../src/dockerfile/parser-dump.js'
 import type { Dockerfile } from '../../src/dockerfile/ast.js'
 import { processWord, processWords } from '../../src/shell/expand.js'
 import { ErrorCodes, ImagesmithError } from '../../src/errors.js'
-import { findCorpus } from '../../scripts/conformance.js'
+import { prng, seedDockerfiles } from '../helpers/dockerfile-seeds.js'
 
 const MUTANTS = 2000
 const SEED = 0x5eed_d0c
 
-/** mulberry32: small, seeded, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
-function seeds(): { name: string; text: string }[] {
-  const out: { name: string; text: string }[] = []
-  const fixtures = join(import.meta.dirname, '../fixtures/dockerfile')
-  for (const f of readdirSync(fixtures).sort()) out.push({ name: f, text: readFileSync(join(fixtures, f), 'utf8') })
-  const corpus = findCorpus()
-  if (corpus) {
-    const real = join(corpus, 'real-world')
-    for (const f of readdirSync(real).filter((n) => n.endsWith('.Dockerfile')).sort()) {
-      out.push({ name: f, text: readFileSync(join(real, f), 'utf8') })
-    }
-    const cases = join(corpus, 'buildkit-parser/testfiles')
-    for (const d of readdirSync(cases).sort()) out.push({ name: d, text: readFileSync(join(cases, d, 'Dockerfile'), 'utf8') })
-  }
-  return out
-}
+const seeds = seedDockerfiles
 
 /** Pieces that reach the parser's and lexer's corners. */
 const TOKENS = [

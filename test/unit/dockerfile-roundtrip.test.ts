@@ -12,42 +12,19 @@
  * test/fixtures/dockerfile, and seeded mutants of all of them (characters and tokens inserted,
  * deleted, duplicated: quotes, escapes, `$`, CR, LF, `=`, blanks, flags, heredoc markers).
  */
-import { readdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { findCorpus } from '../../scripts/conformance.js'
+import { prng, seedDockerfiles } from '../helpers/dockerfile-seeds.js'
 import { fromDockerfile, isImagesmithError, toDockerfile, type ImageBuilder } from '../../src/index.js'
 
 const MUTANTS = 3000
 const SEED = 0x7e57_4b1d
 
-/** mulberry32: small, seeded, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const corpus = findCorpus()
 if (!corpus) console.warn('SKIPPED Dockerfile round trip over the corpus: no corpus at ../shared/corpus (relative to the repository root); fixtures and their mutants only')
 
-function seeds(): { name: string; text: string }[] {
-  const out: { name: string; text: string }[] = []
-  const fixtures = join(import.meta.dirname, '../fixtures/dockerfile')
-  for (const f of readdirSync(fixtures).sort()) out.push({ name: f, text: readFileSync(join(fixtures, f), 'utf8') })
-  if (corpus) {
-    const real = join(corpus, 'real-world')
-    for (const f of readdirSync(real).filter((n) => n.endsWith('.Dockerfile')).sort()) out.push({ name: f, text: readFileSync(join(real, f), 'utf8') })
-    const cases = join(corpus, 'buildkit-parser/testfiles')
-    for (const d of readdirSync(cases).sort()) out.push({ name: d, text: readFileSync(join(cases, d, 'Dockerfile'), 'utf8') })
-  }
-  return out
-}
+const seeds = seedDockerfiles
 
 /** Pieces that reach the corners of the parser, the lexer and the printer's quoting. */
 const TOKENS = [
