@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto'
 import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import { isOwnerAlive, isSelf, ownerTag, parseOwnerTag, type Owner } from '../util/owner.js'
+import { isOwnerAlive, isSelf, OWNER_TAG_SOURCE, ownerTag, parseOwnerTag, type Owner } from '../util/owner.js'
 
 export interface AtomicWriteOptions {
   /**
@@ -55,9 +55,12 @@ export interface TempMatch {
   readonly stepDirs?: boolean
 }
 
+const TEMP_NAME = new RegExp(String.raw`\.tmp-(${OWNER_TAG_SOURCE})-[0-9a-zA-Z]+$`)
+const STEP_DIR_NAME = new RegExp(`^[a-z]+-(${OWNER_TAG_SOURCE})-`)
+
 /** The writer of temp entry `name` (its pid and owner id), or undefined when it is no temp of ours. */
 export function tempWriter(name: string, opts: TempMatch = {}): Owner | undefined {
-  const m = /\.tmp-(\d+(?:-o[0-9a-f]{12})?)-[0-9a-zA-Z]+$/.exec(name) ?? (opts.stepDirs ? /^[a-z]+-(\d+(?:-o[0-9a-f]{12})?)-/.exec(name) : null)
+  const m = TEMP_NAME.exec(name) ?? (opts.stepDirs ? STEP_DIR_NAME.exec(name) : null)
   return m ? parseOwnerTag(m[1]!) : undefined
 }
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { claimOwner, isOwnerAlive, isSelf, ownerTag, parseOwnerTag, type Owner } from '../util/owner.js'
+import { claimOwner, isOwnerAlive, isSelf, OWNER_TAG_SOURCE, ownerTag, parseOwnerTag, type Owner } from '../util/owner.js'
 import type { StoreLayout } from './layout.js'
 
 /** What one build process holds: prune leaves all of it alone while its writer lives. */
@@ -171,9 +171,11 @@ export class Lease {
   }
 }
 
+const LEASE_NAME = new RegExp(String.raw`^(${OWNER_TAG_SOURCE})-[0-9a-f]+\.json$`)
+
 /** The writer named by a lease file name `<pid>[-o<id>]-<rand>.json`. */
 export function leaseOwner(name: string): Owner | undefined {
-  const m = /^(\d+(?:-o[0-9a-f]{12})?)-[0-9a-f]+\.json$/.exec(name)
+  const m = LEASE_NAME.exec(name)
   return m ? parseOwnerTag(m[1]!) : undefined
 }
 

@@ -36,6 +36,9 @@ const heldCache = new Map<string, number>()
 const LOCKS_TTL_MS = 100
 let locksRead: { at: number; inodes: Set<string> } | undefined
 
+/** An owner tag inside a name, as a regex source: `<pid>` or `<pid>-o<id>` (see {@link ownerTag}). */
+export const OWNER_TAG_SOURCE = String.raw`\d+(?:-o[0-9a-f]{12})?`
+
 /** A writer as a name records it: its pid, and its owner id when it had claimed one. */
 export interface Owner {
   readonly pid: number
