@@ -12,7 +12,7 @@
  *   image is known: `FROM`'s image reference (global ARGs only), `--platform`, `COPY --from`,
  *   `RUN --mount`'s `from` and its type, mode and size options. They reach the IR already expanded;
  *   nothing marks them.
- * - **Solve time** (the executors, through src/executors/expand-spec): words expanded against the
+ * - **Solve time** (the executors, through src/ops/expand-spec): words expanded against the
  *   stage's environment — the base image's ENV, then every ENV and ARG in scope, ENV winning over an
  *   ARG of the same name — because `WORKDIR $HOME` with HOME from the base image's ENV is only known
  *   once the base config is: ENV (keys and values), LABEL (keys and values), ARG defaults, WORKDIR,

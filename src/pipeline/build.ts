@@ -3,9 +3,9 @@ import { resolve } from 'node:path'
 import { ErrorCodes, ImagesmithError, isImagesmithError, throwIfAborted } from '../errors.js'
 import { ImageBuilder } from '../builder/image-builder.js'
 import { stageNamesOf } from '../graph/stage-labels.js'
-import { executors } from '../executors/registry.js'
-import { requireEntitlements } from '../executors/run.js'
-import { baseResolver } from '../executors/source.js'
+import { executors } from '../ops/table.js'
+import { requireGraphEntitlements } from './entitlements.js'
+import { baseResolver } from '../sources/base.js'
 import { baseTriggers, lowerTriggers } from './onbuild.js'
 import { exportImage, exporters, isOutputType } from '../exporters/table.js'
 import type { ExportContext, ExportResult } from '../exporters/exporter.js'
@@ -96,8 +96,7 @@ async function runBuild(
     const known = Object.keys(opts.stages ?? {}).filter((k) => !/^\d+$/.test(k))
     throw new ImagesmithError(ErrorCodes.TARGET_NOT_FOUND, `noCacheFilter: no stage named ${unknownFilter.join(', ')} (stages: ${known.join(', ') || 'none named'})`, { stage: unknownFilter[0] })
   }
-  // Every step's entitlements before any step runs (BuildKit's ValidateEntitlements).
-  for (const v of graph.vertices) if (v.kind === 'run') requireEntitlements(v, resolved)
+  requireGraphEntitlements(graph, resolved.allow)
 
   // The first step that fails for its own reason (not a sibling cancelled after it) is the one named.
   const onProgress = opts.onProgress

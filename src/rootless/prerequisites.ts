@@ -7,8 +7,8 @@
 import { accessSync, constants, readFileSync, statSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
-import { RUNTIME_CANDIDATES, which } from '../executors/runtime/detect.js'
-import { usermodFix } from './ids.js'
+import { RUNTIME_CANDIDATES, which } from '../runtime/detect.js'
+import { usermodFix } from '../host/ids.js'
 
 /** A subordinate id range: `count` ids from `start` (one line of /etc/subuid or /etc/subgid). */
 export interface SubordinateRange {

@@ -12,6 +12,7 @@ import type { ExecContext, ExecutorTable } from '../solver/types.js'
 import { decodeError, decodeEvent, encodeError, type FromWorker, type SolveContextData, type ToWorker } from './ipc.js'
 import { spawnWorker, workerError } from './namespace.js'
 import { rootlessPlan, type RootlessPlan } from './prerequisites.js'
+import { workerTable } from './worker-table.js'
 
 type Solve = (graph: Graph, executors: ExecutorTable, ctx: ExecContext, opts?: SolveOptions) => Promise<SolveResult>
 
@@ -58,11 +59,18 @@ export function isRootless(): boolean {
 export function solverFor(graph: Graph, ctx: Pick<ExecContext, 'runtime' | 'network'>, local: Solve): Solve {
   if (!isRootless() || !needsRootfs(graph)) return local
   const plan = rootlessPlan({ needsOtherIds: needsOtherIds(graph), needsNetwork: needsNetwork(graph, ctx.network), ...(ctx.runtime !== undefined ? { runtime: ctx.runtime } : {}) })
-  return (g, _executors, c, opts) => solveInNamespace(plan, g, c, opts ?? {})
+  return (g, table, c, opts) => solveInNamespace(plan, g, table, c, opts ?? {})
 }
 
-/** Runs the solve in a worker in the plan's user namespace. */
-export async function solveInNamespace(plan: RootlessPlan, graph: Graph, ctx: ExecContext, opts: SolveOptions): Promise<SolveResult> {
+/**
+ * Runs the solve in a worker in the plan's user namespace. Functions cannot cross into another
+ * process, so the worker runs the table its entry serves ({@link workerTable}); a build handed any
+ * other table fails here rather than running steps the caller did not ask for.
+ */
+export async function solveInNamespace(plan: RootlessPlan, graph: Graph, table: ExecutorTable, ctx: ExecContext, opts: SolveOptions): Promise<SolveResult> {
+  if (table !== workerTable) {
+    throw new ImagesmithError(ErrorCodes.INTERNAL, 'a rootless build runs its steps in the worker, which serves only the built-in executor table', { table: Object.keys(table) })
+  }
   const { store, signal, registry: _r, resolveBase, emit, limits: _l, step: _s, ...plain } = ctx
   const data: SolveContextData = { ...plain, cacheDir: store.root }
   return (await inWorker(plan, { type: 'solve', graph, ctx: data, opts: { ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}), ...(opts.limits ? { limits: opts.limits } : {}) } }, {

@@ -8,7 +8,7 @@
  * the cleanup registry: containers are killed and deleted, overlays unmounted, step dirs removed.
  * Its private mount namespace means no mount outlives it in any case.
  */
-import { executors } from '../executors/registry.js'
+import { workerTable } from './worker-table.js'
 import { cacheUsage, pruneCache } from '../store/gc.js'
 import { Store } from '../store/store.js'
 import { solve } from '../solver/solve.js'
@@ -60,7 +60,7 @@ async function run(job: Extract<ToWorker, { type: 'solve' | 'prune' | 'usage' }>
       resolveBase,
       emit: (event) => void send({ type: 'progress', event: encodeEvent(event) }),
     }
-    const result = await solve(job.graph, executors, ctx, job.opts)
+    const result = await solve(job.graph, workerTable, ctx, job.opts)
     await send({ type: 'done', result })
     // Until the parent holds the layers in its lease, this lease keeps a concurrent prune off them.
     await released

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { storeSlot, type Store } from '../store/store.js'
-import { userNamespace } from '../rootless/mode.js'
+import { userNamespace } from '../host/user-namespace.js'
 import { ownerTag } from '../util/owner.js'
 
 const execFileP = promisify(execFile)

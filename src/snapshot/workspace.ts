@@ -7,7 +7,7 @@
 import type { Stats } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { registerCleanup, removeSync, sweepDeadWorkDirs, unmountSync } from './cleanup.js'
+import { registerCleanup, removeSync, sweepDeadWorkDirs, unmountSync } from '../runtime/cleanup.js'
 import { copyRootfs, treeState } from './copy-fallback.js'
 import { mountOverlay, unmount } from './overlay.js'
 import { ownerTag } from '../util/owner.js'

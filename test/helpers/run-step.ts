@@ -50,7 +50,7 @@ export function stepContext(store: Store, contextDir: string, emit: (e: Progress
  */
 export function stepScriptPrelude(storeRoot: string, layers: readonly LayerRef[]): string {
   return `import { Store } from ${JSON.stringify(join(process.cwd(), 'src/store/store.ts'))}
-import { runExecutor } from ${JSON.stringify(join(process.cwd(), 'src/executors/run.ts'))}
+import { runExecutor } from ${JSON.stringify(join(process.cwd(), 'src/ops/run.ts'))}
 const store = new Store(${JSON.stringify(storeRoot)})
 const state = { config: { architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] } }, layers: ${JSON.stringify(layers)}, args: [], cmdSet: false }
 const ctx = { store, contextDir: '/', epoch: 0, clampRunMtimes: false, created: '', platform: { os: 'linux', architecture: 'amd64' }, noCache: true, compression: 'gzip', secrets: {}, network: 'default', emit: (e) => { if (e.type === 'log') process.stdout.write(e.data) } }

@@ -10,7 +10,7 @@ import { image } from '../../src/index.js'
 import { ErrorCodes } from '../../src/errors.js'
 import type { ImageIndex } from '../../src/oci/types.js'
 import { ociArch } from '../../src/oci/platform.js'
-import { runSupport } from '../../src/executors/platform-support.js'
+import { runSupport } from '../../src/ops/platform-support.js'
 import { busyboxLayout, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 
 let root: string

@@ -102,9 +102,10 @@ function leaseScriptText(src: string): string {
   const m = (p: string) => JSON.stringify(join(src, p))
   return `import { image } from ${m('index.ts')}
 import { Store } from ${m('store/store.ts')}
-import { baseResolver } from ${m('executors/source.ts')}
+import { baseResolver } from ${m('sources/base.ts')}
 import { rootlessPlan } from ${m('rootless/prerequisites.ts')}
 import { solveInNamespace } from ${m('rootless/solve-in-namespace.ts')}
+import { executors } from ${m('ops/table.ts')}
 import { liveLeases } from ${m('store/lease.ts')}
 const [cacheDir, busybox, context] = process.argv.slice(2)
 const store = new Store(cacheDir)
@@ -112,7 +113,7 @@ await store.init()
 await store.lease.begin()
 const platform = { os: 'linux', architecture: 'amd64' }
 const graph = image().from(busybox).run('echo held > /held', { network: 'none' }).graph()
-const r = await solveInNamespace(rootlessPlan({ needsOtherIds: false }), graph, {
+const r = await solveInNamespace(rootlessPlan({ needsOtherIds: false }), graph, executors, {
   store, contextDir: context, epoch: 0, clampRunMtimes: false, created: '2024-01-01T00:00:00Z', platform, noCache: true,
   compression: 'gzip', secrets: {}, network: 'none', resolveBase: baseResolver({ store, platform }), emit: () => undefined,
 }, {})

@@ -1,10 +1,10 @@
-/** Solve-time `$VAR` expansion (executors/expand-spec.ts), the decision in graph/expansion.ts. */
+/** Solve-time `$VAR` expansion (ops/expand-spec.ts), the decision in graph/expansion.ts. */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ErrorCodes, image } from '../../src/index.js'
-import { literalConfigSpec, literalCopySpec, literalRunSpec, stageEnv } from '../../src/executors/expand-spec.js'
+import { literalConfigSpec, literalCopySpec, literalRunSpec, stageEnv } from '../../src/ops/expand-spec.js'
 import type { ImageState } from '../../src/solver/types.js'
 
 const state = (env: string[], args: { name: string; value?: string }[] = []): ImageState => ({

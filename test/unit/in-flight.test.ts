@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { InFlight } from '../../src/executors/in-flight.js'
+import { InFlight } from '../../src/util/in-flight.js'
 import { ErrorCodes } from '../../src/errors.js'
 
 /** A promise and its resolver, to hold work in flight until the test lets it finish. */

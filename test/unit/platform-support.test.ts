@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ErrorCodes } from '../../src/errors.js'
-import { parseHandler, requireRunnable, runSupport } from '../../src/executors/platform-support.js'
+import { parseHandler, requireRunnable, runSupport } from '../../src/ops/platform-support.js'
 
 // As qemu-user-static 7.2 registers aarch64 (flags OCF) and s390x (big-endian ELF).
 const AARCH64 = 'enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: POCF\noffset 0\nmagic 7f454c460201010000000000000000000200b700\nmask ffffffffffffff00fffffffffffffffffeffffff\n'

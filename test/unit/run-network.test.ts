@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { ImagesmithError } from '../../src/errors.js'
-import { planStep } from '../../src/executors/run.js'
-import { networkTools } from '../../src/executors/runtime/network.js'
-import { privateResolvConf } from '../../src/executors/runtime/mounts.js'
-import { buildSpec } from '../../src/executors/runtime/oci-spec.js'
+import { planStep } from '../../src/ops/run.js'
+import { networkTools } from '../../src/runtime/network.js'
+import { privateResolvConf } from '../../src/runtime/mounts.js'
+import { buildSpec } from '../../src/runtime/oci-spec.js'
 import type { RunSpec } from '../../src/graph/nodes/run-node.js'
 import type { ImageState } from '../../src/solver/types.js'
 

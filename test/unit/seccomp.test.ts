@@ -5,10 +5,10 @@
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { buildSpec, DEFAULT_CAPS } from '../../src/executors/runtime/oci-spec.js'
-import { dockerDefaultSeccomp, hostArch, resolveSeccomp } from '../../src/executors/runtime/seccomp.js'
-import { DOCKER_DEFAULT_PROFILE } from '../../src/executors/runtime/seccomp-profile.js'
-import type { OciSeccomp, SeccompProfile } from '../../src/executors/runtime/seccomp-types.js'
+import { buildSpec, DEFAULT_CAPS } from '../../src/runtime/oci-spec.js'
+import { dockerDefaultSeccomp, hostArch, resolveSeccomp } from '../../src/runtime/seccomp.js'
+import { DOCKER_DEFAULT_PROFILE } from '../../src/runtime/seccomp-profile.js'
+import type { OciSeccomp, SeccompProfile } from '../../src/runtime/seccomp-types.js'
 
 type Verdict = 'refused' | 'args' | 'allowed'
 const RANK: Record<Verdict, number> = { refused: 0, args: 1, allowed: 2 }

@@ -7,7 +7,7 @@ import { sortEntries, writeLayer } from '../../src/layer/write-layer.js'
 import type { LayerRef } from '../../src/oci/types.js'
 import { withRootfs } from '../../src/snapshot/rootfs.js'
 import { ensureSnapshot } from '../../src/snapshot/unpack.js'
-import { pendingCleanups, sweepDeadWorkDirs } from '../../src/snapshot/cleanup.js'
+import { pendingCleanups, sweepDeadWorkDirs } from '../../src/runtime/cleanup.js'
 import { Store } from '../../src/store/store.js'
 import { cleanupTmpDirs, mountsUnder, tmpDir } from '../helpers/testbed.js'
 

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { dockerDefaultSeccomp } from './seccomp.js'
-import { userNamespace } from '../../rootless/mode.js'
+import { userNamespace } from '../host/user-namespace.js'
 import type { OciSeccomp } from './seccomp-types.js'
 
 export interface OciMount {

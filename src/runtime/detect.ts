@@ -10,13 +10,13 @@ import { accessSync, constants, lstatSync, readlinkSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { delimiter, isAbsolute, join } from 'node:path'
-import { ErrorCodes, ImagesmithError } from '../../errors.js'
-import { storeSlot, type Store } from '../../store/store.js'
+import { ErrorCodes, ImagesmithError } from '../errors.js'
+import { storeSlot, type Store } from '../store/store.js'
 import { buildSpec, type OciMount } from './oci-spec.js'
 import { ociRuntime, type RuntimeOptions } from './runc.js'
-import { userNamespace } from '../../rootless/mode.js'
+import { userNamespace } from '../host/user-namespace.js'
 import type { Runtime } from './runtime.js'
-import { ownerTag } from '../../util/owner.js'
+import { ownerTag } from '../util/owner.js'
 
 export const RUNTIME_CANDIDATES: readonly string[] = Object.freeze(['crun', 'runc'])
 

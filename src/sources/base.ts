@@ -1,17 +1,16 @@
 import { inSlot } from '../solver/scheduler.js'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
-import { importLocalImage, parseLocalName, parseLocalRef } from '../sources/local.js'
+import { importLocalImage, parseLocalName, parseLocalRef } from './local.js'
 import type { ImageConfig, Platform } from '../oci/types.js'
 import { formatPlatform } from '../oci/platform.js'
-import { platformMatches } from '../sources/platform-match.js'
+import { platformMatches } from './platform-match.js'
 import type { Digest } from '../oci/media-types.js'
-import type { ResolvedImage } from '../sources/resolve.js'
+import type { ResolvedImage } from './resolve.js'
 import { parseReference, type ImageReference } from '../reference/reference.js'
-import { pathReferenceError } from '../sources/path-hint.js'
+import { pathReferenceError } from './path-hint.js'
 import { requireLocalImage, storedImage } from '../store/local-images.js'
-import type { BaseImage, ExecContext, Executor, ImageState } from '../solver/types.js'
-import { DEFAULT_PATH, envMap } from './state.js'
-import { InFlight } from './in-flight.js'
+import type { BaseImage, ExecContext } from '../solver/types.js'
+import { InFlight } from '../util/in-flight.js'
 import { storeSlot } from '../store/store.js'
 import { canonicalJson } from '../util/canonical-json.js'
 import type { PulledImage } from '../registry/pull.js'
@@ -142,25 +141,3 @@ export function baseResolver(ctx: BaseContext): (ref: string) => Promise<BaseIma
   }
 }
 
-/** FROM: the base's config and layers, with a PATH and without the base's ONBUILD triggers. */
-export const sourceExecutor: Executor<'source'> = {
-  kind: 'source',
-  async exec(vertex, _inputs, ctx) {
-    const ref = vertex.spec.ref
-    const { config, layers } = await (ctx.resolveBase ? ctx.resolveBase(ref) : loadBase(ref, ctx))
-    // BuildKit gives every Linux stage a PATH when its base has none.
-    const env = envMap(config.config?.Env)
-    const containerConfig = { ...(config.config ?? {}) }
-    if (!env.has('PATH')) containerConfig.Env = [`PATH=${DEFAULT_PATH}`, ...(containerConfig.Env ?? [])]
-    // The triggers run as steps right after this vertex (the pipeline put them in the graph, see
-    // graph/compile); like Docker, the child's config does not keep them.
-    delete (containerConfig as { OnBuild?: unknown }).OnBuild
-    const state: ImageState = {
-      config: { ...config, config: containerConfig, history: config.history ?? [] },
-      layers,
-      args: [],
-      cmdSet: false,
-    }
-    return { state, cached: false }
-  },
-}

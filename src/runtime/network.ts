@@ -13,8 +13,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readlinkSync } from 'node:fs'
 import type { Readable } from 'node:stream'
-import { abortError, ErrorCodes, ImagesmithError } from '../../errors.js'
-import { registerCleanup } from '../../snapshot/cleanup.js'
+import { abortError, ErrorCodes, ImagesmithError } from '../errors.js'
+import { registerCleanup } from './cleanup.js'
 import { which } from './detect.js'
 
 /**

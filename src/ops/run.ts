@@ -31,14 +31,14 @@ import { hostPath, mkdirAllInRoot } from '../snapshot/scoped-path.js'
 import { ensureSnapshots, type Snapshot } from '../snapshot/unpack.js'
 import { withRootfsWorkspace } from '../snapshot/workspace.js'
 import { shellOf } from './config.js'
-import { cachedLayer } from './layer-cache.js'
+import { cachedLayer } from '../cache/layer-cache.js'
 import { literalRunSpec, solveBudget } from './expand-spec.js'
-import { buildSpec } from './runtime/oci-spec.js'
-import { requireMapped, singleIdHint } from '../rootless/ids.js'
-import { detectRuntime } from './runtime/detect.js'
-import { networkTools, startPrivateNetwork, type PrivateNetwork } from './runtime/network.js'
-import type { Runtime } from './runtime/runtime.js'
-import { ETC_FILES, etcMounts, prepareMounts } from './runtime/mounts.js'
+import { buildSpec } from '../runtime/oci-spec.js'
+import { requireMapped, singleIdHint } from '../host/ids.js'
+import { detectRuntime } from '../runtime/detect.js'
+import { networkTools, startPrivateNetwork, type PrivateNetwork } from '../runtime/network.js'
+import type { Runtime } from '../runtime/runtime.js'
+import { ETC_FILES, etcMounts, prepareMounts } from '../runtime/mounts.js'
 import { DEFAULT_PATH, envMap, withLayer } from './state.js'
 import { historyText } from '../graph/instruction-text.js'
 import { resolveUser } from './users.js'
@@ -59,8 +59,6 @@ export const runExecutor: Executor<'run'> = {
     if (!state) throw new ImagesmithError(ErrorCodes.RUN_SETUP_FAILED, 'RUN has no input state', { vertex: marked.id })
     // Mount words marked for expansion are expanded first; the key then holds their values.
     const vertex = marked.spec.expand ? { ...marked, spec: literalRunSpec(marked.spec, state, solveBudget(ctx)) } : marked
-    // Before the cache: a step the build is not entitled to run fails even when its layer is cached (BuildKit's ValidateEntitlements).
-    requireEntitlements(vertex, ctx)
     const step = planStep(vertex.spec, state, ctx)
     const keyDoc = stepKey(vertex, inputs, step, ctx)
     const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, () => runStep(vertex, inputs, step, ctx), { argNames: state.args.map((a) => a.name), ...(vertex.meta.inputs ? { inputs: vertex.meta.inputs } : {}) })
@@ -84,20 +82,6 @@ export interface StepPlan {
 /** The default socket path of the n-th ssh mount of a step (BuildKit's llb ExecOp). */
 export function sshTarget(n: number): string {
   return `/run/buildkit/ssh_agent.${n}`
-}
-
-/** ENTITLEMENT_REQUIRED unless the build allows what the step needs (`network.host`, `security.insecure`). */
-export function requireEntitlements(vertex: Vertex<'run'>, ctx: Pick<ExecContext, 'allow'>): void {
-  const need = [...(vertex.spec.network === 'host' ? ['network.host'] : []), ...(vertex.spec.security === 'insecure' ? ['security.insecure'] : [])]
-  for (const entitlement of need) {
-    if (ctx.allow?.includes(entitlement)) continue
-    const step = vertex.meta.description
-    throw new ImagesmithError(
-      ErrorCodes.ENTITLEMENT_REQUIRED,
-      `${step} needs the ${entitlement} entitlement, which this build does not allow (allow: ['${entitlement}'], --allow ${entitlement})`,
-      { entitlement, step, vertex: vertex.id },
-    )
-  }
 }
 
 /**

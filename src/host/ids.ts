@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
-import { parsePasswd } from '../executors/users.js'
-import { highestMapped, isMapped, userNamespace, type UserNamespace } from './mode.js'
+import { parsePasswd } from './passwd.js'
+import { highestMapped, isMapped, userNamespace, type UserNamespace } from './user-namespace.js'
 
 /** The `usermod` line that gives `user` the customary range. */
 export function usermodFix(user: string): string {

@@ -1,4 +1,5 @@
 import { ErrorCodes, ImagesmithError } from '../errors.js'
+import { parsePasswd } from '../host/passwd.js'
 
 export interface ResolvedUser {
   readonly uid: number
@@ -8,21 +9,7 @@ export interface ResolvedUser {
   readonly home?: string
 }
 
-export interface PasswdEntry { name: string; uid: number; gid: number; home: string }
 interface GroupEntry { name: string; gid: number; members: string[] }
-
-/** The entries of an /etc/passwd text (an image's, or the host's); comments and malformed lines are skipped. */
-export function parsePasswd(text: string | undefined): PasswdEntry[] {
-  const out: PasswdEntry[] = []
-  for (const line of (text ?? '').split('\n')) {
-    const f = line.split(':')
-    if (f.length < 4 || line.startsWith('#')) continue
-    const uid = Number(f[2])
-    const gid = Number(f[3])
-    if (Number.isInteger(uid) && Number.isInteger(gid)) out.push({ name: f[0]!, uid, gid, home: f[5] ?? '' })
-  }
-  return out
-}
 
 function parseGroup(text: string | undefined): GroupEntry[] {
   const out: GroupEntry[] = []
