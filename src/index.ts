@@ -3,7 +3,8 @@ export { cliBuildArgs } from './builder/cli-build-args.js'
 export type { AddOptions, CopyOptions, FromSource, HealthcheckOptions, RunMount, RunOptions, WordOptions } from './builder/options.js'
 export type { Expandable } from './graph/expansion.js'
 export type { ArgDecl } from './graph/nodes/config-node.js'
-export type { BuildOptions, BuildResult, OutputSpec } from './pipeline/options.js'
+export type { BuildOptions, BuildResult, LocalBuildResult, OutputSpec } from './pipeline/options.js'
+export type { Driver, DriverRequest, BuildPosition } from './drivers/driver.js'
 export { defaultCacheDir } from './store/default-dir.js'
 export {
   ErrorCodes,

@@ -6,7 +6,7 @@ import type { MountSpec } from '../graph/nodes/run-node.js'
 import { describeStep, type StepText } from '../graph/instruction-text.js'
 import type { HealthConfig } from '../oci/types.js'
 import { deepFreeze } from '../util/freeze.js'
-import type { BuildOptions, BuildResult } from '../pipeline/options.js'
+import type { BuildOptions, BuildResult, LocalBuildResult } from '../pipeline/options.js'
 import type { AddOptions, CopyOptions, FromSource, HealthcheckOptions, RunMount, RunOptions, WordOptions } from './options.js'
 import type { StageBase, StageDef, Step, StepInput } from '../graph/stage.js'
 import { buildDriver, triggerLowering, type TriggerLowering } from './connect.js'
@@ -352,7 +352,12 @@ export class ImageBuilder {
     })
   }
 
-  /** Builds the image and writes it to `opts.output`. */
+  /**
+   * Builds the image and writes it to `opts.output`. Built by the local driver (no `driver` option),
+   * the result has every field; another driver fills what its engine reports.
+   */
+  build(opts?: BuildOptions & { readonly driver?: undefined }): Promise<LocalBuildResult>
+  build(opts?: BuildOptions): Promise<BuildResult>
   build(opts: BuildOptions = {}): Promise<BuildResult> {
     try {
       return buildDriver().build(this, opts)

@@ -61,13 +61,13 @@ export function buildContexts(args: ParsedArgs): Pick<BuildOptions, 'buildContex
 
 /**
  * `--iidfile`: buildx writes the exporter's config digest when it has one (the image ID `docker
- * images` shows), else the manifest digest; ours always has the config, so the config digest.
+ * images` shows), else the manifest digest: the local driver always has the config.
  */
 export async function writeIidFile(args: ParsedArgs, result: BuildResult): Promise<void> {
   const path = one(args, '--iidfile')
   if (path === undefined) return
   await mkdir(dirname(path), { recursive: true })
-  await writeFileAtomic(path, result.configDigest)
+  await writeFileAtomic(path, result.configDigest ?? result.digest)
 }
 
 function usage(fn: () => unknown, flag: string): void {

@@ -13,9 +13,9 @@ export function buildMetadata(result: BuildResult, tags: readonly string[]): Rec
   return {
     'containerimage.digest': result.digest,
     ...(tags.length > 0 ? { 'image.name': tags.join(',') } : {}),
-    'containerimage.config.digest': result.configDigest,
-    'containerimage.descriptor': { mediaType: result.manifest.mediaType, digest: result.digest },
-    'imagesmith.vertices': result.vertices.map((v) => ({
+    ...(result.configDigest !== undefined ? { 'containerimage.config.digest': result.configDigest } : {}),
+    ...(result.manifest ? { 'containerimage.descriptor': { mediaType: result.manifest.mediaType, digest: result.digest } } : {}),
+    'imagesmith.vertices': (result.vertices ?? []).map((v) => ({
       vertex: v.vertex,
       description: v.description,
       ...(v.stage !== undefined ? { stage: v.stage } : {}),
@@ -25,9 +25,9 @@ export function buildMetadata(result: BuildResult, tags: readonly string[]): Rec
       ms: v.ms,
       ...(v.reason !== undefined ? { reason: v.reason } : {}),
     })),
-    'imagesmith.cacheHits': result.cacheHits,
-    'imagesmith.layers': result.layers.map((l) => l.digest),
-    'imagesmith.bases': result.bases,
+    ...(result.cacheHits !== undefined ? { 'imagesmith.cacheHits': result.cacheHits } : {}),
+    ...(result.layers ? { 'imagesmith.layers': result.layers.map((l) => l.digest) } : {}),
+    ...(result.bases ? { 'imagesmith.bases': result.bases } : {}),
     ...(result.output !== undefined ? { 'imagesmith.output': result.output } : {}),
     ...(result.ref !== undefined ? { 'imagesmith.ref': result.ref } : {}),
   }

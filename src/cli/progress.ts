@@ -43,10 +43,13 @@ export function progressRenderer(mode: ProgressMode, io: ProgressSink, now: () =
   const steps = new StepTable()
   const summary = (result: BuildResult | undefined, outputPath: string | undefined): void => {
     if (!result) return
-    const built = result.vertices.filter((v) => v.key !== undefined && !v.cached).length
-    const cached = result.vertices.filter((v) => v.cached).length
     const secs = ((now() - started) / 1000).toFixed(2)
-    io.err(`built ${result.digest} in ${secs}s (${result.layers.length} layers, ${result.cacheHits} cached; steps: ${built} built, ${cached} cached, ${result.vertices.length} in all)\n`)
+    const vertices = result.vertices
+    if (vertices && result.layers) {
+      const built = vertices.filter((v) => v.key !== undefined && !v.cached).length
+      const cached = vertices.filter((v) => v.cached).length
+      io.err(`built ${result.digest} in ${secs}s (${result.layers.length} layers, ${result.cacheHits ?? 0} cached; steps: ${built} built, ${cached} cached, ${vertices.length} in all)\n`)
+    } else io.err(`built ${result.digest} in ${secs}s\n`)
     if (outputPath) io.err(`output: ${outputPath}\n`)
   }
   switch (mode) {

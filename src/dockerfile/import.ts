@@ -12,7 +12,7 @@ import type { FromSource } from '../builder/options.js'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { Platform } from '../oci/types.js'
 import { formatPlatform, hostPlatform, parsePlatform } from '../oci/platform.js'
-import type { BuildOptions, BuildResult } from '../pipeline/options.js'
+import type { BuildOptions, BuildResult, LocalBuildResult } from '../pipeline/options.js'
 import { contextName, namedContexts } from '../pipeline/named-contexts.js'
 import { processWord } from '../shell/expand.js'
 import { ExpansionBudget } from '../shell/limits.js'
@@ -53,6 +53,7 @@ export interface DockerfileImport {
   /** The parsed file. */
   readonly dockerfile: Dockerfile
   /** Builds the target as `docker build` would: this platform, context and ignore file unless `opts` says otherwise. */
+  build(opts?: BuildOptions & { readonly driver?: undefined }): Promise<LocalBuildResult>
   build(opts?: BuildOptions): Promise<BuildResult>
 }
 
@@ -275,7 +276,7 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
     ...(dockerignore ? { dockerignore } : {}),
     platform: platformText,
     dockerfile: df,
-    build: (o: BuildOptions = {}) =>
+    build: ((o: BuildOptions = {}) =>
       target.build({
         platform: platformText,
         ...(opts.contextDir !== undefined ? { context: opts.contextDir } : {}),
@@ -283,7 +284,7 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
         stages: byKey,
         ...(opts.buildContexts ? { buildContexts: opts.buildContexts } : {}),
         ...o,
-      }),
+      })) as DockerfileImport['build'],
   })
 }
 

@@ -4,6 +4,7 @@
  * code of their own chosen by errno and by whose path it was (context, store or output), and
  * anything else becomes INTERNAL with the original attached as `cause`.
  */
+import type { BuildPosition } from '../drivers/driver.js'
 import { dirname, relative, isAbsolute } from 'node:path'
 import { ErrorCodes, ImagesmithError, isImagesmithError, withDetails, type ErrorCode } from '../errors.js'
 
@@ -15,15 +16,8 @@ export interface GatewayScope {
   readonly output?: string
 }
 
-/** Where the build was when it failed. */
-export interface FailurePoint {
-  readonly phase: 'prepare' | 'solve' | 'export'
-  /** The failing vertex's description (`RUN apt-get …`, `COPY a /app/`). */
-  readonly step?: string
-  readonly vertex?: string
-  /** The Dockerfile line the failing step was written at, for a step imported from a Dockerfile. */
-  readonly source?: { readonly file: string; readonly line: number }
-}
+/** Where the build was when it failed (the driver keeps it current). */
+export type FailurePoint = Readonly<BuildPosition>
 
 const NO_SPACE = new Set(['ENOSPC', 'EDQUOT'])
 const NOT_WRITABLE = new Set(['EROFS', 'EACCES', 'EPERM'])

@@ -7,6 +7,7 @@ import type { RegistryOutputOptions } from '../exporters/registry.js'
 import type { ProgressEvent, SecretSource, VertexRecord } from '../solver/types.js'
 import type { ScheduleRecord } from '../solver/scheduler.js'
 import type { RegistryOptions } from '../registry/options.js'
+import type { Driver } from '../drivers/driver.js'
 
 /** Where a build goes. Mirrors `docker buildx build --output`. */
 export type OutputSpec =
@@ -119,6 +120,12 @@ export interface BuildOptions {
    * @example { src: '../shared', alpine: 'docker-image://alpine@sha256:…' }
    */
   readonly buildContexts?: Readonly<Record<string, string>>
+  /**
+   * What runs the build once its options are checked: the local solver and store by default. A
+   * driver that hands the build to another engine fills only the {@link BuildResult} fields it can.
+   * @default the local driver (store → solve → finalize → export)
+   */
+  readonly driver?: Driver
 }
 
 /** A base image pulled from a registry: the tag as resolved once in this build, to repeat it exactly. */
@@ -129,22 +136,26 @@ export interface BaseImageRecord {
   readonly digest: Digest
 }
 
+/**
+ * What a build gave. Only `digest` is known to every driver: the local driver fills every field
+ * ({@link LocalBuildResult}); one that hands the build to another engine fills what that engine reports.
+ */
 export interface BuildResult {
   /** Manifest digest: the image's identity. */
   readonly digest: Digest
-  readonly manifest: Manifest
-  readonly config: ImageConfig
-  readonly configDigest: Digest
-  readonly layers: readonly LayerRef[]
+  readonly manifest?: Manifest
+  readonly config?: ImageConfig
+  readonly configDigest?: Digest
+  readonly layers?: readonly LayerRef[]
   /** Layer-producing steps served from the cache. */
-  readonly cacheHits: number
+  readonly cacheHits?: number
   /**
    * Every step of the build in graph order: its cache key (and the document hashed into it), whether
    * it was cached, how long it ran, and for a layer made anew the `reason` (what changed since it was last built).
    */
-  readonly vertices: readonly VertexRecord[]
+  readonly vertices?: readonly VertexRecord[]
   /** The solver's schedule: when each step ran (ms since the solve started) and which pool slots it held. */
-  readonly schedule: readonly ScheduleRecord[]
+  readonly schedule?: readonly ScheduleRecord[]
   /** Where the output was written, if any. */
   readonly output?: string
   /** The reference loaded or pushed (`docker`, `registry` outputs): the first tag. */
@@ -152,5 +163,11 @@ export interface BuildResult {
   /** What a `registry` output moved: blobs uploaded, mounted from another repository, or already there. */
   readonly pushed?: PushStats
   /** Registry base images, each with the digest it resolved to in this build. */
-  readonly bases: readonly BaseImageRecord[]
+  readonly bases?: readonly BaseImageRecord[]
 }
+
+/** The fields only the local driver knows (it solved every step itself), all present. */
+type LocalFields = 'manifest' | 'config' | 'configDigest' | 'layers' | 'cacheHits' | 'vertices' | 'schedule' | 'bases'
+
+/** A build the local driver ran: every {@link BuildResult} field is there. */
+export type LocalBuildResult = BuildResult & { readonly [K in LocalFields]-?: NonNullable<BuildResult[K]> }

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { image, type BuildResult } from '../../src/index.js'
+import { image, type LocalBuildResult } from '../../src/index.js'
 import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 import {
   ociImageToolValidate,
@@ -29,7 +29,7 @@ describe.skipIf(bed.skip)('foundation: COPY/ENV/WORKDIR/USER image loads everywh
   let work: string
   let context: string
   let archive: string
-  let result: BuildResult
+  let result: LocalBuildResult
   let dockerd: Dockerd | undefined
 
   const app = () =>

@@ -13,7 +13,7 @@ import { runExecutor } from '../../src/ops/run.js'
 import type { Digest } from '../../src/oci/media-types.js'
 import { MediaType } from '../../src/oci/media-types.js'
 import { fromDockerfile, image } from '../../src/index.js'
-import type { BuildResult } from '../../src/pipeline/options.js'
+import type { LocalBuildResult } from '../../src/pipeline/options.js'
 import { setOverlaySupport } from '../../src/snapshot/overlay.js'
 import type { ImageState, ProgressEvent } from '../../src/solver/types.js'
 import { Store } from '../../src/store/store.js'
@@ -111,7 +111,7 @@ function tarListing(blob: string): string[] {
   })
 }
 
-async function build(b: ReturnType<typeof image>, context: string): Promise<{ result: BuildResult; blob: (i: number) => string; stdout: string }> {
+async function build(b: ReturnType<typeof image>, context: string): Promise<{ result: LocalBuildResult; blob: (i: number) => string; stdout: string }> {
   const dest = join(work, `layout-${++layout}`)
   const logs: Buffer[] = []
   const onProgress = (e: ProgressEvent) => { if (e.type === 'log' && e.stream === 'stdout') logs.push(e.data) }

@@ -8,7 +8,7 @@ import { statSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { image, type BuildResult } from '../../src/index.js'
+import { image, type LocalBuildResult } from '../../src/index.js'
 import type { FinalImage } from '../../src/oci/types.js'
 import { resolveRegistryOptions } from '../../src/pipeline/resolve-options.js'
 import { RegistryClient } from '../../src/registry/client.js'
@@ -45,7 +45,7 @@ function withHeaders(res: PushResponse, change: (h: Record<string, string | stri
 describe.skipIf(bed.skip)('blob uploads against docker-registry', () => {
   let work: string
   let reg: TestRegistry
-  let built: BuildResult
+  let built: LocalBuildResult
   let img: FinalImage
   let blobs: BlobStore
   let client: RegistryClient

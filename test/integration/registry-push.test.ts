@@ -7,7 +7,7 @@ import { statSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { image, type BuildResult } from '../../src/index.js'
+import { image, type LocalBuildResult } from '../../src/index.js'
 import { main } from '../../src/cli/main.js'
 import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 import { createPodmanStore, requireTools, runTool, type PodmanStore } from '../helpers/tools.js'
@@ -32,7 +32,7 @@ describe.skipIf(bed.skip)('registry output (push)', () => {
   let context: string
   let reg: TestRegistry
   let seeded: SeededBases
-  let app: BuildResult
+  let app: LocalBuildResult
   const configDir = () => join(work, 'docker-config-none')
 
   const appImage = (host: string) =>

@@ -51,7 +51,7 @@ afterAll(async () => {
   await cleanupTmpDirs()
 })
 
-async function build(b: ImageBuilder, opts: BuildOptions = {}): Promise<{ out: string; layers: number }> {
+async function build(b: ImageBuilder, opts: BuildOptions & { readonly driver?: undefined } = {}): Promise<{ out: string; layers: number }> {
   const logs: string[] = []
   const r = await b.build({
     cacheDir: cache,

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readImageFile } from '../../src/ops/image-file.js'
-import type { BuildOptions, BuildResult } from '../../src/index.js'
+import type { BuildOptions, LocalBuildResult } from '../../src/index.js'
 import { tempWriterPid } from '../../src/store/atomic-write.js'
 import { SWEPT_DIRS } from '../../src/store/layout.js'
 import { Store } from '../../src/store/store.js'
@@ -27,7 +27,7 @@ let baseRef: string
 let stores = 0
 const freshStore = () => join(work, 'stores', `s${stores++}`)
 // Reproducible RUN layers (mtimes clamped), no network needed.
-const opts = (cacheDir: string): BuildOptions => ({ cacheDir, context, sourceDateEpoch: 0, network: 'none' })
+const opts = (cacheDir: string) => ({ cacheDir, context, sourceDateEpoch: 0, network: 'none' }) satisfies BuildOptions
 
 /** Temp entries (ours, by name) left anywhere in a store's swept folders. */
 function leftoverTemps(root: string): string[] {
@@ -41,7 +41,7 @@ function leftoverTemps(root: string): string[] {
 /** Layer-making steps of {@link eightSiblings}: 1+1+1+2+1+1+2+2 in the branches, 8 copies from them. */
 const LAYER_STEPS = 19
 
-function expectOneDigest(results: readonly BuildResult[]): string {
+function expectOneDigest(results: readonly LocalBuildResult[]): string {
   const digests = new Set(results.map((r) => r.digest))
   expect([...digests]).toHaveLength(1)
   return [...digests][0]!
@@ -91,7 +91,7 @@ afterAll(() => cleanupTmpDirs())
 
 describe.skipIf(bed.skip)('sibling stages from one base', () => {
   it("the issue's case: two COPY siblings, one copied into the other, succeeds on 10 fresh stores", async () => {
-    const results: BuildResult[] = []
+    const results: LocalBuildResult[] = []
     for (let i = 0; i < 10; i++) {
       const root = freshStore()
       results.push(await twoSiblings(baseRef).build(opts(root)))

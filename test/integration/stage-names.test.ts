@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fromDockerfile, image } from '../../src/index.js'
-import type { BuildResult } from '../../src/pipeline/options.js'
+import type { LocalBuildResult } from '../../src/pipeline/options.js'
 import type { ProgressEvent } from '../../src/solver/types.js'
 import { cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 
@@ -24,7 +24,7 @@ beforeAll(async () => {
 })
 afterAll(cleanupTmpDirs)
 
-const step = (r: BuildResult, text: string) => {
+const step = (r: LocalBuildResult, text: string) => {
   const v = r.vertices.find((x) => x.description.includes(text))
   if (!v) throw new Error(`no step ${text} in ${r.vertices.map((x) => x.description).join(' | ')}`)
   return v

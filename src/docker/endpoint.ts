@@ -1,4 +1,4 @@
-import { request, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http'
+/** Where a Docker Engine API listens, as `DOCKER_HOST` and `dockerd -H` write it. */
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 
 /** Docker's default when neither the `host` option nor `DOCKER_HOST` says otherwise. */
@@ -24,24 +24,6 @@ export function parseDockerHost(host: string): DockerEndpoint {
   throw bad('expected unix:///path/to/socket or tcp://host:port (TLS and ssh are not supported)')
 }
 
-/** An HTTP request to the engine API; the caller writes the body and ends it. */
-export function engineRequest(endpoint: DockerEndpoint, opts: RequestOptions): ClientRequest {
-  const where = endpoint.kind === 'unix' ? { socketPath: endpoint.socketPath } : { host: endpoint.host, port: endpoint.port }
-  // Host header: the engine ignores it on a socket, but Go's HTTP server wants one.
-  return request({ ...where, ...opts, headers: { Host: 'docker', ...opts.headers } })
-}
-
 export function describeEndpoint(e: DockerEndpoint): string {
   return e.kind === 'unix' ? `unix://${e.socketPath}` : `tcp://${e.host}:${e.port}`
-}
-
-/** Reads a whole response body (the engine's answers to /images/load are small JSON lines). */
-export async function readBody(res: IncomingMessage, limit = 4 << 20): Promise<string> {
-  const chunks: Buffer[] = []
-  let n = 0
-  for await (const c of res as AsyncIterable<Buffer>) {
-    n += c.length
-    if (n <= limit) chunks.push(c)
-  }
-  return Buffer.concat(chunks).toString('utf8')
 }
