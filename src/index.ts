@@ -67,5 +67,5 @@ export type { Lease, LeaseItems, LeaseRecord } from './store/lease.js'
 export type { PoolName, ScheduleRecord, SlotRecord } from './solver/scheduler.js'
 
 // The builder imports nothing above the IR: `image().build()` reaches the local pipeline through this.
-import { connectLocalDriver } from './pipeline/local-driver.js'
+import { connectLocalDriver } from './drivers/connect-local.js'
 connectLocalDriver()

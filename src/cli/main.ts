@@ -13,7 +13,7 @@ import { IMAGES_HELP, imagesCommand, rmiCommand, saveCommand, tagCommand } from 
 import { CACHE_HELP, cacheCommand } from './cache.js'
 import { REGISTRY_FLAGS_HELP } from './registry-flags.js'
 import { closedPipeWriter } from './closed-pipe.js'
-import { connectLocalDriver } from '../pipeline/local-driver.js'
+import { connectLocalDriver } from '../drivers/connect-local.js'
 import { BUILDX_FLAGS_HELP } from './buildx-flags.js'
 
 // The build command's flag list and -o parser, importable from the CLI entry as before the commands had files.

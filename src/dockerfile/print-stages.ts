@@ -1,7 +1,7 @@
 import { stageKeyer } from '../graph/compile.js'
 import type { StageDef } from '../graph/stage.js'
 import type { Digest } from '../oci/media-types.js'
-import { lowerTriggers } from '../pipeline/onbuild.js'
+import { lowerTriggers } from './triggers.js'
 
 export interface StageEntry {
   readonly def: StageDef

@@ -1,4 +1,5 @@
-import type { ImageBuilder } from '../builder/image-builder.js'
+import { ImageBuilder } from '../builder/image-builder.js'
+import type { Step } from '../graph/stage.js'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { lowerInstruction, type LowerScope } from './lower-instruction.js'
 import { parseDockerfile } from './parser.js'
@@ -25,4 +26,15 @@ export function applyTrigger(b: ImageBuilder, text: string, scratch: () => Image
     scratch,
   }
   return lowerInstruction(b, inst, scope)
+}
+
+/**
+ * ONBUILD trigger text as steps: each is parsed as a Dockerfile instruction and lowered as one. The
+ * builder cannot parse Dockerfile text (the parser lowers onto builders), so this is given to it:
+ * by the build (pipeline/onbuild.ts), the CLI and the printer, and as the default of `graph()` by the package entry.
+ */
+export function lowerTriggers(triggers: readonly string[]): readonly Step[] {
+  let b = new ImageBuilder()
+  for (const text of triggers) b = applyTrigger(b, text, () => new ImageBuilder())
+  return b.toStage().steps
 }

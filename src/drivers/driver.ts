@@ -8,7 +8,7 @@ import type { ImageBuilder } from '../builder/image-builder.js'
 import type { BuildOptions, BuildResult } from '../pipeline/options.js'
 import type { ResolvedBuildOptions } from '../pipeline/resolve-options.js'
 import type { RunSettings } from '../pipeline/run-settings.js'
-import type { NamedContext } from '../pipeline/named-contexts.js'
+import type { NamedContext } from '../context/named-contexts.js'
 import type { ImageAnnotations } from '../pipeline/annotations.js'
 import type { SecretSource } from '../solver/types.js'
 

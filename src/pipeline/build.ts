@@ -12,23 +12,23 @@ import { imageAnnotations } from './annotations.js'
 import { namedContexts } from './named-contexts.js'
 import { toBuildError, type GatewayScope } from './error-gateway.js'
 import type { BuildPosition, Driver, DriverRequest } from '../drivers/driver.js'
-import { localDriver } from '../drivers/local.js'
 
 export type { BuildOptions, BuildResult, LocalBuildResult, OutputSpec } from './options.js'
 
 /**
- * The one execution gateway: options checked → driver → result. Whatever fails leaves as an
+ * The one execution gateway: options checked → driver (`opts.driver`, else `fallback`: the local
+ * one, which the package entry wires in) → result. Whatever fails leaves as an
  * {@link ImagesmithError} with a stable code, the step it failed in (`details.step`) and the cause.
  */
-export async function buildImage(builder: ImageBuilder, opts: BuildOptions & { readonly driver?: undefined }): Promise<LocalBuildResult>
-export async function buildImage(builder: ImageBuilder, opts?: BuildOptions): Promise<BuildResult>
-export async function buildImage(builder: ImageBuilder, opts: BuildOptions = {}): Promise<BuildResult> {
+export async function buildImage(builder: ImageBuilder, opts: BuildOptions & { readonly driver?: undefined }, fallback: Driver & { build(r: DriverRequest): Promise<LocalBuildResult> }): Promise<LocalBuildResult>
+export async function buildImage(builder: ImageBuilder, opts: BuildOptions, fallback: Driver): Promise<BuildResult>
+export async function buildImage(builder: ImageBuilder, opts: BuildOptions, fallback: Driver): Promise<BuildResult> {
   const scope: { -readonly [K in keyof GatewayScope]: GatewayScope[K] } = { contextDir: '', cacheDir: '' }
   const at: BuildPosition = { phase: 'prepare' }
   const releases: (() => Promise<void>)[] = []
   try {
     const request = await checkBuild(builder, opts, scope, at, releases)
-    return await (opts.driver ?? localDriver).build(request)
+    return await (opts.driver ?? fallback).build(request)
   } catch (e) {
     throw toBuildError(e, scope, at)
   } finally {

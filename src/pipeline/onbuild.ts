@@ -1,18 +1,8 @@
-import { ImageBuilder } from '../builder/image-builder.js'
-import { applyTrigger } from '../dockerfile/triggers.js'
-import type { StageDef, Step } from '../graph/stage.js'
+import type { StageDef } from '../graph/stage.js'
 import type { BaseImage } from '../solver/types.js'
 
-/**
- * ONBUILD trigger text as steps: each is parsed as a Dockerfile instruction and lowered as one. The
- * builder cannot parse Dockerfile text (the parser lowers onto builders), so this is given to it:
- * by the build, the CLI and the printer, and as the default of `graph()` by the package entry.
- */
-export function lowerTriggers(triggers: readonly string[]): readonly Step[] {
-  let b = new ImageBuilder()
-  for (const text of triggers) b = applyTrigger(b, text, () => new ImageBuilder())
-  return b.toStage().steps
-}
+/** ONBUILD trigger text as steps: the Dockerfile parser's, which the pipeline hands to graph(). */
+export { lowerTriggers } from '../dockerfile/triggers.js'
 
 /**
  * Reads the config of every image a stage (or a stage it reads from) starts FROM, before the graph is
