@@ -1,28 +1,13 @@
 import { createHash } from 'node:crypto'
 import type { LayerRef } from '../oci/types.js'
-import type { CacheKey, CacheKeyDoc, ExecContext } from '../solver/types.js'
+import type { CacheKey, CacheKeyDoc, ExecContext, ExecResult, LayerPlan, Prepared } from '../solver/types.js'
 import { digestOf } from '../util/canonical-json.js'
 import { explainMiss, type FileMap } from './miss-reason.js'
 import { formatPlatform } from '../oci/platform.js'
 import type { InputName } from '../graph/node.js'
 import { normalizePlatform } from '../sources/platform-match.js'
-
-/** A cache index entry: the layer, and the document its key was hashed from. */
-interface LayerCacheEntry {
-  readonly layer: LayerRef
-  readonly keyDoc: CacheKeyDoc
-  /** The step that made it (presentation, for `imagesmith cache ls`; never in the key). */
-  readonly description?: string
-  readonly stage?: string
-}
-
-/** The last key recorded for a step's slot (stage, step text, op): what a later miss is compared with. */
-interface SlotEntry {
-  readonly key: string
-  /** The step (presentation, for `imagesmith cache ls`). */
-  readonly description?: string
-  readonly stage?: string
-}
+import type { CacheBackend, CacheRecord } from './backend.js'
+import { LocalCacheBackend } from './local.js'
 
 /** What a miss can be explained with beyond the key document (kept beside it, never hashed into the key). */
 export interface MissDetail {
@@ -35,15 +20,6 @@ export interface MissDetail {
 }
 
 /**
- * Returns the layer recorded under the digest of `keyDoc` if its blob is still in the store, else
- * makes it and records it with the document. `keyDoc` must cover everything the layer's bytes
- * depend on (spec, input content digests, epoch, compression); a hit is then proven by content,
- * never by timestamps.
- *
- * Every step also has a slot (its stage, its text and its op, nothing a rebuild changes) pointing at
- * the last key it had in this store; a miss is explained by diffing that key's document with this one.
- */
-/**
  * What the step made the last time it missed in this store, handed to `make` on a miss: a writer may
  * reuse parts of it (a COPY hard-links the unchanged files of the previous snapshot).
  */
@@ -54,6 +30,40 @@ export interface PreviousBuild {
   readonly unchanged: (name: string) => boolean
 }
 
+/** The backend a context's layer steps go through: its own, else its store's. */
+export function cacheOf(ctx: Pick<ExecContext, 'cache' | 'store'>): CacheBackend {
+  return ctx.cache ?? new LocalCacheBackend(ctx.store)
+}
+
+export function isLayerPlan(p: Prepared): p is LayerPlan {
+  return 'make' in p
+}
+
+/**
+ * Settles what {@link Executor.prepare} gave: a layer step's layer from the cache or made
+ * ({@link cachedLayer}), stacked by the plan; a result as it is. The plan is released either way.
+ */
+export async function execPlan(prepared: Prepared, ctx: ExecContext): Promise<ExecResult> {
+  if (!isLayerPlan(prepared)) return prepared
+  try {
+    const { layer, cached, key, reason } = await cachedLayer(ctx, prepared.keyDoc, prepared.make, prepared.detail)
+    return { state: prepared.finish(layer), cached, key, ...(reason !== undefined ? { reason } : {}) }
+  } finally {
+    await prepared.release?.()
+  }
+}
+
+/**
+ * Returns the layer the cache backend ({@link cacheOf}) has under the digest of `keyDoc`, else
+ * makes it and records it with the document. `keyDoc` must cover everything the layer's bytes
+ * depend on (spec, input content digests, epoch, compression); a hit is then proven by content,
+ * never by timestamps. The key is reported ({@link ExecContext.onCacheKey}) before the backend is
+ * asked and before anything is made.
+ *
+ * Every step also has a slot (its stage, its text and its op, nothing a rebuild changes) pointing at
+ * the last key it had in this store; a miss is explained by diffing that key's document with this one
+ * (when the backend keeps such a history, see {@link CacheBackend.history}).
+ */
 export async function cachedLayer(
   ctx: ExecContext,
   keyDoc: CacheKeyDoc,
@@ -65,19 +75,20 @@ export async function cachedLayer(
   keyDoc = { ...keyDoc, platform: formatPlatform(normalizePlatform(ctx.platform)) }
   const key: CacheKey = { digest: digestOf(keyDoc), doc: keyDoc }
   const step = ctx.step
-  const slotKey = step ? digestOf({ slot: 1, stage: step.stage ?? null, description: step.description, op: keyDoc.op ?? keyDoc.kind ?? null }) : undefined
-  const filesKey = (k: string) => digestOf({ files: k })
+  ctx.onCacheKey?.(key, step?.vertex)
+  const backend = cacheOf(ctx)
+  const history = backend.history
+  const slotKey = step && history ? digestOf({ slot: 1, stage: step.stage ?? null, description: step.description, op: keyDoc.op ?? keyDoc.kind ?? null }) : undefined
   const filtered = step?.stage !== undefined && (ctx.noCacheFilter ?? []).includes(step.stage)
-  const prevSlot = slotKey ? await ctx.store.cache.lookup<SlotEntry>(slotKey) : undefined
+  const prevSlot = slotKey ? await history!.slot(slotKey) : undefined
   const pointSlot = async () => {
-    if (slotKey && prevSlot?.key !== key.digest) await ctx.store.cache.record(slotKey, { key: key.digest, description: step!.description, ...(step!.stage !== undefined ? { stage: step!.stage } : {}) } satisfies SlotEntry)
+    if (slotKey && prevSlot?.key !== key.digest) await history!.pointSlot(slotKey, { key: key.digest, description: step!.description, ...(step!.stage !== undefined ? { stage: step!.stage } : {}) })
   }
   if (!ctx.noCache && !filtered) {
-    // Entries of an older shape (a bare LayerRef) have no `layer`: a miss, rewritten below.
-    const hit = await ctx.store.cache.lookup<Partial<LayerCacheEntry>>(key.digest)
-    if (hit?.layer && (await ctx.store.blobs.has(hit.layer.digest))) {
+    const hit = await backend.lookup(key)
+    if (hit) {
       await pointSlot()
-      return { layer: hit.layer, cached: true, key }
+      return { layer: hit, cached: true, key }
     }
   }
   // Compacted only on a miss: a hit never pays for the per-file map.
@@ -87,8 +98,8 @@ export async function cachedLayer(
   if (ctx.noCache) reason = 'no-cache: every step is rebuilt'
   else if (filtered) reason = `no-cache-filter: stage ${step!.stage}`
   else {
-    const prev = prevSlot ? await ctx.store.cache.lookup<Partial<LayerCacheEntry>>(prevSlot.key) : undefined
-    const prevFiles = prevSlot && files ? await ctx.store.cache.lookup<FileMap>(filesKey(prevSlot.key)) : undefined
+    const prev = prevSlot ? await history!.entry(prevSlot.key) : undefined
+    const prevFiles = prevSlot && files ? await history!.files(prevSlot.key) : undefined
     reason = explainMiss(prev?.keyDoc, keyDoc, prevFiles, files, prevSlot?.key === key.digest, detail.argNames, detail.inputs)
     // The caller compares the previous key with its own, which has no platform yet: the same
     // platform's build only, its document as the caller wrote it.
@@ -98,9 +109,9 @@ export async function cachedLayer(
     }
   }
   const layer = await make(previous)
-  const entry: LayerCacheEntry = { layer, keyDoc, ...(step ? { description: step.description } : {}), ...(step?.stage !== undefined ? { stage: step.stage } : {}) }
-  if (files) await ctx.store.cache.record(filesKey(key.digest), files)
-  await ctx.store.cache.record(key.digest, entry)
+  const entry: CacheRecord = { layer, keyDoc, ...(step ? { description: step.description } : {}), ...(step?.stage !== undefined ? { stage: step.stage } : {}) }
+  if (files && history) await history.recordFiles(key.digest, files)
+  await backend.record(key, entry)
   await pointSlot()
   return { layer, cached: false, key, reason }
 }

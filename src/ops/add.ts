@@ -12,14 +12,14 @@ import { loadDockerignore, PatternMatcher } from '../context/dockerignore.js'
 import type { AddSpec } from '../graph/nodes/add-node.js'
 import { writeLayer } from '../layer/write-layer.js'
 import { makeTempDir } from '../store/atomic-write.js'
-import type { ExecContext, Executor } from '../solver/types.js'
+import type { ExecContext, Executor, LayerPlan } from '../solver/types.js'
 import { detectArchive, extractArchive, type ArchiveKind } from './archive.js'
 import { createdBy, placeInline, requireDirDest, resolveOwner } from './copy.js'
 import { prewritable } from '../snapshot/from-entries.js'
 import { writeWithSnapshot } from '../snapshot/unpack.js'
 import { download, isUrl, urlFileName, type Downloaded } from './download.js'
 import { fetchGit, isGitSource } from './git-source.js'
-import { cachedLayer } from '../cache/layer-cache.js'
+import { execPlan } from '../cache/layer-cache.js'
 import { addDestDirs, findSources, placeSources, resolveDest, type Dest, type Found, type SourceRoot } from './placement.js'
 import { literalCopySpec, solveBudget } from './expand-spec.js'
 import { withLayer } from './state.js'
@@ -100,6 +100,14 @@ async function place(set: EntrySet, part: Part, p: Placement, index: number): Pr
 export const addExecutor: Executor<'add'> = {
   kind: 'add',
   async exec(vertex, inputs, ctx) {
+    return execPlan(await addExecutor.prepare!(vertex, inputs, ctx), ctx)
+  },
+
+  /**
+   * Sources are fetched (git, URLs without a checksum) and hashed for the key; the plan holds them
+   * in a temp dir until it is released.
+   */
+  async prepare(vertex, inputs, ctx): Promise<LayerPlan> {
     const parent = inputs[0]!
     const spec = literalCopySpec(vertex.spec, parent, solveBudget(ctx))
     const dest = await resolveDest(ctx, parent, spec.dest, spec.link)
@@ -115,6 +123,7 @@ export const addExecutor: Executor<'add'> = {
 
     // Named with our pid, so a build killed mid-download leaves a dir the next build sweeps.
     const tmp = await makeTempDir(ctx.store.layout.dir('tmp'), 'add')
+    const release = () => fsp.rm(tmp, { recursive: true, force: true })
     try {
       const parts: Part[] = []
       for (const [i, src] of spec.sources.entries()) {
@@ -172,20 +181,25 @@ export const addExecutor: Executor<'add'> = {
         kind: 'add', spec, content: keyParts, workdir: dest.workdir, dest: dest.path, destNodes, existsDir: dest.existsDir,
         uid: owner.uid, gid: owner.gid, epoch: ctx.epoch, compression: ctx.compression,
       }
-      const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, async () => {
-        const set = new EntrySet()
-        for (const [i, part] of parts.entries()) await place(set, part, placement, i)
-        for (const f of inline) placeInline(set, f, dest, owner, ctx.epoch, chmod, multi)
-        const entries = set.finalize()
-        const opts = { compression: ctx.compression, expect, ...(ctx.signal ? { signal: ctx.signal } : {}), ...cpuSlotOf(ctx.limits, ctx.signal) }
-        // As COPY does: a RUN on top reads the snapshot written in the same pass, not the layer unpacked back.
-        return ctx.step?.rootfsWanted && prewritable(entries)
-          ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...opts, tee }), ctx.signal ? { signal: ctx.signal } : {})
-          : writeLayer(entries, ctx.store.blobs, opts)
-      })
-      return { state: withLayer(parent, ctx, layer, createdBy('ADD', spec)), cached, key, ...(reason !== undefined ? { reason } : {}) }
-    } finally {
-      await fsp.rm(tmp, { recursive: true, force: true })
+      return {
+        keyDoc,
+        make: async () => {
+          const set = new EntrySet()
+          for (const [i, part] of parts.entries()) await place(set, part, placement, i)
+          for (const f of inline) placeInline(set, f, dest, owner, ctx.epoch, chmod, multi)
+          const entries = set.finalize()
+          const opts = { compression: ctx.compression, expect, ...(ctx.signal ? { signal: ctx.signal } : {}), ...cpuSlotOf(ctx.limits, ctx.signal) }
+          // As COPY does: a RUN on top reads the snapshot written in the same pass, not the layer unpacked back.
+          return ctx.step?.rootfsWanted && prewritable(entries)
+            ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...opts, tee }), ctx.signal ? { signal: ctx.signal } : {})
+            : writeLayer(entries, ctx.store.blobs, opts)
+        },
+        finish: (layer) => withLayer(parent, ctx, layer, createdBy('ADD', spec)),
+        release,
+      }
+    } catch (error) {
+      await release()
+      throw error
     }
   },
 }

@@ -6,6 +6,7 @@ import { DEFAULT_SHELL, historyText } from '../graph/instruction-text.js'
 import { literalConfigSpec, solveBudget } from './expand-spec.js'
 import { envMap, withConfig } from './state.js'
 import { applyWorkdir } from './workdir.js'
+import { execPlan } from '../cache/layer-cache.js'
 
 export { DEFAULT_SHELL }
 
@@ -83,6 +84,11 @@ const handlers: { readonly [O in PureOp]: Handler<O> } = {
 export const configExecutor: Executor<'config'> = {
   kind: 'config',
   async exec(vertex, inputs, ctx) {
+    return execPlan(await configExecutor.prepare!(vertex, inputs, ctx), ctx)
+  },
+
+  /** Only a WORKDIR whose directory is missing gives a layer step; every other op is done here. */
+  async prepare(vertex, inputs, ctx) {
     const spec = literalConfigSpec(vertex.spec, inputs[0]!, solveBudget(ctx))
     // WORKDIR also makes its directory, which needs the image's filesystem: the one async op.
     if (spec.op === 'workdir') return applyWorkdir(inputs[0]!, ctx, resolveWorkdir(inputs[0]!, spec.path))

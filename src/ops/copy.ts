@@ -12,7 +12,7 @@ import { historyText } from '../graph/instruction-text.js'
 import type { AddSpec } from '../graph/nodes/add-node.js'
 import type { LayerEntry } from '../layer/entry.js'
 import { writeLayer } from '../layer/write-layer.js'
-import type { CacheKeyDoc, ExecContext, ExecResult, Executor, ImageState } from '../solver/types.js'
+import type { CacheKeyDoc, ExecContext, ExecResult, Executor, ImageState, LayerPlan } from '../solver/types.js'
 import type { Vertex } from '../graph/node.js'
 import { canonicalJson } from '../util/canonical-json.js'
 import { withRootfs } from '../snapshot/rootfs.js'
@@ -20,7 +20,7 @@ import { EntrySet, type Owner } from '../context/collect.js'
 import { contentKey, StatCache } from '../context/content-key.js'
 import { loadDockerignore, PatternMatcher } from '../context/dockerignore.js'
 import { readImageFile } from './image-file.js'
-import { cachedLayer } from '../cache/layer-cache.js'
+import { cachedLayer, execPlan } from '../cache/layer-cache.js'
 import { FILE_MAP_LIMIT } from '../cache/miss-reason.js'
 import { addDestDirs, findSources, placeSources, resolveDest, type Dest, type SourceRoot } from './placement.js'
 import { literalCopySpec, solveBudget } from './expand-spec.js'
@@ -139,8 +139,14 @@ function placementMeaning(place: Placement): string {
   return canonicalJson({ ...doc, destNodes: Object.fromEntries(nodes) })
 }
 
-/** The COPY's layer, from the cache or made: depends on the parent only through `place`. */
-async function makeLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[], place: Placement, ctx: ExecContext): Promise<Made> {
+/** A COPY's layer step up to stacking it: its key, the per-file digests hashed for it, what makes it. */
+type KeyedLayer = Pick<LayerPlan, 'keyDoc' | 'detail' | 'make'>
+
+/**
+ * The COPY's key and maker: the context is hashed here, once; the maker checks the bytes it writes
+ * against those hashes. Depends on the parent only through `place`.
+ */
+async function keyedLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[], place: Placement, ctx: ExecContext): Promise<KeyedLayer> {
   const { spec, dest, owner } = place
   const step = ctx.step
   const onBytes = step ? (bytes: number) => ctx.emit({ type: 'bytes', vertex: step.vertex, bytes, time: Date.now() }) : undefined
@@ -154,8 +160,10 @@ async function makeLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[], 
     // The source stage's layers determine its files exactly (diffIDs are content digests), so
     // they stand in for the content key and the rootfs is only assembled on a cache miss.
     const keyDoc = { ...base, from: from.config.rootfs.diff_ids }
-    return cachedLayer(ctx, keyDoc, () =>
-      withRootfs(ctx.store, from.layers, ctx.signal ? { signal: ctx.signal } : {}, async (dir) => {
+    return {
+      keyDoc,
+      ...(vertex.meta.inputs ? { detail: { inputs: vertex.meta.inputs } } : {}),
+      make: () => withRootfs(ctx.store, from.layers, ctx.signal ? { signal: ctx.signal } : {}, async (dir) => {
         const root: SourceRoot = { root: dir, skipWhiteouts: true }
         const set = new EntrySet()
         const exclude = excludeOf(spec)
@@ -165,7 +173,8 @@ async function makeLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[], 
           ...(exclude ? { exclude } : {}), ...(chmod !== undefined ? { chmod } : {}),
         })
         return writeLayer(set.finalize(), ctx.store.blobs, layerOpts)
-      }), vertex.meta.inputs ? { inputs: vertex.meta.inputs } : {})
+      }),
+    }
   }
 
   const all = spec.sources.length + (spec.inline?.length ?? 0)
@@ -182,27 +191,31 @@ async function makeLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[], 
   const keyDoc = { ...base, content: contentKey(entries, stats, files && ((e, d) => (files[contextName(ctx, e)] = d)), expect) }
   await stats.save()
   const checked = { ...layerOpts, expect }
-  return forgetChanged(stats, cachedLayer(ctx, keyDoc, (previous) =>
+  return {
+    keyDoc,
+    ...(files ? { detail: { files } } : {}),
     // When a later step of this build assembles a rootfs holding this layer, its snapshot is
     // written in the same pass as the layer, from the same reads: a RUN on top must not gunzip and
     // untar it back. Otherwise (a COPY-only image) the second copy would be pure cost.
-    ctx.step?.rootfsWanted && prewritable(entries)
-      ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...checked, tee }), {
-        ...(ctx.signal ? { signal: ctx.signal } : {}),
-        ...(previous && sameBut('content', previous.keyDoc, keyDoc)
-          ? { previous: { layer: previous.layer, same: (e: LayerEntry) => e.type === 'file' && 'path' in e.source && previous.unchanged(contextName(ctx, e)) } }
-          : {}),
-      })
-      : writeLayer(entries, ctx.store.blobs, checked), files ? { files } : {}))
+    make: (previous) => forgetChanged(stats, () =>
+      ctx.step?.rootfsWanted && prewritable(entries)
+        ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...checked, tee }), {
+          ...(ctx.signal ? { signal: ctx.signal } : {}),
+          ...(previous && sameBut('content', previous.keyDoc, keyDoc)
+            ? { previous: { layer: previous.layer, same: (e: LayerEntry) => e.type === 'file' && 'path' in e.source && previous.unchanged(contextName(ctx, e)) } }
+            : {}),
+        })
+        : writeLayer(entries, ctx.store.blobs, checked)),
+  }
 }
 
 /**
  * A file whose bytes differed from its key's hash leaves the stat cache: had the hash come from a
  * record whose stamp hid a write, every later build would otherwise fail on it the same way.
  */
-async function forgetChanged<T>(stats: StatCache, made: Promise<T>): Promise<T> {
+async function forgetChanged<T>(stats: StatCache, make: () => Promise<T>): Promise<T> {
   try {
-    return await made
+    return await make()
   } catch (e) {
     if (e instanceof ImagesmithError && e.code === ErrorCodes.SOURCE_CHANGED && typeof e.details.source === 'string') {
       stats.forget(e.details.source)
@@ -238,10 +251,14 @@ function contextOf(vertex: Vertex<'copy'>, ctx: ExecContext): ExecContext {
 export const copyExecutor: Executor<'copy'> = {
   kind: 'copy',
   async exec(vertex, inputs, c) {
+    return execPlan(await copyExecutor.prepare!(vertex, inputs, c), c)
+  },
+
+  async prepare(vertex, inputs, c): Promise<LayerPlan> {
     const ctx = contextOf(vertex, c)
     const parent = inputs[0]!
     const place = await placementOn(vertex, parent, ctx)
-    return stack(parent, await makeLayer(vertex, inputs, place, ctx), place, ctx)
+    return { ...(await keyedLayer(vertex, inputs, place, ctx)), finish: (layer) => withLayer(parent, ctx, layer, createdBy('COPY', place.spec)) }
   },
 
   /**
@@ -257,7 +274,8 @@ export const copyExecutor: Executor<'copy'> = {
   async early(vertex, inputs, c0) {
     const ctx = contextOf(vertex, c0)
     const guess = await placementOn(vertex, inputs[0]!, ctx)
-    const made = await makeLayer(vertex, inputs, guess, ctx)
+    const keyed = await keyedLayer(vertex, inputs, guess, ctx)
+    const made = await cachedLayer(ctx, keyed.keyDoc, keyed.make, keyed.detail)
     const guessed = placementMeaning(guess)
     return async (real, c1) => {
       const c = contextOf(vertex, c1)

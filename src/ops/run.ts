@@ -21,7 +21,7 @@ import type { LayerEntry } from '../layer/entry.js'
 import { fsPath, nameBytes, nameFromBytes } from '../util/names.js'
 import { writeLayer } from '../layer/write-layer.js'
 import type { LayerRef } from '../oci/types.js'
-import type { CacheKeyDoc, ExecContext, Executor, ExecResult, ImageState } from '../solver/types.js'
+import type { CacheKeyDoc, ExecContext, Executor, ExecResult, ImageState, LayerPlan } from '../solver/types.js'
 import { diffWalk } from '../snapshot/copy-fallback.js'
 import { diffUpper } from '../snapshot/diff.js'
 import { recordStubs, removeStubs } from '../snapshot/mount-stubs.js'
@@ -31,7 +31,7 @@ import { hostPath, mkdirAllInRoot } from '../snapshot/scoped-path.js'
 import { ensureSnapshots, type Snapshot } from '../snapshot/unpack.js'
 import { withRootfsWorkspace } from '../snapshot/workspace.js'
 import { shellOf } from './config.js'
-import { cachedLayer } from '../cache/layer-cache.js'
+import { execPlan } from '../cache/layer-cache.js'
 import { literalRunSpec, solveBudget } from './expand-spec.js'
 import { buildSpec } from '../runtime/oci-spec.js'
 import { requireMapped, singleIdHint } from '../host/ids.js'
@@ -54,15 +54,23 @@ const TAIL_BYTES = 64 << 10
 
 export const runExecutor: Executor<'run'> = {
   kind: 'run',
-  async exec(marked, inputs, ctx): Promise<ExecResult> {
+  async exec(vertex, inputs, ctx): Promise<ExecResult> {
+    return execPlan(await runExecutor.prepare!(vertex, inputs, ctx), ctx)
+  },
+
+  /** The key needs no container: the spec, the parent's layers, the effective argv/env and the bound context's stats. */
+  async prepare(marked, inputs, ctx): Promise<LayerPlan> {
     const state = inputs[0]
     if (!state) throw new ImagesmithError(ErrorCodes.RUN_SETUP_FAILED, 'RUN has no input state', { vertex: marked.id })
     // Mount words marked for expansion are expanded first; the key then holds their values.
     const vertex = marked.spec.expand ? { ...marked, spec: literalRunSpec(marked.spec, state, solveBudget(ctx)) } : marked
     const step = planStep(vertex.spec, state, ctx)
-    const keyDoc = stepKey(vertex, inputs, step, ctx)
-    const { layer, cached, key, reason } = await cachedLayer(ctx, keyDoc, () => runStep(vertex, inputs, step, ctx), { argNames: state.args.map((a) => a.name), ...(vertex.meta.inputs ? { inputs: vertex.meta.inputs } : {}) })
-    return { state: withLayer(state, ctx, layer, step.createdBy), cached, key, ...(reason !== undefined ? { reason } : {}) }
+    return {
+      keyDoc: stepKey(vertex, inputs, step, ctx),
+      detail: { argNames: state.args.map((a) => a.name), ...(vertex.meta.inputs ? { inputs: vertex.meta.inputs } : {}) },
+      make: () => runStep(vertex, inputs, step, ctx),
+      finish: (layer) => withLayer(state, ctx, layer, step.createdBy),
+    }
   },
 }
 

@@ -6,6 +6,7 @@ import type { Digest } from '../oci/media-types.js'
 import { createLimits, recordingLimits, type LimitsOptions, type ScheduleRecord, type SlotRecord } from './scheduler.js'
 import type { AnyVertex, EarlyFinish, ExecContext, ExecResult, Executor, ExecutorTable, ImageState, ProgressEvent, VertexRecord } from './types.js'
 import { inStepScope } from '../util/progress-scope.js'
+import { execPlan } from '../cache/layer-cache.js'
 
 export interface SolveOptions {
   /**
@@ -124,6 +125,16 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
   const executorOf = (vertex: AnyVertex): Executor<NodeKind> => executors[vertex.kind] as unknown as Executor<NodeKind>
 
   /**
+   * Runs a vertex on its inputs. An executor that can give its layer's cache key first
+   * ({@link Executor.prepare}) does, and the layer is then taken from the cache or made and recorded
+   * here ({@link execPlan}): the cache backend answers for the key before the op's costly part runs.
+   */
+  const execVertex = async (vertex: AnyVertex, inputs: readonly ImageState[], c: ExecContext): Promise<ExecResult> => {
+    const executor = executorOf(vertex)
+    return executor.prepare ? execPlan(await executor.prepare(vertex, inputs, c), c) : executor.exec(vertex, inputs, c)
+  }
+
+  /**
    * The ancestor a vertex may start from before its parent is done: when its executor can start
    * early and only steps that change files lie between (RUN, COPY and ADD change files and history,
    * never config, ARGs or workdir), the first ancestor of another kind; else none. Only what the
@@ -159,7 +170,7 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
         // The parent failed and the solve is cancelled: this vertex was cut short like any other.
         throw signal.aborted ? abortError(signal) : error
       }
-      return queue.add(() => (finish ? finish(inputs, c) : executor.exec(vertex, inputs, c)), { signal })
+      return queue.add(() => (finish ? finish(inputs, c) : execVertex(vertex, inputs, c)), { signal })
     })
   }
 
@@ -172,9 +183,8 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
         const anchor = earlyAnchor(vertex)
         if (anchor !== undefined) return executeEarly(vertex, anchor)
         const inputs = await Promise.all(vertex.inputs.map(run))
-        const executor = executorOf(vertex)
         // With the signal, a queued vertex leaves the queue unstarted when the solve is cancelled.
-        return queue.add(() => execute(vertex, (c) => executor.exec(vertex, inputs, c)), { signal }) as Promise<ImageState>
+        return queue.add(() => execute(vertex, (c) => execVertex(vertex, inputs, c)), { signal }) as Promise<ImageState>
       })()
       running.set(id, p)
       // Every branch's rejection is observed here; solve() reports the first one itself.

@@ -6,6 +6,8 @@ import type { Compression } from '../layer/entry.js'
 import type { Store } from '../store/store.js'
 import type { PullSession } from '../registry/pull.js'
 import type { Limits } from './scheduler.js'
+import type { CacheBackend } from '../cache/backend.js'
+import type { MissDetail, PreviousBuild } from '../cache/layer-cache.js'
 
 /** The image as it stands after a vertex: what the next op applies to. */
 export interface ImageState {
@@ -95,6 +97,17 @@ export interface ExecContext {
   readonly resolveBase?: (ref: string) => Promise<BaseImage>
   /** The build's resource pools (CPU, RUN containers, network); the solver sets them. Absent: unbounded. */
   readonly limits?: Limits
+  /**
+   * Where layer steps look their keys up and record what they made. @default the store's own cache
+   * (cache/local.ts over `store`)
+   */
+  readonly cache?: CacheBackend
+  /**
+   * Called with each layer step's cache key once it is known, before the cache is asked and before
+   * anything of the layer is made (`vertex` is {@link step}'s). A COPY started early may report a
+   * key for its guessed parent and then another for the real one. @default none
+   */
+  readonly onCacheKey?: (key: CacheKey, vertex?: Digest) => void
   /** Stages whose layers are made anew (`--no-cache-filter`), by name. @default none */
   readonly noCacheFilter?: readonly string[]
   /** The vertex this context runs (the solver sets it per vertex): names the cache slot and the stage. */
@@ -159,6 +172,13 @@ export interface Executor<K extends NodeKind> {
   readonly kind: K
   exec(vertex: Vertex<K>, inputs: readonly ImageState[], ctx: ExecContext): Promise<ExecResult>
   /**
+   * Everything {@link exec} does up to the layer's cache key (expanding the spec, reading the parent,
+   * hashing sources), and what then makes the layer. When present the solver calls it instead of
+   * exec and settles the layer through the cache itself (cache/layer-cache.ts `execPlan`); exec
+   * must do the same as both together.
+   */
+  prepare?(vertex: Vertex<K>, inputs: readonly ImageState[], ctx: ExecContext): Promise<Prepared>
+  /**
    * Starts the vertex before its parent is done, so its costly part (a COPY's layer) runs while
    * earlier steps still run. The solver calls it only when RUN, COPY and ADD steps alone lie
    * between the vertex and `inputs[0]`, an ancestor (they change files, never config, ARGs or workdir); the
@@ -169,6 +189,27 @@ export interface Executor<K extends NodeKind> {
    */
   early?(vertex: Vertex<K>, inputs: readonly ImageState[], ctx: ExecContext): Promise<EarlyFinish>
 }
+
+/**
+ * A layer step split at its cache key, as BuildKit's ops give their CacheMap before Exec: the key
+ * document and what was computed for it (a COPY's per-file digests), then what makes the layer.
+ * The solver has the key looked up before {@link make} runs, so a cache can answer first.
+ */
+export interface LayerPlan {
+  /** Everything the layer's bytes depend on; the platform is added when it is hashed. */
+  readonly keyDoc: CacheKeyDoc
+  /** Beside the key, never in it: what explains a miss. */
+  readonly detail?: MissDetail
+  /** Writes the layer into the store; runs only on a miss. */
+  make(previous?: PreviousBuild): Promise<LayerRef>
+  /** The vertex's state with the layer, from the cache or made. */
+  finish(layer: LayerRef): ImageState
+  /** Frees what the plan holds (ADD's downloads) once the layer is settled, whatever happened. */
+  release?(): Promise<void>
+}
+
+/** What {@link Executor.prepare} gives: a layer step, or the result of a step that turned out to need no layer. */
+export type Prepared = LayerPlan | ExecResult
 
 /** Finishes a vertex started with {@link Executor.early}, on its real inputs. */
 export type EarlyFinish = (inputs: readonly ImageState[], ctx: ExecContext) => Promise<ExecResult>
