@@ -5,7 +5,7 @@ import { digestOf } from '../util/canonical-json.js'
 import { explainMiss, type FileMap } from './miss-reason.js'
 import { formatPlatform } from '../oci/platform.js'
 import type { InputName } from '../graph/node.js'
-import { normalizePlatform } from '../sources/platform-match.js'
+import { normalizePlatform } from '../oci/platform.js'
 import type { CacheBackend, CacheRecord } from './backend.js'
 import { LocalCacheBackend } from './local.js'
 

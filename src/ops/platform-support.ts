@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { formatPlatform, ociArch } from '../oci/platform.js'
 import type { Platform } from '../oci/types.js'
-import { normalizePlatform } from '../sources/platform-match.js'
+import { normalizePlatform } from '../oci/platform.js'
 
 export const BINFMT_DIR = '/proc/sys/fs/binfmt_misc'
 

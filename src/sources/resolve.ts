@@ -3,7 +3,7 @@ import { MediaType, isDigest, type Digest } from '../oci/media-types.js'
 import { formatPlatform } from '../oci/platform.js'
 import type { Descriptor, ImageConfig, ImageIndex, LayerRef, Manifest, Platform } from '../oci/types.js'
 import type { BlobStore } from '../store/blob-store.js'
-import { platformMatches } from './platform-match.js'
+import { platformMatches } from '../oci/platform.js'
 
 /**
  * Where blobs come from. A source (a layout dir, an archive, later a registry) implements only

@@ -6,7 +6,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest'
 import { ErrorCodes } from '../../src/errors.js'
 import { MediaType, type Digest } from '../../src/oci/media-types.js'
 import type { Descriptor, Platform } from '../../src/oci/types.js'
-import { normalizePlatform, platformMatches } from '../../src/sources/platform-match.js'
+import { normalizePlatform, platformMatches } from '../../src/oci/platform.js'
 import { resolveImage, type BlobFetcher } from '../../src/sources/resolve.js'
 import { BlobStore } from '../../src/store/blob-store.js'
 
