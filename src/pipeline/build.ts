@@ -7,9 +7,9 @@ import { executors } from '../ops/table.js'
 import { requireGraphEntitlements } from './entitlements.js'
 import { baseResolver } from '../sources/base.js'
 import { baseTriggers, lowerTriggers } from './onbuild.js'
-import { exportImage, exporters, isOutputType } from '../exporters/table.js'
+import { exportArtifact, exporters, isOutputType } from '../exporters/table.js'
 import type { ExportContext, ExportResult } from '../exporters/exporter.js'
-import { finalizeImage } from './finalize.js'
+import { finalizeImage } from '../artifacts/finalize.js'
 import { parseImageName } from '../reference/reference.js'
 import { solve } from '../solver/solve.js'
 import { solverFor } from '../rootless/solve-in-namespace.js'
@@ -151,7 +151,7 @@ async function runBuild(
   if (opts.output) {
     at.phase = 'export'
     const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal, dockerHost: resolved.dockerHost, registry: resolved.registry, bases: registry.bases, ...(annotations ? { annotations } : {}) }
-    exported = await exportImage(image, opts.output, ctx)
+    exported = await exportArtifact(image, opts.output, ctx)
   }
   return {
     digest: image.manifestDigest,
