@@ -27,6 +27,7 @@ if (mode === 'push') {
   const manifest = await store.blobs.readJson<Manifest>(digest)
   const config = await store.blobs.readJson<ImageConfig>(manifest.config.digest)
   const image: FinalImage = {
+    kind: 'image',
     manifest,
     manifestDigest: digest,
     manifestSize: await store.blobs.size(digest),

@@ -150,6 +150,11 @@ export const ErrorCodes = Object.freeze({
   BUILD_CONTEXT_UNSUPPORTED: 'BUILD_CONTEXT_UNSUPPORTED',
   /** A builder loaded without the package entry was asked to build (or to lower ONBUILD triggers): no pipeline was connected to it. */
   BUILDER_NOT_CONNECTED: 'BUILDER_NOT_CONNECTED',
+  /**
+   * An output that takes one image was given an image index (a multi-platform image): the `docker` output
+   * (`docker load` cannot take an index); `details.output` names the output and `details.platforms` the index's platforms.
+   */
+  INDEX_NOT_SUPPORTED: 'INDEX_NOT_SUPPORTED',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

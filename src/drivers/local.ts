@@ -5,9 +5,9 @@ import { stageNamesOf } from '../graph/stage-labels.js'
 import { executors } from '../ops/table.js'
 import { baseResolver } from '../sources/base.js'
 import { baseTriggers, lowerTriggers } from '../pipeline/onbuild.js'
-import { exportImage } from '../exporters/table.js'
+import { exportArtifact } from '../exporters/table.js'
 import type { ExportContext, ExportResult } from '../exporters/exporter.js'
-import { finalizeImage } from '../pipeline/finalize.js'
+import { finalizeImage } from '../artifacts/finalize.js'
 import { solve } from '../solver/solve.js'
 import { solverFor } from '../rootless/solve-in-namespace.js'
 import { Store } from '../store/store.js'
@@ -117,7 +117,7 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
   if (opts.output) {
     at.phase = 'export'
     const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal, dockerHost: resolved.dockerHost, registry: resolved.registry, bases: registry.bases, ...(annotations ? { annotations } : {}) }
-    exported = await exportImage(image, opts.output, ctx)
+    exported = await exportArtifact(image, opts.output, ctx)
   }
   return {
     digest: image.manifestDigest,

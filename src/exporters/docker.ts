@@ -1,6 +1,7 @@
-import { throwIfAborted } from '../errors.js'
+import { ErrorCodes, ImagesmithError, throwIfAborted } from '../errors.js'
 import { tarChunks } from '../layer/tar-writer.js'
-import type { FinalImage } from '../oci/types.js'
+import type { Artifact } from '../artifacts/artifact.js'
+import { formatPlatform } from '../oci/platform.js'
 import { parseImageName } from '../reference/reference.js'
 import { DEFAULT_DOCKER_HOST, parseDockerHost } from '../docker/endpoint.js'
 import { loadImage } from '../docker/client.js'
@@ -19,11 +20,21 @@ export interface DockerOptions {
 /**
  * buildx's `--load`: the image streams into a Docker Engine through `POST /images/load`, as `docker
  * load` would send it (the same archive as the `oci` output: an OCI layout plus manifest.json,
- * whose RepoTags carry the tags). Nothing is written to disk on the way.
+ * whose RepoTags carry the tags). Nothing is written to disk on the way. An image index is refused
+ * (INDEX_NOT_SUPPORTED) before the engine is reached: `docker load` (20.10) takes one image per tag.
  */
 export const dockerExporter: Exporter<DockerOptions> = {
   name: 'docker',
-  async export(image: FinalImage, opts: DockerOptions, ctx: ExportContext) {
+  async export(artifact: Artifact, opts: DockerOptions, ctx: ExportContext) {
+    if (artifact.kind === 'index') {
+      const platforms = artifact.images.map((i) => formatPlatform(i.platform))
+      throw new ImagesmithError(
+        ErrorCodes.INDEX_NOT_SUPPORTED,
+        `the docker output loads one image, and this is an image index for ${platforms.join(', ')}: docker load cannot take it (use an oci, oci-layout or registry output, or build one platform)`,
+        { output: 'docker', platforms, digest: artifact.manifestDigest },
+      )
+    }
+    const image = artifact
     const hostText = opts.host ?? ctx.dockerHost ?? DEFAULT_DOCKER_HOST
     const endpoint = parseDockerHost(hostText)
     const entries = await archiveEntries(image, ctx)

@@ -1,5 +1,5 @@
 import type { Digest } from '../oci/media-types.js'
-import type { FinalImage } from '../oci/types.js'
+import type { Artifact } from '../artifacts/artifact.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { RegistryConfig } from '../registry/options.js'
 
@@ -16,13 +16,16 @@ export interface ExportContext {
   readonly registry?: RegistryConfig
   /** Registry bases of the build (`ref` resolved to `digest`): where a push mounts shared blobs from. */
   readonly bases?: readonly { readonly ref: string; readonly digest: Digest }[]
-  /** Annotations of index.json (`index`) and of the image's descriptor in it (`manifestDescriptor`), for outputs that write one. */
+  /**
+   * Annotations of index.json (`index`) and of the artifact's descriptor in it (`manifestDescriptor`: the
+   * image's, or an index's), for outputs that write one.
+   */
   readonly annotations?: { readonly index: Readonly<Record<string, string>>; readonly manifestDescriptor: Readonly<Record<string, string>> }
 }
 
-/** What an export produced: always the image's digest, and where it went. */
+/** What an export produced: always the artifact's digest, and where it went. */
 export interface ExportResult {
-  /** The manifest digest of the exported image. */
+  /** The digest of the exported artifact's manifest: the image's, or the index's. */
   readonly digest: Digest
   /** The file or directory written, for outputs on disk. */
   readonly path?: string
@@ -48,9 +51,11 @@ export interface PushStats {
 
 /**
  * One output format: one file here plus one line in table.ts (keyed by the output's `type`),
- * re-exported from index.ts. `opts` is the output spec the caller gave, `type` included.
+ * re-exported from index.ts. `opts` is the output spec the caller gave, `type` included. Every
+ * exporter takes an image and an image index; one whose target cannot hold an index refuses it
+ * with `INDEX_NOT_SUPPORTED`.
  */
 export interface Exporter<O> {
   readonly name: string
-  export(image: FinalImage, opts: O, ctx: ExportContext): Promise<ExportResult>
+  export(artifact: Artifact, opts: O, ctx: ExportContext): Promise<ExportResult>
 }

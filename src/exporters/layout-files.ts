@@ -1,5 +1,6 @@
 import type { Digest } from '../oci/media-types.js'
 import { MediaType } from '../oci/media-types.js'
+import type { Artifact } from '../artifacts/artifact.js'
 import type { FinalImage } from '../oci/types.js'
 import { parseImageName } from '../reference/reference.js'
 import type { Descriptor, ImageIndex } from '../oci/types.js'
@@ -12,10 +13,12 @@ export const blobName = (d: Digest) => `blobs/sha256/${d.slice(7)}`
 /**
  * index.json descriptors: one per tag, named the way Docker 25's `docker save` and containerd do
  * (`io.containerd.image.name` = full reference, `org.opencontainers.image.ref.name` = the tag), so
- * podman, ctr and skopeo all find the name. No tags: one unnamed descriptor.
+ * podman, ctr and skopeo all find the name. No tags: one unnamed descriptor. For an image index
+ * each descriptor points at the index, as BuildKit's oci exporter writes a multi-platform build.
  */
-export function indexDescriptors(image: FinalImage, tags: readonly string[], annotations: Readonly<Record<string, string>> = {}): Descriptor[] {
-  const base = { mediaType: MediaType.OciManifest, digest: image.manifestDigest, size: image.manifestSize }
+export function indexDescriptors(artifact: Artifact, tags: readonly string[], annotations: Readonly<Record<string, string>> = {}): Descriptor[] {
+  const mediaType = artifact.kind === 'index' ? MediaType.OciIndex : MediaType.OciManifest
+  const base = { mediaType, digest: artifact.manifestDigest, size: artifact.manifestSize }
   const named = (names: Record<string, string>): Descriptor => {
     // The names are what tools find the image by: a `manifest-descriptor` annotation does not replace them.
     const all = { ...annotations, ...names }
@@ -59,9 +62,4 @@ export function dockerManifestFiles(image: FinalImage, tags: readonly string[]):
     ;(repos[repo] ??= {})[n.tag] = image.configDigest.slice(7)
   }
   return { manifestJson, repositories: JSON.stringify(repos) }
-}
-
-/** Every blob the image needs, config and manifest included, without repeats. */
-export function imageBlobs(image: FinalImage): Digest[] {
-  return [...new Set<Digest>([image.manifestDigest, image.configDigest, ...image.layers.map((l) => l.digest)])]
 }

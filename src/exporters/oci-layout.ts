@@ -1,11 +1,11 @@
 import { promises as fsp } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { ErrorCodes, ImagesmithError, throwIfAborted } from '../errors.js'
-import type { FinalImage } from '../oci/types.js'
+import { artifactBlobs, type Artifact } from '../artifacts/artifact.js'
 import { sweepDeadTemps, tempPath, writeFileAtomic } from '../store/atomic-write.js'
 import type { Descriptor, ImageIndex } from '../oci/types.js'
 import type { ExportContext, Exporter } from './exporter.js'
-import { OCI_LAYOUT, blobName, imageBlobs, indexDescriptors, indexJson } from './layout-files.js'
+import { OCI_LAYOUT, blobName, indexDescriptors, indexJson } from './layout-files.js'
 
 export interface OciLayoutOptions {
   readonly dest: string
@@ -15,10 +15,11 @@ export interface OciLayoutOptions {
  * An OCI image layout directory. Into an existing layout the image is added (as `skopeo copy oci:`
  * does): blobs first, each renamed into place, then index.json replaced atomically, so the layout is
  * never seen naming a blob that is not there. A new directory is built under a temp name and renamed.
+ * An image index brings every image's blobs and its own, and index.json names the index.
  */
 export const ociLayoutExporter: Exporter<OciLayoutOptions> = {
   name: 'oci-layout',
-  async export(image: FinalImage, opts: OciLayoutOptions, ctx: ExportContext) {
+  async export(artifact: Artifact, opts: OciLayoutOptions, ctx: ExportContext) {
     const dest = resolve(opts.dest)
     const existing = await layoutState(dest)
     const target = existing === 'missing' ? tempPath(dirname(dest), basename(dest)) : dest
@@ -28,7 +29,7 @@ export const ociLayoutExporter: Exporter<OciLayoutOptions> = {
       // Temps left in this layout (or beside it) by an export that died; only names of our form.
       await sweepDeadTemps(dirname(dest), { only: (name) => name.startsWith(`${basename(dest)}.tmp-`) })
       if (existing === 'layout') await Promise.all([sweepDeadTemps(target), sweepDeadTemps(blobDir)])
-      for (const d of imageBlobs(image)) {
+      for (const d of artifactBlobs(artifact)) {
         throwIfAborted(ctx.signal)
         const to = join(target, blobName(d))
         if (await exists(to)) continue
@@ -41,7 +42,7 @@ export const ociLayoutExporter: Exporter<OciLayoutOptions> = {
           throw e
         }
       }
-      let descriptors = indexDescriptors(image, ctx.tags, ctx.annotations?.manifestDescriptor)
+      let descriptors = indexDescriptors(artifact, ctx.tags, ctx.annotations?.manifestDescriptor)
       let indexAnnotations = ctx.annotations?.index ?? {}
       if (existing === 'layout') {
         const old = JSON.parse(await fsp.readFile(join(target, 'index.json'), 'utf8')) as ImageIndex
@@ -53,7 +54,7 @@ export const ociLayoutExporter: Exporter<OciLayoutOptions> = {
           const a = d.annotations ?? {}
           if (a['io.containerd.image.name'] && fullNames.has(a['io.containerd.image.name'])) return false
           if (a['org.opencontainers.image.ref.name'] && names.has(a['org.opencontainers.image.ref.name'])) return false
-          return !(d.digest === image.manifestDigest && ctx.tags.length === 0 && !d.annotations?.['org.opencontainers.image.ref.name'] && !d.annotations?.['io.containerd.image.name'])
+          return !(d.digest === artifact.manifestDigest && ctx.tags.length === 0 && !d.annotations?.['org.opencontainers.image.ref.name'] && !d.annotations?.['io.containerd.image.name'])
         })
         descriptors = [...kept, ...descriptors]
       }
@@ -65,7 +66,7 @@ export const ociLayoutExporter: Exporter<OciLayoutOptions> = {
       if (existing === 'missing') await fsp.rm(target, { recursive: true, force: true })
       throw e
     }
-    return { digest: image.manifestDigest, path: dest }
+    return { digest: artifact.manifestDigest, path: dest }
   },
 }
 

@@ -1,7 +1,7 @@
 import { ErrorCodes, ImagesmithError } from '../errors.js'
-import type { FinalImage } from '../oci/types.js'
+import type { Artifact } from '../artifacts/artifact.js'
 import { RegistryClient } from '../registry/client.js'
-import { pushImage } from '../registry/push.js'
+import { pushImage, pushIndex, type PushOptions } from '../registry/push.js'
 import { pushSender } from '../registry/push-sender.js'
 import type { ExportContext, Exporter } from './exporter.js'
 
@@ -20,11 +20,12 @@ export interface RegistryOutputOptions {
 /**
  * `--push`: every tag of the build goes to its registry. Blobs the repository has are skipped,
  * blobs of a base image from the same registry are mounted across repositories, the rest uploaded;
- * then each tag's manifest, byte for byte as built (the pushed digest is the built digest).
+ * then each tag's manifest, byte for byte as built (the pushed digest is the built digest). An image
+ * index pushes each image's manifest by digest, then the index under the tags.
  */
 export const registryExporter: Exporter<RegistryOutputOptions> = {
   name: 'registry',
-  async export(image: FinalImage, opts: RegistryOutputOptions, ctx: ExportContext) {
+  async export(artifact: Artifact, opts: RegistryOutputOptions, ctx: ExportContext) {
     if (opts.upload !== undefined && !['auto', 'monolithic', 'chunked'].includes(opts.upload)) {
       throw new ImagesmithError(ErrorCodes.OUTPUT_INVALID, `invalid registry output upload mode ${JSON.stringify(opts.upload)}: auto, monolithic or chunked`, { upload: opts.upload })
     }
@@ -34,14 +35,15 @@ export const registryExporter: Exporter<RegistryOutputOptions> = {
     if (!ctx.registry) throw new ImagesmithError(ErrorCodes.INTERNAL, 'the registry output was given no registry configuration', {})
     const client = new RegistryClient(ctx.registry)
     try {
-      const r = await pushImage(image, {
+      const push: PushOptions = {
         blobs: ctx.blobs,
         tags: ctx.tags,
         senderFor: (registry) => pushSender(client, registry),
         bases: ctx.bases,
         upload: { ...(opts.upload ? { mode: opts.upload } : {}), ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}) },
         signal: ctx.signal,
-      })
+      }
+      const r = artifact.kind === 'index' ? await pushIndex(artifact, push) : await pushImage(artifact, push)
       return { digest: r.digest, ref: r.refs[0], pushed: { blobs: r.blobs, bytes: r.bytes, mounted: r.mounted, skipped: r.skipped, tags: r.refs } }
     } finally {
       client.close()

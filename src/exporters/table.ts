@@ -1,4 +1,4 @@
-import type { FinalImage } from '../oci/types.js'
+import type { Artifact } from '../artifacts/artifact.js'
 import type { ExportContext, ExportResult, Exporter } from './exporter.js'
 import { dockerExporter } from './docker.js'
 import { ociArchiveExporter } from './oci-archive.js'
@@ -25,7 +25,11 @@ export function isOutputType(type: unknown): type is OutputType {
 /** An output spec as the caller gives it: `{ type, ...that exporter's options }`. */
 export type ExportSpec = { readonly [K in OutputType]: { readonly type: K } & Parameters<(typeof exporters)[K]['export']>[1] }[OutputType]
 
-export function exportImage(image: FinalImage, output: ExportSpec, ctx: ExportContext): Promise<ExportResult> {
+/** Writes an image or an image index to the output `output.type` names. */
+export function exportArtifact(artifact: Artifact, output: ExportSpec, ctx: ExportContext): Promise<ExportResult> {
   const exporter = exporters[output.type] as Exporter<ExportSpec>
-  return exporter.export(image, output, ctx)
+  return exporter.export(artifact, output, ctx)
 }
+
+/** @deprecated the same as {@link exportArtifact}, which also takes an image index. */
+export const exportImage = exportArtifact

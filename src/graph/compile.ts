@@ -4,7 +4,7 @@ import { digestOf } from '../util/canonical-json.js'
 import { deepFreeze } from '../util/freeze.js'
 import type { StageDef, Step } from './stage.js'
 import { fromText } from './instruction-text.js'
-import type { AnyVertex, Graph, NodeKind, NodeMeta, SpecByKind } from './node.js'
+import { DEFAULT_OUTPUT, type AnyVertex, type Graph, type GraphOutput, type NodeKind, type NodeMeta, type SpecByKind } from './node.js'
 import type { Platform } from '../oci/types.js'
 import { formatPlatform } from '../oci/platform.js'
 import { stageLabels, type StageLabels } from './stage-labels.js'
@@ -38,22 +38,61 @@ export function vertexId<K extends NodeKind>(kind: K, spec: SpecByKind[K], input
 }
 
 /**
- * Flattens a stage (and every stage it reads from) into a graph. Identical sub-chains get identical
- * ids and are stored once, so a stage used by two others is built once.
+ * Flattens a stage (and every stage it reads from) into a graph with one output (`name`, by default
+ * `default`). Identical sub-chains get identical ids and are stored once, so a stage used by two
+ * others is built once.
  */
-export function compileGraph(stage: StageDef, opts: CompileOptions = {}): Graph {
-  const compiler = new StageCompiler(opts)
-  const output = compiler.stage(stage)
-  return deepFreeze({ vertices: compiler.vertices(), output, ...(opts.platform ? { platform: opts.platform } : {}) })
+export function compileGraph(stage: StageDef, opts: CompileOptions & { readonly name?: string } = {}): Graph {
+  const { name = DEFAULT_OUTPUT, ...rest } = opts
+  return compileOutputs([{ name, stage, ...(opts.platform ? { platform: opts.platform } : {}) }], rest)
+}
+
+/** One output to compile: a target stage, for a platform when given (else `opts.platform`). */
+export interface OutputTarget {
+  readonly name: string
+  readonly stage: StageDef
+  readonly platform?: Platform
 }
 
 /**
- * The output key of a stage, as `compileGraph(stage, opts).output` gives it, from one shared
+ * Compiles several outputs into one graph (bake's targets, a multi-platform build's platforms): one
+ * vertex table, so a step two outputs share for one platform is one vertex, and the same step for
+ * two platforms is two (the platform is in the id). Each pair of name and platform once.
+ */
+export function compileOutputs(targets: readonly OutputTarget[], opts: CompileOptions = {}): Graph {
+  if (targets.length === 0) throw new ImagesmithError(ErrorCodes.GRAPH_INVALID, 'a graph needs at least one output', {})
+  const vertices = new Map<Digest, AnyVertex>()
+  // One compiler per platform: its memo maps stages to that platform's vertices.
+  const compilers = new Map<string, StageCompiler>()
+  const seen = new Set<string>()
+  const outputs: GraphOutput[] = []
+  for (const t of targets) {
+    const platform = t.platform ?? opts.platform
+    const key = platform ? formatPlatform(platform) : ''
+    const id = `${t.name}\u0000${key}`
+    if (seen.has(id)) {
+      throw new ImagesmithError(ErrorCodes.GRAPH_INVALID, `two outputs named ${JSON.stringify(t.name)}${platform ? ` for ${key}` : ''}`, { output: t.name, ...(platform ? { platform: key } : {}) })
+    }
+    seen.add(id)
+    let compiler = compilers.get(key)
+    if (!compiler) {
+      compiler = new StageCompiler({ ...opts, ...(platform ? { platform } : {}) }, vertices)
+      compilers.set(key, compiler)
+    }
+    outputs.push({ name: t.name, vertex: compiler.stage(t.stage), ...(platform ? { platform } : {}) })
+  }
+  const platforms = new Set(outputs.map((o) => (o.platform ? formatPlatform(o.platform) : '')))
+  const only = platforms.size === 1 ? outputs[0]!.platform : undefined
+  return deepFreeze({ vertices: [...vertices.values()], outputs, ...(only ? { platform: only } : {}) })
+}
+
+/**
+ * The output key of a stage, as `compileGraph(stage, opts).outputs[0].vertex` gives it, from one shared
  * vertex table: stages that several others read are compiled once (printing a chain of n stages
  * compiled each one's whole chain again, n² vertices).
  */
 export function stageKeyer(opts: CompileOptions = {}): (stage: StageDef) => Digest {
-  const compiler = new StageCompiler(opts)
+  const compiler = new StageCompiler(opts, new Map())
   return (stage) => compiler.stage(stage)
 }
 
@@ -75,18 +114,16 @@ interface Frame {
 class StageCompiler {
   readonly #opts: CompileOptions
   readonly #buildArgs: Readonly<Record<string, string>>
-  readonly #vertices = new Map<Digest, AnyVertex>()
+  /** Shared by the compilers of one graph (one per platform): every vertex once, after its inputs. */
+  readonly #vertices: Map<Digest, AnyVertex>
   readonly #memo = new Map<StageDef, Digest>()
   readonly #labels: StageLabels
 
-  constructor(opts: CompileOptions) {
+  constructor(opts: CompileOptions, vertices: Map<Digest, AnyVertex>) {
     this.#opts = opts
+    this.#vertices = vertices
     this.#buildArgs = opts.buildArgs ?? {}
     this.#labels = stageLabels(opts.stageNames)
-  }
-
-  vertices(): AnyVertex[] {
-    return [...this.#vertices.values()]
   }
 
   stage(root: StageDef): Digest {

@@ -56,10 +56,29 @@ export interface Vertex<K extends NodeKind = NodeKind> {
 
 export type AnyVertex = { [K in NodeKind]: Vertex<K> }[NodeKind]
 
-/** A flat, topologically ordered graph (every vertex after its inputs) with one output vertex. */
+/**
+ * What a build asks of a graph: one image per target and platform (`bake` builds many targets, a
+ * multi-platform build one per platform). Outputs may share vertices; a solve runs each once.
+ */
+export interface GraphOutput {
+  /** The target's name (`default` for a single builder); with `platform`, unique in its graph. */
+  readonly name: string
+  /** The vertex whose state is the output's image. */
+  readonly vertex: Digest
+  /** The platform the output's vertices were compiled for, when one was given. */
+  readonly platform?: Platform
+}
+
+/** The name of a graph's output when the build names none (one builder, one image). */
+export const DEFAULT_OUTPUT = 'default'
+
+/**
+ * A flat, topologically ordered graph (every vertex after its inputs) with its named outputs: at
+ * least one, each pair of name and platform once.
+ */
 export interface Graph {
   readonly vertices: readonly AnyVertex[]
-  readonly output: Digest
-  /** The platform every vertex was compiled for, when one was given. */
+  readonly outputs: readonly GraphOutput[]
+  /** The platform every vertex was compiled for, when all were compiled for one given platform. */
   readonly platform?: Platform
 }

@@ -21,8 +21,9 @@ export function toMermaid(graph: Graph): string {
 /** The graph as Graphviz DOT. */
 export function toDot(graph: Graph): string {
   const lines = ['digraph imagesmith {', '  rankdir=TB;', '  node [shape=box, fontname="monospace"];']
+  const outputs = new Set(graph.outputs.map((o) => o.vertex))
   for (const v of graph.vertices) {
-    const attrs = v.id === graph.output ? ', style=bold' : ''
+    const attrs = outputs.has(v.id) ? ', style=bold' : ''
     lines.push(`  ${short(v)} [label=${JSON.stringify(label(v))}${attrs}];`)
   }
   for (const v of graph.vertices) for (const i of v.inputs) lines.push(`  v${i.slice(7, 19)} -> ${short(v)};`)

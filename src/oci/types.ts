@@ -88,6 +88,8 @@ export interface LayerRef {
 
 /** A finished image: its config and manifest written to the store as canonical JSON. */
 export interface FinalImage {
+  /** Tells it from an image index among artifacts (artifacts/artifact.ts). */
+  readonly kind: 'image'
   readonly manifest: Manifest
   readonly manifestDigest: Digest
   readonly manifestSize: number

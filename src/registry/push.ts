@@ -1,6 +1,7 @@
 import PQueue from 'p-queue'
 import { ErrorCodes, ImagesmithError, throwIfAborted } from '../errors.js'
-import type { Digest } from '../oci/media-types.js'
+import type { Artifact, FinalIndex } from '../artifacts/artifact.js'
+import { MediaType, type Digest } from '../oci/media-types.js'
 import type { FinalImage, Manifest } from '../oci/types.js'
 import { parseImageName, parseReference, type TaggedReference } from '../reference/reference.js'
 import type { BlobStore } from '../store/blob-store.js'
@@ -45,7 +46,21 @@ const DEFAULT_CHUNK = 16 << 20
  * cross-repository mount from a base's repository on the same registry, else an upload; then the
  * manifest, byte for byte as stored, so the registry's digest is the built digest.
  */
-export async function pushImage(image: FinalImage, opts: PushOptions): Promise<PushResult> {
+export function pushImage(image: FinalImage, opts: PushOptions): Promise<PushResult> {
+  return pushArtifact(image, opts)
+}
+
+/**
+ * Pushes an image index (a multi-platform image) to every tag's repository: each image's blobs as
+ * {@link pushImage} pushes them, then each image's manifest by its digest (the index names them so,
+ * and a registry refuses an index whose manifests it does not have), then the index, byte for byte
+ * as stored, under each tag.
+ */
+export function pushIndex(index: FinalIndex, opts: PushOptions): Promise<PushResult> {
+  return pushArtifact(index, opts)
+}
+
+async function pushArtifact(artifact: Artifact, opts: PushOptions): Promise<PushResult> {
   if (opts.tags.length === 0) {
     throw new ImagesmithError(ErrorCodes.OUTPUT_INVALID, 'a registry output needs at least one tag (-t registry/repository:tag)', {})
   }
@@ -56,7 +71,12 @@ export async function pushImage(image: FinalImage, opts: PushOptions): Promise<P
     list.push(ref)
     byRepo.set(ref.name, list)
   }
-  const manifestBytes = await opts.blobs.readBytes(image.manifestDigest)
+  const images = artifact.kind === 'index' ? artifact.images.map((i) => i.image) : [artifact]
+  const top: ManifestPut = { digest: artifact.manifestDigest, mediaType: artifact.manifest.mediaType ?? MediaType.OciIndex, bytes: await opts.blobs.readBytes(artifact.manifestDigest) }
+  const children: ManifestPut[] = []
+  if (artifact.kind === 'index') {
+    for (const image of images) children.push({ digest: image.manifestDigest, mediaType: image.manifest.mediaType, bytes: await opts.blobs.readBytes(image.manifestDigest) })
+  }
   const stats = { blobs: 0, bytes: 0, mounted: 0, skipped: 0 }
   const policy: UploadPolicy = {
     mode: opts.upload?.mode ?? 'auto',
@@ -71,15 +91,26 @@ export async function pushImage(image: FinalImage, opts: PushOptions): Promise<P
     const sender = opts.senderFor(first.domain)
     const done = complete.get(first.domain)
     const sources = done !== undefined ? { byDigest: new Map<string, string>(), any: done } : await mountSources(opts, first)
-    await pushBlobs(image, first, sender, sources, policy, stats, opts)
+    await pushBlobs(images, first, sender, sources, policy, stats, opts)
+    for (const child of children) {
+      throwIfAborted(opts.signal)
+      await putManifest(sender, first, child.digest, `${first.name}@${child.digest}`, child, opts.signal)
+    }
     complete.set(first.domain, first.path)
     for (const ref of refsOfRepo) {
       throwIfAborted(opts.signal)
-      await putManifest(sender, ref, image, manifestBytes, opts.signal)
+      await putManifest(sender, ref, ref.tag, ref.full, top, opts.signal)
       refs.push(ref.full)
     }
   }
-  return { digest: image.manifestDigest, refs, ...stats }
+  return { digest: artifact.manifestDigest, refs, ...stats }
+}
+
+/** A manifest (an image's or an index) as it is PUT: its stored bytes and what they are. */
+interface ManifestPut {
+  readonly digest: Digest
+  readonly mediaType: string
+  readonly bytes: Buffer
 }
 
 /** digest → repositories on the target's registry that hold it (from the bases' manifests), plus every base repository as a fallback. */
@@ -107,7 +138,7 @@ async function mountSources(opts: PushOptions, target: TaggedReference): Promise
 }
 
 async function pushBlobs(
-  image: FinalImage,
+  images: readonly FinalImage[],
   target: TaggedReference,
   sender: PushSender,
   sources: MountSources,
@@ -117,7 +148,7 @@ async function pushBlobs(
 ): Promise<void> {
   const repo = target.path
   const pushScope = `repository:${repo}:pull,push`
-  const blobs: { digest: Digest; size: number }[] = [...image.layers.map((l) => ({ digest: l.digest, size: l.size })), { digest: image.configDigest, size: -1 }]
+  const blobs: { digest: Digest; size: number }[] = images.flatMap((image) => [...image.layers.map((l) => ({ digest: l.digest, size: l.size })), { digest: image.configDigest, size: -1 }])
   const seen = new Set<string>()
   const queue = new PQueue({ concurrency: opts.concurrency ?? 3 })
   const tasks = blobs
@@ -158,27 +189,28 @@ async function pushBlobs(
   await Promise.all(tasks)
 }
 
-async function putManifest(sender: PushSender, ref: TaggedReference, image: FinalImage, bytes: Buffer, signal?: AbortSignal): Promise<void> {
+/** PUTs a manifest under `reference` (a tag, or the manifest's digest); `name` is what errors call it. */
+async function putManifest(sender: PushSender, ref: TaggedReference, reference: string, name: string, put: ManifestPut, signal?: AbortSignal): Promise<void> {
   const res = await sender.send({
     method: 'PUT',
-    url: `/v2/${ref.path}/manifests/${ref.tag}`,
+    url: `/v2/${ref.path}/manifests/${reference}`,
     scopes: [`repository:${ref.path}:pull,push`],
-    headers: { 'content-type': image.manifest.mediaType, 'content-length': String(bytes.length) },
-    body: bytes,
+    headers: { 'content-type': put.mediaType, 'content-length': String(put.bytes.length) },
+    body: put.bytes,
     signal,
   })
   const body = await res.text(64 << 10)
   if (res.status !== 201 && res.status !== 200 && res.status !== 202) {
     throw new ImagesmithError(
       res.status === 401 || res.status === 403 ? ErrorCodes.UNAUTHORIZED : ErrorCodes.MANIFEST_INVALID,
-      `the registry refused the manifest for ${ref.full} (${res.status}): ${sender.redact(body.slice(0, 300))}`,
-      { reference: ref.full, status: res.status },
+      `the registry refused the manifest for ${name} (${res.status}): ${sender.redact(body.slice(0, 300))}`,
+      { reference: name, status: res.status },
     )
   }
   const echoed = res.headers['docker-content-digest']
   const digest = Array.isArray(echoed) ? echoed[0] : echoed
-  if (digest && digest !== image.manifestDigest) {
-    throw new ImagesmithError(ErrorCodes.MANIFEST_INVALID, `the registry stored ${ref.full} as ${digest}, not the built ${image.manifestDigest}`, { reference: ref.full, digest, expected: image.manifestDigest })
+  if (digest && digest !== put.digest) {
+    throw new ImagesmithError(ErrorCodes.MANIFEST_INVALID, `the registry stored ${name} as ${digest}, not the built ${put.digest}`, { reference: name, digest, expected: put.digest })
   }
 }
 

@@ -76,7 +76,7 @@ export async function solveInNamespace(plan: RootlessPlan, graph: Graph, table: 
   return (await inWorker(plan, { type: 'solve', graph, ctx: data, opts: { ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}), ...(opts.limits ? { limits: opts.limits } : {}) } }, {
     signal,
     // The build's own lease takes over the layers before the worker drops its lease (finalize and export read them).
-    beforeRelease: (r) => store.lease.hold({ blobs: (r as SolveResult).state.layers.map((l) => l.digest) }),
+    beforeRelease: (r) => store.lease.hold({ blobs: (r as SolveResult).outputs.flatMap((o) => o.state.layers.map((l) => l.digest)) }),
     onMessage: (m, child) => {
       if (m.type === 'progress') emit(decodeEvent(m.event))
       else if (m.type === 'base') {

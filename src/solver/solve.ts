@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events'
 import PQueue from 'p-queue'
-import { abortError, throwIfAborted } from '../errors.js'
-import type { Graph, NodeKind } from '../graph/node.js'
+import { abortError, ErrorCodes, ImagesmithError, throwIfAborted } from '../errors.js'
+import type { Graph, GraphOutput, NodeKind } from '../graph/node.js'
 import type { Digest } from '../oci/media-types.js'
 import { createLimits, recordingLimits, type LimitsOptions, type ScheduleRecord, type SlotRecord } from './scheduler.js'
 import type { AnyVertex, EarlyFinish, ExecContext, ExecResult, Executor, ExecutorTable, ImageState, ProgressEvent, VertexRecord } from './types.js'
@@ -18,8 +18,19 @@ export interface SolveOptions {
   readonly limits?: LimitsOptions
 }
 
-export interface SolveResult {
+/** An output of the graph with the image state its vertex ended in. */
+export interface SolvedOutput extends GraphOutput {
   readonly state: ImageState
+}
+
+export interface SolveResult {
+  /** The first output's state: what a single-image build finalizes. */
+  readonly state: ImageState
+  /**
+   * Every output of the graph with its state, in the graph's order. A list rather than a map by
+   * name: a multi-platform target has one output per platform under one name.
+   */
+  readonly outputs: readonly SolvedOutput[]
   readonly cacheHits: number
   /** What each vertex did, in graph order. */
   readonly vertices: readonly VertexRecord[]
@@ -196,12 +207,14 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
   try {
     // Every vertex's promise is made after its inputs' (depth-first, inputs in order, as run() would
     // reach them), so run() finds its inputs made and never recurses: a chain of 10,000 stages is
-    // a chain of tens of thousands of vertices.
-    for (const id of inputsFirst(graph.output, byId)) run(id)
-    const state = await run(graph.output)
+    // a chain of tens of thousands of vertices. Every output's vertices go in one queue, over one
+    // set of pools; a vertex two outputs share runs once.
+    if (graph.outputs.length === 0) throw new ImagesmithError(ErrorCodes.GRAPH_INVALID, 'the graph has no output', {})
+    for (const id of inputsFirst(graph.outputs.map((o) => o.vertex), byId)) run(id)
+    const outputs = await Promise.all(graph.outputs.map(async (o): Promise<SolvedOutput> => ({ ...o, state: await run(o.vertex) })))
     const vertices = graph.vertices.flatMap((v) => records.get(v.id) ?? [])
     schedule.sort((a, b) => a.start - b.start)
-    return { state, cacheHits, vertices, schedule }
+    return { state: outputs[0]!.state, outputs, cacheHits, vertices, schedule }
   } catch (error) {
     fail(error)
     // Running executors see the aborted signal; wait until they have released what they hold.
@@ -215,24 +228,31 @@ export async function solve(graph: Graph, executors: ExecutorTable, ctx: ExecCon
 /** Steps that change only the image's files (and history): an early start may skip over them. */
 const FILES_ONLY: ReadonlySet<NodeKind> = new Set<NodeKind>(['run', 'copy', 'add'])
 
-/** The vertices `output` depends on and itself, each after its inputs (a depth-first post-order, without recursion). */
-function inputsFirst(output: Digest, byId: ReadonlyMap<Digest, AnyVertex>): Digest[] {
+/**
+ * The vertices the outputs depend on and the outputs themselves, each once and after its inputs (a
+ * depth-first post-order, output by output, without recursion).
+ */
+function inputsFirst(outputs: readonly Digest[], byId: ReadonlyMap<Digest, AnyVertex>): Digest[] {
   const order: Digest[] = []
-  const seen = new Set<Digest>([output])
-  const stack: { id: Digest; next: number }[] = [{ id: output, next: 0 }]
-  while (stack.length > 0) {
-    const f = stack[stack.length - 1]!
-    const inputs = byId.get(f.id)?.inputs ?? []
-    if (f.next < inputs.length) {
-      const i = inputs[f.next++]!
-      if (!seen.has(i)) {
-        seen.add(i)
-        stack.push({ id: i, next: 0 })
+  const seen = new Set<Digest>()
+  for (const output of outputs) {
+    if (seen.has(output)) continue
+    seen.add(output)
+    const stack: { id: Digest; next: number }[] = [{ id: output, next: 0 }]
+    while (stack.length > 0) {
+      const f = stack[stack.length - 1]!
+      const inputs = byId.get(f.id)?.inputs ?? []
+      if (f.next < inputs.length) {
+        const i = inputs[f.next++]!
+        if (!seen.has(i)) {
+          seen.add(i)
+          stack.push({ id: i, next: 0 })
+        }
+        continue
       }
-      continue
+      order.push(f.id)
+      stack.pop()
     }
-    order.push(f.id)
-    stack.pop()
   }
   return order
 }

@@ -26,7 +26,7 @@ export async function storedImage(store: Store, digest: Digest, refText: string)
   }
   for (const l of manifest.layers) if (!(await store.blobs.has(l.digest as Digest))) throw missing(l.digest)
   const layers = manifest.layers.map((l, i) => ({ digest: l.digest as Digest, diffId: config.rootfs.diff_ids[i] as Digest, size: l.size, mediaType: l.mediaType }))
-  return { manifest, manifestDigest: digest, manifestSize: await store.blobs.size(digest), config, configDigest: manifest.config.digest as Digest, layers }
+  return { kind: 'image', manifest, manifestDigest: digest, manifestSize: await store.blobs.size(digest), config, configDigest: manifest.config.digest as Digest, layers }
 }
 
 /** The record of a local name (`app:1`, `docker.io/library/app:1`) or of a digest / id prefix. */

@@ -97,16 +97,16 @@ describe(`the packed package, installed offline into a fresh project`, () => {
   })
 
   it('imports as ESM and requires as CJS: both entries build the same graph as the sources', () => {
-    const expected = image().from('scratch').env('A', '1').graph().output
+    const expected = image().from('scratch').env('A', '1').graph().outputs[0]!.vertex
     writeFileSync(join(project, 'esm.mjs'), [
       `import { image } from 'imagesmith'`,
       `import { convertDockerfile } from 'imagesmith/codegen'`,
-      `console.log(JSON.stringify({ at: import.meta.resolve('imagesmith'), output: image().from('scratch').env('A', '1').graph().output, codegen: typeof convertDockerfile }))`,
+      `console.log(JSON.stringify({ at: import.meta.resolve('imagesmith'), output: image().from('scratch').env('A', '1').graph().outputs[0].vertex, codegen: typeof convertDockerfile }))`,
     ].join('\n'))
     writeFileSync(join(project, 'cjs.cjs'), [
       `const { image } = require('imagesmith')`,
       `const { convertDockerfile } = require('imagesmith/codegen')`,
-      `console.log(JSON.stringify({ at: require.resolve('imagesmith'), output: image().from('scratch').env('A', '1').graph().output, codegen: typeof convertDockerfile }))`,
+      `console.log(JSON.stringify({ at: require.resolve('imagesmith'), output: image().from('scratch').env('A', '1').graph().outputs[0].vertex, codegen: typeof convertDockerfile }))`,
     ].join('\n'))
     const esm = JSON.parse(ok(run(process.execPath, ['esm.mjs'], project), 'esm.mjs'))
     const cjs = JSON.parse(ok(run(process.execPath, ['cjs.cjs'], project), 'cjs.cjs'))

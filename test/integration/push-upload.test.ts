@@ -59,6 +59,7 @@ describe.skipIf(bed.skip)('blob uploads against docker-registry', () => {
     built = await image().from(`oci-archive:${busyboxArchive()}`).copy('data.bin', '/data.bin').build({ context: ctx, cacheDir: join(work, 'cache'), compression: 'none' })
     blobs = new BlobStore(join(work, 'cache'))
     img = {
+      kind: 'image',
       manifest: built.manifest,
       manifestDigest: built.digest,
       manifestSize: statSync(blobs.blobPath(built.digest)).size,

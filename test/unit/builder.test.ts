@@ -46,7 +46,7 @@ describe('ImageBuilder immutability', () => {
     const a = base().env('A', '1')
     const b1 = a.run('echo one')
     const b2 = a.run('echo two')
-    expect(b1.graph().output).not.toBe(b2.graph().output)
+    expect(b1.graph().outputs[0]!.vertex).not.toBe(b2.graph().outputs[0]!.vertex)
     expect(b1.toStage().steps[0]).toBe(b2.toStage().steps[0])
   })
 })
@@ -55,8 +55,8 @@ describe('graph', () => {
   it('is deterministic and content-addressed', () => {
     const mk = () => base().copy('a', '/a').env('X', 'y').run('make')
     expect(mk().graph()).toEqual(mk().graph())
-    expect(mk().graph().output).toBe(mk().graph().output)
-    expect(mk().graph().output).not.toBe(base().copy('a', '/a').env('X', 'z').run('make').graph().output)
+    expect(mk().graph().outputs[0]!.vertex).toBe(mk().graph().outputs[0]!.vertex)
+    expect(mk().graph().outputs[0]!.vertex).not.toBe(base().copy('a', '/a').env('X', 'z').run('make').graph().outputs[0]!.vertex)
   })
 
   it('keeps vertices in topological order with frozen plain data', () => {
@@ -68,7 +68,7 @@ describe('graph', () => {
       expect(Object.isFrozen(v)).toBe(true)
       expect(JSON.parse(JSON.stringify(v))).toEqual(v)
     }
-    expect(g.vertices.at(-1)!.id).toBe(g.output)
+    expect(g.vertices.at(-1)!.id).toBe(g.outputs[0]!.vertex)
   })
 
   it('makes copy({ from: stage }) a dependency and dedupes shared stages', () => {
@@ -84,13 +84,13 @@ describe('graph', () => {
   it('description (meta) does not change the vertex id', () => {
     const a = base().copy(['a'], '/a')
     const b = base().copy('a', '/a')
-    expect(a.graph().output).toBe(b.graph().output)
+    expect(a.graph().outputs[0]!.vertex).toBe(b.graph().outputs[0]!.vertex)
   })
 
   it('resolves ARG values from build args into the graph', () => {
     const b = base().arg('V', '1').run('echo $V')
-    expect(b.graph().output).toBe(b.graph({ buildArgs: { V: '1' } }).output)
-    expect(b.graph().output).not.toBe(b.graph({ buildArgs: { V: '2' } }).output)
+    expect(b.graph().outputs[0]!.vertex).toBe(b.graph({ buildArgs: { V: '1' } }).outputs[0]!.vertex)
+    expect(b.graph().outputs[0]!.vertex).not.toBe(b.graph({ buildArgs: { V: '2' } }).outputs[0]!.vertex)
   })
 
   it('renders as Mermaid and DOT', () => {
@@ -186,7 +186,7 @@ describe('deep stage chains (no recursion over the builder or the graph)', () =>
       const g = b.graph()
       // busybox (one source, shared), the RUN, then one COPY per further stage.
       expect(g.vertices).toHaveLength(n + 1)
-      expect(g.vertices.at(-1)!.id).toBe(g.output)
+      expect(g.vertices.at(-1)!.id).toBe(g.outputs[0]!.vertex)
       expect(toMermaid(g).split('\n').length).toBeGreaterThan(n)
       expect(toDot(g)).toContain('style=bold')
       const { baseTriggers } = await import('../../src/pipeline/onbuild.js')

@@ -172,7 +172,7 @@ describe('CacheBackend', () => {
     answered.set('one', layer('imported'))
     const store = await storeAt('fake')
     const vertices = [vertex('base', [], 'source'), vertex('one', ['base']), vertex('two', ['one'])]
-    const res = await solve({ vertices, output: 'sha256:two' as Digest }, table, ctxFor(store, [], { cache: backend }))
+    const res = await solve({ vertices, outputs: [{ name: 'default', vertex: 'sha256:two' as Digest }] }, table, ctxFor(store, [], { cache: backend }))
     expect(asked).toEqual(['one', 'two'])
     expect(made).toEqual(['two'])
     expect(res.vertices.map((v) => [v.description, v.cached])).toEqual([['base', false], ['one', true], ['two', false]])

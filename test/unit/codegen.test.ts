@@ -31,7 +31,7 @@ describe('generateModule: IR → TypeScript that makes the same steps', () => {
       .shell(['/bin/ash', '-c']).healthcheck({ test: ['curl', 'x'], interval: '1m30s', timeout: 3, startPeriod: '500ms', retries: 2 })
       .stopSignal('SIGINT').onBuild('RUN make').maintainer('me').entrypoint('run.sh').cmd(['a', 'b'])
     const { text, mod } = await roundTrip(app, 'kinds')
-    expect(mod.default.graph().output).toBe(app.graph().output)
+    expect(mod.default.graph().outputs[0]!.vertex).toBe(app.graph().outputs[0]!.vertex)
     expect(mod.default.graph().vertices.map((v) => v.id)).toEqual(app.graph().vertices.map((v) => v.id))
     expect(text).toMatch(/export interface BuildArgs \{\n {2}VERSION\?: string\n {2}REF\?: string\n {2}NODEF\?: string\n\}/)
     expect(text).toContain("export default target(cliBuildArgs())")
@@ -40,9 +40,9 @@ describe('generateModule: IR → TypeScript that makes the same steps', () => {
   it('build args are a typed parameter: a value given replaces the default as a literal, as --build-arg does', async () => {
     const app = image().from('busybox').arg('V', '$X', { expand: true }).run('echo $V')
     const { mod } = await roundTrip(app, 'args')
-    expect(mod.stages({ V: 'given' }).app!.graph().output).toBe(image().from('busybox').arg('V', 'given').run('echo $V').graph().output)
-    expect(mod.target({ V: 'given' }).graph().output).toBe(mod.stages({ V: 'given' }).app!.graph().output)
-    expect(mod.stages().app!.graph().output).toBe(app.graph().output)
+    expect(mod.stages({ V: 'given' }).app!.graph().outputs[0]!.vertex).toBe(image().from('busybox').arg('V', 'given').run('echo $V').graph().outputs[0]!.vertex)
+    expect(mod.target({ V: 'given' }).graph().outputs[0]!.vertex).toBe(mod.stages({ V: 'given' }).app!.graph().outputs[0]!.vertex)
+    expect(mod.stages().app!.graph().outputs[0]!.vertex).toBe(app.graph().outputs[0]!.vertex)
   })
 })
 

@@ -25,7 +25,7 @@ describe('fromDockerfile: stages and FROM', () => {
     expect(Object.keys(d.stages).sort()).toEqual(['0', '1', '2', 'build', 'run'])
     expect(d.stageList).toHaveLength(3)
     expect(d.target).toBe(d.stages['2'])
-    expect(fromDockerfile(text, { target: 'RUN' }).target.graph().output).toBe(d.stages.run!.graph().output)
+    expect(fromDockerfile(text, { target: 'RUN' }).target.graph().outputs[0]!.vertex).toBe(d.stages.run!.graph().outputs[0]!.vertex)
     expect(baseRef(d.stages.run!)).toBe('oci-archive:/x.tar')
     // FROM an earlier stage builds on that stage's builder.
     expect(d.stages['2']!.toStage().base).toEqual({ stage: d.stages.build!.toStage() })
@@ -188,7 +188,7 @@ describe('fromDockerfile: instructions map to builder steps', () => {
   it('triggers of a base stage run right after its FROM, in the graph', () => {
     const d = fromDockerfile('FROM scratch AS base\nONBUILD COPY a /a\nFROM base\nRUN true\n')
     const g = d.target.graph()
-    const out = g.vertices.find((v) => v.id === g.output)!
+    const out = g.vertices.find((v) => v.id === g.outputs[0]!.vertex)!
     const trigger = g.vertices.find((v) => v.id === out.inputs[0]) as AnyVertex
     expect(trigger.kind).toBe('copy')
     expect(trigger.spec).toMatchObject({ sources: ['a'], dest: '/a', expand: true })

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { exportImage, exporters, isOutputType } from '../../src/exporters/table.js'
 import type { FinalImage } from '../../src/oci/types.js'
-import { finalizeImage } from '../../src/pipeline/finalize.js'
+import { finalizeImage } from '../../src/artifacts/finalize.js'
 import { BlobStore } from '../../src/store/blob-store.js'
 
 let dir: string

@@ -8,7 +8,7 @@ import { archiveUnchanged } from '../../src/exporters/oci-archive-unchanged.js'
 import type { LayerEntry } from '../../src/layer/entry.js'
 import { tarChunks } from '../../src/layer/tar-writer.js'
 import type { FinalImage } from '../../src/oci/types.js'
-import { finalizeImage } from '../../src/pipeline/finalize.js'
+import { finalizeImage } from '../../src/artifacts/finalize.js'
 import { BlobStore } from '../../src/store/blob-store.js'
 import { writeLayer } from '../../src/layer/write-layer.js'
 

@@ -27,7 +27,7 @@ function vertex(name: string, inputs: readonly string[] = []): AnyVertex {
 }
 
 function graphOf(vertices: readonly AnyVertex[]): Graph {
-  return { vertices, output: vertices.at(-1)!.id }
+  return { vertices, outputs: [{ name: 'default', vertex: vertices.at(-1)!.id }] }
 }
 
 /** Every kind runs through `behaviours`; `calls` counts the executions per vertex. */
@@ -109,6 +109,44 @@ describe('solve', () => {
     expect(res.vertices[1]).toMatchObject({ vertex: 'sha256:a', key: 'sha256:ka', keyDoc, cached: true })
     expect(res.vertices[0]).not.toHaveProperty('key')
     expect(res).not.toHaveProperty('states')
+  })
+
+  it("solves several outputs at once: a vertex they share runs once, and each output's state is returned", async () => {
+    const calls = new Map<string, number>()
+    let inFlight = 0
+    let max = 0
+    const cpuWork = (name: string): Behaviour => async (inputs, _signal, ctx) => {
+      await ctx!.limits!.cpu.add(async () => {
+        max = Math.max(max, ++inFlight)
+        for (let i = 0; i < 3; i++) await tick()
+        inFlight--
+      })
+      return { state: stateOf(name, inputs), cached: false }
+    }
+    const vertices = [vertex('base'), vertex('shared', ['base']), vertex('web', ['shared']), vertex('api', ['shared'])]
+    // `shared` is an output too, and an input of the others; listed last, it is still run before them.
+    const outputs = [
+      { name: 'web', vertex: 'sha256:web' as Digest },
+      { name: 'api', vertex: 'sha256:api' as Digest, platform: { os: 'linux', architecture: 'arm64' } },
+      { name: 'shared', vertex: 'sha256:shared' as Digest },
+    ]
+    const res = await solve({ vertices, outputs }, fakeExecutors({ base: ok('base'), shared: cpuWork('shared'), web: cpuWork('web'), api: cpuWork('api') }, calls), ctxOf(), { limits: { cpu: 1 } })
+    expect(Object.fromEntries(calls)).toEqual({ base: 1, shared: 1, web: 1, api: 1 })
+    expect(res.outputs.map((o) => [o.name, o.vertex, o.platform, o.state.config.config.Labels])).toEqual([
+      ['web', 'sha256:web', undefined, { name: 'web', from: 'shared' }],
+      ['api', 'sha256:api', { os: 'linux', architecture: 'arm64' }, { name: 'api', from: 'shared' }],
+      ['shared', 'sha256:shared', undefined, { name: 'shared', from: 'base' }],
+    ])
+    expect(res.state).toBe(res.outputs[0]!.state)
+    expect(res.vertices.map((v) => v.description)).toEqual(['base', 'shared', 'web', 'api'])
+    // One set of pools for the whole solve: the outputs' CPU work never overlapped on the one core.
+    expect(max).toBe(1)
+    expect(res.schedule.flatMap((r) => r.slots.filter((s) => s.pool === 'cpu'))).toHaveLength(3)
+  })
+
+  it('refuses a graph without outputs', async () => {
+    const err = await solve({ vertices: [vertex('base')], outputs: [] }, fakeExecutors({ base: ok('base') }, new Map()), ctxOf()).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: ErrorCodes.GRAPH_INVALID })
   })
 
   it.each([1, 2, 3])('never runs more than the concurrency limit (%i) at once, and reaches it', async (limit) => {
