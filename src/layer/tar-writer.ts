@@ -78,6 +78,8 @@ export class TarSerializer {
   readonly #expect: ReadonlyMap<string, string> | undefined
   #buf: Buffer
   #off = 0
+  /** Bytes of the chunks already yielded. */
+  #flushed = 0
   #ended = false
 
   constructor(opts: TarChunkOptions = {}) {
@@ -90,6 +92,11 @@ export class TarSerializer {
     this.#tee = opts.tee
     this.#expect = opts.expect
     this.#buf = Buffer.allocUnsafe(size)
+  }
+
+  /** Bytes serialized so far (yielded or still held): where the next entry's records start. */
+  get position(): number {
+    return this.#flushed + this.#off
   }
 
   /**
@@ -171,6 +178,7 @@ export class TarSerializer {
     }
     if (this.#off > 0) {
       const last = this.#buf.subarray(0, this.#off)
+      this.#flushed += this.#off
       this.#off = 0
       yield last
     }
@@ -179,6 +187,7 @@ export class TarSerializer {
   #flush(): Buffer {
     const full = this.#buf
     this.#buf = this.#free.pop() ?? Buffer.allocUnsafe(this.#chunkSize)
+    this.#flushed += this.#off
     this.#off = 0
     return full
   }

@@ -20,7 +20,7 @@ import { EntrySet, type Owner } from '../context/collect.js'
 import { contentKey, StatCache } from '../context/content-key.js'
 import { loadDockerignore, PatternMatcher } from '../context/dockerignore.js'
 import { readImageFile } from './image-file.js'
-import { cachedLayer } from '../cache/layer-cache.js'
+import { cachedLayer, type PreviousBuild } from '../cache/layer-cache.js'
 import { FILE_MAP_LIMIT } from '../cache/miss-reason.js'
 import { addDestDirs, findSources, placeSources, resolveDest, type Dest, type SourceRoot } from './placement.js'
 import { literalCopySpec, solveBudget } from './expand-spec.js'
@@ -181,19 +181,20 @@ async function makeLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[], 
   const expect = new Map<string, string>()
   const keyDoc = { ...base, content: contentKey(entries, stats, files && ((e, d) => (files[contextName(ctx, e)] = d)), expect) }
   await stats.save()
-  const checked = { ...layerOpts, expect }
+  // The previous layer of this step lends its unchanged gzip members (layer/members.ts).
+  const checked = (previous?: PreviousBuild) => ({ ...layerOpts, expect, members: { dir: ctx.store.layout.dir('layerMembers'), ...(previous ? { previous: { digest: previous.layer.digest, path: ctx.store.blobs.blobPath(previous.layer.digest) } } : {}) } })
   return forgetChanged(stats, cachedLayer(ctx, keyDoc, (previous) =>
     // When a later step of this build assembles a rootfs holding this layer, its snapshot is
     // written in the same pass as the layer, from the same reads: a RUN on top must not gunzip and
     // untar it back. Otherwise (a COPY-only image) the second copy would be pure cost.
     ctx.step?.rootfsWanted && prewritable(entries)
-      ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...checked, tee }), {
+      ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...checked(previous), tee }), {
         ...(ctx.signal ? { signal: ctx.signal } : {}),
         ...(previous && sameBut('content', previous.keyDoc, keyDoc)
           ? { previous: { layer: previous.layer, same: (e: LayerEntry) => e.type === 'file' && 'path' in e.source && previous.unchanged(contextName(ctx, e)) } }
           : {}),
       })
-      : writeLayer(entries, ctx.store.blobs, checked), files ? { files } : {}))
+      : writeLayer(entries, ctx.store.blobs, checked(previous)), files ? { files } : {}))
 }
 
 /**
