@@ -7,21 +7,24 @@
  * Nothing here is trusted blindly: the file carries a sha256 of its own body (a torn, truncated or
  * edited index reads as none), names its blob and the zlib that compressed it (another zlib may
  * compress the same bytes differently, and a rebuild must give the bytes a cold build gives), and
- * every member is checked against its recorded size and hash when it is copied.
+ * every member is checked against its recorded size and CRC32 when it is copied.
  */
 import { createHash } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { writeFileAtomic } from './atomic-write.js'
 
-/** One gzip member. Hashes are hex sha256. */
+/** One gzip member. */
 export interface MemberRecord {
-  /** Uncompressed bytes (the tar range it holds). */
+  /** Uncompressed bytes (the tar range it holds): size and sha256 (hex), what a rebuild looks members up by. */
   readonly usize: number
   readonly usha: string
-  /** Compressed bytes (the member as it sits in the blob). */
+  /**
+   * Compressed bytes (the member as it sits in the blob): size and CRC32, to tell a damaged blob
+   * (a CRC32 is 4× cheaper than a sha256 here, and the blob is ours: no one crafts a collision).
+   */
   readonly csize: number
-  readonly csha: string
+  readonly ccrc: number
 }
 
 export interface MemberIndex {
@@ -33,7 +36,7 @@ export interface MemberIndex {
   readonly members: readonly MemberRecord[]
 }
 
-const VERSION = 1
+const VERSION = 2
 /** Past this many members the index is not kept (a 64 GiB layer); bounds what a read parses. */
 const MAX_MEMBERS = 1 << 16
 const HEX64 = /^[0-9a-f]{64}$/
@@ -45,7 +48,7 @@ function indexPath(dir: string, digest: string): string {
 }
 
 function bodyOf(index: MemberIndex): string {
-  return JSON.stringify({ v: VERSION, digest: index.digest, level: index.level, zlib: index.zlib, members: index.members.map((m) => [m.usize, m.usha, m.csize, m.csha]) })
+  return JSON.stringify({ v: VERSION, digest: index.digest, level: index.level, zlib: index.zlib, members: index.members.map((m) => [m.usize, m.usha, m.csize, m.ccrc]) })
 }
 
 /** Records `index` for its blob. Best effort: a layer without an index is only rebuilt in full. */
@@ -80,14 +83,18 @@ export async function readMemberIndex(dir: string, digest: string): Promise<Memb
     const members: MemberRecord[] = []
     for (const m of doc.members as unknown[]) {
       if (!Array.isArray(m) || m.length !== 4) return undefined
-      const [usize, usha, csize, csha] = m as unknown[]
-      if (!isSize(usize) || !isSize(csize) || typeof usha !== 'string' || typeof csha !== 'string' || !HEX64.test(usha) || !HEX64.test(csha)) return undefined
-      members.push({ usize, usha, csize, csha })
+      const [usize, usha, csize, ccrc] = m as unknown[]
+      if (!isSize(usize) || !isSize(csize) || typeof usha !== 'string' || !HEX64.test(usha) || !isCrc(ccrc)) return undefined
+      members.push({ usize, usha, csize, ccrc })
     }
     return { digest, level: doc.level, zlib: doc.zlib, members }
   } catch {
     return undefined
   }
+}
+
+function isCrc(n: unknown): n is number {
+  return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n < 2 ** 32
 }
 
 function isSize(n: unknown): n is number {

@@ -206,7 +206,7 @@ describe('gzip member index crash safety', () => {
   it('an index whose member hashes were swapped (checksum made to match) copies nothing it cannot verify', async () => {
     const { dir, store, first, cold, indexPath } = await setup()
     const text = readFileSync(indexPath, 'utf8')
-    const body = JSON.parse(text.slice(text.indexOf('\n') + 1)) as { members: [number, string, number, string][] }
+    const body = JSON.parse(text.slice(text.indexOf('\n') + 1)) as { members: [number, string, number, number][] }
     // The last two members (far from the edit, so both are wanted again) claim each other's content.
     const n = body.members.length
     const [a, b] = [body.members[n - 2]!, body.members[n - 1]!]
