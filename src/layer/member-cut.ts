@@ -39,6 +39,12 @@ export function isMark(path: string, oneIn = MARK_ONE_IN): boolean {
   return h % oneIn === 0
 }
 
+/** An uncompressed member: its bytes, and where file contents lie in it (member offsets, [start, end)). */
+export interface RawMember {
+  readonly bytes: Buffer
+  readonly data: readonly (readonly [number, number])[]
+}
+
 /**
  * Splits a tar stream into members: told where entries start and end (tar offsets, before the
  * bytes reach it), fed the bytes in order, it hands back each member whole as soon as its last byte
@@ -47,6 +53,8 @@ export function isMark(path: string, oneIn = MARK_ONE_IN): boolean {
 export class MemberSplitter {
   /** Cuts decided by entries that the bytes have not reached yet, ascending. */
   readonly #cuts: number[] = []
+  /** File contents not yet wholly behind a cut: [start, end) tar offsets, ascending. */
+  readonly #data: [number, number][] = []
   /** The last cut an entry decided: MEMBER_MAX cuts count from it. */
   #natural = 0
   /** Tar offset of the current member's first byte. */
@@ -84,8 +92,13 @@ export class MemberSplitter {
     if (this.#lenAt(pos) >= this.#min && isMark(entry.path, this.#oneIn)) this.#cut(pos)
   }
 
+  /** Called with where a file's content lies in the tar, before its bytes are fed. */
+  noteData(start: number, size: number): void {
+    this.#data.push([start, start + size])
+  }
+
   /** Takes the next bytes of the tar; yields every member they complete. `chunk` is copied, not kept. */
-  *feed(chunk: Buffer): Generator<Buffer> {
+  *feed(chunk: Buffer): Generator<RawMember> {
     let pos = 0
     while (pos < chunk.length) {
       const end = this.#boundary()
@@ -99,7 +112,7 @@ export class MemberSplitter {
   }
 
   /** The last member (the tar's end blocks always make one unless the stream ended on a cut). */
-  finish(): Buffer | undefined {
+  finish(): RawMember | undefined {
     return this.#len > 0 ? this.#close() : undefined
   }
 
@@ -125,13 +138,20 @@ export class MemberSplitter {
     return c !== undefined && c < max ? c : max
   }
 
-  #close(): Buffer {
-    const end = this.#start + this.#len
+  #close(): RawMember {
+    const start = this.#start
+    const end = start + this.#len
     if (this.#cuts[0] === end) this.#cuts.shift()
-    const out = this.#buf!.subarray(0, this.#len)
+    const data: [number, number][] = []
+    for (const [a, b] of this.#data) {
+      if (a >= end) break
+      if (b > start) data.push([Math.max(a, start) - start, Math.min(b, end) - start])
+    }
+    while (this.#data.length > 0 && this.#data[0]![1] <= end) this.#data.shift()
+    const bytes = this.#buf!.subarray(0, this.#len)
     this.#buf = undefined
     this.#start = end
     this.#len = 0
-    return out
+    return { bytes, data }
   }
 }

@@ -14,7 +14,8 @@ import { crc32 } from 'node:zlib'
 import { abortError, throwIfAborted } from '../errors.js'
 import { compressMember } from './gzip-parallel.js'
 import { readMemberIndex, type MemberIndex, type MemberRecord } from '../store/member-index.js'
-import { MEMBER_MAX } from './member-cut.js'
+import { MEMBER_MAX, type RawMember } from './member-cut.js'
+import { deflateWithStored, storedKey, storedRanges } from './member-deflate.js'
 
 /** The members of a previous blob, by what they hold uncompressed. */
 export class PreviousMembers {
@@ -56,7 +57,7 @@ export class PreviousMembers {
   }
 
   /**
-   * The compressed member of `member` (whose sha256 is `usha`), read and checked: its bytes have the
+   * The compressed member of `member` (whose reuse key is `usha`), read and checked: its bytes have the
    * size and CRC32 the index records, and its trailer the CRC32 and size of `member`; else undefined.
    */
   async take(member: Buffer, usha: string): Promise<{ bytes: Buffer; record: MemberRecord } | undefined> {
@@ -101,22 +102,32 @@ export interface CompressMembersOptions {
 
 /** Compresses (or copies) each uncompressed member of `source`, yielding them in order. */
 export async function* compressMembers(
-  source: Iterable<Buffer> | AsyncIterable<Buffer>,
+  source: Iterable<RawMember> | AsyncIterable<RawMember>,
   opts: CompressMembersOptions,
 ): AsyncGenerator<MemberOut> {
   const concurrency = opts.concurrency ?? 4
   const zopts = { level: opts.level, chunkSize: MEMBER_MAX + (MEMBER_MAX >> 10) + 1024 }
   const inflight: Promise<MemberOut>[] = []
   const previous = opts.previous
-  const one = async (member: Buffer): Promise<MemberOut> => {
-    const usha = sha256(member)
-    const copied = previous ? await previous.take(member, usha) : undefined
+  const one = async ({ bytes: member, data }: RawMember): Promise<MemberOut> => {
+    const stored = storedRanges({ bytes: member, data })
+    // The key covers what decides the compressed bytes: the member's bytes and which of them are stored.
+    const key = createHash('sha256').update(member).update(`\0${storedKey(stored)}`).digest('hex')
+    const copied = previous ? await previous.take(member, key) : undefined
     if (copied) {
       opts.release?.(member)
       return { ...copied, reused: true }
     }
-    const bytes = await compressMember(member, zopts, opts.release)
-    return { bytes, record: { usize: member.length, usha, csize: bytes.length, ccrc: crc32(bytes) }, reused: false }
+    let bytes: Buffer
+    if (stored.length === 0) bytes = await compressMember(member, zopts, opts.release)
+    else {
+      try {
+        bytes = await deflateWithStored(member, stored, opts.level)
+      } finally {
+        opts.release?.(member)
+      }
+    }
+    return { bytes, record: { usize: member.length, usha: key, csize: bytes.length, ccrc: crc32(bytes) }, reused: false }
   }
   for await (const member of source) {
     throwIfAborted(opts.signal)
@@ -132,10 +143,6 @@ export async function* compressMembers(
   }
 }
 
-/** Synchronous on purpose: WebCrypto's digest copies its input and hashes on this thread anyway (Node 20: 2.6× slower). */
-function sha256(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex')
-}
 
 function readAt(fd: number, buf: Buffer, off: number, pos: number): Promise<number> {
   return new Promise((resolve, reject) => read(fd, buf, off, buf.length - off, pos, (err, n) => (err ? reject(err) : resolve(n))))

@@ -39,6 +39,11 @@ export interface TarChunkOptions {
    * bytes into a layer cached under that key. Files not named are not hashed.
    */
   readonly expect?: ReadonlyMap<string, string>
+  /**
+   * Told where each file's content starts in the tar and how long it is, before any of it is
+   * emitted (the gzip member writer stores incompressible file data instead of deflating it).
+   */
+  readonly onData?: (start: number, size: number) => void
 }
 
 const BLOCK = 512
@@ -76,6 +81,7 @@ export class TarSerializer {
   readonly #free: Buffer[] = []
   readonly #tee: EntryTee | undefined
   readonly #expect: ReadonlyMap<string, string> | undefined
+  readonly #onData: ((start: number, size: number) => void) | undefined
   #buf: Buffer
   #off = 0
   /** Bytes of the chunks already yielded. */
@@ -91,6 +97,7 @@ export class TarSerializer {
     this.#reuse = opts.reuse ?? 16
     this.#tee = opts.tee
     this.#expect = opts.expect
+    this.#onData = opts.onData
     this.#buf = Buffer.allocUnsafe(size)
   }
 
@@ -149,6 +156,7 @@ export class TarSerializer {
     )
     this.#tee?.begin(entry)
     if (entry.type === 'file' && size > 0) {
+      this.#onData?.(this.position, size)
       if ('data' in entry.source) {
         if (entry.source.data.length !== size) throw sizeMismatch(entry.path, size, entry.source.data.length, '<data>')
         this.#tee?.data(entry.source.data)

@@ -12,7 +12,7 @@ import { MediaType, type Digest } from '../oci/media-types.js'
 import type { LayerRef } from '../oci/types.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { Compression, LayerEntry, LayerWriteOptions } from './entry.js'
-import { MemberSplitter } from './member-cut.js'
+import { MemberSplitter, type RawMember } from './member-cut.js'
 import { compressMembers, PreviousMembers, type MemberOut } from './members.js'
 import type { MemberRecord } from '../store/member-index.js'
 import { writeMemberIndex } from '../store/member-index.js'
@@ -71,19 +71,24 @@ async function writeLayerNow(
     // open land after the removal and leave the file behind.
     if ((stream as { pending?: boolean }).pending) await once(stream, 'ready')
     const diffHash = createHash('sha256')
-    const tar = new TarSerializer({ ...(opts.tee ? { tee: opts.tee } : {}), ...(opts.expect ? { expect: opts.expect } : {}) })
     const gzipped = compression === 'gzip'
     // gzip: the tar is cut into members where the entries say (member-cut.ts), each compressed or
     // copied from the previous blob; the splitter copies the chunks, so they are reused at once.
     const splitter = gzipped ? new MemberSplitter(8, opts.members?.cut) : undefined
+    const tar = new TarSerializer({
+      ...(opts.tee ? { tee: opts.tee } : {}), ...(opts.expect ? { expect: opts.expect } : {}),
+      ...(splitter ? { onData: (start: number, size: number) => splitter.noteData(start, size) } : {}),
+    })
+    // With a splitter the tar comes out as whole uncompressed members, else as chunks.
+    type Pieces<T> = Iterable<T> | AsyncIterable<T>
     const chunks = isIterable(entries) ? tarSync(tar, entries, diffHash, signal, splitter) : tarAsync(tar, entries, diffHash, signal, splitter)
     const prevRef = gzipped ? opts.members?.previous : undefined
     previous = prevRef && opts.members ? await PreviousMembers.open(opts.members.dir, prevRef.digest, prevRef.path, level) : undefined
     const records: MemberRecord[] = []
     const reused = { n: 0 }
     const out = gzipped
-      ? recordMembers(compressMembers(chunks, { level, ...(signal ? { signal } : {}), ...(previous ? { previous } : {}), release: (m) => splitter!.release(m) }), records, reused)
-      : chunks
+      ? recordMembers(compressMembers(chunks as Pieces<RawMember>, { level, ...(signal ? { signal } : {}), ...(previous ? { previous } : {}), release: (m) => splitter!.release(m) }), records, reused)
+      : (chunks as Pieces<Buffer>)
     const digestHash = gzipped ? createHash('sha256') : undefined
     // Uncompressed chunks go to the file as they are: reuse them once written.
     const written = gzipped ? undefined : (c: Buffer) => (err?: Error | null) => { if (!err) tar.release(c) }
@@ -173,7 +178,7 @@ function isIterable<T>(x: Iterable<T> | AsyncIterable<T>): x is Iterable<T> {
  * Tar chunks of sync entries, hashed (diffID) on the way out: no await per entry or chunk. With a
  * splitter, the uncompressed gzip members instead (the chunks go back to the serializer once copied).
  */
-function* tarSync(tar: TarSerializer, entries: Iterable<LayerEntry>, hash: Hash, signal: AbortSignal | undefined, splitter?: MemberSplitter): Generator<Buffer> {
+function* tarSync(tar: TarSerializer, entries: Iterable<LayerEntry>, hash: Hash, signal: AbortSignal | undefined, splitter?: MemberSplitter): Generator<Buffer | RawMember> {
   for (const e of entries) {
     splitter?.entryStart(tar.position, e)
     for (const c of tar.add(e)) {
@@ -187,7 +192,7 @@ function* tarSync(tar: TarSerializer, entries: Iterable<LayerEntry>, hash: Hash,
   if (last) yield last
 }
 
-async function* tarAsync(tar: TarSerializer, entries: AsyncIterable<LayerEntry>, hash: Hash, signal: AbortSignal | undefined, splitter?: MemberSplitter): AsyncGenerator<Buffer> {
+async function* tarAsync(tar: TarSerializer, entries: AsyncIterable<LayerEntry>, hash: Hash, signal: AbortSignal | undefined, splitter?: MemberSplitter): AsyncGenerator<Buffer | RawMember> {
   for await (const e of entries) {
     splitter?.entryStart(tar.position, e)
     for (const c of tar.add(e)) {
@@ -201,7 +206,7 @@ async function* tarAsync(tar: TarSerializer, entries: AsyncIterable<LayerEntry>,
   if (last) yield last
 }
 
-function* pass(tar: TarSerializer, chunk: Buffer, hash: Hash, splitter: MemberSplitter | undefined): Generator<Buffer> {
+function* pass(tar: TarSerializer, chunk: Buffer, hash: Hash, splitter: MemberSplitter | undefined): Generator<Buffer | RawMember> {
   hash.update(chunk)
   if (!splitter) {
     yield chunk

@@ -16,7 +16,11 @@ import { writeFileAtomic } from './atomic-write.js'
 
 /** One gzip member. */
 export interface MemberRecord {
-  /** Uncompressed bytes (the tar range it holds): size and sha256 (hex), what a rebuild looks members up by. */
+  /**
+   * Uncompressed bytes (the tar range it holds): their size, and the sha256 (hex) of them followed by
+   * which ranges of them the member stores rather than deflates (layer/member-deflate.ts), so the
+   * two together decide the compressed bytes. What a rebuild looks members up by.
+   */
   readonly usize: number
   readonly usha: string
   /**

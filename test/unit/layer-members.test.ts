@@ -252,10 +252,10 @@ describe('MemberSplitter', () => {
       s.entryStart(pos, e)
       pos += 1536
       s.entryEnd(pos, e)
-      for (const m of s.feed(Buffer.alloc(1536))) lens.push(m.length)
+      for (const m of s.feed(Buffer.alloc(1536))) lens.push(m.bytes.length)
     }
     const last = s.finish()
-    if (last) lens.push(last.length)
+    if (last) lens.push(last.bytes.length)
     expect(lens.reduce((a, b) => a + b, 0)).toBe(pos)
     expect(Math.max(...lens)).toBeLessThanOrEqual(4096)
     expect(lens.some((l) => l % 1536 === 0 && l < 4096)).toBe(true)
