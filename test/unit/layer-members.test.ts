@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -6,6 +7,7 @@ import { gunzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { LayerEntry } from '../../src/layer/entry.js'
 import { MEMBER_MAX, MemberSplitter, type MemberCutSizes } from '../../src/layer/member-cut.js'
+import { deflateWithStored, storedRanges } from '../../src/layer/member-deflate.js'
 import { sortEntries, writeLayer } from '../../src/layer/write-layer.js'
 import { BlobStore } from '../../src/store/blob-store.js'
 import { readMemberIndex } from '../../src/store/member-index.js'
@@ -259,5 +261,38 @@ describe('MemberSplitter', () => {
     expect(lens.reduce((a, b) => a + b, 0)).toBe(pos)
     expect(Math.max(...lens)).toBeLessThanOrEqual(4096)
     expect(lens.some((l) => l % 1536 === 0 && l < 4096)).toBe(true)
+  })
+})
+
+describe('deflateWithStored', () => {
+  const noise = (n: number, seed: number) => {
+    const rnd = prng(seed)
+    const b = Buffer.allocUnsafe(n)
+    for (let i = 0; i < n; i++) b[i] = Math.floor(rnd() * 256)
+    return b
+  }
+
+  it('stores high-entropy file contents, deflates text and headers, and the member reads back as the same bytes', async () => {
+    const text = Buffer.alloc(100_000, 'some text that compresses well\n')
+    const bytes = Buffer.concat([Buffer.alloc(512, 1), noise(150_000, 3), Buffer.alloc(512, 2), text, noise(3000, 4)])
+    const member = { bytes, data: [[512, 150_512], [151_024, 251_024], [251_024, 254_024]] as const }
+    const stored = storedRanges(member)
+    // The noise file is stored whole; the text and the too-small noise file are not.
+    expect(stored).toEqual([[512, 150_512]])
+    const out = await deflateWithStored(bytes, stored, 6)
+    expect(gunzipSync(out).equals(bytes)).toBe(true)
+    expect(out.length).toBeLessThan(150_000 + 3000 + 2000)
+    const path = join(root, 'member.gz')
+    writeFileSync(path, out)
+    expect(execFileSync('gzip', ['-dc', path], { maxBuffer: 1 << 20 }).equals(bytes)).toBe(true)
+  })
+
+  it('is a valid member when everything is stored, across 64 KiB stored-block limits', async () => {
+    const bytes = noise(200_000, 9)
+    const stored = storedRanges({ bytes, data: [[0, bytes.length]] })
+    expect(stored).toEqual([[0, bytes.length]])
+    const out = await deflateWithStored(bytes, stored, 6)
+    expect(gunzipSync(out).equals(bytes)).toBe(true)
+    expect(out.length).toBe(10 + bytes.length + 5 * Math.ceil(bytes.length / 0xffff) + 5 + 8)
   })
 })
