@@ -39,10 +39,16 @@ export function isMark(path: string, oneIn = MARK_ONE_IN): boolean {
   return h % oneIn === 0
 }
 
-/** An uncompressed member: its bytes, and where file contents lie in it (member offsets, [start, end)). */
+/**
+ * Where a file's content lies in a member: [start, end) in member offsets, and, when the content
+ * lies wholly in this member and its hash is known (and checked by the tar writer), its sha256 hex.
+ */
+export type DataRange = readonly [start: number, end: number, sha256?: string]
+
+/** An uncompressed member: its bytes, and where file contents lie in it. */
 export interface RawMember {
   readonly bytes: Buffer
-  readonly data: readonly (readonly [number, number])[]
+  readonly data: readonly DataRange[]
 }
 
 /**
@@ -54,7 +60,7 @@ export class MemberSplitter {
   /** Cuts decided by entries that the bytes have not reached yet, ascending. */
   readonly #cuts: number[] = []
   /** File contents not yet wholly behind a cut: [start, end) tar offsets, ascending. */
-  readonly #data: [number, number][] = []
+  readonly #data: [number, number, string | undefined][] = []
   /** The last cut an entry decided: MEMBER_MAX cuts count from it. */
   #natural = 0
   /** Tar offset of the current member's first byte. */
@@ -93,8 +99,8 @@ export class MemberSplitter {
   }
 
   /** Called with where a file's content lies in the tar, before its bytes are fed. */
-  noteData(start: number, size: number): void {
-    this.#data.push([start, start + size])
+  noteData(start: number, size: number, sha256?: string): void {
+    this.#data.push([start, start + size, sha256])
   }
 
   /** Takes the next bytes of the tar; yields every member they complete. `chunk` is copied, not kept. */
@@ -142,10 +148,11 @@ export class MemberSplitter {
     const start = this.#start
     const end = start + this.#len
     if (this.#cuts[0] === end) this.#cuts.shift()
-    const data: [number, number][] = []
-    for (const [a, b] of this.#data) {
+    const data: DataRange[] = []
+    for (const [a, b, sha] of this.#data) {
       if (a >= end) break
-      if (b > start) data.push([Math.max(a, start) - start, Math.min(b, end) - start])
+      if (b <= start) continue
+      data.push(a >= start && b <= end && sha !== undefined ? [a - start, b - start, sha] : [Math.max(a, start) - start, Math.min(b, end) - start])
     }
     while (this.#data.length > 0 && this.#data[0]![1] <= end) this.#data.shift()
     const bytes = this.#buf!.subarray(0, this.#len)

@@ -17,12 +17,13 @@ export const STORE_MIN = 4096
 /** Contents are judged in pieces of this size (the last one takes a short remainder in). */
 const PIECE = 64 << 10
 /** Bytes sampled at the start of each piece. */
-const SAMPLE = 4096
+const SAMPLE = 2048
 /**
  * Order-0 entropy (bits per byte) of a sample at or above which its piece is stored. Random bytes
- * measure ~7.95 on 4 KiB; text 4–5; even base64 6; deflate wins nothing worth its time above this.
+ * measure ~7.91 on 2 KiB (the estimate runs low on small samples); text 4–5; even base64 6;
+ * deflate wins nothing worth its time above this.
  */
-const STORE_ENTROPY = 7.9
+const STORE_ENTROPY = 7.8
 
 /** c·log2(c) for every count a sample can hold. */
 const C_LOG_C = (() => {

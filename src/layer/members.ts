@@ -14,7 +14,7 @@ import { crc32 } from 'node:zlib'
 import { abortError, throwIfAborted } from '../errors.js'
 import { compressMember } from './gzip-parallel.js'
 import { readMemberIndex, type MemberIndex, type MemberRecord } from '../store/member-index.js'
-import { MEMBER_MAX, type RawMember } from './member-cut.js'
+import { MEMBER_MAX, type DataRange, type RawMember } from './member-cut.js'
 import { deflateWithStored, storedKey, storedRanges } from './member-deflate.js'
 
 /** The members of a previous blob, by what they hold uncompressed. */
@@ -111,8 +111,7 @@ export async function* compressMembers(
   const previous = opts.previous
   const one = async ({ bytes: member, data }: RawMember): Promise<MemberOut> => {
     const stored = storedRanges({ bytes: member, data })
-    // The key covers what decides the compressed bytes: the member's bytes and which of them are stored.
-    const key = createHash('sha256').update(member).update(`\0${storedKey(stored)}`).digest('hex')
+    const key = memberKey(member, data, stored)
     const copied = previous ? await previous.take(member, key) : undefined
     if (copied) {
       opts.release?.(member)
@@ -146,6 +145,26 @@ export async function* compressMembers(
 
 function readAt(fd: number, buf: Buffer, off: number, pos: number): Promise<number> {
   return new Promise((resolve, reject) => read(fd, buf, off, buf.length - off, pos, (err, n) => (err ? reject(err) : resolve(n))))
+}
+
+/**
+ * What decides a member's compressed bytes: its bytes, and which of them are stored. A file content
+ * whose sha256 the tar writer checks as it reads (DataRange) stands in the key by that hash, not by
+ * its bytes hashed once more; the ranges' places and lengths go in too, so the key names the bytes
+ * exactly. Hex sha256.
+ */
+export function memberKey(bytes: Buffer, data: readonly DataRange[], stored: readonly (readonly [number, number])[]): string {
+  const h = createHash('sha256')
+  let pos = 0
+  let layout = ''
+  for (const [a, b, sha] of data) {
+    if (sha === undefined) continue
+    if (a > pos) h.update(bytes.subarray(pos, a))
+    layout += `${a}-${b}:${sha},`
+    pos = b
+  }
+  if (pos < bytes.length) h.update(bytes.subarray(pos))
+  return h.update(`\0${layout}\0${storedKey(stored)}`).digest('hex')
 }
 
 /**

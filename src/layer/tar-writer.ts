@@ -41,9 +41,11 @@ export interface TarChunkOptions {
   readonly expect?: ReadonlyMap<string, string>
   /**
    * Told where each file's content starts in the tar and how long it is, before any of it is
-   * emitted (the gzip member writer stores incompressible file data instead of deflating it).
+   * emitted, with the sha256 (hex) it must have when `expect` names it (a write that finds other
+   * bytes fails): the gzip member writer stores incompressible contents instead of deflating them,
+   * and keys its members by the contents' hashes instead of hashing their bytes once more.
    */
-  readonly onData?: (start: number, size: number) => void
+  readonly onData?: (start: number, size: number, sha256?: string) => void
 }
 
 const BLOCK = 512
@@ -81,7 +83,7 @@ export class TarSerializer {
   readonly #free: Buffer[] = []
   readonly #tee: EntryTee | undefined
   readonly #expect: ReadonlyMap<string, string> | undefined
-  readonly #onData: ((start: number, size: number) => void) | undefined
+  readonly #onData: ((start: number, size: number, sha256?: string) => void) | undefined
   #buf: Buffer
   #off = 0
   /** Bytes of the chunks already yielded. */
@@ -156,7 +158,7 @@ export class TarSerializer {
     )
     this.#tee?.begin(entry)
     if (entry.type === 'file' && size > 0) {
-      this.#onData?.(this.position, size)
+      this.#onData?.(this.position, size, 'path' in entry.source ? this.#expect?.get(entry.source.path) : undefined)
       if ('data' in entry.source) {
         if (entry.source.data.length !== size) throw sizeMismatch(entry.path, size, entry.source.data.length, '<data>')
         this.#tee?.data(entry.source.data)

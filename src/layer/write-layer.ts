@@ -77,7 +77,7 @@ async function writeLayerNow(
     const splitter = gzipped ? new MemberSplitter(8, opts.members?.cut) : undefined
     const tar = new TarSerializer({
       ...(opts.tee ? { tee: opts.tee } : {}), ...(opts.expect ? { expect: opts.expect } : {}),
-      ...(splitter ? { onData: (start: number, size: number) => splitter.noteData(start, size) } : {}),
+      ...(splitter ? { onData: (start: number, size: number, sha?: string) => splitter.noteData(start, size, sha) } : {}),
     })
     // With a splitter the tar comes out as whole uncompressed members, else as chunks.
     type Pieces<T> = Iterable<T> | AsyncIterable<T>

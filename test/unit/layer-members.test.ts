@@ -70,10 +70,19 @@ async function newStore(): Promise<{ blobs: BlobStore; members: string }> {
 
 type Counts = { reused: number; compressed: number }
 
-async function build(store: { blobs: BlobStore; members: string }, dir: string, previous?: string, cut?: MemberCutSizes, level?: number) {
+/** The sha256 of every file, as a COPY's content key hands them to the writer (`expect`). */
+function expectOf(entries: LayerEntry[]): Map<string, string> {
+  const m = new Map<string, string>()
+  for (const e of entries) if (e.type === 'file' && 'path' in e.source) m.set(e.source.path, sha256(readFileSync(e.source.path)))
+  return m
+}
+
+async function build(store: { blobs: BlobStore; members: string }, dir: string, previous?: string, cut?: MemberCutSizes, level?: number, withExpect = false) {
   let counts: Counts = { reused: -1, compressed: -1 }
-  const ref = await writeLayer(entriesOf(dir), store.blobs, {
+  const entries = entriesOf(dir)
+  const ref = await writeLayer(entries, store.blobs, {
     ...(level !== undefined ? { level } : {}),
+    ...(withExpect ? { expect: expectOf(entries) } : {}),
     members: {
       dir: store.members,
       ...(previous ? { previous: { digest: previous, path: store.blobs.blobPath(previous as `sha256:${string}`) } } : {}),
@@ -131,12 +140,14 @@ describe('gzip members reused across rebuilds', () => {
       const dir = mkdtempSync(join(root, `tree-${seed}-`))
       makeTree(dir, rnd, 8 + Math.floor(rnd() * 24), 6 << 10)
       const inc = await newStore()
-      let prev = (await build(inc, dir, undefined, SMALL, 1)).ref.digest
+      // Half the sequences hand the writer the files' hashes (as COPY does), which key the members.
+      const withExpect = seed % 2 === 0
+      let prev = (await build(inc, dir, undefined, SMALL, 1, withExpect)).ref.digest
       const steps = 1 + Math.floor(rnd() * 4)
       for (let s = 0; s < steps; s++) {
         edit(dir, rnd, 6 << 10)
-        const again = await build(inc, dir, prev, SMALL, 1)
-        const cold = await build(await newStore(), dir, undefined, SMALL, 1)
+        const again = await build(inc, dir, prev, SMALL, 1, withExpect)
+        const cold = await build(await newStore(), dir, undefined, SMALL, 1, withExpect)
         expect(again.ref, `seed ${seed} step ${s}`).toEqual(cold.ref)
         expect(cold.counts.reused).toBe(0)
         reusedTotal += again.counts.reused
@@ -155,10 +166,10 @@ describe('gzip members reused across rebuilds', () => {
     makeTree(dir, rnd, 300, 40 << 10)
     writeFileSync(join(dir, 'd1', 'huge.bin'), content(() => 0.9, 3 * MEMBER_MAX)) // split inside the entry
     const store = await newStore()
-    const first = await build(store, dir)
+    const first = await build(store, dir, undefined, undefined, undefined, true)
     expect(first.counts.compressed).toBeGreaterThan(3)
     writeFileSync(join(dir, 'd2', 'f2.dat'), 'changed\n')
-    const again = await build(store, dir, first.ref.digest)
+    const again = await build(store, dir, first.ref.digest, undefined, undefined, true)
     const cold = await build(await newStore(), dir)
     expect(again.ref).toEqual(cold.ref)
     expect(again.counts.compressed).toBeLessThanOrEqual(2)
