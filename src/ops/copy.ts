@@ -175,11 +175,15 @@ async function makeLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[], 
   const entries: LayerEntry[] = set.finalize()
   const stats = await StatCache.open(ctx.store.layout.dir('statCache'), ctx.contextDir)
   // Per-file digests are kept beside the key (not in it) so a miss can name the files that changed.
-  const files: Record<string, string> | undefined = entries.length <= FILE_MAP_LIMIT ? {} : undefined
+  // What each entry put into the key, as it came: the per-file map a miss is explained with is made
+  // from it only on a miss (a hit never builds 10k names into an object).
+  const seen: { readonly entries: LayerEntry[]; readonly what: string[] } | undefined = entries.length <= FILE_MAP_LIMIT ? { entries: [], what: [] } : undefined
+  let fileMap: Record<string, string> | undefined
+  const files = (): Record<string, string> => (fileMap ??= Object.fromEntries(seen!.entries.map((e, i) => [contextName(ctx, e), seen!.what[i]!])))
   // The context is the user's to edit while we build: the writer checks every file's bytes against
   // the hash the key was made with, so the entry stored under the key holds the bytes it names.
   const expect = new Map<string, string>()
-  const keyDoc = { ...base, content: contentKey(entries, stats, files && ((e, d) => (files[contextName(ctx, e)] = d)), expect) }
+  const keyDoc = { ...base, content: contentKey(entries, stats, seen && ((e, d) => { seen.entries.push(e); seen.what.push(d) }), expect) }
   await stats.save()
   // The previous layer of this step lends its unchanged gzip members (layer/members.ts).
   const checked = (previous?: PreviousBuild) => ({ ...layerOpts, expect, members: { dir: ctx.store.layout.dir('layerMembers'), ...(previous ? { previous: { digest: previous.layer.digest, path: ctx.store.blobs.blobPath(previous.layer.digest) } } : {}) } })
@@ -194,7 +198,7 @@ async function makeLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[], 
           ? { previous: { layer: previous.layer, same: (e: LayerEntry) => e.type === 'file' && 'path' in e.source && previous.unchanged(contextName(ctx, e)) } }
           : {}),
       })
-      : writeLayer(entries, ctx.store.blobs, checked(previous)), files ? { files } : {}))
+      : writeLayer(entries, ctx.store.blobs, checked(previous)), seen ? { get files() { return files() } } : {}))
 }
 
 /**
