@@ -200,14 +200,21 @@ describe('gzip member index crash safety', () => {
     expect(again.counts.reused).toBeGreaterThan(0)
   })
 
-  it('a truncated or bit-flipped index is not read; the layer is written in full', async () => {
-    for (const damage of ['truncate', 'flip'] as const) {
+  it('a truncated, bit-flipped or edited index is not read; the layer is written in full', async () => {
+    for (const damage of ['truncate', 'flip', 'edit'] as const) {
       const { dir, store, first, cold, indexPath } = await setup()
       const text = readFileSync(indexPath)
       if (damage === 'truncate') truncateSync(indexPath, Math.floor(text.length / 2))
-      else {
+      else if (damage === 'flip') {
         text[text.length - 20] ^= 0x01
         writeFileSync(indexPath, text)
+      } else {
+        // Still a well-formed index, one CRC off: only the checksum over the body tells.
+        const s = text.toString('utf8')
+        const nl = s.indexOf('\n')
+        const body = JSON.parse(s.slice(nl + 1)) as { members: [number, string, number, number][] }
+        body.members[0]![3] = (body.members[0]![3] + 1) % 2 ** 32
+        writeFileSync(indexPath, `${s.slice(0, nl)}\n${JSON.stringify(body)}`)
       }
       expect(await readMemberIndex(store.members, first.ref.digest)).toBeUndefined()
       const again = await build(store, dir, first.ref.digest, SMALL)
