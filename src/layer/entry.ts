@@ -12,6 +12,8 @@
  * path/linkpath record. PAX says those records are UTF-8, but Go's archive/tar (Docker, BuildKit)
  * writes a name's raw bytes there and GNU tar reads them back unchanged, so bytes are what we write.
  */
+import type { MemberCutSizes } from './member-cut.js'
+
 export interface EntryBase {
   readonly path: string
   readonly mode: number // permission bits incl. setuid/setgid/sticky (no file-type bits)
@@ -100,4 +102,17 @@ export interface LayerWriteOptions {
    * differ. Files not named are not hashed.
    */
   readonly expect?: ReadonlyMap<string, string>
+  /**
+   * Keep the gzip member index of the layer in `dir` (store/member-index.ts), and copy from blob
+   * `previous` (the same step's last layer, at `previousPath`) every member whose uncompressed
+   * bytes are unchanged instead of compressing it again. The layer's bytes are the same either way.
+   */
+  readonly members?: {
+    readonly dir: string
+    readonly previous?: { readonly digest: string; readonly path: string }
+    /** Told how many members were copied from `previous` and how many compressed, once the layer is committed. */
+    readonly onDone?: (counts: { readonly reused: number; readonly compressed: number }) => void
+    /** Other cut sizes than member-cut.ts's (tests only: they change the layer's bytes). */
+    readonly cut?: MemberCutSizes
+  }
 }

@@ -94,7 +94,8 @@ export async function* gzipMembers(
   }
 }
 
-function compressMember(input: Buffer, zopts: ZlibOptions, done: ((chunk: Buffer) => void) | undefined): Promise<Buffer> {
+/** One complete gzip member of `input`, on the threadpool; `done` gets `input` back once zlib no longer reads it. */
+export function compressMember(input: Buffer, zopts: ZlibOptions, done: ((chunk: Buffer) => void) | undefined): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     gzip(input, zopts, (err, out) => {
       done?.(input)

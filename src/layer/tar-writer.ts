@@ -39,6 +39,13 @@ export interface TarChunkOptions {
    * bytes into a layer cached under that key. Files not named are not hashed.
    */
   readonly expect?: ReadonlyMap<string, string>
+  /**
+   * Told where each file's content starts in the tar and how long it is, before any of it is
+   * emitted, with the sha256 (hex) it must have when `expect` names it (a write that finds other
+   * bytes fails): the gzip member writer stores incompressible contents instead of deflating them,
+   * and keys its members by the contents' hashes instead of hashing their bytes once more.
+   */
+  readonly onData?: (start: number, size: number, sha256?: string) => void
 }
 
 const BLOCK = 512
@@ -76,8 +83,11 @@ export class TarSerializer {
   readonly #free: Buffer[] = []
   readonly #tee: EntryTee | undefined
   readonly #expect: ReadonlyMap<string, string> | undefined
+  readonly #onData: ((start: number, size: number, sha256?: string) => void) | undefined
   #buf: Buffer
   #off = 0
+  /** Bytes of the chunks already yielded. */
+  #flushed = 0
   #ended = false
 
   constructor(opts: TarChunkOptions = {}) {
@@ -89,7 +99,13 @@ export class TarSerializer {
     this.#reuse = opts.reuse ?? 16
     this.#tee = opts.tee
     this.#expect = opts.expect
+    this.#onData = opts.onData
     this.#buf = Buffer.allocUnsafe(size)
+  }
+
+  /** Bytes serialized so far (yielded or still held): where the next entry's records start. */
+  get position(): number {
+    return this.#flushed + this.#off
   }
 
   /**
@@ -142,6 +158,7 @@ export class TarSerializer {
     )
     this.#tee?.begin(entry)
     if (entry.type === 'file' && size > 0) {
+      this.#onData?.(this.position, size, 'path' in entry.source ? this.#expect?.get(entry.source.path) : undefined)
       if ('data' in entry.source) {
         if (entry.source.data.length !== size) throw sizeMismatch(entry.path, size, entry.source.data.length, '<data>')
         this.#tee?.data(entry.source.data)
@@ -171,6 +188,7 @@ export class TarSerializer {
     }
     if (this.#off > 0) {
       const last = this.#buf.subarray(0, this.#off)
+      this.#flushed += this.#off
       this.#off = 0
       yield last
     }
@@ -179,6 +197,7 @@ export class TarSerializer {
   #flush(): Buffer {
     const full = this.#buf
     this.#buf = this.#free.pop() ?? Buffer.allocUnsafe(this.#chunkSize)
+    this.#flushed += this.#off
     this.#off = 0
     return full
   }

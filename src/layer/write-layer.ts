@@ -12,7 +12,10 @@ import { MediaType, type Digest } from '../oci/media-types.js'
 import type { LayerRef } from '../oci/types.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { Compression, LayerEntry, LayerWriteOptions } from './entry.js'
-import { gzipMembers } from './gzip-parallel.js'
+import { MemberSplitter, type RawMember } from './member-cut.js'
+import { compressMembers, PreviousMembers, type MemberOut } from './members.js'
+import type { MemberRecord } from '../store/member-index.js'
+import { writeMemberIndex } from '../store/member-index.js'
 import { nameBytes } from '../util/names.js'
 import { TarSerializer } from './tar-writer.js'
 
@@ -60,6 +63,7 @@ async function writeLayerNow(
 
   const writer = await blobs.createWriter()
   const stream = writer.stream
+  let previous: PreviousMembers | undefined
   let streamError: unknown
   stream.on('error', (e) => { streamError ??= e })
   try {
@@ -67,10 +71,24 @@ async function writeLayerNow(
     // open land after the removal and leave the file behind.
     if ((stream as { pending?: boolean }).pending) await once(stream, 'ready')
     const diffHash = createHash('sha256')
-    const tar = new TarSerializer({ ...(opts.tee ? { tee: opts.tee } : {}), ...(opts.expect ? { expect: opts.expect } : {}) })
-    const chunks = isIterable(entries) ? tarSync(tar, entries, diffHash, signal) : tarAsync(tar, entries, diffHash, signal)
     const gzipped = compression === 'gzip'
-    const out = gzipped ? gzipMembers(chunks, { level, signal, onInputDone: (c) => tar.release(c) }) : chunks
+    // gzip: the tar is cut into members where the entries say (member-cut.ts), each compressed or
+    // copied from the previous blob; the splitter copies the chunks, so they are reused at once.
+    const splitter = gzipped ? new MemberSplitter(8, opts.members?.cut) : undefined
+    const tar = new TarSerializer({
+      ...(opts.tee ? { tee: opts.tee } : {}), ...(opts.expect ? { expect: opts.expect } : {}),
+      ...(splitter ? { onData: (start: number, size: number, sha?: string) => splitter.noteData(start, size, sha) } : {}),
+    })
+    // With a splitter the tar comes out as whole uncompressed members, else as chunks.
+    type Pieces<T> = Iterable<T> | AsyncIterable<T>
+    const chunks = isIterable(entries) ? tarSync(tar, entries, diffHash, signal, splitter) : tarAsync(tar, entries, diffHash, signal, splitter)
+    const prevRef = gzipped ? opts.members?.previous : undefined
+    previous = prevRef && opts.members ? await PreviousMembers.open(opts.members.dir, prevRef.digest, prevRef.path, level) : undefined
+    const records: MemberRecord[] = []
+    const reused = { n: 0 }
+    const out = gzipped
+      ? recordMembers(compressMembers(chunks as Pieces<RawMember>, { level, ...(signal ? { signal } : {}), ...(previous ? { previous } : {}), release: (m) => splitter!.release(m) }), records, reused)
+      : (chunks as Pieces<Buffer>)
     const digestHash = gzipped ? createHash('sha256') : undefined
     // Uncompressed chunks go to the file as they are: reuse them once written.
     const written = gzipped ? undefined : (c: Buffer) => (err?: Error | null) => { if (!err) tar.release(c) }
@@ -92,6 +110,10 @@ async function writeLayerNow(
     const diffId = `sha256:${diffHash.digest('hex')}` as Digest
     const digest = digestHash ? (`sha256:${digestHash.digest('hex')}` as Digest) : diffId
     await writer.commit(digest)
+    if (gzipped && opts.members) {
+      await writeMemberIndex(opts.members.dir, { digest, level, zlib: process.versions.zlib, members: records })
+      opts.members.onDone?.({ reused: reused.n, compressed: records.length - reused.n })
+    }
     return Object.freeze({
       digest,
       diffId,
@@ -102,6 +124,8 @@ async function writeLayerNow(
     await writer.abort()
     if (signal?.aborted && !(e instanceof ImagesmithError && e.code === ErrorCodes.ABORTED)) throw abortError(signal)
     throw e
+  } finally {
+    previous?.close()
   }
 }
 
@@ -117,11 +141,17 @@ async function writeLayerNow(
 export function sortEntries<E extends LayerEntry>(entries: Iterable<E>): E[] {
   // '/' → NUL makes plain byte order equal component order; latin1 over the name's bytes makes JS
   // string comparison (UTF-16 code units) equal byte order.
-  const keyed = Array.from(entries, (e) => ({ e, k: nameBytes(e.path.replaceAll('/', '\0')).toString('latin1') }))
+  // An ASCII path is its own latin1-of-bytes form: no Buffer per entry (a tenth of a no-op COPY check).
+  const keyed = Array.from(entries, (e) => {
+    const k = e.path.replaceAll('/', '\0')
+    return { e, k: ASCII.test(k) ? k : nameBytes(k).toString('latin1') }
+  })
   keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
   const out = keyed.map((x) => x.e)
   return out.some((e) => e.type === 'hardlink') ? hardlinksAfterTargets(out) : out
 }
+
+const ASCII = /^[\x00-\x7f]*$/
 
 function hardlinksAfterTargets<E extends LayerEntry>(sorted: E[]): E[] {
   const pos = new Map<string, number>()
@@ -150,32 +180,54 @@ function isIterable<T>(x: Iterable<T> | AsyncIterable<T>): x is Iterable<T> {
   return typeof (x as Iterable<T>)[Symbol.iterator] === 'function'
 }
 
-/** Tar chunks of sync entries, hashed (diffID) on the way out: no await per entry or chunk. */
-function* tarSync(tar: TarSerializer, entries: Iterable<LayerEntry>, hash: Hash, signal: AbortSignal | undefined): Generator<Buffer> {
+/**
+ * Tar chunks of sync entries, hashed (diffID) on the way out: no await per entry or chunk. With a
+ * splitter, the uncompressed gzip members instead (the chunks go back to the serializer once copied).
+ */
+function* tarSync(tar: TarSerializer, entries: Iterable<LayerEntry>, hash: Hash, signal: AbortSignal | undefined, splitter?: MemberSplitter): Generator<Buffer | RawMember> {
   for (const e of entries) {
+    splitter?.entryStart(tar.position, e)
     for (const c of tar.add(e)) {
       throwIfAborted(signal)
-      hash.update(c)
-      yield c
+      yield* pass(tar, c, hash, splitter)
     }
+    splitter?.entryEnd(tar.position, e)
   }
-  for (const c of tar.end()) {
-    hash.update(c)
-    yield c
-  }
+  for (const c of tar.end()) yield* pass(tar, c, hash, splitter)
+  const last = splitter?.finish()
+  if (last) yield last
 }
 
-async function* tarAsync(tar: TarSerializer, entries: AsyncIterable<LayerEntry>, hash: Hash, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+async function* tarAsync(tar: TarSerializer, entries: AsyncIterable<LayerEntry>, hash: Hash, signal: AbortSignal | undefined, splitter?: MemberSplitter): AsyncGenerator<Buffer | RawMember> {
   for await (const e of entries) {
+    splitter?.entryStart(tar.position, e)
     for (const c of tar.add(e)) {
       throwIfAborted(signal)
-      hash.update(c)
-      yield c
+      yield* pass(tar, c, hash, splitter)
     }
+    splitter?.entryEnd(tar.position, e)
   }
-  for (const c of tar.end()) {
-    hash.update(c)
-    yield c
+  for (const c of tar.end()) yield* pass(tar, c, hash, splitter)
+  const last = splitter?.finish()
+  if (last) yield last
+}
+
+function* pass(tar: TarSerializer, chunk: Buffer, hash: Hash, splitter: MemberSplitter | undefined): Generator<Buffer | RawMember> {
+  hash.update(chunk)
+  if (!splitter) {
+    yield chunk
+    return
+  }
+  yield* splitter.feed(chunk)
+  tar.release(chunk)
+}
+
+/** Passes the compressed members on, keeping their records (the blob's member index). */
+async function* recordMembers(members: AsyncIterable<MemberOut>, records: MemberRecord[], reused: { n: number }): AsyncGenerator<Buffer> {
+  for await (const m of members) {
+    records.push(m.record)
+    if (m.reused) reused.n++
+    yield m.bytes
   }
 }
 

@@ -20,7 +20,7 @@ import { EntrySet, type Owner } from '../context/collect.js'
 import { contentKey, StatCache } from '../context/content-key.js'
 import { loadDockerignore, PatternMatcher } from '../context/dockerignore.js'
 import { readImageFile } from './image-file.js'
-import { cachedLayer, execPlan } from '../cache/layer-cache.js'
+import { cachedLayer, execPlan, type PreviousBuild } from '../cache/layer-cache.js'
 import { FILE_MAP_LIMIT } from '../cache/miss-reason.js'
 import { addDestDirs, findSources, placeSources, resolveDest, type Dest, type SourceRoot } from './placement.js'
 import { literalCopySpec, solveBudget } from './expand-spec.js'
@@ -184,28 +184,34 @@ async function keyedLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[],
   const entries: LayerEntry[] = set.finalize()
   const stats = await StatCache.open(ctx.store.layout.dir('statCache'), ctx.contextDir)
   // Per-file digests are kept beside the key (not in it) so a miss can name the files that changed.
-  const files: Record<string, string> | undefined = entries.length <= FILE_MAP_LIMIT ? {} : undefined
+  // What each entry put into the key, as it came: the per-file map a miss is explained with is made
+  // from it only on a miss (a hit never builds 10k names into an object).
+  const seen: { readonly entries: LayerEntry[]; readonly what: string[] } | undefined = entries.length <= FILE_MAP_LIMIT ? { entries: [], what: [] } : undefined
+  let fileMap: Record<string, string> | undefined
+  const files = (): Record<string, string> => (fileMap ??= Object.fromEntries(seen!.entries.map((e, i) => [contextName(ctx, e), seen!.what[i]!])))
   // The context is the user's to edit while we build: the writer checks every file's bytes against
   // the hash the key was made with, so the entry stored under the key holds the bytes it names.
   const expect = new Map<string, string>()
-  const keyDoc = { ...base, content: contentKey(entries, stats, files && ((e, d) => (files[contextName(ctx, e)] = d)), expect) }
+  const keyDoc = { ...base, content: contentKey(entries, stats, seen && ((e, d) => { seen.entries.push(e); seen.what.push(d) }), expect) }
   await stats.save()
-  const checked = { ...layerOpts, expect }
+  // The previous layer of this step lends its unchanged gzip members (layer/members.ts).
+  const checked = (previous?: PreviousBuild) => ({ ...layerOpts, expect, members: { dir: ctx.store.layout.dir('layerMembers'), ...(previous ? { previous: { digest: previous.layer.digest, path: ctx.store.blobs.blobPath(previous.layer.digest) } } : {}) } })
   return {
     keyDoc,
-    ...(files ? { detail: { files } } : {}),
+    // The per-file map is made only when a miss asks for it (a hit never builds 10k names into an object).
+    ...(seen ? { detail: { get files() { return files() } } } : {}),
     // When a later step of this build assembles a rootfs holding this layer, its snapshot is
     // written in the same pass as the layer, from the same reads: a RUN on top must not gunzip and
     // untar it back. Otherwise (a COPY-only image) the second copy would be pure cost.
     make: (previous) => forgetChanged(stats, () =>
       ctx.step?.rootfsWanted && prewritable(entries)
-        ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...checked, tee }), {
+        ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...checked(previous), tee }), {
           ...(ctx.signal ? { signal: ctx.signal } : {}),
           ...(previous && sameBut('content', previous.keyDoc, keyDoc)
             ? { previous: { layer: previous.layer, same: (e: LayerEntry) => e.type === 'file' && 'path' in e.source && previous.unchanged(contextName(ctx, e)) } }
             : {}),
         })
-        : writeLayer(entries, ctx.store.blobs, checked)),
+        : writeLayer(entries, ctx.store.blobs, checked(previous))),
   }
 }
 
