@@ -66,7 +66,7 @@ export function runSupport(platform: Platform, host: string = ociArch(), binfmtD
   return binfmtHandlers(binfmtDir).find((h) => h.machine === machine && h.fixBinary)
 }
 
-interface Handler extends Emulator {
+export interface Handler extends Emulator {
   readonly machine: number
   readonly fixBinary: boolean
 }
