@@ -14,6 +14,11 @@
 # Caches live in ${IMAGESMITH_TESTBED:-$HOME/.cache/imagesmith-testbed}:
 #   busybox-oci/  busybox.tar  busybox-rootfs.tar  busybox.stamp
 #   debian-oci/   debian.tar   debian-rootfs.tar   debian.stamp
+#   busybox-arm64-oci/  busybox-arm64.tar  busybox-arm64-rootfs.tar  busybox-arm64.stamp
+#     (Debian's busybox-static:arm64, config architecture arm64: the base of emulated RUN tests)
+# As root it also mounts binfmt_misc and registers qemu-user-static's aarch64 handler
+# (flags OPF: the F flag lets a container without qemu inside run arm64 programs).
+# Registration lasts until reboot, so every run checks it again.
 # A base is ready only when its .stamp exists: it is written last, after the
 # artefacts were built in a temp dir and renamed into place.
 set -eEuo pipefail
@@ -30,7 +35,7 @@ for arg in "$@"; do
     --debian) WANT_DEBIAN=1 ;;
     --no-debian) WANT_DEBIAN=0 ;;
     --check) CHECK_ONLY=1 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "provision: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -42,7 +47,8 @@ BASE_PATH_ENV="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 # package -> commands it must provide (command -v, absolute paths, or static:busybox).
 PACKAGES=(runc crun skopeo umoci oci-image-tool docker-registry busybox-static mmdebstrap
-          podman buildah docker.io pigz attr xz-utils bzip2 zstd uidmap apache2-utils slirp4netns)
+          podman buildah docker.io pigz attr xz-utils bzip2 zstd uidmap apache2-utils slirp4netns
+          qemu-user-static)
 declare -A PKG_CMDS=(
   [runc]="runc" [crun]="crun" [skopeo]="skopeo" [umoci]="umoci"
   [oci-image-tool]="oci-image-tool" [docker-registry]="docker-registry"
@@ -50,6 +56,7 @@ declare -A PKG_CMDS=(
   [docker.io]="dockerd /usr/bin/docker containerd ctr" [pigz]="pigz" [attr]="getfattr setfattr"
   [xz-utils]="xz" [bzip2]="bzip2" [zstd]="zstd" [uidmap]="newuidmap newgidmap"
   [apache2-utils]="htpasswd" [slirp4netns]="slirp4netns"
+  [qemu-user-static]="qemu-aarch64-static /usr/lib/binfmt.d/qemu-aarch64.conf"
 )
 
 log() { printf 'provision: %s\n' "$*" >&2; }
@@ -61,6 +68,7 @@ die() { printf 'provision: ERROR: %s\n' "$*" >&2; exit 1; }
 have_cmd() {
   case "$1" in
     static:busybox) static_busybox >/dev/null ;;
+    /*.conf) [ -f "$1" ] ;;
     /*) [ -x "$1" ] ;;
     *) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] ;;
   esac
@@ -184,6 +192,114 @@ ensure_base() { # name build_fn key artefacts...
   log "$name base built in $((SECONDS - t0)) s"
 }
 
+# --- arm64 emulation ----------------------------------------------------------
+
+BINFMT=/proc/sys/fs/binfmt_misc
+QEMU_AARCH64_CONF=/usr/lib/binfmt.d/qemu-aarch64.conf
+
+# Prints what emulated (arm64) RUN steps need and this machine lacks (one line each).
+emulation_gaps() {
+  [ -f "$QEMU_AARCH64_CONF" ] || { echo "qemu-user-static ($QEMU_AARCH64_CONF; apt-get install qemu-user-static)"; return 0; }
+  if ! grep -qs '^binfmt_misc ' /proc/mounts; then
+    echo "binfmt_misc not mounted (mount -t binfmt_misc binfmt_misc $BINFMT)"
+  elif [ ! -f "$BINFMT/qemu-aarch64" ]; then
+    echo "qemu-aarch64 handler not registered (cat $QEMU_AARCH64_CONF > $BINFMT/register)"
+  elif ! grep -qs '^flags: .*F' "$BINFMT/qemu-aarch64"; then
+    echo "qemu-aarch64 handler lacks the F flag (re-register it from $QEMU_AARCH64_CONF)"
+  elif [ "$(head -n1 "$BINFMT/qemu-aarch64")" != enabled ]; then
+    echo "qemu-aarch64 handler disabled (echo 1 > $BINFMT/qemu-aarch64)"
+  fi
+}
+
+# Mounts binfmt_misc and registers the aarch64 handler from qemu-user-static's own .conf.
+# A handler of that name without the F flag (another tool's) is replaced: without F the
+# kernel looks the interpreter up inside the container, which has no qemu.
+# A kernel or container that refuses leaves a warning: the arm64 suites then skip, the rest runs.
+ensure_emulation() {
+  if ! grep -qs '^binfmt_misc ' /proc/mounts && ! mount -t binfmt_misc binfmt_misc "$BINFMT"; then
+    log "WARNING: cannot mount binfmt_misc at $BINFMT: arm64 suites will skip"
+    return 0
+  fi
+  if [ -f "$BINFMT/qemu-aarch64" ] && ! grep -qs '^flags: .*F' "$BINFMT/qemu-aarch64"; then
+    echo -1 >"$BINFMT/qemu-aarch64"
+    log "qemu-aarch64: removed a handler without the F flag"
+  fi
+  if [ ! -f "$BINFMT/qemu-aarch64" ]; then
+    if ! cat "$QEMU_AARCH64_CONF" >"$BINFMT/register"; then
+      log "WARNING: cannot register qemu-aarch64: arm64 suites will skip"
+      return 0
+    fi
+    log "registered qemu-aarch64 from $QEMU_AARCH64_CONF"
+  fi
+  local gaps
+  gaps="$(emulation_gaps)"
+  if [ -n "$gaps" ]; then
+    log "WARNING: arm64 emulation unavailable (${gaps//$'\n'/; }): arm64 suites will skip"
+    return 0
+  fi
+  log "arm64 emulation ready (qemu-aarch64, flags $(sed -n 's/^flags: //p' "$BINFMT/qemu-aarch64"))"
+}
+
+# The version apt would download; part of the arm64 base's recipe key.
+arm64_busybox_version() { apt-cache policy busybox-static:arm64 2>/dev/null | sed -n 's/^ *Candidate: //p'; }
+
+# apt-get download needs arm64 among dpkg's architectures; added (with one apt-get update) once.
+ensure_arm64_apt() {
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    dpkg --add-architecture arm64
+    log "dpkg: added architecture arm64"
+  fi
+  local v
+  v="$(arm64_busybox_version)"
+  if [ -z "$v" ] || [ "$v" = "(none)" ]; then apt-get update -q >/dev/null; fi
+}
+
+# The same rootfs as build_busybox, from Debian's arm64 busybox-static, config architecture arm64.
+# A function of its own rather than parameters on build_busybox / write_layout_and_archive:
+# their text is in the amd64 bases' recipe keys, and changing it would rebuild those bases.
+build_busybox_arm64() { # builddir
+  local b="$1" r deb applet layout
+  r="$b/rootfs"
+  layout="$b/busybox-arm64-oci"
+  (cd "$b" && apt-get download -q busybox-static:arm64 >/dev/null 2>&1) || die "apt-get download busybox-static:arm64 failed"
+  deb="$(ls "$b"/busybox-static_*_arm64.deb)"
+  mkdir -p "$b/deb" "$r/bin" "$r/etc" "$r/root" "$r/tmp" "$r/home/app"
+  dpkg-deb -x "$deb" "$b/deb"
+  cp "$b/deb/bin/busybox" "$r/bin/busybox"
+  rm -rf "$b/deb" "$deb"
+  chmod 0755 "$r/bin/busybox"
+  # qemu-aarch64-static runs it directly: listing the applets needs no binfmt handler.
+  while read -r applet; do
+    [ -n "$applet" ] && [ "$applet" != busybox ] && ln -sf busybox "$r/bin/$applet"
+  done < <(qemu-aarch64-static "$r/bin/busybox" --list)
+  printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' \
+    'app:x:1000:1000::/home/app:/bin/sh' >"$r/etc/passwd"
+  printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' 'nobody:x:65534:' 'app:x:1000:' >"$r/etc/group"
+  chmod 0644 "$r/etc/passwd" "$r/etc/group"
+  chmod 0755 "$r" "$r/bin" "$r/etc" "$r/home"
+  chmod 0700 "$r/root"
+  chmod 1777 "$r/tmp"
+  chmod 0755 "$r/home/app"
+  chown -R 0:0 "$r"
+  chown 1000:1000 "$r/home/app"
+  find "$r" -exec touch -h -d "@$BASE_EPOCH" {} +
+  (cd "$r" && tar --sort=name --format=gnu --numeric-owner --mtime="@$BASE_EPOCH" \
+     -cf "$b/busybox-arm64-rootfs.tar" bin etc home root tmp)
+  rm -rf "$r"
+  umoci init --layout "$layout"
+  umoci new --image "$layout:latest"
+  umoci raw add-layer --image "$layout:latest" \
+    --history.created "$BASE_CREATED" --history.created_by "imagesmith testbed: busybox-arm64-rootfs.tar" \
+    "$b/busybox-arm64-rootfs.tar"
+  umoci config --image "$layout:latest" --created "$BASE_CREATED" \
+    --os linux --architecture arm64 \
+    --config.cmd sh --config.env "$BASE_PATH_ENV" \
+    --history.created "$BASE_CREATED" --history.created_by "imagesmith testbed: config cmd=sh"
+  umoci gc --layout "$layout"
+  umoci stat --image "$layout:latest" >/dev/null
+  skopeo copy --quiet "oci:$layout:latest" "oci-archive:$b/busybox-arm64.tar:latest"
+}
+
 # --- rootless test users ------------------------------------------------------
 
 ROOTLESS_USER=imagesmith-rootless
@@ -272,6 +388,9 @@ main() {
     local not_ready=""
     [ -f "$TESTBED/busybox.stamp" ] || not_ready+="busybox "
     [ "$WANT_DEBIAN" = 0 ] || [ -f "$TESTBED/debian.stamp" ] || not_ready+="debian "
+    [ -f "$TESTBED/busybox-arm64.stamp" ] || not_ready+="busybox-arm64 "
+    local emulation
+    emulation="$(emulation_gaps)"
     local rootless
     rootless="$(rootless_gaps)"
     # Only root can make the test users; elsewhere their absence just leaves the rootless suites out.
@@ -279,13 +398,14 @@ main() {
       log "rootless test users absent (${rootless//$'\n'/; }): rootless suites will skip"
       rootless=""
     fi
-    if [ -z "$miss" ] && [ -z "$not_ready" ] && [ -z "$rootless" ]; then
+    if [ -z "$miss" ] && [ -z "$not_ready" ] && [ -z "$rootless" ] && [ -z "$emulation" ]; then
       log "all tools present and bases cached in $TESTBED${why:+ ($why: nothing installed or rebuilt)}"
       return 0
     fi
     report_missing "$miss"
     [ -z "$not_ready" ] || echo "provision: base images not built yet in $TESTBED: $not_ready" >&2
     [ -z "$rootless" ] || echo "provision: rootless test bed lacks: ${rootless//$'\n'/; }" >&2
+    [ -z "$emulation" ] || echo "provision: arm64 emulation lacks: ${emulation//$'\n'/; } (arm64 suites will skip)" >&2
     if [ "$CHECK_ONLY" = 1 ] && is_root && is_debian; then
       echo "provision: run 'bash scripts/provision.sh' to install and build them." >&2
     else
@@ -327,6 +447,12 @@ main() {
     debkey="$(recipe_key build_debian mmdebstrap umoci skopeo)"
     ensure_base debian build_debian "$debkey" debian-rootfs.tar debian-oci debian.tar
   fi
+
+  ensure_emulation
+  ensure_arm64_apt
+  local armkey
+  armkey="$({ recipe_key build_busybox_arm64 umoci skopeo tar qemu-user-static; echo "busybox-static:arm64=$(arm64_busybox_version)"; } | sha256sum | cut -d' ' -f1)"
+  ensure_base busybox-arm64 build_busybox_arm64 "$armkey" busybox-arm64-rootfs.tar busybox-arm64-oci busybox-arm64.tar
 }
 
 main

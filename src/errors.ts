@@ -155,6 +155,16 @@ export const ErrorCodes = Object.freeze({
    * (`docker load` cannot take an index); `details.output` names the output and `details.platforms` the index's platforms.
    */
   INDEX_NOT_SUPPORTED: 'INDEX_NOT_SUPPORTED',
+  /**
+   * No emulator to register for an architecture (`imagesmith binfmt --install`): qemu-user-static's
+   * `qemu-<arch>.conf` is absent; `details.arch` names it and `details.path` the file looked for.
+   */
+  EMULATOR_MISSING: 'EMULATOR_MISSING',
+  /**
+   * Registering a binfmt_misc handler (or mounting binfmt_misc) was refused: it needs root in the
+   * host's namespaces; `details.path` names what was written or mounted.
+   */
+  BINFMT_NOT_PERMITTED: 'BINFMT_NOT_PERMITTED',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

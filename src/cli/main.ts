@@ -11,6 +11,7 @@ import { CONVERT_HELP, convertCommand } from './convert.js'
 import { PULL_HELP, pullCommand } from './pull.js'
 import { IMAGES_HELP, imagesCommand, rmiCommand, saveCommand, tagCommand } from './images.js'
 import { CACHE_HELP, cacheCommand } from './cache.js'
+import { BINFMT_HELP, binfmtCommand } from './binfmt.js'
 import { REGISTRY_FLAGS_HELP } from './registry-flags.js'
 import { closedPipeWriter } from './closed-pipe.js'
 import { connectLocalDriver } from '../drivers/connect-local.js'
@@ -42,6 +43,7 @@ ${LOGIN_HELP}
 ${PULL_HELP}
 ${IMAGES_HELP}
 ${CACHE_HELP}
+${BINFMT_HELP}
 
 Progress (stderr): tty redraws a live view (steps, elapsed, cached marks, a RUN's last lines); plain prints one
 line per event, with the reason each rebuilt step missed the cache; auto is tty on a terminal, plain otherwise
@@ -101,7 +103,7 @@ type Command = (args: ParsedArgs, io: Io, signal: AbortSignal | undefined) => Pr
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   build: buildCommand, graph: graphCommand, inspect: inspectCommand, login: loginCommand, logout: logoutCommand, dockerfile: dockerfileCommand, convert: convertCommand, pull: pullCommand,
-  images: imagesCommand, tag: tagCommand, rmi: rmiCommand, save: saveCommand, cache: cacheCommand,
+  images: imagesCommand, tag: tagCommand, rmi: rmiCommand, save: saveCommand, cache: cacheCommand, binfmt: binfmtCommand,
 }
 
 /** `imagesmith build --help` after a usage error of `build`; the plain `imagesmith --help` when no known command was given. */

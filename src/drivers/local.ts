@@ -14,6 +14,7 @@ import { Store } from '../store/store.js'
 import { nameImage } from '../store/local-images.js'
 import type { LocalBuildResult } from '../pipeline/options.js'
 import { requireGraphEntitlements } from '../pipeline/entitlements.js'
+import { requireEmulation, runPlatforms } from '../ops/platform-support.js'
 import { applyNamedContexts } from '../pipeline/named-contexts.js'
 import type { ProgressEvent } from '../solver/types.js'
 import { RegistryClient } from '../registry/client.js'
@@ -61,6 +62,7 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
     throw new ImagesmithError(ErrorCodes.TARGET_NOT_FOUND, `noCacheFilter: no stage named ${unknownFilter.join(', ')} (stages: ${known.join(', ') || 'none named'})`, { stage: unknownFilter[0] })
   }
   requireGraphEntitlements(graph, resolved.allow)
+  requireEmulation(runPlatforms(graph, resolved.platform))
 
   // The first step that fails for its own reason (not a sibling cancelled after it) is the one named.
   const onProgress = opts.onProgress

@@ -4,14 +4,30 @@
  * with the F flag counts: the kernel opened its interpreter when it was registered, so it works in a
  * container whose rootfs has no qemu (testbed.md, "Other platforms").
  */
-import { readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
+import type { Graph } from '../graph/node.js'
 import { formatPlatform, ociArch } from '../oci/platform.js'
 import type { Platform } from '../oci/types.js'
 import { normalizePlatform } from '../oci/platform.js'
 
 export const BINFMT_DIR = '/proc/sys/fs/binfmt_misc'
+/** Where qemu-user-static ships its handler definitions (`qemu-<arch>.conf`, systemd-binfmt's format). */
+export const BINFMT_CONF_DIR = '/usr/lib/binfmt.d'
+
+/** qemu's name of each OCI architecture (the `qemu-<name>` handler and .conf file). */
+export const QEMU_ARCH: Readonly<Record<string, string>> = Object.freeze({
+  '386': 'i386',
+  amd64: 'x86_64',
+  arm: 'arm',
+  arm64: 'aarch64',
+  ppc64le: 'ppc64le',
+  s390x: 's390x',
+  riscv64: 'riscv64',
+  mips64le: 'mips64el',
+  loong64: 'loongarch64',
+})
 
 /** ELF `e_machine` of each OCI architecture (elf.h). */
 const ELF_MACHINE: Readonly<Record<string, number>> = Object.freeze({
@@ -50,7 +66,7 @@ export function runSupport(platform: Platform, host: string = ociArch(), binfmtD
   return binfmtHandlers(binfmtDir).find((h) => h.machine === machine && h.fixBinary)
 }
 
-interface Handler extends Emulator {
+export interface Handler extends Emulator {
   readonly machine: number
   readonly fixBinary: boolean
 }
@@ -106,4 +122,69 @@ export function requireRunnable(platform: Platform, step: string, binfmtDir?: st
     host: `linux/${host}`,
     step,
   })
+}
+
+/** A platform RUN steps are wanted for, with the first such step (named in the error). */
+export interface RunPlatform {
+  readonly platform: Platform
+  readonly step: string
+}
+
+export interface EmulationOptions {
+  /** The host's OCI architecture; default this process's. */
+  readonly host?: string
+  readonly binfmtDir?: string
+  readonly confDir?: string
+}
+
+/** The platforms of a graph's RUN vertices (a vertex without one runs for the build's), first step of each. */
+export function runPlatforms(graph: Graph, buildPlatform: Platform): RunPlatform[] {
+  const seen = new Map<string, RunPlatform>()
+  for (const v of graph.vertices) {
+    if (v.kind !== 'run') continue
+    const platform = v.platform ?? buildPlatform
+    const key = formatPlatform(normalizePlatform(platform))
+    if (!seen.has(key)) seen.set(key, { platform, step: v.meta.description })
+  }
+  return [...seen.values()]
+}
+
+/**
+ * Before any step runs: UNSUPPORTED_PLATFORM unless this host runs every wanted platform's programs,
+ * natively or through an enabled binfmt_misc handler with the F flag. The handlers are read, not
+ * probed with a program of each architecture (as BuildKit's binfmt check does): that would ship a
+ * binary per architecture, and the F flag already says the kernel holds the interpreter open.
+ * The message names the platform, the host and the commands that fix it.
+ */
+export function requireEmulation(wanted: readonly RunPlatform[], opts: EmulationOptions = {}): void {
+  const host = opts.host ?? ociArch()
+  const binfmtDir = opts.binfmtDir ?? BINFMT_DIR
+  for (const { platform, step } of wanted) {
+    if (runSupport(platform, host, binfmtDir) !== undefined) continue
+    const wantedText = formatPlatform(platform)
+    const arch = normalizePlatform(platform).architecture
+    const fix = platform.os === 'linux' ? emulatorFix(arch, binfmtDir, opts.confDir ?? BINFMT_CONF_DIR) : []
+    const how = platform.os !== 'linux'
+      ? 'RUN runs Linux programs only'
+      : fix.length === 0
+        ? `this host is linux/${host} and no emulator exists for ${arch}`
+        : `this host is linux/${host} and has no binfmt_misc handler with the F flag for it; fix: ${fix.join('; ')}`
+    throw new ImagesmithError(ErrorCodes.UNSUPPORTED_PLATFORM, `${step}: cannot run programs for ${wantedText}: ${how}`, {
+      platform: wantedText,
+      host: `linux/${host}`,
+      step,
+      ...(fix.length > 0 ? { fix } : {}),
+    })
+  }
+}
+
+/** The commands that would make `arch` runnable here, from what is missing; none when qemu has no such target. */
+function emulatorFix(arch: string, binfmtDir: string, confDir: string): string[] {
+  const qemu = QEMU_ARCH[arch]
+  if (qemu === undefined) return []
+  const fix: string[] = []
+  if (!existsSync(join(confDir, `qemu-${qemu}.conf`))) fix.push('apt-get install qemu-user-static')
+  if (!existsSync(join(binfmtDir, 'register'))) fix.push(`mount -t binfmt_misc binfmt_misc ${binfmtDir}`)
+  fix.push(`imagesmith binfmt --install ${arch}`)
+  return fix
 }

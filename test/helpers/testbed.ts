@@ -20,7 +20,7 @@ export function testbedDir(): string {
   return fromEnv !== undefined && fromEnv !== '' ? fromEnv : join(homedir(), '.cache', 'imagesmith-testbed')
 }
 
-type BaseName = 'busybox' | 'debian'
+type BaseName = 'busybox' | 'debian' | 'busybox-arm64'
 
 function basePath(base: BaseName, entry: string): string {
   const dir = testbedDir()
@@ -48,6 +48,32 @@ export const debianLayout = (): string => basePath('debian', 'debian-oci')
 export const debianArchive = (): string => basePath('debian', 'debian.tar')
 /** Uncompressed rootfs tar of the Debian base, as mmdebstrap made it. */
 export const debianRootfsTar = (): string => basePath('debian', 'debian-rootfs.tar')
+
+/** OCI layout of the arm64 busybox base (Debian's busybox-static:arm64; config architecture arm64). */
+export const busyboxArm64Layout = (): string => basePath('busybox-arm64', 'busybox-arm64-oci')
+/** OCI archive of the arm64 busybox base. */
+export const busyboxArm64Archive = (): string => basePath('busybox-arm64', 'busybox-arm64.tar')
+/** Uncompressed rootfs tar of the arm64 busybox base. */
+export const busyboxArm64RootfsTar = (): string => basePath('busybox-arm64', 'busybox-arm64-rootfs.tar')
+
+/**
+ * Why arm64 programs cannot run here (no qemu-aarch64 handler with the F flag in binfmt_misc, or
+ * no arm64 base), or undefined when they can: `describe.skipIf(arm64Unavailable() !== undefined)`.
+ * provision.sh registers the handler; a kernel or container that refuses leaves these suites out.
+ */
+export function arm64Unavailable(): string | undefined {
+  if (!existsSync(join(testbedDir(), 'busybox-arm64.stamp'))) return 'the busybox-arm64 base is not provisioned (bash scripts/provision.sh)'
+  let handler: string
+  try {
+    handler = readFileSync('/proc/sys/fs/binfmt_misc/qemu-aarch64', 'utf8').slice(0, 4096)
+  } catch {
+    return 'no qemu-aarch64 handler in /proc/sys/fs/binfmt_misc (bash scripts/provision.sh as root)'
+  }
+  const lines = handler.split('\n')
+  if (lines[0] !== 'enabled') return 'the qemu-aarch64 binfmt_misc handler is disabled'
+  if (!lines.some((l) => l.startsWith('flags: ') && l.includes('F'))) return 'the qemu-aarch64 binfmt_misc handler lacks the F flag'
+  return undefined
+}
 
 /** Recipe key of a base (contents of its stamp), or undefined when not provisioned. */
 export function baseStamp(base: BaseName): string | undefined {

@@ -261,6 +261,8 @@ export interface PodmanRunOptions {
   readonly workdir?: string
   readonly allowFailure?: boolean
   readonly timeoutMs?: number
+  /** `--arch`: run an image of another architecture (through the host's binfmt_misc emulator). */
+  readonly arch?: string
 }
 
 export interface LoadedImage {
@@ -330,6 +332,7 @@ export async function createPodmanStore(): Promise<PodmanStore> {
     run(image, opts = {}) {
       const args = ['run', '--rm', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024']
       if (opts.user !== undefined) args.push('--user', opts.user)
+      if (opts.arch !== undefined) args.push('--arch', opts.arch)
       if (opts.workdir !== undefined) args.push('--workdir', opts.workdir)
       if (opts.entrypoint !== undefined) {
         args.push('--entrypoint', typeof opts.entrypoint === 'string' ? opts.entrypoint : JSON.stringify(opts.entrypoint))

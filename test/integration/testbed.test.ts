@@ -3,7 +3,18 @@
  * (the archive made by scripts/provision.sh, not our builder's output).
  */
 import { afterAll, describe, expect, it } from 'vitest'
-import { BASE_TAG, busyboxArchive, busyboxLayout, cleanupTmpDirs, debianArchive, mountsUnder } from '../helpers/testbed.js'
+import {
+  arm64Unavailable,
+  BASE_TAG,
+  busyboxArchive,
+  busyboxArm64Archive,
+  busyboxArm64RootfsTar,
+  busyboxLayout,
+  cleanupTmpDirs,
+  debianArchive,
+  mountsUnder,
+  tmpDir,
+} from '../helpers/testbed.js'
 import {
   ociImageToolValidate,
   podmanCleanup,
@@ -21,6 +32,8 @@ import {
   type Registry,
 } from '../helpers/tools.js'
 import { existsSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { join } from 'node:path'
 
 const PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
@@ -58,6 +71,15 @@ describe.skipIf(bed.skip)('test bed', () => {
   it('the debian base is provisioned too', async () => {
     const config = await skopeoInspectConfig(debianArchive())
     expect(config).toMatchObject({ os: 'linux', config: { Cmd: ['bash'], Env: [PATH_ENV] } })
+  })
+
+  it.skipIf(arm64Unavailable() !== undefined)('the arm64 busybox base is provisioned and runs through the qemu-aarch64 handler', async () => {
+    const config = await skopeoInspectConfig(busyboxArm64Archive())
+    expect(config).toMatchObject({ os: 'linux', architecture: 'arm64', config: { Cmd: ['sh'], Env: [PATH_ENV] } })
+    const dir = await tmpDir('ism-arm64-')
+    execFileSync('tar', ['-xf', busyboxArm64RootfsTar(), '-C', dir, 'bin/busybox'])
+    // Executed directly: the kernel hands the aarch64 ELF to qemu through binfmt_misc.
+    expect(execFileSync(join(dir, 'bin/busybox'), ['uname', '-m'], { encoding: 'utf8' }).trim()).toBe('aarch64')
   })
 
   it('oci-image-tool validates the layout and the archive', async () => {

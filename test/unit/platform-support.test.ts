@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ErrorCodes } from '../../src/errors.js'
-import { parseHandler, requireRunnable, runSupport } from '../../src/ops/platform-support.js'
+import { parseHandler, requireEmulation, requireRunnable, runPlatforms, runSupport } from '../../src/ops/platform-support.js'
+import { image } from '../../src/index.js'
 
 // As qemu-user-static 7.2 registers aarch64 (flags OCF) and s390x (big-endian ELF).
 const AARCH64 = 'enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: POCF\noffset 0\nmagic 7f454c460201010000000000000000000200b700\nmask ffffffffffffff00fffffffffffffffffeffffff\n'
@@ -42,5 +43,65 @@ describe('which platforms a host runs', () => {
     }
     expect(err?.code).toBe(ErrorCodes.UNSUPPORTED_PLATFORM)
     expect(err?.details).toMatchObject({ platform: 'linux/riscv64', step: 'RUN make' })
+  })
+})
+
+describe('the emulator check before a build', () => {
+  const conf = mkdtempSync(join(tmpdir(), 'ism-binfmt-conf-'))
+  const empty = mkdtempSync(join(tmpdir(), 'ism-binfmt-empty-'))
+  afterAll(() => {
+    rmSync(conf, { recursive: true, force: true })
+    rmSync(empty, { recursive: true, force: true })
+  })
+  const arm64 = [{ platform: { os: 'linux', architecture: 'arm64' }, step: 'RUN uname -m' }]
+  const caught = (f: () => void): { code?: string; message?: string; details?: Record<string, unknown> } | undefined => {
+    try {
+      f()
+    } catch (e) {
+      return e as { code?: string; message?: string; details?: Record<string, unknown> }
+    }
+    return undefined
+  }
+
+  it('names the platform, the host and every missing fix: qemu-user-static, the binfmt_misc mount, the handler', () => {
+    const err = caught(() => requireEmulation(arm64, { host: 'amd64', binfmtDir: empty, confDir: empty }))
+    expect(err?.code).toBe(ErrorCodes.UNSUPPORTED_PLATFORM)
+    expect(err?.details).toMatchObject({ platform: 'linux/arm64', host: 'linux/amd64', step: 'RUN uname -m' })
+    expect(err?.details?.fix).toEqual([
+      'apt-get install qemu-user-static',
+      `mount -t binfmt_misc binfmt_misc ${empty}`,
+      'imagesmith binfmt --install arm64',
+    ])
+    for (const f of err?.details?.fix as string[]) expect(err?.message).toContain(f)
+  })
+
+  it('asks only for the registration once qemu-user-static is installed and binfmt_misc mounted; passes with an F handler', () => {
+    writeFileSync(join(conf, 'qemu-aarch64.conf'), ':qemu-aarch64:M::\\x7fELF:\\xff:/usr/libexec/qemu-binfmt/aarch64-binfmt-P:OCPF\n')
+    const bin = mkdtempSync(join(tmpdir(), 'ism-binfmt-reg-'))
+    try {
+      writeFileSync(join(bin, 'register'), '')
+      writeFileSync(join(bin, 'qemu-aarch64'), AARCH64.replace('flags: POCF', 'flags: POC'))
+      const err = caught(() => requireEmulation(arm64, { host: 'amd64', binfmtDir: bin, confDir: conf }))
+      expect(err?.details?.fix).toEqual(['imagesmith binfmt --install arm64'])
+      writeFileSync(join(bin, 'qemu-aarch64'), AARCH64)
+      expect(caught(() => requireEmulation(arm64, { host: 'amd64', binfmtDir: bin, confDir: conf }))).toBeUndefined()
+      // Native platforms never look at binfmt_misc.
+      expect(caught(() => requireEmulation([{ platform: { os: 'linux', architecture: 'amd64' }, step: 'RUN x' }], { host: 'amd64', binfmtDir: empty }))).toBeUndefined()
+    } finally {
+      rmSync(bin, { recursive: true, force: true })
+    }
+  })
+
+  it('a non-Linux platform is refused with no emulator to install', () => {
+    const err = caught(() => requireEmulation([{ platform: { os: 'windows', architecture: 'amd64' }, step: 'RUN dir' }], { host: 'amd64', binfmtDir: empty, confDir: empty }))
+    expect(err?.code).toBe(ErrorCodes.UNSUPPORTED_PLATFORM)
+    expect(err?.message).toContain('Linux programs only')
+    expect(err?.details?.fix).toBeUndefined()
+  })
+
+  it("lists each platform of a graph's RUN vertices once, the build's platform for vertices without one", () => {
+    const graph = image().copy('a', '/a').run(['uname', '-m']).run(['true']).graph({ platform: { os: 'linux', architecture: 'arm64' } })
+    expect(runPlatforms(graph, { os: 'linux', architecture: 'amd64' })).toEqual([{ platform: { os: 'linux', architecture: 'arm64' }, step: 'RUN ["uname", "-m"]' }])
+    expect(runPlatforms(image().copy('a', '/a').graph(), { os: 'linux', architecture: 'amd64' })).toEqual([])
   })
 })

@@ -1,0 +1,97 @@
+/**
+ * An emulated RUN (linux/arm64 under qemu-user) in a plain user's build, through the namespace
+ * worker: the F flag keeps the interpreter the kernel opened at registration, so it runs inside the
+ * user namespace with no qemu in the image, in the same sandbox (private network, seccomp). And the
+ * check before any step refuses a platform without a handler for the user as for root.
+ */
+import { execFileSync } from 'node:child_process'
+import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ociArch } from '../../src/oci/platform.js'
+import { runSupport } from '../../src/ops/platform-support.js'
+import { arm64Unavailable, busyboxArm64Archive, cleanupTmpDirs } from '../helpers/testbed.js'
+import { nodeTsArgv, readableCheckout, requireRootlessBed, ROOTLESS_USER, runAsUser, sharedTmpDir, userTmpDir } from '../helpers/rootless.js'
+
+const bed = requireRootlessBed()
+const noArm64 = ociArch() !== 'amd64' ? 'the host is not amd64' : arm64Unavailable()
+
+interface Outcome {
+  readonly ok: boolean
+  readonly code?: string
+  readonly message?: string
+  readonly details?: Record<string, unknown>
+  readonly starts: number
+  readonly output: string
+  readonly architecture?: string
+}
+
+let copy: string
+let work: string
+let script: string
+let base: string
+
+function scriptText(index: string): string {
+  return `import { image } from ${JSON.stringify(index)}
+const [platform, cacheDir, base, context] = process.argv.slice(2)
+let starts = 0
+let output = ''
+try {
+  const r = await (base === 'scratch' ? image().copy('build.mts', '/build.mts') : image().from(base)).run('uname -m; grep -o tap0 /proc/net/dev; grep ^Seccomp: /proc/self/status')
+    .build({ context, cacheDir, platform, onProgress: (e) => {
+      if (e.type === 'start') starts++
+      if (e.type === 'log') output += e.data.toString()
+    } })
+  process.stdout.write('\\nRESULT ' + JSON.stringify({ ok: true, starts, output, architecture: r.config.architecture }) + '\\n')
+} catch (e) {
+  process.stdout.write('\\nRESULT ' + JSON.stringify({ ok: false, code: e.code, message: e.message, details: e.details, starts, output }) + '\\n')
+}
+`
+}
+
+async function buildAs(platform: string, name: string, from: string = base): Promise<Outcome> {
+  const cacheDir = await userTmpDir(ROOTLESS_USER, `ism-rl-emu-${name}-`)
+  const r = await runAsUser(ROOTLESS_USER, nodeTsArgv(copy, script, [platform, cacheDir, from, work]), { allowFailure: true, timeoutMs: 240_000 })
+  const line = r.stdout.split('\n').reverse().find((l) => l.startsWith('RESULT '))
+  if (r.exitCode !== 0 || !line) throw new Error(`build as ${ROOTLESS_USER} exited ${r.exitCode}:\n${r.stdout}\n${r.stderr}`)
+  return JSON.parse(line.slice(7)) as Outcome
+}
+
+beforeAll(async () => {
+  if (bed.skip || noArm64 !== undefined) return
+  copy = await readableCheckout()
+  work = await sharedTmpDir('ism-rl-emu-')
+  script = join(work, 'build.mts')
+  writeFileSync(script, scriptText(join(copy, 'src', 'index.ts')))
+  mkdirSync(join(work, 'bases'))
+  copyFileSync(busyboxArm64Archive(), join(work, 'bases', 'busybox-arm64.tar'))
+  execFileSync('chmod', ['-R', 'a+rX', work])
+  chmodSync(work, 0o755)
+  base = `oci-archive:${join(work, 'bases', 'busybox-arm64.tar')}`
+}, 300_000)
+
+afterAll(cleanupTmpDirs)
+
+describe.skipIf(bed.skip || noArm64 !== undefined)('rootless RUN under qemu-user', () => {
+  it('a plain user\'s linux/arm64 RUN sees aarch64, on the private network and under seccomp', async () => {
+    const r = await buildAs('linux/arm64', 'arm64')
+    expect(r.ok, r.message).toBe(true)
+    expect(r.architecture).toBe('arm64')
+    const lines = r.output.split('\n')
+    expect(lines[0]).toBe('aarch64')
+    expect(lines).toContain('tap0')
+    expect(lines).toContain('Seccomp:\t2')
+  })
+
+  it('a platform without a handler is refused before any step starts, with the fix named', async () => {
+    const arch = ['riscv64', 's390x', 'ppc64le'].find((a) => runSupport({ os: 'linux', architecture: a }) === undefined)
+    if (!arch) throw new Error('every candidate platform runs here')
+    // From scratch with a COPY first: a base of that platform is not needed, and the COPY would be a step started.
+    const r = await buildAs(`linux/${arch}`, 'missing', 'scratch')
+    expect(r.ok).toBe(false)
+    expect(r.code).toBe('UNSUPPORTED_PLATFORM')
+    expect(r.details).toMatchObject({ platform: `linux/${arch}`, host: 'linux/amd64' })
+    expect(r.message).toContain(`imagesmith binfmt --install ${arch}`)
+    expect(r.starts).toBe(0)
+  })
+})
