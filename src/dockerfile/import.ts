@@ -52,6 +52,8 @@ export interface DockerfileImport {
   readonly platform: string
   /** The parsed file. */
   readonly dockerfile: Dockerfile
+  /** The target and stages for another target platform (the file imported again with its automatic ARGs): `BuildOptions.targetFor`. */
+  readonly targetFor: (platform: string) => { readonly target: ImageBuilder; readonly stages: Readonly<Record<string, ImageBuilder>> }
   /** Builds the target as `docker build` would: this platform, context and ignore file unless `opts` says otherwise. */
   build(opts?: BuildOptions & { readonly driver?: undefined }): Promise<LocalBuildResult>
   build(opts?: BuildOptions): Promise<BuildResult>
@@ -276,6 +278,11 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
   const ignore = input.path ? `${input.path}.dockerignore` : undefined
   const dockerignore = ignore && existsSync(ignore) ? ignore : undefined
   const platformText = formatPlatform(platform)
+  // Each target platform has its own automatic ARGs: the file is imported again for each.
+  const targetFor = (p: string): { target: ImageBuilder; stages: Readonly<Record<string, ImageBuilder>> } => {
+    const again = fromDockerfile(input.text, { ...opts, filename, platform: p })
+    return { target: again.target, stages: again.stages }
+  }
   return Object.freeze({
     stages: Object.freeze(byKey),
     stageList: Object.freeze(stages.map((s) => s.builder)),
@@ -283,14 +290,11 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
     ...(dockerignore ? { dockerignore } : {}),
     platform: platformText,
     dockerfile: df,
+    targetFor,
     build: ((o: BuildOptions = {}) =>
       target.build({
         ...(o.platforms === undefined && !o.platform?.includes(',') ? { platform: platformText } : {}),
-        // Each target platform has its own automatic ARGs: the file is imported again for each.
-        targetFor: (p: string) => {
-          const again = fromDockerfile(input.text, { ...opts, filename, platform: p })
-          return { target: again.target, stages: again.stages }
-        },
+        targetFor,
         ...(opts.contextDir !== undefined ? { context: opts.contextDir } : {}),
         ...(dockerignore ? { dockerignore } : {}),
         stages: byKey,
