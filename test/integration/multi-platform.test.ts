@@ -3,7 +3,8 @@
  * and from a Dockerfile (a `FROM --platform=$BUILDPLATFORM` stage solved once for every platform),
  * written by the oci output, pushed to a real docker-registry and read back with real skopeo.
  */
-import { existsSync, writeFileSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { main } from '../../src/cli/main.js'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { image, fromDockerfile } from '../../src/index.js'
@@ -135,4 +136,39 @@ describe.skipIf(bed.skip || ociArch() !== 'amd64')('multi-platform builds', () =
       }
     }, 180_000)
   })
+})
+
+describe.skipIf(bed.skip)('imagesmith build --platform', () => {
+  let root: string
+  beforeAll(async () => {
+    root = await tmpDir('ism-multi-cli-')
+    writeFileSync(join(root, 'Dockerfile'), 'FROM scratch\nARG TARGETARCH\nENV ARCH=$TARGETARCH\nCOPY a.txt /a.txt\n')
+    writeFileSync(join(root, 'a.txt'), 'a\n')
+  })
+  afterAll(cleanupTmpDirs, 60_000)
+
+  const cli = async (argv: string[]): Promise<{ code: number; err: string }> => {
+    let err = ''
+    const code = await main(argv, { out: () => {}, err: (s) => (err += s) })
+    return { code, err }
+  }
+
+  for (const [how, flags] of [['a comma list', ['--platform', 'linux/amd64,linux/arm64']], ['repeated flags', ['--platform', 'linux/amd64', '--platform', 'linux/arm64']]] as const) {
+    it(`${how} gives an index, each image with its own TARGETARCH`, async () => {
+      const dest = join(root, `${how.replace(/ /g, '-')}.tar`)
+      const meta = join(root, `${how.replace(/ /g, '-')}.json`)
+      const { code, err } = await cli(['build', '-f', join(root, 'Dockerfile'), ...flags, '-o', `type=oci,dest=${dest}`, '--metadata-file', meta, '--cache-dir', join(root, 'cache'), '--progress', 'plain', root])
+      expect(err).toContain('[linux/arm64]')
+      expect(code).toBe(0)
+      const raw = JSON.parse(await skopeo('inspect', '--raw', `oci-archive:${dest}`)) as ImageIndex
+      expect(raw.manifests.map((m) => m.platform!.architecture)).toEqual(['amd64', 'arm64'])
+      const metadata = JSON.parse(readFileSync(meta, 'utf8')) as Record<string, unknown>
+      expect((metadata['containerimage.descriptor'] as { mediaType: string }).mediaType).toBe('application/vnd.oci.image.index.v1+json')
+      for (const arch of ['amd64', 'arm64']) {
+        const cfg = JSON.parse(await skopeo('inspect', '--config', '--override-os', 'linux', '--override-arch', arch, `oci-archive:${dest}`)) as { architecture: string; config: { Env: string[] } }
+        expect(cfg.architecture).toBe(arch)
+        expect(cfg.config.Env).toContain(`ARCH=${arch}`)
+      }
+    }, 120_000)
+  }
 })
