@@ -1,6 +1,7 @@
 export { image, scratch, ImageBuilder } from './builder/image-builder.js'
 export { cliBuildArgs } from './builder/cli-build-args.js'
-export type { AddOptions, CopyOptions, FromSource, HealthcheckOptions, RunMount, RunOptions, WordOptions } from './builder/options.js'
+export { BUILD_PLATFORM } from './graph/stage.js'
+export type { AddOptions, CopyOptions, FromOptions, FromSource, HealthcheckOptions, RunMount, RunOptions, WordOptions } from './builder/options.js'
 export type { Expandable } from './graph/expansion.js'
 export type { ArgDecl } from './graph/nodes/config-node.js'
 export type { BuildOptions, BuildResult, LocalBuildResult, OutputSpec } from './pipeline/options.js'

@@ -7,8 +7,9 @@ import { describeStep, type StepText } from '../graph/instruction-text.js'
 import type { HealthConfig } from '../oci/types.js'
 import { deepFreeze } from '../util/freeze.js'
 import type { BuildOptions, BuildResult, LocalBuildResult } from '../pipeline/options.js'
-import type { AddOptions, CopyOptions, FromSource, HealthcheckOptions, RunMount, RunOptions, WordOptions } from './options.js'
-import type { StageBase, StageDef, Step, StepInput } from '../graph/stage.js'
+import type { AddOptions, CopyOptions, FromOptions, FromSource, HealthcheckOptions, RunMount, RunOptions, WordOptions } from './options.js'
+import { BUILD_PLATFORM, type StageBase, type StageDef, type Step, type StepInput } from '../graph/stage.js'
+import { formatPlatform, normalizePlatform, parsePlatform } from '../oci/platform.js'
 import { buildDriver, triggerLowering, type TriggerLowering } from './connect.js'
 import { atCaller } from './call-site.js'
 import { checkOptions, shown, WORD_FIELDS, type FieldType } from './check-options.js'
@@ -29,6 +30,7 @@ export class ImageBuilder {
    */
   #stage: StageDef | undefined
   #base: StageBase
+  #platform: string | undefined
   #prev: ImageBuilder | undefined
   #step: Step | undefined
   #count: number
@@ -37,6 +39,7 @@ export class ImageBuilder {
   constructor(stage: StageDef = SCRATCH) {
     this.#stage = stage
     this.#base = stage.base
+    this.#platform = stage.platform
     this.#prev = undefined
     this.#step = undefined
     this.#count = stage.steps.length
@@ -53,7 +56,7 @@ export class ImageBuilder {
       b = b.#prev!
     }
     tail.reverse()
-    const stage: StageDef = Object.freeze({ base: this.#base, steps: Object.freeze(b.#stage!.steps.concat(tail)) })
+    const stage: StageDef = Object.freeze({ base: this.#base, steps: Object.freeze(b.#stage!.steps.concat(tail)), ...(this.#platform !== undefined ? { platform: this.#platform } : {}) })
     this.#stage = stage
     // The chain is no longer needed: let the builders before this one go.
     this.#prev = undefined
@@ -84,6 +87,7 @@ export class ImageBuilder {
     const next = new ImageBuilder()
     next.#stage = undefined
     next.#base = this.#base
+    next.#platform = this.#platform
     next.#prev = this
     next.#step = step
     next.#count = this.#count + 1
@@ -94,12 +98,14 @@ export class ImageBuilder {
    * `FROM`: start from `'scratch'`, a local image (`oci-archive:PATH[:TAG]`, `oci:DIR[:TAG]`,
    * `docker-archive:PATH`) or another builder (a multi-stage build). Must come first.
    */
-  from(base: FromSource | 'scratch'): ImageBuilder {
+  from(base: FromSource | 'scratch', opts: FromOptions = {}): ImageBuilder {
     if (this.#count > 0) {
       throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'from() must be the first call on a builder; start a new image() for another stage', {})
     }
-    if (base instanceof ImageBuilder) return new ImageBuilder(deepFreeze({ base: { stage: base.toStage() }, steps: [] }))
-    return new ImageBuilder(deepFreeze({ base: { ref: requireNonEmpty(base, 'from() reference') }, steps: [] }))
+    const platform = fromPlatform(opts)
+    const own = platform !== undefined ? { platform } : {}
+    if (base instanceof ImageBuilder) return new ImageBuilder(deepFreeze({ base: { stage: base.toStage() }, steps: [], ...own }))
+    return new ImageBuilder(deepFreeze({ base: { ref: requireNonEmpty(base, 'from() reference') }, steps: [], ...own }))
   }
 
   /** `COPY`: files from the build context (or another stage with `from`) into the image. */
@@ -417,6 +423,15 @@ export interface GraphOptions extends Pick<CompileOptions, 'buildArgs' | 'stageN
    * @default each parsed and lowered as a Dockerfile instruction (the lowering the package entry connects)
    */
   readonly lowerTriggers?: TriggerLowering
+}
+
+/** `from()`'s platform: {@link BUILD_PLATFORM} as it is, anything else checked and normalised (`linux/arm64/v8` is `linux/arm64`). */
+function fromPlatform(opts: FromOptions): string | undefined {
+  if (!opts || typeof opts !== 'object') throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `from() options must be an object, got ${shown(opts)}`, { value: opts })
+  const p: unknown = opts.platform
+  if (p === undefined || p === BUILD_PLATFORM) return p
+  if (typeof p !== 'string') throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `from() platform must be os/arch[/variant] or BUILD_PLATFORM, got ${shown(p)}`, { value: p })
+  return formatPlatform(normalizePlatform(parsePlatform(p)))
 }
 
 /** Starts an image definition (from scratch until {@link ImageBuilder.from} is called). */

@@ -3,6 +3,17 @@ import type { ImageBuilder } from './image-builder.js'
 /** Another stage, or an image reference (`oci-archive:…`, `oci:…`, `docker-archive:…`). */
 export type FromSource = ImageBuilder | string
 
+/** `from()` options. */
+export interface FromOptions {
+  /**
+   * The platform the stage is built for, when not the build's (`FROM --platform=…`): `os/arch[/variant]`,
+   * or `BUILD_PLATFORM` (`'$BUILDPLATFORM'`) for the machine the build runs on — a stage that
+   * cross-compiles runs natively, once for every target platform of a multi-platform build.
+   * @default the stage it starts from's, else the build's (each target platform's)
+   */
+  readonly platform?: string
+}
+
 /**
  * Opt-in `$VAR` expansion (see graph/expansion): the instruction's words are shell words, expanded at
  * build time against the stage's environment (base image ENV, then ENV and ARGs in scope), as a

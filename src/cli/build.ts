@@ -1,6 +1,6 @@
 import { parseImageName } from '../reference/reference.js'
 import { parsePlatform } from '../oci/platform.js'
-import type { BuildResult, OutputSpec } from '../pipeline/options.js'
+import type { BuildOptions, BuildResult, OutputSpec } from '../pipeline/options.js'
 import type { SecretSource } from '../solver/types.js'
 import { defaultCacheDir } from '../store/default-dir.js'
 import type { ImageBuilder } from '../builder/image-builder.js'
@@ -92,8 +92,11 @@ export async function buildCommand(args: ParsedArgs, io: Io, signal?: AbortSigna
   const output = outputFlags(args)
   const secrets = Object.fromEntries(many(args, '--secret').map(parseSecret))
   for (const t of many(args, '--tag')) flagCheck(() => parseImageName(t), '--tag')
-  const platform = one(args, '--platform')
-  if (platform !== undefined) flagCheck(() => parsePlatform(platform), '--platform')
+  // `--platform a,b` or `--platform a --platform b`: several give an image index.
+  const platformList = many(args, '--platform').flatMap((p) => p.split(','))
+  for (const p of platformList) flagCheck(() => parsePlatform(p), '--platform')
+  const platform = platformList[0]
+  const platforms = platformList.length > 1 ? platformList : undefined
   const df = dockerfile
     ? await loadDockerfileBuild(args, { buildArgs: buildArgs(args), ...(platform !== undefined ? { platform } : {}), cacheDir: one(args, '--cache-dir') ?? defaultCacheDir(), stdin: process.stdin })
     : undefined
@@ -101,6 +104,7 @@ export async function buildCommand(args: ParsedArgs, io: Io, signal?: AbortSigna
   try {
     return await buildAndReport(args, io, loaded.builder, {
       ...(loaded.stages ? { stages: loaded.stages } : {}),
+      ...(platforms ? { platforms, ...(df ? { targetFor: df.imported.targetFor } : {}) } : {}),
       context: df?.context ?? one(args, '--context') ?? '.',
       ...(df?.imported.dockerignore !== undefined ? { dockerignore: df.imported.dockerignore } : {}),
       output, secrets, platform, network, allow, ssh, progress, signal,
@@ -116,6 +120,8 @@ interface BuildRun {
   readonly output: OutputSpec | undefined
   readonly secrets: Record<string, SecretSource>
   readonly platform: string | undefined
+  readonly platforms?: readonly string[]
+  readonly targetFor?: BuildOptions['targetFor']
   readonly network: string | undefined
   readonly allow: readonly string[]
   readonly ssh: Record<string, string>
@@ -140,7 +146,7 @@ async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, r
     pull: args.flags.has('--pull'),
     buildArgs: buildArgs(args),
     secrets,
-    platform,
+    ...(run.platforms ? { platforms: run.platforms, ...(run.targetFor ? { targetFor: run.targetFor } : {}) } : { platform }),
     network: (network ?? 'default') as 'default' | 'none' | 'host',
     allow: run.allow as ('network.host' | 'security.insecure')[],
     ssh: run.ssh,

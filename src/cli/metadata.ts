@@ -13,8 +13,16 @@ export function buildMetadata(result: BuildResult, tags: readonly string[]): Rec
   return {
     'containerimage.digest': result.digest,
     ...(tags.length > 0 ? { 'image.name': tags.join(',') } : {}),
-    ...(result.configDigest !== undefined ? { 'containerimage.config.digest': result.configDigest } : {}),
-    ...(result.manifest ? { 'containerimage.descriptor': { mediaType: result.manifest.mediaType, digest: result.digest } } : {}),
+    // A multi-platform build's digest is its index's (buildx's too); its images are listed by platform.
+    ...(result.index
+      ? {
+          'containerimage.descriptor': { mediaType: result.index.mediaType, digest: result.digest },
+          'imagesmith.images': (result.images ?? []).map((i) => ({ platform: i.platform, digest: i.digest, configDigest: i.configDigest })),
+        }
+      : {
+          ...(result.configDigest !== undefined ? { 'containerimage.config.digest': result.configDigest } : {}),
+          ...(result.manifest ? { 'containerimage.descriptor': { mediaType: result.manifest.mediaType, digest: result.digest } } : {}),
+        }),
     'imagesmith.vertices': (result.vertices ?? []).map((v) => ({
       vertex: v.vertex,
       description: v.description,

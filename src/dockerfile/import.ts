@@ -11,13 +11,13 @@ import { image, ImageBuilder } from '../builder/image-builder.js'
 import type { FromSource } from '../builder/options.js'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { Platform } from '../oci/types.js'
-import { formatPlatform, hostPlatform, parsePlatform } from '../oci/platform.js'
+import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform } from '../oci/platform.js'
 import type { BuildOptions, BuildResult, LocalBuildResult } from '../pipeline/options.js'
 import { contextName, namedContexts } from '../context/named-contexts.js'
 import { processWord } from '../shell/expand.js'
 import { ExpansionBudget } from '../shell/limits.js'
 import type { Dockerfile, Instruction } from './ast.js'
-import { atInstruction, instructionError, unsupported } from './lower-errors.js'
+import { atInstruction, instructionError } from './lower-errors.js'
 import { lowerInstruction, type LowerScope } from './lower-instruction.js'
 import { parseDockerfile } from './parser.js'
 
@@ -52,6 +52,8 @@ export interface DockerfileImport {
   readonly platform: string
   /** The parsed file. */
   readonly dockerfile: Dockerfile
+  /** The target and stages for another target platform (the file imported again with its automatic ARGs): `BuildOptions.targetFor`. */
+  readonly targetFor: (platform: string) => { readonly target: ImageBuilder; readonly stages: Readonly<Record<string, ImageBuilder>> }
   /** Builds the target as `docker build` would: this platform, context and ignore file unless `opts` says otherwise. */
   build(opts?: BuildOptions & { readonly driver?: undefined }): Promise<LocalBuildResult>
   build(opts?: BuildOptions): Promise<BuildResult>
@@ -232,12 +234,18 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
       const { image: imageWord, stageName } = fromParts(inst)
       for (const f of inst.flags) if (f.name !== 'platform') throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `unknown flag: --${f.name}`, { flag: f.name })
       const platformFlag = inst.flags.find((f) => f.name === 'platform')
+      // `FROM --platform=$BUILDPLATFORM`: the stage runs natively, the same for every target platform.
+      let stagePlatform: string | undefined
       if (platformFlag) {
         const p = word(platformFlag.value ?? '', globalEnv, inst)
-        // One platform per build: a stage for another platform would need a second one.
-        if (formatPlatform(parsePlatform(p)) !== formatPlatform(platform)) {
-          throw unsupported(inst, `FROM --platform=${p}`, `this build is for ${formatPlatform(platform)}; build the stage with that platform instead`)
+        let parsed: Platform
+        try {
+          parsed = normalizePlatform(parsePlatform(p))
+        } catch {
+          throw instructionError(inst, ErrorCodes.UNSUPPORTED_PLATFORM, `FROM --platform=${platformFlag.value ?? ''}: invalid platform ${JSON.stringify(p)} (os/arch[/variant] expected)`, { platform: p })
         }
+        // The build's own platform stays implicit: the stage's vertices are those of a plain FROM.
+        if (formatPlatform(parsed) !== formatPlatform(normalizePlatform(platform))) stagePlatform = formatPlatform(parsed)
       }
       const ref = word(imageWord, globalEnv, inst)
       if (ref === '') throw instructionError(inst, ErrorCodes.DOCKERFILE_SYNTAX, `FROM ${imageWord} expands to an empty image reference`, { word: imageWord })
@@ -248,7 +256,8 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
       }
       const earlier = findStage(ref, inst)
       const base: FromSource = earlier ? earlier.builder : ref
-      return { info: { ...(name !== undefined ? { name } : {}), builder: image().from(base), line: inst.range.start.line }, args: new Map() }
+      const builder = image().from(base, stagePlatform !== undefined ? { platform: stagePlatform } : {})
+      return { info: { ...(name !== undefined ? { name } : {}), builder, line: inst.range.start.line }, args: new Map() }
     })
   }
 
@@ -269,6 +278,11 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
   const ignore = input.path ? `${input.path}.dockerignore` : undefined
   const dockerignore = ignore && existsSync(ignore) ? ignore : undefined
   const platformText = formatPlatform(platform)
+  // Each target platform has its own automatic ARGs: the file is imported again for each.
+  const targetFor = (p: string): { target: ImageBuilder; stages: Readonly<Record<string, ImageBuilder>> } => {
+    const again = fromDockerfile(input.text, { ...opts, filename, platform: p })
+    return { target: again.target, stages: again.stages }
+  }
   return Object.freeze({
     stages: Object.freeze(byKey),
     stageList: Object.freeze(stages.map((s) => s.builder)),
@@ -276,9 +290,11 @@ export function fromDockerfile(textOrPath: string, opts: FromDockerfileOptions =
     ...(dockerignore ? { dockerignore } : {}),
     platform: platformText,
     dockerfile: df,
+    targetFor,
     build: ((o: BuildOptions = {}) =>
       target.build({
-        platform: platformText,
+        ...(o.platforms === undefined && !o.platform?.includes(',') ? { platform: platformText } : {}),
+        targetFor,
         ...(opts.contextDir !== undefined ? { context: opts.contextDir } : {}),
         ...(dockerignore ? { dockerignore } : {}),
         stages: byKey,

@@ -1,13 +1,16 @@
 import { resolve } from 'node:path'
 import { ErrorCodes, ImagesmithError, isImagesmithError, throwIfAborted } from '../errors.js'
-import { ImageBuilder } from '../builder/image-builder.js'
 import { stageNamesOf } from '../graph/stage-labels.js'
 import { executors } from '../ops/table.js'
 import { baseResolver } from '../sources/base.js'
-import { baseTriggers, lowerTriggers } from '../pipeline/onbuild.js'
+import { baseKey, baseTriggers, lowerTriggers } from '../pipeline/onbuild.js'
 import { exportArtifact } from '../exporters/table.js'
 import type { ExportContext, ExportResult } from '../exporters/exporter.js'
-import { finalizeImage } from '../artifacts/finalize.js'
+import { finalizeImage, finalizeIndex } from '../artifacts/finalize.js'
+import type { Artifact, IndexImage } from '../artifacts/artifact.js'
+import { compileOutputs } from '../graph/compile.js'
+import { DEFAULT_OUTPUT } from '../graph/node.js'
+import { formatPlatform, hostPlatform } from '../oci/platform.js'
 import { solve } from '../solver/solve.js'
 import { solverFor } from '../rootless/solve-in-namespace.js'
 import { Store } from '../store/store.js'
@@ -45,17 +48,34 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
   // Base configs are read before compiling: their ONBUILD triggers become steps after their FROM.
   at.phase = 'solve'
   const resolveBase = baseResolver({ store, platform: resolved.platform, signal: opts.signal, registry, pull: opts.pull ?? false })
-  let target = req.target
-  let names = opts.stages ? stageNamesOf(opts.stages) : undefined
-  if (req.contexts) {
-    const applied = applyNamedContexts(target.toStage(), req.contexts, names)
-    target = new ImageBuilder(applied.stage)
-    if (names) names = new Map([...names].map(([s, n]) => [applied.replaced.get(s) ?? s, n]))
-  }
-  const triggers = await baseTriggers(target.toStage(), resolveBase, (ref) => {
-    at.step = `FROM ${ref}`
+  const platforms = resolved.platforms
+  const multi = platforms.length > 1
+  // One target per platform (a Dockerfile's differ by their automatic ARGs), compiled into one graph:
+  // a step two platforms share (a BUILD_PLATFORM stage's) is one vertex, solved once.
+  const targets = platforms.map((platform) => {
+    const given = opts.targetFor && multi ? opts.targetFor(formatPlatform(platform)) : { target: req.target, stages: opts.stages }
+    let stage = given.target.toStage()
+    let names = given.stages ? stageNamesOf(given.stages) : undefined
+    if (req.contexts) {
+      const applied = applyNamedContexts(stage, req.contexts, names)
+      stage = applied.stage
+      if (names) names = new Map([...names].map(([s, n]) => [applied.replaced.get(s) ?? s, n]))
+    }
+    return { platform, stage, names, stages: given.stages }
   })
-  const graph = target.graph({ buildArgs: opts.buildArgs, baseTriggers: triggers, lowerTriggers, platform: resolved.platform, ...(names ? { stageNames: names } : {}) })
+  const names = targets[0]!.names
+  const buildPlatform = hostPlatform()
+  const triggerLists = await Promise.all(targets.map((t) => baseTriggers(t.stage, resolveBase, (ref) => {
+    at.step = `FROM ${ref}`
+  }, { platform: t.platform, buildPlatform })))
+  const triggers = new Map(triggerLists.flatMap((m) => [...m]))
+  const allNames = new Map(targets.flatMap((t) => [...(t.names ?? [])]))
+  const graph = compileOutputs(targets.map((t) => ({ name: DEFAULT_OUTPUT, stage: t.stage, platform: t.platform })), {
+    ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
+    ...(allNames.size > 0 ? { stageNames: allNames } : {}),
+    buildPlatform,
+    onBuild: { triggersOf: (ref, platform) => triggers.get(baseKey(ref, platform ?? resolved.platform)) ?? [], lower: lowerTriggers },
+  })
   const unknownFilter = (opts.noCacheFilter ?? []).filter((n) => !opts.stages || !Object.hasOwn(opts.stages, n))
   if (unknownFilter.length > 0) {
     const known = Object.keys(opts.stages ?? {}).filter((k) => !/^\d+$/.test(k))
@@ -66,7 +86,13 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
 
   // The first step that fails for its own reason (not a sibling cancelled after it) is the one named.
   const onProgress = opts.onProgress
+  const byVertex = multi ? new Map(graph.vertices.map((v) => [v.id, v])) : undefined
   const emit = (e: ProgressEvent): void => {
+    // A multi-platform build's steps say their platform, as buildx shows them: `[linux/arm64] RUN …`.
+    if (byVertex && 'description' in e) {
+      const p = byVertex.get(e.vertex)?.platform
+      if (p) e = { ...e, description: `[${formatPlatform(p)}] ${e.description}` }
+    }
     if (e.type === 'error' && at.step === undefined && !(isImagesmithError(e.error) && e.error.code === ErrorCodes.ABORTED)) {
       at.step = e.description
       at.vertex = e.vertex
@@ -76,7 +102,7 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
     onProgress?.(e)
   }
 
-  const { state, cacheHits, vertices, schedule } = await solverFor(graph, { runtime: opts.runtime, network: resolved.network }, solve)(
+  const { outputs, cacheHits, vertices, schedule } = await solverFor(graph, { runtime: opts.runtime, network: resolved.network }, solve)(
     graph,
     executors,
     {
@@ -88,7 +114,7 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
       created: resolved.created,
       platform: resolved.platform,
       noCache: opts.noCache ?? false,
-      ...(opts.noCacheFilter?.length ? { noCacheFilter: opts.noCacheFilter.map((n) => names!.get(opts.stages![n]!.toStage())!) } : {}),
+      ...(opts.noCacheFilter?.length ? { noCacheFilter: opts.noCacheFilter.map((n) => names!.get(targets[0]!.stages![n]!.toStage())!) } : {}),
       compression: opts.compression ?? 'gzip',
       secrets: req.secrets,
       network: resolved.network,
@@ -108,21 +134,32 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
   at.vertex = undefined
   at.source = undefined
   const labels = req.labels
-  const config = labels ? { ...state.config, config: { ...state.config.config, Labels: { ...state.config.config?.Labels, ...labels } } } : state.config
   const annotations = req.annotations
-  const image = await finalizeImage(store.blobs, config, state.layers, annotations?.manifest)
+  const images: IndexImage[] = []
+  for (const { state, platform } of outputs) {
+    const config = labels ? { ...state.config, config: { ...state.config.config, Labels: { ...state.config.config?.Labels, ...labels } } } : state.config
+    images.push({ platform: platform ?? resolved.platform, image: await finalizeImage(store.blobs, config, state.layers, annotations?.manifest) })
+  }
+  const image = images[0]!.image
+  const artifact: Artifact = multi ? await finalizeIndex(store.blobs, images) : image
   // Named before exporting: a later build's FROM finds it even when the export fails or there is none.
   const named = new Date()
-  for (const t of tags) await nameImage(store, t, image, named)
+  for (const t of tags) await nameImage(store, t, artifact, named)
 
   let exported: ExportResult | undefined
   if (opts.output) {
     at.phase = 'export'
     const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal, dockerHost: resolved.dockerHost, registry: resolved.registry, bases: registry.bases, ...(annotations ? { annotations } : {}) }
-    exported = await exportArtifact(image, opts.output, ctx)
+    exported = await exportArtifact(artifact, opts.output, ctx)
   }
   return {
-    digest: image.manifestDigest,
+    digest: artifact.manifestDigest,
+    ...(artifact.kind === 'index'
+      ? {
+          index: artifact.manifest,
+          images: artifact.images.map(({ platform, image: i }) => ({ platform: formatPlatform(platform), digest: i.manifestDigest, manifest: i.manifest, config: i.config, configDigest: i.configDigest, layers: i.layers })),
+        }
+      : {}),
     manifest: image.manifest,
     config: image.config,
     configDigest: image.configDigest,

@@ -17,6 +17,11 @@ export interface DockerOptions {
   readonly host?: string
 }
 
+/** Why the docker output refuses an index, and what to do instead. */
+export function dockerIndexMessage(platforms: readonly string[]): string {
+  return `the docker output loads one image, and a build for ${platforms.join(', ')} makes an image index, which docker load cannot take: pick one platform (--platform ${platforms[0]}), or use the oci output (-o type=oci,dest=app.tar), oci-layout or registry`
+}
+
 /**
  * buildx's `--load`: the image streams into a Docker Engine through `POST /images/load`, as `docker
  * load` would send it (the same archive as the `oci` output: an OCI layout plus manifest.json,
@@ -30,7 +35,7 @@ export const dockerExporter: Exporter<DockerOptions> = {
       const platforms = artifact.images.map((i) => formatPlatform(i.platform))
       throw new ImagesmithError(
         ErrorCodes.INDEX_NOT_SUPPORTED,
-        `the docker output loads one image, and this is an image index for ${platforms.join(', ')}: docker load cannot take it (use an oci, oci-layout or registry output, or build one platform)`,
+        dockerIndexMessage(platforms),
         { output: 'docker', platforms, digest: artifact.manifestDigest },
       )
     }

@@ -2,11 +2,11 @@ import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { Digest } from '../oci/media-types.js'
 import { digestOf } from '../util/canonical-json.js'
 import { deepFreeze } from '../util/freeze.js'
-import type { StageDef, Step } from './stage.js'
+import { BUILD_PLATFORM, type StageDef, type Step } from './stage.js'
 import { fromText } from './instruction-text.js'
 import { DEFAULT_OUTPUT, type AnyVertex, type Graph, type GraphOutput, type NodeKind, type NodeMeta, type SpecByKind } from './node.js'
 import type { Platform } from '../oci/types.js'
-import { formatPlatform } from '../oci/platform.js'
+import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform } from '../oci/platform.js'
 import { stageLabels, type StageLabels } from './stage-labels.js'
 
 export interface CompileOptions {
@@ -23,11 +23,13 @@ export interface CompileOptions {
   readonly stageNames?: ReadonlyMap<StageDef, string>
   /** The platform every vertex is built for: in each vertex and its id. Without it the ids leave the platform out. */
   readonly platform?: Platform
+  /** What a stage's {@link BUILD_PLATFORM} stands for. @default the host's */
+  readonly buildPlatform?: Platform
 }
 
 export interface OnBuildLowering {
-  /** Triggers in the config of a base image reference; none when unknown. */
-  readonly triggersOf?: (ref: string) => readonly string[]
+  /** Triggers in the config of a base image reference for a platform (absent: the graph has none); none when unknown. */
+  readonly triggersOf?: (ref: string, platform?: Platform) => readonly string[]
   /** Trigger text (one instruction each, e.g. `RUN make`) as steps. */
   readonly lower: (triggers: readonly string[]) => readonly Step[]
 }
@@ -104,6 +106,8 @@ interface Frame {
   steps: readonly Step[]
   head: Digest | undefined
   inputs: Digest[]
+  /** The platform the stage's vertices are for (its own, its base stage's, else the output's). */
+  platform: Platform | undefined
 }
 
 /**
@@ -117,6 +121,8 @@ class StageCompiler {
   /** Shared by the compilers of one graph (one per platform): every vertex once, after its inputs. */
   readonly #vertices: Map<Digest, AnyVertex>
   readonly #memo = new Map<StageDef, Digest>()
+  /** The platform each compiled stage's vertices are for: a stage FROM it inherits it. */
+  readonly #platforms = new Map<StageDef, Platform | undefined>()
   readonly #labels: StageLabels
 
   constructor(opts: CompileOptions, vertices: Map<Digest, AnyVertex>) {
@@ -134,30 +140,33 @@ class StageCompiler {
     const enter = (s: StageDef): void => {
       if (visiting.has(s)) throw new ImagesmithError(ErrorCodes.CYCLE, 'stage graph has a cycle')
       visiting.add(s)
-      stack.push({ stage: s, next: -1, steps: [], head: undefined, inputs: [] })
+      stack.push({ stage: s, next: -1, steps: [], head: undefined, inputs: [], platform: this.#opts.platform })
     }
     enter(root)
     frames: while (stack.length > 0) {
       const f = stack[stack.length - 1]!
       const s = f.stage
       if (f.next === -1) {
-        if ('ref' in s.base) f.head = this.#source(s.base.ref)
-        else {
+        if ('ref' in s.base) {
+          f.platform = stagePlatform(s, this.#opts) ?? f.platform
+          f.head = this.#source(s.base.ref, f.platform)
+        } else {
           const base = this.#memo.get(s.base.stage)
           if (base === undefined) {
             enter(s.base.stage)
             continue
           }
-          f.head = this.#add('config', { op: 'stage' }, [base], this.#labels.stageEntry(s, s.base.stage))
+          f.platform = stagePlatform(s, this.#opts) ?? this.#platforms.get(s.base.stage)
+          f.head = this.#add('config', { op: 'stage' }, [base], this.#labels.stageEntry(s, s.base.stage), f.platform)
         }
-        f.steps = [...this.#triggerSteps(s), ...s.steps]
+        f.steps = [...this.#triggerSteps(s, f.platform), ...s.steps]
         f.next = 0
       }
       while (f.next < f.steps.length) {
         const step = f.steps[f.next]!
         while (f.inputs.length < step.deps.length) {
           const dep = step.deps[f.inputs.length]!
-          if ('ref' in dep) f.inputs.push(this.#source(dep.ref))
+          if ('ref' in dep) f.inputs.push(this.#source(dep.ref, f.platform))
           else {
             const key = this.#memo.get(dep.stage)
             if (key === undefined) {
@@ -176,19 +185,19 @@ class StageCompiler {
             args: argSpec.args.map((a) => (Object.hasOwn(buildArgs, a.name) ? { name: a.name, value: buildArgs[a.name] } : a)),
           }
         }
-        f.head = this.#add(step.kind, spec, [f.head!, ...f.inputs], this.#labels.stepMeta(s, step))
+        f.head = this.#add(step.kind, spec, [f.head!, ...f.inputs], this.#labels.stepMeta(s, step), f.platform)
         f.inputs = []
         f.next++
       }
       visiting.delete(s)
       this.#memo.set(s, f.head!)
+      this.#platforms.set(s, f.platform)
       stack.pop()
     }
     return this.#memo.get(root)!
   }
 
-  #add<K extends NodeKind>(kind: K, spec: SpecByKind[K], inputs: readonly Digest[], meta: NodeMeta): Digest {
-    const platform = this.#opts.platform
+  #add<K extends NodeKind>(kind: K, spec: SpecByKind[K], inputs: readonly Digest[], meta: NodeMeta, platform: Platform | undefined): Digest {
     const id = vertexId(kind, spec, inputs, platform)
     if (!this.#vertices.has(id)) {
       this.#vertices.set(id, deepFreeze({ id, kind, spec, inputs: [...inputs], ...(platform ? { platform } : {}), meta: { ...meta } }) as unknown as AnyVertex)
@@ -196,15 +205,15 @@ class StageCompiler {
     return id
   }
 
-  #source(ref: string): Digest {
-    return this.#add('source', { ref }, [], { description: fromText(ref) })
+  #source(ref: string, platform: Platform | undefined): Digest {
+    return this.#add('source', { ref }, [], { description: fromText(ref) }, platform)
   }
 
-  #triggerSteps(s: StageDef): readonly Step[] {
+  #triggerSteps(s: StageDef, platform: Platform | undefined): readonly Step[] {
     const lowering = this.#opts.onBuild
     const triggers =
       'ref' in s.base
-        ? (lowering?.triggersOf?.(s.base.ref) ?? [])
+        ? (lowering?.triggersOf?.(s.base.ref, platform) ?? [])
         : s.base.stage.steps.flatMap((st) => (st.kind === 'config' && (st.spec as SpecByKind['config']).op === 'onbuild' ? [(st.spec as { instruction: string }).instruction] : []))
     if (triggers.length === 0) return []
     if (!lowering) {
@@ -212,4 +221,13 @@ class StageCompiler {
     }
     return lowering.lower(triggers)
   }
+}
+
+/**
+ * The platform a stage says it is for (`FROM --platform=…`), {@link BUILD_PLATFORM} read as
+ * `opts.buildPlatform` (else the host's); undefined when it says none (it inherits one).
+ */
+export function stagePlatform(stage: StageDef, opts: Pick<CompileOptions, 'buildPlatform'> = {}): Platform | undefined {
+  if (stage.platform === undefined) return undefined
+  return normalizePlatform(stage.platform === BUILD_PLATFORM ? (opts.buildPlatform ?? hostPlatform()) : parsePlatform(stage.platform))
 }

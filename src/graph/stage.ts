@@ -7,7 +7,20 @@ import type { NodeKind, NodeMeta, SpecByKind } from './node.js'
 export interface StageDef {
   readonly base: StageBase
   readonly steps: readonly Step[]
+  /**
+   * The platform this stage is built for when it is not the build's (`FROM --platform=…`): a
+   * normalised `os/arch[/variant]`, or {@link BUILD_PLATFORM} for the platform the build runs on.
+   * Absent: the platform of the stage it starts FROM, else the output's.
+   */
+  readonly platform?: string
 }
+
+/**
+ * A stage's platform meaning "the platform the build runs on" (`FROM --platform=$BUILDPLATFORM`): such a
+ * stage runs natively, and its vertices are the same for every target platform, so a multi-platform
+ * build solves it once (the cross-compilation pattern).
+ */
+export const BUILD_PLATFORM = '$BUILDPLATFORM'
 
 export type StageBase = { readonly ref: string } | { readonly stage: StageDef }
 

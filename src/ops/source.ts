@@ -7,7 +7,7 @@ export const sourceExecutor: Executor<'source'> = {
   kind: 'source',
   async exec(vertex, _inputs, ctx) {
     const ref = vertex.spec.ref
-    const { config, layers } = await (ctx.resolveBase ? ctx.resolveBase(ref) : loadBase(ref, ctx))
+    const { config, layers } = await (ctx.resolveBase ? ctx.resolveBase(ref, ctx.platform) : loadBase(ref, ctx))
     // BuildKit gives every Linux stage a PATH when its base has none.
     const env = envMap(config.config?.Env)
     const containerConfig = { ...(config.config ?? {}) }

@@ -4,6 +4,8 @@ import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { ImageBuilder } from '../builder/image-builder.js'
 import { exporters, isOutputType } from '../exporters/table.js'
 import { parseImageName } from '../reference/reference.js'
+import { formatPlatform } from '../oci/platform.js'
+import { dockerIndexMessage } from '../exporters/docker.js'
 import type { BuildOptions, BuildResult, LocalBuildResult, OutputSpec } from './options.js'
 import { resolveBuildOptions } from './resolve-options.js'
 import { checkSecrets } from './secrets.js'
@@ -51,6 +53,11 @@ async function checkBuild(
   for (const t of tags) parseImageName(t) // bad tags fail before any work
   if (opts.output) {
     validateOutput(opts.output)
+    // Refused before any work: the engine would be reached only after every platform was built.
+    if (opts.output.type === 'docker' && resolved.platforms.length > 1) {
+      const platforms = resolved.platforms.map(formatPlatform)
+      throw new ImagesmithError(ErrorCodes.INDEX_NOT_SUPPORTED, dockerIndexMessage(platforms), { output: 'docker', platforms })
+    }
     if ('dest' in opts.output) scope.output = resolve(opts.output.dest)
   }
   checkDriver(opts.driver)

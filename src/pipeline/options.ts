@@ -1,6 +1,6 @@
 import type { Digest } from '../oci/media-types.js'
 import type { ImageBuilder } from '../builder/image-builder.js'
-import type { ImageConfig, LayerRef, Manifest } from '../oci/types.js'
+import type { ImageConfig, ImageIndex, LayerRef, Manifest } from '../oci/types.js'
 import type { Compression } from '../layer/entry.js'
 import type { PushStats } from '../exporters/exporter.js'
 import type { RegistryOutputOptions } from '../exporters/registry.js'
@@ -34,8 +34,23 @@ export interface BuildOptions {
   readonly tags?: readonly string[]
   /** Pull FROM images from their registry even when a local build recorded that name (`--pull`). @default false */
   readonly pull?: boolean
-  /** `os/arch[/variant]`. RUN steps need the host's platform. @default the host's (linux/amd64 on x64) */
+  /**
+   * `os/arch[/variant]`, or a comma list of them (as `platforms`). RUN steps for another platform
+   * need emulation (binfmt_misc). @default the host's (linux/amd64 on x64)
+   */
   readonly platform?: string
+  /**
+   * Several target platforms: one image each, in one OCI image index (`--platform a,b`), solved in
+   * one solve (a step two platforms share, e.g. of a `BUILD_PLATFORM` stage, runs once). Normalised
+   * as containerd does (`linux/arm64/v8` is `linux/arm64`), repeats dropped; one platform gives a
+   * plain image, as `platform` does. Not with `platform`.
+   */
+  readonly platforms?: readonly string[]
+  /**
+   * @internal The target for each platform when it differs by platform (a Dockerfile's automatic
+   * ARGs: {@link fromDockerfile} imports it once per platform), with its `stages`. Default: the builder built.
+   */
+  readonly targetFor?: (platform: string) => { readonly target: ImageBuilder; readonly stages?: Readonly<Record<string, ImageBuilder>> }
   /** Values for ARGs (`--build-arg`). */
   readonly buildArgs?: Readonly<Record<string, string>>
   /** Ignore cached layers and make every layer anew (`--no-cache`). @default false */
@@ -128,6 +143,18 @@ export interface BuildOptions {
   readonly driver?: Driver
 }
 
+/** One platform's image of a multi-platform build. */
+export interface PlatformImage {
+  /** `os/arch[/variant]`, as the index lists it. */
+  readonly platform: string
+  /** The image manifest's digest. */
+  readonly digest: Digest
+  readonly manifest: Manifest
+  readonly config: ImageConfig
+  readonly configDigest: Digest
+  readonly layers: readonly LayerRef[]
+}
+
 /** A base image pulled from a registry: the tag as resolved once in this build, to repeat it exactly. */
 export interface BaseImageRecord {
   /** The normalised reference: `docker.io/library/busybox:latest`. */
@@ -141,9 +168,17 @@ export interface BaseImageRecord {
  * ({@link LocalBuildResult}); one that hands the build to another engine fills what that engine reports.
  */
 export interface BuildResult {
-  /** Manifest digest: the image's identity. */
+  /** Manifest digest: the image's identity; of a multi-platform build, the image index's. */
   readonly digest: Digest
+  /**
+   * The image's manifest, config and layers; of a multi-platform build, those of its first
+   * platform's image (every image is in `images`).
+   */
   readonly manifest?: Manifest
+  /** A multi-platform build's images, one per platform in the order the index lists them; absent for one image. */
+  readonly images?: readonly PlatformImage[]
+  /** A multi-platform build's image index manifest; absent for one image. */
+  readonly index?: ImageIndex
   readonly config?: ImageConfig
   readonly configDigest?: Digest
   readonly layers?: readonly LayerRef[]

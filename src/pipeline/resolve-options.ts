@@ -1,7 +1,7 @@
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { ErrorCodes, InvalidArgumentError } from '../errors.js'
-import { parsePlatform } from '../oci/platform.js'
+import { formatPlatform, normalizePlatform, parsePlatform } from '../oci/platform.js'
 import { DEFAULT_DOCKER_HOST } from '../docker/endpoint.js'
 import type { Platform } from '../oci/types.js'
 import type { BuildOptions } from './options.js'
@@ -20,7 +20,10 @@ export interface ResolvedBuildOptions {
   readonly epoch: number
   readonly clampRunMtimes: boolean
   readonly created: string
+  /** The target platform; of a multi-platform build, the first. */
   readonly platform: Platform
+  /** Every target platform, each once: more than one makes an image index. */
+  readonly platforms: readonly Platform[]
   readonly network: 'default' | 'none' | 'host'
   readonly allow: readonly Entitlement[]
   /** SSH agent socket paths by id, absolute. */
@@ -51,12 +54,45 @@ export function resolveBuildOptions(opts: BuildOptions, env: NodeJS.ProcessEnv =
     epoch,
     clampRunMtimes,
     created: created ?? new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'),
-    platform: parsePlatform(opts.platform),
+    ...targetPlatforms(opts),
     ...entitlements(opts),
     ssh: sshSockets(opts.ssh),
     dockerHost: env.DOCKER_HOST ? env.DOCKER_HOST : DEFAULT_DOCKER_HOST,
     registry: resolveRegistryOptions(opts.registry, env),
   }
+}
+
+/** Most target platforms of one build: each is a whole image solved beside the others. */
+export const MAX_PLATFORMS = 32
+
+/**
+ * `platforms`, or `platform` (a comma list like `--platform`). One platform is taken as given, as
+ * always; several are normalised as containerd does and kept each once, in the order given.
+ */
+function targetPlatforms(opts: BuildOptions): { platform: Platform; platforms: readonly Platform[] } {
+  if (opts.platforms !== undefined && opts.platform !== undefined) {
+    throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, 'give platform or platforms, not both', { option: 'platforms' })
+  }
+  const raw: unknown = opts.platforms ?? (opts.platform?.includes(',') ? opts.platform.split(',') : undefined)
+  if (raw === undefined) {
+    const one = parsePlatform(opts.platform)
+    return { platform: one, platforms: [one] }
+  }
+  if (!Array.isArray(raw) || raw.length === 0 || raw.some((p) => typeof p !== 'string' || p.trim() === '')) {
+    throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `platforms must be a non-empty list of os/arch[/variant], got ${JSON.stringify(raw)}`, { option: 'platforms' })
+  }
+  if (raw.length > MAX_PLATFORMS) {
+    throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `at most ${MAX_PLATFORMS} platforms, got ${raw.length}`, { option: 'platforms', limit: MAX_PLATFORMS })
+  }
+  const byName = new Map<string, Platform>()
+  for (const text of raw as string[]) {
+    const p = normalizePlatform(parsePlatform(text.trim()))
+    byName.set(formatPlatform(p), p)
+  }
+  const platforms = [...byName.values()]
+  // One platform left (`linux/arm64,linux/arm64/v8`) builds the plain image it names.
+  if (platforms.length === 1) return { platform: parsePlatform((raw as string[])[0]!.trim()), platforms: [parsePlatform((raw as string[])[0]!.trim())] }
+  return { platform: platforms[0]!, platforms }
 }
 
 /** The environment variable holding pull mirrors: `docker.io=127.0.0.1:5000,docker.io=m2:5000`. */

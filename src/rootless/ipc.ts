@@ -4,6 +4,7 @@
  * errors become plain records and are rebuilt on the other side as the same classes, with their
  * code, details, stack and cause, so a caller cannot tell a worker's error from a local one.
  */
+import type { Platform } from '../oci/types.js'
 import { ErrorCodes, ExecError, ImagesmithError, type ErrorCode } from '../errors.js'
 import type { Graph } from '../graph/node.js'
 import type { PruneOptions, PruneResult, UsageRecord } from '../store/gc.js'
@@ -27,7 +28,7 @@ export type ToWorker =
 export type FromWorker =
   | { readonly type: 'ready' }
   | { readonly type: 'progress'; readonly event: ProgressEvent }
-  | { readonly type: 'base'; readonly id: number; readonly ref: string }
+  | { readonly type: 'base'; readonly id: number; readonly ref: string; readonly platform: Platform }
   | { readonly type: 'done'; readonly result: SolveResult | PruneResult | readonly UsageRecord[] }
   | { readonly type: 'failed'; readonly error: ErrorRecord }
 

@@ -82,7 +82,7 @@ export async function solveInNamespace(plan: RootlessPlan, graph: Graph, table: 
       else if (m.type === 'base') {
         const answer = (reply: ToWorker) => child.connected && child.send(reply)
         if (!resolveBase) answer({ type: 'base', id: m.id, error: encodeError(new ImagesmithError(ErrorCodes.INTERNAL, `no base resolver for ${m.ref}`)) })
-        else resolveBase(m.ref).then((base) => answer({ type: 'base', id: m.id, base }), (e: unknown) => answer({ type: 'base', id: m.id, error: encodeError(e) }))
+        else resolveBase(m.ref, m.platform).then((base) => answer({ type: 'base', id: m.id, base }), (e: unknown) => answer({ type: 'base', id: m.id, error: encodeError(e) }))
       }
     },
   })) as SolveResult

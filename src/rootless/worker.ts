@@ -8,6 +8,7 @@
  * the cleanup registry: containers are killed and deleted, overlays unmounted, step dirs removed.
  * Its private mount namespace means no mount outlives it in any case.
  */
+import type { Platform } from '../oci/types.js'
 import { workerTable } from './worker-table.js'
 import { cacheUsage, pruneCache } from '../store/gc.js'
 import { Store } from '../store/store.js'
@@ -25,11 +26,11 @@ const controller = new AbortController()
 const bases = new Map<number, { resolve: (b: BaseImage) => void; reject: (e: unknown) => void }>()
 let nextBase = 1
 
-function resolveBase(ref: string): Promise<BaseImage> {
+function resolveBase(ref: string, platform: Platform): Promise<BaseImage> {
   const id = nextBase++
   return new Promise<BaseImage>((resolve, reject) => {
     bases.set(id, { resolve, reject })
-    void send({ type: 'base', id, ref })
+    void send({ type: 'base', id, ref, platform })
   })
 }
 

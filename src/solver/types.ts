@@ -92,9 +92,10 @@ export interface ExecContext {
   readonly registry?: PullSession
   /**
    * Resolves a FROM reference once per build: the pipeline reads base configs before compiling (their
-   * ONBUILD triggers become steps), and FROM reuses what it read. Absent: FROM resolves by itself.
+   * ONBUILD triggers become steps), and FROM reuses what it read; once per reference and platform
+   * (a multi-platform build reads each base's image for each platform). Absent: FROM resolves by itself.
    */
-  readonly resolveBase?: (ref: string) => Promise<BaseImage>
+  readonly resolveBase?: (ref: string, platform: Platform) => Promise<BaseImage>
   /** The build's resource pools (CPU, RUN containers, network); the solver sets them. Absent: unbounded. */
   readonly limits?: Limits
   /**

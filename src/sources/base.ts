@@ -3,7 +3,7 @@ import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { importLocalImage, parseLocalName, parseLocalRef } from './local.js'
 import type { ImageConfig, Platform } from '../oci/types.js'
 import { formatPlatform } from '../oci/platform.js'
-import { platformMatches } from '../oci/platform.js'
+import { normalizePlatform, platformMatches } from '../oci/platform.js'
 import type { Digest } from '../oci/media-types.js'
 import type { ResolvedImage } from './resolve.js'
 import { parseReference, type ImageReference } from '../reference/reference.js'
@@ -37,7 +37,7 @@ export async function loadBase(ref: string, ctx: BaseContext): Promise<BaseImage
   const localName = parseLocalName(ref)
   let imported: ResolvedImage
   const platform = formatPlatform(ctx.platform)
-  if (localName !== undefined) imported = requirePlatform(await storedImage(ctx.store, (await requireLocalImage(ctx.store, localName)).digest as Digest, ref), ref, ctx.platform)
+  if (localName !== undefined) imported = requirePlatform(await storedImage(ctx.store, (await requireLocalImage(ctx.store, localName)).digest as Digest, ref, ctx.platform), ref, ctx.platform)
   else if (local) {
     imported = await lookups(ctx).run(`local\0${ref}\0${platform}`, (signal) => importLocalImage(local, ref, ctx.store.blobs, ctx.platform, signal), ctx.signal)
   } else {
@@ -117,7 +117,7 @@ async function localImage(ctx: BaseContext, ref: ImageReference, text: string): 
   if (!record) return undefined
   let image: ResolvedImage
   try {
-    image = await storedImage(ctx.store, record.digest as Digest, text)
+    image = await storedImage(ctx.store, record.digest as Digest, text, ctx.platform)
   } catch {
     return undefined
   }
@@ -126,16 +126,20 @@ async function localImage(ctx: BaseContext, ref: ImageReference, text: string): 
   return image
 }
 
-/** One resolution per reference for the whole build (the pipeline's ONBUILD pass and FROM share it). */
-export function baseResolver(ctx: BaseContext): (ref: string) => Promise<BaseImage> {
+/**
+ * One resolution per reference and platform for the whole build (the pipeline's ONBUILD pass and FROM
+ * share it); `ctx.platform` when none is given.
+ */
+export function baseResolver(ctx: BaseContext): (ref: string, platform?: Platform) => Promise<BaseImage> {
   const seen = new Map<string, Promise<BaseImage>>()
-  return (ref) => {
-    let p = seen.get(ref)
+  return (ref, platform = ctx.platform) => {
+    const key = `${formatPlatform(normalizePlatform(platform))}\0${ref}`
+    let p = seen.get(key)
     if (!p) {
-      p = loadBase(ref, ctx)
-      seen.set(ref, p)
+      p = loadBase(ref, { ...ctx, platform })
+      seen.set(key, p)
       // A failed resolution is reported by whoever awaits it; a retry in the same build gets a fresh try.
-      p.catch(() => seen.delete(ref))
+      p.catch(() => seen.delete(key))
     }
     return p
   }

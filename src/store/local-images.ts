@@ -1,6 +1,8 @@
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { Digest } from '../oci/media-types.js'
-import type { FinalImage, ImageConfig, Manifest } from '../oci/types.js'
+import type { FinalImage, ImageConfig, ImageIndex, Manifest, Platform } from '../oci/types.js'
+import type { FinalIndex } from '../artifacts/artifact.js'
+import { formatPlatform, platformMatches } from '../oci/platform.js'
 import { parseImageName, parseReference, type ImageReference } from '../reference/reference.js'
 import type { ImageNameRecord } from './image-names.js'
 import type { Store } from './store.js'
@@ -8,8 +10,43 @@ import type { Store } from './store.js'
 // Lookups over the store's image names that take user text (references, id prefixes); ImageNames
 // itself stays a plain name → record map that parses nothing.
 
-/** The image a manifest digest in the store names, every blob it needs checked present. */
-export async function storedImage(store: Store, digest: Digest, refText: string): Promise<FinalImage> {
+/**
+ * What a digest in the store names: an image, or an index (a multi-platform build's) with each of its
+ * images, every blob they need checked present.
+ */
+export async function storedArtifact(store: Store, digest: Digest, refText: string): Promise<FinalImage | FinalIndex> {
+  let top: Manifest | ImageIndex
+  try {
+    top = await store.blobs.readJson<Manifest | ImageIndex>(digest)
+  } catch (e) {
+    throw new ImagesmithError(ErrorCodes.IMAGE_NOT_FOUND, `image ${refText}: blob ${digest} is gone from the store (pruned with --all?)`, { reference: refText, digest }, { cause: e })
+  }
+  if (!('manifests' in top) || !Array.isArray(top.manifests)) return manifestImage(store, digest, refText)
+  // Our own indexes list one image per platform; a stranger's is bounded by the store's blob count.
+  const images = []
+  for (const d of top.manifests) {
+    if (!d.platform) continue
+    images.push({ platform: d.platform, image: await manifestImage(store, d.digest as Digest, refText) })
+  }
+  return { kind: 'index', manifest: top, manifestDigest: digest, manifestSize: await store.blobs.size(digest), images }
+}
+
+/**
+ * The image a digest in the store names for `platform`: the digest's own when it is an image's, the
+ * one its index lists for the platform (PLATFORM_NOT_FOUND, naming what it has, when none); without a
+ * platform, an index's first image.
+ */
+export async function storedImage(store: Store, digest: Digest, refText: string, platform?: Platform): Promise<FinalImage> {
+  const a = await storedArtifact(store, digest, refText)
+  if (a.kind === 'image') return a
+  const hit = platform ? a.images.find((i) => platformMatches(i.platform, platform)) : a.images[0]
+  if (hit) return hit.image
+  const available = a.images.map((i) => formatPlatform(i.platform))
+  const wanted = platform ? formatPlatform(platform) : 'any platform'
+  throw new ImagesmithError(ErrorCodes.PLATFORM_NOT_FOUND, `${refText} has no image for ${wanted} (it has ${available.join(', ') || 'none'})`, { reference: refText, platform: wanted, available })
+}
+
+async function manifestImage(store: Store, digest: Digest, refText: string): Promise<FinalImage> {
   const missing = (d: string, cause?: unknown) =>
     new ImagesmithError(ErrorCodes.IMAGE_NOT_FOUND, `image ${refText}: blob ${d} is gone from the store (pruned with --all?)`, { reference: refText, digest: d }, { cause })
   let manifest: Manifest
@@ -53,10 +90,22 @@ export async function requireLocalImage(store: Store, text: string): Promise<Ima
   return r
 }
 
-/** Records `name` → `image` in the store, as `docker build -t` and `docker tag` do. */
-export async function nameImage(store: Store, name: string, image: Pick<FinalImage, 'manifestDigest' | 'manifestSize' | 'manifest'>, created = new Date()): Promise<ImageNameRecord> {
+/**
+ * Records `name` → `image` in the store, as `docker build -t` and `docker tag` do; an index (a
+ * multi-platform build) is named as one image, its size every blob once.
+ */
+export async function nameImage(store: Store, name: string, image: Pick<FinalImage, 'manifestDigest' | 'manifestSize' | 'manifest'> | FinalIndex, created = new Date()): Promise<ImageNameRecord> {
   const ref = parseImageName(name)
-  const size = image.manifestSize + image.manifest.config.size + image.manifest.layers.reduce((n, l) => n + l.size, 0)
+  const sizes = new Map<string, number>([[image.manifestDigest, image.manifestSize]])
+  const images = 'kind' in image && image.kind === 'index' ? image.images.map((i) => i.image) : [image as Pick<FinalImage, 'manifestDigest' | 'manifestSize' | 'manifest'>]
+  for (const i of images) {
+    sizes.set(i.manifestDigest, i.manifestSize)
+    sizes.set(i.manifest.config.digest, i.manifest.config.size)
+    for (const l of i.manifest.layers) sizes.set(l.digest, l.size)
+  }
+  const size = images.length === 1 && images[0] === image
+    ? image.manifestSize + image.manifest.config.size + image.manifest.layers.reduce((n, l) => n + l.size, 0)
+    : [...sizes.values()].reduce((n, s) => n + s, 0)
   const record: ImageNameRecord = {
     name: `${ref.name}:${ref.tag}`,
     repository: ref.familiar.slice(0, ref.familiar.length - ref.tag.length - 1),
