@@ -165,6 +165,16 @@ export const ErrorCodes = Object.freeze({
    * host's namespaces; `details.path` names what was written or mounted.
    */
   BINFMT_NOT_PERMITTED: 'BINFMT_NOT_PERMITTED',
+  /**
+   * A bake file this build cannot take: not JSON, an HCL file (JSON only), a key bake does not know or one not
+   * supported yet, a value of the wrong type, an undefined `${VAR}`; `details.file`, `details.target` /
+   * `details.group` / `details.variable` and `details.key` say where.
+   */
+  BAKE_FILE_INVALID: 'BAKE_FILE_INVALID',
+  /** Bake targets or groups that reach themselves: `details.kind` (`inherits`, `group`, `context`) and `details.cycle` (the names, in order). */
+  BAKE_CYCLE: 'BAKE_CYCLE',
+  /** A `--set TARGET.KEY=VALUE` override that is malformed, names an unknown key or a key the target cannot take; `details.set` and `details.key`. */
+  BAKE_SET_INVALID: 'BAKE_SET_INVALID',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
