@@ -10,7 +10,11 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ociArch } from '../../src/oci/platform.js'
 import { runSupport } from '../../src/ops/platform-support.js'
+import type { Digest } from '../../src/oci/media-types.js'
+import { BlobStore } from '../../src/store/blob-store.js'
+import { busyboxMultiLayout } from '../helpers/multi-base.js'
 import { arm64Unavailable, busyboxArm64Archive, cleanupTmpDirs } from '../helpers/testbed.js'
+import { runTool } from '../helpers/tools.js'
 import { nodeTsArgv, readableCheckout, requireRootlessBed, ROOTLESS_USER, runAsUser, sharedTmpDir, userTmpDir } from '../helpers/rootless.js'
 
 const bed = requireRootlessBed()
@@ -30,6 +34,7 @@ let copy: string
 let work: string
 let script: string
 let base: string
+let multiScript: string
 
 function scriptText(index: string): string {
   return `import { image } from ${JSON.stringify(index)}
@@ -45,6 +50,23 @@ try {
   process.stdout.write('\\nRESULT ' + JSON.stringify({ ok: true, starts, output, architecture: r.config.architecture }) + '\\n')
 } catch (e) {
   process.stdout.write('\\nRESULT ' + JSON.stringify({ ok: false, code: e.code, message: e.message, details: e.details, starts, output }) + '\\n')
+}
+`
+}
+
+/** Two platforms from an index base: a build-platform stage feeding a per-platform stage with a RUN. */
+function multiScriptText(index: string): string {
+  return `import { BUILD_PLATFORM, image } from ${JSON.stringify(index)}
+const [cacheDir, base, context, dest] = process.argv.slice(2)
+const started = []
+try {
+  const tool = image().from(base, { platform: BUILD_PLATFORM }).run('uname -m > /built-on')
+  const r = await image().from(base).copy('/built-on', '/opt/', { from: tool }).run('uname -m > /arch')
+    .build({ context, cacheDir, platforms: ['linux/amd64', 'linux/arm64'], network: 'none', output: { type: 'oci', dest },
+      onProgress: (e) => { if (e.type === 'start') started.push(e.description) } })
+  process.stdout.write('\\nRESULT ' + JSON.stringify({ ok: true, started, architectures: r.images.map((i) => i.config.architecture), layers: r.images.map((i) => i.layers.at(-1).digest) }) + '\\n')
+} catch (e) {
+  process.stdout.write('\\nRESULT ' + JSON.stringify({ ok: false, code: e.code, message: e.message, details: e.details, started }) + '\\n')
 }
 `
 }
@@ -68,6 +90,10 @@ beforeAll(async () => {
   execFileSync('chmod', ['-R', 'a+rX', work])
   chmodSync(work, 0o755)
   base = `oci-archive:${join(work, 'bases', 'busybox-arm64.tar')}`
+  busyboxMultiLayout(join(work, 'bases', 'busybox-multi'))
+  multiScript = join(work, 'multi.mts')
+  writeFileSync(multiScript, multiScriptText(join(copy, 'src', 'index.ts')))
+  execFileSync('chmod', ['-R', 'a+rX', work])
 }, 300_000)
 
 afterAll(cleanupTmpDirs)
@@ -93,5 +119,21 @@ describe.skipIf(bed.skip || noArm64 !== undefined)('rootless RUN under qemu-user
     expect(r.details).toMatchObject({ platform: `linux/${arch}`, host: 'linux/amd64' })
     expect(r.message).toContain(`imagesmith binfmt --install ${arch}`)
     expect(r.starts).toBe(0)
+  })
+
+  it("a plain user's two-platform build: the build-platform stage once natively, the arm64 RUN emulated, an index of both", async () => {
+    const cacheDir = await userTmpDir(ROOTLESS_USER, 'ism-rl-emu-multi-')
+    const dest = join(cacheDir, 'multi.tar')
+    const r = await runAsUser(ROOTLESS_USER, nodeTsArgv(copy, multiScript, [cacheDir, `oci:${join(work, 'bases', 'busybox-multi')}:latest`, work, dest]), { allowFailure: true, timeoutMs: 300_000 })
+    const line = r.stdout.split('\n').reverse().find((l) => l.startsWith('RESULT '))
+    if (r.exitCode !== 0 || !line) throw new Error(`build as ${ROOTLESS_USER} exited ${r.exitCode}:\n${r.stdout}\n${r.stderr}`)
+    const out = JSON.parse(line.slice(7)) as { ok: boolean; message?: string; started: string[]; architectures: string[]; layers: string[] }
+    expect(out.ok, out.message).toBe(true)
+    expect(out.architectures).toEqual(['amd64', 'arm64'])
+    expect(out.started.filter((d) => d.includes('/built-on'))).toEqual(['[linux/amd64] RUN uname -m > /built-on'])
+    for (const [i, arch] of ['x86_64', 'aarch64'].entries()) {
+      const blob = new BlobStore(cacheDir).blobPath(out.layers[i]! as Digest)
+      expect((await runTool('tar', ['-xzOf', blob, 'arch'])).stdout).toBe(`${arch}\n`)
+    }
   })
 })
