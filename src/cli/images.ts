@@ -2,11 +2,12 @@ import { ociArchiveExporter } from '../exporters/oci-archive.js'
 import type { Digest } from '../oci/media-types.js'
 import { defaultCacheDir } from '../store/default-dir.js'
 import { parseImageName } from '../reference/reference.js'
-import { nameImage, requireLocalImage, storedImage } from '../store/local-images.js'
+import { formatPlatform } from '../oci/platform.js'
+import { nameImage, requireLocalImage, storedArtifact } from '../store/local-images.js'
 import { Store } from '../store/store.js'
 import { UsageError, assertKnownFlags, one, type ParsedArgs } from './args.js'
 import { formatBytes, formatAge } from './format.js'
-import { unpackedSize } from './unpacked-size.js'
+import { artifactUnpackedSize } from './unpacked-size.js'
 
 type Io = { out: (s: string) => void; err: (s: string) => void }
 
@@ -31,17 +32,21 @@ export async function imagesCommand(args: ParsedArgs, io: Io): Promise<number> {
   if (args.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(args.positionals[0])}`)
   const store = await openStore(args)
   const records = await store.images.list()
-  // SIZE is what the image takes unpacked, as docker and podman show it (the record's `size` is what it takes compressed).
+  // SIZE is what the image takes unpacked, as docker and podman show it (the record's `size` is what it takes compressed);
+  // an index (a multi-platform image) is one row, its size every platform's unique layers unpacked.
   const unpacked = new Map<string, number>()
+  const platforms = new Map<string, string[]>()
   if (!args.flags.has('--quiet')) {
     for (const r of records) {
       if (unpacked.has(r.digest)) continue
-      const image = await storedImage(store, r.digest as Digest, r.name).catch(() => undefined)
-      unpacked.set(r.digest, image ? await unpackedSize(store, image.manifest) : r.size)
+      const artifact = await storedArtifact(store, r.digest as Digest, r.name).catch(() => undefined)
+      unpacked.set(r.digest, artifact ? await artifactUnpackedSize(store, artifact) : r.size)
+      if (artifact?.kind === 'index') platforms.set(r.digest, artifact.images.map((i) => formatPlatform(i.platform)))
     }
   }
   if (format === 'json') {
-    io.out(`${JSON.stringify(records.map((r) => ({ repository: r.repository, tag: r.tag, digest: r.digest, created: r.created, size: unpacked.get(r.digest) ?? r.size, compressedSize: r.size, name: r.name })), null, 2)}\n`)
+    const rows = records.map((r) => ({ repository: r.repository, tag: r.tag, digest: r.digest, created: r.created, size: unpacked.get(r.digest) ?? r.size, compressedSize: r.size, name: r.name, ...(platforms.has(r.digest) ? { platforms: platforms.get(r.digest) } : {}) }))
+    io.out(`${JSON.stringify(rows, null, 2)}\n`)
     return 0
   }
   if (args.flags.has('--quiet')) {
@@ -66,8 +71,9 @@ export async function tagCommand(args: ParsedArgs, io: Io): Promise<number> {
   }
   const store = await openStore(args)
   const record = await requireLocalImage(store, src)
-  const image = await storedImage(store, record.digest as Digest, src)
-  await nameImage(store, dst, image, new Date(record.created))
+  // An index is named whole: every platform stays under the new name.
+  const artifact = await storedArtifact(store, record.digest as Digest, src)
+  await nameImage(store, dst, artifact, new Date(record.created))
   void io
   return 0
 }
@@ -98,9 +104,10 @@ export async function saveCommand(args: ParsedArgs, io: Io, signal?: AbortSignal
   if (!dest) throw new UsageError('save needs -o PATH')
   const store = await openStore(args)
   const record = await requireLocalImage(store, text)
-  const image = await storedImage(store, record.digest as Digest, text)
+  // An index is saved whole, every platform in the tarball.
+  const artifact = await storedArtifact(store, record.digest as Digest, text)
   const tag = `${record.repository}:${record.tag}`
-  await ociArchiveExporter.export(image, { dest }, { blobs: store.blobs, tags: [tag], epoch: 0, ...(signal ? { signal } : {}) })
-  io.out(`${image.manifestDigest}\n`)
+  await ociArchiveExporter.export(artifact, { dest }, { blobs: store.blobs, tags: [tag], epoch: 0, ...(signal ? { signal } : {}) })
+  io.out(`${artifact.manifestDigest}\n`)
   return 0
 }

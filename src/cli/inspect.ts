@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { Digest } from '../oci/media-types.js'
+import { formatPlatform } from '../oci/platform.js'
 import { inspectImages, type InspectedImage } from '../sources/inspect.js'
 import { defaultCacheDir } from '../store/default-dir.js'
-import { findLocalImage, storedImage } from '../store/local-images.js'
+import { findLocalImage, storedArtifact } from '../store/local-images.js'
 import { Store } from '../store/store.js'
 import { UsageError, assertKnownFlags, one, type ParsedArgs } from './args.js'
 import { formatSize } from './format.js'
@@ -14,13 +15,23 @@ export async function inspectCommand(args: ParsedArgs, io: Pick<Io, 'out'>): Pro
   assertKnownFlags(args, ['--json', '--cache-dir'])
   const path = args.positionals[0]
   if (!path || args.positionals.length > 1) throw new UsageError('inspect needs one archive or layout path, or a local image name')
-  const images = existsSync(path) ? await inspectImages(path) : [await inspectLocal(path, one(args, '--cache-dir') ?? defaultCacheDir())]
+  const images = existsSync(path) ? await inspectImages(path) : await inspectLocal(path, one(args, '--cache-dir') ?? defaultCacheDir())
   if (args.flags.has('--json')) {
     io.out(`${JSON.stringify(images, null, 2)}\n`)
     return 0
   }
+  let shownIndex: Digest | undefined
   for (const img of images) {
     const c = img.config
+    // An index (a multi-platform image) is named once, with its platforms; each image follows.
+    if (img.indexDigest !== undefined && img.indexDigest !== shownIndex) {
+      shownIndex = img.indexDigest
+      const platforms = images.filter((i) => i.indexDigest === img.indexDigest).map((i) => i.platform ?? `${i.config.os}/${i.config.architecture}`)
+      io.out(`Name:         ${img.name ?? '(none)'}\n`)
+      io.out(`Index:        ${img.indexDigest}\n`)
+      io.out(`Platforms:    ${platforms.join(', ')}\n`)
+      io.out('\n')
+    }
     io.out(`Name:         ${img.name ?? '(none)'}\n`)
     io.out(`Digest:       ${img.manifestDigest}\n`)
     io.out(`Config:       ${img.manifest.config.digest}\n`)
@@ -44,14 +55,16 @@ export async function inspectCommand(args: ParsedArgs, io: Pick<Io, 'out'>): Pro
   return 0
 }
 
-/** A local image by name or digest prefix (`imagesmith images`), as `docker inspect NAME` takes it. */
-async function inspectLocal(text: string, cacheDir: string): Promise<InspectedImage> {
+/** A local image by name or digest prefix (`imagesmith images`), as `docker inspect NAME` takes it; an index gives each of its images. */
+async function inspectLocal(text: string, cacheDir: string): Promise<InspectedImage[]> {
   const store = new Store(cacheDir)
   await store.init()
   const record = await findLocalImage(store, text)
   if (!record) {
     throw new ImagesmithError(ErrorCodes.IMAGE_NOT_FOUND, `no archive or layout at ${text}, and no local image ${text} (see imagesmith images)`, { reference: text, path: text })
   }
-  const image = await storedImage(store, record.digest as Digest, text)
-  return { name: `${record.repository}:${record.tag}`, manifestDigest: image.manifestDigest, manifest: image.manifest, config: image.config }
+  const name = `${record.repository}:${record.tag}`
+  const a = await storedArtifact(store, record.digest as Digest, text)
+  if (a.kind === 'image') return [{ name, manifestDigest: a.manifestDigest, manifest: a.manifest, config: a.config }]
+  return a.images.map(({ platform, image }) => ({ name, manifestDigest: image.manifestDigest, manifest: image.manifest, config: image.config, platform: formatPlatform(platform), indexDigest: a.manifestDigest }))
 }

@@ -2,20 +2,30 @@ import { spawn } from 'node:child_process'
 import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip } from 'node:zlib'
+import type { Artifact } from '../artifacts/artifact.js'
 import type { Digest } from '../oci/media-types.js'
-import type { Manifest } from '../oci/types.js'
 import type { Store } from '../store/store.js'
 import { digestOf } from '../util/canonical-json.js'
 import { sniffFile } from '../util/sniff.js'
 
 /**
  * What an image takes unpacked, as `docker images` and `podman images` show it: the sum of its
- * layers' uncompressed sizes. Each layer is decompressed once (streamed, counted) and its size kept
- * in the store's cache index beside the blob, so a prune drops it with the blob.
+ * layers' uncompressed sizes. An index (a multi-platform image) counts each layer its images share
+ * once: the sum over every platform's unique layers, as the store holds them. Each layer is
+ * decompressed once (streamed, counted) and its size kept in the store's cache index beside the
+ * blob, so a prune drops it with the blob.
  */
-export async function unpackedSize(store: Store, manifest: Manifest): Promise<number> {
+export async function artifactUnpackedSize(store: Store, artifact: Artifact): Promise<number> {
+  const manifests = artifact.kind === 'index' ? artifact.images.map((i) => i.image.manifest) : [artifact.manifest]
+  const seen = new Set<string>()
   let total = 0
-  for (const l of manifest.layers) total += await layerUnpackedSize(store, l.digest as Digest, l.size)
+  for (const m of manifests) {
+    for (const l of m.layers) {
+      if (seen.has(l.digest)) continue
+      seen.add(l.digest)
+      total += await layerUnpackedSize(store, l.digest as Digest, l.size)
+    }
+  }
   return total
 }
 

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { Digest } from '../oci/media-types.js'
+import { formatPlatform } from '../oci/platform.js'
 import type { Descriptor, ImageConfig, ImageIndex, Manifest } from '../oci/types.js'
 import { TarArchive, TarFormatError } from './tar-index.js'
 
@@ -12,7 +13,16 @@ export interface InspectedImage {
   readonly manifestDigest: Digest
   readonly manifest: Manifest
   readonly config: ImageConfig
+  /** The platform the index that lists this image names it for (an index's images only). */
+  readonly platform?: string
+  /** The index (a multi-platform image) this image was found in, as a name of it points at it. */
+  readonly indexDigest?: Digest
 }
+
+/** Images one inspection lists at most, across every index it walks (a stranger's archive). */
+const MAX_IMAGES = 256
+/** Indexes nested deeper than this are not followed. */
+const MAX_DEPTH = 4
 
 /** JSON blobs above this size are not manifests or configs. */
 const JSON_LIMIT = 4 << 20
@@ -42,11 +52,23 @@ export async function inspectImages(path: string): Promise<InspectedImage[]> {
     const blob = (d: string) => read(`blobs/sha256/${String(d).slice(7)}`)
     const index = parseJson<ImageIndex>(await read('index.json'), path, 'index.json')
     const out: InspectedImage[] = []
-    for (const d of index.manifests ?? []) {
-      const manifest = parseJson<Manifest>(await blob(d.digest), path, d.digest)
-      const config = parseJson<ImageConfig>(await blob(manifest.config?.digest), path, manifest.config?.digest ?? 'config')
-      out.push({ name: nameOf(d), manifestDigest: d.digest, manifest, config })
+    // An index (a multi-platform image) lists its images by platform: each is shown, under the index's name.
+    const visit = async (d: Descriptor, name: string | undefined, depth: number, inIndex?: { digest: Digest; platform?: string }): Promise<void> => {
+      if (out.length >= MAX_IMAGES) throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `${path}: more than ${MAX_IMAGES} images`, { path, limit: MAX_IMAGES })
+      const doc = parseJson<Manifest & Partial<ImageIndex>>(await blob(d.digest), path, d.digest)
+      if (Array.isArray(doc.manifests)) {
+        if (depth >= MAX_DEPTH) throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `${path}: indexes nested more than ${MAX_DEPTH} deep`, { path, limit: MAX_DEPTH })
+        for (const child of doc.manifests) {
+          // Attestation manifests (platform unknown/unknown) are not images to run.
+          if (child.platform?.os === 'unknown') continue
+          await visit(child, name, depth + 1, { digest: d.digest, ...(child.platform ? { platform: formatPlatform(child.platform) } : {}) })
+        }
+        return
+      }
+      const config = parseJson<ImageConfig>(await blob(doc.config?.digest), path, doc.config?.digest ?? 'config')
+      out.push({ name, manifestDigest: d.digest, manifest: doc, config, ...(inIndex ? { indexDigest: inIndex.digest, ...(inIndex.platform ? { platform: inIndex.platform } : {}) } : {}) })
     }
+    for (const d of index.manifests ?? []) await visit(d, nameOf(d), 0)
     return out
   } catch (e) {
     if (e instanceof TarFormatError) throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `${path} is not a readable tar archive: ${e.message}`, { path }, { cause: e })
