@@ -9,6 +9,9 @@ import type { Platform } from '../oci/types.js'
 import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform } from '../oci/platform.js'
 import { stageLabels, type StageLabels } from './stage-labels.js'
 
+/** BuildKit's automatic platform ARGs: a stage that declares one without a default gets the build's value. */
+const PLATFORM_ARGS = new Set(['TARGETPLATFORM', 'TARGETOS', 'TARGETARCH', 'TARGETVARIANT', 'BUILDPLATFORM', 'BUILDOS', 'BUILDARCH', 'BUILDVARIANT'])
+
 export interface CompileOptions {
   /** Values for ARGs; an ARG without a value here keeps its default. */
   readonly buildArgs?: Readonly<Record<string, string>>
@@ -182,7 +185,13 @@ class StageCompiler {
           const buildArgs = this.#buildArgs
           spec = {
             op: 'arg',
-            args: argSpec.args.map((a) => (Object.hasOwn(buildArgs, a.name) ? { name: a.name, value: buildArgs[a.name] } : a)),
+            args: argSpec.args.map((a) => {
+              if (Object.hasOwn(buildArgs, a.name)) return { name: a.name, value: buildArgs[a.name] }
+              // A platform ARG declared without a default takes the build's values, as BuildKit's
+              // automatic ARGs: TARGETARCH in a BUILD_PLATFORM stage is the target's (cross-compiling).
+              const auto = a.value === undefined ? this.#platformArg(a.name) : undefined
+              return auto === undefined ? a : { ...a, value: auto }
+            }),
           }
         }
         f.head = this.#add(step.kind, spec, [f.head!, ...f.inputs], this.#labels.stepMeta(s, step), f.platform)
@@ -195,6 +204,15 @@ class StageCompiler {
       stack.pop()
     }
     return this.#memo.get(root)!
+  }
+
+  #platformArg(name: string): string | undefined {
+    if (!PLATFORM_ARGS.has(name)) return undefined
+    const target = this.#opts.platform ?? hostPlatform()
+    const build = this.#opts.buildPlatform ?? hostPlatform()
+    const [p, field] = name.startsWith('TARGET') ? [target, name.slice(6)] : [build, name.slice(5)]
+    if (field === 'PLATFORM') return formatPlatform(p)
+    return field === 'OS' ? p.os : field === 'ARCH' ? p.architecture : (p.variant ?? '')
   }
 
   #add<K extends NodeKind>(kind: K, spec: SpecByKind[K], inputs: readonly Digest[], meta: NodeMeta, platform: Platform | undefined): Digest {

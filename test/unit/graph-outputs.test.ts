@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ErrorCodes, image, toDot } from '../../src/index.js'
+import { BUILD_PLATFORM, ErrorCodes, image, toDot } from '../../src/index.js'
 import { compileGraph, compileOutputs, vertexId } from '../../src/graph/compile.js'
 import type { Graph } from '../../src/graph/node.js'
 
@@ -73,5 +73,25 @@ describe('graph outputs', () => {
       expect.objectContaining({ code: ErrorCodes.GRAPH_INVALID, details: { output: 'app', platform: 'linux/amd64' } }),
     )
     expect(() => compileOutputs([])).toThrow(expect.objectContaining({ code: ErrorCodes.GRAPH_INVALID }))
+  })
+
+  it("a platform ARG declared without a default takes the target's (TARGET*) or the build machine's (BUILD*) value, in a BUILD_PLATFORM stage too", () => {
+    const tool = image().from('scratch', { platform: BUILD_PLATFORM }).arg('TARGETARCH').arg('TARGETPLATFORM').arg('BUILDARCH').arg('TARGETVARIANT').arg('TARGETOS', 'mine')
+    const argsOf = (g: Graph) => g.vertices.flatMap((v) => (v.kind === 'config' && (v.spec as { op: string }).op === 'arg' ? (v.spec as unknown as { args: { name: string; value?: string }[] }).args : []))
+    const g = compileOutputs([{ name: 'tool', stage: tool.toStage(), platform: arm64 }], { buildPlatform: amd64 })
+    expect(argsOf(g)).toEqual([
+      { name: 'TARGETARCH', value: 'arm64' },
+      { name: 'TARGETPLATFORM', value: 'linux/arm64' },
+      { name: 'BUILDARCH', value: 'amd64' },
+      { name: 'TARGETVARIANT', value: '' },
+      // A default of the stage's own, and a --build-arg, win over the automatic value.
+      { name: 'TARGETOS', value: 'mine' },
+    ])
+    const overridden = compileOutputs([{ name: 'tool', stage: tool.toStage(), platform: arm64 }], { buildPlatform: amd64, buildArgs: { TARGETARCH: 'x' } })
+    expect(argsOf(overridden)[0]).toEqual({ name: 'TARGETARCH', value: 'x' })
+    // Two targets: the build-platform stage's steps differ by TARGETARCH, so it is solved once per target (natively).
+    const two = compileOutputs([{ name: 'tool', stage: tool.toStage(), platform: amd64 }, { name: 'tool', stage: tool.toStage(), platform: arm64 }], { buildPlatform: amd64 })
+    expect(two.outputs[0]!.vertex).not.toBe(two.outputs[1]!.vertex)
+    expect(two.vertices.every((v) => v.platform === undefined || v.platform.architecture === 'amd64')).toBe(true)
   })
 })
