@@ -3,7 +3,7 @@ import type { BlobStore } from '../store/blob-store.js'
 import { canonicalJson } from '../util/canonical-json.js'
 import { MediaType } from '../oci/media-types.js'
 import { formatPlatform } from '../oci/platform.js'
-import type { Descriptor, FinalImage, ImageConfig, ImageIndex, LayerRef, Manifest } from '../oci/types.js'
+import type { Descriptor, FinalImage, ImageConfig, ImageIndex, LayerRef, Manifest, Platform } from '../oci/types.js'
 import type { FinalIndex, IndexImage } from './artifact.js'
 
 export type { FinalImage } from '../oci/types.js'
@@ -33,7 +33,13 @@ export async function finalizeImage(blobs: BlobStore, config: ImageConfig, layer
  * platforms and `annotations` (the index's own). Each platform once, and each image's config must
  * be for the platform it is listed under: a runtime picks the image by the descriptor.
  */
-export async function finalizeIndex(blobs: BlobStore, images: readonly IndexImage[], annotations?: Readonly<Record<string, string>>): Promise<FinalIndex> {
+export async function finalizeIndex(
+  blobs: BlobStore,
+  images: readonly IndexImage[],
+  annotations?: Readonly<Record<string, string>>,
+  /** Annotations of each image's descriptor in the index (buildx's `manifest-descriptor`). */
+  descriptorAnnotations?: (platform: Platform) => Readonly<Record<string, string>> | undefined,
+): Promise<FinalIndex> {
   if (images.length === 0) throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, 'an image index needs at least one image', {})
   const seen = new Set<string>()
   const manifests: Descriptor[] = images.map(({ platform, image }) => {
@@ -50,6 +56,7 @@ export async function finalizeIndex(blobs: BlobStore, images: readonly IndexImag
       digest: image.manifestDigest,
       size: image.manifestSize,
       platform: { os: platform.os, architecture: platform.architecture, ...(platform.variant ? { variant: platform.variant } : {}) },
+      ...(descriptorAnnotations && Object.keys(descriptorAnnotations(platform) ?? {}).length > 0 ? { annotations: { ...descriptorAnnotations(platform) } } : {}),
     }
   })
   const manifest: ImageIndex = {

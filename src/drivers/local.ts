@@ -138,10 +138,16 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
   const images: IndexImage[] = []
   for (const { state, platform } of outputs) {
     const config = labels ? { ...state.config, config: { ...state.config.config, Labels: { ...state.config.config?.Labels, ...labels } } } : state.config
-    images.push({ platform: platform ?? resolved.platform, image: await finalizeImage(store.blobs, config, state.layers, annotations?.manifest) })
+    const p = platform ?? resolved.platform
+    // A multi-platform build's manifest annotations are per platform (`manifest[linux/arm64]:k=v`).
+    const manifestAnnotations = annotations?.multi ? annotations.multi.platforms[formatPlatform(p)]?.manifest : annotations?.manifest
+    images.push({ platform: p, image: await finalizeImage(store.blobs, config, state.layers, manifestAnnotations) })
   }
   const image = images[0]!.image
-  const artifact: Artifact = multi ? await finalizeIndex(store.blobs, images) : image
+  const multiAnnotations = annotations?.multi
+  const artifact: Artifact = multi
+    ? await finalizeIndex(store.blobs, images, multiAnnotations?.index, multiAnnotations ? (p) => multiAnnotations.platforms[formatPlatform(p)]?.descriptor : undefined)
+    : image
   // Named before exporting: a later build's FROM finds it even when the export fails or there is none.
   const named = new Date()
   for (const t of tags) await nameImage(store, t, artifact, named)

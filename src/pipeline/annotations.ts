@@ -11,8 +11,20 @@ export interface ImageAnnotations {
   readonly manifest: Readonly<Record<string, string>>
   /** index.json's own `annotations` (OCI archive, layout and the archive the `docker` output streams). */
   readonly index: Readonly<Record<string, string>>
-  /** The annotations of the manifest's descriptor in index.json. */
+  /**
+   * The annotations of the top manifest's descriptor in index.json: the image's (`manifest-descriptor`)
+   * on a single-platform build, the image index's (`index-descriptor`) on a multi-platform one.
+   */
   readonly manifestDescriptor: Readonly<Record<string, string>>
+  /**
+   * A multi-platform build's, as buildx places them: each platform's manifest (`manifest`, or
+   * `manifest[os/arch]` for that one alone) and its descriptor in the image index
+   * (`manifest-descriptor`), and the image index's own (`index`, part of its digest).
+   */
+  readonly multi?: {
+    readonly platforms: Readonly<Record<string, { readonly manifest: Readonly<Record<string, string>>; readonly descriptor: Readonly<Record<string, string>> }>>
+    readonly index: Readonly<Record<string, string>>
+  }
 }
 
 const TYPES = {
@@ -61,22 +73,24 @@ export function parseAnnotation(text: string): { targets: { type: AnnotationType
 
 /**
  * The build's annotations by destination, checked before anything runs. A platform qualifier that is
- * not this build's platform fails (BuildKit: "no platform … found in source"). `index-descriptor` is
- * refused: it annotates the descriptor of a nested index in index.json, and a single-platform image
- * has none (index.json itself is the index; BuildKit refuses index annotations on a single-platform
- * export too). A `registry` output refuses `index` and `manifest-descriptor`: a pushed manifest has
- * no index around it, and dropping what was asked for would go unnoticed.
+ * not one of this build's platforms fails (BuildKit: "no platform … found in source"). On a
+ * single-platform build `index-descriptor` is refused: it annotates the descriptor of a nested index
+ * in index.json, and a single-platform image has none (index.json itself is the index; BuildKit
+ * refuses index annotations on a single-platform export too). A `registry` output refuses what it
+ * has no place for: a pushed single manifest has no index around it, a pushed index no index.json;
+ * dropping what was asked for would go unnoticed.
  */
-export function imageAnnotations(list: readonly string[] | undefined, platform: Platform, outputType: string | undefined): ImageAnnotations | undefined {
+export function imageAnnotations(list: readonly string[] | undefined, platforms: Platform | readonly Platform[], outputType: string | undefined): ImageAnnotations | undefined {
   if (list === undefined) return undefined
   if (!Array.isArray(list)) throw bad(list, 'a list of TYPE:KEY=VALUE strings expected')
+  const built = (Array.isArray(platforms) ? platforms : [platforms as Platform]).map(formatPlatform)
+  if (built.length > 1) return multiAnnotations(list, built, outputType)
   const out = { manifest: {} as Record<string, string>, index: {} as Record<string, string>, manifestDescriptor: {} as Record<string, string> }
-  const built = formatPlatform(platform)
   for (const text of list) {
     const { targets, key, value } = parseAnnotation(text)
     for (const t of targets) {
-      if (t.platform !== undefined && t.platform !== built) {
-        throw bad(text, `platform ${t.platform} is not built (this build is for ${built})`)
+      if (t.platform !== undefined && t.platform !== built[0]) {
+        throw bad(text, `platform ${t.platform} is not built (this build is for ${built[0]})`)
       }
       const field = TYPES[t.type]
       if (field === undefined) {
@@ -89,4 +103,32 @@ export function imageAnnotations(list: readonly string[] | undefined, platform: 
     }
   }
   return out
+}
+
+/** A multi-platform build's annotations (see {@link ImageAnnotations.multi}); `index-descriptor` is index.json's descriptor of the index. */
+function multiAnnotations(list: readonly string[], built: readonly string[], outputType: string | undefined): ImageAnnotations {
+  const platforms = Object.fromEntries(built.map((p) => [p, { manifest: {} as Record<string, string>, descriptor: {} as Record<string, string> }]))
+  const index: Record<string, string> = {}
+  const manifest: Record<string, string> = {}
+  const indexDescriptor: Record<string, string> = {}
+  for (const text of list) {
+    const { targets, key, value } = parseAnnotation(text)
+    for (const t of targets) {
+      if (t.platform !== undefined && !built.includes(t.platform)) {
+        throw bad(text, `platform ${t.platform} is not built (this build is for ${built.join(', ')})`)
+      }
+      if (t.type === 'index' || t.type === 'index-descriptor') {
+        if (t.platform !== undefined) throw bad(text, `${t.type} annotates the one index of every platform: no [${t.platform}]`)
+        if (t.type === 'index-descriptor' && outputType !== undefined && NO_INDEX.has(outputType)) {
+          throw new ImagesmithError(ErrorCodes.ANNOTATION_NOT_STORABLE, `annotation ${JSON.stringify(text)}: a ${outputType} output pushes the index itself and no index.json, so an index-descriptor annotation has nowhere to go (use index:${key}=…, or an oci / oci-layout output)`, { annotation: text, type: t.type, output: outputType })
+        }
+        ;(t.type === 'index' ? index : indexDescriptor)[key] = value
+        continue
+      }
+      const field = t.type === 'manifest' ? 'manifest' : 'descriptor'
+      if (field === 'manifest' && t.platform === undefined) manifest[key] = value
+      for (const p of t.platform !== undefined ? [t.platform] : built) platforms[p]![field][key] = value
+    }
+  }
+  return { manifest, index: {}, manifestDescriptor: indexDescriptor, multi: { platforms, index } }
 }

@@ -65,7 +65,7 @@ async function checkBuild(
   const secrets = await checkSecrets(opts.secrets)
   const settings = runSettings(opts)
   const labels = checkLabels(opts.labels)
-  const annotations = imageAnnotations(opts.annotations, resolved.platform, opts.output?.type)
+  const annotations = imageAnnotations(opts.annotations, resolved.platforms, opts.output?.type)
   const contexts = namedContexts(opts.buildContexts)
   for (const c of contexts?.values() ?? []) if (c.kind === 'dir') await checkContext(c.path, c.path)
   return {

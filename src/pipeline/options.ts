@@ -122,7 +122,9 @@ export interface BuildOptions {
    * or `oci-layout` output) or `manifest-descriptor` (the image's descriptor in that index.json), each
    * optionally `TYPE[os/arch]` for the build's platform only. `index-descriptor` fails
    * (ANNOTATION_NOT_STORABLE): a single-platform image has no nested index; so do `index` and
-   * `manifest-descriptor` on a `registry` output, which pushes no index.
+   * `manifest-descriptor` on a `registry` output, which pushes no index. With several `platforms`,
+   * `manifest[os/arch]` annotates that platform's manifest alone, `manifest-descriptor` the images'
+   * descriptors in the image index, `index` the image index, `index-descriptor` its descriptor in index.json.
    * @example ['org.opencontainers.image.source=https://example.com/app', 'index:org.opencontainers.image.title=app']
    */
   readonly annotations?: readonly string[]

@@ -91,6 +91,33 @@ describe.skipIf(bed.skip || ociArch() !== 'amd64')('multi-platform builds', () =
     expect(existsSync(cacheDir)).toBe(false)
   })
 
+  it('annotations land as buildx places them: manifest[platform] on that manifest alone, index on the image index, index-descriptor in index.json', async () => {
+    const dest = join(root, 'annotated.tar')
+    const r = await image().copy('a.txt', '/a.txt').build({
+      context: ctx, cacheDir: join(root, 'c5'), platforms: PLATFORMS, output: { type: 'oci', dest },
+      annotations: ['all=1', 'manifest[linux/arm64]:only.arm=yes', 'index:org.opencontainers.image.title=multi', 'manifest-descriptor[linux/amd64]:desc.amd=yes', 'index-descriptor:top=1'],
+    })
+    const raw = JSON.parse(await skopeo('inspect', '--raw', `oci-archive:${dest}`)) as ImageIndex
+    expect(raw.annotations).toEqual({ 'org.opencontainers.image.title': 'multi' })
+    expect(r.images!.map((i) => i.manifest.annotations)).toEqual([{ all: '1' }, { all: '1', 'only.arm': 'yes' }])
+    expect(r.index!.annotations).toEqual({ 'org.opencontainers.image.title': 'multi' })
+    expect(r.index!.manifests.map((m) => m.annotations)).toEqual([{ 'desc.amd': 'yes' }, undefined])
+    const top = JSON.parse((await runTool('tar', ['-xOf', dest, 'index.json'])).stdout) as ImageIndex
+    expect(top.annotations).toBeUndefined()
+    expect(top.manifests[0]!.digest).toBe(r.digest)
+    expect(top.manifests[0]!.annotations).toMatchObject({ top: '1' })
+  })
+
+  it('a multi-platform annotation for a platform not built, or with nowhere to go, fails before any work', async () => {
+    const cacheDir = join(root, 'c6')
+    const notBuilt = await failure(image().copy('a.txt', '/a.txt').build({ context: ctx, cacheDir, platforms: PLATFORMS, annotations: ['manifest[linux/s390x]:k=v'] }))
+    expect(notBuilt.code).toBe(ErrorCodes.INVALID_ARGUMENT)
+    expect(notBuilt.message).toContain('linux/amd64, linux/arm64')
+    const pushed = await failure(image().copy('a.txt', '/a.txt').build({ context: ctx, cacheDir, platforms: PLATFORMS, tags: ['127.0.0.1:1/x:1'], output: { type: 'registry' }, annotations: ['index-descriptor:k=v'] }))
+    expect(pushed.code).toBe(ErrorCodes.ANNOTATION_NOT_STORABLE)
+    expect(existsSync(cacheDir)).toBe(false)
+  })
+
   describe('a Dockerfile with a build-platform stage, pushed', () => {
     let reg: TestRegistry
     beforeAll(async () => {
