@@ -61,10 +61,14 @@ export function storedRanges(member: RawMember): [number, number][] {
   return out
 }
 
-/** A fingerprint of `stored` for the member's reuse key: the same bytes stored elsewhere give other bytes. */
-export function storedKey(stored: readonly (readonly [number, number])[]): string {
-  return stored.map(([a, b]) => `${a}-${b}`).join(',')
-}
+/**
+ * Names the rule {@link storedRanges} follows, for every member's reuse key: the ranges are a
+ * function of the member's bytes and this rule alone, so the key names the compressed bytes without
+ * computing them (a member copied from the previous blob never samples its entropy). Change it with
+ * any change to what storedRanges picks or how a stored range is written: members keyed under the
+ * old rule must not be copied into a layer the new rule would write otherwise.
+ */
+export const STORE_RULE = `entropy>=${STORE_ENTROPY} of ${SAMPLE} per ${PIECE}, files>=${STORE_MIN}, v1`
 
 /** OS byte of every member header: 3 = Unix. */
 const GZIP_OS_UNIX = 3

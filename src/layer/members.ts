@@ -16,7 +16,7 @@ import { compressMember } from './gzip-parallel.js'
 import { readMemberIndex, type MemberIndex, type MemberRecord } from '../store/member-index.js'
 import { MEMBER_MAX, type DataRange, type PendingCheck, type RawMember } from './member-cut.js'
 import { contentMismatch } from './tar-writer.js'
-import { deflateWithStored, storedKey, storedRanges } from './member-deflate.js'
+import { deflateWithStored, STORE_RULE, storedRanges } from './member-deflate.js'
 
 /** The members of a previous blob, by what they hold uncompressed. */
 export class PreviousMembers {
@@ -111,8 +111,7 @@ export async function* compressMembers(
   const inflight: Promise<MemberOut>[] = []
   const previous = opts.previous
   const one = async ({ bytes: member, data, checks }: RawMember): Promise<MemberOut> => {
-    const stored = storedRanges({ bytes: member, data })
-    const key = memberKey(member, data, stored)
+    const key = memberKey(member, data)
     const copied = previous ? await previous.take(member, key) : undefined
     if (copied) {
       // Its contents' checks are not needed: this member's bytes have the CRC32 of the previous
@@ -126,6 +125,7 @@ export async function* compressMembers(
       opts.release?.(member)
       throw e
     }
+    const stored = storedRanges({ bytes: member, data })
     let bytes: Buffer
     if (stored.length === 0) bytes = await compressMember(member, zopts, opts.release)
     else {
@@ -165,12 +165,12 @@ function readAt(fd: number, buf: Buffer, off: number, pos: number): Promise<numb
 }
 
 /**
- * What decides a member's compressed bytes: its bytes, and which of them are stored. A file content
- * whose sha256 the tar writer checks as it reads (DataRange) stands in the key by that hash, not by
- * its bytes hashed once more; the ranges' places and lengths go in too, so the key names the bytes
- * exactly. Hex sha256.
+ * What decides a member's compressed bytes: its bytes, and the rule that picks which of them are
+ * stored (STORE_RULE; the ranges follow from the bytes). A file content whose sha256 is checked
+ * against its key's hash (DataRange) stands in the key by that hash, not by its bytes hashed once
+ * more; the ranges' places and lengths go in too, so the key names the bytes exactly. Hex sha256.
  */
-export function memberKey(bytes: Buffer, data: readonly DataRange[], stored: readonly (readonly [number, number])[]): string {
+export function memberKey(bytes: Buffer, data: readonly DataRange[]): string {
   const h = createHash('sha256')
   let pos = 0
   let layout = ''
@@ -181,7 +181,7 @@ export function memberKey(bytes: Buffer, data: readonly DataRange[], stored: rea
     pos = b
   }
   if (pos < bytes.length) h.update(bytes.subarray(pos))
-  return h.update(`\0${layout}\0${storedKey(stored)}`).digest('hex')
+  return h.update(`\0${layout}\0${STORE_RULE}`).digest('hex')
 }
 
 /**
