@@ -25,15 +25,19 @@ const SAMPLE = 2048
  */
 const STORE_ENTROPY = 7.8
 
-/** c·log2(c) for every count a sample can hold. */
-const C_LOG_C = (() => {
-  const t = new Float64Array(SAMPLE + 1)
-  for (let c = 2; c <= SAMPLE; c++) t[c] = c * Math.log2(c)
-  return t
-})()
+/** c·log2(c) for every count a sample can hold; made on first use: a no-op build never samples, and it showed in a no-op build's profile at module load. */
+let C_LOG_C: Float64Array | undefined
 const counts = new Uint32Array(256)
 
+function cLogC(): Float64Array {
+  if (C_LOG_C) return C_LOG_C
+  const t = new Float64Array(SAMPLE + 1)
+  for (let c = 2; c <= SAMPLE; c++) t[c] = c * Math.log2(c)
+  return (C_LOG_C = t)
+}
+
 function highEntropy(b: Buffer, start: number): boolean {
+  const C_LOG_C = cLogC()
   counts.fill(0)
   const end = start + SAMPLE
   for (let i = start; i < end; i++) counts[b[i]!]!++
