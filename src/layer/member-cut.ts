@@ -12,6 +12,7 @@
  *   MEMBER_MAX bytes) depend on that entry alone, not on what came before it.
  */
 import type { LayerEntry } from './entry.js'
+import type { FileWhere } from './tar-writer.js'
 
 /** Smallest member a mark may close (the deflate window is 32 KiB: a member much smaller compresses worse). */
 export const MEMBER_MIN = 512 << 10
@@ -45,10 +46,23 @@ export function isMark(path: string, oneIn = MARK_ONE_IN): boolean {
  */
 export type DataRange = readonly [start: number, end: number, sha256?: string]
 
+/**
+ * A file content of a member whose bytes nobody has compared with their sha256 yet (the tar writer
+ * left it to the member writer, {@link MemberSplitter.noteData}): [start, end) in member offsets.
+ */
+export interface PendingCheck {
+  readonly start: number
+  readonly end: number
+  readonly sha256: string
+  readonly where: FileWhere
+}
+
 /** An uncompressed member: its bytes, and where file contents lie in it. */
 export interface RawMember {
   readonly bytes: Buffer
   readonly data: readonly DataRange[]
+  /** Contents to check before the member's bytes are used (none when the tar writer checked them all). */
+  readonly checks?: readonly PendingCheck[]
 }
 
 /**
@@ -59,8 +73,8 @@ export interface RawMember {
 export class MemberSplitter {
   /** Cuts decided by entries that the bytes have not reached yet, ascending. */
   readonly #cuts: number[] = []
-  /** File contents not yet wholly behind a cut: [start, end) tar offsets, ascending. */
-  readonly #data: [number, number, string | undefined][] = []
+  /** File contents not yet wholly behind a cut: [start, end) tar offsets, ascending; with where when its check is ours. */
+  readonly #data: [number, number, string | undefined, FileWhere | undefined][] = []
   /** The last cut an entry decided: MEMBER_MAX cuts count from it. */
   #natural = 0
   /** Tar offset of the current member's first byte. */
@@ -98,9 +112,18 @@ export class MemberSplitter {
     if (this.#lenAt(pos) >= this.#min && isMark(entry.path, this.#oneIn)) this.#cut(pos)
   }
 
-  /** Called with where a file's content lies in the tar, before its bytes are fed. */
-  noteData(start: number, size: number, sha256?: string): void {
-    this.#data.push([start, start + size, sha256])
+  /**
+   * Called with where a file's content lies in the tar, before its bytes are fed. Returns true when
+   * the content will lie wholly in one member and `where` is given: its check against `sha256` is
+   * then the member writer's (the member's {@link RawMember.checks}), which skips it for a member
+   * copied from the previous blob (members.ts).
+   */
+  noteData(start: number, size: number, sha256?: string, where?: FileWhere): boolean {
+    // Cuts before `start` are all decided (entryStart ran); the next one an entry decides falls
+    // after this content, so only a MEMBER_MAX cut can split it.
+    const whole = sha256 !== undefined && where !== undefined && this.#lenAt(start) + size <= this.#max
+    this.#data.push([start, start + size, sha256, whole ? where : undefined])
+    return whole
   }
 
   /** Takes the next bytes of the tar; yields every member they complete. `chunk` is copied, not kept. */
@@ -149,16 +172,21 @@ export class MemberSplitter {
     const end = start + this.#len
     if (this.#cuts[0] === end) this.#cuts.shift()
     const data: DataRange[] = []
-    for (const [a, b, sha] of this.#data) {
+    const checks: PendingCheck[] = []
+    for (const [a, b, sha, where] of this.#data) {
       if (a >= end) break
       if (b <= start) continue
-      data.push(a >= start && b <= end && sha !== undefined ? [a - start, b - start, sha] : [Math.max(a, start) - start, Math.min(b, end) - start])
+      const whole = a >= start && b <= end
+      // noteData promised this content one member: a split one would go unchecked.
+      if (where && !whole) throw new Error(`member cut inside ${where.path}, whose check was left to its member`)
+      data.push(whole && sha !== undefined ? [a - start, b - start, sha] : [Math.max(a, start) - start, Math.min(b, end) - start])
+      if (where) checks.push({ start: a - start, end: b - start, sha256: sha!, where })
     }
     while (this.#data.length > 0 && this.#data[0]![1] <= end) this.#data.shift()
     const bytes = this.#buf!.subarray(0, this.#len)
     this.#buf = undefined
     this.#start = end
     this.#len = 0
-    return { bytes, data }
+    return checks.length > 0 ? { bytes, data, checks } : { bytes, data }
   }
 }

@@ -25,15 +25,19 @@ const SAMPLE = 2048
  */
 const STORE_ENTROPY = 7.8
 
-/** c·log2(c) for every count a sample can hold. */
-const C_LOG_C = (() => {
-  const t = new Float64Array(SAMPLE + 1)
-  for (let c = 2; c <= SAMPLE; c++) t[c] = c * Math.log2(c)
-  return t
-})()
+/** c·log2(c) for every count a sample can hold; made on first use: a no-op build never samples, and it showed in a no-op build's profile at module load. */
+let C_LOG_C: Float64Array | undefined
 const counts = new Uint32Array(256)
 
+function cLogC(): Float64Array {
+  if (C_LOG_C) return C_LOG_C
+  const t = new Float64Array(SAMPLE + 1)
+  for (let c = 2; c <= SAMPLE; c++) t[c] = c * Math.log2(c)
+  return (C_LOG_C = t)
+}
+
 function highEntropy(b: Buffer, start: number): boolean {
+  const C_LOG_C = cLogC()
   counts.fill(0)
   const end = start + SAMPLE
   for (let i = start; i < end; i++) counts[b[i]!]!++
@@ -61,10 +65,14 @@ export function storedRanges(member: RawMember): [number, number][] {
   return out
 }
 
-/** A fingerprint of `stored` for the member's reuse key: the same bytes stored elsewhere give other bytes. */
-export function storedKey(stored: readonly (readonly [number, number])[]): string {
-  return stored.map(([a, b]) => `${a}-${b}`).join(',')
-}
+/**
+ * Names the rule {@link storedRanges} follows, for every member's reuse key: the ranges are a
+ * function of the member's bytes and this rule alone, so the key names the compressed bytes without
+ * computing them (a member copied from the previous blob never samples its entropy). Change it with
+ * any change to what storedRanges picks or how a stored range is written: members keyed under the
+ * old rule must not be copied into a layer the new rule would write otherwise.
+ */
+export const STORE_RULE = `entropy>=${STORE_ENTROPY} of ${SAMPLE} per ${PIECE}, files>=${STORE_MIN}, v1`
 
 /** OS byte of every member header: 3 = Unix. */
 const GZIP_OS_UNIX = 3

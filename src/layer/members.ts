@@ -14,8 +14,9 @@ import { crc32 } from 'node:zlib'
 import { abortError, throwIfAborted } from '../errors.js'
 import { compressMember } from './gzip-parallel.js'
 import { readMemberIndex, type MemberIndex, type MemberRecord } from '../store/member-index.js'
-import { MEMBER_MAX, type DataRange, type RawMember } from './member-cut.js'
-import { deflateWithStored, storedKey, storedRanges } from './member-deflate.js'
+import { MEMBER_MAX, type DataRange, type PendingCheck, type RawMember } from './member-cut.js'
+import { contentMismatch } from './tar-writer.js'
+import { deflateWithStored, STORE_RULE, storedRanges } from './member-deflate.js'
 
 /** The members of a previous blob, by what they hold uncompressed. */
 export class PreviousMembers {
@@ -109,14 +110,22 @@ export async function* compressMembers(
   const zopts = { level: opts.level, chunkSize: MEMBER_MAX + (MEMBER_MAX >> 10) + 1024 }
   const inflight: Promise<MemberOut>[] = []
   const previous = opts.previous
-  const one = async ({ bytes: member, data }: RawMember): Promise<MemberOut> => {
-    const stored = storedRanges({ bytes: member, data })
-    const key = memberKey(member, data, stored)
+  const one = async ({ bytes: member, data, checks }: RawMember): Promise<MemberOut> => {
+    const key = memberKey(member, data)
     const copied = previous ? await previous.take(member, key) : undefined
     if (copied) {
+      // Its contents' checks are not needed: this member's bytes have the CRC32 of the previous
+      // build's member, whose contents were checked against the same hashes (they are in its key).
       opts.release?.(member)
       return { ...copied, reused: true }
     }
+    try {
+      checkContents(member, checks)
+    } catch (e) {
+      opts.release?.(member)
+      throw e
+    }
+    const stored = storedRanges({ bytes: member, data })
     let bytes: Buffer
     if (stored.length === 0) bytes = await compressMember(member, zopts, opts.release)
     else {
@@ -143,17 +152,25 @@ export async function* compressMembers(
 }
 
 
+/** The tar writer left these contents' checks to us (write-layer.ts): SOURCE_CHANGED on the first that differs. */
+function checkContents(member: Buffer, checks: readonly PendingCheck[] | undefined): void {
+  for (const c of checks ?? []) {
+    const got = createHash('sha256').update(member.subarray(c.start, c.end)).digest('hex')
+    if (got !== c.sha256) throw contentMismatch(c.where.path, c.sha256, got, c.where.source)
+  }
+}
+
 function readAt(fd: number, buf: Buffer, off: number, pos: number): Promise<number> {
   return new Promise((resolve, reject) => read(fd, buf, off, buf.length - off, pos, (err, n) => (err ? reject(err) : resolve(n))))
 }
 
 /**
- * What decides a member's compressed bytes: its bytes, and which of them are stored. A file content
- * whose sha256 the tar writer checks as it reads (DataRange) stands in the key by that hash, not by
- * its bytes hashed once more; the ranges' places and lengths go in too, so the key names the bytes
- * exactly. Hex sha256.
+ * What decides a member's compressed bytes: its bytes, and the rule that picks which of them are
+ * stored (STORE_RULE; the ranges follow from the bytes). A file content whose sha256 is checked
+ * against its key's hash (DataRange) stands in the key by that hash, not by its bytes hashed once
+ * more; the ranges' places and lengths go in too, so the key names the bytes exactly. Hex sha256.
  */
-export function memberKey(bytes: Buffer, data: readonly DataRange[], stored: readonly (readonly [number, number])[]): string {
+export function memberKey(bytes: Buffer, data: readonly DataRange[]): string {
   const h = createHash('sha256')
   let pos = 0
   let layout = ''
@@ -164,7 +181,7 @@ export function memberKey(bytes: Buffer, data: readonly DataRange[], stored: rea
     pos = b
   }
   if (pos < bytes.length) h.update(bytes.subarray(pos))
-  return h.update(`\0${layout}\0${storedKey(stored)}`).digest('hex')
+  return h.update(`\0${layout}\0${STORE_RULE}`).digest('hex')
 }
 
 /**

@@ -45,7 +45,20 @@ export interface TarChunkOptions {
    * bytes fails): the gzip member writer stores incompressible contents instead of deflating them,
    * and keys its members by the contents' hashes instead of hashing their bytes once more.
    */
-  readonly onData?: (start: number, size: number, sha256?: string) => void
+  readonly onData?: (start: number, size: number, sha256?: string, where?: FileWhere) => boolean | void
+}
+
+/**
+ * Where a file's bytes came from, for the SOURCE_CHANGED a later check throws. An `onData` that
+ * returns true for a file with a sha256 takes that file's check over: the serializer does not hash
+ * it, and the caller must compare its bytes (or prove them equal some other way) before it uses
+ * them. The gzip member writer does: a member it copies from the previous blob was checked then.
+ */
+export interface FileWhere {
+  /** The entry's path in the layer. */
+  readonly path: string
+  /** The host file. */
+  readonly source: string
 }
 
 const BLOCK = 512
@@ -83,7 +96,7 @@ export class TarSerializer {
   readonly #free: Buffer[] = []
   readonly #tee: EntryTee | undefined
   readonly #expect: ReadonlyMap<string, string> | undefined
-  readonly #onData: ((start: number, size: number, sha256?: string) => void) | undefined
+  readonly #onData: TarChunkOptions['onData']
   #buf: Buffer
   #off = 0
   /** Bytes of the chunks already yielded. */
@@ -158,13 +171,14 @@ export class TarSerializer {
     )
     this.#tee?.begin(entry)
     if (entry.type === 'file' && size > 0) {
-      this.#onData?.(this.position, size, 'path' in entry.source ? this.#expect?.get(entry.source.path) : undefined)
+      const want = 'path' in entry.source ? this.#expect?.get(entry.source.path) : undefined
+      const checkedLater = this.#onData?.(this.position, size, want, want !== undefined && 'path' in entry.source ? { path: entry.path, source: entry.source.path } : undefined) === true
       if ('data' in entry.source) {
         if (entry.source.data.length !== size) throw sizeMismatch(entry.path, size, entry.source.data.length, '<data>')
         this.#tee?.data(entry.source.data)
         yield* this.#put(entry.source.data)
       } else {
-        yield* this.#copyFile(entry.source.path, size, entry.path)
+        yield* this.#copyFile(entry.source.path, size, entry.path, checkedLater)
       }
       this.#pad()
     } else if (entry.type === 'file' && 'path' in entry.source) {
@@ -254,7 +268,7 @@ export class TarSerializer {
   }
 
   /** Reads the host file straight into the output chunks with synchronous reads. */
-  *#copyFile(hostPath: string, size: number, entryPath: string): Generator<Buffer> {
+  *#copyFile(hostPath: string, size: number, entryPath: string, checkedLater: boolean): Generator<Buffer> {
     let fd: number
     try {
       fd = openSync(fsPath(hostPath), 'r')
@@ -264,7 +278,7 @@ export class TarSerializer {
     try {
       const actual = fstatSync(fd).size
       if (actual !== size) throw sizeMismatch(entryPath, size, actual, hostPath)
-      const expected = this.#expect?.get(hostPath)
+      const expected = checkedLater ? undefined : this.#expect?.get(hostPath)
       const hash = expected === undefined ? undefined : createHash('sha256')
       let left = size
       while (left > 0) {
@@ -424,7 +438,8 @@ function sizeMismatch(entryPath: string, expected: number, actual: number, sourc
   )
 }
 
-function contentMismatch(entryPath: string, expected: string, actual: string, source: string): ImagesmithError {
+/** SOURCE_CHANGED for a host file whose bytes hash to other than its cache key's hash. */
+export function contentMismatch(entryPath: string, expected: string, actual: string, source: string): ImagesmithError {
   return new ImagesmithError(
     ErrorCodes.SOURCE_CHANGED,
     `layer entry ${entryPath}: ${source} changed while the layer was written (its bytes hash to sha256:${actual}, the cache key was made with sha256:${expected})`,

@@ -17,7 +17,7 @@ import { compressMembers, PreviousMembers, type MemberOut } from './members.js'
 import type { MemberRecord } from '../store/member-index.js'
 import { writeMemberIndex } from '../store/member-index.js'
 import { nameBytes } from '../util/names.js'
-import { TarSerializer } from './tar-writer.js'
+import { TarSerializer, type FileWhere } from './tar-writer.js'
 
 const DEFAULTS = Object.freeze({ compression: 'gzip' as Compression, level: 6 })
 
@@ -77,7 +77,7 @@ async function writeLayerNow(
     const splitter = gzipped ? new MemberSplitter(8, opts.members?.cut) : undefined
     const tar = new TarSerializer({
       ...(opts.tee ? { tee: opts.tee } : {}), ...(opts.expect ? { expect: opts.expect } : {}),
-      ...(splitter ? { onData: (start: number, size: number, sha?: string) => splitter.noteData(start, size, sha) } : {}),
+      ...(splitter ? { onData: (start: number, size: number, sha?: string, where?: FileWhere) => splitter.noteData(start, size, sha, where) } : {}),
     })
     // With a splitter the tar comes out as whole uncompressed members, else as chunks.
     type Pieces<T> = Iterable<T> | AsyncIterable<T>

@@ -4,9 +4,10 @@
  * a tiny real container (the host's `echo` of a fresh marker, from read-only binds of the host's /usr
  * and friends) with the same namespaces and mounts a RUN step uses; only the marker in its output
  * proves the container ran (a binary that exits 0 at once is no runtime). The answer is cached per store
- * (the trial runs in its work dir).
+ * (the trial runs in its work dir), in memory and on disk for later processes on the same host with
+ * the same candidate binaries (store/probe-record.ts).
  */
-import { accessSync, constants, lstatSync, readlinkSync } from 'node:fs'
+import { accessSync, constants, lstatSync, readlinkSync, statSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { delimiter, isAbsolute, join } from 'node:path'
@@ -14,6 +15,7 @@ import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { storeSlot, type Store } from '../store/store.js'
 import { buildSpec, type OciMount } from './oci-spec.js'
 import { ociRuntime, type RuntimeOptions } from './runc.js'
+import { rememberedProbe } from '../store/probe-record.js'
 import { userNamespace } from '../host/user-namespace.js'
 import type { Runtime } from './runtime.js'
 import { ownerTag } from '../util/owner.js'
@@ -82,28 +84,53 @@ async function detect(opts: DetectOptions): Promise<Runtime> {
     )
   }
   const candidates = opts.preferred ? [opts.preferred] : RUNTIME_CANDIDATES
+  const found = candidates.map((name) => ({ name, binary: which(name, opts.path ?? defaultPath()) }))
+  // The binary that passed its trial in an earlier process, while every candidate is the same file;
+  // a failure is never recorded (the next build tries again, and says why).
+  const passed = await rememberedProbe(opts.store.layout.dir('probes'), opts.store.layout.root, 'oci runtime',
+    found.map(({ name, binary }) => `${name}=${binary ? fileStamp(binary) : '-'}`),
+    (v): v is string => typeof v === 'string' && found.some((f) => f.binary === v),
+    async () => {
+      const { binary, tried } = await firstWorking(found, opts)
+      if (binary !== undefined) return binary
+      const wanted = opts.preferred ? `the runtime ${JSON.stringify(opts.preferred)}` : 'crun or runc'
+      throw new ImagesmithError(
+        ErrorCodes.RUNTIME_NOT_FOUND,
+        `no working OCI runtime for RUN: install ${wanted} (Debian/Ubuntu: apt-get install runc) or name one with the runtime option.\n` +
+          tried.map((t) => `  ${t}`).join('\n'),
+        { tried },
+      )
+    })
+  return ociRuntime(passed, runtimeOptions())
+}
+
+/** A binary's path as it resolves, inode, size and mtime: a replaced or upgraded runtime is tried again. */
+function fileStamp(p: string): string {
+  try {
+    const st = statSync(p)
+    return `${p}:${st.ino}:${st.size}:${st.mtimeMs}`
+  } catch {
+    return `${p}:?`
+  }
+}
+
+/** Tries `found` in order: the first binary whose trial passes, or why none did. */
+async function firstWorking(found: readonly { name: string; binary: string | undefined }[], opts: DetectOptions): Promise<{ binary?: string; tried: string[] }> {
   const tried: string[] = []
-  for (const name of candidates) {
-    const binary = which(name, opts.path ?? defaultPath())
+  for (const { name, binary } of found) {
     if (!binary) {
       tried.push(`${name}: not found`)
       continue
     }
     const runtime = ociRuntime(binary, runtimeOptions())
     const failure = await trial(runtime, opts.store.workDir())
-    if (failure === undefined) return runtime
+    if (failure === undefined) return { binary, tried }
     if (opts.preferred) {
       throw new ImagesmithError(ErrorCodes.RUNTIME_FAILED, `the OCI runtime ${binary} does not run containers: ${failure}`, { runtime: binary, reason: failure })
     }
     tried.push(`${binary}: ${failure}`)
   }
-  const wanted = opts.preferred ? `the runtime ${JSON.stringify(opts.preferred)}` : 'crun or runc'
-  throw new ImagesmithError(
-    ErrorCodes.RUNTIME_NOT_FOUND,
-    `no working OCI runtime for RUN: install ${wanted} (Debian/Ubuntu: apt-get install runc) or name one with the runtime option.\n` +
-      tried.map((t) => `  ${t}`).join('\n'),
-    { tried },
-  )
+  return { tried }
 }
 
 /** In a rootless build's namespace the runtime keeps its state in the step's dir (the host's /run/runc is root's). */

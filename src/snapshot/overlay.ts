@@ -14,6 +14,7 @@ import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { storeSlot, type Store } from '../store/store.js'
 import { userNamespace } from '../host/user-namespace.js'
 import { ownerTag } from '../util/owner.js'
+import { rememberedProbe } from '../store/probe-record.js'
 
 const execFileP = promisify(execFile)
 
@@ -114,25 +115,32 @@ export function setOverlaySupport(store: Store, value: boolean | undefined): voi
 
 /**
  * Whether a writable overlay can be mounted in the store's work dir (root, or root of a rootless
- * build's user namespace; a kernel with overlayfs; a backing filesystem that supports it). Probed once per store.
+ * build's user namespace; a kernel with overlayfs; a backing filesystem that supports it). Probed once per store
+ * and host identity: later processes read the answer (store/probe-record.ts) instead of mounting again.
  */
 export function overlaySupported(store: Store): Promise<boolean> {
   const scratch = store.workDir()
   const state = store.local(PROBE)
   state.probe ??= (async () => {
     if (process.platform !== 'linux' || process.getuid?.() !== 0) return false
-    await mkdir(scratch, { recursive: true })
-    const dir = await mkdtemp(join(scratch, `probe-${ownerTag()}-`))
-    try {
-      for (const d of ['l', 'u', 'w', 'm']) await mkdir(join(dir, d))
-      await mountOverlay({ lower: [join(dir, 'l')], upper: join(dir, 'u'), work: join(dir, 'w'), target: join(dir, 'm'), scratch: dir })
-      await unmount(join(dir, 'm'))
-      return true
-    } catch {
-      return false
-    } finally {
-      await rm(dir, { recursive: true, force: true }).catch(() => undefined)
-    }
+    // Only a mount that worked is recorded: a failed one may have been passing trouble, and the copy
+    // fallback it leads to is slow.
+    return rememberedProbe(store.layout.dir('probes'), store.layout.root, 'overlay', [scratch], (v): v is boolean => v === true, () => probeOverlay(scratch), (v) => v)
   })()
   return state.probe
+}
+
+async function probeOverlay(scratch: string): Promise<boolean> {
+  await mkdir(scratch, { recursive: true })
+  const dir = await mkdtemp(join(scratch, `probe-${ownerTag()}-`))
+  try {
+    for (const d of ['l', 'u', 'w', 'm']) await mkdir(join(dir, d))
+    await mountOverlay({ lower: [join(dir, 'l')], upper: join(dir, 'u'), work: join(dir, 'w'), target: join(dir, 'm'), scratch: dir })
+    await unmount(join(dir, 'm'))
+    return true
+  } catch {
+    return false
+  } finally {
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined)
+  }
 }

@@ -13,6 +13,7 @@
  * <root>/work/                     scratch of running steps (bundles, upper dirs)
  * <root>/statcache/<hex>.json      host file stat → content hash, per build context
  * <root>/layer-members/<hex>.json  gzip member index of layer blob <hex> (store/member-index.ts)
+ * <root>/probes/<hex>.json         host probe answers (runtime, overlay) per host identity (store/probe-record.ts)
  * <root>/refs/<hex>.json           registry tag → the digest it last resolved to (offline pulls)
  * <root>/images/<hex>.json         local image name (a build's tag) → manifest digest, created, size
  * <root>/leases/<tag>-<r>.json     what a running build holds (cache keys, blobs, snapshots); prune skips it
@@ -33,6 +34,7 @@ export const StoreDirs = Object.freeze({
   work: 'work',
   statCache: 'statcache',
   layerMembers: 'layer-members',
+  probes: 'probes',
   refs: 'refs',
   images: 'images',
   leases: 'leases',
@@ -42,7 +44,7 @@ export const StoreDirs = Object.freeze({
 export type StoreDir = keyof typeof StoreDirs
 
 /** Folders whose entries are written through temp names and are swept of dead writers' temps. */
-export const SWEPT_DIRS: readonly StoreDir[] = Object.freeze(['tmp', 'cache', 'imageLookups', 'snapshots', 'statCache', 'images', 'layerMembers'] as const)
+export const SWEPT_DIRS: readonly StoreDir[] = Object.freeze(['tmp', 'cache', 'imageLookups', 'snapshots', 'statCache', 'images', 'layerMembers', 'probes'] as const)
 
 const hex = (digest: string): string => digest.replace(/^sha256:/, '')
 

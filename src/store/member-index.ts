@@ -18,8 +18,9 @@ import { writeFileAtomic } from './atomic-write.js'
 export interface MemberRecord {
   /**
    * Uncompressed bytes (the tar range it holds): their size, and the sha256 (hex) of them followed by
-   * which ranges of them the member stores rather than deflates (layer/member-deflate.ts), so the
-   * two together decide the compressed bytes. What a rebuild looks members up by.
+   * the rule that picks which ranges of them the member stores rather than deflates
+   * (layer/member-deflate.ts), so the two together decide the compressed bytes. What a rebuild looks
+   * members up by.
    */
   readonly usize: number
   readonly usha: string

@@ -6,11 +6,14 @@ import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { LayerEntry } from '../../src/layer/entry.js'
-import { MEMBER_MAX, MemberSplitter, type MemberCutSizes } from '../../src/layer/member-cut.js'
+import { MEMBER_MAX, MemberSplitter, type MemberCutSizes, type RawMember } from '../../src/layer/member-cut.js'
+import { compressMembers, PreviousMembers } from '../../src/layer/members.js'
+import { TarSerializer } from '../../src/layer/tar-writer.js'
+import { ErrorCodes } from '../../src/errors.js'
 import { deflateWithStored, storedRanges } from '../../src/layer/member-deflate.js'
 import { sortEntries, writeLayer } from '../../src/layer/write-layer.js'
 import { BlobStore } from '../../src/store/blob-store.js'
-import { readMemberIndex } from '../../src/store/member-index.js'
+import { readMemberIndex, writeMemberIndex } from '../../src/store/member-index.js'
 
 const MTIME = 1_700_000_000
 /** Small members, so a tree of a few dozen small files spans many of them. */
@@ -312,5 +315,73 @@ describe('deflateWithStored', () => {
     const out = await deflateWithStored(bytes, stored, 6)
     expect(gunzipSync(out).equals(bytes)).toBe(true)
     expect(out.length).toBe(10 + bytes.length + 5 * Math.ceil(bytes.length / 0xffff) + 5 + 8)
+  })
+})
+
+describe('content checks left to the member writer', () => {
+  const hex = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
+
+  it('the tar writer does not hash a file whose check onData takes over, and hashes the others', () => {
+    const dir = mkdtempSync(join(root, 'later-'))
+    const host = join(dir, 'f.txt')
+    writeFileSync(host, 'bytes on disk\n')
+    const entry: LayerEntry = { type: 'file', path: 'f.txt', mode: 0o644, uid: 0, gid: 0, mtime: MTIME, size: 14, source: { path: host } }
+    const stale = hex('other bytes!!\n')
+    const seen: unknown[] = []
+    const run = (take: boolean) => [...new TarSerializer({ expect: new Map([[host, stale]]), onData: (_s, _n, sha, where) => { seen.push([sha, where]); return take } }).add(entry)]
+    expect(() => run(true)).not.toThrow()
+    expect(seen).toEqual([[stale, { path: 'f.txt', source: host }]])
+    expect(() => run(false)).toThrow(expect.objectContaining({ code: ErrorCodes.SOURCE_CHANGED }))
+  })
+
+  it('a member whose bytes it compresses is checked (SOURCE_CHANGED, nothing yielded); one it copies from the previous blob is not', async () => {
+    const bytes = Buffer.concat([Buffer.alloc(512, 1), Buffer.alloc(5000, 'text\n'), Buffer.alloc(120)])
+    // The hash the key was made with; the bytes on disk now differ (edited after the key).
+    const keyed = hex(Buffer.alloc(5000, 'TEXT\n'))
+    const where = { path: 'app/f.txt', source: '/ctx/f.txt' }
+    const member = (): RawMember => ({ bytes: Buffer.from(bytes), data: [[512, 5512, keyed]], checks: [{ start: 512, end: 5512, sha256: keyed, where }] })
+    const drain = async (previous?: PreviousMembers) => {
+      const out = []
+      for await (const m of compressMembers([member()], { level: 6, ...(previous ? { previous } : {}) })) out.push(m)
+      return out
+    }
+    const err = await drain().catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: ErrorCodes.SOURCE_CHANGED, details: { path: where.path, source: where.source, expected: `sha256:${keyed}`, actual: `sha256:${hex(bytes.subarray(512, 5512))}` } })
+
+    // A previous blob holding this member under the same key (made without the check): copied, not checked.
+    const { checks: _checks, ...unchecked } = member()
+    const made = []
+    for await (const m of compressMembers([unchecked], { level: 6 })) made.push(m)
+    const blob = Buffer.concat(made.map((m) => m.bytes))
+    const dir = mkdtempSync(join(root, 'prev-'))
+    const digest = `sha256:${hex(blob)}`
+    writeFileSync(join(dir, 'blob'), blob)
+    await writeMemberIndex(join(dir, 'idx'), { digest, level: 6, zlib: process.versions.zlib, members: made.map((m) => m.record) })
+    const previous = await PreviousMembers.open(join(dir, 'idx'), digest, join(dir, 'blob'), 6)
+    expect(previous).toBeDefined()
+    try {
+      const out = await drain(previous)
+      expect(out.map((m) => m.reused)).toEqual([true])
+      expect(out[0]!.bytes.equals(blob)).toBe(true)
+    } finally {
+      previous!.close()
+    }
+  })
+
+  it('a file edited after its key was made still fails a layer write with SOURCE_CHANGED when its member is compressed', async () => {
+    const rnd = prng(5)
+    const dir = mkdtempSync(join(root, 'edited-'))
+    makeTree(dir, rnd, 20, 4 << 10)
+    const store = await newStore()
+    const entries = entriesOf(dir)
+    const expectMap = expectOf(entries)
+    const victim = entries.find((e) => e.type === 'file' && e.size > 100)!
+    const host = (victim as { source: { path: string } }).source.path
+    const bytes = readFileSync(host)
+    bytes[0] = bytes[0]! ^ 0xff
+    writeFileSync(host, bytes)
+    const err = await writeLayer(entries, store.blobs, { expect: expectMap, members: { dir: store.members } }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: ErrorCodes.SOURCE_CHANGED, details: { path: victim.path, source: host } })
+    expect(readdirSync(join(store.blobs.root, 'blobs', 'sha256'))).toEqual([])
   })
 })
