@@ -3,19 +3,10 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseBakeFiles, resolveBake } from '../../src/bake/index.js'
 import { ErrorCodes, ImagesmithError } from '../../src/errors.js'
+import { thrown } from '../helpers/thrown.js'
 
 const fixture = join(__dirname, '../fixtures/bake/docker-bake.json')
 const fixtureFile = { name: fixture, text: readFileSync(fixture, 'utf8') }
-
-function thrown(fn: () => unknown): ImagesmithError {
-  try {
-    fn()
-  } catch (e) {
-    expect(e).toBeInstanceOf(ImagesmithError)
-    return e as ImagesmithError
-  }
-  throw new Error('expected an error')
-}
 
 const file = (doc: unknown, name = 'docker-bake.json') => ({ name, text: JSON.stringify(doc) })
 

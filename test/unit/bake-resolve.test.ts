@@ -3,20 +3,11 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { bakePrintJson, parseBakeFiles, resolveBake } from '../../src/bake/index.js'
 import { ErrorCodes, ImagesmithError } from '../../src/errors.js'
+import { thrown } from '../helpers/thrown.js'
 
 const fixture = join(__dirname, '../fixtures/bake/docker-bake.json')
 const config = () => parseBakeFiles([{ name: fixture, text: readFileSync(fixture, 'utf8') }])
 const bake = (doc: unknown) => parseBakeFiles([{ name: 'docker-bake.json', text: JSON.stringify(doc) }])
-
-function thrown(fn: () => unknown): ImagesmithError {
-  try {
-    fn()
-  } catch (e) {
-    expect(e).toBeInstanceOf(ImagesmithError)
-    return e as ImagesmithError
-  }
-  throw new Error('expected an error')
-}
 
 describe('bake inherits', () => {
   it('merges parents over several levels, the target’s own keys winning', () => {

@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { scriptTargets, selectScriptTargets } from '../../src/bake/index.js'
 import { ErrorCodes, ImagesmithError, image } from '../../src/index.js'
-
-function thrown(fn: () => unknown): ImagesmithError {
-  try {
-    fn()
-  } catch (e) {
-    expect(e).toBeInstanceOf(ImagesmithError)
-    return e as ImagesmithError
-  }
-  throw new Error('expected an error')
-}
+import { thrown } from '../helpers/thrown.js'
 
 const api = image().from('scratch').label('svc', 'api')
 const web = image().from('scratch').label('svc', 'web')

@@ -11,21 +11,12 @@ import { MAX_DOCKERFILE_INSTRUCTIONS } from '../../src/dockerfile/import.js'
 import { ErrorCodes, fromDockerfile, ImagesmithError } from '../../src/index.js'
 import { processWord } from '../../src/shell/expand.js'
 import { EXPANSION_WORK, ExpansionBudget, MAX_WORD_CHARS } from '../../src/shell/limits.js'
+import { thrown } from '../helpers/thrown.js'
 
 function timed<T>(fn: () => T): { value: T; ms: number } {
   const t = performance.now()
   const value = fn()
   return { value, ms: performance.now() - t }
-}
-
-function thrown(fn: () => unknown): ImagesmithError {
-  try {
-    fn()
-  } catch (e) {
-    expect(e).toBeInstanceOf(ImagesmithError)
-    return e as ImagesmithError
-  }
-  throw new Error('expected an error')
 }
 
 describe('expansion bounds', () => {
