@@ -4,4 +4,4 @@ export { parseBakeFiles, MAX_BAKE_FILE_BYTES, type BakeConfig, type BakeFileSour
 export { resolveBake, expandGroup, MAX_BAKE_DEPTH, type ResolveBakeOptions } from './resolve.js'
 export { parseSets, overridesByTarget, SET_KEYS, type BakeSet } from './overrides.js'
 export { bakePrintJson, bakePrintObject, printTarget } from './print.js'
-export { isImageBuilder, scriptTargets, selectScriptTargets, type ScriptTarget, type ScriptTargetSettings, type SelectScriptTargetsOptions } from './script-targets.js'
+export { scriptTargets, selectScriptTargets, type ScriptTarget, type ScriptTargetSettings, type SelectScriptTargetsOptions } from './script-targets.js'

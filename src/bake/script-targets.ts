@@ -1,4 +1,4 @@
-import { ImageBuilder } from '../builder/image-builder.js'
+import { isImageBuilder, type ImageBuilder } from '../builder/image-builder.js'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { deepFreeze } from '../util/freeze.js'
 import { finishTarget, targetDeps } from './finish.js'
@@ -20,11 +20,6 @@ export interface ScriptTarget {
 
 /** Keys that only mean something for a Dockerfile build. */
 const DOCKERFILE_ONLY = new Set(['dockerfile', 'call'])
-
-/** Builders from another copy of the package (the script's own node_modules) count too, as `imagesmith build` treats them. */
-export function isImageBuilder(x: unknown): x is ImageBuilder {
-  return x instanceof ImageBuilder || (!!x && typeof x === 'object' && typeof (x as ImageBuilder).toStage === 'function' && typeof (x as ImageBuilder).graph === 'function')
-}
 
 /**
  * A build script's targets, by name, from its module: a default export that is a builder is `default`,

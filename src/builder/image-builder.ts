@@ -434,6 +434,14 @@ function fromPlatform(opts: FromOptions): string | undefined {
   return formatPlatform(normalizePlatform(parsePlatform(p)))
 }
 
+/**
+ * Whether `x` is an image builder. A builder from another copy of the package (a build script's own
+ * node_modules) counts too: it has the same methods, only not this class.
+ */
+export function isImageBuilder(x: unknown): x is ImageBuilder {
+  return x instanceof ImageBuilder || (!!x && typeof x === 'object' && typeof (x as ImageBuilder).toStage === 'function' && typeof (x as ImageBuilder).graph === 'function')
+}
+
 /** Starts an image definition (from scratch until {@link ImageBuilder.from} is called). */
 export function image(): ImageBuilder {
   return new ImageBuilder()

@@ -4,7 +4,7 @@ import { extname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { MessageChannel, type MessagePort } from 'node:worker_threads'
 import { setCliBuildArgs } from '../builder/cli-build-args.js'
-import { ImageBuilder } from '../builder/image-builder.js'
+import { ImageBuilder, isImageBuilder } from '../builder/image-builder.js'
 import { ErrorCodes, ImagesmithError, isImagesmithError } from '../errors.js'
 import { aliasCommonJs, importCommonJsScript } from './cjs-alias.js'
 import { stopEsbuild } from './esbuild-service.js'
@@ -53,20 +53,20 @@ export async function loadBuildScript(path: string, target?: string, opts: LoadS
   if (exported && typeof exported === 'object' && !(exported instanceof ImageBuilder) && 'default' in exported && Object.keys(exported).length === 1) {
     exported = (exported as { default: unknown }).default
   }
-  if (isBuilder(exported)) {
+  if (isImageBuilder(exported)) {
     if (target) throw new ImagesmithError(ErrorCodes.TARGET_NOT_FOUND, `--target ${target}: ${file} exports a single builder`, { path: file, target })
     return { builder: exported, targets: [] }
   }
   if (exported && typeof exported === 'object') {
     const record = exported as Record<string, unknown>
-    const targets = Object.keys(record).filter((k) => isBuilder(record[k]))
+    const targets = Object.keys(record).filter((k) => isImageBuilder(record[k]))
     if (targets.length === 0) throw notBuilder(file)
     const name = target ?? (targets.length === 1 ? targets[0]! : undefined)
     if (!name) {
       throw new ImagesmithError(ErrorCodes.TARGET_NOT_FOUND, `${file} exports several builders; pick one with --target (${targets.join(', ')})`, { path: file, targets })
     }
     const b = record[name]
-    if (!isBuilder(b)) {
+    if (!isImageBuilder(b)) {
       throw new ImagesmithError(ErrorCodes.TARGET_NOT_FOUND, `target ${JSON.stringify(name)} not found in ${file} (targets: ${targets.join(', ')})`, { path: file, target: name, targets })
     }
     // The record's keys name its stages (`--no-cache-filter`).
@@ -76,10 +76,6 @@ export async function loadBuildScript(path: string, target?: string, opts: LoadS
 }
 
 /** Builders from another copy of the package (e.g. a script's own node_modules) still count. */
-function isBuilder(x: unknown): x is ImageBuilder {
-  return x instanceof ImageBuilder || (!!x && typeof x === 'object' && typeof (x as ImageBuilder).toStage === 'function' && typeof (x as ImageBuilder).graph === 'function')
-}
-
 function notBuilder(file: string): ImagesmithError {
   return new ImagesmithError(ErrorCodes.BUILD_SCRIPT_INVALID, `${file} must default-export an image builder (image()...) or a record of them`, { path: file })
 }
