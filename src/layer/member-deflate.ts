@@ -11,6 +11,7 @@
  */
 import { constants, crc32, createDeflateRaw } from 'node:zlib'
 import type { RawMember } from './member-cut.js'
+import { GZIP_OS_UNIX } from './gzip-member.js'
 
 /** File content shorter than this is always deflated (a stored piece only pays off on real bytes). */
 export const STORE_MIN = 4096
@@ -74,8 +75,6 @@ export function storedRanges(member: RawMember): [number, number][] {
  */
 export const STORE_RULE = `entropy>=${STORE_ENTROPY} of ${SAMPLE} per ${PIECE}, files>=${STORE_MIN}, v1`
 
-/** OS byte of every member header: 3 = Unix. */
-const GZIP_OS_UNIX = 3
 /** A final, empty stored block (BFINAL=1, BTYPE=00, LEN=0, NLEN=0xffff). */
 const FINAL_EMPTY = Buffer.from([0x01, 0x00, 0x00, 0xff, 0xff])
 const STORED_MAX = 0xffff
