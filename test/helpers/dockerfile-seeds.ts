@@ -3,17 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { findCorpus } from '../../scripts/conformance.js'
 
-/** mulberry32: small, seeded, deterministic. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { prng } from './prng.js'
 
 /** The test fixtures, then (when ../shared/corpus is there) the corpus's real-world Dockerfiles and BuildKit's parser cases. */
 export function seedDockerfiles(): { name: string; text: string }[] {

@@ -14,6 +14,7 @@ import { deflateWithStored, storedRanges } from '../../src/layer/member-deflate.
 import { sortEntries, writeLayer } from '../../src/layer/write-layer.js'
 import { BlobStore } from '../../src/store/blob-store.js'
 import { readMemberIndex, writeMemberIndex } from '../../src/store/member-index.js'
+import { prng } from '../helpers/prng.js'
 
 const MTIME = 1_700_000_000
 /** Small members, so a tree of a few dozen small files spans many of them. */
@@ -22,18 +23,6 @@ const SMALL: MemberCutSizes = { min: 4 << 10, max: 16 << 10, markOneIn: 4 }
 let root: string
 beforeAll(() => { root = mkdtempSync(join(tmpdir(), 'ism-members-')) })
 afterAll(() => rmSync(root, { recursive: true, force: true }))
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Half text-like (compressible), half noise, as real contexts are. */
 function content(rnd: () => number, maxSize: number): Buffer {
