@@ -175,6 +175,14 @@ export const ErrorCodes = Object.freeze({
   BAKE_CYCLE: 'BAKE_CYCLE',
   /** A `--set TARGET.KEY=VALUE` override that is malformed, names an unknown key or a key the target cannot take; `details.set` and `details.key`. */
   BAKE_SET_INVALID: 'BAKE_SET_INVALID',
+  /**
+   * A build cache artifact (`cacheFrom`) this build cannot take: not our cache manifest (another tool's), a config
+   * that does not parse or breaks a bound, an entry whose digest is malformed or names no layer of the manifest;
+   * `details.source` names the cache, `details.field` what is wrong. An import reports it as a warning and goes on.
+   */
+  CACHE_INVALID: 'CACHE_INVALID',
+  /** A `cacheTo` / `cacheFrom` option that is malformed (unknown type, missing `ref`/`dest`/`src`, `mode=max` on inline); `details.option`. */
+  CACHE_OPTION_INVALID: 'CACHE_OPTION_INVALID',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

@@ -23,6 +23,8 @@ import type { ProgressEvent } from '../solver/types.js'
 import { RegistryClient } from '../registry/client.js'
 import { PullSession } from '../registry/pull.js'
 import type { Driver, DriverRequest } from './driver.js'
+import { checkCacheExports, checkCacheImports } from '../cache-share/options.js'
+import { exportCaches, openCacheShare, withInlineCache, type CacheShare } from '../cache-share/session.js'
 
 /**
  * The build on this machine: the store (shared by every build of this process on one cache dir),
@@ -36,6 +38,8 @@ export const localDriver: Driver & { build(request: DriverRequest): Promise<Loca
 
 async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
   const { opts, resolved, tags, position: at } = req
+  const cacheFrom = checkCacheImports(opts.cacheFrom)
+  const cacheTo = checkCacheExports(opts.cacheTo)
   const store = Store.shared(resolved.cacheDir)
   // The lease ends with the build, whatever happened: what it held becomes prunable (and "used now").
   req.onFinally(() => store.lease.release())
@@ -45,6 +49,8 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
   throwIfAborted(opts.signal)
   // Idle keep-alive sockets do not hold the process open: the client needs no close.
   const registry = new PullSession(new RegistryClient(resolved.registry))
+  // Imported caches are read (manifests and configs) before the solve; a step's blob only on its hit.
+  const share: CacheShare | undefined = cacheFrom.length > 0 || cacheTo.length > 0 ? await openCacheShare(cacheFrom, store, registry.client, resolved.platform, opts.signal) : undefined
   // Base configs are read before compiling: their ONBUILD triggers become steps after their FROM.
   at.phase = 'solve'
   const resolveBase = baseResolver({ store, platform: resolved.platform, signal: opts.signal, registry, pull: opts.pull ?? false })
@@ -125,6 +131,7 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
       signal: opts.signal,
       registry,
       resolveBase,
+      ...(share ? { cache: share.backend } : {}),
       emit,
     },
     { concurrency: opts.concurrency },
@@ -136,8 +143,10 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
   const labels = req.labels
   const annotations = req.annotations
   const images: IndexImage[] = []
+  const inline = cacheTo.some((c) => c.type === 'inline')
   for (const { state, platform } of outputs) {
-    const config = labels ? { ...state.config, config: { ...state.config.config, Labels: { ...state.config.config?.Labels, ...labels } } } : state.config
+    const labelled = labels ? { ...state.config, config: { ...state.config.config, Labels: { ...state.config.config?.Labels, ...labels } } } : state.config
+    const config = share && inline ? withInlineCache(labelled, share, state.layers) : labelled
     const p = platform ?? resolved.platform
     // A multi-platform build's manifest annotations are per platform (`manifest[linux/arm64]:k=v`).
     const manifestAnnotations = annotations?.multi ? annotations.multi.platforms[formatPlatform(p)]?.manifest : annotations?.manifest
@@ -155,8 +164,16 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
   let exported: ExportResult | undefined
   if (opts.output) {
     at.phase = 'export'
-    const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal, dockerHost: resolved.dockerHost, registry: resolved.registry, bases: registry.bases, ...(annotations ? { annotations } : {}) }
+    // Imported registry caches are bases too: a push to their registry mounts a hit layer from the cache's repository.
+    const bases = [...registry.bases, ...(share?.bases ?? [])]
+    const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal, dockerHost: resolved.dockerHost, registry: resolved.registry, bases, ...(annotations ? { annotations } : {}) }
     exported = await exportArtifact(artifact, opts.output, ctx)
+  }
+  let cacheExported: Awaited<ReturnType<typeof exportCaches>> = []
+  if (share && cacheTo.length > 0) {
+    at.phase = 'export'
+    const finalLayers = new Set(images.flatMap((i) => i.image.layers.map((l) => l.digest)))
+    cacheExported = await exportCaches(cacheTo, share, finalLayers, store, registry.client, opts.signal)
   }
   return {
     digest: artifact.manifestDigest,
@@ -177,5 +194,6 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
     ...(exported?.ref !== undefined ? { ref: exported.ref } : {}),
     ...(exported?.pushed !== undefined ? { pushed: exported.pushed } : {}),
     bases: registry.bases,
+    ...(share ? { cache: { imported: share.backend.imported, exported: cacheExported, warnings: share.warnings } } : {}),
   }
 }

@@ -7,6 +7,8 @@ import type { RegistryOutputOptions } from '../exporters/registry.js'
 import type { ProgressEvent, SecretSource, VertexRecord } from '../solver/types.js'
 import type { ScheduleRecord } from '../solver/scheduler.js'
 import type { RegistryOptions } from '../registry/options.js'
+import type { CacheExportSpec, CacheImportSpec } from '../cache-share/options.js'
+import type { CacheReport } from '../cache-share/session.js'
 import type { Driver } from '../drivers/driver.js'
 
 /** Where a build goes. Mirrors `docker buildx build --output`. */
@@ -108,6 +110,21 @@ export interface BuildOptions {
   readonly concurrency?: number
   /** Registry mirrors, insecure hosts, CA file and credentials for pulling base images (and pushing). */
   readonly registry?: RegistryOptions
+  /**
+   * Caches to import (`--cache-from`), tried in order after the store's own: a step whose key one
+   * holds is not rebuilt; its layer blob is fetched (and checked) only then. Import only from refs
+   * you trust: a cache decides what a hit step's layer contains. A cache that cannot be read is a
+   * warning (`result.cache.warnings`).
+   * @example [{ type: 'registry', ref: 'registry.example/app:buildcache' }]
+   */
+  readonly cacheFrom?: readonly CacheImportSpec[]
+  /**
+   * Caches to export (`--cache-to`) after the image is built: `registry` (one OCI manifest at `ref`),
+   * `local` (an OCI layout dir), `inline` (records in the image's config). A failed export is a
+   * warning in `result.cache.warnings`; the build's result stands.
+   * @example [{ type: 'registry', ref: 'registry.example/app:buildcache', mode: 'max' }]
+   */
+  readonly cacheTo?: readonly CacheExportSpec[]
   /** Labels set in the image config over those the build made (`--label`). */
   readonly labels?: Readonly<Record<string, string>>
   /** `HOST:IP` lines added to every RUN's /etc/hosts (`--add-host`). */
@@ -201,6 +218,8 @@ export interface BuildResult {
   readonly pushed?: PushStats
   /** Registry base images, each with the digest it resolved to in this build. */
   readonly bases?: readonly BaseImageRecord[]
+  /** What `cacheFrom` / `cacheTo` did (present when either was given): hits from imports, exports written, warnings. */
+  readonly cache?: CacheReport
 }
 
 /** The fields only the local driver knows (it solved every step itself), all present. */
