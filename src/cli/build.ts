@@ -164,6 +164,8 @@ async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, r
     renderer.finish(result, result?.output)
   }
   await writeIidFile(args, result)
+  // Cache imports and exports never fail the build (see README): what went wrong is said here.
+  for (const w of result.cache?.warnings ?? []) io.err(`warning: ${w}\n`)
   const metadataFile = one(args, '--metadata-file')
   if (metadataFile !== undefined) await writeMetadataFile(metadataFile, result, many(args, '--tag'))
   if (progress !== 'quiet' && progress !== 'rawjson') {

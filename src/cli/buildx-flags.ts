@@ -4,10 +4,11 @@ import type { BuildOptions, BuildResult } from '../pipeline/options.js'
 import { parseExtraHost, parseShmSize, parseUlimit } from '../pipeline/run-settings.js'
 import { parseAnnotation } from '../pipeline/annotations.js'
 import { writeFileAtomic } from '../store/atomic-write.js'
-import { UsageError, many, one, type ParsedArgs } from './args.js'
+import { UsageError, many, one, parseCsvPairs, type ParsedArgs } from './args.js'
+import { cacheExportOf, cacheImportOf } from '../cache-share/options.js'
 
 /** `docker buildx build` flags that map onto build options one to one. */
-export const BUILDX_FLAGS = ['--label', '--iidfile', '--add-host', '--ulimit', '--shm-size', '--annotation', '--build-context'] as const
+export const BUILDX_FLAGS = ['--label', '--iidfile', '--add-host', '--ulimit', '--shm-size', '--annotation', '--build-context', '--cache-to', '--cache-from'] as const
 
 export const BUILDX_FLAGS_HELP = `As buildx: --label KEY=VALUE (repeatable; image config labels), --iidfile PATH (writes the image ID:
 the config digest, as buildx does whenever the exporter reports one), --add-host HOST:IP (repeatable; RUN's
@@ -15,10 +16,12 @@ the config digest, as buildx does whenever the exporter reports one), --add-host
 --annotation [TYPE[,TYPE…]:]KEY=VALUE (repeatable; TYPE manifest (default), index or manifest-descriptor, the
 last two in an oci / oci-layout output's index.json), --build-context NAME=VALUE (repeatable; VALUE a directory,
 docker-image://REF or oci-layout://DIR[:TAG|@DIGEST]: FROM NAME, COPY --from=NAME, RUN --mount=from=NAME and a
-stage named NAME read it).`
+stage named NAME read it), --cache-to type=registry,ref=REF[,mode=min|max] | type=local,dest=DIR[,tag=T][,mode=…] |
+type=inline (repeatable; the build's cache, exported after the image), --cache-from type=registry,ref=REF |
+type=local,src=DIR[,tag=T] | REF (repeatable; import only from refs you trust).`
 
 /** The options these flags give; each value is checked here, so a bad one is a usage error (exit 2). */
-export function buildxOptions(args: ParsedArgs): Pick<BuildOptions, 'labels' | 'addHosts' | 'ulimits' | 'shmSize' | 'annotations' | 'buildContexts'> {
+export function buildxOptions(args: ParsedArgs): Pick<BuildOptions, 'labels' | 'addHosts' | 'ulimits' | 'shmSize' | 'annotations' | 'buildContexts' | 'cacheFrom' | 'cacheTo'> {
   const labels: Record<string, string> = {}
   for (const kv of many(args, '--label')) {
     const eq = kv.indexOf('=')
@@ -42,7 +45,15 @@ export function buildxOptions(args: ParsedArgs): Pick<BuildOptions, 'labels' | '
     ...(shmSize !== undefined ? { shmSize } : {}),
     ...(annotations.length > 0 ? { annotations } : {}),
     ...buildContexts(args),
+    ...cacheFlags(args),
   }
+}
+
+/** `--cache-from` / `--cache-to` in buildx's csv; a bare `--cache-from REF` is `type=registry,ref=REF`. */
+export function cacheFlags(args: ParsedArgs): Pick<BuildOptions, 'cacheFrom' | 'cacheTo'> {
+  const cacheFrom = many(args, '--cache-from').map((t) => usage(() => cacheImportOf(t, t.includes('=') ? parseCsvPairs(t, '--cache-from') : undefined), '--cache-from'))
+  const cacheTo = many(args, '--cache-to').map((t) => usage(() => cacheExportOf(t, parseCsvPairs(t, '--cache-to')), '--cache-to'))
+  return { ...(cacheFrom.length > 0 ? { cacheFrom } : {}), ...(cacheTo.length > 0 ? { cacheTo } : {}) }
 }
 
 /**
@@ -70,9 +81,9 @@ export async function writeIidFile(args: ParsedArgs, result: BuildResult): Promi
   await writeFileAtomic(path, result.configDigest ?? result.digest)
 }
 
-function usage(fn: () => unknown, flag: string): void {
+function usage<T>(fn: () => T, flag: string): T {
   try {
-    fn()
+    return fn()
   } catch (e) {
     throw new UsageError(`${flag}: ${(e as Error).message}`)
   }
