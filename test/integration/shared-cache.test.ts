@@ -1,0 +1,172 @@
+/**
+ * The shared build cache (`cacheTo` / `cacheFrom`) against a real docker-registry on loopback, with
+ * and without basic auth: a mode=max export imported by a build on an empty store hits every step
+ * and gives the same digest; a local directory round trip (and its pruning); inline records through
+ * a push; a changed context file rebuilds only the steps after it; a missing ref warns and builds; a
+ * corrupted cache blob is refused, rebuilt, and never enters the store.
+ */
+import { spawnSync } from 'node:child_process'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { image } from '../../src/index.js'
+import type { BuildOptions, LocalBuildResult } from '../../src/pipeline/options.js'
+import { startProxy, startTestRegistry, type TestRegistry } from '../helpers/registry.js'
+import { storeProblems } from '../helpers/store-check.js'
+import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
+import { requireTools } from '../helpers/tools.js'
+
+const bed = requireTools(['docker-registry', 'htpasswd', 'runc'])
+const bin = join(resolve(__dirname, '../..'), 'bin', 'imagesmith.js')
+
+describe.skipIf(bed.skip)('shared build cache', () => {
+  let reg: TestRegistry
+  let basic: TestRegistry
+  let work: string
+  let ctx: string
+  let n = 0
+  const store = () => join(work, `store-${++n}`)
+
+  /** Two stages: `deps` is only copied from, so only mode=max exports its RUN. */
+  const target = () => {
+    const bb = `oci-archive:${busyboxArchive()}`
+    const deps = image().from(bb).run('echo dep > /dep.txt')
+    return image().from(bb).run('echo one > /one.txt').copy('a.txt', '/a.txt').run('cat /a.txt > /a-copy.txt').copy('/dep.txt', '/dep.txt', { from: deps })
+  }
+  const build = (opts: BuildOptions) => target().build({ context: ctx, ...opts }) as Promise<LocalBuildResult>
+  const keyed = (r: LocalBuildResult) => r.vertices.filter((v) => v.key !== undefined)
+  const step = (r: LocalBuildResult, text: string) => {
+    const v = r.vertices.find((x) => x.description.includes(text))
+    if (!v) throw new Error(`no step ${text} in ${r.vertices.map((x) => x.description).join(' | ')}`)
+    return v
+  }
+
+  beforeAll(async () => {
+    work = await tmpDir('ism-shared-cache-')
+    ctx = join(work, 'ctx')
+    spawnSync('mkdir', ['-p', ctx])
+    writeFileSync(join(ctx, 'a.txt'), 'first\n')
+    ;[reg, basic] = await Promise.all([startTestRegistry(), startTestRegistry({ auth: 'basic' })])
+  })
+  afterAll(async () => {
+    await Promise.all([reg?.stop(), basic?.stop()])
+    await cleanupTmpDirs()
+  })
+
+  for (const mode of ['none', 'basic'] as const) {
+    it(`exports mode=max to a registry (${mode} auth); a build on an empty store importing it hits every step, same digest; a push mounts the hit layers`, async () => {
+      const r = mode === 'none' ? reg : basic
+      const registry: BuildOptions['registry'] = r.auth ? { auths: { [r.host]: r.auth } } : {}
+      const ref = `${r.host}/app/cache:max`
+      const cold = await build({ cacheDir: store(), registry, cacheTo: [{ type: 'registry', ref, mode: 'max' }] })
+      expect(cold.cache!.warnings).toEqual([])
+      expect(cold.cache!.exported).toEqual([{ type: 'registry', to: ref, digest: expect.stringMatching(/^sha256:/), records: keyed(cold).length }])
+
+      const warm = await build({ cacheDir: store(), registry, cacheFrom: [{ type: 'registry', ref }], output: { type: 'registry' }, tags: [`${r.host}/app/image:1`] })
+      expect(warm.cache!.warnings).toEqual([])
+      for (const v of keyed(warm)) expect(v.cached, v.description).toBe(true)
+      expect(warm.cache!.imported).toBe(keyed(warm).length)
+      expect(warm.digest).toBe(cold.digest)
+      // The final image's keyed layers are in the cache's repository: mounted, not uploaded again.
+      expect(warm.pushed!.mounted).toBe(keyed(warm).length - 1)
+    })
+  }
+
+  it('mode=min exports only what the final image holds: the deps stage RUN is rebuilt on import', async () => {
+    const ref = `${reg.host}/app/cache:min`
+    const cold = await build({ cacheDir: store(), cacheTo: [{ type: 'registry', ref }] })
+    expect(cold.cache!.exported[0]!.records).toBe(keyed(cold).length - 1)
+    const warm = await build({ cacheDir: store(), cacheFrom: [{ type: 'registry', ref }] })
+    expect(step(warm, 'echo dep').cached).toBe(false)
+    expect(step(warm, 'echo one').cached).toBe(true)
+    expect(warm.digest).toBe(cold.digest)
+  })
+
+  it('a local directory round trip: an OCI layout tagged in index.json; a new export prunes blobs it no longer names', async () => {
+    const dir = join(work, 'local-cache')
+    const cold = await build({ cacheDir: store(), cacheTo: [{ type: 'local', dest: dir, mode: 'max' }] })
+    const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations: Record<string, string> }[] }
+    expect(index.manifests).toHaveLength(1)
+    expect(index.manifests[0]!.annotations['org.opencontainers.image.ref.name']).toBe('latest')
+    expect(index.manifests[0]!.digest).toBe(cold.cache!.exported[0]!.digest)
+    const warm = await build({ cacheDir: store(), cacheFrom: [{ type: 'local', src: dir }] })
+    for (const v of keyed(warm)) expect(v.cached, v.description).toBe(true)
+    expect(warm.digest).toBe(cold.digest)
+
+    const before = new Set(readdirSync(join(dir, 'blobs', 'sha256')))
+    writeFileSync(join(ctx, 'a.txt'), 'pruned\n')
+    try {
+      const changed = await build({ cacheDir: store(), cacheFrom: [{ type: 'local', src: dir }], cacheTo: [{ type: 'local', dest: dir, mode: 'max' }] })
+      const after = new Set(readdirSync(join(dir, 'blobs', 'sha256')))
+      const expected = new Set([changed.cache!.exported[0]!.digest!.slice(7)])
+      const manifest = JSON.parse(readFileSync(join(dir, 'blobs', 'sha256', [...expected][0]!), 'utf8')) as { config: { digest: string }; layers: { digest: string }[] }
+      expected.add(manifest.config.digest.slice(7))
+      for (const l of manifest.layers) expected.add(l.digest.slice(7))
+      expect(after).toEqual(expected)
+      expect([...before].filter((b) => !after.has(b)).length).toBeGreaterThan(0)
+    } finally {
+      writeFileSync(join(ctx, 'a.txt'), 'first\n')
+    }
+  })
+
+  it('inline: the records ride in the pushed image config, and a cacheFrom of the image reads them', async () => {
+    const tag = `${reg.host}/app/inline:1`
+    const single = () => image().from(`oci-archive:${busyboxArchive()}`).run('echo inline > /i.txt').copy('a.txt', '/a.txt')
+    const pushed = await single().build({ context: ctx, cacheDir: store(), output: { type: 'registry' }, tags: [tag], cacheTo: [{ type: 'inline' }] })
+    expect((pushed.config as unknown as Record<string, { records: unknown[] }>)['imagesmith.cache.v1']!.records).toHaveLength(2)
+    const warm = await single().build({ context: ctx, cacheDir: store(), cacheFrom: [{ type: 'registry', ref: tag }], cacheTo: [{ type: 'inline' }] })
+    expect(warm.cache!.warnings).toEqual([])
+    for (const v of keyed(warm)) expect(v.cached, v.description).toBe(true)
+    expect(warm.digest).toBe(pushed.digest)
+  })
+
+  it('one changed context file rebuilds only the steps after it; the rest hit the imported cache', async () => {
+    const ref = `${reg.host}/app/cache:change`
+    await build({ cacheDir: store(), cacheTo: [{ type: 'registry', ref, mode: 'max' }] })
+    writeFileSync(join(ctx, 'a.txt'), 'second\n')
+    try {
+      const r = await build({ cacheDir: store(), cacheFrom: [{ type: 'registry', ref }] })
+      expect(step(r, 'echo dep').cached).toBe(true)
+      expect(step(r, 'echo one').cached).toBe(true)
+      expect(step(r, 'a.txt /a.txt').cached).toBe(false)
+      expect(step(r, 'cat /a.txt').cached).toBe(false)
+      // A COPY's layer holds only what it copies, so its key does not change with the steps before it.
+      expect(step(r, '/dep.txt').cached).toBe(true)
+    } finally {
+      writeFileSync(join(ctx, 'a.txt'), 'first\n')
+    }
+  })
+
+  it('a cache ref that does not exist is a warning, and the build goes on cold', async () => {
+    const ref = `${reg.host}/app/cache:missing`
+    const r = await build({ cacheDir: store(), cacheFrom: [{ type: 'registry', ref }, { type: 'local', src: join(work, 'no-such-dir') }] })
+    expect(r.cache!.warnings).toEqual([expect.stringContaining(`type=registry,ref=${ref} not imported`), expect.stringContaining('no-such-dir')])
+    for (const v of keyed(r)) expect(v.cached, v.description).toBe(false)
+    // The CLI says so on stderr and exits 0.
+    const script = join(work, 'missing.ts')
+    writeFileSync(script, `import { image } from ${JSON.stringify(join(resolve(__dirname, '../..'), 'src', 'index.ts'))}\nexport default image().from(${JSON.stringify(`oci-archive:${busyboxArchive()}`)}).copy('a.txt', '/a.txt')\n`)
+    const cli = spawnSync(process.execPath, [bin, 'build', script, '--context', ctx, '--progress', 'quiet', '--cache-dir', store(), '--cache-from', ref], { encoding: 'utf8', timeout: 300_000 })
+    expect(cli.status, cli.stderr).toBe(0)
+    expect(cli.stderr).toContain(`warning: cache type=registry,ref=${ref} not imported`)
+  })
+
+  it('a cache blob whose bytes do not match its digest is refused: the step is rebuilt, nothing bad enters the store', async () => {
+    const ref = `${reg.host}/app/cache:corrupt`
+    const cold = await build({ cacheDir: store(), cacheTo: [{ type: 'registry', ref, mode: 'max' }] })
+    const manifest = (await (await fetch(`${reg.url}/v2/app/cache/manifests/${cold.cache!.exported[0]!.digest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json()) as { config: { digest: string } }
+    // Layer blobs only: the manifest and config arrive intact, every layer is flipped on the way.
+    const proxy = await startProxy(reg.host, { corrupt: true, paths: new RegExp(`/blobs/sha256:(?!${manifest.config.digest.slice(7)})`) })
+    try {
+      const root = store()
+      const r = await build({ cacheDir: root, cacheFrom: [{ type: 'registry', ref: `${proxy.host}/app/cache:corrupt` }] })
+      // Each hit's blob is refused (a RUN rebuilt anew may give later steps keys the cache lacks).
+      expect(r.cache!.warnings.length).toBeGreaterThan(0)
+      for (const w of r.cache!.warnings) expect(w).toMatch(new RegExp(`^cache type=registry,ref=${proxy.host}/app/cache:corrupt: layer sha256:[a-f0-9]{64} refused \\(.*does not match.*nothing was stored\\); the step is rebuilt$`))
+      expect(r.cache!.imported).toBe(0)
+      for (const v of keyed(r)) expect(v.cached, v.description).toBe(false)
+      expect(storeProblems(root)).toEqual([])
+    } finally {
+      await proxy.stop()
+    }
+  })
+})
