@@ -86,6 +86,12 @@ export async function exportCaches(
     }
     const entries = entriesFor(share, spec.mode ?? 'min', finalLayers)
     const to = spec.type === 'registry' ? spec.ref : spec.dest
+    if (entries.length === 0) {
+      // Nothing keyed went through this build's cache (a rootless build keeps its own): an empty
+      // export would replace a useful one.
+      share.warnings.push(`cache export type=${spec.type},${spec.type === 'registry' ? 'ref' : 'dest'}=${to} skipped: no cache records in this build`)
+      continue
+    }
     try {
       if (spec.type === 'registry') {
         const r = await exportRegistryCache(entries, spec.ref, client, store.blobs, share.bases, signal)

@@ -71,7 +71,8 @@ export async function solveInNamespace(plan: RootlessPlan, graph: Graph, table: 
   if (table !== workerTable) {
     throw new ImagesmithError(ErrorCodes.INTERNAL, 'a rootless build runs its steps in the worker, which serves only the built-in executor table', { table: Object.keys(table) })
   }
-  const { store, signal, registry: _r, resolveBase, emit, limits: _l, step: _s, ...plain } = ctx
+  // An imported cache (cacheFrom) holds functions and cannot cross either: the worker uses the store's own.
+  const { store, signal, registry: _r, resolveBase, emit, limits: _l, step: _s, cache: _c, ...plain } = ctx
   const data: SolveContextData = { ...plain, cacheDir: store.root }
   return (await inWorker(plan, { type: 'solve', graph, ctx: data, opts: { ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}), ...(opts.limits ? { limits: opts.limits } : {}) } }, {
     signal,

@@ -13,6 +13,7 @@ import { image } from '../../src/index.js'
 import type { BuildOptions, LocalBuildResult } from '../../src/pipeline/options.js'
 import { startProxy, startTestRegistry, type TestRegistry } from '../helpers/registry.js'
 import { storeProblems } from '../helpers/store-check.js'
+import { Store } from '../../src/store/store.js'
 import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 import { requireTools } from '../helpers/tools.js'
 
@@ -148,6 +149,16 @@ describe.skipIf(bed.skip)('shared build cache', () => {
     const cli = spawnSync(process.execPath, [bin, 'build', script, '--context', ctx, '--progress', 'quiet', '--cache-dir', store(), '--cache-from', ref], { encoding: 'utf8', timeout: 300_000 })
     expect(cli.status, cli.stderr).toBe(0)
     expect(cli.stderr).toContain(`warning: cache type=registry,ref=${ref} not imported`)
+  })
+
+  it('an export the registry refuses is a warning: the result stands and the image is named in the store', async () => {
+    const root = store()
+    // The basic-auth registry without credentials: every push is refused (401).
+    const ref = `${basic.host}/app/cache:refused`
+    const r = await build({ cacheDir: root, tags: ['refused-export:1'], cacheTo: [{ type: 'registry', ref, mode: 'max' }] })
+    expect(r.cache!.exported).toEqual([])
+    expect(r.cache!.warnings).toEqual([expect.stringMatching(new RegExp(`^cache export type=registry,ref=${ref} failed: .*401`))])
+    expect((await new Store(root).images.get('docker.io/library/refused-export:1'))?.digest).toBe(r.digest)
   })
 
   it('a cache blob whose bytes do not match its digest is refused: the step is rebuilt, nothing bad enters the store', async () => {
