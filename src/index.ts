@@ -51,6 +51,8 @@ export { resolveImage, type BlobFetcher, type ResolveRequest, type ResolvedImage
 export { toDockerfile, type PrintOptions } from './dockerfile/print.js'
 export type { BaseImageRecord } from './pipeline/options.js'
 export type { RegistryOptions, RegistryCredentials } from './registry/options.js'
+export type { CacheExportMode, CacheExportSpec, CacheImportSpec } from './cache-share/options.js'
+export type { CacheReport } from './cache-share/session.js'
 export { fromDockerfile, platformArgs, type DockerfileImport, type FromDockerfileOptions } from './dockerfile/import.js'
 export type { StoreLayout } from './store/layout.js'
 export type { StoreSlot } from './store/store.js'
