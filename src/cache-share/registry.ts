@@ -1,7 +1,7 @@
 import { ErrorCodes, ImagesmithError, isImagesmithError } from '../errors.js'
 import { buildCacheArtifact, CACHE_CONFIG_MEDIA_TYPE, INLINE_CACHE_FIELD, MAX_CACHE_CONFIG_BYTES, parseCacheConfig, parseCacheManifest, parseCacheRecords, type CacheEntry } from '../cache/format.js'
 import type { CacheSource } from '../cache/sharing.js'
-import { MediaType, type Digest } from '../oci/media-types.js'
+import { MediaType, isDigest } from '../oci/media-types.js'
 import { normalizePlatform } from '../oci/platform.js'
 import type { Descriptor, FinalImage, ImageConfig, ImageIndex, Manifest, Platform } from '../oci/types.js'
 import { parseReference, type ImageReference } from '../reference/reference.js'
@@ -61,16 +61,16 @@ export async function importRegistryCache(
 async function readCache(ep: Endpoint, ref: ImageReference, name: string, client: RegistryClient, blobs: BlobStore, platform: Platform, signal?: AbortSignal): Promise<ImportedRegistryCache> {
   let top = await client.getManifest(ep, ref.path, ref.digest ?? ref.tag ?? 'latest', signal)
   if (ref.digest && top.digest !== ref.digest) throw new ImagesmithError(ErrorCodes.DIGEST_MISMATCH, `${name}: the registry sent ${top.digest}`, { expected: ref.digest, actual: top.digest })
-  const doc = JSON.parse(top.bytes.toString('utf8')) as Partial<Manifest & ImageIndex>
+  const doc = parseDoc(top.bytes, name)
   // An image index (an inline cache of a multi-platform image): the build platform's image.
   if (Array.isArray(doc.manifests)) {
     const want = normalizePlatform(platform)
-    const desc = doc.manifests.slice(0, 1000).find((m) => m?.platform && normalizePlatform(m.platform).os === want.os && normalizePlatform(m.platform).architecture === want.architecture && (normalizePlatform(m.platform).variant ?? '') === (want.variant ?? ''))
+    const desc = doc.manifests.slice(0, 1000).filter((m) => isDigest(m?.digest)).find((m) => m?.platform && normalizePlatform(m.platform).os === want.os && normalizePlatform(m.platform).architecture === want.architecture && (normalizePlatform(m.platform).variant ?? '') === (want.variant ?? ''))
     if (!desc) throw new ImagesmithError(ErrorCodes.CACHE_INVALID, `cache ${name} is an image index with no image for ${want.os}/${want.architecture}`, { source: name, field: 'manifests' })
     top = await client.getManifest(ep, ref.path, desc.digest, signal)
     if (top.digest !== desc.digest) throw new ImagesmithError(ErrorCodes.DIGEST_MISMATCH, `${name}: the registry sent ${top.digest} for ${desc.digest}`, { expected: desc.digest, actual: top.digest })
   }
-  const manifestDoc = JSON.parse(top.bytes.toString('utf8')) as Partial<Manifest>
+  const manifestDoc = parseDoc(top.bytes, name)
   const inline = manifestDoc.config?.mediaType === MediaType.OciConfig || manifestDoc.config?.mediaType === MediaType.DockerConfig
   let records
   let layers: readonly Descriptor[]
@@ -104,6 +104,17 @@ async function readCache(ep: Endpoint, ref: ImageReference, name: string, client
   }
 }
 
+function parseDoc(bytes: Buffer, name: string): Partial<Manifest & ImageIndex> {
+  let doc: unknown
+  try {
+    doc = JSON.parse(bytes.toString('utf8'))
+  } catch {
+    doc = undefined
+  }
+  if (typeof doc !== 'object' || doc === null) throw new ImagesmithError(ErrorCodes.CACHE_INVALID, `cache ${name} is not a usable imagesmith cache: its manifest is not a JSON object`, { source: name, field: 'manifest' })
+  return doc as Partial<Manifest & ImageIndex>
+}
+
 /** A config blob, bounded and checked against its digest. */
 async function readSmallBlob(client: RegistryClient, ep: Endpoint, repository: string, desc: Descriptor, signal?: AbortSignal): Promise<Buffer> {
   if (desc.size > MAX_CACHE_CONFIG_BYTES) throw new ImagesmithError(ErrorCodes.CACHE_INVALID, `cache config ${desc.digest} is ${desc.size} bytes (at most ${MAX_CACHE_CONFIG_BYTES})`, { source: repository, field: 'config.size' })
@@ -135,4 +146,3 @@ export async function exportRegistryCache(entries: Iterable<CacheEntry>, ref: st
   return pushImage(artifact, { blobs, tags: [ref], senderFor: (r) => pushSender(client, r), bases, ...(signal ? { signal } : {}) })
 }
 
-export type { Digest }

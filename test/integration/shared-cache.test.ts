@@ -113,6 +113,10 @@ describe.skipIf(bed.skip)('shared build cache', () => {
   it('inline: the records ride in the pushed image config, and a cacheFrom of the image reads them', async () => {
     const tag = `${reg.host}/app/inline:1`
     const single = () => image().from(`oci-archive:${busyboxArchive()}`).run('echo inline > /i.txt').copy('a.txt', '/a.txt')
+    const plain = `${reg.host}/app/plain:1`
+    await single().build({ context: ctx, cacheDir: store(), output: { type: 'registry' }, tags: [plain] })
+    const none = await single().build({ context: ctx, cacheDir: store(), cacheFrom: [{ type: 'registry', ref: plain }] })
+    expect(none.cache!.warnings).toEqual([expect.stringContaining(`cache type=registry,ref=${plain} is an image without inline cache records`)])
     const pushed = await single().build({ context: ctx, cacheDir: store(), output: { type: 'registry' }, tags: [tag], cacheTo: [{ type: 'inline' }] })
     expect((pushed.config as unknown as Record<string, { records: unknown[] }>)['imagesmith.cache.v1']!.records).toHaveLength(2)
     const warm = await single().build({ context: ctx, cacheDir: store(), cacheFrom: [{ type: 'registry', ref: tag }], cacheTo: [{ type: 'inline' }] })
