@@ -142,6 +142,22 @@ describe.skipIf(bed.skip)('shared build cache', () => {
     }
   })
 
+  it('an import reads the manifest and config only: a build whose keys the cache lacks fetches no layer blob', async () => {
+    const ref = `app/cache:unread`
+    const cold = await build({ cacheDir: store(), cacheTo: [{ type: 'registry', ref: `${reg.host}/${ref}`, mode: 'max' }] })
+    const manifest = (await (await fetch(`${reg.url}/v2/app/cache/manifests/${cold.cache!.exported[0]!.digest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json()) as { config: { digest: string } }
+    const proxy = await startProxy(reg.host)
+    try {
+      const other = await image().from(`oci-archive:${busyboxArchive()}`).run('echo other > /other.txt').build({ context: ctx, cacheDir: store(), cacheFrom: [{ type: 'registry', ref: `${proxy.host}/${ref}` }] })
+      expect(other.cache!.warnings).toEqual([])
+      expect(other.cache!.imported).toBe(0)
+      const gets = proxy.requests.filter((q) => q.method === 'GET' && q.path.startsWith('/v2/app/cache/')).map((q) => q.path)
+      expect(gets).toEqual(['/v2/app/cache/manifests/unread', `/v2/app/cache/blobs/${manifest.config.digest}`])
+    } finally {
+      await proxy.stop()
+    }
+  })
+
   it('a cache ref that does not exist is a warning, and the build goes on cold', async () => {
     const ref = `${reg.host}/app/cache:missing`
     const r = await build({ cacheDir: store(), cacheFrom: [{ type: 'registry', ref }, { type: 'local', src: join(work, 'no-such-dir') }] })
