@@ -175,6 +175,12 @@ export const ErrorCodes = Object.freeze({
   BAKE_CYCLE: 'BAKE_CYCLE',
   /** A `--set TARGET.KEY=VALUE` override that is malformed, names an unknown key or a key the target cannot take; `details.set` and `details.key`. */
   BAKE_SET_INVALID: 'BAKE_SET_INVALID',
+  /**
+   * A bake target that failed, which fails the bake (the rest of its solve is cancelled): `details.target` (the first),
+   * `details.targets` (every target that needed the failed step), `details.code` (the underlying error's code, which
+   * is `cause`), and that error's details (`step`, `vertex`, …).
+   */
+  BAKE_TARGET_FAILED: 'BAKE_TARGET_FAILED',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

@@ -5,3 +5,4 @@ export { resolveBake, expandGroup, MAX_BAKE_DEPTH, type ResolveBakeOptions } fro
 export { parseSets, overridesByTarget, SET_KEYS, type BakeSet } from './overrides.js'
 export { bakePrintJson, bakePrintObject, printTarget } from './print.js'
 export { scriptTargets, selectScriptTargets, type ScriptTarget, type ScriptTargetSettings, type SelectScriptTargetsOptions } from './script-targets.js'
+export { bake, targetOptions, type BakeOptions, type BakeResult, type BakeTargetOptions } from './build.js'
