@@ -4,6 +4,8 @@ import { ErrorCodes, ImagesmithError, InvalidArgumentError } from '../errors.js'
 import { checkBuild } from '../pipeline/build.js'
 import { toBuildError, type GatewayScope } from '../pipeline/error-gateway.js'
 import type { BuildOptions, LocalBuildResult } from '../pipeline/options.js'
+import type { DriverRequest } from '../drivers/driver.js'
+import { contextName, type NamedContext } from '../context/named-contexts.js'
 import { bakeLocally, type BakePosition, type LocalTarget } from '../drivers/local.js'
 
 /**
@@ -11,7 +13,13 @@ import { bakeLocally, type BakePosition, type LocalTarget } from '../drivers/loc
  * contexts, labels, annotations) and where it goes (tags, output). Everything else (context, store,
  * secrets, network, runtime, no-cache) is the solve's, so one for the whole bake.
  */
-export type BakeTargetOptions = Pick<BuildOptions, 'tags' | 'output' | 'buildArgs' | 'platform' | 'platforms' | 'labels' | 'annotations' | 'buildContexts' | 'stages' | 'targetFor' | 'noCacheFilter'>
+export type BakeTargetOptions = Pick<BuildOptions, 'tags' | 'output' | 'buildArgs' | 'platform' | 'platforms' | 'labels' | 'annotations' | 'buildContexts' | 'stages' | 'targetFor' | 'noCacheFilter'> & {
+  /**
+   * Named contexts that are other builders (a bake file's `contexts: { base: "target:base" }`): FROM
+   * or COPY --from that name reads the builder's stage, compiled into the same graph, so it runs once.
+   */
+  readonly targetContexts?: Readonly<Record<string, ImageBuilder>>
+}
 
 export interface BakeOptions extends Omit<BuildOptions, keyof BakeTargetOptions | 'driver'> {
   /** Each target's own options, by target name; a target not named here takes the bake's. */
@@ -48,7 +56,8 @@ export async function bake(targets: Readonly<Record<string, ImageBuilder>>, opti
       checking = name
       const scope: { -readonly [K in keyof GatewayScope]: GatewayScope[K] } = { contextDir: '', cacheDir: '' }
       scopes.set(name, scope)
-      entries.push({ name, request: await checkBuild(targets[name]!, targetOptions(name, options), scope, at, releases) })
+      const request = await checkBuild(targets[name]!, targetOptions(name, options), scope, at, releases)
+      entries.push({ name, request: withTargetContexts(request, { ...options.defaults?.targetContexts, ...options.targets?.[name]?.targetContexts }) })
     }
     checking = undefined
     const results = await bakeLocally(entries, at)
@@ -67,9 +76,21 @@ export async function bake(targets: Readonly<Record<string, ImageBuilder>>, opti
 /** A target's build options: the bake's, its defaults, then its own; `outDir` gives an output to those without one. */
 export function targetOptions(name: string, options: BakeOptions): BuildOptions {
   const { targets: _t, outDir, defaults, ...common } = options
-  const own = { ...defaults, ...options.targets?.[name] }
+  const { targetContexts: _c, ...own } = { ...defaults, ...options.targets?.[name] }
   const output = own.output ?? (outDir !== undefined ? { type: 'oci' as const, dest: join(outDir, `${name}.tar`) } : undefined)
   return { ...common, ...own, ...(output ? { output } : {}) }
+}
+
+/** A request whose named contexts include other builders' stages. */
+function withTargetContexts(request: DriverRequest, builders: Readonly<Record<string, ImageBuilder>>): DriverRequest {
+  const entries = Object.entries(builders)
+  if (entries.length === 0) return request
+  const contexts = new Map<string, NamedContext>(request.contexts ?? [])
+  for (const [name, b] of entries) {
+    if (!isImageBuilder(b)) throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `targetContexts.${name} is not an image builder`, { option: 'targetContexts', name })
+    contexts.set(contextName(name), { kind: 'stage', stage: b.toStage() })
+  }
+  return { ...request, contexts }
 }
 
 function checkTargets(targets: Readonly<Record<string, ImageBuilder>>, options: BakeOptions): string[] {
