@@ -19,7 +19,7 @@ const unsupported = (name: string, value: string, what: string) =>
 
 /**
  * VALUE by its prefix, first match wins; a value no prefix claims is a directory (relative to the
- * working directory). The later monorepo bake adds its `target:` line here.
+ * working directory). `target:NAME` is bake's alone: bake() passes that target's builder (`targetContexts`).
  */
 const FORMS: readonly { readonly prefix: string; readonly read: (rest: string, name: string, value: string) => NamedContext }[] = [
   {
