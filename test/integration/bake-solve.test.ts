@@ -96,6 +96,15 @@ describe.skipIf(bed.skip)('bake: many targets in one solve', () => {
     expect(existsSync(join(outDir, 'broken.tar'))).toBe(false)
   })
 
+  it("gives each target its own options over the bake's defaults, in the same solve", async () => {
+    const cacheDir = join(work, 'store-e')
+    const r = await bake(targets, { ...opts(cacheDir), defaults: { labels: { team: 'core' } }, targets: { web: { labels: { tier: 'front' }, buildArgs: { UNUSED: '1' } } } })
+    expect(r.web!.config.config?.Labels).toEqual({ tier: 'front' })
+    expect(r.api!.config.config?.Labels).toEqual({ team: 'core' })
+    expect(r.worker!.config.config?.Labels).toEqual({ team: 'core' })
+    expect((await targets.web!.build({ ...opts(cacheDir), labels: { tier: 'front' } })).digest).toBe(r.web!.digest)
+  })
+
   it('names the target whose options are bad before any work', async () => {
     const err = await rejected(bake(targets, { ...opts(join(work, 'store-d')), targets: { web: { tags: ['Not A Tag'] } } }))
     expect((err as ImagesmithError).code).toBe(ErrorCodes.BAKE_TARGET_FAILED)
