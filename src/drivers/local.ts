@@ -81,7 +81,12 @@ async function solveLocally(entries: readonly LocalTarget[], at: BakePosition, l
   const resolveBase = baseResolver({ store, platform: resolved.platform, signal: opts.signal, registry, pull: opts.pull ?? false })
   const buildPlatform = hostPlatform()
   const compiled: CompiledTarget[] = []
-  for (const entry of entries) compiled.push(await compileTarget(entry, resolveBase, buildPlatform, at))
+  for (const entry of entries) {
+    // A base that cannot be resolved, or a bad stage filter, is the target being compiled's failure.
+    if (labelled) at.targets = [entry.name]
+    compiled.push(await compileTarget(entry, resolveBase, buildPlatform, at))
+  }
+  if (labelled) delete at.targets
   const graph = compiled.length === 1 ? compiled[0]!.graph : mergeGraphs(compiled.map((c) => c.graph))
   requireEmulation(runPlatforms(graph, resolved.platform))
   const noCacheFilter = compiled.flatMap((c) => c.noCacheFilter)
@@ -111,7 +116,7 @@ async function solveLocally(entries: readonly LocalTarget[], at: BakePosition, l
     onProgress?.(e)
   }
 
-  const { outputs, vertices, schedule } = await solverFor(graph, { runtime: opts.runtime, network: resolved.network }, solve)(
+  const { outputs, vertices, schedule, cacheHits } = await solverFor(graph, { runtime: opts.runtime, network: resolved.network }, solve)(
     graph,
     executors,
     {
@@ -151,7 +156,7 @@ async function solveLocally(entries: readonly LocalTarget[], at: BakePosition, l
       store, registry, at,
       vertices: own,
       schedule: mine ? schedule.filter((s) => mine.has(s.vertex)) : schedule,
-      cacheHits: own.filter((v) => v.cached).length,
+      cacheHits: mine ? own.filter((v) => v.cached).length : cacheHits,
     }))
   }
   if (labelled) delete at.targets

@@ -105,6 +105,13 @@ describe.skipIf(bed.skip)('bake: many targets in one solve', () => {
     expect((await targets.web!.build({ ...opts(cacheDir), labels: { tier: 'front' } })).digest).toBe(r.web!.digest)
   })
 
+  it('names the target whose base cannot be resolved', async () => {
+    const lost = image().from(`oci-archive:${join(work, 'missing.tar')}`).run('true')
+    const err = (await rejected(bake({ ...targets, lost }, opts(join(work, 'store-f'))))) as ImagesmithError
+    expect(err.code).toBe(ErrorCodes.BAKE_TARGET_FAILED)
+    expect(err.details).toMatchObject({ target: 'lost', targets: ['lost'] })
+  })
+
   it('names the target whose options are bad before any work', async () => {
     const err = await rejected(bake(targets, { ...opts(join(work, 'store-d')), targets: { web: { tags: ['Not A Tag'] } } }))
     expect((err as ImagesmithError).code).toBe(ErrorCodes.BAKE_TARGET_FAILED)
