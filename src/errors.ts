@@ -183,6 +183,12 @@ export const ErrorCodes = Object.freeze({
   CACHE_INVALID: 'CACHE_INVALID',
   /** A `cacheTo` / `cacheFrom` option that is malformed (unknown type, missing `ref`/`dest`/`src`, `mode=max` on inline); `details.option`. */
   CACHE_OPTION_INVALID: 'CACHE_OPTION_INVALID',
+  /**
+   * A bake target that failed, which fails the bake (the rest of its solve is cancelled): `details.target` (the first),
+   * `details.targets` (every target that needed the failed step), `details.code` (the underlying error's code, which
+   * is `cause`), and that error's details (`step`, `vertex`, …).
+   */
+  BAKE_TARGET_FAILED: 'BAKE_TARGET_FAILED',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

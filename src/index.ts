@@ -7,6 +7,7 @@ export type { ArgDecl } from './graph/nodes/config-node.js'
 export type { BuildOptions, BuildResult, LocalBuildResult, OutputSpec } from './pipeline/options.js'
 export type { Driver, DriverRequest, BuildPosition } from './drivers/driver.js'
 export { localDriver } from './drivers/local.js'
+export { bake, type BakeOptions, type BakeResult, type BakeTargetOptions } from './bake/build.js'
 export { defaultCacheDir } from './store/default-dir.js'
 export {
   ErrorCodes,

@@ -23,6 +23,12 @@ export interface LoadScriptOptions {
  * our own module hooks (esbuild, cached per content), from a source checkout through tsx.
  */
 export async function loadBuildScript(path: string, target?: string, opts: LoadScriptOptions = {}): Promise<{ builder: ImageBuilder; targets: string[]; stages?: Record<string, ImageBuilder> }> {
+  const { file, mod } = await loadScriptModule(path, opts)
+  return pickBuilder(file, mod, target)
+}
+
+/** The script's module as loaded (`imagesmith bake` reads every builder it exports), and its absolute path. */
+export async function loadScriptModule(path: string, opts: LoadScriptOptions = {}): Promise<{ file: string; mod: Record<string, unknown> }> {
   const file = resolve(path)
   try {
     await fsp.access(file)
@@ -48,6 +54,10 @@ export async function loadBuildScript(path: string, target?: string, opts: LoadS
     // The script is loaded: esbuild's processes end here, not with the CLI (which would leave them to init).
     await stopScriptCompilers()
   }
+  return { file, mod }
+}
+
+function pickBuilder(file: string, mod: Record<string, unknown>, target: string | undefined): { builder: ImageBuilder; targets: string[]; stages?: Record<string, ImageBuilder> } {
   let exported = mod.default
   // tsx may wrap a CJS-style module's default export once more.
   if (exported && typeof exported === 'object' && !(exported instanceof ImageBuilder) && 'default' in exported && Object.keys(exported).length === 1) {

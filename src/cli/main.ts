@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { isImagesmithError, ErrorCodes, ImagesmithError } from '../errors.js'
 import { UsageError, parseArgs, type ParsedArgs } from './args.js'
 import { buildCommand } from './build.js'
+import { BAKE_HELP, bakeCommand } from './bake.js'
 import { graphCommand } from './graph.js'
 import { inspectCommand } from './inspect.js'
 import type { Io } from './io.js'
@@ -35,6 +36,7 @@ Usage:
                    [--secret id=ID,src=PATH | id=ID,env=VAR]... [--ssh default|ID=SOCKET]... [--platform os/arch]
                    [--network default|none|host] [--allow network.host|security.insecure]...
                    [--cache-dir DIR] [--runtime crun|runc|PATH] [--registry-mirror R=HOST]... [--insecure-registry HOST]...
+${BAKE_HELP}
   imagesmith graph <build.ts> | -f Dockerfile|- [CONTEXT] [--target NAME] [--format mermaid|dot] [--build-arg K=V]... [--platform os/arch]
   imagesmith inspect <archive.tar | layout-dir | local image name> [--json] [--cache-dir DIR]
 ${DOCKERFILE_HELP}
@@ -102,7 +104,7 @@ export async function main(argv: readonly string[], io: Io, signal?: AbortSignal
 type Command = (args: ParsedArgs, io: Io, signal: AbortSignal | undefined) => Promise<number>
 
 const COMMANDS: Readonly<Record<string, Command>> = {
-  build: buildCommand, graph: graphCommand, inspect: inspectCommand, login: loginCommand, logout: logoutCommand, dockerfile: dockerfileCommand, convert: convertCommand, pull: pullCommand,
+  build: buildCommand, bake: bakeCommand, graph: graphCommand, inspect: inspectCommand, login: loginCommand, logout: logoutCommand, dockerfile: dockerfileCommand, convert: convertCommand, pull: pullCommand,
   images: imagesCommand, tag: tagCommand, rmi: rmiCommand, save: saveCommand, cache: cacheCommand, binfmt: binfmtCommand,
 }
 

@@ -6,16 +6,20 @@
 import { resolve } from 'node:path'
 import { ErrorCodes, ImagesmithError, InvalidArgumentError } from '../errors.js'
 import { parseReference } from '../reference/reference.js'
+import type { StageDef } from '../graph/stage.js'
 
-/** What a name reads: an image (any reference `from()` takes), or a directory. */
-export type NamedContext = { readonly kind: 'image'; readonly ref: string } | { readonly kind: 'dir'; readonly path: string }
+/**
+ * What a name reads: an image (any reference `from()` takes), a directory, or (bake's `target:NAME`)
+ * another target's stage, built in the same solve.
+ */
+export type NamedContext = { readonly kind: 'image'; readonly ref: string } | { readonly kind: 'dir'; readonly path: string } | { readonly kind: 'stage'; readonly stage: StageDef }
 
 const unsupported = (name: string, value: string, what: string) =>
   new ImagesmithError(ErrorCodes.BUILD_CONTEXT_UNSUPPORTED, `build context ${name}=${value}: ${what} is not supported (give a directory, docker-image://REF or oci-layout://DIR[:TAG|@DIGEST])`, { name, value })
 
 /**
  * VALUE by its prefix, first match wins; a value no prefix claims is a directory (relative to the
- * working directory). The later monorepo bake adds its `target:` line here.
+ * working directory). `target:NAME` is bake's alone: bake() passes that target's builder (`targetContexts`).
  */
 const FORMS: readonly { readonly prefix: string; readonly read: (rest: string, name: string, value: string) => NamedContext }[] = [
   {

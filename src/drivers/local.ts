@@ -11,7 +11,7 @@ import type { Artifact, IndexImage } from '../artifacts/artifact.js'
 import { compileOutputs } from '../graph/compile.js'
 import { DEFAULT_OUTPUT } from '../graph/node.js'
 import { formatPlatform, hostPlatform } from '../oci/platform.js'
-import { solve } from '../solver/solve.js'
+import { solve, type SolvedOutput } from '../solver/solve.js'
 import { solverFor } from '../rootless/solve-in-namespace.js'
 import { Store } from '../store/store.js'
 import { nameImage } from '../store/local-images.js'
@@ -22,8 +22,11 @@ import { applyNamedContexts } from '../pipeline/named-contexts.js'
 import type { ProgressEvent } from '../solver/types.js'
 import { RegistryClient } from '../registry/client.js'
 import { PullSession } from '../registry/pull.js'
-import type { Driver, DriverRequest } from './driver.js'
-import { checkCacheExports, checkCacheImports } from '../cache-share/options.js'
+import type { BuildPosition, Driver, DriverRequest } from './driver.js'
+import type { AnyVertex, Graph } from '../graph/node.js'
+import type { Platform } from '../oci/types.js'
+import { deepFreeze } from '../util/freeze.js'
+import { checkCacheExports, checkCacheImports, type CacheExportSpec } from '../cache-share/options.js'
 import { exportCaches, openCacheShare, withInlineCache, type CacheShare } from '../cache-share/session.js'
 
 /**
@@ -37,12 +40,41 @@ export const localDriver: Driver & { build(request: DriverRequest): Promise<Loca
 }
 
 async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
-  const { opts, resolved, tags, position: at } = req
-  const cacheFrom = checkCacheImports(opts.cacheFrom)
-  const cacheTo = checkCacheExports(opts.cacheTo)
+  const results = await solveLocally([{ name: DEFAULT_OUTPUT, request: req }], req.position, false)
+  return results.get(DEFAULT_OUTPUT)!
+}
+
+/** One target of a local bake: its name (its graph outputs' name) and its checked request. */
+export interface LocalTarget {
+  readonly name: string
+  readonly request: DriverRequest
+}
+
+/** Where a bake failed: the build position, and the targets whose outputs needed the failing step. */
+export interface BakePosition extends BuildPosition {
+  targets?: readonly string[]
+}
+
+/**
+ * Many targets in one solve: every target × platform a named output of one graph (a step two targets
+ * share is one vertex, run once), one queue and one set of pools; then each target finalized, named
+ * and exported as its own build would be. What the solve shares (store, context, secrets, network,
+ * runtime, no-cache) is the first request's: the caller gives every target the same. The first failure
+ * cancels the rest (the solver's rule); `at.targets` then names the targets that needed the failed step.
+ */
+export async function bakeLocally(targets: readonly LocalTarget[], at: BakePosition): Promise<ReadonlyMap<string, LocalBuildResult>> {
+  return solveLocally(targets, at, true)
+}
+
+async function solveLocally(entries: readonly LocalTarget[], at: BakePosition, labelled: boolean): Promise<Map<string, LocalBuildResult>> {
+  const first = entries[0]!.request
+  const { opts, resolved } = first
+  // A solve imports every target's caches (an import only answers lookups); each target exports its own.
+  const cacheTo = new Map(entries.map((e) => [e.name, checkCacheExports(e.request.opts.cacheTo)]))
+  const cacheFrom = [...new Map(entries.flatMap((e) => checkCacheImports(e.request.opts.cacheFrom)).map((c) => [JSON.stringify(c), c])).values()]
   const store = Store.shared(resolved.cacheDir)
   // The lease ends with the build, whatever happened: what it held becomes prunable (and "used now").
-  req.onFinally(() => store.lease.release())
+  first.onFinally(() => store.lease.release())
   await store.init()
   // Before the first lookup: a prune in another process skips what this build holds (store/lease.ts).
   await store.lease.begin()
@@ -50,10 +82,110 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
   // Idle keep-alive sockets do not hold the process open: the client needs no close.
   const registry = new PullSession(new RegistryClient(resolved.registry))
   // Imported caches are read (manifests and configs) before the solve; a step's blob only on its hit.
-  const share: CacheShare | undefined = cacheFrom.length > 0 || cacheTo.length > 0 ? await openCacheShare(cacheFrom, store, registry.client, resolved.platform, opts.signal) : undefined
+  const share: CacheShare | undefined = cacheFrom.length > 0 || [...cacheTo.values()].some((c) => c.length > 0) ? await openCacheShare(cacheFrom, store, registry.client, resolved.platform, opts.signal) : undefined
   // Base configs are read before compiling: their ONBUILD triggers become steps after their FROM.
   at.phase = 'solve'
   const resolveBase = baseResolver({ store, platform: resolved.platform, signal: opts.signal, registry, pull: opts.pull ?? false })
+  const buildPlatform = hostPlatform()
+  const compiled: CompiledTarget[] = []
+  for (const entry of entries) {
+    // A base that cannot be resolved, or a bad stage filter, is the target being compiled's failure.
+    if (labelled) at.targets = [entry.name]
+    compiled.push(await compileTarget(entry, resolveBase, buildPlatform, at))
+  }
+  if (labelled) delete at.targets
+  const graph = compiled.length === 1 ? compiled[0]!.graph : mergeGraphs(compiled.map((c) => c.graph))
+  requireEmulation(runPlatforms(graph, resolved.platform))
+  const noCacheFilter = compiled.flatMap((c) => c.noCacheFilter)
+
+  // Which targets each vertex serves: a bake's progress lines and its failure name them.
+  const owners = labelled ? vertexOwners(compiled) : undefined
+  const multi = compiled.some((c) => c.multi)
+  // The first step that fails for its own reason (not a sibling cancelled after it) is the one named.
+  const onProgress = opts.onProgress
+  const byVertex = new Map(graph.vertices.map((v) => [v.id, v]))
+  const emit = (e: ProgressEvent): void => {
+    if ('description' in e) {
+      // A multi-platform build's steps say their platform, as buildx shows them: `[linux/arm64] RUN …`;
+      // a bake's say their target first: `[web linux/arm64] RUN …`, `[api,web] RUN …` for a shared step.
+      const p = multi ? byVertex.get(e.vertex)?.platform : undefined
+      const names = owners?.get(e.vertex)
+      const label = [names ? names.join(',') : undefined, p ? formatPlatform(p) : undefined].filter((x) => x !== undefined).join(' ')
+      if (label) e = { ...e, description: `[${label}] ${e.description}` }
+    }
+    if (e.type === 'error' && at.step === undefined && !(isImagesmithError(e.error) && e.error.code === ErrorCodes.ABORTED)) {
+      at.step = e.description
+      at.vertex = e.vertex
+      if (owners) at.targets = owners.get(e.vertex) ?? []
+      const source = byVertex.get(e.vertex)?.meta.source
+      if (source) at.source = source
+    }
+    onProgress?.(e)
+  }
+
+  const { outputs, vertices, schedule, cacheHits } = await solverFor(graph, { runtime: opts.runtime, network: resolved.network }, solve)(
+    graph,
+    executors,
+    {
+      store,
+      contextDir: resolved.contextDir,
+      ...(opts.dockerignore !== undefined ? { dockerignore: resolve(opts.dockerignore) } : {}),
+      epoch: resolved.epoch,
+      clampRunMtimes: resolved.clampRunMtimes,
+      created: resolved.created,
+      platform: resolved.platform,
+      noCache: opts.noCache ?? false,
+      ...(noCacheFilter.length > 0 ? { noCacheFilter } : {}),
+      compression: opts.compression ?? 'gzip',
+      secrets: first.secrets,
+      network: resolved.network,
+      allow: resolved.allow,
+      ssh: resolved.ssh,
+      ...(first.runSettings ? { runSettings: first.runSettings } : {}),
+      runtime: opts.runtime,
+      signal: opts.signal,
+      registry,
+      resolveBase,
+      ...(share ? { cache: share.backend } : {}),
+      emit,
+    },
+    { concurrency: opts.concurrency },
+  )
+  throwIfAborted(opts.signal)
+  at.step = undefined
+  at.vertex = undefined
+  at.source = undefined
+  const results = new Map<string, LocalBuildResult>()
+  for (const c of compiled) {
+    if (labelled) at.targets = [c.name]
+    const mine = compiled.length === 1 ? undefined : c.vertexIds
+    const own = mine ? vertices.filter((v) => mine.has(v.vertex)) : vertices
+    results.set(c.name, await finishTarget(c.request, outputs.filter((o) => o.name === c.name), {
+      store, registry, at, share, cacheTo: cacheTo.get(c.name) ?? [],
+      vertices: own,
+      schedule: mine ? schedule.filter((s) => mine.has(s.vertex)) : schedule,
+      cacheHits: mine ? own.filter((v) => v.cached).length : cacheHits,
+    }))
+  }
+  if (labelled) delete at.targets
+  return results
+}
+
+interface CompiledTarget {
+  readonly name: string
+  readonly request: DriverRequest
+  readonly graph: Graph
+  readonly multi: boolean
+  /** Every vertex the target's outputs reach. */
+  readonly vertexIds: ReadonlySet<string>
+  /** The vertex ids of the `noCacheFilter` stages' last steps. */
+  readonly noCacheFilter: readonly string[]
+}
+
+/** One target's outputs (one per platform) compiled into a graph of its own; the bake merges them. */
+async function compileTarget(entry: LocalTarget, resolveBase: ReturnType<typeof baseResolver>, buildPlatform: Platform, at: BakePosition): Promise<CompiledTarget> {
+  const { name, request: req } = entry
+  const { opts, resolved } = req
   const platforms = resolved.platforms
   const multi = platforms.length > 1
   // One target per platform (a Dockerfile's differ by their automatic ARGs), compiled into one graph:
@@ -70,13 +202,12 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
     return { platform, stage, names, stages: given.stages }
   })
   const names = targets[0]!.names
-  const buildPlatform = hostPlatform()
   const triggerLists = await Promise.all(targets.map((t) => baseTriggers(t.stage, resolveBase, (ref) => {
     at.step = `FROM ${ref}`
   }, { platform: t.platform, buildPlatform })))
   const triggers = new Map(triggerLists.flatMap((m) => [...m]))
   const allNames = new Map(targets.flatMap((t) => [...(t.names ?? [])]))
-  const graph = compileOutputs(targets.map((t) => ({ name: DEFAULT_OUTPUT, stage: t.stage, platform: t.platform })), {
+  const graph = compileOutputs(targets.map((t) => ({ name, stage: t.stage, platform: t.platform })), {
     ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
     ...(allNames.size > 0 ? { stageNames: allNames } : {}),
     buildPlatform,
@@ -88,58 +219,45 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
     throw new ImagesmithError(ErrorCodes.TARGET_NOT_FOUND, `noCacheFilter: no stage named ${unknownFilter.join(', ')} (stages: ${known.join(', ') || 'none named'})`, { stage: unknownFilter[0] })
   }
   requireGraphEntitlements(graph, resolved.allow)
-  requireEmulation(runPlatforms(graph, resolved.platform))
-
-  // The first step that fails for its own reason (not a sibling cancelled after it) is the one named.
-  const onProgress = opts.onProgress
-  const byVertex = multi ? new Map(graph.vertices.map((v) => [v.id, v])) : undefined
-  const emit = (e: ProgressEvent): void => {
-    // A multi-platform build's steps say their platform, as buildx shows them: `[linux/arm64] RUN …`.
-    if (byVertex && 'description' in e) {
-      const p = byVertex.get(e.vertex)?.platform
-      if (p) e = { ...e, description: `[${formatPlatform(p)}] ${e.description}` }
-    }
-    if (e.type === 'error' && at.step === undefined && !(isImagesmithError(e.error) && e.error.code === ErrorCodes.ABORTED)) {
-      at.step = e.description
-      at.vertex = e.vertex
-      const source = graph.vertices.find((v) => v.id === e.vertex)?.meta.source
-      if (source) at.source = source
-    }
-    onProgress?.(e)
-  }
-
-  const { outputs, cacheHits, vertices, schedule } = await solverFor(graph, { runtime: opts.runtime, network: resolved.network }, solve)(
+  return {
+    name,
+    request: req,
     graph,
-    executors,
-    {
-      store,
-      contextDir: resolved.contextDir,
-      ...(opts.dockerignore !== undefined ? { dockerignore: resolve(opts.dockerignore) } : {}),
-      epoch: resolved.epoch,
-      clampRunMtimes: resolved.clampRunMtimes,
-      created: resolved.created,
-      platform: resolved.platform,
-      noCache: opts.noCache ?? false,
-      ...(opts.noCacheFilter?.length ? { noCacheFilter: opts.noCacheFilter.map((n) => names!.get(targets[0]!.stages![n]!.toStage())!) } : {}),
-      compression: opts.compression ?? 'gzip',
-      secrets: req.secrets,
-      network: resolved.network,
-      allow: resolved.allow,
-      ssh: resolved.ssh,
-      ...(req.runSettings ? { runSettings: req.runSettings } : {}),
-      runtime: opts.runtime,
-      signal: opts.signal,
-      registry,
-      resolveBase,
-      ...(share ? { cache: share.backend } : {}),
-      emit,
-    },
-    { concurrency: opts.concurrency },
-  )
-  throwIfAborted(opts.signal)
-  at.step = undefined
-  at.vertex = undefined
-  at.source = undefined
+    multi,
+    vertexIds: new Set(graph.vertices.map((v) => v.id)),
+    noCacheFilter: (opts.noCacheFilter ?? []).map((n) => names!.get(targets[0]!.stages![n]!.toStage())!),
+  }
+}
+
+/** Graphs unioned: vertex ids are content-derived, so a step two targets share is one vertex; order stays inputs-first. */
+function mergeGraphs(graphs: readonly Graph[]): Graph {
+  const vertices = new Map<string, AnyVertex>()
+  for (const g of graphs) for (const v of g.vertices) if (!vertices.has(v.id)) vertices.set(v.id, v)
+  return deepFreeze({ vertices: [...vertices.values()], outputs: graphs.flatMap((g) => g.outputs) })
+}
+
+function vertexOwners(compiled: readonly CompiledTarget[]): Map<string, string[]> {
+  const owners = new Map<string, string[]>()
+  for (const c of compiled) for (const id of c.vertexIds) owners.set(id, [...(owners.get(id) ?? []), c.name])
+  return owners
+}
+
+interface FinishContext {
+  readonly store: Store
+  readonly registry: PullSession
+  readonly at: BuildPosition
+  readonly vertices: LocalBuildResult['vertices']
+  readonly schedule: LocalBuildResult['schedule']
+  readonly cacheHits: number
+  readonly share: CacheShare | undefined
+  readonly cacheTo: readonly CacheExportSpec[]
+}
+
+/** A target's solved outputs finalized into its image (or index), named in the store and exported. */
+async function finishTarget(req: DriverRequest, outputs: readonly SolvedOutput[], f: FinishContext): Promise<LocalBuildResult> {
+  const { opts, resolved, tags } = req
+  const { store, registry, at, share, cacheTo } = f
+  const multi = resolved.platforms.length > 1
   const labels = req.labels
   const annotations = req.annotations
   const images: IndexImage[] = []
@@ -163,17 +281,21 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
 
   let exported: ExportResult | undefined
   if (opts.output) {
+    const phase = at.phase
     at.phase = 'export'
     // Imported registry caches are bases too: a push to their registry mounts a hit layer from the cache's repository.
     const bases = [...registry.bases, ...(share?.bases ?? [])]
     const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal, dockerHost: resolved.dockerHost, registry: resolved.registry, bases, ...(annotations ? { annotations } : {}) }
     exported = await exportArtifact(artifact, opts.output, ctx)
+    at.phase = phase
   }
   let cacheExported: Awaited<ReturnType<typeof exportCaches>> = []
   if (share && cacheTo.length > 0) {
+    const phase = at.phase
     at.phase = 'export'
     const finalLayers = new Set(images.flatMap((i) => i.image.layers.map((l) => l.digest)))
     cacheExported = await exportCaches(cacheTo, share, finalLayers, store, registry.client, opts.signal)
+    at.phase = phase
   }
   return {
     digest: artifact.manifestDigest,
@@ -187,9 +309,9 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
     config: image.config,
     configDigest: image.configDigest,
     layers: image.layers,
-    cacheHits,
-    vertices,
-    schedule,
+    cacheHits: f.cacheHits,
+    vertices: f.vertices,
+    schedule: f.schedule,
     output: exported?.path,
     ...(exported?.ref !== undefined ? { ref: exported.ref } : {}),
     ...(exported?.pushed !== undefined ? { pushed: exported.pushed } : {}),

@@ -38,8 +38,8 @@ export async function buildImage(builder: ImageBuilder, opts: BuildOptions, fall
   }
 }
 
-/** Everything about the options that fails before any work, whichever driver runs the build. */
-async function checkBuild(
+/** Everything about the options that fails before any work, whichever driver runs the build (or a bake target). */
+export async function checkBuild(
   builder: ImageBuilder,
   opts: BuildOptions,
   scope: { -readonly [K in keyof GatewayScope]: GatewayScope[K] },

@@ -31,7 +31,7 @@ export function applyNamedContexts(
     }
   }
   const contextStage = (c: NamedContext): StageDef =>
-    c.kind === 'image' ? image().from(c.ref).toStage() : image().copy('.', '/', { context: c.path }).toStage()
+    c.kind === 'stage' ? c.stage : c.kind === 'image' ? image().from(c.ref).toStage() : image().copy('.', '/', { context: c.path }).toStage()
   const named = (dep: StepInput): NamedContext | undefined => ('ref' in dep ? lookup(dep.ref) : lookup(stageNames.get(dep.stage)))
   const input = (dep: StepInput): StepInput => {
     const c = named(dep)
