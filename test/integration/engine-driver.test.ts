@@ -1,0 +1,151 @@
+/**
+ * `engine: { type: 'docker' }`: the build handed to a real Docker Engine 20.10 started on a private
+ * socket (`--bridge=none`, so RUNs need network 'none'), compared with the same builder built here.
+ */
+import { mkdir, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { fromDockerfile, image } from '../../src/index.js'
+import { ErrorCodes, ImagesmithError } from '../../src/errors.js'
+import type { ProgressEvent } from '../../src/solver/types.js'
+import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
+import { layoutConfig, layoutTree } from '../helpers/image-tree.js'
+import { requireTools, runTool, startDockerd, type Dockerd } from '../helpers/tools.js'
+
+const bed = requireTools(['runc', 'dockerd', '/usr/bin/docker', 'umoci'])
+
+describe.skipIf(bed.skip)(`engine driver on dockerd 20.10${bed.skip ? ` (skipped: ${bed.reason})` : ''}`, () => {
+  let work: string
+  let context: string
+  let dockerd: Dockerd
+  const engine = () => ({ type: 'docker' as const, host: `unix://${dockerd.socket}` })
+  const app = () =>
+    image()
+      .from(`oci-archive:${busyboxArchive()}`)
+      .env('GREETING', 'hello')
+      .workdir('/app')
+      .copy('.', '/app/')
+      .run('echo built > /app/made && rm -f /app/drop.txt')
+      .label('org.example.kind', 'test')
+      .cmd(['cat', '/app/hello.txt'])
+
+  beforeAll(async () => {
+    work = await tmpDir('ism-eng-')
+    context = join(work, 'ctx')
+    await mkdir(join(context, 'sub'), { recursive: true })
+    await writeFile(join(context, 'hello.txt'), 'hello through the engine\n')
+    await writeFile(join(context, 'sub', 'data.bin'), Buffer.from([0, 1, 2, 3, 255]))
+    await writeFile(join(context, 'drop.txt'), 'removed by the RUN\n')
+    await writeFile(join(context, 'secret.key'), 'ignored\n')
+    await writeFile(join(context, '.dockerignore'), 'secret.key\n')
+    dockerd = await startDockerd()
+  }, 120_000)
+
+  afterAll(async () => {
+    await dockerd?.stop()
+    await cleanupTmpDirs()
+  }, 60_000)
+
+  it('builds the same filesystem and config as a local build, loading the local base first, and BuildKit built it', async () => {
+    const local = join(work, 'local-layout')
+    await app().build({ context, cacheDir: join(work, 'cache'), network: 'none', output: { type: 'oci-layout', dest: local }, tags: ['same:1'] })
+    const events: ProgressEvent[] = []
+    const archive = join(work, 'engine.tar')
+    const r = await app().build({
+      context,
+      cacheDir: join(work, 'cache'),
+      network: 'none',
+      engine: engine(),
+      tags: ['imagesmith-test/engine:1'],
+      output: { type: 'oci', dest: archive },
+      onProgress: (e) => events.push(e),
+    })
+    expect(r.digest).toMatch(/^sha256:[0-9a-f]{64}$/)
+    expect(r.ref).toBe('imagesmith-test/engine:1')
+    // The base was loaded under its content-derived name, and the image keeps its tag in the engine.
+    const images = (await dockerd.docker(['images', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n')
+    expect(images.some((n) => n.startsWith('imagesmith-base:'))).toBe(true)
+    expect(images).toContain('imagesmith-test/engine:1')
+    const inspect = JSON.parse((await dockerd.docker(['image', 'inspect', 'imagesmith-test/engine:1'])).stdout) as { Id: string }[]
+    expect(inspect[0]!.Id).toBe(r.digest)
+    const history = (await dockerd.docker(['history', '--no-trunc', '--format', '{{.CreatedBy}}', 'imagesmith-test/engine:1'])).stdout
+    expect(history).toContain('# buildkit')
+    // The engine's steps came through as progress, RUN output included.
+    const started = events.filter((e) => e.type === 'start').map((e) => (e as { description: string }).description)
+    expect(started.some((d) => d.includes('RUN echo built'))).toBe(true)
+    expect(events.some((e) => e.type === 'done')).toBe(true)
+
+    const unpacked = join(work, 'engine-layout')
+    await mkdir(unpacked)
+    await runTool('tar', ['-xf', archive, '-C', unpacked])
+    const [a, b] = [await layoutTree(local, 'same:1'.split(':')[1]!, join(work, 'u-local')), await layoutTree(unpacked, '1', join(work, 'u-engine'))]
+    expect(a.get('app/made')).toBeDefined()
+    expect(a.has('app/drop.txt')).toBe(false)
+    expect(a.has('app/secret.key')).toBe(false)
+    expect(b.has('app/Dockerfile')).toBe(false)
+    expect([...b.entries()].filter(([k]) => k.startsWith('app'))).toEqual([...a.entries()].filter(([k]) => k.startsWith('app')))
+    expect([...b.keys()].sort()).toEqual([...a.keys()].sort())
+    const pick = (c: Record<string, unknown>) => {
+      const cfg = c.config as Record<string, unknown>
+      return { Env: cfg.Env, Cmd: cfg.Cmd, WorkingDir: cfg.WorkingDir, Entrypoint: cfg.Entrypoint ?? null, Labels: cfg.Labels, User: cfg.User ?? '' }
+    }
+    expect(pick(layoutConfig(unpacked, '1'))).toEqual(pick(layoutConfig(local, '1')))
+  }, 180_000)
+
+  it('takes a Dockerfile through too', async () => {
+    const dir = join(work, 'df')
+    await mkdir(dir, { recursive: true })
+    await writeFile(join(dir, 'note.txt'), 'from a Dockerfile\n')
+    const imported = fromDockerfile(`FROM oci-archive:${busyboxArchive()} AS base\nCOPY note.txt /note.txt\nFROM base\nRUN cat /note.txt > /copied\nCMD ["cat", "/copied"]\n`)
+    await imported.target.build({ context: dir, cacheDir: join(work, 'cache'), network: 'none', engine: engine(), tags: ['imagesmith-test/df:1'] })
+    const run = await dockerd.docker(['run', '--rm', '--network', 'none', 'imagesmith-test/df:1'])
+    expect(run.stdout).toBe('from a Dockerfile\n')
+  }, 120_000)
+
+  it('types a failing RUN as RUN_FAILED with the step and its exit code', async () => {
+    const e = await image()
+      .from(`oci-archive:${busyboxArchive()}`)
+      .run('echo about to fail; exit 7')
+      .build({ context, cacheDir: join(work, 'cache'), network: 'none', engine: engine() })
+      .catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(ImagesmithError)
+    const err = e as ImagesmithError
+    expect(err.code).toBe(ErrorCodes.RUN_FAILED)
+    expect(err.details.exitCode).toBe(7)
+    expect(String(err.details.step)).toContain('RUN echo about to fail; exit 7')
+    expect(String(err.details.outputTail)).toContain('about to fail')
+  }, 120_000)
+
+  it('refuses a secret mount by name before anything reaches the engine', async () => {
+    const before = (await dockerd.docker(['images', '-q'])).stdout
+    const e = await image()
+      .from(`oci-archive:${busyboxArchive()}`)
+      .run('cat /run/secrets/token', { mounts: [{ type: 'secret', id: 'token' }] })
+      .build({ context, cacheDir: join(work, 'cache'), network: 'none', engine: engine(), secrets: { token: { value: 's3cret' } } })
+      .catch((x: unknown) => x)
+    const err = e as ImagesmithError
+    expect(err.code).toBe(ErrorCodes.ENGINE_FEATURE_UNSUPPORTED)
+    expect(err.details.feature).toBe('secret mount (id=token)')
+    expect(String(err.details.step)).toContain('cat /run/secrets/token')
+    expect((await dockerd.docker(['images', '-q'])).stdout).toBe(before)
+  }, 60_000)
+
+  it('names the host when no engine answers', async () => {
+    const gone = join(work, 'no-such.sock')
+    expect(existsSync(gone)).toBe(false)
+    const e = await app().build({ context, cacheDir: join(work, 'cache'), engine: { type: 'docker', host: `unix://${gone}` } }).catch((x: unknown) => x)
+    const err = e as ImagesmithError
+    expect(err.code).toBe(ErrorCodes.ENGINE_UNREACHABLE)
+    expect(err.details.host).toBe(`unix://${gone}`)
+  }, 30_000)
+
+  it('keeps the RUN output of the engine readable as progress logs', async () => {
+    const logs: string[] = []
+    await image()
+      .from(`oci-archive:${busyboxArchive()}`)
+      .run('echo log-line-from-engine')
+      .build({ context, cacheDir: join(work, 'cache'), network: 'none', noCache: true, engine: engine(), onProgress: (e) => e.type === 'log' && logs.push(e.data.toString()) })
+    expect(logs.join('')).toContain('log-line-from-engine')
+  }, 120_000)
+})
