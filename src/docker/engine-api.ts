@@ -141,7 +141,9 @@ export async function engineVersion(e: EngineEndpoint, signal?: AbortSignal): Pr
   const res = await engineCall(e, { method: 'GET', path: '/version', ...(signal ? { signal } : {}) })
   const body = await readSmall(res)
   if ((res.statusCode ?? 0) !== 200) {
-    throw new ImagesmithError(ErrorCodes.ENGINE_FAILED, `the engine at ${describeEngine(e)} answered /version with HTTP ${res.statusCode}: ${errorMessage(body)}`, { host: describeEngine(e), status: res.statusCode })
+    // Go's TLS server answers a plain request with this text: the engine wants TLS.
+    const hint = body.includes('HTTP request to an HTTPS server') ? ' (the engine speaks TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to the directory of ca.pem, cert.pem, key.pem)' : ''
+    throw new ImagesmithError(ErrorCodes.ENGINE_FAILED, `the engine at ${describeEngine(e)} answered /version with HTTP ${res.statusCode}: ${errorMessage(body)}${hint}`, { host: describeEngine(e), status: res.statusCode })
   }
   let v: { ApiVersion?: unknown; Version?: unknown; Components?: { Name?: unknown }[] }
   try {

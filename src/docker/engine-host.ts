@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { request as httpRequest, type ClientRequest, type RequestOptions } from 'node:http'
 import { request as httpsRequest } from 'node:https'
+import { isIP } from 'node:net'
 import { join } from 'node:path'
 import { Duplex } from 'node:stream'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
@@ -91,8 +92,9 @@ export function engineHttpRequest(e: EngineEndpoint, opts: RequestOptions): Clie
     ...(ca ? { ca } : {}),
     ...(cert && key ? { cert, key } : {}),
     rejectUnauthorized: e.tls.verify,
-    // The docker CLI checks the name against the certificate as given in DOCKER_HOST.
-    servername: e.host,
+    // The name is checked against the certificate as DOCKER_HOST gives it; an IP address is matched
+    // against the certificate's IP entries, and is no SNI name (RFC 6066).
+    ...(isIP(e.host) ? {} : { servername: e.host }),
   })
 }
 

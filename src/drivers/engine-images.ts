@@ -59,7 +59,8 @@ export async function pushThroughEngine(e: EngineEndpoint, tags: readonly string
     const ref = parseImageName(tag)
     const c = await creds.get(ref.domain)
     const auth = c === undefined ? {} : 'password' in c ? { username: c.username, password: c.password } : { ...(c.username ? { username: c.username } : {}), identitytoken: c.identityToken }
-    const header = Buffer.from(JSON.stringify({ ...auth, serveraddress: ref.domain })).toString('base64url')
+    // Docker decodes it as padded URL-safe base64 (Go's base64.URLEncoding); unpadded reads as no credentials.
+    const header = Buffer.from(JSON.stringify({ ...auth, serveraddress: ref.domain })).toString('base64').replace(/\+/g, '-').replace(/\//g, '_')
     const repo = ref.familiar.slice(0, ref.familiar.length - ref.tag.length - 1)
     const res = await engineCall(e, {
       method: 'POST',

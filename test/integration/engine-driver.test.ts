@@ -12,8 +12,11 @@ import type { ProgressEvent } from '../../src/solver/types.js'
 import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 import { layoutConfig, layoutTree } from '../helpers/image-tree.js'
 import { requireTools, runTool, startDockerd, type Dockerd } from '../helpers/tools.js'
+import { startTestRegistry } from '../helpers/registry.js'
+import { main } from '../../src/cli/main.js'
+import { createServer } from 'node:net'
 
-const bed = requireTools(['runc', 'dockerd', '/usr/bin/docker', 'umoci'])
+const bed = requireTools(['runc', 'dockerd', '/usr/bin/docker', 'umoci', 'openssl', 'docker-registry', 'skopeo'])
 
 describe.skipIf(bed.skip)(`engine driver on dockerd 20.10${bed.skip ? ` (skipped: ${bed.reason})` : ''}`, () => {
   let work: string
@@ -148,4 +151,90 @@ describe.skipIf(bed.skip)(`engine driver on dockerd 20.10${bed.skip ? ` (skipped
       .build({ context, cacheDir: join(work, 'cache'), network: 'none', noCache: true, engine: engine(), onProgress: (e) => e.type === 'log' && logs.push(e.data.toString()) })
     expect(logs.join('')).toContain('log-line-from-engine')
   }, 120_000)
+
+  it('pushes through the engine with our stored credentials for that registry, and a refused push is typed', async () => {
+    const reg = await startTestRegistry({ auth: 'basic' })
+    try {
+      const tag = `${reg.host}/team/engine:1`
+      const built = () => image().from(`oci-archive:${busyboxArchive()}`).copy('hello.txt', '/hello.txt')
+      const denied = await built()
+        .build({ context, cacheDir: join(work, 'cache'), engine: engine(), tags: [tag], output: { type: 'registry' }, registry: { auths: { [reg.host]: { username: 'tester', password: 'wrong' } } } })
+        .catch((x: unknown) => x)
+      expect((denied as ImagesmithError).code).toBe(ErrorCodes.ENGINE_FAILED)
+      expect((denied as ImagesmithError).details.registry).toBe(reg.host)
+      const r = await built().build({ context, cacheDir: join(work, 'cache'), engine: engine(), tags: [tag], output: { type: 'registry' }, registry: { auths: { [reg.host]: reg.auth! } } })
+      expect(r.ref).toBe(tag)
+      const inspected = JSON.parse(
+        (await runTool('skopeo', ['inspect', '--tls-verify=false', '--creds', `${reg.auth!.username}:${reg.auth!.password}`, '--config', `docker://${tag}`])).stdout,
+      ) as { rootfs: { diff_ids: string[] } }
+      expect(inspected.rootfs.diff_ids.length).toBe(2)
+    } finally {
+      await reg.stop()
+    }
+  }, 120_000)
+
+  it('runs from the CLI with -f Dockerfile --engine docker,host=… and shows the engine steps with --progress plain', async () => {
+    const dir = join(work, 'cli')
+    await mkdir(dir, { recursive: true })
+    await writeFile(join(dir, 'Dockerfile'), `FROM oci-archive:${busyboxArchive()}\nRUN echo cli-engine-step\n`)
+    const err: string[] = []
+    const io = { out: (_s: string) => undefined, err: (s: string) => void err.push(s) }
+    const code = await main(['build', '-f', join(dir, 'Dockerfile'), '--engine', `docker,host=unix://${dockerd.socket}`, '-t', 'cli-engine:1', '--network', 'none', '--no-cache', '--progress', 'plain', '--cache-dir', join(work, 'cache'), dir], io)
+    expect(code).toBe(0)
+    expect(err.join('')).toContain('RUN echo cli-engine-step')
+    expect(err.join('')).toContain('cli-engine-step\n')
+    expect((await dockerd.docker(['image', 'inspect', 'cli-engine:1'])).exitCode).toBe(0)
+  }, 120_000)
+
+  it('reaches an engine over tcp with TLS from DOCKER_TLS_VERIFY and DOCKER_CERT_PATH', async () => {
+    const certs = join(work, 'tls')
+    const client = join(certs, 'client')
+    await mkdir(client, { recursive: true })
+    const ssl = (args: string[]) => runTool('openssl', args, { cwd: certs })
+    await ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca-key.pem', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=imagesmith-test-ca'])
+    await ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server-key.pem', '-out', 'server.csr', '-subj', '/CN=127.0.0.1'])
+    await writeFile(join(certs, 'server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n')
+    await ssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-out', 'server-cert.pem', '-days', '2', '-extfile', 'server.ext'])
+    await ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client/key.pem', '-out', 'client.csr', '-subj', '/CN=client'])
+    await writeFile(join(certs, 'client.ext'), 'extendedKeyUsage=clientAuth\n')
+    await ssl(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-out', 'client/cert.pem', '-days', '2', '-extfile', 'client.ext'])
+    await runTool('cp', [join(certs, 'ca.pem'), join(client, 'ca.pem')])
+    const port = await freePort()
+    const tlsd = await startDockerd({
+      extraArgs: ['--host', `tcp://127.0.0.1:${port}`, '--tlsverify', '--tlscacert', join(certs, 'ca.pem'), '--tlscert', join(certs, 'server-cert.pem'), '--tlskey', join(certs, 'server-key.pem')],
+    })
+    const saved = { v: process.env.DOCKER_TLS_VERIFY, p: process.env.DOCKER_CERT_PATH }
+    try {
+      const build = () => image().from(`oci-archive:${busyboxArchive()}`).copy('hello.txt', '/hello.txt').build({ context, cacheDir: join(work, 'cache'), engine: { type: 'docker', host: `tcp://127.0.0.1:${port}` }, tags: ['tls-engine:1'] })
+      process.env.DOCKER_TLS_VERIFY = '1'
+      // Without a client certificate (only the CA there) the engine refuses the connection.
+      process.env.DOCKER_CERT_PATH = join(certs, 'no-client')
+      await mkdir(join(certs, 'no-client'))
+      await runTool('cp', [join(certs, 'ca.pem'), join(certs, 'no-client', 'ca.pem')])
+      const refused = await build().catch((x: unknown) => x)
+      expect((refused as ImagesmithError).code).toBe(ErrorCodes.ENGINE_UNREACHABLE)
+      expect((refused as ImagesmithError).details.host).toBe(`tcp://127.0.0.1:${port}`)
+      process.env.DOCKER_CERT_PATH = client
+      const r = await build()
+      const inspect = JSON.parse((await tlsd.docker(['image', 'inspect', 'tls-engine:1'])).stdout) as { Id: string }[]
+      expect(inspect[0]!.Id).toBe(r.digest)
+    } finally {
+      restore('DOCKER_TLS_VERIFY', saved.v)
+      restore('DOCKER_CERT_PATH', saved.p)
+      await tlsd.stop()
+    }
+  }, 180_000)
 })
+
+function restore(name: string, value: string | undefined): void {
+  if (value === undefined) delete process.env[name]
+  else process.env[name] = value
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
