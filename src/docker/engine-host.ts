@@ -71,7 +71,8 @@ export function engineHttpRequest(e: EngineEndpoint, opts: RequestOptions): Clie
   // Host header: the engine ignores it on a socket, but Go's HTTP server wants one.
   const headers = { Host: 'docker', ...opts.headers }
   if (e.kind === 'unix') return httpRequest({ ...opts, socketPath: e.socketPath, headers })
-  if (e.kind === 'ssh') return httpRequest({ ...opts, headers, agent: false, createConnection: () => dialStdio(e) })
+  // No agent: Node uses createConnection only when none is given (one ssh per request, as the CLI's dialer).
+  if (e.kind === 'ssh') return httpRequest({ ...opts, headers, createConnection: () => dialStdio(e) })
   if (!e.tls) return httpRequest({ ...opts, host: e.host, port: e.port, headers })
   const file = (name: string): Buffer | undefined => {
     try {

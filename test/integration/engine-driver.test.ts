@@ -15,6 +15,8 @@ import { requireTools, runTool, startDockerd, type Dockerd } from '../helpers/to
 import { startTestRegistry } from '../helpers/registry.js'
 import { main } from '../../src/cli/main.js'
 import { createServer } from 'node:net'
+import { chmod, readFile } from 'node:fs/promises'
+import { startPodmanService, type PodmanService } from '../helpers/podman-service.js'
 
 const bed = requireTools(['runc', 'dockerd', '/usr/bin/docker', 'umoci', 'openssl', 'docker-registry', 'skopeo'])
 
@@ -223,6 +225,79 @@ describe.skipIf(bed.skip)(`engine driver on dockerd 20.10${bed.skip ? ` (skipped
       restore('DOCKER_CERT_PATH', saved.p)
       await tlsd.stop()
     }
+  }, 180_000)
+})
+
+/**
+ * The ssh hop without an sshd (none is installed here, and installing one writes /etc): an `ssh` on
+ * PATH that records its arguments and runs what the remote side would, the docker CLI's
+ * `system dial-stdio`, against the test's engine.
+ */
+describe.skipIf(bed.skip)('engine driver over ssh://', () => {
+  it('dials `ssh -l USER -p PORT -- HOST docker system dial-stdio` and builds through its stdio', async () => {
+    const work = await tmpDir('ism-engssh-')
+    const dockerd = await startDockerd()
+    const saved = process.env.PATH
+    try {
+      const bin = join(work, 'bin')
+      await mkdir(bin)
+      const argsFile = join(work, 'ssh-args')
+      await writeFile(join(bin, 'ssh'), `#!/bin/sh\nprintf '%s\\n' "$@" >> ${argsFile}\nexec /usr/bin/docker -H unix://${dockerd.socket} system dial-stdio\n`)
+      await chmod(join(bin, 'ssh'), 0o755)
+      process.env.PATH = `${bin}:${saved ?? ''}`
+      const ctx = join(work, 'ctx')
+      await mkdir(ctx)
+      await writeFile(join(ctx, 'f.txt'), 'over ssh\n')
+      const r = await image().from(`oci-archive:${busyboxArchive()}`).copy('f.txt', '/f.txt').build({ context: ctx, cacheDir: join(work, 'cache'), engine: { type: 'docker', host: 'ssh://ci@builder.example:2222' }, tags: ['ssh-engine:1'] })
+      const inspect = JSON.parse((await dockerd.docker(['image', 'inspect', 'ssh-engine:1'])).stdout) as { Id: string }[]
+      expect(inspect[0]!.Id).toBe(r.digest)
+      const calls = (await readFile(argsFile, 'utf8')).split('\n')
+      expect(calls.slice(0, 11)).toEqual(['-o', 'BatchMode=yes', '-l', 'ci', '-p', '2222', '--', 'builder.example', 'docker', 'system', 'dial-stdio'])
+    } finally {
+      process.env.PATH = saved
+      await dockerd.stop()
+    }
+  }, 120_000)
+})
+
+const podmanBed = requireTools(['runc', 'podman', 'umoci'])
+
+/** Podman's Docker-compatible service behind the same flag: buildah runs the build and sends `stream` text. */
+describe.skipIf(podmanBed.skip)(`engine driver on podman system service${podmanBed.skip ? ` (skipped: ${podmanBed.reason})` : ''}`, () => {
+  let service: PodmanService
+  let work: string
+  beforeAll(async () => {
+    work = await tmpDir('ism-engpod-')
+    service = await startPodmanService()
+  }, 120_000)
+  afterAll(async () => {
+    await service?.stop()
+  }, 60_000)
+
+  it('builds the same filesystem and config as a local build, with the steps from its stream', async () => {
+    const ctx = join(work, 'ctx')
+    await mkdir(ctx)
+    await writeFile(join(ctx, 'hello.txt'), 'hello podman\n')
+    const b = () => image().from(`oci-archive:${busyboxArchive()}`).env('A', '1').copy('hello.txt', '/app/hello.txt').run('echo made > /app/made').cmd(['cat', '/app/hello.txt'])
+    const local = join(work, 'local')
+    await b().build({ context: ctx, cacheDir: join(work, 'cache'), network: 'none', tags: ['p:1'], output: { type: 'oci-layout', dest: local } })
+    const events: ProgressEvent[] = []
+    const archive = join(work, 'podman.tar')
+    const r = await b().build({ context: ctx, cacheDir: join(work, 'cache'), network: 'none', tags: ['podman-engine:1'], engine: { type: 'docker', host: `unix://${service.socket}` }, output: { type: 'oci', dest: archive }, onProgress: (e) => events.push(e) })
+    expect(r.digest).toMatch(/^sha256:[0-9a-f]{64}$/)
+    const started = events.filter((e) => e.type === 'start').map((e) => (e as { description: string }).description)
+    expect(started.some((d) => d.startsWith('RUN echo made'))).toBe(true)
+    const unpacked = join(work, 'podman-layout')
+    await mkdir(unpacked)
+    await runTool('tar', ['-xf', archive, '-C', unpacked])
+    const a = await layoutTree(local, '1', join(work, 'u-local'))
+    const p = await layoutTree(unpacked, '1', join(work, 'u-podman'))
+    expect([...p.entries()].filter(([k]) => k.startsWith('app'))).toEqual([...a.entries()].filter(([k]) => k.startsWith('app')))
+    const pick = (c: Record<string, unknown>) => {
+      const cfg = c.config as Record<string, unknown>
+      return { Cmd: cfg.Cmd, Env: (cfg.Env as string[]).filter((e) => e.startsWith('A=')) }
+    }
+    expect(pick(layoutConfig(unpacked, '1'))).toEqual(pick(layoutConfig(local, '1')))
   }, 180_000)
 })
 
