@@ -22,6 +22,7 @@ import { engineContextTar } from './engine-context.js'
 import { EngineProgress } from './engine-progress.js'
 import { loadLocalBase, pushThroughEngine, saveFromEngine } from './engine-images.js'
 import type { Driver, DriverRequest } from './driver.js'
+import type { RunSettings } from '../pipeline/run-settings.js'
 
 /** `POST /build?version=2` (BuildKit) came with API 1.39 (Docker 18.09). */
 export const MIN_ENGINE_API = '1.39'
@@ -43,6 +44,18 @@ async function buildOnEngine(req: DriverRequest): Promise<BuildResult> {
   }
   if (resolved.platforms.length > 1) {
     throw new ImagesmithError(ErrorCodes.ENGINE_FEATURE_UNSUPPORTED, `several platforms (${resolved.platforms.map(formatPlatform).join(', ')}): an engine's image store takes one image per tag; build one platform per call, or build locally`, { feature: 'multi-platform', platforms: resolved.platforms.map(formatPlatform) })
+  }
+  if (opts.noCacheFilter && opts.noCacheFilter.length > 0) {
+    throw new ImagesmithError(ErrorCodes.ENGINE_FEATURE_UNSUPPORTED, 'noCacheFilter (--no-cache-filter) has no /build parameter; use noCache (--no-cache) or build locally', { feature: 'no-cache-filter' })
+  }
+  // dockerd 20.10's BuildKit takes `ulimits` and `shmsize` and ignores them (measured: nofile and
+  // /dev/shm stay the daemon's); refused rather than silently dropped.
+  if (req.runSettings && (req.runSettings.ulimits.length > 0 || req.runSettings.shmSize !== undefined)) {
+    const feature = req.runSettings.ulimits.length > 0 ? 'ulimits' : 'shm-size'
+    throw new ImagesmithError(ErrorCodes.ENGINE_FEATURE_UNSUPPORTED, `${feature} (--${feature === 'ulimits' ? 'ulimit' : 'shm-size'}): the engine's BuildKit ignores it for /build; set it on the daemon (--default-ulimit, default-shm-size) or build locally`, { feature })
+  }
+  if (req.annotations) {
+    throw new ImagesmithError(ErrorCodes.ENGINE_FEATURE_UNSUPPORTED, 'annotations (--annotation) have no /build parameter: the engine writes its own manifest', { feature: 'annotations' })
   }
   refuseUnsupported(stage)
   requireStepEntitlements(stage, resolved.allow)
@@ -86,7 +99,14 @@ async function buildOnEngine(req: DriverRequest): Promise<BuildResult> {
 
   const emit = (e: ProgressEvent): void => opts.onProgress?.(e)
   const progress = new EngineProgress(emit)
-  const query = buildQuery(opts, engine, tags, resolved.network, req.labels, opts.platform !== undefined || opts.platforms !== undefined ? formatPlatform(resolved.platform) : undefined)
+  const query = buildQuery(opts, engine, tags, {
+    network: resolved.network,
+    ...(req.labels ? { labels: req.labels } : {}),
+    ...(req.runSettings ? { runSettings: req.runSettings } : {}),
+    ...(opts.platform !== undefined || opts.platforms !== undefined ? { platform: formatPlatform(resolved.platform) } : {}),
+    // A forced pull would look for the loaded bases' names in a registry, where they are not.
+    pull: opts.pull === true && loaded.size === 0,
+  })
   const body = engineContextTar({ contextDir: resolved.contextDir, ...(opts.dockerignore !== undefined ? { dockerignore: opts.dockerignore } : {}), dockerfile, epoch: resolved.epoch })
   const res = await engineCall(endpoint, { method: 'POST', path: `${api}/build?${query}`, body, ...(opts.signal ? { signal: opts.signal } : {}) })
   if ((res.statusCode ?? 0) !== 200) {
@@ -150,23 +170,27 @@ function requireStepEntitlements(target: StageDef, allow: readonly string[]): vo
   }
 }
 
-function buildQuery(
-  opts: DriverRequest['opts'],
-  engine: EngineOptions,
-  tags: readonly string[],
-  network: 'default' | 'none' | 'host',
-  labels: Readonly<Record<string, string>> | undefined,
-  platform: string | undefined,
-): string {
+interface QueryParts {
+  readonly network: 'default' | 'none' | 'host'
+  readonly labels?: Readonly<Record<string, string>>
+  readonly runSettings?: RunSettings
+  readonly platform?: string
+  readonly pull: boolean
+}
+
+/** The /build query, as the docker CLI writes it (JSON for maps and lists). */
+function buildQuery(opts: DriverRequest['opts'], engine: EngineOptions, tags: readonly string[], p: QueryParts): string {
   const q = new URLSearchParams({ version: '2', dockerfile: ENGINE_DOCKERFILE, rm: '1', forcerm: '1' })
   for (const t of tags) q.append('t', t)
   if (opts.buildArgs && Object.keys(opts.buildArgs).length > 0) q.set('buildargs', JSON.stringify(opts.buildArgs))
-  if (labels) q.set('labels', JSON.stringify(labels))
-  if (platform) q.set('platform', platform)
-  q.set('networkmode', network)
+  if (p.labels) q.set('labels', JSON.stringify(p.labels))
+  if (p.platform) q.set('platform', p.platform)
+  q.set('networkmode', p.network)
   if (opts.noCache) q.set('nocache', '1')
   if (engine.cacheFrom && engine.cacheFrom.length > 0) q.set('cachefrom', JSON.stringify(engine.cacheFrom))
-  if (opts.pull) q.set('pull', '1')
+  if (p.pull) q.set('pull', '1')
+  const rs = p.runSettings
+  if (rs && rs.extraHosts.length > 0) q.set('extrahosts', rs.extraHosts.map((h) => `${h.host}:${h.ip}`).join(','))
   return q.toString()
 }
 

@@ -145,13 +145,22 @@ describe.skipIf(bed.skip)(`engine driver on dockerd 20.10${bed.skip ? ` (skipped
     expect(err.details.host).toBe(`unix://${gone}`)
   }, 30_000)
 
-  it('keeps the RUN output of the engine readable as progress logs', async () => {
+  it('keeps the RUN output of the engine readable as progress logs, passes --add-host, and refuses --ulimit and --shm-size it would ignore', async () => {
     const logs: string[] = []
     await image()
       .from(`oci-archive:${busyboxArchive()}`)
-      .run('echo log-line-from-engine')
-      .build({ context, cacheDir: join(work, 'cache'), network: 'none', noCache: true, engine: engine(), onProgress: (e) => e.type === 'log' && logs.push(e.data.toString()) })
+      .run('echo log-line-from-engine; grep engine-host /etc/hosts')
+      .build({
+        context, cacheDir: join(work, 'cache'), network: 'none', noCache: true, engine: engine(),
+        addHosts: ['engine-host:10.1.2.3'],
+        onProgress: (e) => e.type === 'log' && logs.push(e.data.toString()),
+      })
     expect(logs.join('')).toContain('log-line-from-engine')
+    for (const [opt, feature] of [[{ ulimits: ['nofile=512:512'] }, 'ulimits'], [{ shmSize: '32m' }, 'shm-size']] as const) {
+      const e = await image().from(`oci-archive:${busyboxArchive()}`).run('true').build({ context, cacheDir: join(work, 'cache'), network: 'none', engine: engine(), ...opt }).catch((x: unknown) => x)
+      expect((e as ImagesmithError).details.feature).toBe(feature)
+    }
+    expect(logs.join('')).toMatch(/10\.1\.2\.3\s+engine-host/)
   }, 120_000)
 
   it('pushes through the engine with our stored credentials for that registry, and a refused push is typed', async () => {

@@ -144,6 +144,24 @@ describe('the engine Dockerfile', () => {
   })
 })
 
+describe('what a sessionless /build cannot take', () => {
+  it('refuses a named context and --no-cache-filter before any connection is made', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ism-eng-'))
+    dirs.push(dir)
+    // No engine listens there: a refusal that came after connecting would be ENGINE_UNREACHABLE.
+    const engine = { type: 'docker' as const, host: `unix://${join(dir, 'none.sock')}` }
+    const ctx = join(dir, 'ctx')
+    mkdirSync(ctx)
+    const named = await image().from('busybox').build({ context: ctx, cacheDir: join(dir, 'c'), engine, buildContexts: { src: ctx } }).catch((x: unknown) => x)
+    expect((named as ImagesmithError).code).toBe(ErrorCodes.ENGINE_FEATURE_UNSUPPORTED)
+    expect((named as ImagesmithError).details.feature).toBe('named context')
+    const filter = await image().from('busybox').build({ context: ctx, cacheDir: join(dir, 'c'), engine, noCacheFilter: ['x'] }).catch((x: unknown) => x)
+    expect((filter as ImagesmithError).details.feature).toBe('no-cache-filter')
+    const secret = await image().from('busybox').run('cat /run/secrets/t', { mounts: [{ type: 'secret', id: 't' }] }).build({ context: ctx, cacheDir: join(dir, 'c'), engine, secrets: { t: { value: 'x' } } }).catch((x: unknown) => x)
+    expect((secret as ImagesmithError).code).toBe(ErrorCodes.ENGINE_FEATURE_UNSUPPORTED)
+  })
+})
+
 describe('the engine API version', () => {
   it('refuses an engine older than API 1.39, naming the version needed, before the build is sent', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ism-eng-'))
