@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fromDockerfile, image } from '../../src/index.js'
 import { ErrorCodes, ImagesmithError } from '../../src/errors.js'
 import type { ProgressEvent } from '../../src/solver/types.js'
-import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
+import { busyboxArchive, busyboxLayout, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 import { layoutConfig, layoutTree } from '../helpers/image-tree.js'
 import { requireTools, runTool, startDockerd, type Dockerd } from '../helpers/tools.js'
 import { startTestRegistry } from '../helpers/registry.js'
@@ -195,6 +195,31 @@ describe.skipIf(bed.skip)(`engine driver on dockerd 20.10${bed.skip ? ` (skipped
     expect(err.join('')).toContain('RUN echo cli-engine-step')
     expect(err.join('')).toContain('cli-engine-step\n')
     expect((await dockerd.docker(['image', 'inspect', 'cli-engine:1'])).exitCode).toBe(0)
+    // rawjson: one event a line, the engine's steps among them; tty: the steps drawn as ours are.
+    const raw: string[] = []
+    expect(await main(['build', '-f', join(dir, 'Dockerfile'), '--engine', `docker,host=unix://${dockerd.socket}`, '--network', 'none', '--no-cache', '--progress', 'rawjson', '--cache-dir', join(work, 'cache'), dir], { out: () => undefined, err: (s: string) => void raw.push(s) })).toBe(0)
+    const events = raw.join('').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string; description?: string })
+    expect(events.some((e) => e.type === 'start' && e.description?.includes('RUN echo cli-engine-step'))).toBe(true)
+    expect(events.some((e) => e.type === 'log')).toBe(true)
+    const tty: string[] = []
+    expect(await main(['build', '-f', join(dir, 'Dockerfile'), '--engine', `docker,host=unix://${dockerd.socket}`, '--network', 'none', '--progress', 'tty', '--cache-dir', join(work, 'cache'), dir], { out: () => undefined, err: (s: string) => void tty.push(s), isTTY: true })).toBe(0)
+    expect(tty.join('')).toContain('RUN echo cli-engine-step')
+  }, 120_000)
+
+  it('loads oci: layouts and local:NAME images (another build\'s result) first, under content-derived names', async () => {
+    const dir = join(work, 'bases')
+    await mkdir(dir, { recursive: true })
+    await writeFile(join(dir, 'x.txt'), 'x\n')
+    // Built here and named in the local store, then used as the engine build's base.
+    await image().from(`oci:${busyboxLayout()}`).copy('x.txt', '/x.txt').build({ context: dir, cacheDir: join(work, 'cache'), tags: ['local-made:1'] })
+    await image()
+      .from('local:local-made:1')
+      .copy('/bin/busybox', '/copied-busybox', { from: `oci:${busyboxLayout()}` })
+      .build({ context: dir, cacheDir: join(work, 'cache'), network: 'none', engine: engine(), tags: ['from-local:1'] })
+    const run = await dockerd.docker(['run', '--rm', '--network', 'none', 'from-local:1', 'sh', '-c', 'cat /x.txt; cmp /bin/busybox /copied-busybox && echo same'])
+    expect(run.stdout).toBe('x\nsame\n')
+    const bases = (await dockerd.docker(['images', '--format', '{{.Repository}}:{{.Tag}}', 'imagesmith-base'])).stdout.trim().split('\n')
+    expect(bases.every((b) => /^imagesmith-base:[0-9a-f]{32}$/.test(b))).toBe(true)
   }, 120_000)
 
   it('reaches an engine over tcp with TLS from DOCKER_TLS_VERIFY and DOCKER_CERT_PATH', async () => {
