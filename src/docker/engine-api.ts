@@ -5,6 +5,7 @@
  */
 import { once } from 'node:events'
 import type { IncomingMessage } from 'node:http'
+import { StringDecoder } from 'node:string_decoder'
 import { ErrorCodes, ImagesmithError, throwIfAborted } from '../errors.js'
 import { describeEngine, engineHttpRequest, type EngineEndpoint } from './engine-host.js'
 
@@ -71,27 +72,31 @@ export const MAX_LINE = 16 << 20
 
 /** The response's JSON messages in order, one a line; a line that is not JSON is skipped. */
 export async function* jsonMessages(res: IncomingMessage): AsyncGenerator<Record<string, unknown>> {
+  // A character split between chunks is joined by the decoder, not garbled.
+  const decoder = new StringDecoder('utf8')
   let pending = ''
   let skipping = false
   for await (const chunk of res as AsyncIterable<Buffer>) {
-    let text = pending + chunk.toString('utf8')
+    const text = pending + decoder.write(chunk)
+    let from = 0
     let nl: number
-    while ((nl = text.indexOf('\n')) >= 0) {
-      const line = text.slice(0, nl)
-      text = text.slice(nl + 1)
-      if (skipping) {
+    while ((nl = text.indexOf('\n', from)) >= 0) {
+      const line = text.slice(from, nl)
+      from = nl + 1
+      if (skipping || line.length > MAX_LINE) {
         skipping = false
         continue
       }
       const m = parseLine(line)
       if (m) yield m
     }
-    if (text.length > MAX_LINE) {
+    pending = text.slice(from)
+    if (pending.length > MAX_LINE) {
       skipping = true
-      text = ''
+      pending = ''
     }
-    pending = text
   }
+  pending += decoder.end()
   const last = skipping ? undefined : parseLine(pending)
   if (last) yield last
 }

@@ -18,6 +18,9 @@ import { parseEngine } from '../../src/cli/build.js'
 import { resolveBuildOptions } from '../../src/pipeline/resolve-options.js'
 import type { ProgressEvent } from '../../src/solver/types.js'
 import { thrown } from '../helpers/thrown.js'
+import { Readable } from 'node:stream'
+import type { IncomingMessage } from 'node:http'
+import { jsonMessages, MAX_LINE } from '../../src/docker/engine-api.js'
 
 /** A RUN's output log, and the same vertex completed with its error, as dockerd 20.10 sent them. */
 const LOG_TRACE = 'GqkDCkdzaGEyNTY6MzI0NGVhOTNiN2FiNTU2NDlhNzk0N2Y1ODFmMWVhYjU5MGYzMzY0MzZlN2JiZDMwOGU1NmZlMDcxYzY5YmE0YxIMCMDz09gGELuB9JMCGAEizQJ0b3RhbCAyMApkcnd4ci14ci14ICAgIDIgcm9vdCAgICAgcm9vdCAgICAgICAgICA0MDk2IERlYyAgNiAwNTo1OSAuCmRyd3hyLXhyLXggICAgMSByb290ICAgICByb290ICAgICAgICAgIDQwOTYgRGVjICA2IDA1OjU5IC4uCi1ydy1yLS1yLS0gICAgMSByb290ICAgICByb290ICAgICAgICAgICAgNTggRGVjICA2IDA1OjU5IC5kb2NrZXJmaWxlLngKLXJ3LXItLXItLSAgICAxIHJvb3QgICAgIHJvb3QgICAgICAgICAgICAxNCBEZWMgIDYgMDU6NTkgLmRvY2tlcmlnbm9yZQotcnctci0tci0tICAgIDEgcm9vdCAgICAgcm9vdCAgICAgICAgICAgICAzIERlYyAgNiAwNTo1OSBhLnR4dAo='
@@ -72,6 +75,18 @@ describe('moby.buildkit.trace', () => {
     expect(Buffer.concat(events.flatMap((e) => (e.type === 'log' ? [e.data] : []))).toString()).toBe('hi\nCOMMIT app\n')
     expect(p.imageId).toBe('sha256:' + 'a'.repeat(64))
     expect(p.buildkit).toBe(false)
+  })
+})
+
+describe('the engine\'s JSON lines', () => {
+  it('joins a character split between chunks, skips non-JSON and over-long lines', async () => {
+    const msg = Buffer.from('{"stream":"héllo"}\nnot json\n')
+    const cut = msg.indexOf(0xa9) // the second byte of é
+    const long = Buffer.from(`{"stream":"${'x'.repeat(MAX_LINE + 10)}"}\n`)
+    const chunks = [msg.subarray(0, cut), msg.subarray(cut), long, Buffer.from('{"aux":{"ID":"sha256:1"}}')]
+    const out: Record<string, unknown>[] = []
+    for await (const m of jsonMessages(Readable.from(chunks) as unknown as IncomingMessage)) out.push(m)
+    expect(out).toEqual([{ stream: 'héllo' }, { aux: { ID: 'sha256:1' } }])
   })
 })
 
