@@ -141,10 +141,25 @@ export interface EngineVersion {
   readonly podman: boolean
 }
 
+/** How long the first call may wait for an answer: a host that takes a connection and says nothing is not an engine. */
+export const VERSION_TIMEOUT_MS = 30_000
+
 /** `GET /version`; API versions compare as major.minor numbers. */
-export async function engineVersion(e: EngineEndpoint, signal?: AbortSignal): Promise<EngineVersion> {
-  const res = await engineCall(e, { method: 'GET', path: '/version', ...(signal ? { signal } : {}) })
-  const body = await readSmall(res)
+export async function engineVersion(e: EngineEndpoint, signal?: AbortSignal, timeoutMs = VERSION_TIMEOUT_MS): Promise<EngineVersion> {
+  const deadline = AbortSignal.timeout(timeoutMs)
+  const both = signal ? AbortSignal.any([signal, deadline]) : deadline
+  let res: IncomingMessage
+  let body: string
+  try {
+    res = await engineCall(e, { method: 'GET', path: '/version', signal: both })
+    body = await readSmall(res)
+  } catch (err) {
+    throwIfAborted(signal)
+    if (deadline.aborted) {
+      throw new ImagesmithError(ErrorCodes.ENGINE_UNREACHABLE, `the build engine at ${describeEngine(e)} did not answer /version within ${timeoutMs / 1000} s`, { host: describeEngine(e), timeoutMs }, { cause: err })
+    }
+    throw asUnreachable(err, e)
+  }
   if ((res.statusCode ?? 0) !== 200) {
     // Go's TLS server answers a plain request with this text: the engine wants TLS.
     const hint = body.includes('HTTP request to an HTTPS server') ? ' (the engine speaks TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to the directory of ca.pem, cert.pem, key.pem)' : ''

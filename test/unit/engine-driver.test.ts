@@ -20,7 +20,8 @@ import type { ProgressEvent } from '../../src/solver/types.js'
 import { thrown } from '../helpers/thrown.js'
 import { Readable } from 'node:stream'
 import type { IncomingMessage } from 'node:http'
-import { jsonMessages, MAX_LINE } from '../../src/docker/engine-api.js'
+import { engineVersion, jsonMessages, MAX_LINE } from '../../src/docker/engine-api.js'
+import { createServer as netServer, type Socket } from 'node:net'
 
 /** A RUN's output log, and the same vertex completed with its error, as dockerd 20.10 sent them. */
 const LOG_TRACE = 'GqkDCkdzaGEyNTY6MzI0NGVhOTNiN2FiNTU2NDlhNzk0N2Y1ODFmMWVhYjU5MGYzMzY0MzZlN2JiZDMwOGU1NmZlMDcxYzY5YmE0YxIMCMDz09gGELuB9JMCGAEizQJ0b3RhbCAyMApkcnd4ci14ci14ICAgIDIgcm9vdCAgICAgcm9vdCAgICAgICAgICA0MDk2IERlYyAgNiAwNTo1OSAuCmRyd3hyLXhyLXggICAgMSByb290ICAgICByb290ICAgICAgICAgIDQwOTYgRGVjICA2IDA1OjU5IC4uCi1ydy1yLS1yLS0gICAgMSByb290ICAgICByb290ICAgICAgICAgICAgNTggRGVjICA2IDA1OjU5IC5kb2NrZXJmaWxlLngKLXJ3LXItLXItLSAgICAxIHJvb3QgICAgIHJvb3QgICAgICAgICAgICAxNCBEZWMgIDYgMDU6NTkgLmRvY2tlcmlnbm9yZQotcnctci0tci0tICAgIDEgcm9vdCAgICAgcm9vdCAgICAgICAgICAgICAzIERlYyAgNiAwNTo1OSBhLnR4dAo='
@@ -178,6 +179,23 @@ describe('what a sessionless /build cannot take', () => {
 })
 
 describe('the engine API version', () => {
+  it('gives up on a host that takes the connection and never answers, as ENGINE_UNREACHABLE', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ism-eng-'))
+    dirs.push(dir)
+    const socket = join(dir, 'silent.sock')
+    const held: Socket[] = []
+    const server = netServer((c) => void held.push(c))
+    await new Promise<void>((r) => server.listen(socket, r))
+    try {
+      const e = await engineVersion({ kind: 'unix', socketPath: socket }, undefined, 300).catch((x: unknown) => x)
+      expect((e as ImagesmithError).code).toBe(ErrorCodes.ENGINE_UNREACHABLE)
+      expect((e as ImagesmithError).details.host).toBe(`unix://${socket}`)
+    } finally {
+      for (const c of held) c.destroy()
+      await new Promise<void>((r) => server.close(() => r()))
+    }
+  })
+
   it('refuses an engine older than API 1.39, naming the version needed, before the build is sent', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ism-eng-'))
     dirs.push(dir)
