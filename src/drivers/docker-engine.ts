@@ -63,6 +63,9 @@ async function buildOnEngine(req: DriverRequest): Promise<BuildResult> {
   if (output && output.type === 'oci-layout') {
     throw new ImagesmithError(ErrorCodes.ENGINE_FEATURE_UNSUPPORTED, 'the oci-layout output cannot come back from an engine: use -o type=oci,dest=… (an archive), the registry output or leave the image in the engine', { feature: 'output oci-layout', output: 'oci-layout' })
   }
+  if (output?.type === 'docker' && output.host !== undefined && describeEngine(parseEngineHost(output.host, resolved.engineTls)) !== describeEngine(endpoint)) {
+    throw new ImagesmithError(ErrorCodes.OUTPUT_INVALID, `the image is built in the engine at ${describeEngine(endpoint)}, not in ${output.host}: drop the docker output's host, or write -o type=oci,dest=… and load that`, { output: 'docker', host: output.host })
+  }
   if (output?.type === 'registry' && tags.length === 0) {
     throw new ImagesmithError(ErrorCodes.OUTPUT_INVALID, 'pushing through the engine needs at least one tag (-t)', { output: 'registry' })
   }

@@ -173,6 +173,8 @@ describe('what a sessionless /build cannot take', () => {
     expect((named as ImagesmithError).details.feature).toBe('named context')
     const filter = await image().from('busybox').build({ context: ctx, cacheDir: join(dir, 'c'), engine, noCacheFilter: ['x'] }).catch((x: unknown) => x)
     expect((filter as ImagesmithError).details.feature).toBe('no-cache-filter')
+    const elsewhere = await image().from('busybox').build({ context: ctx, cacheDir: join(dir, 'c'), engine, output: { type: 'docker', host: 'unix:///elsewhere.sock' } }).catch((x: unknown) => x)
+    expect((elsewhere as ImagesmithError).code).toBe(ErrorCodes.OUTPUT_INVALID)
     const secret = await image().from('busybox').run('cat /run/secrets/t', { mounts: [{ type: 'secret', id: 't' }] }).build({ context: ctx, cacheDir: join(dir, 'c'), engine, secrets: { t: { value: 'x' } } }).catch((x: unknown) => x)
     expect((secret as ImagesmithError).code).toBe(ErrorCodes.ENGINE_FEATURE_UNSUPPORTED)
   })
