@@ -189,6 +189,17 @@ export const ErrorCodes = Object.freeze({
    * is `cause`), and that error's details (`step`, `vertex`, …).
    */
   BAKE_TARGET_FAILED: 'BAKE_TARGET_FAILED',
+  /** No Docker Engine (or Podman service) answered where a build's `engine` points: `details.host` names it. */
+  ENGINE_UNREACHABLE: 'ENGINE_UNREACHABLE',
+  /** The engine's API is older than a hand-off needs: `details.apiVersion` (the engine's) and `details.needed`. */
+  ENGINE_API_TOO_OLD: 'ENGINE_API_TOO_OLD',
+  /**
+   * A build an engine's sessionless `/build` cannot carry (a secret or ssh mount, a second context),
+   * refused before anything is sent: `details.step` and `details.feature`.
+   */
+  ENGINE_FEATURE_UNSUPPORTED: 'ENGINE_FEATURE_UNSUPPORTED',
+  /** The engine refused or failed a build (or a load, push or save) for a reason not mapped to another code: `details.host`, `details.message`. */
+  ENGINE_FAILED: 'ENGINE_FAILED',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

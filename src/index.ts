@@ -4,10 +4,11 @@ export { BUILD_PLATFORM } from './graph/stage.js'
 export type { AddOptions, CopyOptions, FromOptions, FromSource, HealthcheckOptions, RunMount, RunOptions, WordOptions } from './builder/options.js'
 export type { Expandable } from './graph/expansion.js'
 export type { ArgDecl } from './graph/nodes/config-node.js'
-export type { BuildOptions, BuildResult, LocalBuildResult, OutputSpec } from './pipeline/options.js'
+export type { BuildOptions, BuildResult, EngineOptions, LocalBuildResult, OutputSpec } from './pipeline/options.js'
 export type { Driver, DriverRequest, BuildPosition } from './drivers/driver.js'
 export { localDriver } from './drivers/local.js'
 export { bake, type BakeOptions, type BakeResult, type BakeTargetOptions } from './bake/build.js'
+export { dockerEngineDriver } from './drivers/docker-engine.js'
 export { defaultCacheDir } from './store/default-dir.js'
 export {
   ErrorCodes,

@@ -1,6 +1,6 @@
 import { parseImageName } from '../reference/reference.js'
 import { parsePlatform } from '../oci/platform.js'
-import type { BuildOptions, BuildResult, OutputSpec } from '../pipeline/options.js'
+import type { BuildOptions, BuildResult, EngineOptions, OutputSpec } from '../pipeline/options.js'
 import type { SecretSource } from '../solver/types.js'
 import { defaultCacheDir } from '../store/default-dir.js'
 import type { ImageBuilder } from '../builder/image-builder.js'
@@ -73,8 +73,25 @@ function parseSsh(text: string): [string, string] {
   return [id, path]
 }
 
+/** `--engine docker[,host=H][,cache-from=REF]…`: the build handed to an existing Docker Engine (or Podman service). */
+export function parseEngine(text: string): EngineOptions {
+  const comma = text.indexOf(',')
+  const type = (comma < 0 ? text : text.slice(0, comma)).trim()
+  if (type !== 'docker') throw new UsageError(`--engine ${text}: the engine type must be docker (docker[,host=unix:///path|tcp://H:P|ssh://user@H])`)
+  let host: string | undefined
+  const cacheFrom: string[] = []
+  if (comma >= 0) {
+    for (const [k, v] of parseCsvPairs(text.slice(comma + 1), '--engine')) {
+      if (k === 'host' && v !== '') host = v
+      else if (k === 'cache-from' && v !== '') cacheFrom.push(v)
+      else throw new UsageError(`--engine ${text}: unknown or empty key ${k} (host, cache-from)`)
+    }
+  }
+  return { type: 'docker', ...(host !== undefined ? { host } : {}), ...(cacheFrom.length > 0 ? { cacheFrom } : {}) }
+}
+
 /** Every flag `imagesmith build` takes (the README's synopsis lists each one). */
-export const BUILD_FLAGS: readonly string[] = Object.freeze(['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--no-cache-filter', '--metadata-file', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', '--pull', ...REGISTRY_FLAGS, ...BUILDX_FLAGS])
+export const BUILD_FLAGS: readonly string[] = Object.freeze(['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--no-cache-filter', '--metadata-file', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', '--pull', '--engine', ...REGISTRY_FLAGS, ...BUILDX_FLAGS])
 
 export async function buildCommand(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<number> {
   assertKnownFlags(args, BUILD_FLAGS)
@@ -89,6 +106,8 @@ export async function buildCommand(args: ParsedArgs, io: Io, signal?: AbortSigna
   const allow = many(args, '--allow').flatMap((a) => a.split(','))
   for (const a of allow) if (a !== 'network.host' && a !== 'security.insecure') throw new UsageError(`--allow ${a}: network.host or security.insecure`)
   const ssh = Object.fromEntries(many(args, '--ssh').map(parseSsh))
+  // A malformed --engine fails before the build script or Dockerfile is loaded.
+  if (one(args, '--engine') !== undefined) parseEngine(one(args, '--engine')!)
   const output = outputFlags(args)
   const secrets = Object.fromEntries(many(args, '--secret').map(parseSecret))
   for (const t of many(args, '--tag')) flagCheck(() => parseImageName(t), '--tag')
@@ -148,6 +167,7 @@ async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, r
     secrets,
     ...(run.platforms ? { platforms: run.platforms, ...(run.targetFor ? { targetFor: run.targetFor } : {}) } : { platform }),
     network: (network ?? 'default') as 'default' | 'none' | 'host',
+    ...(one(args, '--engine') !== undefined ? { engine: parseEngine(one(args, '--engine')!) } : {}),
     allow: run.allow as ('network.host' | 'security.insecure')[],
     ssh: run.ssh,
     cacheDir: one(args, '--cache-dir'),

@@ -36,6 +36,7 @@ Usage:
                    [--secret id=ID,src=PATH | id=ID,env=VAR]... [--ssh default|ID=SOCKET]... [--platform os/arch]
                    [--network default|none|host] [--allow network.host|security.insecure]...
                    [--cache-dir DIR] [--runtime crun|runc|PATH] [--registry-mirror R=HOST]... [--insecure-registry HOST]...
+                   [--engine docker[,host=unix:///S|tcp://H:P|ssh://U@H][,cache-from=REF]]  (build on that Docker Engine or Podman service)
 ${BAKE_HELP}
   imagesmith graph <build.ts> | -f Dockerfile|- [CONTEXT] [--target NAME] [--format mermaid|dot] [--build-arg K=V]... [--platform os/arch]
   imagesmith inspect <archive.tar | layout-dir | local image name> [--json] [--cache-dir DIR]

@@ -160,6 +160,25 @@ export interface BuildOptions {
    * @default the local driver (store → solve → finalize → export)
    */
   readonly driver?: Driver
+  /**
+   * Hands the build to an existing engine instead of building here (`--engine docker[,host=…]`):
+   * the graph is printed as a Dockerfile and sent with the context to the engine's `/build`.
+   * The engine's cache, layer bytes and digests are the engine's; {@link BuildResult} has `digest`
+   * (the engine's image id), `configDigest` and `ref`, not the fields only a local solve knows.
+   */
+  readonly engine?: EngineOptions
+}
+
+/** A Docker Engine (API ≥ 1.39, BuildKit inside) or Podman's Docker-compatible service. */
+export interface EngineOptions {
+  readonly type: 'docker'
+  /**
+   * `unix:///path`, `tcp://host:port` (TLS as `DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH` say) or `ssh://user@host`.
+   * @default $DOCKER_HOST, else unix:///var/run/docker.sock
+   */
+  readonly host?: string
+  /** Images the engine may take cache from (`cachefrom`). */
+  readonly cacheFrom?: readonly string[]
 }
 
 /** One platform's image of a multi-platform build. */

@@ -10,7 +10,7 @@ import type { RegistryConfig, RegistryOptions } from '../registry/options.js'
 import { defaultCacheDir } from '../store/default-dir.js'
 
 /**
- * The one place that reads the environment (IMAGESMITH_CACHE, XDG_CACHE_HOME, SOURCE_DATE_EPOCH, DOCKER_HOST,
+ * The one place that reads the environment (IMAGESMITH_CACHE, XDG_CACHE_HOME, SOURCE_DATE_EPOCH, DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_TLS, DOCKER_CERT_PATH,
  * IMAGESMITH_REGISTRY_MIRRORS, DOCKER_CONFIG):
  * everything below receives plain, resolved options.
  */
@@ -30,6 +30,8 @@ export interface ResolvedBuildOptions {
   readonly ssh: Readonly<Record<string, string>>
   /** The `docker` output's engine when it names no host: $DOCKER_HOST, else Docker's default socket. */
   readonly dockerHost: string
+  /** TLS for a `tcp://` engine, as the docker CLI reads it: `DOCKER_TLS_VERIFY` (verify) or `DOCKER_TLS`, certificates in `DOCKER_CERT_PATH` (else ~/.docker). */
+  readonly engineTls?: { readonly verify: boolean; readonly certPath: string }
   readonly registry: RegistryConfig
 }
 
@@ -58,6 +60,9 @@ export function resolveBuildOptions(opts: BuildOptions, env: NodeJS.ProcessEnv =
     ...entitlements(opts),
     ssh: sshSockets(opts.ssh),
     dockerHost: env.DOCKER_HOST ? env.DOCKER_HOST : DEFAULT_DOCKER_HOST,
+    ...(env.DOCKER_TLS_VERIFY || env.DOCKER_TLS
+      ? { engineTls: { verify: Boolean(env.DOCKER_TLS_VERIFY), certPath: env.DOCKER_CERT_PATH ? resolve(env.DOCKER_CERT_PATH) : join(homedir(), '.docker') } }
+      : {}),
     registry: resolveRegistryOptions(opts.registry, env),
   }
 }

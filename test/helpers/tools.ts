@@ -425,7 +425,7 @@ export interface Dockerd {
  * Resolves when `docker version` answers. `stop()` always kills it, its containerd and shims,
  * unmounts and removes the dir.
  */
-export async function startDockerd(opts: { readyTimeoutMs?: number } = {}): Promise<Dockerd> {
+export async function startDockerd(opts: { readyTimeoutMs?: number; extraArgs?: readonly string[] } = {}): Promise<Dockerd> {
   const dir = await shortTmpDir('ism-d-')
   const socket = join(dir, 's')
   const execRoot = join(dir, 'e')
@@ -453,6 +453,7 @@ export async function startDockerd(opts: { readyTimeoutMs?: number } = {}): Prom
         '--iptables=false', '--ip6tables=false', '--bridge=none',
         '--default-ulimit', 'nofile=1024:1024', '--default-ulimit', 'nproc=1024:1024',
         '--add-runtime', `ism-runc=${runc}`, '--default-runtime=ism-runc',
+        ...(opts.extraArgs ?? []),
       ],
       { stdio: ['ignore', logFd, logFd], env },
     )
