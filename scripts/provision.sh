@@ -48,7 +48,7 @@ BASE_PATH_ENV="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # package -> commands it must provide (command -v, absolute paths, or static:busybox).
 PACKAGES=(runc crun skopeo umoci oci-image-tool docker-registry busybox-static mmdebstrap
           podman buildah docker.io pigz attr xz-utils bzip2 zstd uidmap apache2-utils slirp4netns
-          qemu-user-static)
+          qemu-user-static openssl)
 declare -A PKG_CMDS=(
   [runc]="runc" [crun]="crun" [skopeo]="skopeo" [umoci]="umoci"
   [oci-image-tool]="oci-image-tool" [docker-registry]="docker-registry"
@@ -57,6 +57,7 @@ declare -A PKG_CMDS=(
   [xz-utils]="xz" [bzip2]="bzip2" [zstd]="zstd" [uidmap]="newuidmap newgidmap"
   [apache2-utils]="htpasswd" [slirp4netns]="slirp4netns"
   [qemu-user-static]="qemu-aarch64-static /usr/lib/binfmt.d/qemu-aarch64.conf"
+  [openssl]="openssl"
 )
 
 log() { printf 'provision: %s\n' "$*" >&2; }
