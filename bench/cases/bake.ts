@@ -14,7 +14,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { homedir, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import type { BenchCase, BenchRow } from '../types.js'
+import type { BenchCase, BenchRow, PeerResult } from '../types.js'
+import { buildkitPeer, type PeerSlot } from '../peers.js'
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const N = 20
@@ -105,6 +106,10 @@ async function timedCli(args: string[], cwd: string, meter: string): Promise<num
  * cold bake (fresh store) against three cold `imagesmith build --target` of the same targets, each on
  * its own fresh store, summed (target: < 0.6× the sum: the base runs once, the services in parallel);
  * (b) the same bake again with nothing changed, whole process, archives already written (target: < 0.5 s).
+ * BuildKit (a private dockerd 20.10; no buildx here) builds the same three services the way `docker
+ * buildx bake` would leave them: one Dockerfile per service sharing the base stage, built one after
+ * another on one daemon cache (so the base runs once), images left in the daemon (not exported,
+ * which favours it); its row is the three builds' summed time after a cache reset.
  */
 async function monorepoRows(work: string): Promise<BenchRow[]> {
   const dir = join(work, 'monorepo')
@@ -120,6 +125,19 @@ async function monorepoRows(work: string): Promise<BenchRow[]> {
     `const service = (n: string) => base.copy(n + '/app.txt', '/srv/app.txt').run('cp /srv/app.txt /srv/' + n + '.out')\n` +
     `export default { ${services.map((s) => `${s}: service('${s}')`).join(', ')} }\n`)
   const meter = join(work, 'mono-meter.jsonl')
+  // The peer's base: our own output of the busybox archive, which carries Docker's manifest.json.
+  const baseTag = 'ism-bench/busybox:1'
+  const baseDocker = join(work, 'mono-base-docker.tar')
+  writeFileSync(join(dir, 'base.ts'), `import { image } from 'imagesmith'\nexport default image().from(${from})\n`)
+  await timedCli(['build', 'base.ts', '--cache-dir', join(work, 'mono-base-store'), '-t', baseTag, '-o', `type=oci,dest=${baseDocker}`, '--progress', 'quiet'], dir, meter)
+  const slot: PeerSlot = await buildkitPeer(baseDocker)
+  const dockerfiles = services.map((s) => {
+    const f = join(dir, `${s}.Dockerfile`)
+    writeFileSync(f, `FROM ${baseTag} AS base\nRUN sleep 1; head -c 16 /dev/urandom | od -An -tx1 > /token\nFROM base\nCOPY ${s}/app.txt /srv/app.txt\nRUN cp /srv/app.txt /srv/${s}.out\n`)
+    return f
+  })
+  const peerRuns: number[] = []
+  let peerSkipped = 'peer' in slot ? undefined : slot.skipped
   const bakeArgs = (store: string) => ['bake', 'build.ts', '--cache-dir', store, '--out-dir', join(dir, 'out'), '--progress', 'quiet']
   const cold: number[] = []
   const separate: number[] = []
@@ -140,7 +158,17 @@ async function monorepoRows(work: string): Promise<BenchRow[]> {
       rmSync(one, { recursive: true, force: true })
     }
     separate.push(sum)
+    if ('peer' in slot && peerSkipped === undefined) {
+      try {
+        slot.peer.reset()
+        peerRuns.push(dockerfiles.reduce((t, f) => t + slot.peer.build(f, dir), 0))
+      } catch (e) {
+        peerSkipped = `failed: ${(e as Error).message.split('\n')[0]}`
+      }
+    }
   }
+  if ('peer' in slot) await slot.peer.close()
+  const peers: PeerResult[] = [peerSkipped !== undefined || peerRuns.length === 0 ? { name: 'BuildKit', skipped: peerSkipped ?? 'no runs' } : { name: 'BuildKit', s: median(peerRuns), runs: peerRuns }]
   return [
     {
       case: 'bake: 3 services on a shared 1 s base, cold bake vs 3 cold builds (summed)',
@@ -149,7 +177,8 @@ async function monorepoRows(work: string): Promise<BenchRow[]> {
       targetRatio: 0.6,
       peakRssMB: bakeRss,
       rssLimitMB: 600,
-      notes: [`cold bake ${cold.map((x) => x.toFixed(2)).join(' / ')} s; three separate cold builds summed ${separate.map((x) => x.toFixed(2)).join(' / ')} s; floor: their sum, target < 0.6× it`],
+      notes: [`cold bake ${cold.map((x) => x.toFixed(2)).join(' / ')} s; three separate cold builds summed ${separate.map((x) => x.toFixed(2)).join(' / ')} s; floor: their sum, target < 0.6× it; BuildKit: the three services one after another on one daemon cache (the bake-equivalent here), summed`],
+      peers,
     },
     {
       case: 'bake: 3 services, no-op bake (nothing changed), whole process',
