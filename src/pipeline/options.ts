@@ -75,6 +75,14 @@ export interface BuildOptions {
    * @default $SOURCE_DATE_EPOCH, else 0
    */
   readonly sourceDateEpoch?: number | 'now'
+  /**
+   * `false` opts out of reproducible output: RUN layers keep their files' real times and `created` is
+   * the wall clock (unless `sourceDateEpoch` / SOURCE_DATE_EPOCH names a time). The name is the
+   * reproducible-builds.org term BuildKit's provenance also records (`metadata.reproducible`).
+   * @default true: RUN layers' file times newer than the epoch are clamped to it (BuildKit's
+   * rewrite-timestamp), and config/history times are the epoch. Base image layers are never rewritten.
+   */
+  readonly reproducible?: boolean
   /** Layer compression. @default 'gzip' */
   readonly compression?: Compression
   /** Secrets for `RUN --mount=type=secret` by id (buildx `--secret`). */

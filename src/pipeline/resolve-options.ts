@@ -35,7 +35,9 @@ export interface ResolvedBuildOptions {
 
 export function resolveBuildOptions(opts: BuildOptions, env: NodeJS.ProcessEnv = process.env): ResolvedBuildOptions {
   let epoch = 0
-  let clampRunMtimes = false
+  // Reproducible by default (as ko, Jib, rules_oci and apko): RUN layers' new file times are clamped to
+  // the epoch, so the same inputs give the same digest with or without SOURCE_DATE_EPOCH.
+  const reproducible = opts.reproducible !== false
   let created: string | undefined
   const sde = opts.sourceDateEpoch ?? (env.SOURCE_DATE_EPOCH !== undefined && env.SOURCE_DATE_EPOCH !== '' ? env.SOURCE_DATE_EPOCH : undefined)
   if (sde === 'now') {
@@ -46,13 +48,14 @@ export function resolveBuildOptions(opts: BuildOptions, env: NodeJS.ProcessEnv =
       throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `SOURCE_DATE_EPOCH must be a non-negative integer, got ${JSON.stringify(sde)}`, { sourceDateEpoch: sde })
     }
     epoch = n
-    clampRunMtimes = true
+  } else if (!reproducible) {
+    created = new Date().toISOString()
   }
   return {
     contextDir: resolve(opts.context ?? '.'),
     cacheDir: opts.cacheDir ? resolve(opts.cacheDir) : defaultCacheDir(env),
     epoch,
-    clampRunMtimes,
+    clampRunMtimes: reproducible,
     created: created ?? new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'),
     ...targetPlatforms(opts),
     ...entitlements(opts),
