@@ -175,6 +175,13 @@ export const ErrorCodes = Object.freeze({
   BAKE_CYCLE: 'BAKE_CYCLE',
   /** A `--set TARGET.KEY=VALUE` override that is malformed, names an unknown key or a key the target cannot take; `details.set` and `details.key`. */
   BAKE_SET_INVALID: 'BAKE_SET_INVALID',
+  /**
+   * An SBOM was asked of an image holding more package metadata (dpkg/apk databases, package.json,
+   * dist-info METADATA) than is read: `details.limitFiles` / `details.limitBytes`, `details.path` and `details.layer`.
+   */
+  ATTESTATION_INPUT_TOO_LARGE: 'ATTESTATION_INPUT_TOO_LARGE',
+  /** An `attest` option (or `--sbom` / `--provenance` / `--attest` flag) this build cannot take: `details.option` and `details.value`. */
+  ATTEST_OPTION_INVALID: 'ATTEST_OPTION_INVALID',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

@@ -23,6 +23,7 @@ import type { ProgressEvent } from '../solver/types.js'
 import { RegistryClient } from '../registry/client.js'
 import { PullSession } from '../registry/pull.js'
 import type { Driver, DriverRequest } from './driver.js'
+import { attestationsFor } from './attestations.js'
 
 /**
  * The build on this machine: the store (shared by every build of this process on one cache dir),
@@ -36,6 +37,7 @@ export const localDriver: Driver & { build(request: DriverRequest): Promise<Loca
 
 async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
   const { opts, resolved, tags, position: at } = req
+  const startedOn = new Date().toISOString()
   const store = Store.shared(resolved.cacheDir)
   // The lease ends with the build, whatever happened: what it held becomes prunable (and "used now").
   req.onFinally(() => store.lease.release())
@@ -145,8 +147,10 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
   }
   const image = images[0]!.image
   const multiAnnotations = annotations?.multi
-  const artifact: Artifact = multi
-    ? await finalizeIndex(store.blobs, images, multiAnnotations?.index, multiAnnotations ? (p) => multiAnnotations.platforms[formatPlatform(p)]?.descriptor : undefined)
+  // Attestations make an index even of one image: they sit beside the images they describe.
+  const attestations = await attestationsFor(req, { store, graph, vertices, images, bases: registry.bases, startedOn })
+  const artifact: Artifact = multi || attestations.length > 0
+    ? await finalizeIndex(store.blobs, images, multiAnnotations?.index, multiAnnotations ? (p) => multiAnnotations.platforms[formatPlatform(p)]?.descriptor : undefined, attestations)
     : image
   // Named before exporting: a later build's FROM finds it even when the export fails or there is none.
   const named = new Date()

@@ -8,6 +8,7 @@ import type { ProgressEvent, SecretSource, VertexRecord } from '../solver/types.
 import type { ScheduleRecord } from '../solver/scheduler.js'
 import type { RegistryOptions } from '../registry/options.js'
 import type { Driver } from '../drivers/driver.js'
+import type { AttestOptions } from '../attest/options.js'
 
 /** Where a build goes. Mirrors `docker buildx build --output`. */
 export type OutputSpec =
@@ -83,6 +84,12 @@ export interface BuildOptions {
    * rewrite-timestamp), and config/history times are the epoch. Base image layers are never rewritten.
    */
   readonly reproducible?: boolean
+  /**
+   * Attestations attached beside each platform image, as BuildKit stores them (`--sbom`,
+   * `--provenance`): the output becomes an image index even for one platform. Off unless asked:
+   * some consumers (AWS Lambda, Docker's classic image store) refuse or drop such an index.
+   */
+  readonly attest?: AttestOptions
   /** Layer compression. @default 'gzip' */
   readonly compression?: Compression
   /** Secrets for `RUN --mount=type=secret` by id (buildx `--secret`). */
