@@ -1,3 +1,4 @@
+import { join, resolve } from 'node:path'
 import { parseImageName } from '../reference/reference.js'
 import { parsePlatform } from '../oci/platform.js'
 import type { BuildOptions, BuildResult, OutputSpec } from '../pipeline/options.js'
@@ -14,6 +15,7 @@ import { loadBuildScript } from './load-script.js'
 import { writeMetadataFile } from './metadata.js'
 import { PROGRESS_MODES, progressMode, progressRenderer, withoutOutputTail } from './progress.js'
 import { REGISTRY_FLAGS, registryFlags } from './registry-flags.js'
+import { SUPPLY_FLAGS, supplyOptions } from './supply-flags.js'
 
 export function parseOutput(text: string): OutputSpec {
   const kv = parseCsvPairs(text, '--output')
@@ -74,7 +76,7 @@ function parseSsh(text: string): [string, string] {
 }
 
 /** Every flag `imagesmith build` takes (the README's synopsis lists each one). */
-export const BUILD_FLAGS: readonly string[] = Object.freeze(['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--no-cache-filter', '--metadata-file', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', '--pull', ...REGISTRY_FLAGS, ...BUILDX_FLAGS])
+export const BUILD_FLAGS: readonly string[] = Object.freeze(['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--no-cache-filter', '--metadata-file', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', '--pull', ...REGISTRY_FLAGS, ...BUILDX_FLAGS, ...SUPPLY_FLAGS])
 
 export async function buildCommand(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<number> {
   assertKnownFlags(args, BUILD_FLAGS)
@@ -90,6 +92,11 @@ export async function buildCommand(args: ParsedArgs, io: Io, signal?: AbortSigna
   for (const a of allow) if (a !== 'network.host' && a !== 'security.insecure') throw new UsageError(`--allow ${a}: network.host or security.insecure`)
   const ssh = Object.fromEntries(many(args, '--ssh').map(parseSsh))
   const output = outputFlags(args)
+  const target = one(args, '--target')
+  // The provenance's entryPoint: the build script, or the Dockerfile (none when it came on stdin).
+  const file = one(args, '--file')
+  const entryPoint = !dockerfile ? resolve(path) : file === '-' ? undefined : resolve(file ?? join(args.positionals[0] ?? '.', 'Dockerfile'))
+  const supply = supplyOptions(args, { ...(entryPoint ? { path: entryPoint } : {}), ...(target ? { target } : {}) })
   const secrets = Object.fromEntries(many(args, '--secret').map(parseSecret))
   for (const t of many(args, '--tag')) flagCheck(() => parseImageName(t), '--tag')
   // `--platform a,b` or `--platform a --platform b`: several give an image index.
@@ -107,7 +114,7 @@ export async function buildCommand(args: ParsedArgs, io: Io, signal?: AbortSigna
       ...(platforms ? { platforms, ...(df ? { targetFor: df.imported.targetFor } : {}) } : {}),
       context: df?.context ?? one(args, '--context') ?? '.',
       ...(df?.imported.dockerignore !== undefined ? { dockerignore: df.imported.dockerignore } : {}),
-      output, secrets, platform, network, allow, ssh, progress, signal,
+      output, secrets, platform, network, allow, ssh, progress, signal, supply,
     })
   } finally {
     await df?.cleanup()
@@ -128,6 +135,7 @@ interface BuildRun {
   readonly progress: string
   readonly stages?: Readonly<Record<string, ImageBuilder>>
   readonly signal: AbortSignal | undefined
+  readonly supply: Pick<BuildOptions, 'attest' | 'reproducible'>
 }
 
 async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, run: BuildRun): Promise<number> {
@@ -154,6 +162,7 @@ async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, r
     runtime: one(args, '--runtime'),
     registry: registryFlags(args),
     ...buildxOptions(args),
+    ...run.supply,
     signal,
     onProgress: renderer.onEvent,
   })
