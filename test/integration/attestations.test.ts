@@ -73,7 +73,7 @@ describe.skipIf(bed.skip)('attestations', () => {
     const blob = (d: string) => member(`blobs/sha256/${d.slice(7)}`)
     const top = JSON.parse(member('index.json').toString()) as ImageIndex
     const index = JSON.parse(blob(top.manifests[0]!.digest).toString()) as ImageIndex
-    const att = index.manifests[1]!
+    const att = index.manifests.find((m) => m.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest')!
     const attManifest = JSON.parse(blob(att.digest).toString()) as Manifest
     const statements = new Map(attManifest.layers.map((l) => [l.annotations!['in-toto.io/predicate-type']!, JSON.parse(blob(l.digest).toString()) as Statement]))
     return { top, index, att, attManifest, statements, member, blob }
@@ -182,6 +182,23 @@ describe.skipIf(bed.skip)('attestations', () => {
     expect(prov.invocation.parameters).not.toHaveProperty('secrets')
     expect(prov).not.toHaveProperty('buildConfig')
     expect(prov.materials).toContainEqual(expect.objectContaining({ digest: { sha256: baseDigest.slice(7) } }))
+  })
+
+  it('a multi-platform build attests each platform image: one attestation manifest per image, after them all', async () => {
+    const dest = join(work, 'multi.tar')
+    const r = await image().copy('rootfs/', '/').build({
+      context, cacheDir: join(work, 'cache'), platforms: ['linux/amd64', 'linux/arm64'], attest: { sbom: true }, output: { type: 'oci', dest },
+    }) as LocalBuildResult
+    const { index, blob } = readArchive(dest)
+    expect(index.manifests.map((m) => `${m.platform!.os}/${m.platform!.architecture}`)).toEqual(['linux/amd64', 'linux/arm64', 'unknown/unknown', 'unknown/unknown'])
+    expect(index.manifests.slice(2).map((m) => m.annotations!['vnd.docker.reference.digest'])).toEqual(r.images!.map((i) => i.digest))
+    for (const [i, m] of index.manifests.slice(2).entries()) {
+      const layer = (JSON.parse(blob(m.digest).toString()) as Manifest).layers[0]!
+      const st = JSON.parse(blob(layer.digest).toString()) as Statement
+      expect(st.subject[0]!.digest.sha256).toBe(r.images![i]!.digest.slice(7))
+      expect(st.subject[0]!.name).toBe('_')
+      expect((st.predicate.packages as unknown[]).length).toBe(9) // the image, its 7 packages and gone (no RUN removes it here)
+    }
   })
 
   it('the archive loads and runs in podman; a push carries the attestations; inspect --attestations reads both back', async () => {
