@@ -214,8 +214,9 @@ describe.skipIf(bed.skip)('attestations', () => {
     const attRaw = JSON.parse((await runTool('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${reg.host}/app/supply@${raw.manifests[1]!.digest}`])).stdout) as Manifest
     expect(attRaw.layers.map((l) => l.annotations?.['in-toto.io/predicate-type'])).toEqual(['https://spdx.dev/Document', 'https://slsa.dev/provenance/v0.2'])
 
-    for (const target of [dest, tag]) {
-      const r = spawnSync(process.execPath, [bin, 'inspect', target, '--attestations', '--format', 'json'], { encoding: 'utf8', env: { ...process.env, IMAGESMITH_CACHE: join(work, 'cli-cache') } })
+    // An archive, a registry reference, and the local image the first build named in its store.
+    for (const target of [dest, tag, 'example.test/app:1']) {
+      const r = spawnSync(process.execPath, [bin, 'inspect', target, '--attestations', '--format', 'json'], { encoding: 'utf8', env: { ...process.env, IMAGESMITH_CACHE: join(work, 'cache') } })
       expect(r.status, r.stderr).toBe(0)
       const found = JSON.parse(r.stdout) as { subject: string; platform: string; shape: string; statements: { predicateType: string; predicate: Record<string, any> }[] }[]
       expect(found).toHaveLength(1)
