@@ -39,7 +39,13 @@ export interface ScanResult {
  * `.wh..wh..opq` empties a directory of what lower layers put there), so what a later layer
  * deleted is not listed. Only wanted files are kept, each bounded.
  */
-export async function scanImageFiles(blobs: BlobStore, layers: readonly LayerRef[], wanted: FileFilter, signal?: AbortSignal): Promise<ScanResult> {
+export async function scanImageFiles(
+  blobs: BlobStore,
+  layers: readonly LayerRef[],
+  wanted: FileFilter,
+  signal?: AbortSignal,
+  limits: { readonly fileBytes: number; readonly totalBytes: number; readonly files: number } = { fileBytes: MAX_FILE_BYTES, totalBytes: MAX_TOTAL_BYTES, files: MAX_FILES },
+): Promise<ScanResult> {
   const kept = new Map<string, ImageFile & { readonly index: number }>()
   const skipped = new Set<string>()
   let total = 0
@@ -71,7 +77,7 @@ export async function scanImageFiles(blobs: BlobStore, layers: readonly LayerRef
         if (!wanted(path)) continue
         let data: Buffer | undefined
         if (e.header.type === 'file') {
-          if (e.header.size > MAX_FILE_BYTES) {
+          if (e.header.size > limits.fileBytes) {
             skipped.add(path)
             continue
           }
@@ -82,9 +88,9 @@ export async function scanImageFiles(blobs: BlobStore, layers: readonly LayerRef
           data = kept.get(nameFromBytes(e.header.linkname).replace(/^(\.\/|\/)+/, ''))?.data
         }
         if (data === undefined) continue
-        if (kept.size >= MAX_FILES || total + data.length > MAX_TOTAL_BYTES) {
-          throw new ImagesmithError(ErrorCodes.ATTESTATION_INPUT_TOO_LARGE, `the image holds more package metadata than an SBOM reads (${MAX_FILES} files, ${MAX_TOTAL_BYTES} bytes)`, {
-            path, layer: layer.digest, limitFiles: MAX_FILES, limitBytes: MAX_TOTAL_BYTES,
+        if (kept.size >= limits.files || total + data.length > limits.totalBytes) {
+          throw new ImagesmithError(ErrorCodes.ATTESTATION_INPUT_TOO_LARGE, `the image holds more package metadata than an SBOM reads (${limits.files} files, ${limits.totalBytes} bytes)`, {
+            path, layer: layer.digest, limitFiles: limits.files, limitBytes: limits.totalBytes,
           })
         }
         total += data.length

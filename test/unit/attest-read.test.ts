@@ -29,7 +29,7 @@ function blobs() {
   return { put, read: async (d: Descriptor) => m.get(d.digest)! }
 }
 
-const IMAGE = 'sha256:' + 'a'.repeat(64)
+const IMAGE = `sha256:${'a'.repeat(64)}` as const
 const statement = (type: string) => ({ _type: 'https://in-toto.io/Statement/v1', subject: [{ name: '_', digest: { sha256: 'a'.repeat(64) } }], predicateType: type, predicate: { spdxVersion: 'SPDX-2.3' } })
 
 describe('readAttestations', () => {
