@@ -1,3 +1,4 @@
+import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { Digest } from '../oci/media-types.js'
 import type { Descriptor, ImageIndex } from '../oci/types.js'
 import { ATTESTATION_ARTIFACT_TYPE, IN_TOTO_MEDIA_TYPE, PREDICATE_TYPE_ANNOTATION } from './in-toto.js'
@@ -53,7 +54,13 @@ export async function readAttestations(index: ImageIndex, read: BlobReader): Pro
     for (const l of (Array.isArray(m.layers) ? m.layers : []).slice(0, MAX_ATTESTATIONS)) {
       const predicateType = l.annotations?.[PREDICATE_TYPE_ANNOTATION]
       if (l.mediaType !== IN_TOTO_MEDIA_TYPE || !predicateType) continue
-      const statement = JSON.parse((await read(l, MAX_STATEMENT_BYTES)).toString('utf8')) as ReadAttestation['statements'][number]['statement']
+      let statement: ReadAttestation['statements'][number]['statement']
+      try {
+        statement = JSON.parse((await read(l, MAX_STATEMENT_BYTES)).toString('utf8')) as typeof statement
+      } catch (e) {
+        if (!(e instanceof SyntaxError)) throw e
+        throw new ImagesmithError(ErrorCodes.BLOB_CORRUPT, `attestation ${l.digest} is not a JSON in-toto statement`, { digest: l.digest, manifest: d.digest })
+      }
       statements.push({ predicateType, statement })
     }
     const platform = platformOf.get(subject)

@@ -93,3 +93,15 @@ describe('gitSourceOf', () => {
     expect((await gitSourceOf(d))?.commit).toBe('d'.repeat(40))
   })
 })
+
+describe('readAttestations on a broken statement', () => {
+  it('is BLOB_CORRUPT naming the blob', async () => {
+    const b = blobs()
+    const bad = Buffer.from('{not json')
+    const badDigest = `sha256:${createHash('sha256').update(bad).digest('hex')}` as const
+    const manifest = b.put({ schemaVersion: 2, config: { mediaType: 'x', digest: IMAGE, size: 1 }, layers: [{ mediaType: 'application/vnd.in-toto+json', digest: badDigest, size: bad.length, annotations: { 'in-toto.io/predicate-type': 'https://spdx.dev/Document' } }] }, 'application/vnd.oci.image.manifest.v1+json')
+    const index: ImageIndex = { schemaVersion: 2, manifests: [{ ...manifest, platform: { os: 'unknown', architecture: 'unknown' }, annotations: { 'vnd.docker.reference.type': 'attestation-manifest', 'vnd.docker.reference.digest': IMAGE } }] }
+    const read = async (d: Descriptor) => (d.digest === badDigest ? bad : b.read(d))
+    await expect(readAttestations(index, read)).rejects.toMatchObject({ code: 'BLOB_CORRUPT', details: { digest: badDigest } })
+  })
+})
