@@ -22,7 +22,9 @@ describe.skipIf(tools.skip)('reproducible builds by default', () => {
   let n = 0
   const app = () => image().from(`oci-archive:${busyboxArchive()}`)
     .copy('app.txt', '/app/')
-    .run('echo built > /app/out && mkdir -p /var/made && date > /dev/null', { network: 'none' })
+    .copy('app.txt', '/gone/')
+    // A whiteout (rm of a lower layer's dir) and new files and dirs: each with its time clamped.
+    .run('echo built > /app/out && mkdir -p /var/made && rm -r /gone', { network: 'none' })
   const freshStore = () => join(work, `store-${++n}`)
   const build = async (over: Partial<BuildOptions> = {}) =>
     (await app().build({ context, cacheDir: freshStore(), network: 'none', ...over })) as LocalBuildResult
