@@ -25,10 +25,13 @@ export interface ResolvedAttest {
   readonly target?: string
 }
 
+const KEYS = ['sbom', 'provenance', 'builderId', 'source', 'target']
+
 /** `attest` checked: undefined when nothing is asked (the output stays a plain image). */
 export function resolveAttest(attest: AttestOptions | undefined): ResolvedAttest | undefined {
   if (attest === undefined) return undefined
   if (typeof attest !== 'object' || attest === null) throw invalid('attest', attest, 'attest must be an object like { sbom: true, provenance: "max" }')
+  for (const k of Object.keys(attest)) if (!KEYS.includes(k)) throw invalid(`attest.${k}`, (attest as Record<string, unknown>)[k], `unknown attest option ${k} (${KEYS.join(', ')})`)
   if (attest.sbom !== undefined && typeof attest.sbom !== 'boolean') throw invalid('attest.sbom', attest.sbom, 'attest.sbom must be true or false')
   const p: unknown = attest.provenance
   if (p !== undefined && p !== true && p !== false && p !== 'min' && p !== 'max') throw invalid('attest.provenance', p, "attest.provenance must be true, false, 'min' or 'max'")

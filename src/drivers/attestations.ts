@@ -1,7 +1,6 @@
 import type { AttestationManifest, IndexImage } from '../artifacts/artifact.js'
 import { gitSourceOf } from '../attest/git-commit.js'
 import { attestImages } from '../attest/make.js'
-import { resolveAttest } from '../attest/options.js'
 import type { DefinitionVertex } from '../attest/provenance.js'
 import type { Graph as BuildGraph } from '../graph/node.js'
 import { formatPlatform, hostPlatform } from '../oci/platform.js'
@@ -24,7 +23,7 @@ export async function attestationsFor(
   built: { store: Store; graph: BuildGraph; vertices: readonly VertexRecord[]; images: readonly IndexImage[]; bases: readonly { ref: string; digest: Digest }[]; startedOn: string },
 ): Promise<AttestationManifest[]> {
   const { opts, resolved, tags } = req
-  const attest = resolveAttest(opts.attest)
+  const attest = resolved.attest
   if (!attest) return []
   const keys = new Map(built.vertices.map((v) => [v.vertex, v.key]))
   const vertices: DefinitionVertex[] = built.graph.vertices.map((v) => ({

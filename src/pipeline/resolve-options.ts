@@ -8,6 +8,7 @@ import type { BuildOptions } from './options.js'
 import { parseMirrorList, pullEndpoints } from '../registry/endpoints.js'
 import type { RegistryConfig, RegistryOptions } from '../registry/options.js'
 import { defaultCacheDir } from '../store/default-dir.js'
+import { resolveAttest, type ResolvedAttest } from '../attest/options.js'
 
 /**
  * The one place that reads the environment (IMAGESMITH_CACHE, XDG_CACHE_HOME, SOURCE_DATE_EPOCH, DOCKER_HOST,
@@ -31,6 +32,8 @@ export interface ResolvedBuildOptions {
   /** The `docker` output's engine when it names no host: $DOCKER_HOST, else Docker's default socket. */
   readonly dockerHost: string
   readonly registry: RegistryConfig
+  /** What `attest` asks for, checked; absent when nothing is. */
+  readonly attest?: ResolvedAttest
 }
 
 export function resolveBuildOptions(opts: BuildOptions, env: NodeJS.ProcessEnv = process.env): ResolvedBuildOptions {
@@ -62,7 +65,14 @@ export function resolveBuildOptions(opts: BuildOptions, env: NodeJS.ProcessEnv =
     ssh: sshSockets(opts.ssh),
     dockerHost: env.DOCKER_HOST ? env.DOCKER_HOST : DEFAULT_DOCKER_HOST,
     registry: resolveRegistryOptions(opts.registry, env),
+    ...attestOf(opts),
   }
+}
+
+/** `attest` checked before any work, so a typo fails the build at once rather than after the solve. */
+function attestOf(opts: BuildOptions): { attest?: ResolvedAttest } {
+  const attest = resolveAttest(opts.attest)
+  return attest ? { attest } : {}
 }
 
 /** Most target platforms of one build: each is a whole image solved beside the others. */

@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { gitSourceOf } from '../../src/attest/git-commit.js'
 import { readAttestations } from '../../src/attest/read.js'
 import { resolveAttest } from '../../src/attest/options.js'
+import { resolveBuildOptions } from '../../src/pipeline/resolve-options.js'
 import { parseArgs } from '../../src/cli/args.js'
 import { supplyOptions } from '../../src/cli/supply-flags.js'
 import type { Descriptor, ImageIndex } from '../../src/oci/types.js'
@@ -76,6 +77,9 @@ describe('attestation options and flags', () => {
   it('refuses a bad attest option with ATTEST_OPTION_INVALID', () => {
     expect(() => resolveAttest({ provenance: 'full' as never })).toThrow(expect.objectContaining({ code: 'ATTEST_OPTION_INVALID', details: { option: 'attest.provenance', value: 'full' } }))
     expect(resolveAttest({ sbom: false, provenance: false })).toBeUndefined()
+    // Checked with the build's options, before any work.
+    expect(() => resolveBuildOptions({ attest: { sboms: true } as never })).toThrow(expect.objectContaining({ code: 'ATTEST_OPTION_INVALID', details: { option: 'attest.sboms', value: true } }))
+    expect(resolveBuildOptions({ attest: { provenance: true } }).attest).toEqual({ sbom: false, provenance: 'min' })
   })
 })
 
