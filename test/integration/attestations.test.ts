@@ -184,6 +184,24 @@ describe.skipIf(bed.skip)('attestations', () => {
     expect(prov.materials).toContainEqual(expect.objectContaining({ digest: { sha256: baseDigest.slice(7) } }))
   })
 
+  it('the CLI: --sbom=true --provenance=mode=max records the build script as entryPoint and its text; a local base is a material without digest', async () => {
+    const script = join(context, 'build.ts')
+    writeFileSync(script, `import { image } from ${JSON.stringify(join(root, 'src', 'index.ts'))}\nexport default image().from(${JSON.stringify(`oci-archive:${busyboxArchive()}`)}).copy('rootfs/app/', '/app/')\n`)
+    const dest = join(work, 'cli.tar')
+    const r = spawnSync(process.execPath, [bin, 'build', script, '--context', context, '--sbom=true', '--provenance=mode=max', '--build-arg', 'X=1', '-o', `type=oci,dest=${dest}`, '--progress', 'quiet'], {
+      encoding: 'utf8', env: { ...process.env, IMAGESMITH_CACHE: join(work, 'cache') },
+    })
+    expect(r.status, r.stderr).toBe(0)
+    const { statements } = readArchive(dest)
+    expect([...statements.keys()]).toEqual(['https://spdx.dev/Document', 'https://slsa.dev/provenance/v0.2'])
+    const prov = statements.get('https://slsa.dev/provenance/v0.2')!.predicate
+    expect(prov.invocation.configSource.entryPoint).toBe(script)
+    expect(prov.invocation.parameters).toMatchObject({ frontend: 'script', args: { X: '1' }, platforms: ['linux/amd64'] })
+    expect(prov.buildConfig.source.text).toBe(readFileSync(script, 'utf8'))
+    expect(prov.materials).toEqual([{ uri: `oci-archive:${busyboxArchive()}` }])
+    expect(prov.metadata.completeness.materials).toBe(false)
+  })
+
   it('a multi-platform build attests each platform image: one attestation manifest per image, after them all', async () => {
     const dest = join(work, 'multi.tar')
     const r = await image().copy('rootfs/', '/').build({
