@@ -38,6 +38,7 @@ Usage:
                    [--cache-dir DIR] [--runtime crun|runc|PATH] [--registry-mirror R=HOST]... [--insecure-registry HOST]...
   imagesmith graph <build.ts> | -f Dockerfile|- [CONTEXT] [--target NAME] [--format mermaid|dot] [--build-arg K=V]... [--platform os/arch]
   imagesmith inspect <archive.tar | layout-dir | local image name> [--json] [--cache-dir DIR]
+  imagesmith inspect <archive.tar | layout-dir | local image name | registry ref> --attestations [--format json|text]
 ${DOCKERFILE_HELP}
 ${CONVERT_HELP}
 ${LOGIN_HELP}
