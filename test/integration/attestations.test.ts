@@ -202,6 +202,17 @@ describe.skipIf(bed.skip)('attestations', () => {
     expect(prov.metadata.completeness.materials).toBe(false)
   })
 
+  it('an oci-layout output carries the attestations: skopeo reads the image, inspect --attestations the statements', async () => {
+    const dest = join(work, 'layout')
+    const r = await build({ sbom: true, provenance: 'min' }, { output: { type: 'oci-layout', dest } })
+    const raw = JSON.parse((await runTool('skopeo', ['inspect', '--raw', `oci:${dest}`])).stdout) as ImageIndex
+    expect(raw.manifests.map((m) => m.digest)).toEqual([r.images![0]!.digest, expect.stringMatching(/^sha256:/)])
+    expect(JSON.parse((await runTool('skopeo', ['inspect', `oci:${dest}`])).stdout)).toMatchObject({ Digest: r.digest, Os: 'linux', Architecture: 'amd64' }) // the index's digest, the image's platform
+    const out = spawnSync(process.execPath, [bin, 'inspect', dest, '--attestations', '--format', 'json'], { encoding: 'utf8' })
+    expect(out.status, out.stderr).toBe(0)
+    expect((JSON.parse(out.stdout) as { statements: { predicateType: string }[] }[])[0]!.statements.map((s) => s.predicateType)).toEqual(['https://spdx.dev/Document', 'https://slsa.dev/provenance/v0.2'])
+  })
+
   it('a multi-platform build attests each platform image: one attestation manifest per image, after them all', async () => {
     const dest = join(work, 'multi.tar')
     const r = await image().copy('rootfs/', '/').build({
