@@ -200,6 +200,13 @@ export const ErrorCodes = Object.freeze({
   ENGINE_FEATURE_UNSUPPORTED: 'ENGINE_FEATURE_UNSUPPORTED',
   /** The engine refused or failed a build (or a load, push or save) for a reason not mapped to another code: `details.host`, `details.message`. */
   ENGINE_FAILED: 'ENGINE_FAILED',
+  /**
+   * An SBOM was asked of an image holding more package metadata (dpkg/apk databases, package.json,
+   * dist-info METADATA) than is read: `details.limitFiles` / `details.limitBytes`, `details.path` and `details.layer`.
+   */
+  ATTESTATION_INPUT_TOO_LARGE: 'ATTESTATION_INPUT_TOO_LARGE',
+  /** An `attest` option (or `--sbom` / `--provenance` / `--attest` flag) this build cannot take: `details.option` and `details.value`. */
+  ATTEST_OPTION_INVALID: 'ATTEST_OPTION_INVALID',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

@@ -6,7 +6,7 @@
 //
 // The RUN steps run in a user namespace where the user is root and the range gives the other ids,
 // so the chown, COPY --chown and USER below record 2000 in the layers, as a root build does: the
-// image digest is the same either way (with SOURCE_DATE_EPOCH set). The store is the user's
+// image digest is the same either way (builds are reproducible by default). The store is the user's
 // (~/.cache/imagesmith). BASE_IMAGE picks the base (default busybox from its registry; offline,
 // e.g. BASE_IMAGE=oci-archive:/path/to/busybox.tar).
 import { image } from 'imagesmith'

@@ -1,5 +1,5 @@
 import type { Digest } from '../oci/media-types.js'
-import type { FinalImage, ImageIndex, Platform } from '../oci/types.js'
+import type { FinalImage, ImageIndex, Manifest, Platform } from '../oci/types.js'
 
 export type { FinalImage } from '../oci/types.js'
 
@@ -22,6 +22,20 @@ export interface FinalIndex {
   readonly manifestSize: number
   /** The images in the order the index lists them. */
   readonly images: readonly IndexImage[]
+  /**
+   * Attestation manifests (SBOM, provenance), listed after the images with platform unknown/unknown
+   * as BuildKit stores them: not runnable, so exporters never offer them as images.
+   */
+  readonly attestations?: readonly AttestationManifest[]
+}
+
+/** One attestation manifest of an index: its in-toto statements describe the image `subject`. */
+export interface AttestationManifest {
+  /** The manifest digest of the image it attests. */
+  readonly subject: Digest
+  readonly manifest: Manifest
+  readonly manifestDigest: Digest
+  readonly manifestSize: number
 }
 
 /**
@@ -39,6 +53,11 @@ export function artifactBlobs(artifact: Artifact): Digest[] {
     all.add(image.manifestDigest)
     all.add(image.configDigest)
     for (const l of image.layers) all.add(l.digest)
+  }
+  for (const a of artifact.kind === 'index' ? artifact.attestations ?? [] : []) {
+    all.add(a.manifestDigest)
+    all.add(a.manifest.config.digest)
+    for (const l of a.manifest.layers) all.add(l.digest)
   }
   return [...all]
 }

@@ -4,9 +4,14 @@ import { canonicalJson } from '../util/canonical-json.js'
 import { MediaType } from '../oci/media-types.js'
 import { formatPlatform } from '../oci/platform.js'
 import type { Descriptor, FinalImage, ImageConfig, ImageIndex, LayerRef, Manifest, Platform } from '../oci/types.js'
-import type { FinalIndex, IndexImage } from './artifact.js'
+import type { AttestationManifest, FinalIndex, IndexImage } from './artifact.js'
 
 export type { FinalImage } from '../oci/types.js'
+
+/** Index descriptor annotations of an attestation manifest (BuildKit's util/attestation/types.go). */
+export const ATTESTATION_REFERENCE_TYPE = 'vnd.docker.reference.type'
+export const ATTESTATION_REFERENCE_DIGEST = 'vnd.docker.reference.digest'
+export const ATTESTATION_MANIFEST = 'attestation-manifest'
 
 /**
  * Writes config and manifest blobs. Both are canonical JSON (sorted keys) so the manifest digest
@@ -39,6 +44,8 @@ export async function finalizeIndex(
   annotations?: Readonly<Record<string, string>>,
   /** Annotations of each image's descriptor in the index (buildx's `manifest-descriptor`). */
   descriptorAnnotations?: (platform: Platform) => Readonly<Record<string, string>> | undefined,
+  /** Attestation manifests, each for one of `images`: listed after them as BuildKit lists them. */
+  attestations: readonly AttestationManifest[] = [],
 ): Promise<FinalIndex> {
   if (images.length === 0) throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, 'an image index needs at least one image', {})
   const seen = new Set<string>()
@@ -59,6 +66,19 @@ export async function finalizeIndex(
       ...(descriptorAnnotations && Object.keys(descriptorAnnotations(platform) ?? {}).length > 0 ? { annotations: { ...descriptorAnnotations(platform) } } : {}),
     }
   })
+  for (const a of attestations) {
+    if (!images.some((i) => i.image.manifestDigest === a.subject)) {
+      throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `an attestation for ${a.subject}, which the index does not list`, { subject: a.subject })
+    }
+    manifests.push({
+      mediaType: a.manifest.mediaType,
+      digest: a.manifestDigest,
+      size: a.manifestSize,
+      // unknown/unknown keeps a runtime from picking it; the annotations say what it attests (BuildKit's layout).
+      platform: { os: 'unknown', architecture: 'unknown' },
+      annotations: { [ATTESTATION_REFERENCE_TYPE]: ATTESTATION_MANIFEST, [ATTESTATION_REFERENCE_DIGEST]: a.subject },
+    })
+  }
   const manifest: ImageIndex = {
     schemaVersion: 2,
     mediaType: MediaType.OciIndex,
@@ -66,5 +86,8 @@ export async function finalizeIndex(
     ...(annotations && Object.keys(annotations).length > 0 ? { annotations } : {}),
   }
   const m = await blobs.putBytes(canonicalJson(manifest))
-  return { kind: 'index', manifest, manifestDigest: m.digest, manifestSize: m.size, images: images.map((i) => ({ platform: i.platform, image: i.image })) }
+  return {
+    kind: 'index', manifest, manifestDigest: m.digest, manifestSize: m.size, images: images.map((i) => ({ platform: i.platform, image: i.image })),
+    ...(attestations.length > 0 ? { attestations } : {}),
+  }
 }

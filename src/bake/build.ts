@@ -14,7 +14,7 @@ import { bakeLocally, type BakePosition, type LocalTarget } from '../drivers/loc
  * every target's `cacheFrom` (an import only answers lookups). Everything else (context, store,
  * secrets, network, runtime, no-cache) is the solve's, so one for the whole bake.
  */
-export type BakeTargetOptions = Pick<BuildOptions, 'tags' | 'output' | 'buildArgs' | 'platform' | 'platforms' | 'labels' | 'annotations' | 'buildContexts' | 'stages' | 'targetFor' | 'noCacheFilter' | 'cacheFrom' | 'cacheTo'> & {
+export type BakeTargetOptions = Pick<BuildOptions, 'tags' | 'output' | 'buildArgs' | 'platform' | 'platforms' | 'labels' | 'annotations' | 'buildContexts' | 'stages' | 'targetFor' | 'noCacheFilter' | 'cacheFrom' | 'cacheTo' | 'attest'> & {
   /**
    * Named contexts that are other builders (a bake file's `contexts: { base: "target:base" }`): FROM
    * or COPY --from that name reads the builder's stage, compiled into the same graph, so it runs once.

@@ -15,6 +15,7 @@ import type { OutputSpec } from '../pipeline/options.js'
 import { writeFileAtomic } from '../store/atomic-write.js'
 import { defaultCacheDir } from '../store/default-dir.js'
 import { cacheExportOf, cacheImportOf } from '../cache-share/options.js'
+import { attestEntries } from './supply-flags.js'
 import { UsageError, assertKnownFlags, many, one, parseCsvPairs, type ParsedArgs } from './args.js'
 import { buildArgs } from './build-inputs.js'
 import { parseOutput } from './build.js'
@@ -180,6 +181,10 @@ function targetOptionsOf(s: ScriptTargetSettings, args: ParsedArgs, builderOf: (
   }
   const cacheFrom = s.cacheFrom.map((e) => cacheEntry(e, 'cache-from', refuse, (t) => cacheImportOf(t, parseCsvPairs(t, 'cache-from'))))
   const cacheTo = s.cacheTo.map((e) => cacheEntry(e, 'cache-to', refuse, (t) => cacheExportOf(t, parseCsvPairs(t, 'cache-to'))))
+  const attested = cacheEntry({ type: 'attest' }, 'attest', refuse, () => attestEntries(s.attest.map(entryText), 'attest'))
+  const attest = attested.sbom || attested.provenance
+    ? { ...(attested.sbom ? { sbom: true } : {}), ...(attested.provenance ? { provenance: attested.provenance } : {}), ...(attested.builderId ? { builderId: attested.builderId } : {}) }
+    : undefined
   if (s.secrets.length > 0 || s.ssh.length > 0) refuse(s.secrets.length > 0 ? 'secret' : 'ssh', 'is not supported per target in a bake')
   if (s.network !== undefined || s.shmSize !== undefined || s.ulimits.length > 0 || Object.keys(s.extraHosts).length > 0 || s.entitlements.length > 0) {
     refuse('network, shm-size, ulimits, extra-hosts and entitlements', 'are one for the whole solve: give --network on the command line')
@@ -199,6 +204,7 @@ function targetOptionsOf(s: ScriptTargetSettings, args: ParsedArgs, builderOf: (
     ...(Object.keys(linked).length > 0 ? { targetContexts: linked } : {}),
     ...(cacheFrom.length > 0 ? { cacheFrom } : {}),
     ...(cacheTo.length > 0 ? { cacheTo } : {}),
+    ...(attest ? { attest } : {}),
   }
 }
 

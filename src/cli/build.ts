@@ -1,3 +1,4 @@
+import { join, resolve } from 'node:path'
 import { parseImageName } from '../reference/reference.js'
 import { parsePlatform } from '../oci/platform.js'
 import type { BuildOptions, BuildResult, EngineOptions, OutputSpec } from '../pipeline/options.js'
@@ -14,6 +15,7 @@ import { loadBuildScript } from './load-script.js'
 import { writeMetadataFile } from './metadata.js'
 import { PROGRESS_MODES, progressMode, progressRenderer, withoutOutputTail } from './progress.js'
 import { REGISTRY_FLAGS, registryFlags } from './registry-flags.js'
+import { SUPPLY_FLAGS, supplyOptions } from './supply-flags.js'
 
 export function parseOutput(text: string): OutputSpec {
   const kv = parseCsvPairs(text, '--output')
@@ -91,7 +93,7 @@ export function parseEngine(text: string): EngineOptions {
 }
 
 /** Every flag `imagesmith build` takes (the README's synopsis lists each one). */
-export const BUILD_FLAGS: readonly string[] = Object.freeze(['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--no-cache-filter', '--metadata-file', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', '--pull', '--engine', ...REGISTRY_FLAGS, ...BUILDX_FLAGS])
+export const BUILD_FLAGS: readonly string[] = Object.freeze(['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--no-cache-filter', '--metadata-file', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', '--pull', '--engine', ...REGISTRY_FLAGS, ...BUILDX_FLAGS, ...SUPPLY_FLAGS])
 
 export async function buildCommand(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<number> {
   assertKnownFlags(args, BUILD_FLAGS)
@@ -109,6 +111,11 @@ export async function buildCommand(args: ParsedArgs, io: Io, signal?: AbortSigna
   // A malformed --engine fails before the build script or Dockerfile is loaded.
   if (one(args, '--engine') !== undefined) parseEngine(one(args, '--engine')!)
   const output = outputFlags(args)
+  const target = one(args, '--target')
+  // The provenance's entryPoint: the build script, or the Dockerfile (none when it came on stdin).
+  const file = one(args, '--file')
+  const entryPoint = !dockerfile ? resolve(path) : file === '-' ? undefined : resolve(file ?? join(args.positionals[0] ?? '.', 'Dockerfile'))
+  const supply = supplyOptions(args, { ...(entryPoint ? { path: entryPoint } : {}), ...(target ? { target } : {}) })
   const secrets = Object.fromEntries(many(args, '--secret').map(parseSecret))
   for (const t of many(args, '--tag')) flagCheck(() => parseImageName(t), '--tag')
   // `--platform a,b` or `--platform a --platform b`: several give an image index.
@@ -126,7 +133,7 @@ export async function buildCommand(args: ParsedArgs, io: Io, signal?: AbortSigna
       ...(platforms ? { platforms, ...(df ? { targetFor: df.imported.targetFor } : {}) } : {}),
       context: df?.context ?? one(args, '--context') ?? '.',
       ...(df?.imported.dockerignore !== undefined ? { dockerignore: df.imported.dockerignore } : {}),
-      output, secrets, platform, network, allow, ssh, progress, signal,
+      output, secrets, platform, network, allow, ssh, progress, signal, supply,
     })
   } finally {
     await df?.cleanup()
@@ -147,6 +154,7 @@ interface BuildRun {
   readonly progress: string
   readonly stages?: Readonly<Record<string, ImageBuilder>>
   readonly signal: AbortSignal | undefined
+  readonly supply: Pick<BuildOptions, 'attest' | 'reproducible'>
 }
 
 async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, run: BuildRun): Promise<number> {
@@ -174,6 +182,7 @@ async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, r
     runtime: one(args, '--runtime'),
     registry: registryFlags(args),
     ...buildxOptions(args),
+    ...run.supply,
     signal,
     onProgress: renderer.onEvent,
   })

@@ -9,12 +9,14 @@ import { Store } from '../store/store.js'
 import { UsageError, assertKnownFlags, one, type ParsedArgs } from './args.js'
 import { formatSize } from './format.js'
 import type { Io } from './io.js'
+import { ATTESTATION_FLAGS, inspectAttestations } from './inspect-attestations.js'
 
 /** `imagesmith inspect`: an archive or layout on disk, else a local image name. */
 export async function inspectCommand(args: ParsedArgs, io: Pick<Io, 'out'>): Promise<number> {
-  assertKnownFlags(args, ['--json', '--cache-dir'])
+  assertKnownFlags(args, ['--json', '--cache-dir', ...ATTESTATION_FLAGS])
   const path = args.positionals[0]
   if (!path || args.positionals.length > 1) throw new UsageError('inspect needs one archive or layout path, or a local image name')
+  if (args.flags.has('--attestations')) return inspectAttestations(args, io, path, one(args, '--cache-dir') ?? defaultCacheDir())
   const images = existsSync(path) ? await inspectImages(path) : await inspectLocal(path, one(args, '--cache-dir') ?? defaultCacheDir())
   if (args.flags.has('--json')) {
     io.out(`${JSON.stringify(images, null, 2)}\n`)

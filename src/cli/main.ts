@@ -17,6 +17,7 @@ import { REGISTRY_FLAGS_HELP } from './registry-flags.js'
 import { closedPipeWriter } from './closed-pipe.js'
 import { connectLocalDriver } from '../drivers/connect-local.js'
 import { BUILDX_FLAGS_HELP } from './buildx-flags.js'
+import { SUPPLY_FLAGS_HELP } from './supply-flags.js'
 
 // The build command's flag list and -o parser, importable from the CLI entry as before the commands had files.
 export { BUILD_FLAGS, parseOutput } from './build.js'
@@ -40,6 +41,7 @@ Usage:
 ${BAKE_HELP}
   imagesmith graph <build.ts> | -f Dockerfile|- [CONTEXT] [--target NAME] [--format mermaid|dot] [--build-arg K=V]... [--platform os/arch]
   imagesmith inspect <archive.tar | layout-dir | local image name> [--json] [--cache-dir DIR]
+  imagesmith inspect <archive.tar | layout-dir | local image name | registry ref> --attestations [--format json|text]
 ${DOCKERFILE_HELP}
 ${CONVERT_HELP}
 ${LOGIN_HELP}
@@ -59,6 +61,7 @@ type=docker (or --load) streams the image into a Docker or Podman engine API wit
 host=unix:///path or tcp://host:port, default $DOCKER_HOST, else unix:///var/run/docker.sock.
 ${REGISTRY_FLAGS_HELP}
 ${BUILDX_FLAGS_HELP}
+${SUPPLY_FLAGS_HELP}
 Network: default gives each RUN a private network (slirp4netns; the host's loopback unreachable); none gives RUN only loopback.
 Entitlements (as BuildKit's --allow): --network host and RUN --network=host need --allow network.host;
 RUN --security=insecure (all capabilities) needs --allow security.insecure.

@@ -57,6 +57,10 @@ async function buildOnEngine(req: DriverRequest): Promise<BuildResult> {
   if (req.annotations) {
     throw new ImagesmithError(ErrorCodes.ENGINE_FEATURE_UNSUPPORTED, 'annotations (--annotation) have no /build parameter: the engine writes its own manifest', { feature: 'annotations' })
   }
+  // dockerd's sessionless /build takes no attestation request, and our SBOM/provenance are made from a local solve.
+  if (resolved.attest) {
+    throw new ImagesmithError(ErrorCodes.ENGINE_FEATURE_UNSUPPORTED, 'attestations (--sbom / --provenance / --attest) are made by a local build; an engine\'s /build writes its own image without them', { feature: 'attestations' })
+  }
   // The engine's BuildKit reads only its own cache format (keys from its LLB), never ours.
   if ((opts.cacheFrom?.length ?? 0) > 0 || (opts.cacheTo?.length ?? 0) > 0) {
     const feature = (opts.cacheFrom?.length ?? 0) > 0 ? 'cache-from' : 'cache-to'

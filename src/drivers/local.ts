@@ -28,6 +28,7 @@ import type { Platform } from '../oci/types.js'
 import { deepFreeze } from '../util/freeze.js'
 import { checkCacheExports, checkCacheImports, type CacheExportSpec } from '../cache-share/options.js'
 import { exportCaches, openCacheShare, withInlineCache, type CacheShare } from '../cache-share/session.js'
+import { attestationsFor } from './attestations.js'
 
 /**
  * The build on this machine: the store (shared by every build of this process on one cache dir),
@@ -69,6 +70,7 @@ export async function bakeLocally(targets: readonly LocalTarget[], at: BakePosit
 async function solveLocally(entries: readonly LocalTarget[], at: BakePosition, labelled: boolean): Promise<Map<string, LocalBuildResult>> {
   const first = entries[0]!.request
   const { opts, resolved } = first
+  const startedOn = new Date().toISOString()
   // A solve imports every target's caches (an import only answers lookups); each target exports its own.
   const cacheTo = new Map(entries.map((e) => [e.name, checkCacheExports(e.request.opts.cacheTo)]))
   const cacheFrom = [...new Map(entries.flatMap((e) => checkCacheImports(e.request.opts.cacheFrom)).map((c) => [JSON.stringify(c), c])).values()]
@@ -161,7 +163,7 @@ async function solveLocally(entries: readonly LocalTarget[], at: BakePosition, l
     const mine = compiled.length === 1 ? undefined : c.vertexIds
     const own = mine ? vertices.filter((v) => mine.has(v.vertex)) : vertices
     results.set(c.name, await finishTarget(c.request, outputs.filter((o) => o.name === c.name), {
-      store, registry, at, share, cacheTo: cacheTo.get(c.name) ?? [],
+      store, registry, at, share, cacheTo: cacheTo.get(c.name) ?? [], graph: c.graph, startedOn,
       vertices: own,
       schedule: mine ? schedule.filter((s) => mine.has(s.vertex)) : schedule,
       cacheHits: mine ? own.filter((v) => v.cached).length : cacheHits,
@@ -251,6 +253,9 @@ interface FinishContext {
   readonly cacheHits: number
   readonly share: CacheShare | undefined
   readonly cacheTo: readonly CacheExportSpec[]
+  /** The target's own graph and the solve's start: its provenance. */
+  readonly graph: Graph
+  readonly startedOn: string
 }
 
 /** A target's solved outputs finalized into its image (or index), named in the store and exported. */
@@ -272,8 +277,10 @@ async function finishTarget(req: DriverRequest, outputs: readonly SolvedOutput[]
   }
   const image = images[0]!.image
   const multiAnnotations = annotations?.multi
-  const artifact: Artifact = multi
-    ? await finalizeIndex(store.blobs, images, multiAnnotations?.index, multiAnnotations ? (p) => multiAnnotations.platforms[formatPlatform(p)]?.descriptor : undefined)
+  // Attestations make an index even of one image: they sit beside the images they describe.
+  const attestations = await attestationsFor(req, { store, graph: f.graph, vertices: f.vertices, images, bases: registry.bases, startedOn: f.startedOn })
+  const artifact: Artifact = multi || attestations.length > 0
+    ? await finalizeIndex(store.blobs, images, multiAnnotations?.index, multiAnnotations ? (p) => multiAnnotations.platforms[formatPlatform(p)]?.descriptor : undefined, attestations)
     : image
   // Named before exporting: a later build's FROM finds it even when the export fails or there is none.
   const named = new Date()

@@ -31,7 +31,8 @@ export function dockerIndexMessage(platforms: readonly string[]): string {
 export const dockerExporter: Exporter<DockerOptions> = {
   name: 'docker',
   async export(artifact: Artifact, opts: DockerOptions, ctx: ExportContext) {
-    if (artifact.kind === 'index') {
+    // One image with its attestations loads as that image: the engine's classic store keeps no attestations.
+    if (artifact.kind === 'index' && !(artifact.images.length === 1 && artifact.attestations)) {
       const platforms = artifact.images.map((i) => formatPlatform(i.platform))
       throw new ImagesmithError(
         ErrorCodes.INDEX_NOT_SUPPORTED,
@@ -39,10 +40,10 @@ export const dockerExporter: Exporter<DockerOptions> = {
         { output: 'docker', platforms, digest: artifact.manifestDigest },
       )
     }
-    const image = artifact
+    const image = artifact.kind === 'index' ? artifact.images[0]!.image : artifact
     const hostText = opts.host ?? ctx.dockerHost ?? DEFAULT_DOCKER_HOST
     const endpoint = parseDockerHost(hostText)
-    const entries = await archiveEntries(image, ctx)
+    const entries = await archiveEntries(artifact, ctx)
     throwIfAborted(ctx.signal)
 
     await loadImage(endpoint, tarChunks(entries), ctx.signal)

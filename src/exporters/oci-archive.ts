@@ -67,8 +67,11 @@ export async function archiveEntries(artifact: Artifact, ctx: Pick<ExportContext
     entries.push({ type: 'file', path: blobName(d), mode: 0o644, uid: 0, gid: 0, mtime: ctx.epoch, size: await ctx.blobs.size(d), source: { path: ctx.blobs.blobPath(d) } })
   }
   entries.push(meta('oci-layout', OCI_LAYOUT), meta('index.json', indexJson(indexDescriptors(artifact, ctx.tags, ctx.annotations?.manifestDescriptor), ctx.annotations?.index)))
-  if (artifact.kind === 'index') return entries
-  const { manifestJson, repositories } = dockerManifestFiles(artifact, ctx.tags)
+  // manifest.json lists runnable images only: an index of one image and its attestations is that
+  // image to `docker load` (which reads manifest.json alone and so drops the attestations).
+  const runnable = artifact.kind === 'index' ? (artifact.images.length === 1 && artifact.attestations ? artifact.images[0]!.image : undefined) : artifact
+  if (runnable === undefined) return entries
+  const { manifestJson, repositories } = dockerManifestFiles(runnable, ctx.tags)
   entries.push(meta('manifest.json', manifestJson))
   if (repositories) entries.push(meta('repositories', repositories))
   return entries

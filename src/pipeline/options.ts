@@ -10,6 +10,7 @@ import type { RegistryOptions } from '../registry/options.js'
 import type { CacheExportSpec, CacheImportSpec } from '../cache-share/options.js'
 import type { CacheReport } from '../cache-share/session.js'
 import type { Driver } from '../drivers/driver.js'
+import type { AttestOptions } from '../attest/options.js'
 
 /** Where a build goes. Mirrors `docker buildx build --output`. */
 export type OutputSpec =
@@ -77,6 +78,20 @@ export interface BuildOptions {
    * @default $SOURCE_DATE_EPOCH, else 0
    */
   readonly sourceDateEpoch?: number | 'now'
+  /**
+   * `false` opts out of reproducible output: RUN layers keep their files' real times and `created` is
+   * the wall clock (unless `sourceDateEpoch` / SOURCE_DATE_EPOCH names a time). The name is the
+   * reproducible-builds.org term BuildKit's provenance also records (`metadata.reproducible`).
+   * @default true: RUN layers' file times newer than the epoch are clamped to it (BuildKit's
+   * rewrite-timestamp), and config/history times are the epoch. Base image layers are never rewritten.
+   */
+  readonly reproducible?: boolean
+  /**
+   * Attestations attached beside each platform image, as BuildKit stores them (`--sbom`,
+   * `--provenance`): the output becomes an image index even for one platform. Off unless asked:
+   * some consumers (AWS Lambda, Docker's classic image store) refuse or drop such an index.
+   */
+  readonly attest?: AttestOptions
   /** Layer compression. @default 'gzip' */
   readonly compression?: Compression
   /** Secrets for `RUN --mount=type=secret` by id (buildx `--secret`). */

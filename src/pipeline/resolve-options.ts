@@ -8,6 +8,7 @@ import type { BuildOptions } from './options.js'
 import { parseMirrorList, pullEndpoints } from '../registry/endpoints.js'
 import type { RegistryConfig, RegistryOptions } from '../registry/options.js'
 import { defaultCacheDir } from '../store/default-dir.js'
+import { resolveAttest, type ResolvedAttest } from '../attest/options.js'
 
 /**
  * The one place that reads the environment (IMAGESMITH_CACHE, XDG_CACHE_HOME, SOURCE_DATE_EPOCH, DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_TLS, DOCKER_CERT_PATH,
@@ -33,11 +34,15 @@ export interface ResolvedBuildOptions {
   /** TLS for a `tcp://` engine, as the docker CLI reads it: `DOCKER_TLS_VERIFY` (verify) or `DOCKER_TLS`, certificates in `DOCKER_CERT_PATH` (else ~/.docker). */
   readonly engineTls?: { readonly verify: boolean; readonly certPath: string }
   readonly registry: RegistryConfig
+  /** What `attest` asks for, checked; absent when nothing is. */
+  readonly attest?: ResolvedAttest
 }
 
 export function resolveBuildOptions(opts: BuildOptions, env: NodeJS.ProcessEnv = process.env): ResolvedBuildOptions {
   let epoch = 0
-  let clampRunMtimes = false
+  // Reproducible by default (as ko, Jib, rules_oci and apko): RUN layers' new file times are clamped to
+  // the epoch, so the same inputs give the same digest with or without SOURCE_DATE_EPOCH.
+  const reproducible = opts.reproducible !== false
   let created: string | undefined
   const sde = opts.sourceDateEpoch ?? (env.SOURCE_DATE_EPOCH !== undefined && env.SOURCE_DATE_EPOCH !== '' ? env.SOURCE_DATE_EPOCH : undefined)
   if (sde === 'now') {
@@ -48,13 +53,14 @@ export function resolveBuildOptions(opts: BuildOptions, env: NodeJS.ProcessEnv =
       throw new InvalidArgumentError(ErrorCodes.INVALID_ARGUMENT, `SOURCE_DATE_EPOCH must be a non-negative integer, got ${JSON.stringify(sde)}`, { sourceDateEpoch: sde })
     }
     epoch = n
-    clampRunMtimes = true
+  } else if (!reproducible) {
+    created = new Date().toISOString()
   }
   return {
     contextDir: resolve(opts.context ?? '.'),
     cacheDir: opts.cacheDir ? resolve(opts.cacheDir) : defaultCacheDir(env),
     epoch,
-    clampRunMtimes,
+    clampRunMtimes: reproducible,
     created: created ?? new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'),
     ...targetPlatforms(opts),
     ...entitlements(opts),
@@ -64,7 +70,14 @@ export function resolveBuildOptions(opts: BuildOptions, env: NodeJS.ProcessEnv =
       ? { engineTls: { verify: Boolean(env.DOCKER_TLS_VERIFY), certPath: env.DOCKER_CERT_PATH ? resolve(env.DOCKER_CERT_PATH) : join(homedir(), '.docker') } }
       : {}),
     registry: resolveRegistryOptions(opts.registry, env),
+    ...attestOf(opts),
   }
+}
+
+/** `attest` checked before any work, so a typo fails the build at once rather than after the solve. */
+function attestOf(opts: BuildOptions): { attest?: ResolvedAttest } {
+  const attest = resolveAttest(opts.attest)
+  return attest ? { attest } : {}
 }
 
 /** Most target platforms of one build: each is a whole image solved beside the others. */

@@ -76,7 +76,12 @@ async function pushArtifact(artifact: Artifact, opts: PushOptions): Promise<Push
   const children: ManifestPut[] = []
   if (artifact.kind === 'index') {
     for (const image of images) children.push({ digest: image.manifestDigest, mediaType: image.manifest.mediaType, bytes: await opts.blobs.readBytes(image.manifestDigest) })
+    // Attestation manifests go after the images they name, as the index lists them.
+    for (const a of artifact.attestations ?? []) children.push({ digest: a.manifestDigest, mediaType: a.manifest.mediaType, bytes: await opts.blobs.readBytes(a.manifestDigest) })
   }
+  const attestationBlobs = artifact.kind === 'index'
+    ? (artifact.attestations ?? []).flatMap((a) => [a.manifest.config, ...a.manifest.layers].map((d) => ({ digest: d.digest, size: d.size })))
+    : []
   const stats = { blobs: 0, bytes: 0, mounted: 0, skipped: 0 }
   const policy: UploadPolicy = {
     mode: opts.upload?.mode ?? 'auto',
@@ -91,7 +96,7 @@ async function pushArtifact(artifact: Artifact, opts: PushOptions): Promise<Push
     const sender = opts.senderFor(first.domain)
     const done = complete.get(first.domain)
     const sources = done !== undefined ? { byDigest: new Map<string, string>(), any: done } : await mountSources(opts, first)
-    await pushBlobs(images, first, sender, sources, policy, stats, opts)
+    await pushBlobs(images, first, sender, sources, policy, stats, opts, attestationBlobs)
     for (const child of children) {
       throwIfAborted(opts.signal)
       await putManifest(sender, first, child.digest, `${first.name}@${child.digest}`, child, opts.signal)
@@ -145,10 +150,11 @@ async function pushBlobs(
   policy: UploadPolicy,
   stats: { blobs: number; mounted: number; skipped: number },
   opts: PushOptions,
+  extra: readonly { digest: Digest; size: number }[] = [],
 ): Promise<void> {
   const repo = target.path
   const pushScope = `repository:${repo}:pull,push`
-  const blobs: { digest: Digest; size: number }[] = images.flatMap((image) => [...image.layers.map((l) => ({ digest: l.digest, size: l.size })), { digest: image.configDigest, size: -1 }])
+  const blobs: { digest: Digest; size: number }[] = [...images.flatMap((image) => [...image.layers.map((l) => ({ digest: l.digest, size: l.size })), { digest: image.configDigest, size: -1 }]), ...extra]
   const seen = new Set<string>()
   const queue = new PQueue({ concurrency: opts.concurrency ?? 3 })
   const tasks = blobs

@@ -117,6 +117,9 @@ function heldBy(leases: readonly LeaseRecord[]): Held {
   }
 }
 
+/** Manifests of one named index followed (ours list one image and one attestation manifest per platform). */
+const MAX_INDEX_CHILDREN = 1024
+
 /** Blob hexes every named image needs, and which names need each. */
 async function namedBlobs(store: Store): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>()
@@ -127,9 +130,18 @@ async function namedBlobs(store: Store): Promise<Map<string, string[]>> {
   for (const r of await store.images.list()) {
     need(r.digest, r.name)
     try {
-      const m = JSON.parse(await fsp.readFile(store.layout.blob(r.digest), 'utf8')) as { config?: { digest: string }; layers?: { digest: string }[] }
-      if (m.config) need(m.config.digest, r.name)
-      for (const l of m.layers ?? []) need(l.digest, r.name)
+      type Doc = { config?: { digest: string }; layers?: { digest: string }[]; manifests?: { digest: string }[] }
+      const m = JSON.parse(await fsp.readFile(store.layout.blob(r.digest), 'utf8')) as Doc
+      // An index (several platforms, or an image with its attestations) needs what each of its manifests needs.
+      const docs = [m]
+      for (const c of Array.isArray(m.manifests) ? m.manifests.slice(0, MAX_INDEX_CHILDREN) : []) {
+        need(c.digest, r.name)
+        docs.push(JSON.parse(await fsp.readFile(store.layout.blob(c.digest), 'utf8').catch(() => '{}')) as Doc)
+      }
+      for (const d of docs) {
+        if (d.config) need(d.config.digest, r.name)
+        for (const l of d.layers ?? []) need(l.digest, r.name)
+      }
     } catch {
       /* manifest gone: the name is broken, nothing to keep */
     }

@@ -24,11 +24,20 @@ export async function storedArtifact(store: Store, digest: Digest, refText: stri
   if (!('manifests' in top) || !Array.isArray(top.manifests)) return manifestImage(store, digest, refText)
   // Our own indexes list one image per platform; a stranger's is bounded by the store's blob count.
   const images = []
+  const attestations = []
   for (const d of top.manifests) {
     if (!d.platform) continue
+    // Attestation manifests (platform unknown/unknown) are no images: kept beside them, as built.
+    const subject = d.annotations?.['vnd.docker.reference.digest']
+    if (d.platform.os === 'unknown') {
+      if (d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' && subject) {
+        attestations.push({ subject: subject as Digest, manifest: await store.blobs.readJson<Manifest>(d.digest as Digest), manifestDigest: d.digest as Digest, manifestSize: d.size })
+      }
+      continue
+    }
     images.push({ platform: d.platform, image: await manifestImage(store, d.digest as Digest, refText) })
   }
-  return { kind: 'index', manifest: top, manifestDigest: digest, manifestSize: await store.blobs.size(digest), images }
+  return { kind: 'index', manifest: top, manifestDigest: digest, manifestSize: await store.blobs.size(digest), images, ...(attestations.length > 0 ? { attestations } : {}) }
 }
 
 /**

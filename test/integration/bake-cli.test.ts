@@ -148,6 +148,25 @@ describe.skipIf(bed.skip)('imagesmith bake', () => {
     expect(two.app1!['containerimage.digest']).toBe(one.app1!['containerimage.digest'])
   })
 
+  it('gives a bake file target its attest entries: that target\'s output is an index with an SBOM, the other a plain image', () => {
+    const file = {
+      target: {
+        _common: { context: 'df', args: { BASE: `oci-archive:${busyboxArchive()}` } },
+        base: { inherits: ['_common'], dockerfile: 'base.Dockerfile' },
+        app1: { inherits: ['_common'], dockerfile: 'app.Dockerfile', args: { NAME: 'one' }, contexts: { base: 'target:base' }, attest: ['type=sbom'] },
+        app2: { inherits: ['_common'], dockerfile: 'app.Dockerfile', args: { NAME: 'two' }, contexts: { base: 'target:base' } },
+      },
+      group: { default: { targets: ['app1', 'app2'] } },
+    }
+    writeFileSync(join(work, 'attest-bake.json'), JSON.stringify(file))
+    const r = cli(['bake', '-f', 'attest-bake.json', '--metadata-file', 'attest-meta.json', '--progress', 'quiet'], join(work, 'cache-g'))
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    const meta = JSON.parse(readFileSync(join(work, 'attest-meta.json'), 'utf8')) as Record<string, { 'containerimage.descriptor': { mediaType: string } }>
+    expect(meta.app1!['containerimage.descriptor'].mediaType).toBe('application/vnd.oci.image.index.v1+json')
+    expect(meta.app2!['containerimage.descriptor'].mediaType).toBe('application/vnd.oci.image.manifest.v1+json')
+  })
+
   it('fails with the failing target named', () => {
     const r = cli(['bake', 'broken.ts', '--out-dir', 'out-broken', '--progress', 'quiet'], join(work, 'cache-d'))
     expect(r.code).toBe(1)

@@ -96,6 +96,22 @@ describe.skipIf(bed.skip)('docker output', () => {
     })
   }, 60_000)
 
+  it('an image with attestations: the docker output loads the image; docker 20.10 `docker load` and `ctr images import` take its oci archive', async () => {
+    const attest = { sbom: true, provenance: 'max' } as const
+    const r = await app().build({ context, cacheDir: join(work, 'cache'), attest, tags: ['attested/out:1'], output: { type: 'docker', host: `unix://${dockerd.socket}` } })
+    expect(r.index?.manifests).toHaveLength(2)
+    expect((await dockerd.docker(['run', '--rm', '--network', 'none', 'attested/out:1'])).stdout).toBe('hello from the docker output\n')
+    const archive = join(work, 'attested.tar')
+    await app().build({ context, cacheDir: join(work, 'cache'), attest, tags: ['attested/archive:1'], output: { type: 'oci', dest: archive } })
+    // docker 20.10 reads manifest.json alone, which names only the runnable image.
+    const loaded = await dockerd.docker(['load', '-i', archive])
+    expect(loaded.stdout).toContain('Loaded image: attested/archive:1')
+    expect((await dockerd.docker(['run', '--rm', '--network', 'none', 'attested/archive:1'])).stdout).toBe('hello from the docker output\n')
+    // containerd takes the index with its attestation manifest (platform unknown/unknown is never unpacked).
+    await dockerd.ctr(['images', 'import', archive])
+    expect((await dockerd.ctr(['images', 'ls', '-q'])).stdout).toContain('attested/archive:1')
+  }, 120_000)
+
   it("the engine's own refusal is DOCKER_LOAD_FAILED with its message (a config whose diff_ids do not match the layer)", async () => {
     const built = await app().build({ context, cacheDir: join(work, 'cache') })
     const blobs = new BlobStore(join(work, 'cache'))

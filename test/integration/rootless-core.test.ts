@@ -15,7 +15,6 @@ import { cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 import { descendants, NORANGE_USER, nodeTsArgv, readableCheckout, readableTestbed, requireRootlessBed, ROOTLESS_USER, runAsUser, spawnAsUser, userInfo } from '../helpers/rootless.js'
 
 const bed = requireRootlessBed()
-const EPOCH = '1700000000'
 
 interface Outcome {
   readonly ok: boolean
@@ -141,10 +140,10 @@ async function buildAs(user: string | 'root', name: string, cacheDir: string): P
   const args = [name, cacheDir, busybox, rootOnly, context]
   const argv = nodeTsArgv(copy, script, args)
   if (user === 'root') {
-    const out = execFileSync(argv[0]!, argv.slice(1), { env: { ...process.env, SOURCE_DATE_EPOCH: EPOCH }, encoding: 'utf8', maxBuffer: 64 << 20 })
+    const out = execFileSync(argv[0]!, argv.slice(1), { env: { ...process.env, SOURCE_DATE_EPOCH: '' }, encoding: 'utf8', maxBuffer: 64 << 20 })
     return parse(out)
   }
-  const r = await runAsUser(user, argv, { env: { SOURCE_DATE_EPOCH: EPOCH }, allowFailure: true, timeoutMs: 240_000 })
+  const r = await runAsUser(user, argv, { allowFailure: true, timeoutMs: 240_000 })
   if (r.exitCode !== 0) throw new Error(`build as ${user} exited ${r.exitCode}:\n${r.stdout}\n${r.stderr}`)
   return parse(r.stdout)
 }

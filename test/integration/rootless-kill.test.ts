@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { descendants, procInfo, processesInNamespaces, stillAlive, type ProcInfo } from '../helpers/process-tree.js'
 import {
   fixtureBed,
-  fixtureBuildArgv, FIXTURE_EPOCH, requireRootlessBed, ROOTLESS_USER, runFixture,
+  fixtureBuildArgv, requireRootlessBed, ROOTLESS_USER, runFixture,
   spawnAsUser, userInfo, userTmpDir, type FixtureJob,
 } from '../helpers/rootless.js'
 import { storeProblems } from '../helpers/store-check.js'
@@ -52,7 +52,7 @@ describe.skipIf(bed.skip || tools.skip)('a rootless build killed mid-RUN', () =>
     const cacheHome = join(home, 'cache')
     const store = join(cacheHome, 'imagesmith') // the user's default store: $XDG_CACHE_HOME/imagesmith
     const job: FixtureJob = { case: 'sleeper', busybox, context }
-    const env = { XDG_CACHE_HOME: cacheHome, SOURCE_DATE_EPOCH: String(FIXTURE_EPOCH) }
+    const env = { XDG_CACHE_HOME: cacheHome }
     const runuser = spawnAsUser(ROOTLESS_USER, fixtureBuildArgv(copy, job), { env, cwd: copy })
     let out = ''
     let err = ''

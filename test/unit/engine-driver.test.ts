@@ -180,6 +180,8 @@ describe('what a sessionless /build cannot take', () => {
     const cached = await image().from('busybox').build({ context: ctx, cacheDir: join(dir, 'c'), engine, cacheTo: [{ type: 'local', dest: join(dir, 'cache') }] }).catch((x: unknown) => x)
     expect((cached as ImagesmithError).code).toBe(ErrorCodes.ENGINE_FEATURE_UNSUPPORTED)
     expect((cached as ImagesmithError).details.feature).toBe('cache-to')
+    const attested = await image().from('busybox').build({ context: ctx, cacheDir: join(dir, 'c'), engine, attest: { sbom: true } }).catch((x: unknown) => x)
+    expect((attested as ImagesmithError).details.feature).toBe('attestations')
   })
 })
 

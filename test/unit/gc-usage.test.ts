@@ -1,12 +1,16 @@
 /**
  * What `cache du` counts and `cache prune` takes beyond blobs: snapshots sharing files by hard
- * link, and the compiled build scripts kept under the store.
+ * link, and the compiled build scripts kept under the store; named indexes keep their images' blobs.
  */
 import { linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { artifactBlobs } from '../../src/artifacts/artifact.js'
+import { finalizeImage, finalizeIndex } from '../../src/artifacts/finalize.js'
+import { writeAttestationManifest } from '../../src/attest/in-toto.js'
 import { cacheUsage, pruneCache } from '../../src/store/gc.js'
+import { nameImage } from '../../src/store/local-images.js'
 import { Store } from '../../src/store/store.js'
 
 let tmp: string
@@ -53,5 +57,18 @@ describe('compiled build scripts', () => {
 
     await pruneCache(store, { all: true })
     expect(readdirSync(dir)).toEqual([])
+  })
+})
+
+describe('named indexes', () => {
+  it('keep every blob of their images and attestation manifests through a prune', async () => {
+    const layer = await store.blobs.putBytes('layer bytes')
+    const ref = { digest: layer.digest, diffId: layer.digest, size: layer.size, mediaType: 'application/vnd.oci.image.layer.v1.tar' }
+    const image = await finalizeImage(store.blobs, { architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [layer.digest] } }, [ref])
+    const att = await writeAttestationManifest(store.blobs, image, [{ _type: 'https://in-toto.io/Statement/v0.1', subject: [], predicateType: 'https://spdx.dev/Document', predicate: {} }])
+    const index = await finalizeIndex(store.blobs, [{ platform: { os: 'linux', architecture: 'amd64' }, image }], undefined, undefined, [att])
+    await nameImage(store, 'app:1', index)
+    await pruneCache(store, { now: Date.now() + 1e9 })
+    for (const d of artifactBlobs(index)) expect(await store.blobs.has(d), d).toBe(true)
   })
 })
