@@ -12,6 +12,7 @@ import { PULL_HELP, pullCommand } from './pull.js'
 import { IMAGES_HELP, imagesCommand, rmiCommand, saveCommand, tagCommand } from './images.js'
 import { CACHE_HELP, cacheCommand } from './cache.js'
 import { BINFMT_HELP, binfmtCommand } from './binfmt.js'
+import { DIFF_HELP, diffCommand } from './diff.js'
 import { REGISTRY_FLAGS_HELP } from './registry-flags.js'
 import { closedPipeWriter } from './closed-pipe.js'
 import { connectLocalDriver } from '../drivers/connect-local.js'
@@ -36,7 +37,10 @@ Usage:
                    [--network default|none|host] [--allow network.host|security.insecure]...
                    [--cache-dir DIR] [--runtime crun|runc|PATH] [--registry-mirror R=HOST]... [--insecure-registry HOST]...
   imagesmith graph <build.ts> | -f Dockerfile|- [CONTEXT] [--target NAME] [--format mermaid|dot] [--build-arg K=V]... [--platform os/arch]
-  imagesmith inspect <archive.tar | layout-dir | local image name> [--json] [--cache-dir DIR]
+  imagesmith inspect <archive.tar | layout-dir | local image name> [--json | --format json] [--cache-dir DIR]
+                   [--layers]: per layer its step, size, added/changed/removed paths, largest paths; bytes later layers
+                   hide; dive's efficiency. [--ci [--ci-config FILE]]: check .dive-ci's rules, exit 1 if one fails
+${DIFF_HELP}
 ${DOCKERFILE_HELP}
 ${CONVERT_HELP}
 ${LOGIN_HELP}
@@ -103,7 +107,7 @@ type Command = (args: ParsedArgs, io: Io, signal: AbortSignal | undefined) => Pr
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   build: buildCommand, graph: graphCommand, inspect: inspectCommand, login: loginCommand, logout: logoutCommand, dockerfile: dockerfileCommand, convert: convertCommand, pull: pullCommand,
-  images: imagesCommand, tag: tagCommand, rmi: rmiCommand, save: saveCommand, cache: cacheCommand, binfmt: binfmtCommand,
+  images: imagesCommand, tag: tagCommand, rmi: rmiCommand, save: saveCommand, cache: cacheCommand, binfmt: binfmtCommand, diff: diffCommand,
 }
 
 /** `imagesmith build --help` after a usage error of `build`; the plain `imagesmith --help` when no known command was given. */
