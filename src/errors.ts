@@ -175,6 +175,8 @@ export const ErrorCodes = Object.freeze({
   BAKE_CYCLE: 'BAKE_CYCLE',
   /** A `--set TARGET.KEY=VALUE` override that is malformed, names an unknown key or a key the target cannot take; `details.set` and `details.key`. */
   BAKE_SET_INVALID: 'BAKE_SET_INVALID',
+  /** The built image breaks a budget (`budget` option, `--budget`): details name the budget, the limit, the actual figure and the worst paths or layers with their steps. Nothing is named or exported. */
+  BUDGET_EXCEEDED: 'BUDGET_EXCEEDED',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

@@ -4,11 +4,12 @@ import type { BuildOptions, BuildResult, OutputSpec } from '../pipeline/options.
 import type { SecretSource } from '../solver/types.js'
 import { defaultCacheDir } from '../store/default-dir.js'
 import type { ImageBuilder } from '../builder/image-builder.js'
+import type { Budget } from '../insight/budget.js'
 import { UsageError, assertKnownFlags, many, one, parseCsvPairs, type ParsedArgs } from './args.js'
 import { buildArgs, flagCheck, script } from './build-inputs.js'
 import { isDockerfileBuild, loadDockerfileBuild } from './build-dockerfile.js'
 import { BUILDX_FLAGS, buildxOptions, writeIidFile } from './buildx-flags.js'
-import { formatSize } from './format.js'
+import { formatSize, parseBytes } from './format.js'
 import type { Io } from './io.js'
 import { loadBuildScript } from './load-script.js'
 import { writeMetadataFile } from './metadata.js'
@@ -74,7 +75,7 @@ function parseSsh(text: string): [string, string] {
 }
 
 /** Every flag `imagesmith build` takes (the README's synopsis lists each one). */
-export const BUILD_FLAGS: readonly string[] = Object.freeze(['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--no-cache-filter', '--metadata-file', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', '--pull', ...REGISTRY_FLAGS, ...BUILDX_FLAGS])
+export const BUILD_FLAGS: readonly string[] = Object.freeze(['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--no-cache-filter', '--metadata-file', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', '--pull', '--budget', ...REGISTRY_FLAGS, ...BUILDX_FLAGS])
 
 export async function buildCommand(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<number> {
   assertKnownFlags(args, BUILD_FLAGS)
@@ -130,6 +131,24 @@ interface BuildRun {
   readonly signal: AbortSignal | undefined
 }
 
+/** `--budget size=120MB,wasted=5MB,layers=30` as the `budget` option (sizes in docker's units). */
+export function budgetFlag(args: ParsedArgs): { budget?: Budget } {
+  const text = one(args, '--budget')
+  if (text === undefined) return {}
+  const budget: { size?: number; wasted?: number; layers?: number } = {}
+  for (const [k, v] of parseCsvPairs(text, '--budget')) {
+    if (k === 'size' || k === 'wasted') {
+      const n = parseBytes(v)
+      if (n === undefined) throw new UsageError(`--budget ${k}=${v}: not a size (120MB, 5MiB, 1000)`)
+      budget[k] = n
+    } else if (k === 'layers') {
+      if (!/^\d{1,6}$/.test(v)) throw new UsageError(`--budget layers=${v}: not a count`)
+      budget.layers = Number(v)
+    } else throw new UsageError(`--budget takes size, wasted and layers, not ${k}`)
+  }
+  return { budget }
+}
+
 async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, run: BuildRun): Promise<number> {
   const { output, secrets, platform, network, progress, signal } = run
   const renderer = progressRenderer(progressMode(progress, io.isTTY === true), io)
@@ -154,6 +173,7 @@ async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, r
     runtime: one(args, '--runtime'),
     registry: registryFlags(args),
     ...buildxOptions(args),
+    ...budgetFlag(args),
     signal,
     onProgress: renderer.onEvent,
   })

@@ -14,6 +14,7 @@ import { formatPlatform, hostPlatform } from '../oci/platform.js'
 import { solve } from '../solver/solve.js'
 import { solverFor } from '../rootless/solve-in-namespace.js'
 import { Store } from '../store/store.js'
+import { checkBudget } from '../insight/budget.js'
 import { nameImage } from '../store/local-images.js'
 import type { LocalBuildResult } from '../pipeline/options.js'
 import { requireGraphEntitlements } from '../pipeline/entitlements.js'
@@ -148,6 +149,10 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
   const artifact: Artifact = multi
     ? await finalizeIndex(store.blobs, images, multiAnnotations?.index, multiAnnotations ? (p) => multiAnnotations.platforms[formatPlatform(p)]?.descriptor : undefined)
     : image
+  // Budgets are checked before anything is named or written: a build over budget leaves no output.
+  if (opts.budget) {
+    for (const { image: i } of images) await checkBudget(opts.budget, i, store.blobs)
+  }
   // Named before exporting: a later build's FROM finds it even when the export fails or there is none.
   const named = new Date()
   for (const t of tags) await nameImage(store, t, artifact, named)

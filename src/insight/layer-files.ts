@@ -57,18 +57,12 @@ export async function readLayerFiles(blob: Readable, what: string, opts: { hash?
       const h = e.header
       const path = cleanPath(nameFromBytes(h.name))
       if (path === '') continue
-      const slash = path.lastIndexOf('/')
-      const base = path.slice(slash + 1)
-      const dir = slash < 0 ? '' : path.slice(0, slash)
-      const meta = { size: 0, mode: h.mode & 0o7777, uid: h.uid, gid: h.gid }
-      if (base === OPAQUE) {
-        files.push({ path: dir, kind: 'opaque', ...meta })
+      const marker = whiteoutOf(path, h.mode, h.uid, h.gid)
+      if (marker) {
+        files.push(marker)
         continue
       }
-      if (base.startsWith(WHITEOUT)) {
-        files.push({ path: dir === '' ? base.slice(WHITEOUT.length) : `${dir}/${base.slice(WHITEOUT.length)}`, kind: 'whiteout', ...meta })
-        continue
-      }
+      const meta = { mode: h.mode & 0o7777, uid: h.uid, gid: h.gid }
       let sha256: string | undefined
       if (opts.hash && h.type === 'file') {
         const hash = createHash('sha256')
@@ -90,6 +84,33 @@ export async function readLayerFiles(blob: Readable, what: string, opts: { hash?
     blob.destroy()
   }
   return { files, tarBytes: counted.bytes }
+}
+
+/** The whiteout or opaque marker an entry named `path` is, if it is one. */
+function whiteoutOf(path: string, mode: number, uid: number, gid: number): LayerFile | undefined {
+  const slash = path.lastIndexOf('/')
+  const base = path.slice(slash + 1)
+  if (!base.startsWith(WHITEOUT)) return undefined
+  const dir = slash < 0 ? '' : path.slice(0, slash)
+  const meta = { size: 0, mode: mode & 0o7777, uid, gid }
+  if (base === OPAQUE) return { path: dir, kind: 'opaque', ...meta }
+  return { path: dir === '' ? base.slice(WHITEOUT.length) : `${dir}/${base.slice(WHITEOUT.length)}`, kind: 'whiteout', ...meta }
+}
+
+/** An entry as the layer writer recorded it (store/layer-summary.ts): its tar path, type, size and owner. */
+export function layerFileOf(rawPath: string, type: string, size: number, mode: number, uid: number, gid: number): LayerFile | undefined {
+  const path = cleanPath(rawPath)
+  if (path === '') return undefined
+  return whiteoutOf(path, mode, uid, gid) ?? { path, kind: KINDS.has(type) ? (type as TarEntryType) : 'other', size: type === 'file' ? size : 0, mode: mode & 0o7777, uid, gid }
+}
+const KINDS = new Set<string>(['file', 'hardlink', 'symlink', 'char', 'block', 'dir', 'fifo'])
+
+/** The tar path a {@link LayerFile} was read from (whiteouts and opaque markers by their `.wh.` names). */
+export function rawPathOf(f: LayerFile): string {
+  if (f.kind === 'opaque') return f.path === '' ? OPAQUE : `${f.path}/${OPAQUE}`
+  if (f.kind !== 'whiteout') return f.path
+  const slash = f.path.lastIndexOf('/')
+  return slash < 0 ? `${WHITEOUT}${f.path}` : `${f.path.slice(0, slash)}/${WHITEOUT}${f.path.slice(slash + 1)}`
 }
 
 /** `./a/b/`, `/a/b` and `a/b` are one path, `a/b`. */

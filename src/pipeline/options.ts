@@ -1,3 +1,4 @@
+import type { Budget } from '../insight/budget.js'
 import type { Digest } from '../oci/media-types.js'
 import type { ImageBuilder } from '../builder/image-builder.js'
 import type { ImageConfig, ImageIndex, LayerRef, Manifest } from '../oci/types.js'
@@ -77,6 +78,14 @@ export interface BuildOptions {
   readonly sourceDateEpoch?: number | 'now'
   /** Layer compression. @default 'gzip' */
   readonly compression?: Compression
+  /**
+   * Limits the built image must keep, checked after the solve and before anything is named or
+   * exported: `size` (bytes of its layers, compressed), `wasted` (bytes of file versions a later
+   * layer deletes or overwrites), `layers` (count). Over one, the build fails with BUDGET_EXCEEDED
+   * naming the worst paths or layers and their steps, and writes no output.
+   * @example { size: 120e6, wasted: 5e6, layers: 30 }
+   */
+  readonly budget?: Budget
   /** Secrets for `RUN --mount=type=secret` by id (buildx `--secret`). */
   readonly secrets?: Readonly<Record<string, SecretSource>>
   /**

@@ -13,6 +13,7 @@
  * <root>/work/                     scratch of running steps (bundles, upper dirs)
  * <root>/statcache/<hex>.json      host file stat → content hash, per build context
  * <root>/layer-members/<hex>.json  gzip member index of layer blob <hex> (store/member-index.ts)
+ * <root>/layer-files/<hex>.json    entries of layer blob <hex> as it was written (store/layer-summary.ts)
  * <root>/probes/<hex>.json         host probe answers (runtime, overlay) per host identity (store/probe-record.ts)
  * <root>/refs/<hex>.json           registry tag → the digest it last resolved to (offline pulls)
  * <root>/images/<hex>.json         local image name (a build's tag) → manifest digest, created, size
@@ -34,6 +35,7 @@ export const StoreDirs = Object.freeze({
   work: 'work',
   statCache: 'statcache',
   layerMembers: 'layer-members',
+  layerFiles: 'layer-files',
   probes: 'probes',
   refs: 'refs',
   images: 'images',
@@ -44,7 +46,7 @@ export const StoreDirs = Object.freeze({
 export type StoreDir = keyof typeof StoreDirs
 
 /** Folders whose entries are written through temp names and are swept of dead writers' temps. */
-export const SWEPT_DIRS: readonly StoreDir[] = Object.freeze(['tmp', 'cache', 'imageLookups', 'snapshots', 'statCache', 'images', 'layerMembers', 'probes'] as const)
+export const SWEPT_DIRS: readonly StoreDir[] = Object.freeze(['tmp', 'cache', 'imageLookups', 'snapshots', 'statCache', 'images', 'layerMembers', 'layerFiles', 'probes'] as const)
 
 const hex = (digest: string): string => digest.replace(/^sha256:/, '')
 

@@ -9,6 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { main } from '../../src/cli/main.js'
 import { image } from '../../src/index.js'
 import type { LayerRef } from '../../src/oci/types.js'
+import { existsSync } from 'node:fs'
+import { ErrorCodes } from '../../src/errors.js'
+import { findLocalImage } from '../../src/store/local-images.js'
 import { Store } from '../../src/store/store.js'
 import { Parser, type ReadEntry } from 'tar'
 import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
@@ -46,6 +49,7 @@ function listLayer(store: Store, layer: LayerRef): Promise<Listed> {
   })
 }
 let steps: string[]
+let built: LayerRef[]
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = ''
@@ -75,7 +79,8 @@ describe.skipIf(bed.skip)('layer insight', () => {
     const store = new Store(storeDir)
     await store.init()
     layers = []
-    for (const l of r1.layers as LayerRef[]) layers.push(await listLayer(store, l))
+    built = [...(r1.layers as LayerRef[])]
+    for (const l of built) layers.push(await listLayer(store, l))
     steps = (r1.config!.history ?? []).filter((h) => !h.empty_layer).map((h) => h.created_by ?? '')
   }, 240_000)
   afterAll(cleanupTmpDirs)
@@ -177,5 +182,42 @@ describe.skipIf(bed.skip)('layer insight', () => {
     expect(d.changed.map((c) => c.path)).not.toContain('bin/busybox')
     const text = await cli(['diff', archive, archiveV2])
     expect(text.out).toContain('~ /version  content')
+  })
+
+  it('a build over its wasted budget fails BUDGET_EXCEEDED naming the paths and steps, and leaves no output; a budget it keeps passes', async () => {
+    const dest = join(work, 'over.tar')
+    // The layers this build's writers wrote have their entry record; the base image's has none yet.
+    const recorded = () => built.map((l) => existsSync(join(storeDir, 'layer-files', `${l.digest.slice(7)}.json`)))
+    expect(recorded()).toEqual([false, true, true, true, true])
+    const e = await app('3').build({ context: ctxDir, cacheDir: storeDir, output: { type: 'oci', dest }, tags: ['insight/over:1'], budget: { wasted: 1_000_000 } }).catch((x: unknown) => x)
+    expect(e).toMatchObject({ code: ErrorCodes.BUDGET_EXCEEDED, details: { budget: 'wasted', limit: 1_000_000, actual: FIVE_MB + TWO_MB } })
+    const worst = (e as { details: { worst: { path: string; addedBy: string; hiddenBy: string }[] } }).details.worst
+    expect(worst.map((w) => w.path)).toEqual(['/data/big.bin', '/data/two.bin'])
+    expect(worst[0]!.addedBy).toMatch(/^COPY /)
+    expect(worst[0]!.hiddenBy).toContain('rm /data/big.bin')
+    expect((e as Error).message).toContain('/data/big.bin')
+    expect(existsSync(dest)).toBe(false)
+    expect(recorded()).toEqual([true, true, true, true, true])
+    const store = new Store(storeDir)
+    await store.init()
+    expect(await findLocalImage(store, 'insight/over:1')).toBeUndefined()
+
+    const ok = join(work, 'ok.tar')
+    await app('3').build({ context: ctxDir, cacheDir: storeDir, output: { type: 'oci', dest: ok }, budget: { wasted: 20_000_000, size: 120_000_000, layers: 30 } })
+    expect(existsSync(ok)).toBe(true)
+  })
+
+  it('--budget on the command line: wasted=1MB fails typed with no output, layers below the count fails too', async () => {
+    const script = join(ctxDir, 'build.ts')
+    writeFileSync(script, `import { image } from ${JSON.stringify(join(__dirname, '../../src/index.js'))}\nexport default image().from(${JSON.stringify(`oci-archive:${busyboxArchive()}`)}).copy('big.bin', '/data/big.bin').run('rm /data/big.bin')\n`)
+    const dest = join(work, 'cli-over.tar')
+    const r = await cli(['build', script, '--context', ctxDir, '--cache-dir', storeDir, '-o', `type=oci,dest=${dest}`, '--budget', 'wasted=1MB', '--progress', 'quiet'])
+    expect(r.code).toBe(1)
+    expect(r.err).toContain('BUDGET_EXCEEDED')
+    expect(r.err).toContain('/data/big.bin')
+    expect(existsSync(dest)).toBe(false)
+    const layers = await cli(['build', script, '--context', ctxDir, '--cache-dir', storeDir, '-o', `type=oci,dest=${dest}`, '--budget', 'layers=2', '--progress', 'quiet'])
+    expect(layers.err).toContain('BUDGET_EXCEEDED')
+    expect(existsSync(dest)).toBe(false)
   })
 })
