@@ -1,6 +1,7 @@
 import { parseImageName } from '../reference/reference.js'
 import { parsePlatform } from '../oci/platform.js'
-import type { BuildOptions, BuildResult, OutputSpec } from '../pipeline/options.js'
+import { ErrorCodes, ImagesmithError } from '../errors.js'
+import type { BuildOptions, BuildResult, LayerCompressionOptions, OutputSpec } from '../pipeline/options.js'
 import type { SecretSource } from '../solver/types.js'
 import { defaultCacheDir } from '../store/default-dir.js'
 import type { ImageBuilder } from '../builder/image-builder.js'
@@ -16,10 +17,36 @@ import { writeMetadataFile } from './metadata.js'
 import { PROGRESS_MODES, progressMode, progressRenderer, withoutOutputTail } from './progress.js'
 import { REGISTRY_FLAGS, registryFlags } from './registry-flags.js'
 
+/**
+ * buildx's `compression=gzip|zstd|uncompressed`, `compression-level=N`, `force-compression=true`
+ * and `oci-mediatypes` keys. zstd is only written with OCI media types (podman refuses zstd in a
+ * Docker v2s2 manifest), and never for `type=docker`: Docker before 23.0 cannot load it, and a
+ * gzip fallback would give the user something other than what was asked, so it is an error.
+ */
+function compressionKeys(kv: Map<string, string>, text: string, type: string | undefined): LayerCompressionOptions {
+  const compression = kv.get('compression')
+  if (compression === undefined || compression === 'gzip') {
+    if (kv.has('compression-level') && compression === undefined) throw new UsageError(`--output ${text}: compression-level goes with compression=zstd`)
+    return compression === 'gzip' ? { compression: 'gzip' } : {}
+  }
+  if (compression !== 'zstd') throw new UsageError(`--output ${text}: compression must be gzip or zstd${compression === 'uncompressed' || compression === 'estargz' ? ` (${compression} is not written yet)` : ''}`)
+  if (type === 'docker') {
+    throw new ImagesmithError(ErrorCodes.OUTPUT_COMPRESSION_UNSUPPORTED, `--output ${text}: zstd layers cannot go to type=docker (Docker before 23.0 cannot load them); use type=oci or type=oci-layout`, { output: 'docker', compression })
+  }
+  if (kv.get('oci-mediatypes') === 'false') throw new UsageError(`--output ${text}: compression=zstd needs oci-mediatypes (zstd in a Docker manifest is not a standard media type)`)
+  const levelText = kv.get('compression-level')
+  const level = levelText === undefined ? undefined : /^\d{1,2}$/.test(levelText) ? Number(levelText) : NaN
+  if (level !== undefined && !(level >= 0 && level <= 22)) throw new UsageError(`--output ${text}: compression-level for zstd is 0–22`)
+  const force = kv.get('force-compression')
+  if (force !== undefined && force !== 'true' && force !== 'false') throw new UsageError(`--output ${text}: force-compression is true or false`)
+  return { compression: 'zstd', ...(level !== undefined ? { compressionLevel: level } : {}), ...(force !== undefined ? { forceCompression: force === 'true' } : {}) }
+}
+
 export function parseOutput(text: string): OutputSpec {
   const kv = parseCsvPairs(text, '--output')
   const type = kv.get('type')
   const dest = kv.get('dest')
+  const compression = compressionKeys(kv, text, type)
   if (type === 'docker') {
     // buildx: type=docker with a dest writes a tarball for `docker load`; without one it loads into the engine.
     if (dest) return { type: 'oci', dest }
@@ -27,6 +54,7 @@ export function parseOutput(text: string): OutputSpec {
     return host ? { type: 'docker', host } : { type: 'docker' }
   }
   if (type === 'registry' || (type === 'image' && kv.get('push') === 'true')) {
+    if (compression.compression === 'zstd') throw new UsageError(`--output ${text}: compression=zstd is written for type=oci and type=oci-layout only (pushing zstd layers is not done yet)`)
     const upload = kv.get('upload')
     if (upload !== undefined && upload !== 'auto' && upload !== 'monolithic' && upload !== 'chunked') throw new UsageError(`--output ${text}: upload must be auto, monolithic or chunked`)
     const chunk = kv.get('chunk-size')
@@ -35,8 +63,8 @@ export function parseOutput(text: string): OutputSpec {
     return { type: 'registry', ...(upload ? { upload } : {}), ...(chunkSize ? { chunkSize } : {}) }
   }
   if (!dest) throw new UsageError(`--output ${text}: dest=PATH is required`)
-  if (type === 'oci') return kv.get('tar') === 'false' ? { type: 'oci-layout', dest } : { type: 'oci', dest }
-  if (type === 'oci-layout') return { type: 'oci-layout', dest }
+  if (type === 'oci') return kv.get('tar') === 'false' ? { type: 'oci-layout', dest, ...compression } : { type: 'oci', dest, ...compression }
+  if (type === 'oci-layout') return { type: 'oci-layout', dest, ...compression }
   throw new UsageError(`--output ${text}: type must be oci, oci-layout, docker or registry`)
 }
 

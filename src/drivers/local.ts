@@ -15,6 +15,7 @@ import { solve } from '../solver/solve.js'
 import { solverFor } from '../rootless/solve-in-namespace.js'
 import { Store } from '../store/store.js'
 import { checkBudget } from '../insight/budget.js'
+import { zstdArtifact } from '../artifacts/recompress.js'
 import { nameImage } from '../store/local-images.js'
 import type { LocalBuildResult } from '../pipeline/options.js'
 import { requireGraphEntitlements } from '../pipeline/entitlements.js'
@@ -144,11 +145,10 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
     const manifestAnnotations = annotations?.multi ? annotations.multi.platforms[formatPlatform(p)]?.manifest : annotations?.manifest
     images.push({ platform: p, image: await finalizeImage(store.blobs, config, state.layers, manifestAnnotations) })
   }
-  const image = images[0]!.image
   const multiAnnotations = annotations?.multi
   const artifact: Artifact = multi
     ? await finalizeIndex(store.blobs, images, multiAnnotations?.index, multiAnnotations ? (p) => multiAnnotations.platforms[formatPlatform(p)]?.descriptor : undefined)
-    : image
+    : images[0]!.image
   // Budgets are checked before anything is named or written: a build over budget leaves no output.
   if (opts.budget) {
     for (const { image: i } of images) await checkBudget(opts.budget, i, store.blobs)
@@ -158,17 +158,22 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
   for (const t of tags) await nameImage(store, t, artifact, named)
 
   let exported: ExportResult | undefined
+  let shipped: Artifact = artifact
   if (opts.output) {
     at.phase = 'export'
+    const out = opts.output
+    // zstd is an output's choice: the store keeps gzip layers, the output gets recompressed ones.
+    if ((out.type === 'oci' || out.type === 'oci-layout') && out.compression === 'zstd') shipped = await zstdArtifact(artifact, store.blobs, out.compressionLevel, opts.signal)
     const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal, dockerHost: resolved.dockerHost, registry: resolved.registry, bases: registry.bases, ...(annotations ? { annotations } : {}) }
-    exported = await exportArtifact(artifact, opts.output, ctx)
+    exported = await exportArtifact(shipped, out, ctx)
   }
+  const image = shipped.kind === 'index' ? shipped.images[0]!.image : shipped
   return {
-    digest: artifact.manifestDigest,
-    ...(artifact.kind === 'index'
+    digest: shipped.manifestDigest,
+    ...(shipped.kind === 'index'
       ? {
-          index: artifact.manifest,
-          images: artifact.images.map(({ platform, image: i }) => ({ platform: formatPlatform(platform), digest: i.manifestDigest, manifest: i.manifest, config: i.config, configDigest: i.configDigest, layers: i.layers })),
+          index: shipped.manifest,
+          images: shipped.images.map(({ platform, image: i }) => ({ platform: formatPlatform(platform), digest: i.manifestDigest, manifest: i.manifest, config: i.config, configDigest: i.configDigest, layers: i.layers })),
         }
       : {}),
     manifest: image.manifest,

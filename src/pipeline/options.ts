@@ -13,13 +13,28 @@ import type { Driver } from '../drivers/driver.js'
 /** Where a build goes. Mirrors `docker buildx build --output`. */
 export type OutputSpec =
   /** One tarball loadable by `docker load`, `podman load`, `ctr images import` and skopeo (`oci-archive:`). */
-  | { readonly type: 'oci'; readonly dest: string }
+  | ({ readonly type: 'oci'; readonly dest: string } & LayerCompressionOptions)
   /** An OCI image layout directory (`oci:DIR`). */
-  | { readonly type: 'oci-layout'; readonly dest: string }
+  | ({ readonly type: 'oci-layout'; readonly dest: string } & LayerCompressionOptions)
   /** Straight into a Docker (or Podman) engine through its API, as buildx's `--load`; tags from `tags`. */
   | { readonly type: 'docker'; readonly host?: string }
   /** Pushed to every tag's registry (`--push`); see {@link RegistryOutputOptions}. */
   | ({ readonly type: 'registry' } & RegistryOutputOptions)
+
+/** buildx's `compression`, `compression-level` and `force-compression` keys of an OCI output. */
+export interface LayerCompressionOptions {
+  /**
+   * `zstd` writes the output's layers as `application/vnd.oci.image.layer.v1.tar+zstd` (always with
+   * OCI media types), recompressed from the store's gzip layers at export, base image layers
+   * included (as buildx's `force-compression=true`). Readers: containerd ≥ 1.5, Docker ≥ 23, podman.
+   * @default 'gzip'
+   */
+  readonly compression?: 'gzip' | 'zstd'
+  /** zstd level 0–22 (0: zstd's default, 3). @default 3 */
+  readonly compressionLevel?: number
+  /** Accepted for buildx's key: zstd output recompresses every layer either way. */
+  readonly forceCompression?: boolean
+}
 
 export interface BuildOptions {
   /** Build context directory: COPY/ADD sources are relative to it. @default process.cwd() */
