@@ -1,6 +1,8 @@
 import { diffFiles, finalFiles } from '../insight/image-diff.js'
 import { readImageLayers } from '../insight/image-insight.js'
-import { openImageSource, type ImageSource } from '../insight/image-source.js'
+import type { ImageSource } from '../insight/image-source.js'
+import { openAnyImage } from './any-image.js'
+import { REGISTRY_FLAGS } from './registry-flags.js'
 import { defaultCacheDir } from '../store/default-dir.js'
 import { UsageError, assertKnownFlags, one, type ParsedArgs } from './args.js'
 import { wantsJson } from './inspect.js'
@@ -13,19 +15,19 @@ export const DIFF_HELP = `  imagesmith diff <A> <B> [--format table|json] [--cac
 
 /** `imagesmith diff A B`: the two images' final filesystems (whiteouts applied), compared path by path. */
 export async function diffCommand(args: ParsedArgs, io: Pick<Io, 'out'>): Promise<number> {
-  assertKnownFlags(args, ['--json', '--format', '--cache-dir'])
+  assertKnownFlags(args, ['--json', '--format', '--cache-dir', '--platform', ...REGISTRY_FLAGS])
   const [a, b] = args.positionals
   if (!a || !b || args.positionals.length > 2) throw new UsageError('diff needs two images (archives, layouts or local image names)')
   const json = wantsJson(args)
   const cacheDir = one(args, '--cache-dir') ?? defaultCacheDir()
-  const [fa, fb] = [await filesOf(a, cacheDir), await filesOf(b, cacheDir)]
+  const [fa, fb] = [await filesOf(a, args, cacheDir), await filesOf(b, args, cacheDir)]
   const d = diffFiles(fa, fb)
   io.out(json ? `${JSON.stringify(d, null, 2)}\n` : diffText(d))
   return 0
 }
 
-async function filesOf(text: string, cacheDir: string) {
-  const src: ImageSource = await openImageSource(text, cacheDir)
+async function filesOf(text: string, args: ParsedArgs, cacheDir: string) {
+  const src: ImageSource = await openAnyImage(text, args, cacheDir)
   try {
     if (src.images.length !== 1) throw new UsageError(`${text} holds ${src.images.length} images; diff takes one image each (an index's platforms are not chosen yet)`)
     return finalFiles(await readImageLayers(src, src.images[0]!, { hash: true }))

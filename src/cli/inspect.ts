@@ -7,8 +7,9 @@ import { defaultCacheDir } from '../store/default-dir.js'
 import { findLocalImage, storedArtifact } from '../store/local-images.js'
 import { Store } from '../store/store.js'
 import { imageInsight } from '../insight/image-insight.js'
-import { openImageSource } from '../insight/image-source.js'
 import { UsageError, assertKnownFlags, one, type ParsedArgs } from './args.js'
+import { openAnyImage } from './any-image.js'
+import { REGISTRY_FLAGS } from './registry-flags.js'
 import { checkDiveRules, readDiveRules } from './dive-ci.js'
 import { formatSize } from './format.js'
 import { layersTable, rulesText } from './insight-view.js'
@@ -16,7 +17,7 @@ import type { Io } from './io.js'
 
 /** `imagesmith inspect`: an archive or layout on disk, else a local image name. */
 export async function inspectCommand(args: ParsedArgs, io: Pick<Io, 'out'>): Promise<number> {
-  assertKnownFlags(args, ['--json', '--format', '--cache-dir', '--layers', '--ci', '--ci-config'])
+  assertKnownFlags(args, ['--json', '--format', '--cache-dir', '--layers', '--ci', '--ci-config', '--platform', ...REGISTRY_FLAGS])
   const path = args.positionals[0]
   if (!path || args.positionals.length > 1) throw new UsageError('inspect needs one archive or layout path, or a local image name')
   const json = wantsJson(args)
@@ -78,7 +79,7 @@ async function inspectLayersCommand(args: ParsedArgs, path: string, json: boolea
   const ci = args.flags.has('--ci')
   const rules = ci ? await readDiveRules(one(args, '--ci-config') ?? '.dive-ci') : undefined
   if (!ci && args.flags.has('--ci-config')) throw new UsageError('--ci-config goes with --ci')
-  const src = await openImageSource(path, one(args, '--cache-dir') ?? defaultCacheDir())
+  const src = await openAnyImage(path, args, one(args, '--cache-dir') ?? defaultCacheDir())
   let failed = false
   const reports = []
   try {

@@ -37,7 +37,7 @@ Usage:
                    [--network default|none|host] [--allow network.host|security.insecure]...
                    [--cache-dir DIR] [--runtime crun|runc|PATH] [--registry-mirror R=HOST]... [--insecure-registry HOST]...
   imagesmith graph <build.ts> | -f Dockerfile|- [CONTEXT] [--target NAME] [--format mermaid|dot] [--build-arg K=V]... [--platform os/arch]
-  imagesmith inspect <archive.tar | layout-dir | local image name> [--json | --format json] [--cache-dir DIR]
+  imagesmith inspect <archive.tar | layout-dir | local image name | host/repo:tag> [--json | --format json] [--cache-dir DIR]
                    [--layers]: per layer its step, size, added/changed/removed paths, largest paths; bytes later layers
                    hide; dive's efficiency. [--ci [--ci-config FILE]]: check .dive-ci's rules, exit 1 if one fails
 ${DIFF_HELP}

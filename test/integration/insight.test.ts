@@ -16,8 +16,9 @@ import { Store } from '../../src/store/store.js'
 import { Parser, type ReadEntry } from 'tar'
 import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 import { requireTools } from '../helpers/tools.js'
+import { skopeoPush, startTestRegistry } from '../helpers/registry.js'
 
-const bed = requireTools(['runc'], { needsRoot: true })
+const bed = requireTools(['runc', 'docker-registry', 'skopeo'], { needsRoot: true })
 
 const FIVE_MB = 5_000_000
 const TWO_MB = 2_000_000
@@ -219,5 +220,19 @@ describe.skipIf(bed.skip)('layer insight', () => {
     const layers = await cli(['build', script, '--context', ctxDir, '--cache-dir', storeDir, '-o', `type=oci,dest=${dest}`, '--budget', 'layers=2', '--progress', 'quiet'])
     expect(layers.err).toContain('BUDGET_EXCEEDED')
     expect(existsSync(dest)).toBe(false)
+  })
+
+  it('inspect --layers takes a registry reference: the image is pulled into the store, then weighed the same', async () => {
+    const reg = await startTestRegistry()
+    try {
+      await skopeoPush(reg, `oci-archive:${archive}`, 'insight/app:1')
+      const r = await cli(['inspect', `${reg.host}/insight/app:1`, '--layers', '--format', 'json', '--cache-dir', join(work, 'pulled')])
+      expect(r.err).toBe('')
+      const [report] = JSON.parse(r.out) as { name: string; wastedBytes: number; layers: unknown[] }[]
+      expect(report).toMatchObject({ name: `${reg.host}/insight/app:1`, wastedBytes: FIVE_MB + TWO_MB })
+      expect(report!.layers).toHaveLength(layers.length)
+    } finally {
+      await reg.stop()
+    }
   })
 })
