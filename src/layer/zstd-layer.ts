@@ -5,24 +5,53 @@
  * machine with the same zstd version). The uncompressed tar is checked against the layer's diffID
  * on the way, and nothing is committed unless zstd exits cleanly.
  */
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
+import { promises as fsp } from 'node:fs'
+import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip } from 'node:zlib'
 import { ErrorCodes, ImagesmithError, abortError } from '../errors.js'
 import { MediaType, type Digest } from '../oci/media-types.js'
 import type { LayerRef } from '../oci/types.js'
+import { writeFileAtomic } from '../store/atomic-write.js'
 import type { BlobStore } from '../store/blob-store.js'
+import { StoreLayout } from '../store/layout.js'
 
 /** zstd's own range (buildx's `compression-level` for zstd: 0–22; 0 is zstd's default, 3). */
 export const ZSTD_LEVELS = { min: 0, max: 22, default: 3 } as const
 
+let zstdVersion: string | undefined
+
+/** `v1.5.4`: zstd's output may change between versions, so a recorded conversion names the one that made it. */
+function version(): string {
+  zstdVersion ??= /v\d+\.\d+\.\d+/.exec(spawnSync('zstd', ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[0] ?? 'unknown'
+  return zstdVersion
+}
+
+/**
+ * The zstd blob of `layer` at `level`: recorded in the store once made (`layer-zstd/`), so another
+ * export of the same layer copies it instead of compressing again.
+ */
 export async function zstdLayer(blobs: BlobStore, layer: LayerRef, level: number = ZSTD_LEVELS.default, signal?: AbortSignal): Promise<LayerRef> {
   if (layer.mediaType === MediaType.OciLayerZstd) return layer
   if (!Number.isInteger(level) || level < ZSTD_LEVELS.min || level > ZSTD_LEVELS.max) {
     throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `zstd compression-level must be an integer ${ZSTD_LEVELS.min}–${ZSTD_LEVELS.max}, got ${level}`, { level })
   }
+  const dir = new StoreLayout(blobs.root).dir('layerZstd')
+  const record = join(dir, `${layer.digest.slice(7)}-${level || ZSTD_LEVELS.default}-${version()}.json`)
+  const known = await fsp.readFile(record, 'utf8').then((t) => JSON.parse(t) as LayerRef, () => undefined)
+  if (known && known.diffId === layer.diffId && /^sha256:[0-9a-f]{64}$/.test(known.digest) && (await blobs.has(known.digest as Digest))) {
+    return Object.freeze({ digest: known.digest, diffId: layer.diffId, size: known.size, mediaType: MediaType.OciLayerZstd })
+  }
+  const made = await compressZstd(blobs, layer, level, signal)
+  await fsp.mkdir(dir, { recursive: true })
+  await writeFileAtomic(record, JSON.stringify(made))
+  return made
+}
+
+async function compressZstd(blobs: BlobStore, layer: LayerRef, level: number, signal?: AbortSignal): Promise<LayerRef> {
   const child = spawn('zstd', ['-q', '-c', '-T0', `-${level || ZSTD_LEVELS.default}`, ...(level > 19 ? ['--ultra'] : [])], { stdio: ['pipe', 'pipe', 'pipe'] })
   const exited = new Promise<{ code: number | null; error?: Error }>((resolve) => {
     child.once('error', (error) => resolve({ code: null, error }))
