@@ -37,6 +37,8 @@ export interface LayerFiles {
 
 /** Entries one layer may hold before it is refused (a stranger's image). */
 export const MAX_LAYER_ENTRIES = 2_000_000
+/** Entries all the layers of one image may hold together (each costs a path in memory). */
+export const MAX_IMAGE_ENTRIES = 5_000_000
 
 const WHITEOUT = '.wh.'
 const OPAQUE = '.wh..wh..opq'
@@ -45,14 +47,15 @@ const OPAQUE = '.wh..wh..opq'
  * Reads the layer blob `blob` (gzip, zstd or plain tar, told apart by their magic bytes).
  * `hash` also digests each file's body (for `diff`); without it bodies are skipped unread.
  */
-export async function readLayerFiles(blob: Readable, what: string, opts: { hash?: boolean } = {}): Promise<LayerFiles> {
+export async function readLayerFiles(blob: Readable, what: string, opts: { hash?: boolean; maxEntries?: number } = {}): Promise<LayerFiles> {
+  const limit = Math.min(opts.maxEntries ?? MAX_LAYER_ENTRIES, MAX_LAYER_ENTRIES)
   const files: LayerFile[] = []
   const counted = { bytes: 0 }
   const tar = decompressed(blob, what)
   try {
     for await (const e of readTarEntries(countBytes(tar, counted))) {
-      if (files.length >= MAX_LAYER_ENTRIES) {
-        throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `layer ${what} holds more than ${MAX_LAYER_ENTRIES} entries`, { layer: what, limit: MAX_LAYER_ENTRIES })
+      if (files.length >= limit) {
+        throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `layer ${what} holds more than ${limit} entries (of at most ${MAX_IMAGE_ENTRIES} per image)`, { layer: what, limit })
       }
       const h = e.header
       const path = cleanPath(nameFromBytes(h.name))
@@ -78,6 +81,11 @@ export async function readLayerFiles(blob: Readable, what: string, opts: { hash?
   } catch (e) {
     if (e instanceof TarHeaderError) {
       throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `layer ${what} is not a readable tar: ${e.message} (at byte ${e.offset})`, { layer: what, offset: e.offset }, { cause: e })
+    }
+    // zlib's errors (Z_DATA_ERROR, Z_BUF_ERROR: a corrupt or cut gzip stream) are the layer's fault.
+    const code = (e as NodeJS.ErrnoException).code
+    if (typeof code === 'string' && code.startsWith('Z_')) {
+      throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `layer ${what} is not a readable gzip stream: ${(e as Error).message}`, { layer: what }, { cause: e })
     }
     throw e
   } finally {

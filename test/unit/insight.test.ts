@@ -1,9 +1,11 @@
+import { Readable } from 'node:stream'
+import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { checkDiveRules, DIVE_DEFAULT_RULES, parseDiveRules } from '../../src/cli/dive-ci.js'
 import { ErrorCodes } from '../../src/errors.js'
 import { analyzeLayers, layerSteps, type LayerInput } from '../../src/insight/analyze.js'
 import { diffFiles, finalFiles } from '../../src/insight/image-diff.js'
-import type { LayerFile } from '../../src/insight/layer-files.js'
+import { readLayerFiles, type LayerFile } from '../../src/insight/layer-files.js'
 import { thrown } from '../helpers/thrown.js'
 
 const file = (path: string, size: number, over: Partial<LayerFile> = {}): LayerFile => ({ path, kind: 'file', size, mode: 0o644, uid: 0, gid: 0, ...over })
@@ -69,6 +71,14 @@ describe('layer insight', () => {
       removed: [{ path: 'gone', kind: 'file', size: 1 }],
       changed: [{ path: 'c', changes: { content: true } }, { path: 'm', changes: { mode: ['0644', '0755'], uid: [0, 1000] } }],
     })
+  })
+})
+
+describe('reading a layer', () => {
+  it('a corrupt gzip stream or a tar that is not one is a typed error naming the layer', async () => {
+    const cut = gzipSync(Buffer.alloc(4096, 1)).subarray(0, 30)
+    await expect(readLayerFiles(Readable.from([cut]), 'sha256:cut')).rejects.toMatchObject({ code: ErrorCodes.INVALID_ARGUMENT, details: { layer: 'sha256:cut' } })
+    await expect(readLayerFiles(Readable.from([gzipSync(Buffer.alloc(1024, 0x41))]), 'sha256:junk')).rejects.toMatchObject({ code: ErrorCodes.INVALID_ARGUMENT, details: { layer: 'sha256:junk', offset: 0 } })
   })
 })
 
