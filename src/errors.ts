@@ -207,6 +207,10 @@ export const ErrorCodes = Object.freeze({
   ATTESTATION_INPUT_TOO_LARGE: 'ATTESTATION_INPUT_TOO_LARGE',
   /** An `attest` option (or `--sbom` / `--provenance` / `--attest` flag) this build cannot take: `details.option` and `details.value`. */
   ATTEST_OPTION_INVALID: 'ATTEST_OPTION_INVALID',
+  /** The built image breaks a budget (`budget` option, `--budget`): details name the budget, the limit, the actual figure and the worst paths or layers with their steps. Nothing is named or exported. */
+  BUDGET_EXCEEDED: 'BUDGET_EXCEEDED',
+  /** An output was asked for a layer compression its consumer cannot read (zstd into a Docker engine or `docker load` tarball: Docker before 23.0 fails on it). */
+  OUTPUT_COMPRESSION_UNSUPPORTED: 'OUTPUT_COMPRESSION_UNSUPPORTED',
 })
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

@@ -13,7 +13,7 @@ export interface ParsedArgs {
 }
 
 /** Flags that take no value. Everything else takes one (`--flag v` or `--flag=v`). */
-const BOOLEAN = new Set(['--no-cache', '--print', '--help', '-h', '--version', '--json', '--quiet', '-q', '--load', '--push', '--password-stdin', '--pull', '--all', '--force', '--attestations'])
+const BOOLEAN = new Set(['--no-cache', '--print', '--help', '-h', '--version', '--json', '--quiet', '-q', '--load', '--push', '--password-stdin', '--pull', '--all', '--force', '--attestations', '--layers', '--ci'])
 const ALIASES: Record<string, string> = { '-t': '--tag', '-o': '--output', '-f': '--file', '-q': '--quiet', '-h': '--help', '-u': '--username', '-p': '--password' }
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {

@@ -1,15 +1,17 @@
 import { join, resolve } from 'node:path'
 import { parseImageName } from '../reference/reference.js'
 import { parsePlatform } from '../oci/platform.js'
-import type { BuildOptions, BuildResult, EngineOptions, OutputSpec } from '../pipeline/options.js'
+import { ErrorCodes, ImagesmithError } from '../errors.js'
+import type { BuildOptions, BuildResult, EngineOptions, LayerCompressionOptions, OutputSpec } from '../pipeline/options.js'
 import type { SecretSource } from '../solver/types.js'
 import { defaultCacheDir } from '../store/default-dir.js'
 import type { ImageBuilder } from '../builder/image-builder.js'
+import type { Budget } from '../insight/budget.js'
 import { UsageError, assertKnownFlags, many, one, parseCsvPairs, type ParsedArgs } from './args.js'
 import { buildArgs, flagCheck, script } from './build-inputs.js'
 import { isDockerfileBuild, loadDockerfileBuild } from './build-dockerfile.js'
 import { BUILDX_FLAGS, buildxOptions, writeIidFile } from './buildx-flags.js'
-import { formatSize } from './format.js'
+import { formatSize, parseBytes } from './format.js'
 import type { Io } from './io.js'
 import { loadBuildScript } from './load-script.js'
 import { writeMetadataFile } from './metadata.js'
@@ -17,10 +19,36 @@ import { PROGRESS_MODES, progressMode, progressRenderer, withoutOutputTail } fro
 import { REGISTRY_FLAGS, registryFlags } from './registry-flags.js'
 import { SUPPLY_FLAGS, supplyOptions } from './supply-flags.js'
 
+/**
+ * buildx's `compression=gzip|zstd|uncompressed`, `compression-level=N`, `force-compression=true`
+ * and `oci-mediatypes` keys. zstd is only written with OCI media types (podman refuses zstd in a
+ * Docker v2s2 manifest), and never for `type=docker`: Docker before 23.0 cannot load it, and a
+ * gzip fallback would give the user something other than what was asked, so it is an error.
+ */
+function compressionKeys(kv: Map<string, string>, text: string, type: string | undefined): LayerCompressionOptions {
+  const compression = kv.get('compression')
+  if (compression === undefined || compression === 'gzip') {
+    if (kv.has('compression-level') && compression === undefined) throw new UsageError(`--output ${text}: compression-level goes with compression=zstd`)
+    return compression === 'gzip' ? { compression: 'gzip' } : {}
+  }
+  if (compression !== 'zstd') throw new UsageError(`--output ${text}: compression must be gzip or zstd${compression === 'uncompressed' || compression === 'estargz' ? ` (${compression} is not written yet)` : ''}`)
+  if (type === 'docker') {
+    throw new ImagesmithError(ErrorCodes.OUTPUT_COMPRESSION_UNSUPPORTED, `--output ${text}: zstd layers cannot go to type=docker (Docker before 23.0 cannot load them); use type=oci or type=oci-layout`, { output: 'docker', compression })
+  }
+  if (kv.get('oci-mediatypes') === 'false') throw new UsageError(`--output ${text}: compression=zstd needs oci-mediatypes (zstd in a Docker manifest is not a standard media type)`)
+  const levelText = kv.get('compression-level')
+  const level = levelText === undefined ? undefined : /^\d{1,2}$/.test(levelText) ? Number(levelText) : NaN
+  if (level !== undefined && !(level >= 0 && level <= 22)) throw new UsageError(`--output ${text}: compression-level for zstd is 0–22`)
+  const force = kv.get('force-compression')
+  if (force !== undefined && force !== 'true' && force !== 'false') throw new UsageError(`--output ${text}: force-compression is true or false`)
+  return { compression: 'zstd', ...(level !== undefined ? { compressionLevel: level } : {}), ...(force !== undefined ? { forceCompression: force === 'true' } : {}) }
+}
+
 export function parseOutput(text: string): OutputSpec {
   const kv = parseCsvPairs(text, '--output')
   const type = kv.get('type')
   const dest = kv.get('dest')
+  const compression = compressionKeys(kv, text, type)
   if (type === 'docker') {
     // buildx: type=docker with a dest writes a tarball for `docker load`; without one it loads into the engine.
     if (dest) return { type: 'oci', dest }
@@ -28,6 +56,7 @@ export function parseOutput(text: string): OutputSpec {
     return host ? { type: 'docker', host } : { type: 'docker' }
   }
   if (type === 'registry' || (type === 'image' && kv.get('push') === 'true')) {
+    if (compression.compression === 'zstd') throw new UsageError(`--output ${text}: compression=zstd is written for type=oci and type=oci-layout only (pushing zstd layers is not done yet)`)
     const upload = kv.get('upload')
     if (upload !== undefined && upload !== 'auto' && upload !== 'monolithic' && upload !== 'chunked') throw new UsageError(`--output ${text}: upload must be auto, monolithic or chunked`)
     const chunk = kv.get('chunk-size')
@@ -36,8 +65,8 @@ export function parseOutput(text: string): OutputSpec {
     return { type: 'registry', ...(upload ? { upload } : {}), ...(chunkSize ? { chunkSize } : {}) }
   }
   if (!dest) throw new UsageError(`--output ${text}: dest=PATH is required`)
-  if (type === 'oci') return kv.get('tar') === 'false' ? { type: 'oci-layout', dest } : { type: 'oci', dest }
-  if (type === 'oci-layout') return { type: 'oci-layout', dest }
+  if (type === 'oci') return kv.get('tar') === 'false' ? { type: 'oci-layout', dest, ...compression } : { type: 'oci', dest, ...compression }
+  if (type === 'oci-layout') return { type: 'oci-layout', dest, ...compression }
   throw new UsageError(`--output ${text}: type must be oci, oci-layout, docker or registry`)
 }
 
@@ -93,7 +122,7 @@ export function parseEngine(text: string): EngineOptions {
 }
 
 /** Every flag `imagesmith build` takes (the README's synopsis lists each one). */
-export const BUILD_FLAGS: readonly string[] = Object.freeze(['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--no-cache-filter', '--metadata-file', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', '--pull', '--engine', ...REGISTRY_FLAGS, ...BUILDX_FLAGS, ...SUPPLY_FLAGS])
+export const BUILD_FLAGS: readonly string[] = Object.freeze(['--context', '--file', '--tag', '--output', '--load', '--push', '--target', '--no-cache', '--no-cache-filter', '--metadata-file', '--progress', '--build-arg', '--secret', '--ssh', '--allow', '--platform', '--network', '--cache-dir', '--runtime', '--quiet', '--pull', '--engine', '--budget', ...REGISTRY_FLAGS, ...BUILDX_FLAGS, ...SUPPLY_FLAGS])
 
 export async function buildCommand(args: ParsedArgs, io: Io, signal?: AbortSignal): Promise<number> {
   assertKnownFlags(args, BUILD_FLAGS)
@@ -157,6 +186,24 @@ interface BuildRun {
   readonly supply: Pick<BuildOptions, 'attest' | 'reproducible'>
 }
 
+/** `--budget size=120MB,wasted=5MB,layers=30` as the `budget` option (sizes in docker's units). */
+export function budgetFlag(args: ParsedArgs): { budget?: Budget } {
+  const text = one(args, '--budget')
+  if (text === undefined) return {}
+  const budget: { size?: number; wasted?: number; layers?: number } = {}
+  for (const [k, v] of parseCsvPairs(text, '--budget')) {
+    if (k === 'size' || k === 'wasted') {
+      const n = parseBytes(v)
+      if (n === undefined) throw new UsageError(`--budget ${k}=${v}: not a size (120MB, 5MiB, 1000)`)
+      budget[k] = n
+    } else if (k === 'layers') {
+      if (!/^\d{1,6}$/.test(v)) throw new UsageError(`--budget layers=${v}: not a count`)
+      budget.layers = Number(v)
+    } else throw new UsageError(`--budget takes size, wasted and layers, not ${k}`)
+  }
+  return { budget }
+}
+
 async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, run: BuildRun): Promise<number> {
   const { output, secrets, platform, network, progress, signal } = run
   const renderer = progressRenderer(progressMode(progress, io.isTTY === true), io)
@@ -183,6 +230,7 @@ async function buildAndReport(args: ParsedArgs, io: Io, builder: ImageBuilder, r
     registry: registryFlags(args),
     ...buildxOptions(args),
     ...run.supply,
+    ...budgetFlag(args),
     signal,
     onProgress: renderer.onEvent,
   })

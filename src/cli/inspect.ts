@@ -6,19 +6,27 @@ import { inspectImages, type InspectedImage } from '../sources/inspect.js'
 import { defaultCacheDir } from '../store/default-dir.js'
 import { findLocalImage, storedArtifact } from '../store/local-images.js'
 import { Store } from '../store/store.js'
+import { imageInsight } from '../insight/image-insight.js'
 import { UsageError, assertKnownFlags, one, type ParsedArgs } from './args.js'
+import { openAnyImage } from './any-image.js'
+import { REGISTRY_FLAGS } from './registry-flags.js'
+import { checkDiveRules, readDiveRules } from './dive-ci.js'
 import { formatSize } from './format.js'
+import { layersTable, rulesText } from './insight-view.js'
 import type { Io } from './io.js'
 import { ATTESTATION_FLAGS, inspectAttestations } from './inspect-attestations.js'
 
 /** `imagesmith inspect`: an archive or layout on disk, else a local image name. */
 export async function inspectCommand(args: ParsedArgs, io: Pick<Io, 'out'>): Promise<number> {
-  assertKnownFlags(args, ['--json', '--cache-dir', ...ATTESTATION_FLAGS])
+  assertKnownFlags(args, ['--json', '--format', '--cache-dir', '--layers', '--ci', '--ci-config', '--platform', ...REGISTRY_FLAGS, ...ATTESTATION_FLAGS])
   const path = args.positionals[0]
   if (!path || args.positionals.length > 1) throw new UsageError('inspect needs one archive or layout path, or a local image name')
   if (args.flags.has('--attestations')) return inspectAttestations(args, io, path, one(args, '--cache-dir') ?? defaultCacheDir())
+  const json = wantsJson(args)
+  if (args.flags.has('--layers') || args.flags.has('--ci')) return inspectLayersCommand(args, path, json, io)
+  if (args.flags.has('--ci-config')) throw new UsageError('--ci-config goes with --ci')
   const images = existsSync(path) ? await inspectImages(path) : await inspectLocal(path, one(args, '--cache-dir') ?? defaultCacheDir())
-  if (args.flags.has('--json')) {
+  if (json) {
     io.out(`${JSON.stringify(images, null, 2)}\n`)
     return 0
   }
@@ -55,6 +63,46 @@ export async function inspectCommand(args: ParsedArgs, io: Pick<Io, 'out'>): Pro
     io.out('\n')
   }
   return 0
+}
+
+/** `--json`, or `--format json|table` as `docker` spells it. */
+export function wantsJson(args: ParsedArgs): boolean {
+  const format = one(args, '--format')
+  if (format !== undefined && format !== 'json' && format !== 'table') throw new UsageError(`--format takes json or table, not ${format}`)
+  return args.flags.has('--json') || format === 'json'
+}
+
+/**
+ * `inspect --layers`: every layer streamed once; per layer its step, counts and largest paths,
+ * then the bytes later layers hide and dive's figures. `--ci` checks `.dive-ci`'s rules (or the
+ * file `--ci-config` names) and fails with exit code 1 when one fails.
+ */
+async function inspectLayersCommand(args: ParsedArgs, path: string, json: boolean, io: Pick<Io, 'out'>): Promise<number> {
+  const ci = args.flags.has('--ci')
+  const rules = ci ? await readDiveRules(one(args, '--ci-config') ?? '.dive-ci') : undefined
+  if (!ci && args.flags.has('--ci-config')) throw new UsageError('--ci-config goes with --ci')
+  const src = await openAnyImage(path, args, one(args, '--cache-dir') ?? defaultCacheDir())
+  let failed = false
+  const reports = []
+  try {
+    for (const img of src.images) {
+      const insight = await imageInsight(src, img)
+      const results = rules ? checkDiveRules(rules, insight.dive) : undefined
+      if (results?.some((r) => !r.passed)) failed = true
+      if (json) {
+        reports.push({ name: img.name, manifestDigest: img.manifestDigest, ...(img.platform ? { platform: img.platform } : {}), ...insight, ...(results ? { ci: results } : {}) })
+        continue
+      }
+      io.out(`Image:       ${img.name ?? '(none)'} ${img.manifestDigest}${img.platform ? ` ${img.platform}` : ''}\n`)
+      io.out(layersTable(insight))
+      if (results) io.out(`CI rules:    ${results.every((r) => r.passed) ? 'PASS' : 'FAIL'}\n${rulesText(results)}`)
+      io.out('\n')
+    }
+  } finally {
+    await src.close()
+  }
+  if (json) io.out(`${JSON.stringify(reports, null, 2)}\n`)
+  return failed ? 1 : 0
 }
 
 /** A local image by name or digest prefix (`imagesmith images`), as `docker inspect NAME` takes it; an index gives each of its images. */

@@ -13,6 +13,7 @@ import { PULL_HELP, pullCommand } from './pull.js'
 import { IMAGES_HELP, imagesCommand, rmiCommand, saveCommand, tagCommand } from './images.js'
 import { CACHE_HELP, cacheCommand } from './cache.js'
 import { BINFMT_HELP, binfmtCommand } from './binfmt.js'
+import { DIFF_HELP, diffCommand } from './diff.js'
 import { REGISTRY_FLAGS_HELP } from './registry-flags.js'
 import { closedPipeWriter } from './closed-pipe.js'
 import { connectLocalDriver } from '../drivers/connect-local.js'
@@ -33,15 +34,18 @@ Usage:
   imagesmith build <build.ts> [--context DIR] [-t TAG]... [-o type=oci,dest=PATH | type=oci-layout,dest=DIR | type=docker[,host=H] | type=registry]
                    [--load | --push]
                    [--target NAME] [--no-cache] [--no-cache-filter STAGE]... [--progress auto|plain|tty|rawjson|quiet]
-                   [--metadata-file PATH] [--build-arg K=V]...
+                   [--metadata-file PATH] [--build-arg K=V]... [--budget size=120MB,wasted=5MB,layers=30]
                    [--secret id=ID,src=PATH | id=ID,env=VAR]... [--ssh default|ID=SOCKET]... [--platform os/arch]
                    [--network default|none|host] [--allow network.host|security.insecure]...
                    [--cache-dir DIR] [--runtime crun|runc|PATH] [--registry-mirror R=HOST]... [--insecure-registry HOST]...
                    [--engine docker[,host=unix:///S|tcp://H:P|ssh://U@H][,cache-from=REF]]  (build on that Docker Engine or Podman service)
 ${BAKE_HELP}
   imagesmith graph <build.ts> | -f Dockerfile|- [CONTEXT] [--target NAME] [--format mermaid|dot] [--build-arg K=V]... [--platform os/arch]
-  imagesmith inspect <archive.tar | layout-dir | local image name> [--json] [--cache-dir DIR]
+  imagesmith inspect <archive.tar | layout-dir | local image name | host/repo:tag> [--json | --format json] [--cache-dir DIR]
+                   [--layers]: per layer its step, size, added/changed/removed paths, largest paths; bytes later layers
+                   hide; dive's efficiency. [--ci [--ci-config FILE]]: check .dive-ci's rules, exit 1 if one fails
   imagesmith inspect <archive.tar | layout-dir | local image name | registry ref> --attestations [--format json|text]
+${DIFF_HELP}
 ${DOCKERFILE_HELP}
 ${CONVERT_HELP}
 ${LOGIN_HELP}
@@ -59,6 +63,9 @@ Outputs: type=registry (or --push) pushes to every -t tag's registry (upload=aut
 chunk-size=BYTES); credentials come from config.json as docker login stores them.
 type=docker (or --load) streams the image into a Docker or Podman engine API with its tags:
 host=unix:///path or tcp://host:port, default $DOCKER_HOST, else unix:///var/run/docker.sock.
+type=oci and type=oci-layout take compression=zstd[,compression-level=0-22][,force-compression=true]: tar+zstd layers
+(OCI media types; podman, containerd >= 1.5, Docker >= 23); type=docker refuses zstd. gzip is the default.
+--budget size=BYTES,wasted=BYTES,layers=N fails the build (BUDGET_EXCEEDED, no output) over any of them.
 ${REGISTRY_FLAGS_HELP}
 ${BUILDX_FLAGS_HELP}
 ${SUPPLY_FLAGS_HELP}
@@ -109,7 +116,7 @@ type Command = (args: ParsedArgs, io: Io, signal: AbortSignal | undefined) => Pr
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   build: buildCommand, bake: bakeCommand, graph: graphCommand, inspect: inspectCommand, login: loginCommand, logout: logoutCommand, dockerfile: dockerfileCommand, convert: convertCommand, pull: pullCommand,
-  images: imagesCommand, tag: tagCommand, rmi: rmiCommand, save: saveCommand, cache: cacheCommand, binfmt: binfmtCommand,
+  images: imagesCommand, tag: tagCommand, rmi: rmiCommand, save: saveCommand, cache: cacheCommand, binfmt: binfmtCommand, diff: diffCommand,
 }
 
 /** `imagesmith build --help` after a usage error of `build`; the plain `imagesmith --help` when no known command was given. */

@@ -61,6 +61,12 @@ async function buildOnEngine(req: DriverRequest): Promise<BuildResult> {
   if (resolved.attest) {
     throw new ImagesmithError(ErrorCodes.ENGINE_FEATURE_UNSUPPORTED, 'attestations (--sbom / --provenance / --attest) are made by a local build; an engine\'s /build writes its own image without them', { feature: 'attestations' })
   }
+  if (opts.budget) {
+    throw new ImagesmithError(ErrorCodes.ENGINE_FEATURE_UNSUPPORTED, 'budget (--budget) is checked from the layers a local build writes; an engine\'s layers are its own', { feature: 'budget' })
+  }
+  if (opts.output && (opts.output.type === 'oci' || opts.output.type === 'oci-layout') && opts.output.compression === 'zstd') {
+    throw new ImagesmithError(ErrorCodes.ENGINE_FEATURE_UNSUPPORTED, 'compression=zstd: the image comes back from the engine as it wrote it (gzip); build locally for zstd layers', { feature: 'compression' })
+  }
   // The engine's BuildKit reads only its own cache format (keys from its LLB), never ours.
   if ((opts.cacheFrom?.length ?? 0) > 0 || (opts.cacheTo?.length ?? 0) > 0) {
     const feature = (opts.cacheFrom?.length ?? 0) > 0 ? 'cache-from' : 'cache-to'

@@ -14,6 +14,8 @@ import { formatPlatform, hostPlatform } from '../oci/platform.js'
 import { solve, type SolvedOutput } from '../solver/solve.js'
 import { solverFor } from '../rootless/solve-in-namespace.js'
 import { Store } from '../store/store.js'
+import { checkBudget } from '../insight/budget.js'
+import { zstdArtifact } from '../artifacts/recompress.js'
 import { nameImage } from '../store/local-images.js'
 import type { LocalBuildResult } from '../pipeline/options.js'
 import { requireGraphEntitlements } from '../pipeline/entitlements.js'
@@ -71,6 +73,13 @@ async function solveLocally(entries: readonly LocalTarget[], at: BakePosition, l
   const first = entries[0]!.request
   const { opts, resolved } = first
   const startedOn = new Date().toISOString()
+  // A zstd output is recompressed after the attestations name the gzip manifests as their subjects.
+  for (const { request: r } of entries) {
+    const out = r.opts.output
+    if (r.resolved.attest && out && (out.type === 'oci' || out.type === 'oci-layout') && out.compression === 'zstd') {
+      throw new ImagesmithError(ErrorCodes.ATTEST_OPTION_INVALID, 'attestations with a zstd output are not made yet (their subjects would name the gzip manifests): drop compression=zstd or the attestations', { option: 'attest', value: r.opts.attest, output: out.type })
+    }
+  }
   // A solve imports every target's caches (an import only answers lookups); each target exports its own.
   const cacheTo = new Map(entries.map((e) => [e.name, checkCacheExports(e.request.opts.cacheTo)]))
   const cacheFrom = [...new Map(entries.flatMap((e) => checkCacheImports(e.request.opts.cacheFrom)).map((c) => [JSON.stringify(c), c])).values()]
@@ -275,25 +284,32 @@ async function finishTarget(req: DriverRequest, outputs: readonly SolvedOutput[]
     const manifestAnnotations = annotations?.multi ? annotations.multi.platforms[formatPlatform(p)]?.manifest : annotations?.manifest
     images.push({ platform: p, image: await finalizeImage(store.blobs, config, state.layers, manifestAnnotations) })
   }
-  const image = images[0]!.image
   const multiAnnotations = annotations?.multi
+  // Budgets are checked before anything is named or written: a build over budget leaves no output.
+  if (opts.budget) {
+    for (const { image: i } of images) await checkBudget(opts.budget, i, store.blobs)
+  }
   // Attestations make an index even of one image: they sit beside the images they describe.
   const attestations = await attestationsFor(req, { store, graph: f.graph, vertices: f.vertices, images, bases: registry.bases, startedOn: f.startedOn })
   const artifact: Artifact = multi || attestations.length > 0
     ? await finalizeIndex(store.blobs, images, multiAnnotations?.index, multiAnnotations ? (p) => multiAnnotations.platforms[formatPlatform(p)]?.descriptor : undefined, attestations)
-    : image
+    : images[0]!.image
   // Named before exporting: a later build's FROM finds it even when the export fails or there is none.
   const named = new Date()
   for (const t of tags) await nameImage(store, t, artifact, named)
 
   let exported: ExportResult | undefined
+  let shipped: Artifact = artifact
   if (opts.output) {
     const phase = at.phase
     at.phase = 'export'
+    const out = opts.output
+    // zstd is an output's choice: the store keeps gzip layers, the output gets recompressed ones.
+    if ((out.type === 'oci' || out.type === 'oci-layout') && out.compression === 'zstd') shipped = await zstdArtifact(artifact, store.blobs, out.compressionLevel, opts.signal)
     // Imported registry caches are bases too: a push to their registry mounts a hit layer from the cache's repository.
     const bases = [...registry.bases, ...(share?.bases ?? [])]
     const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal, dockerHost: resolved.dockerHost, registry: resolved.registry, bases, ...(annotations ? { annotations } : {}) }
-    exported = await exportArtifact(artifact, opts.output, ctx)
+    exported = await exportArtifact(shipped, out, ctx)
     at.phase = phase
   }
   let cacheExported: Awaited<ReturnType<typeof exportCaches>> = []
@@ -304,12 +320,13 @@ async function finishTarget(req: DriverRequest, outputs: readonly SolvedOutput[]
     cacheExported = await exportCaches(cacheTo, share, finalLayers, store, registry.client, opts.signal)
     at.phase = phase
   }
+  const image = shipped.kind === 'index' ? shipped.images[0]!.image : shipped
   return {
-    digest: artifact.manifestDigest,
-    ...(artifact.kind === 'index'
+    digest: shipped.manifestDigest,
+    ...(shipped.kind === 'index'
       ? {
-          index: artifact.manifest,
-          images: artifact.images.map(({ platform, image: i }) => ({ platform: formatPlatform(platform), digest: i.manifestDigest, manifest: i.manifest, config: i.config, configDigest: i.configDigest, layers: i.layers })),
+          index: shipped.manifest,
+          images: shipped.images.map(({ platform, image: i }) => ({ platform: formatPlatform(platform), digest: i.manifestDigest, manifest: i.manifest, config: i.config, configDigest: i.configDigest, layers: i.layers })),
         }
       : {}),
     manifest: image.manifest,

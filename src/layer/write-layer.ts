@@ -16,6 +16,7 @@ import { MemberSplitter, type RawMember } from './member-cut.js'
 import { compressMembers, PreviousMembers, type MemberOut } from './members.js'
 import type { MemberRecord } from '../store/member-index.js'
 import { writeMemberIndex } from '../store/member-index.js'
+import { writeLayerSummary, type SummaryEntry } from '../store/layer-summary.js'
 import { nameBytes } from '../util/names.js'
 import { TarSerializer, type FileWhere } from './tar-writer.js'
 
@@ -81,7 +82,9 @@ async function writeLayerNow(
     })
     // With a splitter the tar comes out as whole uncompressed members, else as chunks.
     type Pieces<T> = Iterable<T> | AsyncIterable<T>
-    const chunks = isIterable(entries) ? tarSync(tar, entries, diffHash, signal, splitter) : tarAsync(tar, entries, diffHash, signal, splitter)
+    // What each entry is, kept beside the layer (store/layer-summary.ts): budgets weigh layers by it.
+    const summary: SummaryEntry[] = []
+    const chunks = isIterable(entries) ? tarSync(tar, notedSync(entries, summary), diffHash, signal, splitter) : tarAsync(tar, notedAsync(entries, summary), diffHash, signal, splitter)
     const prevRef = gzipped ? opts.members?.previous : undefined
     previous = prevRef && opts.members ? await PreviousMembers.open(opts.members.dir, prevRef.digest, prevRef.path, level) : undefined
     const records: MemberRecord[] = []
@@ -110,6 +113,8 @@ async function writeLayerNow(
     const diffId = `sha256:${diffHash.digest('hex')}` as Digest
     const digest = digestHash ? (`sha256:${digestHash.digest('hex')}` as Digest) : diffId
     await writer.commit(digest)
+    // The record is derived: without it a budget reads the layer instead, so failing to keep it fails nothing.
+    await writeLayerSummary(blobs.root, digest, summary).catch(() => {})
     if (gzipped && opts.members) {
       await writeMemberIndex(opts.members.dir, { digest, level, zlib: process.versions.zlib, members: records })
       opts.members.onDone?.({ reused: reused.n, compressed: records.length - reused.n })
@@ -220,6 +225,22 @@ function* pass(tar: TarSerializer, chunk: Buffer, hash: Hash, splitter: MemberSp
   }
   yield* splitter.feed(chunk)
   tar.release(chunk)
+}
+
+const noted = (e: LayerEntry): SummaryEntry => [e.path, e.type, e.type === 'file' ? e.size : 0, e.mode, e.uid, e.gid]
+
+function* notedSync(entries: Iterable<LayerEntry>, out: SummaryEntry[]): Generator<LayerEntry> {
+  for (const e of entries) {
+    out.push(noted(e))
+    yield e
+  }
+}
+
+async function* notedAsync(entries: AsyncIterable<LayerEntry>, out: SummaryEntry[]): AsyncGenerator<LayerEntry> {
+  for await (const e of entries) {
+    out.push(noted(e))
+    yield e
+  }
 }
 
 /** Passes the compressed members on, keeping their records (the blob's member index). */

@@ -61,6 +61,7 @@ export async function checkBuild(
     if ('dest' in opts.output) scope.output = resolve(opts.output.dest)
   }
   checkDriver(opts.driver)
+  checkBudgetOption(opts.budget)
   await checkContext(resolved.contextDir, opts.context ?? '.')
   const secrets = await checkSecrets(opts.secrets)
   const settings = runSettings(opts)
@@ -89,6 +90,13 @@ function checkDriver(driver: unknown): void {
   if (!d || typeof d !== 'object' || typeof d.build !== 'function' || typeof d.name !== 'string') {
     throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, 'driver must be an object with a name and a build(request) method', { option: 'driver' })
   }
+}
+
+function checkBudgetOption(budget: BuildOptions['budget']): void {
+  if (budget === undefined) return
+  const keys = ['size', 'wasted', 'layers']
+  const bad = !budget || typeof budget !== 'object' || Object.entries(budget).some(([k, v]) => !keys.includes(k) || (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)))
+  if (bad) throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, 'budget takes size and wasted (bytes) and layers (a count), each a non-negative integer', { option: 'budget', value: JSON.stringify(budget) })
 }
 
 function checkLabels(labels: Readonly<Record<string, string>> | undefined): Readonly<Record<string, string>> | undefined {

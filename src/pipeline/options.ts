@@ -1,3 +1,4 @@
+import type { Budget } from '../insight/budget.js'
 import type { Digest } from '../oci/media-types.js'
 import type { ImageBuilder } from '../builder/image-builder.js'
 import type { ImageConfig, ImageIndex, LayerRef, Manifest } from '../oci/types.js'
@@ -15,13 +16,28 @@ import type { AttestOptions } from '../attest/options.js'
 /** Where a build goes. Mirrors `docker buildx build --output`. */
 export type OutputSpec =
   /** One tarball loadable by `docker load`, `podman load`, `ctr images import` and skopeo (`oci-archive:`). */
-  | { readonly type: 'oci'; readonly dest: string }
+  | ({ readonly type: 'oci'; readonly dest: string } & LayerCompressionOptions)
   /** An OCI image layout directory (`oci:DIR`). */
-  | { readonly type: 'oci-layout'; readonly dest: string }
+  | ({ readonly type: 'oci-layout'; readonly dest: string } & LayerCompressionOptions)
   /** Straight into a Docker (or Podman) engine through its API, as buildx's `--load`; tags from `tags`. */
   | { readonly type: 'docker'; readonly host?: string }
   /** Pushed to every tag's registry (`--push`); see {@link RegistryOutputOptions}. */
   | ({ readonly type: 'registry' } & RegistryOutputOptions)
+
+/** buildx's `compression`, `compression-level` and `force-compression` keys of an OCI output. */
+export interface LayerCompressionOptions {
+  /**
+   * `zstd` writes the output's layers as `application/vnd.oci.image.layer.v1.tar+zstd` (always with
+   * OCI media types), recompressed from the store's gzip layers at export, base image layers
+   * included (as buildx's `force-compression=true`). Readers: containerd ≥ 1.5, Docker ≥ 23, podman.
+   * @default 'gzip'
+   */
+  readonly compression?: 'gzip' | 'zstd'
+  /** zstd level 0–22 (0: zstd's default, 3). @default 3 */
+  readonly compressionLevel?: number
+  /** Accepted for buildx's key: zstd output recompresses every layer either way. */
+  readonly forceCompression?: boolean
+}
 
 export interface BuildOptions {
   /** Build context directory: COPY/ADD sources are relative to it. @default process.cwd() */
@@ -94,6 +110,14 @@ export interface BuildOptions {
   readonly attest?: AttestOptions
   /** Layer compression. @default 'gzip' */
   readonly compression?: Compression
+  /**
+   * Limits the built image must keep, checked after the solve and before anything is named or
+   * exported: `size` (bytes of its layers, compressed), `wasted` (bytes of file versions a later
+   * layer deletes or overwrites), `layers` (count). Over one, the build fails with BUDGET_EXCEEDED
+   * naming the worst paths or layers and their steps, and writes no output.
+   * @example { size: 120e6, wasted: 5e6, layers: 30 }
+   */
+  readonly budget?: Budget
   /** Secrets for `RUN --mount=type=secret` by id (buildx `--secret`). */
   readonly secrets?: Readonly<Record<string, SecretSource>>
   /**

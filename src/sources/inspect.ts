@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import { promises as fsp } from 'node:fs'
+import { createReadStream, promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Readable } from 'node:stream'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { Digest } from '../oci/media-types.js'
 import { formatPlatform } from '../oci/platform.js'
@@ -32,6 +33,21 @@ const JSON_LIMIT = 4 << 20
  * index.json, the manifests and the configs are read; layers are never opened.
  */
 export async function inspectImages(path: string): Promise<InspectedImage[]> {
+  const opened = await openImages(path)
+  await opened.close()
+  return opened.images
+}
+
+/** The images of an archive or layout, and their blobs by digest until `close()`. */
+export interface OpenedImages {
+  readonly images: InspectedImage[]
+  /** A blob of the archive or layout (a layer, streamed), or undefined if it holds none of that digest. */
+  openBlob(digest: Digest): Readable | undefined
+  close(): Promise<void>
+}
+
+/** As {@link inspectImages}, keeping the archive open so that layers can be streamed from it. */
+export async function openImages(path: string): Promise<OpenedImages> {
   let stat
   try {
     stat = await fsp.stat(path)
@@ -69,12 +85,21 @@ export async function inspectImages(path: string): Promise<InspectedImage[]> {
       out.push({ name, manifestDigest: d.digest, manifest: doc, config, ...(inIndex ? { indexDigest: inIndex.digest, ...(inIndex.platform ? { platform: inIndex.platform } : {}) } : {}) })
     }
     for (const d of index.manifests ?? []) await visit(d, nameOf(d), 0)
-    return out
+    const opened = archive
+    const openBlob = (d: Digest): Readable | undefined => {
+      const name = `blobs/sha256/${String(d).slice(7)}`
+      if (!/^sha256:[0-9a-f]{64}$/.test(d)) return undefined
+      if (opened) {
+        const m = opened.member(name)
+        return m ? opened.open(m) : undefined
+      }
+      return createReadStream(join(path, name), { highWaterMark: 1 << 20 })
+    }
+    return { images: out, openBlob, close: async () => { await opened?.close() } }
   } catch (e) {
+    await archive?.close()
     if (e instanceof TarFormatError) throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `${path} is not a readable tar archive: ${e.message}`, { path }, { cause: e })
     throw e
-  } finally {
-    await archive?.close()
   }
 }
 

@@ -209,7 +209,7 @@ async function inventory(store: Store, held: Held): Promise<Inventory> {
     // Leases do not list cache mounts: any running build may be using one.
     records.push({ kind: 'cache-mount', id: decodeURIComponent(e.name), size: await treeSize(dir, seen), lastUsed: used, inUse: held.any, named: false, entries: [] })
   }
-  for (const d of ['imageLookups', 'statCache', 'refs', 'layerMembers', 'probes'] as const) {
+  for (const d of ['imageLookups', 'statCache', 'refs', 'layerMembers', 'layerFiles', 'layerZstd', 'probes'] as const) {
     for (const e of await readdirSafe(layout.dir(d))) {
       if (!e.isFile() || e.name.includes('.tmp-')) continue
       const st = await fsp.stat(join(layout.dir(d), e.name)).catch(() => undefined)

@@ -13,6 +13,8 @@
  * <root>/work/                     scratch of running steps (bundles, upper dirs)
  * <root>/statcache/<hex>.json      host file stat → content hash, per build context
  * <root>/layer-members/<hex>.json  gzip member index of layer blob <hex> (store/member-index.ts)
+ * <root>/layer-files/<hex>.json    entries of layer blob <hex> as it was written (store/layer-summary.ts)
+ * <root>/layer-zstd/<hex>-<l>-<v>.json  the zstd blob gzip layer <hex> became at level l with zstd v (layer/zstd-layer.ts)
  * <root>/probes/<hex>.json         host probe answers (runtime, overlay) per host identity (store/probe-record.ts)
  * <root>/refs/<hex>.json           registry tag → the digest it last resolved to (offline pulls)
  * <root>/images/<hex>.json         local image name (a build's tag) → manifest digest, created, size
@@ -34,6 +36,8 @@ export const StoreDirs = Object.freeze({
   work: 'work',
   statCache: 'statcache',
   layerMembers: 'layer-members',
+  layerFiles: 'layer-files',
+  layerZstd: 'layer-zstd',
   probes: 'probes',
   refs: 'refs',
   images: 'images',
@@ -44,7 +48,7 @@ export const StoreDirs = Object.freeze({
 export type StoreDir = keyof typeof StoreDirs
 
 /** Folders whose entries are written through temp names and are swept of dead writers' temps. */
-export const SWEPT_DIRS: readonly StoreDir[] = Object.freeze(['tmp', 'cache', 'imageLookups', 'snapshots', 'statCache', 'images', 'layerMembers', 'probes'] as const)
+export const SWEPT_DIRS: readonly StoreDir[] = Object.freeze(['tmp', 'cache', 'imageLookups', 'snapshots', 'statCache', 'images', 'layerMembers', 'layerFiles', 'layerZstd', 'probes'] as const)
 
 const hex = (digest: string): string => digest.replace(/^sha256:/, '')
 

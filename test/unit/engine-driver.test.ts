@@ -182,6 +182,8 @@ describe('what a sessionless /build cannot take', () => {
     expect((cached as ImagesmithError).details.feature).toBe('cache-to')
     const attested = await image().from('busybox').build({ context: ctx, cacheDir: join(dir, 'c'), engine, attest: { sbom: true } }).catch((x: unknown) => x)
     expect((attested as ImagesmithError).details.feature).toBe('attestations')
+    const budgeted = await image().from('busybox').build({ context: ctx, cacheDir: join(dir, 'c'), engine, budget: { layers: 3 } }).catch((x: unknown) => x)
+    expect((budgeted as ImagesmithError).details.feature).toBe('budget')
   })
 })
 
