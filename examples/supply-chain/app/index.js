@@ -1,0 +1,1 @@
+console.log(require('left-pad')('hi', 5))
