@@ -1,11 +1,8 @@
 import { existsSync } from 'node:fs'
-import { ErrorCodes, ImagesmithError } from '../errors.js'
 import type { Digest } from '../oci/media-types.js'
-import { formatPlatform } from '../oci/platform.js'
 import { inspectImages, type InspectedImage } from '../sources/inspect.js'
 import { defaultCacheDir } from '../store/default-dir.js'
-import { findLocalImage, storedArtifact } from '../store/local-images.js'
-import { Store } from '../store/store.js'
+import { openImageSource } from '../insight/image-source.js'
 import { imageInsight } from '../insight/image-insight.js'
 import { UsageError, assertKnownFlags, one, type ParsedArgs } from './args.js'
 import { openAnyImage } from './any-image.js'
@@ -106,15 +103,8 @@ async function inspectLayersCommand(args: ParsedArgs, path: string, json: boolea
 }
 
 /** A local image by name or digest prefix (`imagesmith images`), as `docker inspect NAME` takes it; an index gives each of its images. */
-async function inspectLocal(text: string, cacheDir: string): Promise<InspectedImage[]> {
-  const store = new Store(cacheDir)
-  await store.init()
-  const record = await findLocalImage(store, text)
-  if (!record) {
-    throw new ImagesmithError(ErrorCodes.IMAGE_NOT_FOUND, `no archive or layout at ${text}, and no local image ${text} (see imagesmith images)`, { reference: text, path: text })
-  }
-  const name = `${record.repository}:${record.tag}`
-  const a = await storedArtifact(store, record.digest as Digest, text)
-  if (a.kind === 'image') return [{ name, manifestDigest: a.manifestDigest, manifest: a.manifest, config: a.config }]
-  return a.images.map(({ platform, image }) => ({ name, manifestDigest: image.manifestDigest, manifest: image.manifest, config: image.config, platform: formatPlatform(platform), indexDigest: a.manifestDigest }))
+async function inspectLocal(text: string, cacheDir: string): Promise<readonly InspectedImage[]> {
+  const src = await openImageSource(text, cacheDir)
+  await src.close()
+  return src.images
 }
