@@ -14,6 +14,33 @@ export function engineRequest(endpoint: DockerEndpoint, opts: RequestOptions): C
   return request({ ...where, ...opts, headers: { Host: 'docker', ...opts.headers } })
 }
 
+/**
+ * Streams `body` into `req` and resolves with the engine's response, whatever its status. The engine
+ * may answer (and close) before the body is sent: writing stops then, and its answer is read. On
+ * any failure the request is destroyed and the error passed on.
+ */
+export async function sendBody(req: ClientRequest, body: Iterable<Buffer> | AsyncIterable<Buffer> | undefined): Promise<IncomingMessage> {
+  const response = new Promise<IncomingMessage>((resolve, reject) => {
+    req.once('response', resolve)
+    req.once('error', reject)
+  })
+  let answered = false
+  void response.then(() => (answered = true), () => (answered = true))
+  try {
+    if (body) {
+      for await (const chunk of body) {
+        if (answered || req.destroyed) break
+        if (!req.write(chunk)) await Promise.race([once(req, 'drain'), response])
+      }
+    }
+    req.end()
+    return await response
+  } catch (e) {
+    req.destroy()
+    throw e
+  }
+}
+
 /** Reads a whole response body (the engine's answers to /images/load are small JSON lines). */
 export async function readBody(res: IncomingMessage, limit = 4 << 20): Promise<string> {
   const chunks: Buffer[] = []
@@ -37,20 +64,8 @@ export async function loadImage(endpoint: DockerEndpoint, chunks: Iterable<Buffe
     headers: { 'Content-Type': 'application/x-tar', 'Transfer-Encoding': 'chunked' },
     signal: signal,
   })
-  const response = new Promise<IncomingMessage>((resolve, reject) => {
-    req.once('response', resolve)
-    req.once('error', reject)
-  })
-  // The engine may answer (and close) before the body is sent: stop writing then, and report its answer.
-  let answered = false
-  void response.then(() => (answered = true), () => (answered = true))
   try {
-    for (const chunk of chunks) {
-      if (answered || req.destroyed) break
-      if (!req.write(chunk)) await Promise.race([once(req, 'drain'), response])
-    }
-    req.end()
-    const res = await response
+    const res = await sendBody(req, chunks)
     const body = await readBody(res)
     const failure = loadFailure(res.statusCode ?? 0, body)
     if (failure !== undefined) {

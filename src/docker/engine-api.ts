@@ -3,10 +3,10 @@
  * {@link EngineEndpoint}: the request with a streamed body, the JSON-lines answer read line by
  * line (bounded), the API version checked, and a dead endpoint reported as ENGINE_UNREACHABLE.
  */
-import { once } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import { StringDecoder } from 'node:string_decoder'
 import { ErrorCodes, ImagesmithError, throwIfAborted } from '../errors.js'
+import { sendBody } from './client.js'
 import { describeEngine, engineHttpRequest, type EngineEndpoint } from './engine-host.js'
 
 export interface EngineCall {
@@ -27,24 +27,9 @@ export async function engineCall(e: EngineEndpoint, call: EngineCall): Promise<I
     headers: { ...(call.body ? { 'Content-Type': 'application/x-tar', 'Transfer-Encoding': 'chunked' } : {}), ...call.headers },
     ...(call.signal ? { signal: call.signal } : {}),
   })
-  const response = new Promise<IncomingMessage>((resolve, reject) => {
-    req.once('response', resolve)
-    req.once('error', reject)
-  })
-  // The engine may answer (and close) before the body is sent: stop writing then, and read its answer.
-  let answered = false
-  void response.then(() => (answered = true), () => (answered = true))
   try {
-    if (call.body) {
-      for await (const chunk of call.body) {
-        if (answered || req.destroyed) break
-        if (!req.write(chunk)) await Promise.race([once(req, 'drain'), response])
-      }
-    }
-    req.end()
-    return await response
+    return await sendBody(req, call.body)
   } catch (err) {
-    req.destroy()
     throwIfAborted(call.signal)
     throw asUnreachable(err, e)
   }
