@@ -24,7 +24,12 @@ import { RegistryClient } from '../registry/client.js'
 import { PullSession } from '../registry/pull.js'
 import type { Driver, DriverRequest } from './driver.js'
 import { checkCacheExports, checkCacheImports } from '../cache-share/options.js'
+import { remoteFetchers } from '../cache-share/remote-fetch.js'
+import { refusedLayerOf } from '../cache/sharing.js'
 import { exportCaches, openCacheShare, withInlineCache, type CacheShare } from '../cache-share/session.js'
+
+/** Imported layers a build refuses (and solves again without) before a corrupt one fails it. */
+const MAX_REFUSED_LAYERS = 8
 
 /**
  * The build on this machine: the store (shared by every build of this process on one cache dir),
@@ -49,6 +54,8 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
   throwIfAborted(opts.signal)
   // Idle keep-alive sockets do not hold the process open: the client needs no close.
   const registry = new PullSession(new RegistryClient(resolved.registry))
+  // Layers an imported cache answered for (in this build or an earlier one) are fetched when read.
+  store.blobs.remote.use(remoteFetchers(registry.client, store.blobs))
   // Imported caches are read (manifests and configs) before the solve; a step's blob only on its hit.
   const share: CacheShare | undefined = cacheFrom.length > 0 || cacheTo.length > 0 ? await openCacheShare(cacheFrom, store, registry.client, resolved.platform, opts.signal) : undefined
   // Base configs are read before compiling: their ONBUILD triggers become steps after their FROM.
@@ -108,7 +115,7 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
     onProgress?.(e)
   }
 
-  const { outputs, cacheHits, vertices, schedule } = await solverFor(graph, { runtime: opts.runtime, network: resolved.network }, solve)(
+  const solveOnce = () => solverFor(graph, { runtime: opts.runtime, network: resolved.network }, solve)(
     graph,
     executors,
     {
@@ -136,6 +143,22 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
     },
     { concurrency: opts.concurrency },
   )
+  // A hit layer an imported cache sent other bytes for is found when a step first reads it (its
+  // snapshot): the layer is refused and the solve runs again, rebuilding the steps it answered
+  // (everything else now hits in the store). Bounded: each retry refuses one more layer.
+  let solved: Awaited<ReturnType<typeof solveOnce>> | undefined
+  for (let refusals = 0; !solved; ) {
+    try {
+      solved = await solveOnce()
+    } catch (e) {
+      const refused = share ? refusedLayerOf(e) : undefined
+      if (!refused || refusals++ >= MAX_REFUSED_LAYERS || !share!.backend.refuse(refused.digest, refused.why, refused.source)) throw e
+      at.step = undefined
+      at.vertex = undefined
+      at.source = undefined
+    }
+  }
+  const { outputs, cacheHits, vertices, schedule } = solved
   throwIfAborted(opts.signal)
   at.step = undefined
   at.vertex = undefined
