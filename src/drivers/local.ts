@@ -1,4 +1,5 @@
 import { resolve } from 'node:path'
+import PQueue from 'p-queue'
 import { ErrorCodes, ImagesmithError, isImagesmithError, throwIfAborted } from '../errors.js'
 import { stageNamesOf } from '../graph/stage-labels.js'
 import { executors } from '../ops/table.js'
@@ -143,13 +144,25 @@ async function buildLocally(req: DriverRequest): Promise<LocalBuildResult> {
     },
     { concurrency: opts.concurrency },
   )
-  // A hit layer an imported cache sent other bytes for is found when a step first reads it (its
-  // snapshot): the layer is refused and the solve runs again, rebuilding the steps it answered
-  // (everything else now hits in the store). Bounded: each retry refuses one more layer.
+  // A hit layer an imported cache sent other bytes for is found when something first reads it: a
+  // step (its snapshot), or an output that writes every byte (all but a registry push, which mounts
+  // or skips a layer before reading it), whose layers are fetched here. The layer is refused and
+  // the solve runs again, rebuilding the steps it answered (everything else now hits in the
+  // store). Bounded: each retry refuses one more layer.
+  const fetchOutputLayers = async (outs: Awaited<ReturnType<typeof solveOnce>>['outputs']) => {
+    if (!share || !opts.output || opts.output.type === 'registry') return
+    const queue = new PQueue({ concurrency: 4 })
+    const digests = new Set(outs.flatMap((o) => o.state.layers.map((l) => l.digest)))
+    // Settled, not raced: a fetch that fails has removed its temp before the build reports it.
+    const failures = (await Promise.allSettled([...digests].map((d) => queue.add(() => store.blobs.ensure(d, opts.signal))))).flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []))
+    if (failures.length > 0) throw failures.find((e) => refusedLayerOf(e)) ?? failures[0]
+  }
   let solved: Awaited<ReturnType<typeof solveOnce>> | undefined
   for (let refusals = 0; !solved; ) {
     try {
-      solved = await solveOnce()
+      const got = await solveOnce()
+      await fetchOutputLayers(got.outputs)
+      solved = got
     } catch (e) {
       const refused = share ? refusedLayerOf(e) : undefined
       if (!refused || refusals++ >= MAX_REFUSED_LAYERS || !share!.backend.refuse(refused.digest, refused.why, refused.source)) throw e

@@ -37,6 +37,8 @@ export class BlobStore {
   readonly remote: RemoteBlobs
   /** One fetch per digest at a time in this process. */
   readonly #fetching = new Map<Digest, Promise<void>>()
+  /** Fetches that found other bytes: a reader coming later (its record is gone) gets the same error. */
+  readonly #corrupt = new Map<Digest, ImagesmithError>()
 
   constructor(root: string, lease?: Lease) {
     this.root = root
@@ -112,7 +114,7 @@ export class BlobStore {
 
   async #fetchRemote(digest: Digest, signal?: AbortSignal): Promise<void> {
     const rec = await this.remote.get(digest)
-    if (!rec) throw notFound(digest, undefined)
+    if (!rec) throw this.#corrupt.get(digest) ?? notFound(digest, undefined)
     const fetcher = this.remote.fetcherFor(rec.source.type)
     if (!fetcher) {
       throw new ImagesmithError(ErrorCodes.BLOB_NOT_FOUND, `blob ${digest} is not in the store yet (it is in cache ${rec.source.ref}), and nothing here can fetch it: run a build or pull first`, { digest, source: rec.source.ref })
@@ -122,8 +124,10 @@ export class BlobStore {
     } catch (e) {
       if (isImagesmithError(e) && (e.code === ErrorCodes.BLOB_CORRUPT || e.code === ErrorCodes.DIGEST_MISMATCH)) {
         // The source holds other bytes under this digest: it will not answer for it again.
+        const err = remoteCorrupt(rec, e)
+        this.#corrupt.set(digest, err)
         await this.remote.remove(digest)
-        throw remoteCorrupt(rec, e)
+        throw err
       }
       throw e
     }
