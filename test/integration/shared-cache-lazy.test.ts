@@ -5,9 +5,11 @@
  * when the target has it); an OCI archive fetches exactly the layers it writes; a later step that
  * misses fetches the snapshots it stands on; a fetch that fails leaves nothing in the store.
  */
+import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
+import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { image } from '../../src/index.js'
 import type { BuildOptions, LocalBuildResult } from '../../src/pipeline/options.js'
@@ -19,6 +21,8 @@ import { requireTools } from '../helpers/tools.js'
 import type { Digest } from '../../src/oci/media-types.js'
 
 const bed = requireTools(['docker-registry', 'runc'])
+const execFileAsync = promisify(execFile)
+const bin = join(resolve(__dirname, '../..'), 'bin', 'imagesmith.js')
 
 describe.skipIf(bed.skip)('shared build cache: lazy import', () => {
   let reg: TestRegistry
@@ -143,6 +147,30 @@ describe.skipIf(bed.skip)('shared build cache: lazy import', () => {
       expect(storeProblems(root)).toEqual([])
     } finally {
       writeFileSync(join(ctx, 'a.txt'), 'first\n')
+      await proxy.stop()
+    }
+  })
+
+  it('an image named in the store whose layers are still remote: `imagesmith save` fetches them through the recorded cache, and a later build stands on it', async () => {
+    const cold = await built(single(true), { ...common, context: ctx, cacheDir: store(), cacheTo: [{ type: 'registry', ref: `${reg.host}/lazy/cache:named`, mode: 'max' }] })
+    const layers = await cacheLayers('lazy/cache', cold.cache!.exported[0]!.digest!)
+    const proxy = await startProxy(reg.host)
+    try {
+      const root = store()
+      const named = await built(single(true), { ...common, context: ctx, cacheDir: root, tags: ['lazy-named:1'], cacheFrom: [{ type: 'registry', ref: `${proxy.host}/lazy/cache:named` }] })
+      expect(named.digest).toBe(cold.digest)
+      expect(layerGets(proxy, layers)).toEqual([])
+      const saved = join(work, 'saved.tar')
+      // Not spawnSync: the proxy runs in this process and must answer the CLI's requests.
+      const cli = await execFileAsync(process.execPath, [bin, 'save', 'lazy-named:1', '-o', saved, '--cache-dir', root], { encoding: 'utf8', timeout: 120_000 })
+      expect(existsSync(saved), cli.stderr).toBe(true)
+      expect([...layerGets(proxy, layers)].sort()).toEqual([...layers].sort())
+      // Another build, no cacheFrom: its FROM is the local name, its RUN on every layer (now here).
+      const later = (await image().from('lazy-named:1').run('cat /one.txt /a-copy.txt > /both.txt').build({ ...common, context: ctx, cacheDir: root })) as LocalBuildResult
+      expect(later.layers.slice(0, -1).map((l) => l.digest)).toEqual(cold.layers.map((l) => l.digest))
+      expect(layerGets(proxy, layers)).toHaveLength(layers.size)
+      expect(storeProblems(root)).toEqual([])
+    } finally {
       await proxy.stop()
     }
   })
