@@ -2,8 +2,9 @@
  * The shared build cache imports lazily, against a real docker-registry on loopback behind a
  * counting proxy: a hit records where its layer is, and the blob is fetched only when something
  * reads it. An all-hit build pushed to the cache's registry downloads no layer (mounted, or skipped
- * when the target has it); an OCI archive fetches exactly the layers it writes; a later step that
- * misses fetches the snapshots it stands on; a fetch that fails leaves nothing in the store.
+ * when the target has it), pushed elsewhere it fetches each once; an OCI archive fetches exactly the
+ * layers it writes; a later step that misses fetches the snapshots it stands on; an image named in
+ * the store with remote layers is saved and built on; a killed fetch leaves nothing in the store.
  */
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -98,6 +99,23 @@ describe.skipIf(bed.skip)('shared build cache: lazy import', () => {
       expect(layerGets(proxy, layers)).toEqual([])
     } finally {
       await proxy.stop()
+    }
+  })
+
+  it('a push to another registry fetches each hit layer once, verified, and uploads it', async () => {
+    const cold = await built(single(true), { ...common, context: ctx, cacheDir: store(), cacheTo: [{ type: 'registry', ref: `${reg.host}/lazy/cache:elsewhere`, mode: 'max' }] })
+    const layers = await cacheLayers('lazy/cache', cold.cache!.exported[0]!.digest!)
+    const [proxy, other] = await Promise.all([startProxy(reg.host), startTestRegistry()])
+    try {
+      const root = store()
+      const r = await built(single(true), { ...common, context: ctx, cacheDir: root, cacheFrom: [{ type: 'registry', ref: `${proxy.host}/lazy/cache:elsewhere` }], output: { type: 'registry' }, tags: [`${other.host}/lazy/app:1`] })
+      expect(r.digest).toBe(cold.digest)
+      expect(r.pushed!.mounted).toBe(0)
+      expect(r.pushed!.blobs).toBeGreaterThanOrEqual(layers.size)
+      expect([...layerGets(proxy, layers)].sort()).toEqual([...layers].sort())
+      expect(storeProblems(root)).toEqual([])
+    } finally {
+      await Promise.all([proxy.stop(), other.stop()])
     }
   })
 
