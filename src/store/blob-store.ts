@@ -117,7 +117,7 @@ export class BlobStore {
     if (!rec) throw this.#corrupt.get(digest) ?? notFound(digest, undefined)
     const fetcher = this.remote.fetcherFor(rec.source.type)
     if (!fetcher) {
-      throw new ImagesmithError(ErrorCodes.BLOB_NOT_FOUND, `blob ${digest} is not in the store yet (it is in cache ${rec.source.ref}), and nothing here can fetch it: run a build or pull first`, { digest, source: rec.source.ref })
+      throw new ImagesmithError(ErrorCodes.BLOB_NOT_FOUND, `blob ${digest} is not in the store yet (it is in cache ${rec.source.ref}), and no fetcher for ${rec.source.type} caches is installed here (a build, or imagesmith save, installs them)`, { digest, source: rec.source.ref })
     }
     try {
       await fetcher(rec, signal)
