@@ -1,5 +1,5 @@
-import { createReadStream, promises as fsp } from 'node:fs'
-import { join } from 'node:path'
+import { promises as fsp } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { ErrorCodes, ImagesmithError, isImagesmithError } from '../errors.js'
 import { buildCacheArtifact, parseCacheConfig, parseCacheManifest, MAX_CACHE_CONFIG_BYTES, type CacheEntry } from '../cache/format.js'
@@ -28,10 +28,10 @@ async function readBounded(path: string, max: number, source: string, digest?: D
 
 /**
  * Reads the cache an OCI layout at `src` holds under `tag`: index.json, the manifest and its config;
- * a layer is copied into the store (checked against its digest) only when a step hits its key. A
+ * a hit layer is copied into the store (checked against its digest) only when something reads it. A
  * directory without a cache is a warning; the build goes on without it.
  */
-export async function importLocalCache(src: string, tag: string, blobs: BlobStore, warn: (message: string) => void): Promise<CacheSource | undefined> {
+export async function importLocalCache(src: string, tag: string, warn: (message: string) => void): Promise<CacheSource | undefined> {
   const name = `type=local,src=${src}`
   try {
     const index = JSON.parse((await readBounded(join(src, 'index.json'), MAX_INDEX_BYTES, name)).toString('utf8')) as Partial<ImageIndex>
@@ -40,12 +40,7 @@ export async function importLocalCache(src: string, tag: string, blobs: BlobStor
     if (!desc || !isDigest(desc.digest)) throw new ImagesmithError(ErrorCodes.CACHE_INVALID, `cache ${name} has no manifest tagged ${tag} in index.json`, { source: name, field: 'index.json' })
     const manifest = parseCacheManifest(await readBounded(blobPath(src, desc.digest), MAX_INDEX_BYTES, name, desc.digest), name)
     const records = parseCacheConfig(await readBounded(blobPath(src, manifest.config.digest), MAX_CACHE_CONFIG_BYTES, name, manifest.config.digest), manifest.layers, name)
-    return {
-      name,
-      records,
-      // putStream hashes as it copies: a blob whose bytes differ from its name is refused, nothing stored.
-      fetch: async (layer) => void (await blobs.putStream(createReadStream(blobPath(src, layer.digest)), layer.digest)),
-    }
+    return { name, records, remote: { type: 'local', dir: resolve(src), ref: name } }
   } catch (e) {
     const why = isImagesmithError(e) ? e.message : (e as NodeJS.ErrnoException).code === 'ENOENT' ? `cache ${name} not found (${(e as NodeJS.ErrnoException).path})` : `cache ${name}: ${(e as Error).message}`
     warn(`${why}; the build goes on without it`)

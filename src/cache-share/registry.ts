@@ -20,7 +20,7 @@ export interface ImportedRegistryCache {
 
 /**
  * Reads the cache at `ref`: its manifest, then its config (a cache manifest's, or an image's inline
- * records); no layer blob is fetched until a step hits its key. Mirrors are tried first, as for
+ * records); a layer blob is fetched only when something reads a hit layer. Mirrors are tried first, as for
  * pulls. A ref that is missing or unreachable, or is not a cache, is a warning (the build goes on
  * without it), as BuildKit's importer does.
  */
@@ -93,13 +93,8 @@ async function readCache(ep: Endpoint, ref: ImageReference, name: string, client
     records = parseCacheConfig(await readSmallBlob(client, ep, ref.path, parsed.config, signal), layers, name)
   }
   await blobs.putBytes(top.bytes)
-  const byDigest = new Map(layers.map((l) => [l.digest, l]))
   return {
-    source: {
-      name,
-      records,
-      fetch: (layer) => client.fetchBlob(ep, ref.path, byDigest.get(layer.digest) ?? layer, blobs, signal),
-    },
+    source: { name, records, remote: { type: 'registry', registry: ref.domain, repository: ref.path, ref: name } },
     base: { ref: ref.full, digest: top.digest },
   }
 }

@@ -45,7 +45,7 @@ export async function openCacheShare(imports: readonly CacheImportSpec[], store:
         bases.push(got.base)
       }
     } else {
-      const got = await importLocalCache(spec.src, spec.tag ?? 'latest', store.blobs, warn)
+      const got = await importLocalCache(spec.src, spec.tag ?? 'latest', warn)
       if (got) sources.push(got)
     }
   }

@@ -27,8 +27,9 @@ export interface SlotRecord {
 
 export interface CacheBackend {
   /**
-   * The layer recorded under `key`, only when its blob is in the build's store (a backend that
-   * keeps blobs elsewhere brings the blob in first); undefined for a miss.
+   * The layer recorded under `key`, only when the build's store holds its blob or knows where to
+   * fetch it (an imported cache's hit is recorded remote, store/remote-blobs.ts, and fetched when
+   * read); undefined for a miss.
    */
   lookup(key: CacheKey): Promise<LayerRef | undefined>
   /** Records the layer made for `key` (its blob is already in the build's store). */

@@ -1,4 +1,7 @@
 import { ociArchiveExporter } from '../exporters/oci-archive.js'
+import { remoteFetchers } from '../cache-share/remote-fetch.js'
+import { resolveRegistryOptions } from '../pipeline/resolve-options.js'
+import { RegistryClient } from '../registry/client.js'
 import type { Digest } from '../oci/media-types.js'
 import { defaultCacheDir } from '../store/default-dir.js'
 import { parseImageName } from '../reference/reference.js'
@@ -107,6 +110,9 @@ export async function saveCommand(args: ParsedArgs, io: Io, signal?: AbortSignal
   // An index is saved whole, every platform in the tarball.
   const artifact = await storedArtifact(store, record.digest as Digest, text)
   const tag = `${record.repository}:${record.tag}`
+  // Layers an imported build cache answered for may still be remote: fetched (verified) as the
+  // archive needs them, with the registry credentials of the Docker config.
+  store.blobs.remote.use(remoteFetchers(new RegistryClient(resolveRegistryOptions()), store.blobs))
   await ociArchiveExporter.export(artifact, { dest }, { blobs: store.blobs, tags: [tag], epoch: 0, ...(signal ? { signal } : {}) })
   io.out(`${artifact.manifestDigest}\n`)
   return 0

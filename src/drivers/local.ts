@@ -1,4 +1,5 @@
 import { resolve } from 'node:path'
+import PQueue from 'p-queue'
 import { ErrorCodes, ImagesmithError, isImagesmithError, throwIfAborted } from '../errors.js'
 import { stageNamesOf } from '../graph/stage-labels.js'
 import { executors } from '../ops/table.js'
@@ -30,7 +31,12 @@ import type { Platform } from '../oci/types.js'
 import { deepFreeze } from '../util/freeze.js'
 import { checkCacheExports, checkCacheImports, type CacheExportSpec } from '../cache-share/options.js'
 import { exportCaches, openCacheShare, withInlineCache, type CacheShare } from '../cache-share/session.js'
+import { remoteFetchers } from '../cache-share/remote-fetch.js'
+import { refusedLayerOf } from '../cache/sharing.js'
 import { attestationsFor } from './attestations.js'
+
+/** Imported layers a build refuses (and solves again without) before a corrupt one fails it. */
+const MAX_REFUSED_LAYERS = 8
 
 /**
  * The build on this machine: the store (shared by every build of this process on one cache dir),
@@ -92,6 +98,8 @@ async function solveLocally(entries: readonly LocalTarget[], at: BakePosition, l
   throwIfAborted(opts.signal)
   // Idle keep-alive sockets do not hold the process open: the client needs no close.
   const registry = new PullSession(new RegistryClient(resolved.registry))
+  // Layers an imported cache answered for (in this build or an earlier one) are fetched when read.
+  store.blobs.remote.use(remoteFetchers(registry.client, store.blobs))
   // Imported caches are read (manifests and configs) before the solve; a step's blob only on its hit.
   const share: CacheShare | undefined = cacheFrom.length > 0 || [...cacheTo.values()].some((c) => c.length > 0) ? await openCacheShare(cacheFrom, store, registry.client, resolved.platform, opts.signal) : undefined
   // Base configs are read before compiling: their ONBUILD triggers become steps after their FROM.
@@ -134,7 +142,7 @@ async function solveLocally(entries: readonly LocalTarget[], at: BakePosition, l
     onProgress?.(e)
   }
 
-  const { outputs, vertices, schedule, cacheHits } = await solverFor(graph, { runtime: opts.runtime, network: resolved.network }, solve)(
+  const solveOnce = () => solverFor(graph, { runtime: opts.runtime, network: resolved.network }, solve)(
     graph,
     executors,
     {
@@ -162,6 +170,36 @@ async function solveLocally(entries: readonly LocalTarget[], at: BakePosition, l
     },
     { concurrency: opts.concurrency },
   )
+  // A hit layer an imported cache sent other bytes for is found when something first reads it: a
+  // step (its snapshot), or an output that writes every byte (all but a registry push, which mounts
+  // or skips a layer before reading it), whose layers are fetched here. The layer is refused and
+  // the solve runs again, rebuilding the steps it answered (everything else now hits in the
+  // store). Bounded: each retry refuses one more layer.
+  const writesBytes = new Set(entries.filter((e) => e.request.opts.output && e.request.opts.output.type !== 'registry').map((e) => e.name))
+  const fetchOutputLayers = async (outs: Awaited<ReturnType<typeof solveOnce>>['outputs']) => {
+    if (!share || writesBytes.size === 0) return
+    const queue = new PQueue({ concurrency: 4 })
+    const digests = new Set(outs.filter((o) => writesBytes.has(o.name)).flatMap((o) => o.state.layers.map((l) => l.digest)))
+    // Settled, not raced: a fetch that fails has removed its temp before the build reports it.
+    const failures = (await Promise.allSettled([...digests].map((d) => queue.add(() => store.blobs.ensure(d, opts.signal))))).flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []))
+    if (failures.length > 0) throw failures.find((e) => refusedLayerOf(e)) ?? failures[0]
+  }
+  let solved: Awaited<ReturnType<typeof solveOnce>> | undefined
+  for (let refusals = 0; !solved; ) {
+    try {
+      const got = await solveOnce()
+      await fetchOutputLayers(got.outputs)
+      solved = got
+    } catch (e) {
+      const refused = share ? refusedLayerOf(e) : undefined
+      if (!refused || refusals++ >= MAX_REFUSED_LAYERS || !share!.backend.refuse(refused.digest, refused.why, refused.source)) throw e
+      at.step = undefined
+      at.vertex = undefined
+      at.source = undefined
+      delete at.targets
+    }
+  }
+  const { outputs, vertices, schedule, cacheHits } = solved
   throwIfAborted(opts.signal)
   at.step = undefined
   at.vertex = undefined

@@ -57,13 +57,15 @@ export const ociArchiveExporter: Exporter<OciArchiveOptions> = {
  * layout files and, for an image, Docker's manifest.json. Shared with the `docker` output, which
  * streams the same tarball into a daemon's `POST /images/load`.
  */
-export async function archiveEntries(artifact: Artifact, ctx: Pick<ExportContext, 'blobs' | 'tags' | 'epoch' | 'annotations'>): Promise<LayerEntry[]> {
+export async function archiveEntries(artifact: Artifact, ctx: Pick<ExportContext, 'blobs' | 'tags' | 'epoch' | 'annotations' | 'signal'>): Promise<LayerEntry[]> {
   const meta = (path: string, text: string): LayerEntry => ({
     type: 'file', path, mode: 0o644, uid: 0, gid: 0, mtime: ctx.epoch, size: Buffer.byteLength(text), source: { data: Buffer.from(text) },
   })
   const dir = (path: string): LayerEntry => ({ type: 'dir', path, mode: 0o755, uid: 0, gid: 0, mtime: ctx.epoch })
   const entries: LayerEntry[] = [dir('blobs'), dir('blobs/sha256')]
   for (const d of artifactBlobs(artifact).sort()) {
+    // A layer still remote (an imported cache's) is fetched before the archive is started.
+    await ctx.blobs.ensure(d, ctx.signal)
     entries.push({ type: 'file', path: blobName(d), mode: 0o644, uid: 0, gid: 0, mtime: ctx.epoch, size: await ctx.blobs.size(d), source: { path: ctx.blobs.blobPath(d) } })
   }
   entries.push(meta('oci-layout', OCI_LAYOUT), meta('index.json', indexJson(indexDescriptors(artifact, ctx.tags, ctx.annotations?.manifestDescriptor), ctx.annotations?.index)))

@@ -33,6 +33,7 @@ export const ociLayoutExporter: Exporter<OciLayoutOptions> = {
         throwIfAborted(ctx.signal)
         const to = join(target, blobName(d))
         if (await exists(to)) continue
+        await ctx.blobs.ensure(d, ctx.signal)
         const tmp = tempPath(blobDir, d.slice(7))
         try {
           await linkOrCopy(ctx.blobs.blobPath(d), tmp)

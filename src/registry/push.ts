@@ -188,6 +188,8 @@ async function pushBlobs(
         } else {
           session = await openSession(sender, t)
         }
+        // Only now are the bytes needed: a layer still remote (an imported cache's) is fetched.
+        await opts.blobs.ensure(b.digest, opts.signal)
         await uploadBlob(sender, t, session, policy)
         stats.blobs++
       }),

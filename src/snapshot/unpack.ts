@@ -249,6 +249,8 @@ function unpackOnce(store: Store, layer: LayerRef, dir: string, signal: AbortSig
 
 /** blob → (decompress) → diffID check → `tar -x` into `dest`. */
 async function extract(store: Store, layer: LayerRef, dest: string, signal: AbortSignal | undefined): Promise<void> {
+  // A layer an imported cache answered for is fetched now, the first time its bytes are needed.
+  await store.blobs.ensure(layer.digest, signal)
   const codec = await sniffFile(store.blobs.blobPath(layer.digest))
   const tarArgs = [
     '-x', '-f', '-', '-C', dest,

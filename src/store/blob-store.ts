@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto'
-import { createReadStream, promises as fsp, type WriteStream } from 'node:fs'
-import { Transform, type Readable } from 'node:stream'
+import { createReadStream, existsSync, promises as fsp, type WriteStream } from 'node:fs'
+import { PassThrough, Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import ssri from 'ssri'
-import { ErrorCodes, ImagesmithError } from '../errors.js'
+import { ErrorCodes, ImagesmithError, isImagesmithError } from '../errors.js'
 import { isDigest, type Digest } from '../oci/media-types.js'
 import { createAtomicWriter, sweepDeadTemps, writeFileAtomic } from './atomic-write.js'
 import { StoreLayout } from './layout.js'
 import type { Lease } from './lease.js'
+import { RemoteBlobs, remoteCorrupt } from './remote-blobs.js'
 
 /** A blob being written: bytes go to a private temp file that becomes visible only on commit. */
 export interface BlobWriter {
@@ -32,11 +33,18 @@ export class BlobStore {
   readonly #layout: StoreLayout
   /** The build's lease (see lease.ts): every blob looked up or written is held before it is touched. */
   readonly #lease: Lease | undefined
+  /** Blobs known by where they can be fetched from, not held (a lazily imported cache's layers). */
+  readonly remote: RemoteBlobs
+  /** One fetch per digest at a time in this process. */
+  readonly #fetching = new Map<Digest, Promise<void>>()
+  /** Fetches that found other bytes: a reader coming later (its record is gone) gets the same error. */
+  readonly #corrupt = new Map<Digest, ImagesmithError>()
 
   constructor(root: string, lease?: Lease) {
     this.root = root
     this.#layout = new StoreLayout(root)
     this.#lease = lease
+    this.remote = new RemoteBlobs(this.#layout)
   }
 
   blobPath(digest: Digest): string {
@@ -76,6 +84,55 @@ export class BlobStore {
     } catch {
       return false
     }
+  }
+
+  /**
+   * Whether the store holds `digest` or knows where to fetch it (a remote record). Only for what may
+   * stay remote (an image's layers); anything that reads bytes calls {@link ensure} first.
+   */
+  async known(digest: Digest): Promise<boolean> {
+    return (await this.has(digest)) || (await this.remote.get(digest)) !== undefined
+  }
+
+  /**
+   * Makes sure the store holds `digest`: a blob known only remotely is fetched through its source's
+   * fetcher, verified while it streams, and stored (then its record is dropped). BLOB_NOT_FOUND when
+   * neither the blob nor a fetchable record is there; BLOB_CORRUPT naming the digest and the cache
+   * when the fetched bytes do not match (nothing stored, the record dropped).
+   */
+  async ensure(digest: Digest, signal?: AbortSignal): Promise<void> {
+    if (await this.has(digest)) return
+    let p = this.#fetching.get(digest)
+    if (!p) {
+      p = this.#fetchRemote(digest, signal)
+      this.#fetching.set(digest, p)
+      const done = () => void this.#fetching.delete(digest)
+      p.then(done, done)
+    }
+    await p
+  }
+
+  async #fetchRemote(digest: Digest, signal?: AbortSignal): Promise<void> {
+    const rec = await this.remote.get(digest)
+    if (!rec) throw this.#corrupt.get(digest) ?? notFound(digest, undefined)
+    const fetcher = this.remote.fetcherFor(rec.source.type)
+    if (!fetcher) {
+      throw new ImagesmithError(ErrorCodes.BLOB_NOT_FOUND, `blob ${digest} is not in the store yet (it is in cache ${rec.source.ref}), and no fetcher for ${rec.source.type} caches is installed here (a build, or imagesmith save, installs them)`, { digest, source: rec.source.ref })
+    }
+    try {
+      await fetcher(rec, signal)
+    } catch (e) {
+      if (isImagesmithError(e) && (e.code === ErrorCodes.BLOB_CORRUPT || e.code === ErrorCodes.DIGEST_MISMATCH)) {
+        // The source holds other bytes under this digest: it will not answer for it again.
+        const err = remoteCorrupt(rec, e)
+        this.#corrupt.set(digest, err)
+        await this.remote.remove(digest)
+        throw err
+      }
+      throw e
+    }
+    if (!(await this.has(digest))) throw notFound(digest, undefined)
+    await this.remote.remove(digest)
   }
 
   async size(digest: Digest): Promise<number> {
@@ -137,9 +194,28 @@ export class BlobStore {
     return { digest, size: buf.length }
   }
 
-  /** A verifying read stream: it errors with BLOB_CORRUPT if the bytes do not hash to `digest`. */
-  open(digest: Digest): Readable {
+  /**
+   * A verifying read stream: it errors with BLOB_CORRUPT if the bytes do not hash to `digest`. A
+   * blob known only remotely is fetched into the store first ({@link ensure}).
+   */
+  open(digest: Digest, signal?: AbortSignal): Readable {
     const path = this.blobPath(digest)
+    if (existsSync(path)) return this.#openHeld(digest, path)
+    const out = new PassThrough({ highWaterMark: 1 << 20 })
+    this.ensure(digest, signal).then(
+      () => {
+        if (out.destroyed) return
+        const held = this.#openHeld(digest, path)
+        held.on('error', (e) => out.destroy(e))
+        out.on('close', () => held.destroy())
+        held.pipe(out)
+      },
+      (e) => out.destroy(e as Error),
+    )
+    return out
+  }
+
+  #openHeld(digest: Digest, path: string): Readable {
     this.#lease?.add({ blobs: [digest] })
     const integrity = ssri.fromHex(digest.slice(7), 'sha256')
     const file = createReadStream(path, { highWaterMark: 1 << 20 })

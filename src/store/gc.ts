@@ -16,15 +16,18 @@ import type { Store } from './store.js'
  * - blobs of named images (manifest, config, layers) are kept unless `all`;
  * - a cache entry goes before the blob it names, a name before its manifest, so a crash leaves no
  *   entry naming a missing blob (and lookups check `blobs.has` anyway);
+ * - a remote record (a blob an imported cache answered for, not yet fetched; remote-blobs.ts) is
+ *   kept like a blob, with the cache entries naming it and by named images, but counts its record's
+ *   bytes only (the blob is not here); a record nothing needs, or whose blob is now here, goes;
  * - a snapshot is renamed to a temp name first (gone at once for readers), then removed; a crash
  *   leaves a temp dir that the next sweep takes.
  */
 
-export type UsageKind = 'blob' | 'snapshot' | 'cache-mount' | 'index' | 'cache-entry' | 'script'
+export type UsageKind = 'blob' | 'snapshot' | 'cache-mount' | 'index' | 'cache-entry' | 'script' | 'remote'
 
 export interface UsageRecord {
   readonly kind: UsageKind
-  /** Digest (blob), diffID (snapshot), mount id (cache-mount), file name (index, cache-entry, script). */
+  /** Digest (blob, remote), diffID (snapshot), mount id (cache-mount), file name (index, cache-entry, script). */
   readonly id: string
   readonly size: number
   readonly lastUsed: Date
@@ -157,8 +160,14 @@ interface Inventory {
 async function inventory(store: Store, held: Held): Promise<Inventory> {
   const layout = store.layout
   const named = await namedBlobs(store)
-  // Cache entries by the blob they name.
+  // Cache entries by the blob they name (held here, or known by a remote record).
   const entriesOf = new Map<string, { key: string }[]>()
+  const remoteEntriesOf = new Map<string, string[]>()
+  const remote = new Set<string>()
+  for (const e of await readdirSafe(layout.dir('remote'))) {
+    const m = /^([0-9a-f]{64})\.json$/.exec(e.name)
+    if (m) remote.add(m[1]!)
+  }
   const records: UsageRecord[] = []
   const seen = new Set<string>()
   for (const e of await readdirSafe(layout.dir('cache'))) {
@@ -181,6 +190,8 @@ async function inventory(store: Store, held: Held): Promise<Inventory> {
       records.push({ kind: 'cache-entry', id: m[1]!, size, lastUsed: used, inUse, named: false, entries: [m[1]!] })
     } else if (HEX.test(blob) && (await fsp.access(layout.blob(blob)).then(() => true, () => false))) {
       entriesOf.set(blob, [...(entriesOf.get(blob) ?? []), { key: m[1]! }])
+    } else if (remote.has(blob)) {
+      remoteEntriesOf.set(blob, [...(remoteEntriesOf.get(blob) ?? []), m[1]!])
     } else {
       records.push({ kind: 'cache-entry', id: m[1]!, size, lastUsed: used, inUse, named: false, entries: [m[1]!], dangling: true })
     }
@@ -194,6 +205,16 @@ async function inventory(store: Store, held: Held): Promise<Inventory> {
     // step's previous key), which is no use of its layer; a hit always checks (holds) the blob.
     const inUse = held.blobs.has(e.name)
     records.push({ kind: 'blob', id: `sha256:${e.name}`, size: st.size, lastUsed: st.mtime, inUse, named: named.has(e.name), entries: entries.map((x) => x.key) })
+  }
+  for (const hex of remote) {
+    const path = layout.remoteBlob(hex)
+    const st = await fsp.stat(path).catch(() => undefined)
+    if (!st) continue
+    const here = await fsp.access(layout.blob(hex)).then(() => true, () => false)
+    const entries = here ? [] : remoteEntriesOf.get(hex) ?? []
+    // Fetched since (its blob is here), or needed by no cache entry and no named image: it goes.
+    const dangling = here || (entries.length === 0 && !named.has(hex))
+    records.push({ kind: 'remote', id: `sha256:${hex}`, size: st.size, lastUsed: st.mtime, inUse: held.blobs.has(hex), named: !here && named.has(hex), entries, ...(dangling ? { dangling } : {}) })
   }
   for (const e of await readdirSafe(layout.dir('snapshots'))) {
     if (!e.isDirectory() || !HEX.test(e.name)) continue
@@ -266,6 +287,9 @@ async function removeRecord(store: Store, r: UsageRecord): Promise<void> {
     case 'blob':
       await fsp.rm(layout.blob(r.id), { force: true })
       break
+    case 'remote':
+      await fsp.rm(layout.remoteBlob(r.id), { force: true })
+      break
     case 'snapshot': {
       const dir = layout.snapshot(r.id)
       const tmp = tempPath(layout.dir('snapshots'), basename(dir))
@@ -321,7 +345,7 @@ export async function pruneCache(store: Store, opts: PruneOptions = {}): Promise
     for (const r of candidates) {
       if (opts.keepStorage !== undefined && total <= opts.keepStorage && !r.dangling) continue
       // A name goes before the blobs it needs.
-      if (r.kind === 'blob') {
+      if (r.kind === 'blob' || r.kind === 'remote') {
         for (const name of named.get(r.id.slice(7)) ?? []) {
           if (!untagged.has(name)) await store.images.remove(name)
           untagged.add(name)

@@ -18,6 +18,7 @@
  * <root>/probes/<hex>.json         host probe answers (runtime, overlay) per host identity (store/probe-record.ts)
  * <root>/refs/<hex>.json           registry tag → the digest it last resolved to (offline pulls)
  * <root>/images/<hex>.json         local image name (a build's tag) → manifest digest, created, size
+ * <root>/remote/<hex>.json         where blob <hex> can be fetched from while the store lacks it (store/remote-blobs.ts)
  * <root>/leases/<tag>-<r>.json     what a running build holds (cache keys, blobs, snapshots); prune skips it
  * <root>/owners/<id>.lock          one per live process using the store, flock-held (util/owner.ts)
  * <root>/gc.lock                   a running prune's owner tag
@@ -41,6 +42,7 @@ export const StoreDirs = Object.freeze({
   probes: 'probes',
   refs: 'refs',
   images: 'images',
+  remote: 'remote',
   leases: 'leases',
   owners: 'owners',
 })
@@ -48,7 +50,7 @@ export const StoreDirs = Object.freeze({
 export type StoreDir = keyof typeof StoreDirs
 
 /** Folders whose entries are written through temp names and are swept of dead writers' temps. */
-export const SWEPT_DIRS: readonly StoreDir[] = Object.freeze(['tmp', 'cache', 'imageLookups', 'snapshots', 'statCache', 'images', 'layerMembers', 'layerFiles', 'layerZstd', 'probes'] as const)
+export const SWEPT_DIRS: readonly StoreDir[] = Object.freeze(['tmp', 'cache', 'imageLookups', 'snapshots', 'statCache', 'images', 'layerMembers', 'layerFiles', 'layerZstd', 'probes', 'remote'] as const)
 
 const hex = (digest: string): string => digest.replace(/^sha256:/, '')
 
@@ -80,6 +82,11 @@ export class StoreLayout {
   /** Where local image name `key` (a sha256 of its normalised name) is recorded. */
   imageName(key: string): string {
     return join(this.dir('images'), `${hex(key)}.json`)
+  }
+
+  /** Where blob `digest` can be fetched from while the store lacks it (store/remote-blobs.ts). */
+  remoteBlob(digest: string): string {
+    return join(this.dir('remote'), `${hex(digest)}.json`)
   }
 
   /** Held by a running prune (its pid inside); builds wait on it before they look an item up. */

@@ -70,7 +70,8 @@ async function manifestImage(store: Store, digest: Digest, refText: string): Pro
   } catch (e) {
     throw missing(manifest.config.digest, e)
   }
-  for (const l of manifest.layers) if (!(await store.blobs.has(l.digest as Digest))) throw missing(l.digest)
+  // A layer an imported cache answered for may still be remote: readers fetch it (blobs.ensure).
+  for (const l of manifest.layers) if (!(await store.blobs.known(l.digest as Digest))) throw missing(l.digest)
   const layers = manifest.layers.map((l, i) => ({ digest: l.digest as Digest, diffId: config.rootfs.diff_ids[i] as Digest, size: l.size, mediaType: l.mediaType }))
   return { kind: 'image', manifest, manifestDigest: digest, manifestSize: await store.blobs.size(digest), config, configDigest: manifest.config.digest as Digest, layers }
 }

@@ -3,10 +3,11 @@
  * and without basic auth: a mode=max export imported by a build on an empty store hits every step
  * and gives the same digest; a local directory round trip (and its pruning); inline records through
  * a push; a changed context file rebuilds only the steps after it; a missing ref warns and builds; a
- * corrupted cache blob is refused, rebuilt, and never enters the store.
+ * corrupted cache blob is refused when read (its steps rebuilt, or a typed error after the solve)
+ * and never enters the store.
  */
 import { spawnSync } from 'node:child_process'
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { image } from '../../src/index.js'
@@ -181,21 +182,47 @@ describe.skipIf(bed.skip)('shared build cache', () => {
     expect((await new Store(root).images.get('docker.io/library/refused-export:1'))?.digest).toBe(r.digest)
   })
 
-  it('a cache blob whose bytes do not match its digest is refused: the step is rebuilt, nothing bad enters the store', async () => {
+  it('a cache blob whose bytes do not match its digest is refused when read: the steps it answered are rebuilt, a push elsewhere fails naming it, nothing bad enters the store', async () => {
     const ref = `${reg.host}/app/cache:corrupt`
     const cold = await build({ cacheDir: store(), cacheTo: [{ type: 'registry', ref, mode: 'max' }] })
-    const manifest = (await (await fetch(`${reg.url}/v2/app/cache/manifests/${cold.cache!.exported[0]!.digest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json()) as { config: { digest: string } }
+    const manifest = (await (await fetch(`${reg.url}/v2/app/cache/manifests/${cold.cache!.exported[0]!.digest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json()) as { config: { digest: string }; layers: { digest: string }[] }
     // Layer blobs only: the manifest and config arrive intact, every layer is flipped on the way.
     const proxy = await startProxy(reg.host, { corrupt: true, paths: new RegExp(`/blobs/sha256:(?!${manifest.config.digest.slice(7)})`) })
+    const name = `type=registry,ref=${proxy.host}/app/cache:corrupt`
+    const warning = new RegExp(`^cache ${name}: layer (sha256:[a-f0-9]{64}) refused \\(.*does not match.*nothing was stored\\); the step is rebuilt$`)
     try {
+      // An archive reads every layer of the image: each is refused as it is read and its step
+      // rebuilt (a plain COPY's key reads the layers below it, so most are read in the solve).
       const root = store()
-      const r = await build({ cacheDir: root, cacheFrom: [{ type: 'registry', ref: `${proxy.host}/app/cache:corrupt` }] })
-      // Each hit's blob is refused (a RUN rebuilt anew may give later steps keys the cache lacks).
-      expect(r.cache!.warnings.length).toBeGreaterThan(0)
-      for (const w of r.cache!.warnings) expect(w).toMatch(new RegExp(`^cache type=registry,ref=${proxy.host}/app/cache:corrupt: layer sha256:[a-f0-9]{64} refused \\(.*does not match.*nothing was stored\\); the step is rebuilt$`))
-      expect(r.cache!.imported).toBe(0)
-      for (const v of keyed(r)) expect(v.cached, v.description).toBe(false)
+      const dest = join(work, 'corrupt.tar')
+      const r = await build({ cacheDir: root, cacheFrom: [{ type: 'registry', ref: `${proxy.host}/app/cache:corrupt` }], output: { type: 'oci', dest } })
+      const refused = r.cache!.warnings.map((w) => warning.exec(w)?.[1])
+      expect(refused).not.toContain(undefined)
+      // Each refused once, and only layers of the cache. Which are read first depends on the
+      // schedule: a layer rebuilt because one below it was refused is never fetched.
+      expect(new Set(refused).size).toBe(refused.length)
+      for (const d of refused) expect(manifest.layers.map((l) => l.digest)).toContain(d)
+      expect(refused.length).toBeGreaterThan(0)
+      // The archive read every layer of the image: none is an imported hit any more (a step rebuilt
+      // in one solve hits the store in the next). The deps stage's RUN is read only if the COPY
+      // --from it was rebuilt.
+      expect(r.cache!.imported).toBeLessThanOrEqual(1)
+      for (const l of r.layers) expect(existsSync(join(root, 'blobs', 'sha256', l.digest.slice(7))), l.digest).toBe(true)
+      // (RUN layers are rebuilt with their files' own mtimes here: not the cold digest.)
+      expect(existsSync(dest)).toBe(true)
       expect(storeProblems(root)).toEqual([])
+
+      // A push to another registry reads a hit layer only to upload it: after the solve, so the
+      // build fails with a typed error naming the layer and the cache; nothing of it is stored.
+      const other = store()
+      const err = (await build({ cacheDir: other, cacheFrom: [{ type: 'registry', ref: `${proxy.host}/app/cache:corrupt` }], output: { type: 'registry' }, tags: [`${basic.host}/app/corrupt:1`], registry: { auths: { [basic.host]: basic.auth! } } }).then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as { code?: string; details?: { digest?: string; source?: string } } | undefined
+      expect(err).toMatchObject({ code: 'BLOB_CORRUPT', details: { source: name } })
+      expect(cold.layers.map((l) => l.digest)).toContain(err!.details!.digest)
+      expect(existsSync(join(other, 'blobs', 'sha256', err!.details!.digest!.slice(7)))).toBe(false)
+      expect(storeProblems(other)).toEqual([])
     } finally {
       await proxy.stop()
     }
