@@ -142,7 +142,12 @@ async function solveLocally(entries: readonly LocalTarget[], at: BakePosition, l
     onProgress?.(e)
   }
 
-  const solveOnce = () => solverFor(graph, { runtime: opts.runtime, network: resolved.network }, solve)(
+  const solver = solverFor(graph, { runtime: opts.runtime, network: resolved.network }, solve)
+  // A rootless build's steps run in a worker process, which an imported cache (functions) cannot reach.
+  if (solver !== solve && share && cacheFrom.length > 0) {
+    share.warnings.push(`cache imports (${cacheFrom.map((c) => (c.type === 'registry' ? c.ref : c.src)).join(', ')}) are not read by a rootless build: its steps use the store's own cache`)
+  }
+  const solveOnce = () => solver(
     graph,
     executors,
     {
