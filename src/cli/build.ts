@@ -56,13 +56,12 @@ export function parseOutput(text: string): OutputSpec {
     return host ? { type: 'docker', host } : { type: 'docker' }
   }
   if (type === 'registry' || (type === 'image' && kv.get('push') === 'true')) {
-    if (compression.compression === 'zstd') throw new UsageError(`--output ${text}: compression=zstd is written for type=oci and type=oci-layout only (pushing zstd layers is not done yet)`)
     const upload = kv.get('upload')
     if (upload !== undefined && upload !== 'auto' && upload !== 'monolithic' && upload !== 'chunked') throw new UsageError(`--output ${text}: upload must be auto, monolithic or chunked`)
     const chunk = kv.get('chunk-size')
     const chunkSize = chunk === undefined ? undefined : Number(chunk)
     if (chunkSize !== undefined && (!Number.isInteger(chunkSize) || chunkSize < 1)) throw new UsageError(`--output ${text}: chunk-size must be a positive number of bytes`)
-    return { type: 'registry', ...(upload ? { upload } : {}), ...(chunkSize ? { chunkSize } : {}) }
+    return { type: 'registry', ...(upload ? { upload } : {}), ...(chunkSize ? { chunkSize } : {}), ...compression }
   }
   if (!dest) throw new UsageError(`--output ${text}: dest=PATH is required`)
   if (type === 'oci') return kv.get('tar') === 'false' ? { type: 'oci-layout', dest, ...compression } : { type: 'oci', dest, ...compression }

@@ -63,8 +63,9 @@ Outputs: type=registry (or --push) pushes to every -t tag's registry (upload=aut
 chunk-size=BYTES); credentials come from config.json as docker login stores them.
 type=docker (or --load) streams the image into a Docker or Podman engine API with its tags:
 host=unix:///path or tcp://host:port, default $DOCKER_HOST, else unix:///var/run/docker.sock.
-type=oci and type=oci-layout take compression=zstd[,compression-level=0-22][,force-compression=true]: tar+zstd layers
-(OCI media types; podman, containerd >= 1.5, Docker >= 23); type=docker refuses zstd. gzip is the default.
+type=oci, type=oci-layout and type=registry take compression=zstd[,compression-level=0-22][,force-compression=true]:
+tar+zstd layers (OCI media types; podman, containerd >= 1.5, Docker >= 23), the base image's layers kept as they are
+unless force-compression=true; type=docker refuses zstd. gzip is the default.
 --budget size=BYTES,wasted=BYTES,layers=N fails the build (BUDGET_EXCEEDED, no output) over any of them.
 ${REGISTRY_FLAGS_HELP}
 ${BUILDX_FLAGS_HELP}

@@ -64,7 +64,7 @@ async function buildOnEngine(req: DriverRequest): Promise<BuildResult> {
   if (opts.budget) {
     throw new ImagesmithError(ErrorCodes.ENGINE_FEATURE_UNSUPPORTED, 'budget (--budget) is checked from the layers a local build writes; an engine\'s layers are its own', { feature: 'budget' })
   }
-  if (opts.output && (opts.output.type === 'oci' || opts.output.type === 'oci-layout') && opts.output.compression === 'zstd') {
+  if (opts.output && opts.output.type !== 'docker' && opts.output.compression === 'zstd') {
     throw new ImagesmithError(ErrorCodes.ENGINE_FEATURE_UNSUPPORTED, 'compression=zstd: the image comes back from the engine as it wrote it (gzip); build locally for zstd layers', { feature: 'compression' })
   }
   // The engine's BuildKit reads only its own cache format (keys from its LLB), never ours.

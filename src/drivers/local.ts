@@ -34,6 +34,7 @@ import { exportCaches, openCacheShare, withInlineCache, type CacheShare } from '
 import { remoteFetchers } from '../cache-share/remote-fetch.js'
 import { refusedLayerOf } from '../cache/sharing.js'
 import { attestationsFor } from './attestations.js'
+import { baseLayerCount } from './base-layers.js'
 
 /** Imported layers a build refuses (and solves again without) before a corrupt one fails it. */
 const MAX_REFUSED_LAYERS = 8
@@ -79,13 +80,6 @@ async function solveLocally(entries: readonly LocalTarget[], at: BakePosition, l
   const first = entries[0]!.request
   const { opts, resolved } = first
   const startedOn = new Date().toISOString()
-  // A zstd output is recompressed after the attestations name the gzip manifests as their subjects.
-  for (const { request: r } of entries) {
-    const out = r.opts.output
-    if (r.resolved.attest && out && (out.type === 'oci' || out.type === 'oci-layout') && out.compression === 'zstd') {
-      throw new ImagesmithError(ErrorCodes.ATTEST_OPTION_INVALID, 'attestations with a zstd output are not made yet (their subjects would name the gzip manifests): drop compression=zstd or the attestations', { option: 'attest', value: r.opts.attest, output: out.type })
-    }
-  }
   // A solve imports every target's caches (an import only answers lookups); each target exports its own.
   const cacheTo = new Map(entries.map((e) => [e.name, checkCacheExports(e.request.opts.cacheTo)]))
   const cacheFrom = [...new Map(entries.flatMap((e) => checkCacheImports(e.request.opts.cacheFrom)).map((c) => [JSON.stringify(c), c])).values()]
@@ -180,7 +174,8 @@ async function solveLocally(entries: readonly LocalTarget[], at: BakePosition, l
   // or skips a layer before reading it), whose layers are fetched here. The layer is refused and
   // the solve runs again, rebuilding the steps it answered (everything else now hits in the
   // store). Bounded: each retry refuses one more layer.
-  const writesBytes = new Set(entries.filter((e) => e.request.opts.output && e.request.opts.output.type !== 'registry').map((e) => e.name))
+  // A zstd push reads every layer too: each is recompressed before it is uploaded.
+  const writesBytes = new Set(entries.filter((e) => e.request.opts.output && (e.request.opts.output.type !== 'registry' || e.request.opts.output.compression === 'zstd')).map((e) => e.name))
   const fetchOutputLayers = async (outs: Awaited<ReturnType<typeof solveOnce>>['outputs']) => {
     if (!share || writesBytes.size === 0) return
     const queue = new PQueue({ concurrency: 4 })
@@ -215,7 +210,7 @@ async function solveLocally(entries: readonly LocalTarget[], at: BakePosition, l
     const mine = compiled.length === 1 ? undefined : c.vertexIds
     const own = mine ? vertices.filter((v) => mine.has(v.vertex)) : vertices
     results.set(c.name, await finishTarget(c.request, outputs.filter((o) => o.name === c.name), {
-      store, registry, at, share, cacheTo: cacheTo.get(c.name) ?? [], graph: c.graph, startedOn,
+      store, registry, at, share, cacheTo: cacheTo.get(c.name) ?? [], graph: c.graph, startedOn, resolveBase,
       vertices: own,
       schedule: mine ? schedule.filter((s) => mine.has(s.vertex)) : schedule,
       cacheHits: mine ? own.filter((v) => v.cached).length : cacheHits,
@@ -308,6 +303,8 @@ interface FinishContext {
   /** The target's own graph and the solve's start: its provenance. */
   readonly graph: Graph
   readonly startedOn: string
+  /** The build's base resolver: which leading layers of an image are its base's. */
+  readonly resolveBase: ReturnType<typeof baseResolver>
 }
 
 /** A target's solved outputs finalized into its image (or index), named in the store and exported. */
@@ -318,14 +315,21 @@ async function finishTarget(req: DriverRequest, outputs: readonly SolvedOutput[]
   const labels = req.labels
   const annotations = req.annotations
   const images: IndexImage[] = []
+  /** Leading layers each image (by manifest digest) has from its base image. */
+  const baseLayers = new Map<string, number>()
+  const zstdOut = opts.output && opts.output.type !== 'docker' && opts.output.compression === 'zstd' ? opts.output : undefined
   const inline = cacheTo.some((c) => c.type === 'inline')
-  for (const { state, platform } of outputs) {
+  for (const { state, platform, vertex } of outputs) {
     const labelled = labels ? { ...state.config, config: { ...state.config.config, Labels: { ...state.config.config?.Labels, ...labels } } } : state.config
     const config = share && inline ? withInlineCache(labelled, share, state.layers) : labelled
     const p = platform ?? resolved.platform
     // A multi-platform build's manifest annotations are per platform (`manifest[linux/arm64]:k=v`).
     const manifestAnnotations = annotations?.multi ? annotations.multi.platforms[formatPlatform(p)]?.manifest : annotations?.manifest
-    images.push({ platform: p, image: await finalizeImage(store.blobs, config, state.layers, manifestAnnotations) })
+    const image = await finalizeImage(store.blobs, config, state.layers, manifestAnnotations)
+    images.push({ platform: p, image })
+    if (zstdOut && !zstdOut.forceCompression) {
+      baseLayers.set(image.manifestDigest, await baseLayerCount(f.graph, vertex, resolved.platform, state.layers, f.resolveBase))
+    }
   }
   const multiAnnotations = annotations?.multi
   // Budgets are checked before anything is named or written: a build over budget leaves no output.
@@ -333,7 +337,8 @@ async function finishTarget(req: DriverRequest, outputs: readonly SolvedOutput[]
     for (const { image: i } of images) await checkBudget(opts.budget, i, store.blobs)
   }
   // Attestations make an index even of one image: they sit beside the images they describe.
-  const attestations = await attestationsFor(req, { store, graph: f.graph, vertices: f.vertices, images, bases: registry.bases, startedOn: f.startedOn })
+  const attest = (imgs: readonly IndexImage[]) => attestationsFor(req, { store, graph: f.graph, vertices: f.vertices, images: imgs, bases: registry.bases, startedOn: f.startedOn })
+  const attestations = await attest(images)
   const artifact: Artifact = multi || attestations.length > 0
     ? await finalizeIndex(store.blobs, images, multiAnnotations?.index, multiAnnotations ? (p) => multiAnnotations.platforms[formatPlatform(p)]?.descriptor : undefined, attestations)
     : images[0]!.image
@@ -347,8 +352,17 @@ async function finishTarget(req: DriverRequest, outputs: readonly SolvedOutput[]
     const phase = at.phase
     at.phase = 'export'
     const out = opts.output
-    // zstd is an output's choice: the store keeps gzip layers, the output gets recompressed ones.
-    if ((out.type === 'oci' || out.type === 'oci-layout') && out.compression === 'zstd') shipped = await zstdArtifact(artifact, store.blobs, out.compressionLevel, opts.signal)
+    // zstd is an output's choice: the store keeps gzip layers (and names the gzip artifact), the
+    // output gets recompressed ones, the base image's kept as they are unless force-compression;
+    // its attestations are made again so that their subjects are the zstd manifests.
+    if (zstdOut) {
+      shipped = await zstdArtifact(artifact, store.blobs, {
+        ...(zstdOut.compressionLevel !== undefined ? { level: zstdOut.compressionLevel } : {}),
+        keepLayers: (image) => baseLayers.get(image.manifestDigest) ?? 0,
+        ...(attestations.length > 0 ? { attest } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      })
+    }
     // Imported registry caches are bases too: a push to their registry mounts a hit layer from the cache's repository.
     const bases = [...registry.bases, ...(share?.bases ?? [])]
     const ctx: ExportContext = { blobs: store.blobs, tags, epoch: resolved.epoch, signal: opts.signal, dockerHost: resolved.dockerHost, registry: resolved.registry, bases, ...(annotations ? { annotations } : {}) }

@@ -62,7 +62,7 @@ async function compressZstd(blobs: BlobStore, layer: LayerRef, level: number, si
   const onAbort = () => child.kill()
   signal?.addEventListener('abort', onAbort, { once: true })
   const diffHash = createHash('sha256')
-  const tar = layer.mediaType === MediaType.OciLayer ? blobs.open(layer.digest) : blobs.open(layer.digest).pipe(createGunzip({ chunkSize: 1 << 20 }))
+  const tar = layer.mediaType === MediaType.OciLayer || layer.mediaType === MediaType.DockerLayer ? blobs.open(layer.digest) : blobs.open(layer.digest).pipe(createGunzip({ chunkSize: 1 << 20 }))
   const feeding = pipeline(tar, async function* (src: AsyncIterable<Buffer>) {
     for await (const b of src) {
       diffHash.update(b)

@@ -22,20 +22,20 @@ export type OutputSpec =
   /** Straight into a Docker (or Podman) engine through its API, as buildx's `--load`; tags from `tags`. */
   | { readonly type: 'docker'; readonly host?: string }
   /** Pushed to every tag's registry (`--push`); see {@link RegistryOutputOptions}. */
-  | ({ readonly type: 'registry' } & RegistryOutputOptions)
+  | ({ readonly type: 'registry' } & RegistryOutputOptions & LayerCompressionOptions)
 
-/** buildx's `compression`, `compression-level` and `force-compression` keys of an OCI output. */
+/** buildx's `compression`, `compression-level` and `force-compression` keys of an OCI or registry output. */
 export interface LayerCompressionOptions {
   /**
    * `zstd` writes the output's layers as `application/vnd.oci.image.layer.v1.tar+zstd` (always with
-   * OCI media types), recompressed from the store's gzip layers at export, base image layers
-   * included (as buildx's `force-compression=true`). Readers: containerd ≥ 1.5, Docker ≥ 23, podman.
+   * OCI media types), recompressed from the store's gzip layers at export. The base image's layers
+   * keep their own compression unless {@link forceCompression}. Readers: containerd ≥ 1.5, Docker ≥ 23, podman.
    * @default 'gzip'
    */
   readonly compression?: 'gzip' | 'zstd'
   /** zstd level 0–22 (0: zstd's default, 3). @default 3 */
   readonly compressionLevel?: number
-  /** Accepted for buildx's key: zstd output recompresses every layer either way. */
+  /** Recompress the base image's layers too (buildx's `force-compression=true`). @default false */
   readonly forceCompression?: boolean
 }
 
