@@ -144,6 +144,10 @@ async function fileTargets(args: ParsedArgs, files: readonly string[], sets: rea
   return Object.values(plan.targets)
     .filter((t) => !t.linked)
     .map((t) => {
+      // buildx's `call` (check, outline, targets) runs no build: only `build` is one.
+      if (t.call !== undefined && t.call !== 'build') {
+        throw new ImagesmithError(ErrorCodes.BAKE_FILE_INVALID, `target ${JSON.stringify(t.name)}: call ${JSON.stringify(t.call)} is not supported (only build)`, { file: files[0]!, target: t.name, key: 'call' })
+      }
       const imported = importOf(t.name)
       const multi = t.platforms.length > 1
       return {
@@ -190,6 +194,7 @@ function targetOptionsOf(s: ScriptTargetSettings, args: ParsedArgs, builderOf: (
     refuse('network, shm-size, ulimits, extra-hosts and entitlements', 'are one for the whole solve: give --network on the command line')
   }
   if (s.noCache !== undefined || s.noCacheFilter.length > 0) refuse('no-cache', 'is one for the whole solve: give --no-cache on the command line')
+  if (s.pull !== undefined && s.pull !== args.flags.has('--pull')) refuse('pull', 'is one for the whole solve: give --pull on the command line')
   const output = outputOf(s, args)
   const plain = Object.fromEntries(Object.entries(s.contexts).filter(([, v]) => !v.startsWith('target:')))
   const linked = Object.fromEntries(Object.entries(s.contexts).filter(([, v]) => v.startsWith('target:')).map(([k, v]) => [k, builderOf(v.slice('target:'.length))]))

@@ -167,6 +167,18 @@ describe.skipIf(bed.skip)('imagesmith bake', () => {
     expect(meta.app2!['containerimage.descriptor'].mediaType).toBe('application/vnd.oci.image.manifest.v1+json')
   })
 
+  it('refuses bake file keys one solve cannot honour per target (pull without --pull, call other than build), naming target and key', () => {
+    const write = (target: Record<string, unknown>) => writeFileSync(join(work, 'refused-bake.json'), JSON.stringify({ target: { app: { context: 'df', dockerfile: 'base.Dockerfile', args: { BASE: `oci-archive:${busyboxArchive()}` }, ...target } } }))
+    write({ pull: true })
+    const pulled = cli(['bake', '-f', 'refused-bake.json', 'app', '--progress', 'quiet'], join(work, 'cache-h'))
+    expect(pulled.code).toBe(1)
+    expect(pulled.stderr).toMatch(/BAKE_FILE_INVALID\]: target "app": pull /)
+    write({ call: 'check' })
+    const called = cli(['bake', '-f', 'refused-bake.json', 'app', '--progress', 'quiet'], join(work, 'cache-h'))
+    expect(called.code).toBe(1)
+    expect(called.stderr).toMatch(/BAKE_FILE_INVALID\]: target "app": call "check"/)
+  })
+
   it('fails with the failing target named', () => {
     const r = cli(['bake', 'broken.ts', '--out-dir', 'out-broken', '--progress', 'quiet'], join(work, 'cache-d'))
     expect(r.code).toBe(1)
