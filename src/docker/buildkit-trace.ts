@@ -3,49 +3,59 @@
  * `moby.buildkit.v1.StatusResponse` (field numbers from moby/buildkit
  * api/services/control/control.proto), decoded with protobufjs reflection types rather than by hand.
  */
-import { Field, Root, Type, type Message } from 'protobufjs'
+import { createRequire } from 'node:module'
+import type { Message, Type } from 'protobufjs'
 
-const Timestamp = new Type('Timestamp').add(new Field('seconds', 1, 'int64')).add(new Field('nanos', 2, 'int32'))
+/**
+ * The message types, made on the first trace: protobufjs (45 CommonJS modules) is loaded only by a
+ * build handed to an engine, not by every start of the CLI.
+ */
+let statusResponse: Type | undefined
+function statusType(): Type {
+  if (statusResponse) return statusResponse
+  const { Field, Root, Type } = createRequire(import.meta.url)('protobufjs') as typeof import('protobufjs')
+  const Timestamp = new Type('Timestamp').add(new Field('seconds', 1, 'int64')).add(new Field('nanos', 2, 'int32'))
+  const Vertex = new Type('Vertex')
+    .add(new Field('digest', 1, 'string'))
+    .add(new Field('inputs', 2, 'string', 'repeated'))
+    .add(new Field('name', 3, 'string'))
+    .add(new Field('cached', 4, 'bool'))
+    .add(new Field('started', 5, 'Timestamp'))
+    .add(new Field('completed', 6, 'Timestamp'))
+    .add(new Field('error', 7, 'string'))
 
-const Vertex = new Type('Vertex')
-  .add(new Field('digest', 1, 'string'))
-  .add(new Field('inputs', 2, 'string', 'repeated'))
-  .add(new Field('name', 3, 'string'))
-  .add(new Field('cached', 4, 'bool'))
-  .add(new Field('started', 5, 'Timestamp'))
-  .add(new Field('completed', 6, 'Timestamp'))
-  .add(new Field('error', 7, 'string'))
+  const VertexStatus = new Type('VertexStatus')
+    .add(new Field('ID', 1, 'string'))
+    .add(new Field('vertex', 2, 'string'))
+    .add(new Field('name', 3, 'string'))
+    .add(new Field('current', 4, 'int64'))
+    .add(new Field('total', 5, 'int64'))
+    .add(new Field('timestamp', 6, 'Timestamp'))
+    .add(new Field('started', 7, 'Timestamp'))
+    .add(new Field('completed', 8, 'Timestamp'))
 
-const VertexStatus = new Type('VertexStatus')
-  .add(new Field('ID', 1, 'string'))
-  .add(new Field('vertex', 2, 'string'))
-  .add(new Field('name', 3, 'string'))
-  .add(new Field('current', 4, 'int64'))
-  .add(new Field('total', 5, 'int64'))
-  .add(new Field('timestamp', 6, 'Timestamp'))
-  .add(new Field('started', 7, 'Timestamp'))
-  .add(new Field('completed', 8, 'Timestamp'))
+  const VertexLog = new Type('VertexLog')
+    .add(new Field('vertex', 1, 'string'))
+    .add(new Field('timestamp', 2, 'Timestamp'))
+    .add(new Field('stream', 3, 'int64'))
+    .add(new Field('msg', 4, 'bytes'))
 
-const VertexLog = new Type('VertexLog')
-  .add(new Field('vertex', 1, 'string'))
-  .add(new Field('timestamp', 2, 'Timestamp'))
-  .add(new Field('stream', 3, 'int64'))
-  .add(new Field('msg', 4, 'bytes'))
+  const VertexWarning = new Type('VertexWarning')
+    .add(new Field('vertex', 1, 'string'))
+    .add(new Field('level', 2, 'int64'))
+    .add(new Field('short', 3, 'bytes'))
+    .add(new Field('detail', 4, 'bytes', 'repeated'))
+    .add(new Field('url', 5, 'string'))
 
-const VertexWarning = new Type('VertexWarning')
-  .add(new Field('vertex', 1, 'string'))
-  .add(new Field('level', 2, 'int64'))
-  .add(new Field('short', 3, 'bytes'))
-  .add(new Field('detail', 4, 'bytes', 'repeated'))
-  .add(new Field('url', 5, 'string'))
+  statusResponse = new Type('StatusResponse')
+    .add(new Field('vertexes', 1, 'Vertex', 'repeated'))
+    .add(new Field('statuses', 2, 'VertexStatus', 'repeated'))
+    .add(new Field('logs', 3, 'VertexLog', 'repeated'))
+    .add(new Field('warnings', 4, 'VertexWarning', 'repeated'))
 
-const StatusResponse = new Type('StatusResponse')
-  .add(new Field('vertexes', 1, 'Vertex', 'repeated'))
-  .add(new Field('statuses', 2, 'VertexStatus', 'repeated'))
-  .add(new Field('logs', 3, 'VertexLog', 'repeated'))
-  .add(new Field('warnings', 4, 'VertexWarning', 'repeated'))
-
-new Root().define('moby.buildkit.v1').add(Timestamp).add(Vertex).add(VertexStatus).add(VertexLog).add(VertexWarning).add(StatusResponse)
+  new Root().define('moby.buildkit.v1').add(Timestamp).add(Vertex).add(VertexStatus).add(VertexLog).add(VertexWarning).add(statusResponse)
+  return statusResponse
+}
 
 /** A step as the engine reports it; times are ms since the epoch. */
 export interface TraceVertex {
@@ -94,7 +104,8 @@ export const MAX_TRACE_BYTES = 8 << 20
 export function decodeBuildkitTrace(aux: string): BuildkitStatus {
   const bytes = Buffer.from(aux, 'base64')
   if (bytes.length > MAX_TRACE_BYTES) throw new RangeError(`a trace message of ${bytes.length} bytes is over ${MAX_TRACE_BYTES}`)
-  const msg = StatusResponse.toObject(StatusResponse.decode(bytes), { longs: Number, bytes: Buffer, defaults: true, arrays: true }) as Record<string, Message[] | undefined>
+  const type = statusType()
+  const msg = type.toObject(type.decode(bytes), { longs: Number, bytes: Buffer, defaults: true, arrays: true }) as Record<string, Message[] | undefined>
   const list = (k: string) => (msg[k] ?? []) as unknown as Record<string, unknown>[]
   return {
     vertexes: list('vertexes').map((v) => ({
