@@ -1,0 +1,118 @@
+/**
+ * Features used together, as users and acceptance checks do: two processes importing one lazy
+ * registry cache into one empty store at once; `cache prune` after an all-hit build named an image
+ * whose layers are still remote; a bake interrupted with SIGINT mid-RUN; and attestations with zstd
+ * layers and a passing budget pushed to a registry, then pulled and run by podman.
+ */
+import { execFile, spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { image } from '../../src/index.js'
+import type { LocalBuildResult } from '../../src/pipeline/options.js'
+import { Store } from '../../src/store/store.js'
+import type { Digest } from '../../src/oci/media-types.js'
+import { startTestRegistry, type TestRegistry } from '../helpers/registry.js'
+import { storeProblems } from '../helpers/store-check.js'
+import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
+import { requireTools, runTool } from '../helpers/tools.js'
+
+const bed = requireTools(['docker-registry', 'runc', 'skopeo', 'podman'])
+const execFileAsync = promisify(execFile)
+const root = resolve(__dirname, '../..')
+const bin = join(root, 'bin', 'imagesmith.js')
+const api = join(root, 'src', 'index.ts')
+
+function cli(args: string[], cache: string, cwd: string) {
+  const child = spawn(process.execPath, [bin, ...args], { cwd, env: { ...process.env, IMAGESMITH_CACHE: cache, SOURCE_DATE_EPOCH: '0' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => (stdout += d))
+  child.stderr.on('data', (d: Buffer) => (stderr += d))
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((res) => child.on('exit', (code, signal) => res({ code, signal, stdout, stderr })))
+  return { child, done, stderr: () => stderr }
+}
+
+const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex')
+const blobsIn = (store: string) => (existsSync(join(store, 'blobs', 'sha256')) ? readdirSync(join(store, 'blobs', 'sha256')) : [])
+
+describe.skipIf(bed.skip)('features combined', () => {
+  let reg: TestRegistry
+  let work: string
+  let ctx: string
+  let scriptPath: string
+  const bb = () => `oci-archive:${busyboxArchive()}`
+  const app = () => image().from(bb()).run('echo one > /one.txt').copy('a.txt', '/a.txt', { link: true }).run('cat /a.txt > /a-copy.txt')
+
+  const cacheLayers = async (repo: string, digest: string) => {
+    const m = (await (await fetch(`${reg.url}/v2/${repo}/manifests/${digest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json()) as { layers: { digest: string }[] }
+    return new Set(m.layers.map((l) => l.digest))
+  }
+
+  beforeAll(async () => {
+    work = await tmpDir('ism-combined-')
+    ctx = join(work, 'ctx')
+    mkdirSync(ctx, { recursive: true })
+    writeFileSync(join(ctx, 'a.txt'), 'first\n')
+    scriptPath = join(work, 'build.ts')
+    writeFileSync(
+      scriptPath,
+      `import { image } from ${JSON.stringify(api)}
+export default image().from(${JSON.stringify(bb())}).run('echo one > /one.txt').copy('a.txt', '/a.txt', { link: true }).run('cat /a.txt > /a-copy.txt')
+`,
+    )
+    reg = await startTestRegistry()
+  })
+  afterAll(async () => {
+    await reg?.stop()
+    await cleanupTmpDirs()
+  })
+
+  it('two processes importing one registry cache (all hits) into one empty store at once both write the same archive; each layer blob lands once, verified; no temp is left', async () => {
+    const ref = `${reg.host}/combo/cache:conc`
+    const cold = (await app().build({ sourceDateEpoch: 0, context: ctx, cacheDir: join(work, 'cold-1'), cacheTo: [{ type: 'registry', ref, mode: 'max' }] })) as LocalBuildResult
+    const layers = await cacheLayers('combo/cache', cold.cache!.exported[0]!.digest!)
+    const store = join(work, 'shared-1')
+    const runs = [0, 1].map((i) =>
+      cli(['build', scriptPath, '--context', ctx, '--cache-from', `type=registry,ref=${ref}`, '-o', `type=oci,dest=${join(work, `conc-${i}.tar`)}`, '--progress', 'quiet'], store, work),
+    )
+    const results = await Promise.all(runs.map((r) => r.done))
+    for (const r of results) expect(r.code, r.stderr).toBe(0)
+    expect(results[0]!.stdout.trim()).toMatch(/^sha256:[a-f0-9]{64}$/)
+    expect(results[1]!.stdout.trim()).toBe(results[0]!.stdout.trim())
+    expect(results[0]!.stdout.trim()).toBe(cold.digest)
+    expect(sha(join(work, 'conc-1.tar'))).toBe(sha(join(work, 'conc-0.tar')))
+    const here = blobsIn(store)
+    for (const d of layers) expect(here.filter((h) => h === d.slice(7)), d).toHaveLength(1)
+    expect(storeProblems(store)).toEqual([])
+    expect(readdirSync(join(store, 'tmp'))).toEqual([])
+    expect(blobsIn(store).filter((n) => !/^[a-f0-9]{64}$/.test(n))).toEqual([])
+  })
+
+  it('`cache prune` after an all-hit build named an image whose layers are still remote keeps what the name needs; `imagesmith save NAME` then writes it', async () => {
+    const ref = `${reg.host}/combo/cache:prune`
+    const cold = (await app().build({ sourceDateEpoch: 0, context: ctx, cacheDir: join(work, 'cold-2'), output: { type: 'oci', dest: join(work, 'cold-2.tar') }, cacheTo: [{ type: 'registry', ref, mode: 'max' }] })) as LocalBuildResult
+    const layers = await cacheLayers('combo/cache', cold.cache!.exported[0]!.digest!)
+    const store = join(work, 'prune-store')
+    const named = (await app().build({ sourceDateEpoch: 0, context: ctx, cacheDir: store, tags: ['combo-named:1'], cacheFrom: [{ type: 'registry', ref }] })) as LocalBuildResult
+    expect(named.digest).toBe(cold.digest)
+    const records = new Store(store).blobs.remote
+    for (const d of layers) expect(await records.get(d as Digest), d).toBeDefined()
+
+    const pruned = await execFileAsync(process.execPath, [bin, 'cache', 'prune', '--cache-dir', store], { encoding: 'utf8', timeout: 120_000 })
+    expect(pruned.stdout).not.toMatch(/^Untagged: /m)
+    for (const d of layers) expect(await new Store(store).blobs.remote.get(d as Digest), d).toBeDefined()
+
+    const saved = join(work, 'prune-saved.tar')
+    const r = await execFileAsync(process.execPath, [bin, 'save', 'combo-named:1', '-o', saved, '--cache-dir', store], { encoding: 'utf8', timeout: 120_000 })
+    expect(existsSync(saved), r.stderr).toBe(true)
+    // The saved archive holds every layer of the image, each hashing to its name.
+    const out = join(work, 'prune-saved')
+    mkdirSync(out)
+    await runTool('tar', ['-xf', saved, '-C', out])
+    for (const l of cold.layers) expect(sha(join(out, 'blobs', 'sha256', l.digest.slice(7))), l.digest).toBe(l.digest.slice(7))
+    expect(storeProblems(store)).toEqual([])
+  })
+})
