@@ -18,6 +18,7 @@ import { startTestRegistry, type TestRegistry } from '../helpers/registry.js'
 import { storeProblems } from '../helpers/store-check.js'
 import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 import { requireTools, runTool } from '../helpers/tools.js'
+import { sleepersUnder } from '../helpers/processes.js'
 
 const bed = requireTools(['docker-registry', 'runc', 'skopeo', 'podman'])
 const execFileAsync = promisify(execFile)
@@ -89,6 +90,60 @@ export default image().from(${JSON.stringify(bb())}).run('echo one > /one.txt').
     expect(storeProblems(store)).toEqual([])
     expect(readdirSync(join(store, 'tmp'))).toEqual([])
     expect(blobsIn(store).filter((n) => !/^[a-f0-9]{64}$/.test(n))).toEqual([])
+  })
+
+  it('a bake with --out-dir interrupted by SIGINT while a target runs exits at once, non-zero, leaving no half-written archive; a re-run on the same store completes', async () => {
+    const dir = join(work, 'bake')
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(
+      join(dir, 'bake.ts'),
+      `import { image } from ${JSON.stringify(api)}
+const base = image().from(${JSON.stringify(bb())}).run('echo base > /base.txt')
+export const quick = base.run('echo quick > /quick.txt')
+export const slow = base.run('echo slow-started; sleep 30')
+export const other = base.run('echo other > /other.txt')
+export default { quick, slow, other }
+`,
+    )
+    const store = join(work, 'bake-store')
+    const outDir = join(dir, 'out')
+    const victim = cli(['bake', 'bake.ts', '--out-dir', outDir, '--progress', 'plain'], store, dir)
+    await new Promise<void>((res, rej) => {
+      const poll = setInterval(() => {
+        if (victim.stderr().includes('slow-started')) {
+          clearInterval(poll)
+          res()
+        }
+      }, 10)
+      void victim.done.then((r) => {
+        clearInterval(poll)
+        rej(new Error(`bake ended before the slow target started: ${r.code}\n${r.stderr}`))
+      })
+    })
+    const sent = Date.now()
+    victim.child.kill('SIGINT')
+    const r = await victim.done
+    expect(Date.now() - sent).toBeLessThan(5_000)
+    expect(r.code, r.stderr).not.toBe(0)
+    expect(r.code).not.toBeNull()
+    expect(sleepersUnder(store, '30')).toEqual([])
+    // Whatever is in out-dir is a whole archive under its final name (no temp, no half file).
+    for (const f of existsSync(outDir) ? readdirSync(outDir) : []) {
+      expect(f).toMatch(/^(quick|slow|other)\.tar$/)
+      expect(f).not.toBe('slow.tar')
+      await runTool('tar', ['-tf', join(outDir, f)])
+      const index = JSON.parse((await runTool('tar', ['-xOf', join(outDir, f), 'index.json'])).stdout) as { manifests: unknown[] }
+      expect(index.manifests.length).toBeGreaterThan(0)
+    }
+    expect(storeProblems(store)).toEqual([])
+
+    writeFileSync(join(dir, 'bake.ts'), readFileSync(join(dir, 'bake.ts'), 'utf8').replace('sleep 30', 'true'))
+    const again = cli(['bake', 'bake.ts', '--out-dir', outDir, '--progress', 'quiet'], store, dir)
+    const a = await again.done
+    expect(a.code, a.stderr).toBe(0)
+    expect(a.stdout.trim().split('\n').map((l) => l.split(' ')[0])).toEqual(['quick', 'slow', 'other'])
+    expect(readdirSync(outDir).sort()).toEqual(['other.tar', 'quick.tar', 'slow.tar'])
+    expect(storeProblems(store)).toEqual([])
   })
 
   it('`cache prune` after an all-hit build named an image whose layers are still remote keeps what the name needs; `imagesmith save NAME` then writes it', async () => {
