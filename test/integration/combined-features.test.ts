@@ -17,7 +17,7 @@ import type { Digest } from '../../src/oci/media-types.js'
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js'
 import { storeProblems } from '../helpers/store-check.js'
 import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
-import { requireTools, runTool } from '../helpers/tools.js'
+import { createPodmanStore, requireTools, runTool } from '../helpers/tools.js'
 import { sleepersUnder } from '../helpers/processes.js'
 
 const bed = requireTools(['docker-registry', 'runc', 'skopeo', 'podman'])
@@ -170,4 +170,51 @@ export default { quick, slow, other }
     for (const l of cold.layers) expect(sha(join(out, 'blobs', 'sha256', l.digest.slice(7))), l.digest).toBe(l.digest.slice(7))
     expect(storeProblems(store)).toEqual([])
   })
+
+  it('attestations (SBOM, max provenance) with zstd layers and a passing budget, imported lazily from a registry cache on an empty store, pushed: the index\'s attestation manifest names the zstd image manifest; podman pulls and runs it', async () => {
+    const ref = `${reg.host}/combo/cache:attest`
+    const cold = (await app().build({ sourceDateEpoch: 0, context: ctx, cacheDir: join(work, 'cold-4'), cacheTo: [{ type: 'registry', ref, mode: 'max' }] })) as LocalBuildResult
+    const tag = `${reg.host}/combo/app:attested`
+    const store = join(work, 'attest-store')
+    const r = (await app().build({
+      sourceDateEpoch: 0,
+      context: ctx,
+      cacheDir: store,
+      cacheFrom: [{ type: 'registry', ref }],
+      tags: [tag],
+      registry: { configDir: join(work, 'no-config') },
+      attest: { sbom: true, provenance: 'max' },
+      budget: { size: 50_000_000, layers: 10 },
+      output: { type: 'registry', compression: 'zstd' },
+    })) as LocalBuildResult
+    for (const v of r.vertices.filter((x) => x.key !== undefined)) expect(v.cached, v.description).toBe(true)
+    expect(r.cache!.warnings).toEqual([])
+    const index = JSON.parse((await runTool('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${tag}`])).stdout) as { mediaType: string; manifests: { mediaType: string; digest: string; annotations?: Record<string, string>; platform?: { os: string; architecture: string } }[] }
+    expect(index.mediaType).toBe('application/vnd.oci.image.index.v1+json')
+    expect(index.manifests).toHaveLength(2)
+    const [img, att] = index.manifests
+    expect(att!.annotations).toEqual({ 'vnd.docker.reference.type': 'attestation-manifest', 'vnd.docker.reference.digest': img!.digest })
+    expect(att!.platform).toEqual({ os: 'unknown', architecture: 'unknown' })
+    const repo = `docker://${reg.host}/combo/app`
+    const manifest = JSON.parse((await runTool('skopeo', ['inspect', '--raw', '--tls-verify=false', `${repo}@${img!.digest}`])).stdout) as { layers: { mediaType: string; digest: string }[] }
+    // The base layer keeps its gzip; every layer this build made is tar+zstd.
+    expect(manifest.layers.map((l) => l.mediaType)).toEqual(['application/vnd.oci.image.layer.v1.tar+gzip', ...cold.layers.slice(1).map(() => 'application/vnd.oci.image.layer.v1.tar+zstd')])
+    expect(manifest.layers.slice(1).map((l) => l.digest)).not.toEqual(cold.layers.slice(1).map((l) => l.digest))
+    const attManifest = JSON.parse((await runTool('skopeo', ['inspect', '--raw', '--tls-verify=false', `${repo}@${att!.digest}`])).stdout) as { layers: { digest: string; annotations?: Record<string, string> }[] }
+    expect(attManifest.layers.map((l) => l.annotations?.['in-toto.io/predicate-type']).sort()).toEqual(['https://slsa.dev/provenance/v0.2', 'https://spdx.dev/Document'])
+    for (const l of attManifest.layers) {
+      const res = await fetch(`${reg.url}/v2/combo/app/blobs/${l.digest}`)
+      const statement = (await res.json()) as { subject: { digest: { sha256: string } }[] }
+      expect(statement.subject.map((x) => `sha256:${x.digest.sha256}`)).toEqual([img!.digest])
+    }
+    expect(storeProblems(store)).toEqual([])
+
+    const podman = await createPodmanStore()
+    try {
+      await podman.podman(['pull', '--tls-verify=false', tag], { timeoutMs: 120_000 })
+      expect((await podman.run(tag, { args: ['cat', '/one.txt', '/a-copy.txt'] })).stdout).toBe('one\nfirst\n')
+    } finally {
+      await podman.cleanup()
+    }
+  }, 240_000)
 })
