@@ -171,6 +171,29 @@ export default { quick, slow, other }
     expect(storeProblems(store)).toEqual([])
   })
 
+  it('`inspect --layers` and `diff` of a named image whose layers are still remote fetch them through the recorded cache', async () => {
+    const ref = `${reg.host}/combo/cache:insight`
+    const cold = (await app().build({ sourceDateEpoch: 0, context: ctx, cacheDir: join(work, 'cold-5'), cacheTo: [{ type: 'registry', ref, mode: 'max' }] })) as LocalBuildResult
+    const store = join(work, 'insight-store')
+    await app().build({ sourceDateEpoch: 0, context: ctx, cacheDir: store, tags: ['combo-insight:1'], cacheFrom: [{ type: 'registry', ref }] })
+    const remote = new Store(store).blobs.remote
+    for (const l of cold.layers.slice(1)) expect(await remote.get(l.digest as Digest), l.digest).toBeDefined()
+    const r = await execFileAsync(process.execPath, [bin, 'inspect', 'combo-insight:1', '--layers', '--json', '--cache-dir', store], { encoding: 'utf8', timeout: 120_000 }).catch((e: { stderr: string }) => ({ stdout: '', stderr: e.stderr }))
+    expect(r.stderr).toBe('')
+    const [report] = JSON.parse(r.stdout) as { manifestDigest: string; layers: unknown[] }[]
+    expect(report!.manifestDigest).toBe(cold.digest)
+    expect(report!.layers).toHaveLength(cold.layers.length)
+    for (const l of cold.layers) expect(blobsIn(store), l.digest).toContain(l.digest.slice(7))
+    expect(storeProblems(store)).toEqual([])
+
+    const other = join(work, 'diff-store')
+    await app().build({ sourceDateEpoch: 0, context: ctx, cacheDir: other, tags: ['combo-insight:1'], cacheFrom: [{ type: 'registry', ref }] })
+    const d = await execFileAsync(process.execPath, [bin, 'diff', busyboxArchive(), 'combo-insight:1', '--cache-dir', other], { encoding: 'utf8', timeout: 120_000 }).catch((e: { stderr: string }) => ({ stdout: '', stderr: e.stderr }))
+    expect(d.stderr).toBe('')
+    for (const path of ['/one.txt', '/a.txt', '/a-copy.txt']) expect(d.stdout).toContain(path)
+    expect(storeProblems(other)).toEqual([])
+  })
+
   it('attestations (SBOM, max provenance) with zstd layers and a passing budget, imported lazily from a registry cache on an empty store, pushed: the index\'s attestation manifest names the zstd image manifest; podman pulls and runs it', async () => {
     const ref = `${reg.host}/combo/cache:attest`
     const cold = (await app().build({ sourceDateEpoch: 0, context: ctx, cacheDir: join(work, 'cold-4'), cacheTo: [{ type: 'registry', ref, mode: 'max' }] })) as LocalBuildResult
