@@ -201,6 +201,23 @@ export default { quick, slow, other }
     expect(storeProblems(other)).toEqual([])
   })
 
+  it('an SBOM of an all-hit lazy build whose layers stay remote (a gzip push, or no output) fetches the layers it reads', async () => {
+    const ref = `${reg.host}/combo/cache:sbom`
+    const tag = `${reg.host}/combo/app:sbom`
+    // Named alike: the SBOM document is named after the first tag.
+    const cold = (await app().build({ sourceDateEpoch: 0, context: ctx, cacheDir: join(work, 'cold-6'), tags: [tag], attest: { sbom: true }, cacheTo: [{ type: 'registry', ref, mode: 'max' }] })) as LocalBuildResult
+    for (const output of [{ type: 'registry' as const }, undefined]) {
+      const store = join(work, `sbom-store-${output?.type ?? 'none'}`)
+      const r = (await app().build({ sourceDateEpoch: 0, context: ctx, cacheDir: store, cacheFrom: [{ type: 'registry', ref }], tags: [tag], attest: { sbom: true }, ...(output ? { output, registry: { configDir: join(work, 'no-config') } } : {}) })) as LocalBuildResult
+      for (const v of r.vertices.filter((x) => x.key !== undefined)) expect(v.cached, v.description).toBe(true)
+      // The same image and the same SBOM as the cold build's (its index names both).
+      expect(r.digest).toBe(cold.digest)
+      expect(storeProblems(store)).toEqual([])
+    }
+    const index = JSON.parse((await runTool('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${tag}`])).stdout) as { manifests: { digest: string }[] }
+    expect(index.manifests.map((m) => m.digest)).toEqual(cold.index!.manifests.map((m) => m.digest))
+  })
+
   it('attestations (SBOM, max provenance) with zstd layers and a passing budget, imported lazily from a registry cache on an empty store, pushed: the index\'s attestation manifest names the zstd image manifest; podman pulls and runs it', async () => {
     const ref = `${reg.host}/combo/cache:attest`
     const cold = (await app().build({ sourceDateEpoch: 0, context: ctx, cacheDir: join(work, 'cold-4'), cacheTo: [{ type: 'registry', ref, mode: 'max' }] })) as LocalBuildResult
