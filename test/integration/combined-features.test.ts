@@ -4,7 +4,7 @@
  * whose layers are still remote; a bake interrupted with SIGINT mid-RUN; and attestations with zstd
  * layers and a passing budget pushed to a registry, then pulled and run by podman.
  */
-import { execFile, spawn } from 'node:child_process'
+import { execFile, execFileSync, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -176,6 +176,45 @@ export default { quick, slow, other }
     await runTool('tar', ['-xf', saved, '-C', out])
     for (const l of cold.layers) expect(sha(join(out, 'blobs', 'sha256', l.digest.slice(7))), l.digest).toBe(l.digest.slice(7))
     expect(storeProblems(store)).toEqual([])
+  })
+
+  it('`cache prune --all` run while a lazily imported build is between its solve and its export removes nothing the build holds: its zstd archive is written, and the named image saves', async () => {
+    const ref = `${reg.host}/combo/cache:midprune`
+    const coldTar = join(work, 'midprune-cold.tar')
+    await app().build({ sourceDateEpoch: 0, context: ctx, cacheDir: join(work, 'cold-7'), tags: ['combo-midprune:1'], output: { type: 'oci', dest: coldTar, compression: 'zstd' }, cacheTo: [{ type: 'registry', ref, mode: 'max' }] })
+    const store = join(work, 'midprune-store')
+    const dest = join(work, 'midprune.tar')
+    let pruned: string | undefined
+    const r = (await app().build({
+      sourceDateEpoch: 0,
+      context: ctx,
+      cacheDir: store,
+      cacheFrom: [{ type: 'registry', ref }],
+      tags: ['combo-midprune:1'],
+      output: { type: 'oci', dest, compression: 'zstd' },
+      // The last step done, the solve is over: the prune runs to its end while this build waits (a
+      // synchronous child blocks this process), so it lands exactly between solve and export.
+      onProgress: (e) => {
+        if (pruned === undefined && e.type === 'done' && e.description.includes('cat /a.txt')) {
+          pruned = execFileSync(process.execPath, [bin, 'cache', 'prune', '--all', '--cache-dir', store], { encoding: 'utf8', timeout: 60_000 })
+        }
+      },
+    })) as LocalBuildResult
+    expect(pruned).toMatch(/^Total reclaimed space: /m)
+    expect(pruned!.split('\n').filter((l) => /^(Deleted|Untagged)/.test(l))).toEqual([])
+    expect(sha(dest)).toBe(sha(coldTar))
+    const saved = join(work, 'midprune-saved.tar')
+    const s = await execFileAsync(process.execPath, [bin, 'save', 'combo-midprune:1', '-o', saved, '--cache-dir', store], { encoding: 'utf8', timeout: 120_000 })
+    // The store names the gzip image (zstd is the output's); the name's layers are the zstd ones' diffIDs.
+    expect(s.stdout.trim()).toMatch(/^sha256:[a-f0-9]{64}$/)
+    const index = JSON.parse((await runTool('tar', ['-xOf', saved, 'index.json'])).stdout) as { manifests: { digest: string }[] }
+    const manifest = JSON.parse((await runTool('tar', ['-xOf', saved, `blobs/sha256/${index.manifests[0]!.digest.slice(7)}`])).stdout) as { config: { digest: string } }
+    expect(manifest.config.digest).toBe(r.configDigest)
+    expect(storeProblems(store)).toEqual([])
+    // Once the build is over, the same prune has plenty to remove.
+    const after = execFileSync(process.execPath, [bin, 'cache', 'prune', '--all', '--cache-dir', store], { encoding: 'utf8', timeout: 60_000 })
+    expect(after).toMatch(/^Untagged: .*combo-midprune:1$/m)
+    expect(after).toMatch(/^Deleted cache-entry /m)
   })
 
   it('`inspect --layers` and `diff` of a named image whose layers are still remote fetch them through the recorded cache', async () => {
