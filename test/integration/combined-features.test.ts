@@ -14,7 +14,7 @@ import { image } from '../../src/index.js'
 import type { LocalBuildResult } from '../../src/pipeline/options.js'
 import { Store } from '../../src/store/store.js'
 import type { Digest } from '../../src/oci/media-types.js'
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.js'
+import { startProxy, startTestRegistry, type TestRegistry } from '../helpers/registry.js'
 import { storeProblems } from '../helpers/store-check.js'
 import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 import { createPodmanStore, requireTools, runTool } from '../helpers/tools.js'
@@ -255,6 +255,37 @@ export default { quick, slow, other }
     }
     const index = JSON.parse((await runTool('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${tag}`])).stdout) as { manifests: { digest: string }[] }
     expect(index.manifests.map((m) => m.digest)).toEqual(cold.index!.manifests.map((m) => m.digest))
+  })
+
+  it('a push whose remote layers the cache registry refuses after the solve fails with that registry\'s error only once every fetch and upload it started has settled', async () => {
+    const ref = `combo/cache:refused`
+    await app().build({ sourceDateEpoch: 0, context: ctx, cacheDir: join(work, 'cold-8'), cacheTo: [{ type: 'registry', ref: `${reg.host}/${ref}`, mode: 'max' }] })
+    const [proxy, target] = await Promise.all([startProxy(reg.host), startTestRegistry()])
+    try {
+      const store = join(work, 'refused-store')
+      const err = await app()
+        .build({
+          sourceDateEpoch: 0,
+          context: ctx,
+          cacheDir: store,
+          cacheFrom: [{ type: 'registry', ref: `${proxy.host}/${ref}` }],
+          tags: [`${target.host}/combo/app:refused`],
+          output: { type: 'registry' },
+          // The solve is over (every step a hit): from now on the cache's registry refuses every blob.
+          onProgress: (e) => {
+            if (e.type === 'done' && e.description.includes('cat /a.txt')) proxy.faults = { paths: /\/blobs\/sha256:/, status: { code: 503, times: 1_000 } }
+          },
+        })
+        .catch((e: unknown) => e)
+      expect(err).toMatchObject({ code: 'REGISTRY_ERROR', details: { registry: proxy.host, status: 503 } })
+      // Nothing still running: no blob being written into the store.
+      expect(readdirSync(join(store, 'tmp'))).toEqual([])
+      expect(storeProblems(store)).toEqual([])
+      // The hit layers stay fetchable.
+      expect(readdirSync(join(store, 'remote')).filter((f) => f.endsWith('.json')).length).toBeGreaterThan(0)
+    } finally {
+      await Promise.all([proxy.stop(), target.stop()])
+    }
   })
 
   it('attestations (SBOM, max provenance) with zstd layers and a passing budget, imported lazily from a registry cache on an empty store, pushed: the index\'s attestation manifest names the zstd image manifest; podman pulls and runs it', async () => {
