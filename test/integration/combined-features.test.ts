@@ -257,6 +257,25 @@ export default { quick, slow, other }
     expect(index.manifests.map((m) => m.digest)).toEqual(cold.index!.manifests.map((m) => m.digest))
   })
 
+  it('an SBOM reads every layer: a hit layer the cache sends other bytes for is refused and its step rebuilt, as for an archive, also with no output', async () => {
+    const ref = `combo/cache:sbom-corrupt`
+    const cold = (await app().build({ sourceDateEpoch: 0, context: ctx, cacheDir: join(work, 'cold-9'), cacheTo: [{ type: 'registry', ref: `${reg.host}/${ref}`, mode: 'max' }] })) as LocalBuildResult
+    const config = ((await (await fetch(`${reg.url}/v2/combo/cache/manifests/${cold.cache!.exported[0]!.digest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json()) as { config: { digest: string } }).config.digest
+    // Every layer blob is flipped on the way; the cache's manifest and config arrive intact.
+    const proxy = await startProxy(reg.host, { corrupt: true, paths: new RegExp(`/blobs/sha256:(?!${config.slice(7)})`) })
+    try {
+      const store = join(work, 'sbom-corrupt-store')
+      const r = (await app().build({ sourceDateEpoch: 0, context: ctx, cacheDir: store, cacheFrom: [{ type: 'registry', ref: `${proxy.host}/${ref}` }], attest: { sbom: true } })) as LocalBuildResult
+      expect(r.cache!.warnings.length).toBeGreaterThan(0)
+      for (const w of r.cache!.warnings) expect(w).toMatch(/layer sha256:[a-f0-9]{64} refused \(.*does not match.*\); the step is rebuilt$/)
+      expect(r.images![0]!.config.rootfs.diff_ids).toEqual(cold.config.rootfs.diff_ids)
+      for (const l of r.layers) expect(blobsIn(store), l.digest).toContain(l.digest.slice(7))
+      expect(storeProblems(store)).toEqual([])
+    } finally {
+      await proxy.stop()
+    }
+  })
+
   it('a push whose remote layers the cache registry refuses after the solve fails with that registry\'s error only once every fetch and upload it started has settled', async () => {
     const ref = `combo/cache:refused`
     await app().build({ sourceDateEpoch: 0, context: ctx, cacheDir: join(work, 'cold-8'), cacheTo: [{ type: 'registry', ref: `${reg.host}/${ref}`, mode: 'max' }] })
