@@ -1,8 +1,10 @@
 /**
  * Features used together, as users and acceptance checks do: two processes importing one lazy
- * registry cache into one empty store at once; `cache prune` after an all-hit build named an image
- * whose layers are still remote; a bake interrupted with SIGINT mid-RUN; and attestations with zstd
- * layers and a passing budget pushed to a registry, then pulled and run by podman.
+ * registry cache into one empty store at once; a bake interrupted with SIGINT mid-RUN; `cache prune`
+ * after (and `cache prune --all` during) a lazily imported build whose layers are still remote;
+ * `inspect --layers` and `diff` of such an image; SBOMs of such builds (layers fetched, a corrupt one
+ * refused); a push whose cache registry fails after the solve; and attestations with zstd layers and
+ * a passing budget pushed to a registry, then pulled and run by podman.
  */
 import { execFile, execFileSync, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
