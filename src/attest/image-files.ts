@@ -55,7 +55,7 @@ export async function scanImageFiles(
   for (let index = 0; index < layers.length; index++) {
     throwIfAborted(signal)
     const layer = layers[index]!
-    const input = await openLayer(blobs, layer.digest)
+    const input = await openLayer(blobs, layer.digest, signal)
     try {
       for await (const e of readTarEntries(input.stream)) {
         const path = nameFromBytes(e.header.name).replace(/^(\.\/|\/)+/, '').replace(/\/+$/, '')
@@ -105,7 +105,9 @@ export async function scanImageFiles(
 }
 
 /** A layer blob decompressed as it is read (gzip in Node, zstd through the `zstd` tool, or a plain tar). */
-async function openLayer(blobs: BlobStore, digest: Digest): Promise<{ stream: Readable; done(): Promise<void>; stop(): void }> {
+async function openLayer(blobs: BlobStore, digest: Digest, signal?: AbortSignal): Promise<{ stream: Readable; done(): Promise<void>; stop(): void }> {
+  // A layer an imported build cache answered for may still be remote: fetched before its codec is sniffed from the file.
+  await blobs.ensure(digest, signal)
   const codec = await sniffFile(blobs.blobPath(digest))
   if (codec === 'gzip') {
     const gunzip = createGunzip({ chunkSize: 256 << 10 })

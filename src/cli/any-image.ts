@@ -1,3 +1,4 @@
+import { remoteFetchers } from '../cache-share/remote-fetch.js'
 import { ErrorCodes, isImagesmithError } from '../errors.js'
 import { openImageSource, type ImageSource } from '../insight/image-source.js'
 import { parsePlatform } from '../oci/platform.js'
@@ -16,9 +17,16 @@ import { registryFlags } from './registry-flags.js'
  * platform, or `--platform`), which fetches nothing the store already holds.
  */
 export async function openAnyImage(text: string, args: ParsedArgs, cacheDir: string): Promise<ImageSource> {
+  let client: RegistryClient | undefined
   try {
-    return await openImageSource(text, cacheDir)
+    // A local image's layers an imported build cache answered for are fetched as they are read, as `imagesmith save` does.
+    const src = await openImageSource(text, cacheDir, (store) => {
+      client = new RegistryClient(resolveRegistryOptions(registryFlags(args)))
+      store.blobs.remote.use(remoteFetchers(client, store.blobs))
+    })
+    return client === undefined ? src : { ...src, close: async () => (await src.close(), client!.close()) }
   } catch (e) {
+    client?.close()
     if (!isImagesmithError(e) || e.code !== ErrorCodes.IMAGE_NOT_FOUND || !namesRegistry(text)) throw e
   }
   const ref = parseReference(text)

@@ -18,7 +18,7 @@ import { Store } from '../store/store.js'
 import { checkBudget } from '../insight/budget.js'
 import { zstdArtifact } from '../artifacts/recompress.js'
 import { nameImage } from '../store/local-images.js'
-import type { LocalBuildResult } from '../pipeline/options.js'
+import type { BuildOptions, LocalBuildResult } from '../pipeline/options.js'
 import { requireGraphEntitlements } from '../pipeline/entitlements.js'
 import { requireEmulation, runPlatforms } from '../ops/platform-support.js'
 import { applyNamedContexts } from '../pipeline/named-contexts.js'
@@ -174,8 +174,10 @@ async function solveLocally(entries: readonly LocalTarget[], at: BakePosition, l
   // or skips a layer before reading it), whose layers are fetched here. The layer is refused and
   // the solve runs again, rebuilding the steps it answered (everything else now hits in the
   // store). Bounded: each retry refuses one more layer.
-  // A zstd push reads every layer too: each is recompressed before it is uploaded.
-  const writesBytes = new Set(entries.filter((e) => e.request.opts.output && (e.request.opts.output.type !== 'registry' || e.request.opts.output.compression === 'zstd')).map((e) => e.name))
+  // A zstd push reads every layer too: each is recompressed before it is uploaded. So does an SBOM,
+  // whatever the output (or none): it reads every file of the image.
+  const readsLayers = (o: BuildOptions['output']) => o !== undefined && (o.type !== 'registry' || o.compression === 'zstd')
+  const writesBytes = new Set(entries.filter((e) => readsLayers(e.request.opts.output) || e.request.resolved.attest?.sbom === true).map((e) => e.name))
   const fetchOutputLayers = async (outs: Awaited<ReturnType<typeof solveOnce>>['outputs']) => {
     if (!share || writesBytes.size === 0) return
     const queue = new PQueue({ concurrency: 4 })

@@ -17,11 +17,17 @@ export interface ImageSource {
   close(): Promise<void>
 }
 
-/** `text` as a path if one exists there, else a local image name (as `imagesmith images` lists them). */
-export async function openImageSource(text: string, cacheDir: string): Promise<ImageSource> {
+/**
+ * `text` as a path if one exists there, else a local image name (as `imagesmith images` lists them).
+ * `prepare` gets the store before any layer is read: a named image's layers may still be remote (an
+ * imported build cache answered for them), and only a caller that can reach registries installs
+ * their fetchers.
+ */
+export async function openImageSource(text: string, cacheDir: string, prepare?: (store: Store) => void): Promise<ImageSource> {
   if (existsSync(text)) return openImages(text)
   const store = new Store(cacheDir)
   await store.init()
+  prepare?.(store)
   const record = await findLocalImage(store, text)
   if (!record) {
     throw new ImagesmithError(ErrorCodes.IMAGE_NOT_FOUND, `no archive or layout at ${text}, and no local image ${text} (see imagesmith images)`, { reference: text, path: text })

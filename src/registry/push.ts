@@ -157,14 +157,19 @@ async function pushBlobs(
   const blobs: { digest: Digest; size: number }[] = [...images.flatMap((image) => [...image.layers.map((l) => ({ digest: l.digest, size: l.size })), { digest: image.configDigest, size: -1 }]), ...extra]
   const seen = new Set<string>()
   const queue = new PQueue({ concurrency: opts.concurrency ?? 3 })
+  // The first failure stops the rest: queued blobs are not started, running ones are aborted, and
+  // the push fails only once they have settled (no fetch or upload outlives it).
+  const stop = new AbortController()
+  const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal
+  let failure: { readonly error: unknown } | undefined
   const tasks = blobs
     .filter((b) => !seen.has(b.digest) && seen.add(b.digest))
     .map((b) =>
       queue.add(async () => {
-        throwIfAborted(opts.signal)
+        throwIfAborted(signal)
         const size = b.size >= 0 ? b.size : await opts.blobs.size(b.digest)
-        const t: UploadTarget = { repository: repo, digest: b.digest, size, path: opts.blobs.blobPath(b.digest), scopes: [pushScope], signal: opts.signal }
-        const head = await sender.send({ method: 'HEAD', url: `/v2/${repo}/blobs/${b.digest}`, scopes: [pushScope], signal: opts.signal })
+        const t: UploadTarget = { repository: repo, digest: b.digest, size, path: opts.blobs.blobPath(b.digest), scopes: [pushScope], signal }
+        const head = await sender.send({ method: 'HEAD', url: `/v2/${repo}/blobs/${b.digest}`, scopes: [pushScope], signal })
         await head.text(0)
         if (head.status === 200) {
           stats.skipped++
@@ -176,7 +181,7 @@ async function pushBlobs(
         if (from) {
           const scopes = [pushScope, `repository:${from}:pull`]
           const url = `/v2/${repo}/blobs/uploads/?mount=${encodeURIComponent(b.digest)}&from=${encodeURIComponent(from)}`
-          const res = await sender.send({ method: 'POST', url, scopes, headers: { 'content-length': '0' }, signal: opts.signal })
+          const res = await sender.send({ method: 'POST', url, scopes, headers: { 'content-length': '0' }, signal })
           const body = await res.text(64 << 10)
           if (res.status === 201) {
             stats.mounted++
@@ -189,12 +194,17 @@ async function pushBlobs(
           session = await openSession(sender, t)
         }
         // Only now are the bytes needed: a layer still remote (an imported cache's) is fetched.
-        await opts.blobs.ensure(b.digest, opts.signal)
+        await opts.blobs.ensure(b.digest, signal)
         await uploadBlob(sender, t, session, policy)
         stats.blobs++
+      }).catch((error: unknown) => {
+        if (failure) return
+        failure = { error }
+        stop.abort(error)
       }),
     )
   await Promise.all(tasks)
+  if (failure) throw failure.error
 }
 
 /** PUTs a manifest under `reference` (a tag, or the manifest's digest); `name` is what errors call it. */
