@@ -27,6 +27,7 @@ import { sniffFile } from '../util/sniff.js'
 import { xargs } from './xargs.js'
 import { opaqueXattr } from './overlay.js'
 import { unmappedFromTar } from '../host/ids.js'
+import { treeRoot } from '../host/tree-root.js'
 import type { LayerEntry } from '../layer/entry.js'
 import { SnapshotTee, type SnapshotReuse } from './from-entries.js'
 import { subStep } from '../util/progress-scope.js'
@@ -173,7 +174,7 @@ async function heldSnapshot(store: Store, layer: LayerRef, dir: string): Promise
 /** A private temp dir beside the snapshots for a tree about to be placed (its writer's pid in the name: swept if it dies). */
 async function snapshotTemp(store: Store, stem: string): Promise<string> {
   const root = store.layout.dir('snapshots')
-  await mkdir(root, { recursive: true })
+  await treeRoot(root)
   await store.sweepOnce(root)
   const tmp = tempPath(root, stem)
   await mkdir(tmp, { mode: 0o755 })

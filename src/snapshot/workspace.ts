@@ -11,6 +11,7 @@ import { registerCleanup, removeSync, sweepDeadWorkDirs, unmountSync } from '../
 import { copyRootfs, treeState } from './copy-fallback.js'
 import { mountOverlay, unmount } from './overlay.js'
 import { ownerTag } from '../util/owner.js'
+import { treeRoot } from '../host/tree-root.js'
 
 export interface RootfsWorkspace {
   /** The step's private directory (bundle, mount sources); removed when the step ends. */
@@ -37,7 +38,7 @@ export async function withRootfsWorkspace<T>(
   useOverlay: boolean,
   fn: (ws: RootfsWorkspace) => Promise<T>,
 ): Promise<T> {
-  await mkdir(workRoot, { recursive: true })
+  await treeRoot(workRoot)
   sweepDeadWorkDirs(workRoot)
   const work = await mkdtemp(join(workRoot, `run-${ownerTag()}-`))
   const rootfs = join(work, 'r')
