@@ -17,6 +17,11 @@ export interface MissDetail {
   readonly argNames?: readonly string[]
   /** What the step's other inputs are called (`COPY --from=build`): a changed one is named. */
   readonly inputs?: readonly InputName[]
+  /**
+   * Runs on a miss before anything here is read and before the layer is made: a key taken from a
+   * summary (a COPY's tree record) is made in full here, with what `files` and the writer need.
+   */
+  readonly prepare?: () => Promise<void>
 }
 
 /**
@@ -91,6 +96,7 @@ export async function cachedLayer(
       return { layer: hit, cached: true, key }
     }
   }
+  await detail.prepare?.()
   // Compacted only on a miss: a hit never pays for the per-file map.
   const files = detail.files && compactFiles(detail.files)
   let reason: string

@@ -86,6 +86,8 @@ export class StatCache {
   #hits = 0
   /** Records were dropped ({@link forget}): the file must be rewritten even if none were made. */
   #dropped = false
+  /** A file was hashed whose record could not be kept (changed within the racy window, or unstattable). */
+  #unsettled = false
 
   private constructor(file: string | undefined, old: Map<string, string>) {
     this.#file = file
@@ -116,6 +118,14 @@ export class StatCache {
   }
 
   /**
+   * Whether every hash this cache gave is one it keeps a record of (a hit, or remembered now): then
+   * a summary of the same stamps (context/tree-record.ts) is as safe to trust as the records are.
+   */
+  get settled(): boolean {
+    return this.#file !== undefined && !this.#unsettled
+  }
+
+  /**
    * `seen` is the file's statStamp from the context walk: when the record matches it, the file is
    * not stat'ed again (the build uses the context as the walk saw it). On a miss the file is
    * stat'ed afresh before it is read, and that stamp is what gets remembered.
@@ -131,6 +141,7 @@ export class StatCache {
     try {
       st = lstatSync(fsPath(path))
     } catch {
+      this.#unsettled = true
       return hashFileSync(path, buf)
     }
     if (old !== undefined) {
@@ -143,6 +154,7 @@ export class StatCache {
     const sha = hashFileSync(path, buf)
     const now = Date.now()
     if (now - st.ctimeMs > RACY_MS && now - st.mtimeMs > RACY_MS) this.#remember(path, st, sha)
+    else this.#unsettled = true
     return sha
   }
 

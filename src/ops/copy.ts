@@ -20,7 +20,10 @@ import { EntrySet, type Owner } from '../context/collect.js'
 import { contentKey, StatCache } from '../context/content-key.js'
 import { loadDockerignore, PatternMatcher } from '../context/dockerignore.js'
 import { readImageFile } from './image-file.js'
-import { cachedLayer, execPlan, type PreviousBuild } from '../cache/layer-cache.js'
+import { cachedLayer, execPlan, type MissDetail, type PreviousBuild } from '../cache/layer-cache.js'
+import { dropTreeRecord, readTreeRecord, stamped, treeStamp, writeTreeRecord } from '../context/tree-record.js'
+import type { Digest } from '../oci/media-types.js'
+import type { LayerRef } from '../oci/types.js'
 import { FILE_MAP_LIMIT } from '../cache/miss-reason.js'
 import { addDestDirs, findSources, placeSources, resolveDest, type Dest, type SourceRoot } from './placement.js'
 import { literalCopySpec, solveBudget } from './expand-spec.js'
@@ -182,7 +185,7 @@ async function keyedLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[],
   const set = spec.sources.length > 0 ? planContext(ctx, spec.sources, spec, dest, owner) : new EntrySet()
   for (const f of spec.inline ?? []) placeInline(set, f, dest, owner, ctx.epoch, chmodOf(spec), all > 1)
   const entries: LayerEntry[] = set.finalize()
-  const stats = await StatCache.open(ctx.store.layout.dir('statCache'), ctx.contextDir)
+  const statDir = ctx.store.layout.dir('statCache')
   // Per-file digests are kept beside the key (not in it) so a miss can name the files that changed.
   // What each entry put into the key, as it came: the per-file map a miss is explained with is made
   // from it only on a miss (a hit never builds 10k names into an object).
@@ -192,18 +195,39 @@ async function keyedLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[],
   // The context is the user's to edit while we build: the writer checks every file's bytes against
   // the hash the key was made with, so the entry stored under the key holds the bytes it names.
   const expect = new Map<string, string>()
-  const keyDoc = { ...base, content: contentKey(entries, stats, seen && ((e, d) => { seen.entries.push(e); seen.what.push(d) }), expect) }
-  await stats.save()
+  let stats: StatCache | undefined
+  /** The content key from every file's hash (the stat cache saves reading unchanged ones). */
+  const hashAll = async (): Promise<{ content: Digest; settled: boolean }> => {
+    stats = await StatCache.open(statDir, ctx.contextDir)
+    const content = contentKey(entries, stats, seen && ((e, d) => { seen.entries.push(e); seen.what.push(d) }), expect)
+    await stats.save()
+    return { content, settled: stats.settled }
+  }
+  // The walk's stamps, summarised: when a record of them exists, the key is taken from it and the
+  // files are hashed only if the step misses anyway (`prepare` below), before anything is written.
+  const tree = stamped(entries) ? treeStamp(entries) : undefined
+  const recorded = tree === undefined ? undefined : await readTreeRecord(statDir, tree)
+  let content: Digest
+  if (recorded) content = recorded
+  else {
+    const all = await hashAll()
+    content = all.content
+    if (tree !== undefined && all.settled) await writeTreeRecord(statDir, tree, content).catch(() => undefined)
+  }
+  let full: Promise<void> | undefined
+  const prepare = recorded === undefined ? undefined : () => (full ??= hashAll().then(async ({ content: now }) => {
+    if (now === recorded) return
+    // The record named other bytes than the files hold now: they changed after the walk (or the
+    // record was wrong). The key was made from the record, so nothing may be stored under it.
+    await dropTreeRecord(statDir, tree!).catch(() => undefined)
+    throw new CopyError(ErrorCodes.SOURCE_CHANGED, `the build context ${ctx.contextDir} changed while ${vertex.meta.description} was checked; build again`, { step: vertex.meta.description })
+  }))
+  const keyDoc = { ...base, content }
   // The previous layer of this step lends its unchanged gzip members (layer/members.ts).
   const checked = (previous?: PreviousBuild) => ({ ...layerOpts, expect, members: { dir: ctx.store.layout.dir('layerMembers'), ...(previous ? { previous: { digest: previous.layer.digest, path: ctx.store.blobs.blobPath(previous.layer.digest) } } : {}) } })
-  return {
-    keyDoc,
-    // The per-file map is made only when a miss asks for it (a hit never builds 10k names into an object).
-    ...(seen ? { detail: { get files() { return files() } } } : {}),
-    // When a later step of this build assembles a rootfs holding this layer, its snapshot is
-    // written in the same pass as the layer, from the same reads: a RUN on top must not gunzip and
-    // untar it back. Otherwise (a COPY-only image) the second copy would be pure cost.
-    make: (previous) => forgetChanged(stats, () =>
+  const make = async (previous?: PreviousBuild): Promise<LayerRef> => {
+    await prepare?.()
+    return forgetChanged(stats!, tree === undefined ? undefined : () => dropTreeRecord(statDir, tree), () =>
       ctx.step?.rootfsWanted && prewritable(entries)
         ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...checked(previous), tee }), {
           ...(ctx.signal ? { signal: ctx.signal } : {}),
@@ -211,21 +235,36 @@ async function keyedLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[],
             ? { previous: { layer: previous.layer, same: (e: LayerEntry) => e.type === 'file' && 'path' in e.source && previous.unchanged(contextName(ctx, e)) } }
             : {}),
         })
-        : writeLayer(entries, ctx.store.blobs, checked(previous))),
+        : writeLayer(entries, ctx.store.blobs, checked(previous)))
+  }
+  // The per-file map is made only when a miss asks for it (a hit never builds 10k names into an object).
+  // (Built without spreads: a spread would call the getter now, before `prepare` filled `seen`.)
+  const detail: MissDetail | undefined = seen && prepare ? { prepare, get files() { return files() } }
+    : seen ? { get files() { return files() } }
+      : prepare ? { prepare } : undefined
+  return {
+    keyDoc,
+    ...(detail ? { detail } : {}),
+    // When a later step of this build assembles a rootfs holding this layer, its snapshot is
+    // written in the same pass as the layer, from the same reads: a RUN on top must not gunzip and
+    // untar it back. Otherwise (a COPY-only image) the second copy would be pure cost.
+    make,
   }
 }
 
 /**
- * A file whose bytes differed from its key's hash leaves the stat cache: had the hash come from a
- * record whose stamp hid a write, every later build would otherwise fail on it the same way.
+ * A file whose bytes differed from its key's hash leaves the stat cache, and the tree record made
+ * with that hash goes too: had either come from a record whose stamp hid a write, every later build
+ * would otherwise fail on it the same way.
  */
-async function forgetChanged<T>(stats: StatCache, make: () => Promise<T>): Promise<T> {
+async function forgetChanged<T>(stats: StatCache, dropTree: (() => Promise<void>) | undefined, make: () => Promise<T>): Promise<T> {
   try {
     return await make()
   } catch (e) {
     if (e instanceof ImagesmithError && e.code === ErrorCodes.SOURCE_CHANGED && typeof e.details.source === 'string') {
       stats.forget(e.details.source)
       await stats.save()
+      await dropTree?.().catch(() => undefined)
     }
     throw e
   }

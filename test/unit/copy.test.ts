@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { chmodSync, closeSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -45,6 +45,17 @@ function vertex(spec: Partial<CopySpec> & { sources: string[]; dest: string }): 
 async function copy(spec: Partial<CopySpec> & { sources: string[]; dest: string }, parent = scratch(), ctx = ctxFor()) {
   const r = await copyExecutor.exec(vertex(spec), [parent], ctx)
   return { ...r, layer: r.state.layers[r.state.layers.length - 1]!, list: await listLayer(r.state.layers[r.state.layers.length - 1]!) }
+}
+
+/** Runs `fn` with the clock `ms` ahead, so files written just now are outside the stat cache's racy window. */
+async function shiftedClock<T>(ms: number, fn: () => Promise<T>): Promise<T> {
+  const real = Date.now
+  Date.now = () => real() + ms
+  try {
+    return await fn()
+  } finally {
+    Date.now = real
+  }
 }
 
 /** Every entry of a layer blob with its bytes, read back with node-tar's parser (order kept). */
@@ -424,6 +435,43 @@ describe('COPY cache and determinism', () => {
     await expect(copy({ sources: ['f.txt'], dest: '/f.txt' })).rejects.toMatchObject({ code: ErrorCodes.SOURCE_CHANGED, details: { source: host, expected: `sha256:${stale}` } })
     const next = await copy({ sources: ['f.txt'], dest: '/f.txt' })
     expect(next.list.get('f.txt')!.data).toBe('real bytes')
+  })
+
+  it('a rebuild that sees the same stamps takes its key from the tree record; a step that misses anyway hashes every file first and fails on a record that named other bytes', async () => {
+    file('a.txt', 'aaaa')
+    file('sub/b.txt', 'bbbb')
+    const statDir = join(store.root, 'statcache')
+    const records = () => (existsSync(statDir) ? readdirSync(statDir).filter((n) => n.startsWith('tree-')) : [])
+    // Files written just now are inside the racy window: no record of them may be kept.
+    const first = await copy({ sources: ['.'], dest: '/app/' })
+    expect(records()).toEqual([])
+    const later = <T>(fn: () => Promise<T>): Promise<T> => shiftedClock(10_000, fn)
+    const settled = await later(() => copy({ sources: ['.'], dest: '/app/' }))
+    expect(settled.layer.digest).toBe(first.layer.digest)
+    expect(records()).toHaveLength(1)
+    const record = join(statDir, records()[0]!)
+    const key = (JSON.parse(readFileSync(record, 'utf8')) as { content: string }).content
+    // The same walk again is answered by the record: a record naming other content changes the key.
+    writeFileSync(record, JSON.stringify({ content: `sha256:${'e'.repeat(64)}` }))
+    const step = { vertex: `sha256:${'2'.repeat(64)}` as const, description: 'COPY . /app/', rootfsWanted: false }
+    // That key misses, so the files are hashed before a byte is written: they are not what the record said.
+    const err = await later(() => copy({ sources: ['.'], dest: '/app/' }, scratch(), ctxFor({ step }))).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: ErrorCodes.SOURCE_CHANGED })
+    expect(existsSync(record)).toBe(false)
+    const again = await later(() => copy({ sources: ['.'], dest: '/app/' }, scratch(), ctxFor({ step })))
+    expect(again.layer.digest).toBe(first.layer.digest)
+    expect((JSON.parse(readFileSync(record, 'utf8')) as { content: string }).content).toBe(key)
+    // A record the step trusts and misses with (here: --no-cache) still names the changed files and
+    // builds the same layer.
+    const rebuilt = await later(() => copy({ sources: ['.'], dest: '/app/' }, scratch(), ctxFor({ step, noCache: true })))
+    expect(rebuilt.cached).toBe(false)
+    expect(rebuilt.layer.digest).toBe(first.layer.digest)
+    // An edit changes the stamps: a new walk digest, the file hashed, the new bytes in the layer.
+    file('sub/b.txt', 'BBBB')
+    const edited = await later(() => copy({ sources: ['.'], dest: '/app/' }, scratch(), ctxFor({ step })))
+    expect(edited.cached).toBe(false)
+    expect(edited.reason).toBe('1 context file changed: sub/b.txt')
+    expect(edited.list.get('app/sub/b.txt')!.data).toBe('BBBB')
   })
 
   it('createdBy follows BuildKit', () => {
