@@ -3,15 +3,16 @@
  * output and drivers that hand a build to an engine: plain HTTP over a unix socket or TCP.
  */
 import { once } from 'node:events'
-import { request, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http'
+import type { ClientRequest, IncomingMessage, RequestOptions } from 'node:http'
 import { ErrorCodes, ImagesmithError, throwIfAborted } from '../errors.js'
 import { describeEndpoint, type DockerEndpoint } from './endpoint.js'
+import { nodeHttp } from '../util/net-modules.js'
 
 /** An HTTP request to the engine API; the caller writes the body and ends it. */
 export function engineRequest(endpoint: DockerEndpoint, opts: RequestOptions): ClientRequest {
   const where = endpoint.kind === 'unix' ? { socketPath: endpoint.socketPath } : { host: endpoint.host, port: endpoint.port }
   // Host header: the engine ignores it on a socket, but Go's HTTP server wants one.
-  return request({ ...where, ...opts, headers: { Host: 'docker', ...opts.headers } })
+  return nodeHttp().request({ ...where, ...opts, headers: { Host: 'docker', ...opts.headers } })
 }
 
 /**

@@ -5,12 +5,12 @@
  */
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { request as httpRequest, type ClientRequest, type RequestOptions } from 'node:http'
-import { request as httpsRequest } from 'node:https'
+import type { ClientRequest, RequestOptions } from 'node:http'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
 import { Duplex } from 'node:stream'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
+import { nodeHttp, nodeHttps } from '../util/net-modules.js'
 
 /** TLS as the docker CLI sets it up from its environment. */
 export interface EngineTls {
@@ -70,10 +70,10 @@ export function describeEngine(e: EngineEndpoint): string {
 export function engineHttpRequest(e: EngineEndpoint, opts: RequestOptions): ClientRequest {
   // Host header: the engine ignores it on a socket, but Go's HTTP server wants one.
   const headers = { Host: 'docker', ...opts.headers }
-  if (e.kind === 'unix') return httpRequest({ ...opts, socketPath: e.socketPath, headers })
+  if (e.kind === 'unix') return nodeHttp().request({ ...opts, socketPath: e.socketPath, headers })
   // No agent: Node uses createConnection only when none is given (one ssh per request, as the CLI's dialer).
-  if (e.kind === 'ssh') return httpRequest({ ...opts, headers, createConnection: () => dialStdio(e) })
-  if (!e.tls) return httpRequest({ ...opts, host: e.host, port: e.port, headers })
+  if (e.kind === 'ssh') return nodeHttp().request({ ...opts, headers, createConnection: () => dialStdio(e) })
+  if (!e.tls) return nodeHttp().request({ ...opts, host: e.host, port: e.port, headers })
   const file = (name: string): Buffer | undefined => {
     try {
       return readFileSync(join(e.tls!.certPath, name))
@@ -85,7 +85,7 @@ export function engineHttpRequest(e: EngineEndpoint, opts: RequestOptions): Clie
   const ca = file('ca.pem')
   const cert = file('cert.pem')
   const key = file('key.pem')
-  return httpsRequest({
+  return nodeHttps().request({
     ...opts,
     host: e.host,
     port: e.port,

@@ -11,13 +11,19 @@
 import { promises as fsp } from 'node:fs'
 import { posix } from 'node:path'
 import type { Readable } from 'node:stream'
-import { Parser, type ReadEntry } from 'tar'
+import { createRequire } from 'node:module'
+import type { ReadEntry } from 'tar'
 import { abortError, throwIfAborted } from '../errors.js'
 import type { LayerRef } from '../oci/types.js'
 import { writeFileAtomic } from '../store/atomic-write.js'
 import type { Store } from '../store/store.js'
 import { digestOf } from '../util/canonical-json.js'
 import { subStep } from '../util/progress-scope.js'
+
+/** node-tar is loaded on the first image file read, not at module load (~8 ms of every CLI start). */
+let tarLoaded: typeof import('tar') | undefined
+const tar = (): typeof import('tar') => (tarLoaded ??= createRequire(import.meta.url)('tar') as typeof import('tar'))
+
 
 export interface ImageNode {
   readonly type: 'file' | 'dir' | 'symlink' | 'hardlink' | 'other'
@@ -57,7 +63,7 @@ function typeOf(e: ReadEntry): ImageNode['type'] {
 }
 
 function parseStream(stream: Readable, onEntry: (e: ReadEntry) => void, signal: AbortSignal | undefined): { done: Promise<void>; stop: () => void } {
-  const parser = new Parser({ onReadEntry: onEntry })
+  const parser = new (tar().Parser)({ onReadEntry: onEntry })
   let settle!: (e?: unknown) => void
   const done = new Promise<void>((resolve, reject) => {
     let settled = false

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs'
-import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http'
-import https from 'node:https'
+import type { Agent as HttpAgent, IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { Agent as HttpsAgent } from 'node:https'
 import type { Readable } from 'node:stream'
-import { rootCertificates } from 'node:tls'
 import { ErrorCodes, ImagesmithError, abortError } from '../errors.js'
+import { nodeHttp, nodeHttps, nodeTls } from '../util/net-modules.js'
 
 export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
 
@@ -144,8 +144,10 @@ export class Transport {
   readonly idleTimeoutMs: number
   readonly deadlineMs: number
   readonly maxRetryAfterMs: number
-  readonly #http = new http.Agent({ keepAlive: true, maxSockets: 16 })
-  readonly #https: https.Agent
+  // Made at the first request (util/net-modules.ts); the CA file is read at once, so a bad one fails here.
+  #http: HttpAgent | undefined
+  #https: HttpsAgent | undefined
+  readonly #extraCa: string | undefined
   #requests = 0
 
   constructor(opts: TransportOptions = {}) {
@@ -154,7 +156,7 @@ export class Transport {
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 30_000
     this.deadlineMs = opts.deadlineMs ?? 120_000
     this.maxRetryAfterMs = opts.maxRetryAfterMs ?? 30_000
-    this.#https = new https.Agent({ keepAlive: true, maxSockets: 16, ca: trustedCas(opts.caFile) })
+    this.#extraCa = opts.caFile === undefined ? undefined : readCaFile(opts.caFile)
   }
 
   /** Requests sent (each attempt and redirect counts): for tests and benchmarks. */
@@ -216,8 +218,10 @@ export class Transport {
   #once(method: HttpMethod, url: string, headers: Record<string, string>, body: HttpRequest['body'], signal?: AbortSignal, deadline?: { at: number; ms: number }): Promise<IncomingMessage> {
     this.#requests++
     const u = new URL(url)
-    const mod = u.protocol === 'https:' ? https : http
-    const agent = u.protocol === 'https:' ? this.#https : this.#http
+    const mod = u.protocol === 'https:' ? nodeHttps() : nodeHttp()
+    const agent = u.protocol === 'https:'
+      ? (this.#https ??= new (nodeHttps().Agent)({ keepAlive: true, maxSockets: 16, ca: trustedCas(this.#extraCa) }))
+      : (this.#http ??= new (nodeHttp().Agent)({ keepAlive: true, maxSockets: 16 }))
     return new Promise((resolve, reject) => {
       let response: IncomingMessage | undefined
       const r = mod.request(u, { method, headers: { 'user-agent': 'imagesmith', ...headers }, agent, signal }, (res) => {
@@ -255,14 +259,14 @@ export class Transport {
   }
 
   close(): void {
-    this.#http.destroy()
-    this.#https.destroy()
+    this.#http?.destroy()
+    this.#https?.destroy()
   }
 }
 
 /** Node's bundled roots, the system bundle (where the admin's CAs go) and the caller's file. */
-function trustedCas(caFile?: string): string[] {
-  const cas = [...rootCertificates]
+function trustedCas(extra: string | undefined): string[] {
+  const cas = [...nodeTls().rootCertificates]
   for (const f of SYSTEM_CA_BUNDLES) {
     try {
       cas.push(readFileSync(f, 'utf8'))
@@ -271,14 +275,16 @@ function trustedCas(caFile?: string): string[] {
       // not on this system
     }
   }
-  if (caFile) {
-    try {
-      cas.push(readFileSync(caFile, 'utf8'))
-    } catch (e) {
-      throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `cannot read the registry CA file ${caFile}: ${(e as Error).message}`, { caFile }, { cause: e })
-    }
-  }
+  if (extra !== undefined) cas.push(extra)
   return cas
+}
+
+function readCaFile(caFile: string): string {
+  try {
+    return readFileSync(caFile, 'utf8')
+  } catch (e) {
+    throw new ImagesmithError(ErrorCodes.INVALID_ARGUMENT, `cannot read the registry CA file ${caFile}: ${(e as Error).message}`, { caFile }, { cause: e })
+  }
 }
 
 /** A Retry-After beyond what is waited for: fails at once, naming the wait asked for. */

@@ -2,13 +2,22 @@ import { createHash } from 'node:crypto'
 import { createReadStream, existsSync, promises as fsp, type WriteStream } from 'node:fs'
 import { PassThrough, Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import ssri from 'ssri'
+import { createRequire } from 'node:module'
+import type ssriModule from 'ssri'
 import { ErrorCodes, ImagesmithError, isImagesmithError } from '../errors.js'
 import { isDigest, type Digest } from '../oci/media-types.js'
 import { createAtomicWriter, sweepDeadTemps, writeFileAtomic } from './atomic-write.js'
 import { StoreLayout } from './layout.js'
 import type { Lease } from './lease.js'
 import { RemoteBlobs, remoteCorrupt } from './remote-blobs.js'
+
+
+/**
+ * ssri is loaded on the first checked read, not at module load: its import (with minipass) was
+ * ~10 ms of every CLI start, and a no-op build reads no blob.
+ */
+let ssriLoaded: typeof ssriModule | undefined
+const ssri = (): typeof ssriModule => (ssriLoaded ??= createRequire(import.meta.url)('ssri') as typeof ssriModule)
 
 /** A blob being written: bytes go to a private temp file that becomes visible only on commit. */
 export interface BlobWriter {
@@ -217,9 +226,9 @@ export class BlobStore {
 
   #openHeld(digest: Digest, path: string): Readable {
     this.#lease?.add({ blobs: [digest] })
-    const integrity = ssri.fromHex(digest.slice(7), 'sha256')
+    const integrity = ssri().fromHex(digest.slice(7), 'sha256')
     const file = createReadStream(path, { highWaterMark: 1 << 20 })
-    const checked = ssri.integrityStream({ integrity })
+    const checked = ssri().integrityStream({ integrity })
     file.on('error', (e) => checked.destroy(notFound(digest, e)))
     checked.on('error', () => file.destroy())
     // ssri reports EINTEGRITY; translate it so callers see the store's error type.
