@@ -27,7 +27,7 @@ import { sniffFile } from '../util/sniff.js'
 import { xargs } from './xargs.js'
 import { opaqueXattr } from './overlay.js'
 import { unmappedFromTar } from '../host/ids.js'
-import { treeRoot } from '../host/tree-root.js'
+import { spreadDir, treeRoot } from '../host/tree-root.js'
 import type { LayerEntry } from '../layer/entry.js'
 import { SnapshotTee, type SnapshotReuse } from './from-entries.js'
 import { subStep } from '../util/progress-scope.js'
@@ -176,9 +176,11 @@ async function snapshotTemp(store: Store, stem: string): Promise<string> {
   const root = store.layout.dir('snapshots')
   await treeRoot(root)
   await store.sweepOnce(root)
-  const tmp = tempPath(root, stem)
-  await mkdir(tmp, { mode: 0o755 })
-  return tmp
+  return spreadDir(async () => {
+    const tmp = tempPath(root, stem)
+    await mkdir(tmp, { mode: 0o755 })
+    return tmp
+  })
 }
 
 /** Meta first (a placed dir whose meta is missing is read as "has whiteouts"), then the rename. */

@@ -11,7 +11,7 @@ import { registerCleanup, removeSync, sweepDeadWorkDirs, unmountSync } from '../
 import { copyRootfs, treeState } from './copy-fallback.js'
 import { mountOverlay, unmount } from './overlay.js'
 import { ownerTag } from '../util/owner.js'
-import { treeRoot } from '../host/tree-root.js'
+import { spreadDir, treeRoot } from '../host/tree-root.js'
 
 export interface RootfsWorkspace {
   /** The step's private directory (bundle, mount sources); removed when the step ends. */
@@ -40,7 +40,7 @@ export async function withRootfsWorkspace<T>(
 ): Promise<T> {
   await treeRoot(workRoot)
   sweepDeadWorkDirs(workRoot)
-  const work = await mkdtemp(join(workRoot, `run-${ownerTag()}-`))
+  const work = await spreadDir(() => mkdtemp(join(workRoot, `run-${ownerTag()}-`)))
   const rootfs = join(work, 'r')
   const upper = join(work, 'u')
   const mounted: string[] = [] // mount points inside `work`, in mount order

@@ -4,11 +4,11 @@
  * no such flag (or chattr is missing) the folder is still made and nothing fails.
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { treeRoot } from '../../src/host/tree-root.js'
+import { spreadDir, treeRoot } from '../../src/host/tree-root.js'
 import { Store } from '../../src/store/store.js'
 import { writeWithSnapshot } from '../../src/snapshot/unpack.js'
 import { writeLayer } from '../../src/layer/write-layer.js'
@@ -64,5 +64,30 @@ describe('treeRoot', () => {
       { type: 'file', path: 'app/a', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: 2, source: { data: Buffer.from('a\n') } },
     ], store.blobs, { tee }))
     expect(attrs(store.layout.dir('snapshots'))).toContain('T')
+  })
+})
+
+describe('spreadDir', () => {
+  it('keeps one new empty dir (its probe files gone) and removes any it tried before it', async () => {
+    const made: string[] = []
+    const dir = await spreadDir(async () => {
+      const d = join(tmp, `t${made.length}`)
+      mkdirSync(d)
+      made.push(d)
+      return d
+    })
+    expect(made).toContain(dir)
+    expect(readdirSync(dir)).toEqual([])
+    // However many tries the disk asked for (at most 4), only the kept one is left.
+    expect(made.length).toBeLessThanOrEqual(4)
+    expect(readdirSync(tmp).sort()).toEqual([dir.slice(tmp.length + 1)])
+  })
+
+  it('keeps the dir when it cannot be probed', async () => {
+    const d = join(tmp, 'probed')
+    mkdirSync(d)
+    writeFileSync(join(d, '.probe-0'), '') // the probe's create fails on it
+    await expect(spreadDir(async () => d)).resolves.toBe(d)
+    expect(existsSync(d)).toBe(true)
   })
 })
