@@ -10,7 +10,7 @@ import type { DirEntry, LayerEntry } from '../layer/entry.js'
 import { hardlinkTo } from '../layer/hardlinks.js'
 import { fsPath, hasRawBytes, nameFromBytes } from '../util/names.js'
 import { sortEntries } from '../layer/write-layer.js'
-import { statStamp } from './content-key.js'
+import { statStamp } from '../util/stat-stamp.js'
 import type { PatternMatcher } from './dockerignore.js'
 
 /**

@@ -11,6 +11,7 @@ import type { LayerEntry } from '../layer/entry.js'
 import { fsPath, nameBytes } from '../util/names.js'
 import type { Digest } from '../oci/media-types.js'
 import { writeFileAtomic } from '../store/atomic-write.js'
+import { statStamp } from '../util/stat-stamp.js'
 
 const CHUNK = 1 << 20
 
@@ -56,15 +57,7 @@ export function copyFileHashedSync(path: string, dest: string, buf: Buffer = Buf
   return h.digest('hex')
 }
 
-/**
- * A file's identity for the stat cache: `ino:size:mtimeMs:ctimeMs:` from a plain (not bigint) lstat,
- * so the context walk's own lstat serves (a second lstat per file was a third of a no-op COPY check
- * on 10k files). The times are doubles, exact to well under a microsecond; the racy window below
- * covers writes closer together than that.
- */
-export function statStamp(st: Pick<Stats, 'ino' | 'size' | 'mtimeMs' | 'ctimeMs'>): string {
-  return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:`
-}
+export { statStamp }
 
 /**
  * Host path → content hash, valid while the file's (ino, size, mtime, ctime) stay the same.
@@ -88,6 +81,8 @@ export class StatCache {
   #dropped = false
   /** A file was hashed whose record could not be kept (changed within the racy window, or unstattable). */
   #unsettled = false
+  /** Host path → the stamp it had when this run hashed its bytes (settled files only): see {@link provenStamp}. */
+  readonly #proven = new Map<string, string>()
 
   private constructor(file: string | undefined, old: Map<string, string>) {
     this.#file = file
@@ -153,9 +148,22 @@ export class StatCache {
     }
     const sha = hashFileSync(path, buf)
     const now = Date.now()
-    if (now - st.ctimeMs > RACY_MS && now - st.mtimeMs > RACY_MS) this.#remember(path, st, sha)
-    else this.#unsettled = true
+    if (now - st.ctimeMs > RACY_MS && now - st.mtimeMs > RACY_MS) {
+      this.#remember(path, st, sha)
+      this.#proven.set(path, statStamp(st))
+    } else this.#unsettled = true
     return sha
+  }
+
+  /**
+   * The stamp under which `path` was hashed by this run, from its bytes, when the file had not changed
+   * within the racy window: a file that still has that stamp when the layer writer opens it and
+   * after reading it has the bytes the hash names (any write since moves its ctime), so the writer
+   * need not hash it again. A hash taken from a record of an earlier run is never proven so: its
+   * bytes are checked as they are written, which is what catches a record whose stamp hid a write.
+   */
+  provenStamp(path: string): string | undefined {
+    return this.#proven.get(path)
   }
 
   /**
@@ -163,6 +171,7 @@ export class StatCache {
    * stamp did not show), so the next build hashes the file again instead of failing the same way.
    */
   forget(path: string): void {
+    this.#proven.delete(path)
     const old = this.#old.delete(path)
     const fresh = this.#fresh.delete(path)
     if (old || fresh) this.#dropped = true

@@ -103,6 +103,11 @@ export interface LayerWriteOptions {
    */
   readonly expect?: ReadonlyMap<string, string>
   /**
+   * The stat stamp a host file had when this build hashed it for `expect` (StatCache.provenStamp): a
+   * file with that stamp when opened and after it is read is not hashed again (TarChunkOptions.proven).
+   */
+  readonly proven?: (hostPath: string) => string | undefined
+  /**
    * Keep the gzip member index of the layer in `dir` (store/member-index.ts), and copy from blob
    * `previous` (the same step's last layer, at `previousPath`) every member whose uncompressed
    * bytes are unchanged instead of compressing it again. The layer's bytes are the same either way.

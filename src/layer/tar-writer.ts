@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto'
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { ErrorCodes, ImagesmithError } from '../errors.js'
 import { fsPath, nameBytes } from '../util/names.js'
+import { statStamp } from '../util/stat-stamp.js'
 import type { EntryTee, LayerEntry } from './entry.js'
 
 /** Size of the chunks the serializer emits (the last one may be shorter). Multiple of 512. */
@@ -40,12 +41,19 @@ export interface TarChunkOptions {
    */
   readonly expect?: ReadonlyMap<string, string>
   /**
+   * The stat stamp (util/stat-stamp.ts) a host file had when this build hashed its bytes for
+   * `expect` (settled files only, StatCache.provenStamp). A file whose fstat shows that stamp when it
+   * is opened and again once it is read is not hashed twice: any write since would have moved it.
+   * Any other file is hashed as it is read.
+   */
+  readonly proven?: (hostPath: string) => string | undefined
+  /**
    * Told where each file's content starts in the tar and how long it is, before any of it is
    * emitted, with the sha256 (hex) it must have when `expect` names it (a write that finds other
    * bytes fails): the gzip member writer stores incompressible contents instead of deflating them,
    * and keys its members by the contents' hashes instead of hashing their bytes once more.
    */
-  readonly onData?: (start: number, size: number, sha256?: string, where?: FileWhere) => boolean | void
+  readonly onData?: (start: number, size: number, sha256?: string, where?: FileWhere, proven?: boolean) => boolean | void
 }
 
 /**
@@ -96,6 +104,7 @@ export class TarSerializer {
   readonly #free: Buffer[] = []
   readonly #tee: EntryTee | undefined
   readonly #expect: ReadonlyMap<string, string> | undefined
+  readonly #proven: TarChunkOptions['proven']
   readonly #onData: TarChunkOptions['onData']
   #buf: Buffer
   #off = 0
@@ -112,6 +121,7 @@ export class TarSerializer {
     this.#reuse = opts.reuse ?? 16
     this.#tee = opts.tee
     this.#expect = opts.expect
+    this.#proven = opts.proven
     this.#onData = opts.onData
     this.#buf = Buffer.allocUnsafe(size)
   }
@@ -171,14 +181,13 @@ export class TarSerializer {
     )
     this.#tee?.begin(entry)
     if (entry.type === 'file' && size > 0) {
-      const want = 'path' in entry.source ? this.#expect?.get(entry.source.path) : undefined
-      const checkedLater = this.#onData?.(this.position, size, want, want !== undefined && 'path' in entry.source ? { path: entry.path, source: entry.source.path } : undefined) === true
       if ('data' in entry.source) {
+        this.#onData?.(this.position, size)
         if (entry.source.data.length !== size) throw sizeMismatch(entry.path, size, entry.source.data.length, '<data>')
         this.#tee?.data(entry.source.data)
         yield* this.#put(entry.source.data)
       } else {
-        yield* this.#copyFile(entry.source.path, size, entry.path, checkedLater)
+        yield* this.#copyFile(entry.source.path, size, entry.path)
       }
       this.#pad()
     } else if (entry.type === 'file' && 'path' in entry.source) {
@@ -267,8 +276,12 @@ export class TarSerializer {
     }
   }
 
-  /** Reads the host file straight into the output chunks with synchronous reads. */
-  *#copyFile(hostPath: string, size: number, entryPath: string, checkedLater: boolean): Generator<Buffer> {
+  /**
+   * Reads the host file straight into the output chunks with synchronous reads. Its `expect` hash is
+   * checked here, left to `onData` (which took it), or proven by the file's stamp before and after
+   * the read ({@link TarChunkOptions.proven}).
+   */
+  *#copyFile(hostPath: string, size: number, entryPath: string): Generator<Buffer> {
     let fd: number
     try {
       fd = openSync(fsPath(hostPath), 'r')
@@ -276,15 +289,19 @@ export class TarSerializer {
       throw new ImagesmithError(ErrorCodes.SOURCE_UNREADABLE, `cannot open ${hostPath} for layer entry ${entryPath}`, { path: entryPath, source: hostPath }, { cause: e })
     }
     try {
-      const actual = fstatSync(fd).size
-      if (actual !== size) throw sizeMismatch(entryPath, size, actual, hostPath)
-      const expected = checkedLater ? undefined : this.#expect?.get(hostPath)
+      const st = fstatSync(fd)
+      if (st.size !== size) throw sizeMismatch(entryPath, size, st.size, hostPath)
+      const want = this.#expect?.get(hostPath)
+      const stamp = want === undefined ? undefined : this.#proven?.(hostPath)
+      const proven = stamp !== undefined && stamp === statStamp(st)
+      const where = want !== undefined ? { path: entryPath, source: hostPath } : undefined
+      const checkedLater = this.#onData?.(this.position, size, want, where, proven) === true
+      const expected = checkedLater || proven ? undefined : want
       const hash = expected === undefined ? undefined : createHash('sha256')
       let left = size
       while (left > 0) {
         if (this.#off === this.#chunkSize) yield this.#flush()
-        const want = Math.min(left, this.#chunkSize - this.#off)
-        const n = readSync(fd, this.#buf, this.#off, want, null)
+        const n = readSync(fd, this.#buf, this.#off, Math.min(left, this.#chunkSize - this.#off), null)
         if (n === 0) throw sizeMismatch(entryPath, size, size - left, hostPath)
         if (this.#tee || hash) {
           const read = this.#buf.subarray(this.#off, this.#off + n)
@@ -300,6 +317,8 @@ export class TarSerializer {
         const got = hash.digest('hex')
         if (got !== expected) throw contentMismatch(entryPath, expected!, got, hostPath)
       }
+      // A write while it was read moved its stamp: what was read is not known to be what the key names.
+      if (proven && statStamp(fstatSync(fd)) !== stamp) throw changedWhileRead(entryPath, want!, hostPath)
     } finally {
       closeSync(fd)
     }
@@ -444,5 +463,14 @@ export function contentMismatch(entryPath: string, expected: string, actual: str
     ErrorCodes.SOURCE_CHANGED,
     `layer entry ${entryPath}: ${source} changed while the layer was written (its bytes hash to sha256:${actual}, the cache key was made with sha256:${expected})`,
     { path: entryPath, source, expected: `sha256:${expected}`, actual: `sha256:${actual}` },
+  )
+}
+
+/** A file proven by its stamp was written to while it was read: SOURCE_CHANGED, as a hash mismatch is. */
+function changedWhileRead(entryPath: string, expected: string, source: string): ImagesmithError {
+  return new ImagesmithError(
+    ErrorCodes.SOURCE_CHANGED,
+    `layer entry ${entryPath}: ${source} changed while the layer was written (its stamp moved while it was read; the cache key was made with sha256:${expected})`,
+    { path: entryPath, source, expected: `sha256:${expected}` },
   )
 }

@@ -77,8 +77,8 @@ async function writeLayerNow(
     // copied from the previous blob; the splitter copies the chunks, so they are reused at once.
     const splitter = gzipped ? new MemberSplitter(8, opts.members?.cut) : undefined
     const tar = new TarSerializer({
-      ...(opts.tee ? { tee: opts.tee } : {}), ...(opts.expect ? { expect: opts.expect } : {}),
-      ...(splitter ? { onData: (start: number, size: number, sha?: string, where?: FileWhere) => splitter.noteData(start, size, sha, where) } : {}),
+      ...(opts.tee ? { tee: opts.tee } : {}), ...(opts.expect ? { expect: opts.expect } : {}), ...(opts.proven ? { proven: opts.proven } : {}),
+      ...(splitter ? { onData: (start: number, size: number, sha?: string, where?: FileWhere, proven?: boolean) => splitter.noteData(start, size, sha, where, proven) } : {}),
     })
     // With a splitter the tar comes out as whole uncompressed members, else as chunks.
     type Pieces<T> = Iterable<T> | AsyncIterable<T>

@@ -224,7 +224,7 @@ async function keyedLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[],
   }))
   const keyDoc = { ...base, content }
   // The previous layer of this step lends its unchanged gzip members (layer/members.ts).
-  const checked = (previous?: PreviousBuild) => ({ ...layerOpts, expect, members: { dir: ctx.store.layout.dir('layerMembers'), ...(previous ? { previous: { digest: previous.layer.digest, path: ctx.store.blobs.blobPath(previous.layer.digest) } } : {}) } })
+  const checked = (previous?: PreviousBuild) => ({ ...layerOpts, expect, proven: (p: string) => stats?.provenStamp(p), members: { dir: ctx.store.layout.dir('layerMembers'), ...(previous ? { previous: { digest: previous.layer.digest, path: ctx.store.blobs.blobPath(previous.layer.digest) } } : {}) } })
   const make = async (previous?: PreviousBuild): Promise<LayerRef> => {
     await prepare?.()
     return forgetChanged(stats!, tree === undefined ? undefined : () => dropTreeRecord(statDir, tree), () =>
