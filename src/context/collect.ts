@@ -186,8 +186,10 @@ export function addTree(set: EntrySet, walk: TreeWalk, opts: EntryOptions): bool
     for (const name of names) {
       // hostDir is normalized and a name is never '', '.', '..' or holds '/': join's normalizing is moot.
       const host = `${hostDir}${sep}${name}`
-      const rel = rootRel ? `${rootRel}/${name}` : name
-      const ex = exRel ? `${exRel}/${name}` : name
+      // The paths patterns match against are made only when there are patterns (10k strings less
+      // per 10k-file walk otherwise).
+      const rel = walk.ignore === undefined ? '' : rootRel ? `${rootRel}/${name}` : name
+      const ex = walk.exclude === undefined ? '' : exRel ? `${exRel}/${name}` : name
       const path = dest ? `${dest}/${name}` : name
       const st = lstatSync(raw ? fsPath(host) : host)
       const byIgnore = walk.ignore !== undefined && walk.ignore.matches(rel)
