@@ -123,7 +123,12 @@ export class BlobStore {
 
   async #fetchRemote(digest: Digest, signal?: AbortSignal): Promise<void> {
     const rec = await this.remote.get(digest)
-    if (!rec) throw this.#corrupt.get(digest) ?? notFound(digest, undefined)
+    if (!rec) {
+      // Another process sharing the store may have fetched it, and dropped the record, since
+      // this one looked: the blob is then here.
+      if (!this.#corrupt.has(digest) && (await this.has(digest))) return
+      throw this.#corrupt.get(digest) ?? notFound(digest, undefined)
+    }
     const fetcher = this.remote.fetcherFor(rec.source.type)
     if (!fetcher) {
       throw new ImagesmithError(ErrorCodes.BLOB_NOT_FOUND, `blob ${digest} is not in the store yet (it is in cache ${rec.source.ref}), and no fetcher for ${rec.source.type} caches is installed here (a build, or imagesmith save, installs them)`, { digest, source: rec.source.ref })

@@ -71,6 +71,21 @@ describe('remote blobs', () => {
     await expect(text(store.blobs.open(digest))).rejects.toMatchObject(want)
   })
 
+  it('another process fetching the blob (and dropping its record) between this one looking for the blob and for its record: the blob is read, not BLOB_NOT_FOUND', async () => {
+    await store.blobs.remote.record(localRecord(cacheDir(digest, bytes)))
+    const other = new Store(store.root)
+    other.blobs.remote.use(remoteFetchers(new RegistryClient(resolveRegistryOptions({ configDir: join(tmp, 'docker') }, {})), other.blobs))
+    const remote = store.blobs.remote
+    const get = remote.get.bind(remote)
+    // This process has seen no blob; the other one fetches it before this one reads the record.
+    remote.get = async (d: Digest) => {
+      await other.blobs.ensure(d)
+      return get(d)
+    }
+    expect(await text(store.blobs.open(digest))).toBe(bytes.toString())
+    expect(await other.blobs.remote.get(digest)).toBeUndefined()
+  })
+
   it('without a record, or without a fetcher for its source: BLOB_NOT_FOUND', async () => {
     await expect(store.blobs.ensure(digest)).rejects.toMatchObject({ code: 'BLOB_NOT_FOUND' })
     const bare = new Store(store.root)
