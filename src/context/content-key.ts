@@ -61,8 +61,9 @@ export { statStamp }
 
 /**
  * Host path → content hash, valid while the file's (ino, size, mtime, ctime) stay the same.
- * Files changed in the last {@link RACY_MS} are never remembered: a write in the same clock tick
- * as the hash would otherwise go unseen (git's "racily clean" rule).
+ * Files changed within their filesystem's clock tick of the hash ({@link racyWindowMs}) are never
+ * remembered: a write in the same tick as the hash would otherwise go unseen (git's "racily clean"
+ * rule).
  *
  * On disk a record is one string, `ino:size:mtimeMs:ctimeMs:sha256hex` (statStamp + hash). Records made in this run
  * are packed into one buffer (64 bytes each) until saved: 10k record strings (trees of pieces in
@@ -148,7 +149,8 @@ export class StatCache {
     }
     const sha = hashFileSync(path, buf)
     const now = Date.now()
-    if (now - st.ctimeMs > RACY_MS && now - st.mtimeMs > RACY_MS) {
+    const racy = racyWindowMs(st)
+    if (now - st.ctimeMs > racy && now - st.mtimeMs > racy) {
       this.#remember(path, st, sha)
       this.#proven.set(path, statStamp(st))
     } else this.#unsettled = true
@@ -228,7 +230,20 @@ export class StatCache {
 /** Bytes per packed record: ino, size, mtimeMs, ctimeMs (8-byte doubles, as lstat gives them), sha256 (32). */
 const RECORD = 64
 
-const RACY_MS = 2000
+/**
+ * How long after a change a file's stamp may still be shared by a later write. A stamp with a
+ * sub-second part comes from a filesystem with fine timestamps, set from the kernel's clock, which
+ * moves at least every 10 ms (HZ=100): 50 ms covers it, so a file saved a moment before a build is
+ * remembered by it (a rebuild right after then finds it instead of hashing it again). Whole-second
+ * stamps (FAT, HFS+, ext3's small inodes, some network and FUSE filesystems) keep 2 s, their
+ * coarsest tick; a fine filesystem gives both times a zero fraction once in a million files.
+ */
+export function racyWindowMs(st: Pick<Stats, 'mtimeMs' | 'ctimeMs'>): number {
+  return st.mtimeMs % 1000 !== 0 || st.ctimeMs % 1000 !== 0 ? FINE_RACY_MS : COARSE_RACY_MS
+}
+
+const FINE_RACY_MS = 50
+const COARSE_RACY_MS = 2000
 
 /**
  * The content key of the final, sorted entries. File bytes come from `cache` (host files) or are

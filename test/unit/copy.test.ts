@@ -58,6 +58,17 @@ async function shiftedClock<T>(ms: number, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Runs `fn` with the clock reading `ms` (epoch milliseconds). */
+async function clockAt<T>(ms: number, fn: () => Promise<T>): Promise<T> {
+  const real = Date.now
+  Date.now = () => ms
+  try {
+    return await fn()
+  } finally {
+    Date.now = real
+  }
+}
+
 /** Every entry of a layer blob with its bytes, read back with node-tar's parser (order kept). */
 const listLayer = (layer: LayerRef) => listLayerEntries(store.blobs, layer)
 
@@ -387,13 +398,15 @@ describe('COPY cache and determinism', () => {
   })
 
   it.each([
-    ['just written (its bytes hashed as they are read)', 0],
+    ['just written (its bytes hashed as they are read)', 10],
     ['settled (hashed once by this build, then proven by its stamp before and after the read)', 10_000],
-  ])('a context file edited in place (same size) during its read fails with SOURCE_CHANGED and stores nothing; restored, it builds with its own bytes: %s', async (_what, shift) => {
-    const at = <T>(fn: () => Promise<T>): Promise<T> => shiftedClock(shift as number, fn)
+  ])('a context file edited in place (same size) during its read fails with SOURCE_CHANGED and stores nothing; restored, it builds with its own bytes: %s', async (_what, after) => {
     const original = 'a'.repeat(4 << 20)
     file('big.txt', original)
     const host = join(context, 'big.txt')
+    // The clock `after` ms past the file's change: 10 is inside the racy window, 10 s outside it.
+    const changed = Math.max(statSync(host).ctimeMs, statSync(host).mtimeMs)
+    const at = <T>(fn: () => Promise<T>): Promise<T> => clockAt(changed + (after as number), fn)
     const list = (dir: string) => (existsSync(dir) ? readdirSync(dir).sort() : [])
     const stored = () => ({ blobs: list(join(store.root, 'blobs', 'sha256')), cache: list(join(store.root, 'cache')), snapshots: list(join(store.root, 'snapshots')) })
     const before = stored()
@@ -417,7 +430,7 @@ describe('COPY cache and determinism', () => {
     expect(err).toMatchObject({ code: ErrorCodes.SOURCE_CHANGED, details: { path: 'big.txt', source: host } })
     // A file just written is hashed as it is read (the hash of what was read is named); a settled
     // one is not hashed twice: its stamp, which the write moved, is what failed it.
-    expect('actual' in (err as { details: object }).details).toBe(shift === 0)
+    expect('actual' in (err as { details: object }).details).toBe(after === 10)
     // No blob, no cache record, no snapshot.
     expect(stored()).toEqual(before)
 
@@ -449,8 +462,10 @@ describe('COPY cache and determinism', () => {
     file('sub/b.txt', 'bbbb')
     const statDir = join(store.root, 'statcache')
     const records = () => (existsSync(statDir) ? readdirSync(statDir).filter((n) => n.startsWith('tree-')) : [])
-    // Files written just now are inside the racy window: no record of them may be kept.
-    const first = await copy({ sources: ['.'], dest: '/app/' })
+    // Files written just now (the clock 10 ms past their change) are inside the racy window: no
+    // record of them may be kept.
+    const changed = Math.max(...['a.txt', 'sub/b.txt'].map((f) => statSync(join(context, f))).map((st) => Math.max(st.ctimeMs, st.mtimeMs)))
+    const first = await clockAt(changed + 10, () => copy({ sources: ['.'], dest: '/app/' }))
     expect(records()).toEqual([])
     const later = <T>(fn: () => Promise<T>): Promise<T> => shiftedClock(10_000, fn)
     const settled = await later(() => copy({ sources: ['.'], dest: '/app/' }))

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, ut
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { StatCache, statStamp } from '../../src/context/content-key.js'
+import { racyWindowMs, StatCache, statStamp } from '../../src/context/content-key.js'
 
 let tmp: string
 let cacheDir: string
@@ -24,6 +24,17 @@ beforeEach(() => {
   cacheDir = join(tmp, 'cache')
 })
 afterEach(() => rmSync(tmp, { recursive: true, force: true }))
+
+/** Pretends the clock reads `ms` (epoch milliseconds). */
+async function at<T>(ms: number, fn: () => Promise<T> | T): Promise<T> {
+  const real = Date.now
+  Date.now = () => ms
+  try {
+    return await fn()
+  } finally {
+    Date.now = real
+  }
+}
 
 /** Pretends `ms` milliseconds have passed, so files written just now are outside the racy window. */
 async function withClock<T>(ms: number, fn: () => Promise<T> | T): Promise<T> {
@@ -70,12 +81,38 @@ describe('StatCache', () => {
 
   it('never remembers a file written within the racy window', async () => {
     const a = ctxFile('a.txt', 'aaaa')
-    const first = await StatCache.open(cacheDir, 'ctx')
-    expect(first.hash(a, buf)).toBe(sha('aaaa'))
-    await first.save()
+    const st = statSync(a)
+    // 10 ms after the write: within any filesystem's tick.
+    await at(Math.max(st.ctimeMs, st.mtimeMs) + 10, async () => {
+      const first = await StatCache.open(cacheDir, 'ctx')
+      expect(first.hash(a, buf)).toBe(sha('aaaa'))
+      expect(first.settled).toBe(false)
+      await first.save()
+    })
     const second = await StatCache.open(cacheDir, 'ctx')
     expect(second.hash(a, buf)).toBe(sha('aaaa'))
     expect(second.hits).toBe(0)
+  })
+
+  it('on a filesystem with sub-second stamps, remembers a file changed a moment (over 50 ms) before', async () => {
+    const a = ctxFile('a.txt', 'aaaa')
+    const st = statSync(a)
+    expect(racyWindowMs(st)).toBe(st.mtimeMs % 1000 !== 0 || st.ctimeMs % 1000 !== 0 ? 50 : 2000)
+    await at(Math.max(st.ctimeMs, st.mtimeMs) + racyWindowMs(st) + 1, async () => {
+      const first = await StatCache.open(cacheDir, 'ctx')
+      first.hash(a, buf)
+      expect(first.settled).toBe(true)
+      await first.save()
+    })
+    const second = await StatCache.open(cacheDir, 'ctx')
+    expect(second.hash(a, buf, statStamp(statSync(a)))).toBe(sha('aaaa'))
+    expect(second.hits).toBe(1)
+  })
+
+  it('whole-second stamps (a coarse filesystem) keep a 2 s window', () => {
+    expect(racyWindowMs({ mtimeMs: 1_700_000_000_000, ctimeMs: 1_700_000_001_000 })).toBe(2000)
+    expect(racyWindowMs({ mtimeMs: 1_700_000_000_000, ctimeMs: 1_700_000_001_123.5 })).toBe(50)
+    expect(racyWindowMs({ mtimeMs: 1_700_000_000_250, ctimeMs: 1_700_000_001_000 })).toBe(50)
   })
 
   it('ignores records it cannot read (another format) and hashes those files again', async () => {
