@@ -15,6 +15,7 @@ import { writeLayer } from '../../src/layer/write-layer.js'
 import type { LayerRef } from '../../src/oci/types.js'
 import type { ExecContext, ImageState } from '../../src/solver/types.js'
 import { Store } from '../../src/store/store.js'
+import { clockAhead, clockAt } from '../helpers/clock.js'
 import { listLayerEntries } from '../helpers/layer-listing.js'
 
 
@@ -45,28 +46,6 @@ function vertex(spec: Partial<CopySpec> & { sources: string[]; dest: string }): 
 async function copy(spec: Partial<CopySpec> & { sources: string[]; dest: string }, parent = scratch(), ctx = ctxFor()) {
   const r = await copyExecutor.exec(vertex(spec), [parent], ctx)
   return { ...r, layer: r.state.layers[r.state.layers.length - 1]!, list: await listLayer(r.state.layers[r.state.layers.length - 1]!) }
-}
-
-/** Runs `fn` with the clock `ms` ahead, so files written just now are outside the stat cache's racy window. */
-async function shiftedClock<T>(ms: number, fn: () => Promise<T>): Promise<T> {
-  const real = Date.now
-  Date.now = () => real() + ms
-  try {
-    return await fn()
-  } finally {
-    Date.now = real
-  }
-}
-
-/** Runs `fn` with the clock reading `ms` (epoch milliseconds). */
-async function clockAt<T>(ms: number, fn: () => Promise<T>): Promise<T> {
-  const real = Date.now
-  Date.now = () => ms
-  try {
-    return await fn()
-  } finally {
-    Date.now = real
-  }
 }
 
 /** Every entry of a layer blob with its bytes, read back with node-tar's parser (order kept). */
@@ -467,7 +446,7 @@ describe('COPY cache and determinism', () => {
     const changed = Math.max(...['a.txt', 'sub/b.txt'].map((f) => statSync(join(context, f))).map((st) => Math.max(st.ctimeMs, st.mtimeMs)))
     const first = await clockAt(changed + 10, () => copy({ sources: ['.'], dest: '/app/' }))
     expect(records()).toEqual([])
-    const later = <T>(fn: () => Promise<T>): Promise<T> => shiftedClock(10_000, fn)
+    const later = <T>(fn: () => Promise<T>): Promise<T> => clockAhead(10_000, fn)
     const settled = await later(() => copy({ sources: ['.'], dest: '/app/' }))
     expect(settled.layer.digest).toBe(first.layer.digest)
     expect(records()).toHaveLength(1)

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { racyWindowMs, StatCache, statStamp } from '../../src/context/content-key.js'
+import { clockAhead, clockAt } from '../helpers/clock.js'
 
 let tmp: string
 let cacheDir: string
@@ -25,33 +26,11 @@ beforeEach(() => {
 })
 afterEach(() => rmSync(tmp, { recursive: true, force: true }))
 
-/** Pretends the clock reads `ms` (epoch milliseconds). */
-async function at<T>(ms: number, fn: () => Promise<T> | T): Promise<T> {
-  const real = Date.now
-  Date.now = () => ms
-  try {
-    return await fn()
-  } finally {
-    Date.now = real
-  }
-}
-
-/** Pretends `ms` milliseconds have passed, so files written just now are outside the racy window. */
-async function withClock<T>(ms: number, fn: () => Promise<T> | T): Promise<T> {
-  const real = Date.now
-  Date.now = () => real() + ms
-  try {
-    return await fn()
-  } finally {
-    Date.now = real
-  }
-}
-
 describe('StatCache', () => {
   it('remembers hashes across runs and hashes a file again when its bytes change with the same size and mtime', async () => {
     const a = ctxFile('a.txt', 'aaaa')
     const b = ctxFile('b.txt', 'bbbb')
-    await withClock(10_000, async () => {
+    await clockAhead(10_000, async () => {
       const first = await StatCache.open(cacheDir, 'ctx')
       expect(first.hash(a, buf)).toBe(sha('aaaa'))
       expect(first.hash(b, buf)).toBe(sha('bbbb'))
@@ -64,15 +43,15 @@ describe('StatCache', () => {
     const st = statSync(b)
     writeFileSync(b, 'BBBB')
     utimesSync(b, st.atime, st.mtime)
-    await withClock(10_000, async () => {
+    await clockAhead(10_000, async () => {
       const second = await StatCache.open(cacheDir, 'ctx')
       expect(second.hash(a, buf)).toBe(sha('aaaa'))
       expect(second.hash(b, buf)).toBe(sha('BBBB'))
       expect(second.hits).toBe(1)
       await second.save()
     })
-    const third = await withClock(10_000, () => StatCache.open(cacheDir, 'ctx'))
-    await withClock(10_000, () => {
+    const third = await clockAhead(10_000, () => StatCache.open(cacheDir, 'ctx'))
+    await clockAhead(10_000, () => {
       expect(third.hash(b, buf)).toBe(sha('BBBB'))
       expect(third.hash(a, buf)).toBe(sha('aaaa'))
     })
@@ -83,7 +62,7 @@ describe('StatCache', () => {
     const a = ctxFile('a.txt', 'aaaa')
     const st = statSync(a)
     // 10 ms after the write: within any filesystem's tick.
-    await at(Math.max(st.ctimeMs, st.mtimeMs) + 10, async () => {
+    await clockAt(Math.max(st.ctimeMs, st.mtimeMs) + 10, async () => {
       const first = await StatCache.open(cacheDir, 'ctx')
       expect(first.hash(a, buf)).toBe(sha('aaaa'))
       expect(first.settled).toBe(false)
@@ -98,7 +77,7 @@ describe('StatCache', () => {
     const a = ctxFile('a.txt', 'aaaa')
     const st = statSync(a)
     expect(racyWindowMs(st)).toBe(st.mtimeMs % 1000 !== 0 || st.ctimeMs % 1000 !== 0 ? 50 : 2000)
-    await at(Math.max(st.ctimeMs, st.mtimeMs) + racyWindowMs(st) + 1, async () => {
+    await clockAt(Math.max(st.ctimeMs, st.mtimeMs) + racyWindowMs(st) + 1, async () => {
       const first = await StatCache.open(cacheDir, 'ctx')
       first.hash(a, buf)
       expect(first.settled).toBe(true)
@@ -117,7 +96,7 @@ describe('StatCache', () => {
 
   it('ignores records it cannot read (another format) and hashes those files again', async () => {
     const a = ctxFile('a.txt', 'aaaa')
-    await withClock(10_000, async () => {
+    await clockAhead(10_000, async () => {
       const first = await StatCache.open(cacheDir, 'ctx')
       first.hash(a, buf)
       await first.save()
@@ -126,7 +105,7 @@ describe('StatCache', () => {
     const st = statSync(a, { bigint: true })
     // A record shaped as an array, with a wrong hash: trusting it would give the wrong content.
     writeFileSync(cacheFile, JSON.stringify({ [a]: [String(st.ino), String(st.size), String(st.mtimeNs), String(st.ctimeNs), sha('zzzz')] }))
-    await withClock(10_000, async () => {
+    await clockAhead(10_000, async () => {
       const second = await StatCache.open(cacheDir, 'ctx')
       expect(second.hash(a, buf)).toBe(sha('aaaa'))
       expect(second.hits).toBe(0)
@@ -138,13 +117,13 @@ describe('StatCache', () => {
   it('trusts the context walk’s stamp when the record matches it, and stats the file afresh when it does not', async () => {
     const a = ctxFile('a.txt', 'aaaa')
     const walked = statStamp(statSync(a))
-    await withClock(10_000, async () => {
+    await clockAhead(10_000, async () => {
       const first = await StatCache.open(cacheDir, 'ctx')
       expect(first.hash(a, buf, walked)).toBe(sha('aaaa'))
       await first.save()
     })
     expect(Object.values(JSON.parse(readFileSync(join(cacheDir, readdirSync(cacheDir)[0]!), 'utf8')))).toEqual([walked + sha('aaaa')])
-    await withClock(10_000, async () => {
+    await clockAhead(10_000, async () => {
       const second = await StatCache.open(cacheDir, 'ctx')
       expect(second.hash(a, buf, walked)).toBe(sha('aaaa'))
       expect(second.hits).toBe(1)
@@ -153,7 +132,7 @@ describe('StatCache', () => {
     const st = statSync(a)
     writeFileSync(a, 'AAAA')
     utimesSync(a, st.atime, st.mtime)
-    await withClock(10_000, async () => {
+    await clockAhead(10_000, async () => {
       const third = await StatCache.open(cacheDir, 'ctx')
       expect(third.hash(a, buf, statStamp(statSync(a)))).toBe(sha('AAAA'))
       expect(third.hits).toBe(0)
