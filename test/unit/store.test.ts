@@ -10,6 +10,7 @@ import type { Digest } from '../../src/oci/media-types.js'
 import { overlaySupported, setOverlaySupport } from '../../src/snapshot/overlay.js'
 import { BlobStore } from '../../src/store/blob-store.js'
 import { Store, storeSlot } from '../../src/store/store.js'
+import { clockAhead } from '../helpers/clock.js'
 
 const dirs: string[] = []
 const tmp = () => {
@@ -70,6 +71,23 @@ describe('BlobStore', () => {
       for await (const _ of store.open(digest)) void _
     }
     await expect(read()).rejects.toMatchObject({ code: ErrorCodes.BLOB_CORRUPT })
+  })
+
+  it('a blob this process streamed in is read back as written within the minute; after it, a corrupted one is refused again', async () => {
+    const root = tmp()
+    const store = new BlobStore(root)
+    const data = Buffer.from('streamed content')
+    const { digest } = await store.putStream(Readable.from([data]))
+    const read = async () => {
+      const chunks: Buffer[] = []
+      for await (const c of store.open(digest)) chunks.push(c as Buffer)
+      return Buffer.concat(chunks)
+    }
+    expect(await read()).toEqual(data)
+    writeFileSync(store.blobPath(digest), 'tampered content')
+    // Trust in its own write ends a minute later (a long-lived process reads it verified again).
+    await expect(clockAhead(61_000, read)).rejects.toMatchObject({ code: ErrorCodes.BLOB_CORRUPT })
+    await expect(store.readBytes(digest)).rejects.toMatchObject({ code: ErrorCodes.BLOB_CORRUPT })
   })
 
   it('a writer killed mid-blob leaves no blob under any name, and its temp file is swept', async () => {
