@@ -1,0 +1,2 @@
+const { greet } = require('./greet.js')
+console.log(greet(process.env.NAME || 'world'))
