@@ -14,7 +14,7 @@
  */
 import { execFile } from 'node:child_process'
 import { closeSync, openSync, unlinkSync } from 'node:fs'
-import { mkdir, rmdir } from 'node:fs/promises'
+import { mkdir, rm, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 
 const marked = new Map<string, Promise<void>>()
@@ -58,7 +58,8 @@ function createCost(dir: string): number {
  * Makes a new empty dir for a whole tree with `make` (a new name each call, under a {@link treeRoot})
  * and keeps it if creating files in it is cheap. The name picks the block group (Orlov hashes it), so
  * a dir that landed where a deleted tree's inodes are still being skipped is removed and another name
- * tried: a few probes instead of seconds of kernel time. Any probe error keeps the dir as it is.
+ * tried: a few probes instead of seconds of kernel time. On a probe error the dir is replaced by
+ * another, unprobed one.
  */
 export async function spreadDir(make: () => Promise<string>): Promise<string> {
   for (let attempt = 1; ; attempt++) {
@@ -68,7 +69,10 @@ export async function spreadDir(make: () => Promise<string>): Promise<string> {
     try {
       cost = createCost(dir)
     } catch {
-      return dir
+      // A probe file may be left in it, and nothing may be in a tree's dir but the tree: another,
+      // unprobed.
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined)
+      return make()
     }
     if (cost <= SLOW_CREATE_US) return dir
     await rmdir(dir).catch(() => undefined)

@@ -83,11 +83,17 @@ describe('spreadDir', () => {
     expect(readdirSync(tmp).sort()).toEqual([dir.slice(tmp.length + 1)])
   })
 
-  it('keeps the dir when it cannot be probed', async () => {
-    const d = join(tmp, 'probed')
-    mkdirSync(d)
-    writeFileSync(join(d, '.probe-0'), '') // the probe's create fails on it
-    await expect(spreadDir(async () => d)).resolves.toBe(d)
-    expect(existsSync(d)).toBe(true)
+  it('a dir that cannot be probed is replaced by another, unprobed one: no probe file is ever left in a tree', async () => {
+    const made: string[] = []
+    const dir = await spreadDir(async () => {
+      const d = join(tmp, `p${made.length}`)
+      mkdirSync(d)
+      if (made.length === 0) writeFileSync(join(d, '.probe-0'), '') // the first probe's create fails on it
+      made.push(d)
+      return d
+    })
+    expect(dir).toBe(join(tmp, 'p1'))
+    expect(readdirSync(dir)).toEqual([])
+    expect(existsSync(made[0]!)).toBe(false)
   })
 })
