@@ -57,8 +57,6 @@ export function copyFileHashedSync(path: string, dest: string, buf: Buffer = Buf
   return h.digest('hex')
 }
 
-export { statStamp }
-
 /**
  * Host path → content hash, valid while the file's (ino, size, mtime, ctime) stay the same.
  * Files changed within their filesystem's clock tick of the hash ({@link racyWindowMs}) are never

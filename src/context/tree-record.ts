@@ -7,7 +7,7 @@
  * It is exactly as safe as the per-file stat cache it summarises: a record is written only when every
  * file's own record was (no file changed within the racy window, content-key.ts), and a stamp holds
  * the inode, size, mtime and ctime, which no write leaves as they were. A step that misses the cache
- * anyway computes the key in full again before it writes a byte ({@link TreeCheck}).
+ * anyway computes the key in full again before it writes a byte (MissDetail.prepare, ops/copy.ts).
  */
 import { createHash } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
@@ -18,16 +18,18 @@ import { writeFileAtomic } from '../store/atomic-write.js'
 
 /**
  * The digest of the entries as the walk saw them. Only host files' bytes are left out: their stamps
- * stand in. Everything else the content key hashes is in it, inline bytes included.
+ * stand in. Everything else the content key hashes is in it, inline bytes included. Undefined when a
+ * host file carries no stamp from the walk: such a tree has no record.
  */
-export function treeStamp(entries: readonly LayerEntry[]): string {
+export function treeStamp(entries: readonly LayerEntry[]): string | undefined {
   const h = createHash('sha256')
   for (const e of entries) {
     let tail: string
     switch (e.type) {
       case 'file':
-        tail = 'data' in e.source ? `d${createHash('sha256').update(e.source.data).digest('hex')}` : `h${e.source.stamp ?? '?'}\0${e.source.path}`
-        tail = `${e.size}\0${tail}`
+        if ('data' in e.source) tail = `${e.size}\0d${createHash('sha256').update(e.source.data).digest('hex')}`
+        else if (e.source.stamp === undefined) return undefined
+        else tail = `${e.size}\0h${e.source.stamp}\0${e.source.path}`
         break
       case 'symlink':
       case 'hardlink':
@@ -43,12 +45,6 @@ export function treeStamp(entries: readonly LayerEntry[]): string {
     h.update(`${e.path}\0${e.type}\0${e.mode}\0${e.uid}:${e.gid}\0${e.mtime}\0${tail}\n`)
   }
   return h.digest('hex')
-}
-
-/** Whether every host file entry carries the stamp the walk took: a tree without them has no record. */
-export function stamped(entries: readonly LayerEntry[]): boolean {
-  for (const e of entries) if (e.type === 'file' && 'path' in e.source && e.source.stamp === undefined) return false
-  return true
 }
 
 const recordPath = (dir: string, stamp: string): string => join(dir, `tree-${stamp}.json`)

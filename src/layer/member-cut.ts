@@ -118,11 +118,10 @@ export class MemberSplitter {
    * then the member writer's (the member's {@link RawMember.checks}), which skips it for a member
    * copied from the previous blob (members.ts).
    */
-  noteData(start: number, size: number, sha256?: string, where?: FileWhere, proven = false): boolean {
+  noteData(start: number, size: number, sha256?: string, where?: FileWhere): boolean {
     // Cuts before `start` are all decided (entryStart ran); the next one an entry decides falls
-    // after this content, so only a MEMBER_MAX cut can split it. A content proven by its stamp
-    // needs no check; its hash still names it in the member's key.
-    const whole = sha256 !== undefined && where !== undefined && !proven && this.#lenAt(start) + size <= this.#max
+    // after this content, so only a MEMBER_MAX cut can split it.
+    const whole = sha256 !== undefined && where !== undefined && this.#lenAt(start) + size <= this.#max
     this.#data.push([start, start + size, sha256, whole ? where : undefined])
     return whole
   }

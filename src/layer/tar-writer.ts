@@ -53,7 +53,7 @@ export interface TarChunkOptions {
    * bytes fails): the gzip member writer stores incompressible contents instead of deflating them,
    * and keys its members by the contents' hashes instead of hashing their bytes once more.
    */
-  readonly onData?: (start: number, size: number, sha256?: string, where?: FileWhere, proven?: boolean) => boolean | void
+  readonly onData?: (start: number, size: number, sha256?: string, where?: FileWhere) => boolean | void
 }
 
 /**
@@ -294,8 +294,9 @@ export class TarSerializer {
       const want = this.#expect?.get(hostPath)
       const stamp = want === undefined ? undefined : this.#proven?.(hostPath)
       const proven = stamp !== undefined && stamp === statStamp(st)
-      const where = want !== undefined ? { path: entryPath, source: hostPath } : undefined
-      const checkedLater = this.#onData?.(this.position, size, want, where, proven) === true
+      // A proven content needs no check, so none is offered to `onData`; its hash still names it.
+      const where = want !== undefined && !proven ? { path: entryPath, source: hostPath } : undefined
+      const checkedLater = this.#onData?.(this.position, size, want, where) === true
       const expected = checkedLater || proven ? undefined : want
       const hash = expected === undefined ? undefined : createHash('sha256')
       let left = size

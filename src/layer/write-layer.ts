@@ -78,7 +78,7 @@ async function writeLayerNow(
     const splitter = gzipped ? new MemberSplitter(8, opts.members?.cut) : undefined
     const tar = new TarSerializer({
       ...(opts.tee ? { tee: opts.tee } : {}), ...(opts.expect ? { expect: opts.expect } : {}), ...(opts.proven ? { proven: opts.proven } : {}),
-      ...(splitter ? { onData: (start: number, size: number, sha?: string, where?: FileWhere, proven?: boolean) => splitter.noteData(start, size, sha, where, proven) } : {}),
+      ...(splitter ? { onData: (start: number, size: number, sha?: string, where?: FileWhere) => splitter.noteData(start, size, sha, where) } : {}),
     })
     // With a splitter the tar comes out as whole uncompressed members, else as chunks.
     type Pieces<T> = Iterable<T> | AsyncIterable<T>

@@ -21,7 +21,7 @@ import { contentKey, StatCache } from '../context/content-key.js'
 import { loadDockerignore, PatternMatcher } from '../context/dockerignore.js'
 import { readImageFile } from './image-file.js'
 import { cachedLayer, execPlan, type MissDetail, type PreviousBuild } from '../cache/layer-cache.js'
-import { dropTreeRecord, readTreeRecord, stamped, treeStamp, writeTreeRecord } from '../context/tree-record.js'
+import { dropTreeRecord, readTreeRecord, treeStamp, writeTreeRecord } from '../context/tree-record.js'
 import type { Digest } from '../oci/media-types.js'
 import type { LayerRef } from '../oci/types.js'
 import { FILE_MAP_LIMIT } from '../cache/miss-reason.js'
@@ -205,7 +205,7 @@ async function keyedLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[],
   }
   // The walk's stamps, summarised: when a record of them exists, the key is taken from it and the
   // files are hashed only if the step misses anyway (`prepare` below), before anything is written.
-  const tree = stamped(entries) ? treeStamp(entries) : undefined
+  const tree = treeStamp(entries)
   const recorded = tree === undefined ? undefined : await readTreeRecord(statDir, tree)
   let content: Digest
   if (recorded) content = recorded

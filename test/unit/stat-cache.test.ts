@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, ut
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { racyWindowMs, StatCache, statStamp } from '../../src/context/content-key.js'
+import { racyWindowMs, StatCache } from '../../src/context/content-key.js'
+import { statStamp } from '../../src/util/stat-stamp.js'
 import { clockAhead, clockAt } from '../helpers/clock.js'
 
 let tmp: string
