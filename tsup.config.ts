@@ -9,6 +9,8 @@ export default defineConfig({
     'rootless-worker': 'src/rootless/worker.ts',
     // script-hooks: module hooks that load TypeScript build scripts (src/cli/load-script.ts registers them from beside the bundle).
     'script-hooks': 'src/cli/script-hooks.ts',
+    // early-probe: the launcher (bin/imagesmith.js) starts a build's context listing from it before the CLI bundle loads.
+    'early-probe': 'src/cli/early-probe.ts',
   },
   format: ['esm', 'cjs'],
   dts: { entry: { index: 'src/index.ts', codegen: 'src/codegen/index.ts' } },

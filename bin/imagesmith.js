@@ -18,6 +18,9 @@ if (fromSource) {
   const { tsImport } = await import('tsx/esm/api')
   await tsImport(pathToFileURL(main).href, import.meta.url)
 } else if (existsSync(cli)) {
+  // A build's context listing starts before the CLI bundle (~1 MB) is compiled: find runs beside it.
+  const early = join(root, 'dist', 'early-probe.js')
+  if (process.argv[2] === 'build' && existsSync(early)) (await import(pathToFileURL(early).href)).probeEarly(process.argv.slice(2))
   await import(pathToFileURL(cli).href)
 } else {
   process.stderr.write(`imagesmith: ${cli} is missing: this copy of the package was packed without its build (\`npm run build\` makes dist/)\n`)

@@ -78,3 +78,15 @@ export function parseCsvPairs(text: string, what: string): Map<string, string> {
   }
   return out
 }
+
+const SCRIPT = /\.(ts|mts|cts|js|mjs|cjs)$/i
+
+/**
+ * A Dockerfile build when `-f` is given or the argument is no build script: a Dockerfile (by its
+ * name), a directory, a tarball or `-` (then it is the context, as for `docker build`).
+ */
+export function isDockerfileBuild(args: ParsedArgs): boolean {
+  if (args.flags.has('--file')) return true
+  const arg = args.positionals[0]
+  return arg !== undefined && !SCRIPT.test(arg)
+}

@@ -16,18 +16,10 @@ import { Store } from '../store/store.js'
 import { UsageError, one, type ParsedArgs } from './args.js'
 import { buildContexts } from './buildx-flags.js'
 
-const SCRIPT = /\.(ts|mts|cts|js|mjs|cjs)$/i
 const DOCKERFILE_NAME = /^(Dockerfile|Containerfile)([.-].*)?$|\.(Dockerfile|Containerfile)$/i
 
-/**
- * A Dockerfile build when `-f` is given or the argument is no build script: a Dockerfile (by its
- * name), a directory, a tarball or `-` (then it is the context, as for `docker build`).
- */
-export function isDockerfileBuild(args: ParsedArgs): boolean {
-  if (args.flags.has('--file')) return true
-  const arg = args.positionals[0]
-  return arg !== undefined && !SCRIPT.test(arg)
-}
+// Where `build` and `graph` import it from with the rest of a Dockerfile build's pieces.
+export { isDockerfileBuild } from './args.js'
 
 export interface DockerfileBuild {
   readonly imported: DockerfileImport

@@ -18,6 +18,7 @@ import { writeMetadataFile } from './metadata.js'
 import { PROGRESS_MODES, progressMode, progressRenderer, withoutOutputTail } from './progress.js'
 import { REGISTRY_FLAGS, registryFlags } from './registry-flags.js'
 import { SUPPLY_FLAGS, supplyOptions } from './supply-flags.js'
+import { probeContextEarly } from './early-probe.js'
 
 /**
  * buildx's `compression=gzip|zstd|uncompressed`, `compression-level=N`, `force-compression=true`
@@ -151,6 +152,7 @@ export async function buildCommand(args: ParsedArgs, io: Io, signal?: AbortSigna
   for (const p of platformList) flagCheck(() => parsePlatform(p), '--platform')
   const platform = platformList[0]
   const platforms = platformList.length > 1 ? platformList : undefined
+  probeContextEarly(args)
   const df = dockerfile
     ? await loadDockerfileBuild(args, { buildArgs: buildArgs(args), ...(platform !== undefined ? { platform } : {}), cacheDir: one(args, '--cache-dir') ?? defaultCacheDir(), stdin: process.stdin })
     : undefined

@@ -35,6 +35,7 @@ import { remoteFetchers } from '../cache-share/remote-fetch.js'
 import { refusedLayerOf } from '../cache/sharing.js'
 import { attestationsFor } from './attestations.js'
 import { baseLayerCount } from './base-layers.js'
+import { takeTreeProbe } from '../context/tree-probe.js'
 
 /** Imported layers a build refuses (and solves again without) before a corrupt one fails it. */
 const MAX_REFUSED_LAYERS = 8
@@ -141,12 +142,18 @@ async function solveLocally(entries: readonly LocalTarget[], at: BakePosition, l
   if (solver !== solve && share && cacheFrom.length > 0) {
     share.warnings.push(`cache imports (${cacheFrom.map((c) => (c.type === 'registry' ? c.ref : c.src)).join(', ')}) are not read by a rootless build: its steps use the store's own cache`)
   }
+  // A context COPY is checked against a listing of the tree first (context/tree-probe.ts): started now,
+  // beside the base images' resolution, unless the CLI started it before it loaded the build script.
+  // Only an in-process solve takes it: a rootless worker's context is plain data.
+  const readsContext = solver === solve && graph.vertices.some((v) => v.kind === 'copy' && !v.spec.fromInput && v.spec.context === undefined && v.spec.sources.length > 0)
+  const probe = readsContext ? takeTreeProbe(resolved.contextDir, opts.signal) : undefined
   const solveOnce = () => solver(
     graph,
     executors,
     {
       store,
       contextDir: resolved.contextDir,
+      ...(probe ? { contextProbe: () => probe } : {}),
       ...(opts.dockerignore !== undefined ? { dockerignore: resolve(opts.dockerignore) } : {}),
       epoch: resolved.epoch,
       clampRunMtimes: resolved.clampRunMtimes,

@@ -5,6 +5,7 @@
 import { cpuSlotOf } from '../solver/scheduler.js'
 import { writeWithSnapshot } from '../snapshot/unpack.js'
 import { prewritable } from '../snapshot/from-entries.js'
+import { createHash } from 'node:crypto'
 import { isAbsolute, relative } from 'node:path'
 import { CopyError, ErrorCodes, ImagesmithError } from '../errors.js'
 import type { CopySpec, InlineFile } from '../graph/nodes/copy-node.js'
@@ -182,31 +183,44 @@ async function keyedLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[],
 
   const all = spec.sources.length + (spec.inline?.length ?? 0)
   requireDirDest(all, dest, spec.dest, spec.parents)
-  const set = spec.sources.length > 0 ? planContext(ctx, spec.sources, spec, dest, owner) : new EntrySet()
-  for (const f of spec.inline ?? []) placeInline(set, f, dest, owner, ctx.epoch, chmodOf(spec), all > 1)
-  const entries: LayerEntry[] = set.finalize()
+  // The entries are made only when something needs them: a probe record (below) gives the key without.
+  let planned: LayerEntry[] | undefined
+  const plan = (): LayerEntry[] => {
+    if (planned) return planned
+    const set = spec.sources.length > 0 ? planContext(ctx, spec.sources, spec, dest, owner) : new EntrySet()
+    for (const f of spec.inline ?? []) placeInline(set, f, dest, owner, ctx.epoch, chmodOf(spec), all > 1)
+    return (planned = set.finalize())
+  }
   const statDir = ctx.store.layout.dir('statCache')
   // Per-file digests are kept beside the key (not in it) so a miss can name the files that changed.
   // What each entry put into the key, as it came: the per-file map a miss is explained with is made
   // from it only on a miss (a hit never builds 10k names into an object).
-  const seen: { readonly entries: LayerEntry[]; readonly what: string[] } | undefined = entries.length <= FILE_MAP_LIMIT ? { entries: [], what: [] } : undefined
+  let seen: { readonly entries: LayerEntry[]; readonly what: string[] } | undefined
   let fileMap: Record<string, string> | undefined
-  const files = (): Record<string, string> => (fileMap ??= Object.fromEntries(seen!.entries.map((e, i) => [contextName(ctx, e), seen!.what[i]!])))
+  const files = (): Record<string, string> | undefined => seen && (fileMap ??= Object.fromEntries(seen.entries.map((e, i) => [contextName(ctx, e), seen!.what[i]!])))
   // The context is the user's to edit while we build: the writer checks every file's bytes against
   // the hash the key was made with, so the entry stored under the key holds the bytes it names.
   const expect = new Map<string, string>()
   let stats: StatCache | undefined
   /** The content key from every file's hash (the stat cache saves reading unchanged ones). */
   const hashAll = async (): Promise<{ content: Digest; settled: boolean }> => {
+    const entries = plan()
+    seen = entries.length <= FILE_MAP_LIMIT ? { entries: [], what: [] } : undefined
     stats = await StatCache.open(statDir, ctx.contextDir)
-    const content = contentKey(entries, stats, seen && ((e, d) => { seen.entries.push(e); seen.what.push(d) }), expect)
+    const content = contentKey(entries, stats, seen && ((e, d) => { seen!.entries.push(e); seen!.what.push(d) }), expect)
     await stats.save()
     return { content, settled: stats.settled }
   }
-  // The walk's stamps, summarised: when a record of them exists, the key is taken from it and the
-  // files are hashed only if the step misses anyway (`prepare` below), before anything is written.
-  const tree = treeStamp(entries)
-  const recorded = tree === undefined ? undefined : await readTreeRecord(statDir, tree)
+  // A listing of the whole context taken before anything here (context/tree-probe.ts): its record
+  // gives the key without a walk. Keyed with everything else the entries depend on.
+  const probe = spec.sources.length > 0 ? await ctx.contextProbe?.() : undefined
+  const probeKey = probe && probe.dir === ctx.contextDir ? probeRecordKey(probe.digest, ctx, base) : undefined
+  const probed = probeKey === undefined ? undefined : await readTreeRecord(statDir, probeKey)
+  // Else the walk's stamps, summarised: when a record of them exists, the key is taken from it.
+  // Either way the files are hashed only if the step misses anyway (`prepare` below), before
+  // anything is written.
+  const tree = probed ? undefined : treeStamp(plan())
+  const recorded = probed ?? (tree === undefined ? undefined : await readTreeRecord(statDir, tree))
   let content: Digest
   if (recorded) content = recorded
   else {
@@ -214,12 +228,24 @@ async function keyedLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[],
     content = all.content
     if (tree !== undefined && all.settled) await writeTreeRecord(statDir, tree, content).catch(() => undefined)
   }
+  // A probe lists the tree before the walk and the hashes: a file changed since then shows in every
+  // later listing, so its record can only name content at least as new as the listing. Not written
+  // when a file was hashed in its racy window (the stat cache kept no record of it either).
+  if (probeKey !== undefined && !probed && probe!.settled() && (recorded !== undefined || stats?.settled === true)) {
+    await writeTreeRecord(statDir, probeKey, content).catch(() => undefined)
+  }
+  const dropRecords = async () => {
+    // The walk's record too when the key came from the listing's: both were written with one key.
+    const walked = tree ?? (planned && treeStamp(planned))
+    if (walked !== undefined) await dropTreeRecord(statDir, walked).catch(() => undefined)
+    if (probeKey !== undefined) await dropTreeRecord(statDir, probeKey).catch(() => undefined)
+  }
   let full: Promise<void> | undefined
   const prepare = recorded === undefined ? undefined : () => (full ??= hashAll().then(async ({ content: now }) => {
     if (now === recorded) return
     // The record named other bytes than the files hold now: they changed after the walk (or the
     // record was wrong). The key was made from the record, so nothing may be stored under it.
-    await dropTreeRecord(statDir, tree!).catch(() => undefined)
+    await dropRecords()
     throw new CopyError(ErrorCodes.SOURCE_CHANGED, `the build context ${ctx.contextDir} changed while ${vertex.meta.description} was checked; build again`, { step: vertex.meta.description })
   }))
   const keyDoc = { ...base, content }
@@ -227,7 +253,8 @@ async function keyedLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[],
   const checked = (previous?: PreviousBuild) => ({ ...layerOpts, expect, proven: (p: string) => stats?.provenStamp(p), members: { dir: ctx.store.layout.dir('layerMembers'), ...(previous ? { previous: { digest: previous.layer.digest, path: ctx.store.blobs.blobPath(previous.layer.digest) } } : {}) } })
   const make = async (previous?: PreviousBuild): Promise<LayerRef> => {
     await prepare?.()
-    return forgetChanged(stats!, tree === undefined ? undefined : () => dropTreeRecord(statDir, tree), () =>
+    const entries = plan()
+    return forgetChanged(stats!, dropRecords, () =>
       ctx.step?.rootfsWanted && prewritable(entries)
         ? writeWithSnapshot(ctx.store, (tee) => writeLayer(entries, ctx.store.blobs, { ...checked(previous), tee }), {
           ...(ctx.signal ? { signal: ctx.signal } : {}),
@@ -239,17 +266,25 @@ async function keyedLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[],
   }
   // The per-file map is made only when a miss asks for it (a hit never builds 10k names into an object).
   // (Built without spreads: a spread would call the getter now, before `prepare` filled `seen`.)
-  const detail: MissDetail | undefined = seen && prepare ? { prepare, get files() { return files() } }
-    : seen ? { get files() { return files() } }
-      : prepare ? { prepare } : undefined
+  const detail: MissDetail = prepare ? { prepare, get files() { return files() } } : { get files() { return files() } }
   return {
     keyDoc,
-    ...(detail ? { detail } : {}),
+    detail,
     // When a later step of this build assembles a rootfs holding this layer, its snapshot is
     // written in the same pass as the layer, from the same reads: a RUN on top must not gunzip and
     // untar it back. Otherwise (a COPY-only image) the second copy would be pure cost.
     make,
   }
+}
+
+/**
+ * The name of a probe record: the listing's digest and everything else a context COPY's entries are
+ * made from (the key document but its content: spec, destination, owner, epoch; the context dir and
+ * its ignore patterns), in a hash domain of its own beside the walk's tree records.
+ */
+function probeRecordKey(listing: string, ctx: ExecContext, base: Record<string, unknown>): string {
+  const ignore = loadDockerignore(ctx.contextDir, ctx.dockerignore)
+  return createHash('sha256').update(canonicalJson({ probe: listing, contextDir: ctx.contextDir, ignore, base })).digest('hex')
 }
 
 /**

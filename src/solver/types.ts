@@ -8,6 +8,7 @@ import type { PullSession } from '../registry/pull.js'
 import type { Limits } from './scheduler.js'
 import type { CacheBackend } from '../cache/backend.js'
 import type { MissDetail, PreviousBuild } from '../cache/layer-cache.js'
+import type { TreeProbe } from '../context/tree-probe.js'
 
 /** The image as it stands after a vertex: what the next op applies to. */
 export interface ImageState {
@@ -67,6 +68,11 @@ export interface ExecContext {
   readonly contextDir: string
   /** An ignore file that replaces the context's `.dockerignore` when it exists (a Dockerfile's `<name>.dockerignore`). */
   readonly dockerignore?: string
+  /**
+   * The context tree's probe (context/tree-probe.ts), taken once per build when first asked; its
+   * `dir` says which directory it lists (a named context's COPY has another).
+   */
+  readonly contextProbe?: () => Promise<TreeProbe | undefined>
   /** Seconds since the epoch for created times and COPY mtimes (SOURCE_DATE_EPOCH, or 0). */
   readonly epoch: number
   /** When set, RUN layers have their mtimes clamped to `epoch` (BuildKit's rewrite-timestamp). */
