@@ -32,6 +32,8 @@ export interface TreeProbe {
 
 /** Beyond this many entries the probe gives up (and is killed): the walk, which skips ignored dirs, is cheaper then. */
 export const MAX_ENTRIES = 100_000
+/** The listing is kept until the build is done with it: long names (up to 4 KiB a path) are bounded here. */
+const MAX_BYTES = 32 << 20
 
 // Each entry: its name, NUL, the fields (the link target last: only it may hold spaces), NUL, newline.
 // A name never holds NUL, so no two trees give the same listing. Times are in seconds with ns digits.
@@ -47,7 +49,7 @@ interface Running {
 
 /**
  * Lists `dir` now. Resolves undefined when it cannot (find is missing or fails, the tree has more
- * than `maxEntries` entries, it is killed); never rejects.
+ * than `maxEntries` entries or a listing over 32 MiB, it is killed); never rejects.
  */
 function spawnProbe(dir: string, maxEntries: number): Running {
   const abs = resolve(dir)
@@ -57,6 +59,7 @@ function spawnProbe(dir: string, maxEntries: number): Running {
     const hash = createHash('sha256')
     const chunks: Buffer[] = []
     let entries = 0
+    let bytes = 0
     let over = false
     try {
       // -H: a context given as a symlink is listed as the dir it names. The path is absolute, so it
@@ -71,7 +74,8 @@ function spawnProbe(dir: string, maxEntries: number): Running {
     c.stdout!.on('data', (b: Buffer) => {
       if (over) return
       for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) entries++
-      if (entries > maxEntries) {
+      bytes += b.length
+      if (entries > maxEntries || bytes > MAX_BYTES) {
         over = true
         c.kill('SIGKILL')
         return

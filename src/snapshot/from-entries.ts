@@ -19,6 +19,7 @@ import {
 import { join, posix } from 'node:path'
 import type { EntryTee, LayerEntry } from '../layer/entry.js'
 import { fsPath } from '../util/names.js'
+import { LinkWorker } from './link-worker.js'
 
 /** True when every entry is of a kind {@link SnapshotTee} reproduces exactly. */
 export function prewritable(entries: readonly LayerEntry[]): boolean {
@@ -58,6 +59,8 @@ export class SnapshotTee implements EntryTee {
   #fd: number | undefined
   #failed: unknown
   #linkedCount = 0
+  /** Makes the hard links from the previous snapshot (link-worker.ts), once there is one to make. */
+  #links: LinkWorker | undefined
 
   constructor(dest: string, opts: { readonly reuse?: SnapshotReuse } = {}) {
     this.#dest = dest
@@ -109,7 +112,9 @@ export class SnapshotTee implements EntryTee {
           lutimesSync(p, e.mtime, e.mtime)
           break
         case 'hardlink':
-          linkSync(fsPath(join(this.#dest, e.linkname)), p)
+          // Its target may be one of the worker's links still queued: then it goes after it, in order.
+          if (this.#links) this.#links.link(fsPath(join(this.#dest, e.linkname)), p)
+          else linkSync(fsPath(join(this.#dest, e.linkname)), p)
           break
       }
     } catch (err) {
@@ -141,8 +146,23 @@ export class SnapshotTee implements EntryTee {
     }
   }
 
-  /** Sets directory mtimes, deepest first (writing their children moved them). Returns {@link ok}. */
-  finish(): boolean {
+  /** Waits for the hard links under way (a tree given up is removed only after them). */
+  async settle(): Promise<void> {
+    const links = this.#links
+    this.#links = undefined
+    try {
+      await links?.done()
+    } catch (err) {
+      this.#fail(err)
+    }
+  }
+
+  /**
+   * Sets directory mtimes, deepest first (writing their children moved them), once the hard links
+   * are made. Returns {@link ok}.
+   */
+  async finish(): Promise<boolean> {
+    await this.settle()
     if (this.#fd !== undefined) this.#fail(new Error('the layer ended inside a file'))
     if (this.#failed !== undefined) return false
     try {
@@ -153,17 +173,23 @@ export class SnapshotTee implements EntryTee {
     return this.ok
   }
 
-  /** Hard-links an unchanged file from the previous snapshot; false (write it) on any doubt. */
+  /**
+   * Hard-links an unchanged file from the previous snapshot; false (write it) on any doubt. The file
+   * there is checked here; the link itself is made on a worker thread (link-worker.ts), beside the
+   * layer writer's reads and hashes. A link that then cannot be made (too many links, the file gone)
+   * gives the tree up, as any write error does, since its bytes have gone by: a later step unpacks
+   * the blob instead.
+   */
   #linkPrevious(e: LayerEntry, p: PathLike): boolean {
     if (!this.#reuse || e.type !== 'file' || !this.#reuse.same(e)) return false
     const from = fsPath(join(this.#reuse.dir, e.path))
     try {
       const st = lstatSync(from)
       if (!st.isFile() || st.size !== e.size || (st.mode & 0o7777) !== e.mode || st.uid !== e.uid || st.gid !== e.gid || Math.floor(st.mtimeMs / 1000) !== e.mtime) return false
-      linkSync(from, p)
     } catch {
-      return false // gone (pruned meanwhile), too many links: written instead
+      return false // gone (pruned meanwhile): written instead
     }
+    ;(this.#links ??= new LinkWorker()).link(from, p)
     this.#linkedCount++
     return true
   }

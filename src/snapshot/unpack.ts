@@ -92,15 +92,16 @@ export async function writeWithSnapshot(
     if (meta && !meta.whiteouts) reuse = { dir, same }
   }
   let layer: LayerRef
-  let tee: SnapshotTee
+  let tee: SnapshotTee | undefined
   try {
     tee = new SnapshotTee(tmp, reuse ? { reuse } : {})
     layer = await write(tee)
   } catch (e) {
+    await tee?.settle()
     await discard()
     throw e
   }
-  if (!tee.finish() || opts.signal?.aborted) {
+  if (!(await tee.finish()) || opts.signal?.aborted) {
     await discard()
     return layer
   }
