@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { buildahPeer, buildkitPeer, version, writeDockerfiles, type Peer, type PeerSlot } from '../peers.js'
 import type { BenchCase, BenchRow, PeerResult, PeerTarget } from '../types.js'
+import { LISTING_FORMAT } from '../../src/context/tree-probe.js'
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const RUNS = 3
@@ -68,6 +69,16 @@ function statWalk(dir: string): number {
     const walk = (d) => { for (const e of readdirSync(d)) { const p = join(d, e); if (lstatSync(p).isDirectory()) walk(p) } };
     walk(${JSON.stringify(dir)}); process.stdout.write(String(Number(process.hrtime.bigint() - t0) / 1e9))`
   return Number(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }))
+}
+
+/**
+ * The context listing a rebuild's COPY checks first (context/tree-probe.ts: find in a child process,
+ * started beside the CLI's own start), timed alone the same way as the stat walk.
+ */
+function listing(dir: string): number {
+  const t0 = process.hrtime.bigint()
+  execFileSync('find', ['-H', dir, '-printf', LISTING_FORMAT], { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, LC_ALL: 'C' } })
+  return Number(process.hrtime.bigint() - t0) / 1e9
 }
 
 function tarPigz(dir: string, out: string): number {
@@ -152,6 +163,7 @@ const copyRun: BenchCase = {
       const ours: Record<RowName, Sample[]> = { cold: [], noop: [], oneFile: [], sleeps: [] }
       const checks: Sample[] = []
       const walks: number[] = []
+      const listings: Sample[] = []
       const start: Sample[] = []
       for (let i = 0; i < RUNS; i++) {
         const store = join(work, `store-${i}`)
@@ -161,6 +173,7 @@ const copyRun: BenchCase = {
         ours.noop.push(build(store, 'build.ts', ['--metadata-file', metadata]))
         checks.push(copyCheck())
         walks.push(statWalk(ctx))
+        listings.push({ s: listing(ctx), rssMB: 0 })
         for (const p of peers) peerBuild(p, 'noop', 'main')
         writeFileSync(join(ctx, 'd7', 'f7.dat'), `changed ${i}\n`)
         ours.oneFile.push(build(store))
@@ -204,6 +217,7 @@ const copyRun: BenchCase = {
         row('cold', 'cold', ours.cold, pigzS, 2.5, `floor: tar --sort=name | pigz -p2 -6 with both sha256s; peers: ${version('buildah', ['--version'])}, ${version('/usr/bin/docker', ['--version'])}`, both(2)),
         row('no-op rebuild', 'noop', ours.noop, walkS, 0.3 / walkS, 'floor: stat walk of the context (as the COPY check row); target: under 0.3 s whole process'),
         { ...row('COPY check in the no-op rebuild', undefined, checks, walkS, 2, `the COPY step's own time (--metadata-file); floor: stat walk of the context in a fresh process after each no-op (${walks.map((w) => w.toFixed(3)).join(' / ')} s; limits.md: 0.08 warm, 0.16 cold); target: within 2× of it`), peakRssMB: 0 },
+        { ...row('context listing the no-op checks', undefined, listings, walkS, 2, 'find -printf of the context (context/tree-probe.ts), run alone; in a build it runs in a child process beside the CLI\'s start and the script\'s load; floor: the stat walk; target: within 2× of it'), peakRssMB: 0 },
         row('one file changed', 'oneFile', ours.oneFile, pigzS, 3, 'floor: tar | pigz of the context; target: at most half BuildKit\'s time (unchanged gzip members are copied)', [{ peer: 'BuildKit', minSpeedup: 2 }]),
         row('4 × RUN sleep 2', 'sleeps', ours.sleeps, 2, 1.5, 'floor: one sleep 2; target: under 3 s whole process'),
         row('CLI start (no-op build of a one-file script)', undefined, start, nodeS, 0.25 / nodeS, 'floor: node -e 0; target: 0.25 s whole process'),

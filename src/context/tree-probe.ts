@@ -37,7 +37,7 @@ const MAX_BYTES = 32 << 20
 
 // Each entry: its name, NUL, the fields (the link target last: only it may hold spaces), NUL, newline.
 // A name never holds NUL, so no two trees give the same listing. Times are in seconds with ns digits.
-const FORMAT = '%P\\0%y %m %U:%G %D:%i %n %s %T@ %C@ %l\\0\\n'
+export const LISTING_FORMAT = '%P\\0%y %m %U:%G %D:%i %n %s %T@ %C@ %l\\0\\n'
 
 /** A listing under way. */
 interface Running {
@@ -64,7 +64,7 @@ function spawnProbe(dir: string, maxEntries: number): Running {
     try {
       // -H: a context given as a symlink is listed as the dir it names. The path is absolute, so it
       // is never taken for an expression; LC_ALL=C keeps the time format plain.
-      child = spawn('find', ['-H', abs, '-printf', FORMAT], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, LC_ALL: 'C' } })
+      child = spawn('find', ['-H', abs, '-printf', LISTING_FORMAT], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, LC_ALL: 'C' } })
     } catch {
       done(undefined)
       return
