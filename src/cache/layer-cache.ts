@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, hash } from 'node:crypto'
 import type { LayerRef } from '../oci/types.js'
 import type { CacheKey, CacheKeyDoc, ExecContext, ExecResult, LayerPlan, Prepared } from '../solver/types.js'
 import { digestOf } from '../util/canonical-json.js'
@@ -125,6 +125,9 @@ export async function cachedLayer(
 /** 16 hex digits of sha256 per file: enough to tell a change, small enough for 50k files. */
 function compactFiles(files: FileMap): FileMap {
   const out: Record<string, string> = {}
-  for (const [p, v] of Object.entries(files)) out[p] = createHash('sha256').update(v, 'latin1').digest('hex').slice(0, 16)
+  // An ASCII value's latin1 bytes are its UTF-8: one-shot hash() then (no Hash object per file).
+  for (const [p, v] of Object.entries(files)) out[p] = (ASCII.test(v) ? hash('sha256', v, 'hex') : createHash('sha256').update(v, 'latin1').digest('hex')).slice(0, 16)
   return out
 }
+
+const ASCII = /^[\x00-\x7f]*$/

@@ -27,7 +27,8 @@ export function prewritable(entries: readonly LayerEntry[]): boolean {
 }
 
 function writable(e: LayerEntry): boolean {
-  return (e.type === 'file' || e.type === 'dir' || e.type === 'symlink' || e.type === 'hardlink') && !e.xattrs && !e.path.split('/').some((n) => n.startsWith('.wh.'))
+  // The split only for a path that holds `.wh.` at all (10k splits were 5 ms of a rebuild's COPY).
+  return (e.type === 'file' || e.type === 'dir' || e.type === 'symlink' || e.type === 'hardlink') && !e.xattrs && (!e.path.includes('.wh.') || !e.path.split('/').some((n) => n.startsWith('.wh.')))
 }
 
 /**
