@@ -149,6 +149,11 @@ export function startTreeProbe(dir: string): void {
   started.set(abs, run)
 }
 
+/** Whether a probe of `dir` was started and waits to be taken. */
+export function probeStarted(dir: string): boolean {
+  return started.has(resolve(dir))
+}
+
 /**
  * The probe started for `dir`, taken (a later build starts its own: a probe stands for the tree as
  * it was when it was taken), else a new one.

@@ -2,7 +2,8 @@ import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, symlin
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { probeTree, startTreeProbe, takeTreeProbe } from '../../src/context/tree-probe.js'
+import { probeStarted, probeTree, startTreeProbe, takeTreeProbe } from '../../src/context/tree-probe.js'
+import { probeEarly } from '../../src/cli/early-probe.js'
 import { clockAhead } from '../helpers/clock.js'
 
 let dir: string
@@ -75,5 +76,20 @@ describe('context tree probe', () => {
     const next = await takeTreeProbe(dir)
     expect(early!.dir).toBe(dir)
     expect(next!.digest).not.toBe(early!.digest)
+  })
+
+  it('the CLI starts a build\'s listing from its arguments: --context, or a Dockerfile build\'s context dir; not for an engine build, --help or another command', async () => {
+    const startedFor = async (argv: string[]): Promise<boolean> => {
+      probeEarly(argv)
+      const started = probeStarted(dir)
+      await takeTreeProbe(dir)
+      return started
+    }
+    expect(await startedFor(['build', 'build.ts', '--context', dir])).toBe(true)
+    expect(await startedFor(['build', dir])).toBe(true)
+    expect(await startedFor(['build', 'build.ts', '--context', dir, '--engine', 'docker'])).toBe(false)
+    expect(await startedFor(['build', 'build.ts', '--context', dir, '--help'])).toBe(false)
+    expect(await startedFor(['inspect', dir])).toBe(false)
+    expect(probeStarted(dir)).toBe(false)
   })
 })
