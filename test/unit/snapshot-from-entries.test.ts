@@ -6,6 +6,7 @@ import type { LayerEntry } from '../../src/layer/entry.js'
 import { sortEntries, writeLayer } from '../../src/layer/write-layer.js'
 import { ensureSnapshot, writeWithSnapshot } from '../../src/snapshot/unpack.js'
 import { Store } from '../../src/store/store.js'
+import { nameBytes, nameFromBytes } from '../../src/util/names.js'
 import { cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
 
 /** Every node under `dir`: type, mode, owner, mtime (not for symlinks' targets), size, content or link target. */
@@ -113,5 +114,26 @@ describe('a snapshot written in the same pass as its layer', () => {
     await writeLayer(next, unpacked.blobs)
     const tidy = (t: Record<string, string>) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v.replace(/:nlink\d+/, '')]))
     expect(tidy(tree(b!))).toEqual(tidy(tree((await ensureSnapshot(unpacked, layer)).dir)))
+  })
+
+  it('hard-links an unchanged file whose name is not UTF-8, and a hard link in the layer to a linked file, in order', async () => {
+    const store = new Store(join(root, 'raw-names'))
+    const raw = nameFromBytes(Buffer.from([0x72, 0xff, 0x2e, 0x62, 0x69, 0x6e])) // "r\xff.bin"
+    const t = 1_700_000_000
+    const withRaw = sortEntries<LayerEntry>([
+      ...entries,
+      { type: 'file', path: `app/${raw}`, mode: 0o644, uid: 0, gid: 0, mtime: t, size: 6, source: { path: join(ctxDir, 'a.txt') } },
+      { type: 'hardlink', path: 'app/zz-hard', mode: 0o644, uid: 0, gid: 0, mtime: t, linkname: `app/${raw}` },
+    ])
+    const old = await writeWithSnapshot(store, (tee) => writeLayer(withRaw, store.blobs, { tee }))
+    const next = withRaw.map((e) => (e.path === 'app/inline' ? { ...e, mode: 0o640 } : e))
+    const layer = await writeWithSnapshot(store, (tee) => writeLayer(next, store.blobs, { tee }), { previous: { layer: old, same: (e) => e.path !== 'app/inline' } })
+    const [a, b] = [old, layer].map((l) => store.snapshotDir(l.diffId))
+    const at = (dir: string, name: string) => lstatSync(Buffer.concat([Buffer.from(`${dir}/app/`), nameBytes(name)]))
+    expect(at(b!, raw).ino).toBe(at(a!, raw).ino)
+    expect(at(b!, 'zz-hard').ino).toBe(at(b!, raw).ino)
+    expect(readFileSync(Buffer.concat([Buffer.from(`${b}/app/`), nameBytes(raw)]), 'utf8')).toBe('hello\n')
+    expect(at(b!, 'inline').ino).not.toBe(at(a!, 'inline').ino)
+    expect(at(b!, 'inline').mode & 0o7777).toBe(0o640)
   })
 })
