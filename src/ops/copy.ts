@@ -5,7 +5,6 @@
 import { cpuSlotOf } from '../solver/scheduler.js'
 import { writeWithSnapshot } from '../snapshot/unpack.js'
 import { prewritable } from '../snapshot/from-entries.js'
-import { createHash } from 'node:crypto'
 import { isAbsolute, relative } from 'node:path'
 import { CopyError, ErrorCodes, ImagesmithError } from '../errors.js'
 import type { CopySpec, InlineFile } from '../graph/nodes/copy-node.js'
@@ -15,7 +14,7 @@ import type { LayerEntry } from '../layer/entry.js'
 import { writeLayer } from '../layer/write-layer.js'
 import type { CacheKeyDoc, ExecContext, ExecResult, Executor, ImageState, LayerPlan } from '../solver/types.js'
 import type { Vertex } from '../graph/node.js'
-import { canonicalJson } from '../util/canonical-json.js'
+import { canonicalJson, digestOf } from '../util/canonical-json.js'
 import { withRootfs } from '../snapshot/rootfs.js'
 import { EntrySet, type Owner } from '../context/collect.js'
 import { contentKey, StatCache } from '../context/content-key.js'
@@ -284,7 +283,7 @@ async function keyedLayer(vertex: Vertex<'copy'>, inputs: readonly ImageState[],
  */
 function probeRecordKey(listing: string, ctx: ExecContext, base: Record<string, unknown>): string {
   const ignore = loadDockerignore(ctx.contextDir, ctx.dockerignore)
-  return createHash('sha256').update(canonicalJson({ probe: listing, contextDir: ctx.contextDir, ignore, base })).digest('hex')
+  return digestOf({ probe: listing, contextDir: ctx.contextDir, ignore, base }).slice('sha256:'.length)
 }
 
 /**

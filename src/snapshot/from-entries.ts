@@ -59,7 +59,6 @@ export class SnapshotTee implements EntryTee {
   readonly #reuse: SnapshotReuse | undefined
   #fd: number | undefined
   #failed: unknown
-  #linkedCount = 0
   /** Makes the hard links from the previous snapshot (link-worker.ts), once there is one to make. */
   #links: LinkWorker | undefined
 
@@ -67,11 +66,6 @@ export class SnapshotTee implements EntryTee {
     this.#dest = dest
     this.#reuse = opts.reuse
     if ((statSync(dest).mode & 0o2000) === 0) this.#plainDirs.add('')
-  }
-
-  /** Files hard-linked from the previous snapshot instead of written. */
-  get linked(): number {
-    return this.#linkedCount
   }
 
   /** Whether `e` needs a chown after it was made (skipped for the common root:root tree: one syscall less per file). */
@@ -112,11 +106,13 @@ export class SnapshotTee implements EntryTee {
           if (this.#foreign(e)) lchownSync(p, e.uid, e.gid)
           lutimesSync(p, e.mtime, e.mtime)
           break
-        case 'hardlink':
+        case 'hardlink': {
           // Its target may be one of the worker's links still queued: then it goes after it, in order.
-          if (this.#links) this.#links.link(fsPath(join(this.#dest, e.linkname)), p)
-          else linkSync(fsPath(join(this.#dest, e.linkname)), p)
+          const target = fsPath(join(this.#dest, e.linkname))
+          if (this.#links) this.#links.link(target, p)
+          else linkSync(target, p)
           break
+        }
       }
     } catch (err) {
       this.#fail(err)
@@ -191,7 +187,6 @@ export class SnapshotTee implements EntryTee {
       return false // gone (pruned meanwhile): written instead
     }
     ;(this.#links ??= new LinkWorker()).link(from, p)
-    this.#linkedCount++
     return true
   }
 

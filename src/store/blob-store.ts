@@ -250,13 +250,12 @@ export class BlobStore {
 
   #openHeld(digest: Digest, path: string): Readable {
     this.#lease?.add({ blobs: [digest] })
+    const file = createReadStream(path, { highWaterMark: 1 << 20 })
     if (freshlyWritten(path)) {
-      const file = createReadStream(path, { highWaterMark: 1 << 20 })
       file.on('error', (e) => file.destroy(notFound(digest, e)))
       return file
     }
     const integrity = ssri().fromHex(digest.slice(7), 'sha256')
-    const file = createReadStream(path, { highWaterMark: 1 << 20 })
     const checked = ssri().integrityStream({ integrity })
     file.on('error', (e) => checked.destroy(notFound(digest, e)))
     checked.on('error', () => file.destroy())
