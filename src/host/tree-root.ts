@@ -33,7 +33,7 @@ export function treeRoot(dir: string): Promise<void> {
 }
 
 /** A file create costing more than this (µs, best of {@link PROBES}) means the group is being scanned. */
-const SLOW_CREATE_US = 150
+export const SLOW_CREATE_US = 150
 const PROBES = 3
 /** Dirs tried before the last one is kept whatever it costs. */
 const ATTEMPTS = 4
@@ -42,7 +42,7 @@ const ATTEMPTS = 4
  * The cheapest of a few file creates in `dir`, in µs. A fresh group answers in ~10–30 µs; one where
  * thousands of inodes were just deleted in ~300–900 µs, every time (the scan starts over per inode).
  */
-function createCost(dir: string): number {
+export function createCost(dir: string): number {
   let best = Infinity
   for (let i = 0; i < PROBES; i++) {
     const p = join(dir, `.probe-${i}`)
@@ -56,25 +56,34 @@ function createCost(dir: string): number {
 
 /**
  * Makes a new empty dir for a whole tree with `make` (a new name each call, under a {@link treeRoot})
- * and keeps it if creating files in it is cheap. The name picks the block group (Orlov hashes it), so
- * a dir that landed where a deleted tree's inodes are still being skipped is removed and another name
- * tried: a few probes instead of seconds of kernel time. On a probe error the dir is replaced by
- * another, unprobed one.
+ * and keeps it if creating files in it is cheap. Orlov puts a top dir in the group with the fewest
+ * dirs among those with more free inodes than average (the name's hash breaks ties), so a dir that
+ * landed where a deleted tree's inodes are still being skipped is kept aside while another is tried:
+ * a few probes instead of seconds of kernel time. On a probe error the dir is replaced by another,
+ * unprobed one. The files of a tree can still reach such inodes once the group's clean ones run out:
+ * create-staging.ts moves them on.
  */
 export async function spreadDir(make: () => Promise<string>): Promise<string> {
-  for (let attempt = 1; ; attempt++) {
-    const dir = await make()
-    if (attempt >= ATTEMPTS) return dir
-    let cost: number
-    try {
-      cost = createCost(dir)
-    } catch {
-      // A probe file may be left in it, and nothing may be in a tree's dir but the tree: another,
-      // unprobed.
-      await rm(dir, { recursive: true, force: true }).catch(() => undefined)
-      return make()
+  // A slow dir is removed only once another is chosen: while it is there, Orlov (which puts a new
+  // top dir in the group with the fewest dirs) counts it and picks another group for the next name.
+  const rejected: string[] = []
+  try {
+    for (let attempt = 1; ; attempt++) {
+      const dir = await make()
+      if (attempt >= ATTEMPTS) return dir
+      let cost: number
+      try {
+        cost = createCost(dir)
+      } catch {
+        // A probe file may be left in it, and nothing may be in a tree's dir but the tree: another,
+        // unprobed.
+        await rm(dir, { recursive: true, force: true }).catch(() => undefined)
+        return await make()
+      }
+      if (cost <= SLOW_CREATE_US) return dir
+      rejected.push(dir)
     }
-    if (cost <= SLOW_CREATE_US) return dir
-    await rmdir(dir).catch(() => undefined)
+  } finally {
+    await Promise.all(rejected.map((d) => rmdir(d).catch(() => undefined)))
   }
 }

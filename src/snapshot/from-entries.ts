@@ -12,7 +12,7 @@
  * turns false), the layer is still written, and a later step unpacks the blob as before.
  */
 import {
-  chmodSync, closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, statSync, symlinkSync,
+  chmodSync, closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, statSync, symlinkSync,
   utimesSync, writeSync,
   type PathLike,
 } from 'node:fs'
@@ -20,6 +20,7 @@ import { join, posix } from 'node:path'
 import type { EntryTee, LayerEntry } from '../layer/entry.js'
 import { fsPath } from '../util/names.js'
 import { LinkWorker } from './link-worker.js'
+import { CreateStaging } from '../host/create-staging.js'
 
 /** True when every entry is of a kind {@link SnapshotTee} reproduces exactly. */
 export function prewritable(entries: readonly LayerEntry[]): boolean {
@@ -61,10 +62,19 @@ export class SnapshotTee implements EntryTee {
   #failed: unknown
   /** Makes the hard links from the previous snapshot (link-worker.ts), once there is one to make. */
   #links: LinkWorker | undefined
+  /** Where new files are made: in place, or in a staging dir while creates in place are slow. */
+  readonly #creates: CreateStaging
+  /** The file being written when it was made in staging: where it is, where it goes. */
+  #staged: readonly [string, PathLike] | undefined
 
-  constructor(dest: string, opts: { readonly reuse?: SnapshotReuse } = {}) {
+  /**
+   * `staging`: where files are made while creating them in place is slow (host/create-staging.ts);
+   * without it, always in place.
+   */
+  constructor(dest: string, opts: { readonly reuse?: SnapshotReuse; readonly staging?: CreateStaging } = {}) {
     this.#dest = dest
     this.#reuse = opts.reuse
+    this.#creates = opts.staging ?? new CreateStaging(undefined)
     if ((statSync(dest).mode & 0o2000) === 0) this.#plainDirs.add('')
   }
 
@@ -99,7 +109,11 @@ export class SnapshotTee implements EntryTee {
           break
         case 'file':
           if (this.#linkPrevious(e, p)) break
-          this.#fd = openSync(p, 'wx', 0o600)
+          {
+            const made = this.#creates.create(p)
+            this.#fd = made.fd
+            if (made.staged !== undefined) this.#staged = [made.staged, p]
+          }
           break
         case 'symlink':
           symlinkSync(e.linkname, p)
@@ -132,6 +146,8 @@ export class SnapshotTee implements EntryTee {
     const fd = this.#fd
     if (fd === undefined || e.type !== 'file') return
     this.#fd = undefined
+    const staged = this.#staged
+    this.#staged = undefined
     try {
       if (this.#foreign(e)) fchownSync(fd, e.uid, e.gid)
       fchmodSync(fd, e.mode) // after chown, which clears setuid/setgid
@@ -140,6 +156,12 @@ export class SnapshotTee implements EntryTee {
       this.#fail(err)
     } finally {
       closeSync(fd)
+    }
+    if (staged === undefined || this.#failed !== undefined) return
+    try {
+      this.#creates.place(staged[0], staged[1])
+    } catch (err) {
+      this.#fail(err)
     }
   }
 
@@ -152,6 +174,7 @@ export class SnapshotTee implements EntryTee {
     } catch (err) {
       this.#fail(err)
     }
+    this.#creates.close()
   }
 
   /**

@@ -28,6 +28,7 @@ import { xargs } from './xargs.js'
 import { opaqueXattr } from './overlay.js'
 import { unmappedFromTar } from '../host/ids.js'
 import { spreadDir, treeRoot } from '../host/tree-root.js'
+import { CreateStaging } from '../host/create-staging.js'
 import type { LayerEntry } from '../layer/entry.js'
 import { SnapshotTee, type SnapshotReuse } from './from-entries.js'
 import { subStep } from '../util/progress-scope.js'
@@ -94,7 +95,7 @@ export async function writeWithSnapshot(
   let layer: LayerRef
   let tee: SnapshotTee | undefined
   try {
-    tee = new SnapshotTee(tmp, reuse ? { reuse } : {})
+    tee = new SnapshotTee(tmp, { ...(reuse ? { reuse } : {}), staging: new CreateStaging(store.layout.dir('snapshots')) })
     layer = await write(tee)
   } catch (e) {
     await tee?.settle()
