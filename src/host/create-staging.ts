@@ -13,7 +13,7 @@
  *
  * Placement only: wherever a staging dir cannot be made, files are created in place as before.
  */
-import { mkdirSync, openSync, renameSync, rmSync, type PathLike } from 'node:fs'
+import { chmodSync, mkdirSync, openSync, renameSync, rmdirSync, rmSync, type PathLike } from 'node:fs'
 import { tempPath } from '../store/atomic-write.js'
 import { createCost, SLOW_CREATE_US } from './tree-root.js'
 
@@ -100,7 +100,11 @@ export class CreateStaging {
       const dir = tempPath(this.#root!, 'stage')
       try {
         mkdirSync(dir, { mode: 0o700 })
+        // Under a setgid root it would be setgid too, and what is made in it would take the root's
+        // group where the tree's own dir gives ours (from-entries.ts chowns only what it must).
+        chmodSync(dir, 0o700)
       } catch {
+        rmdirQuiet(dir)
         return // creates stay where they are
       }
       let cost: number
@@ -122,4 +126,12 @@ export class CreateStaging {
 
 function micros(): number {
   return Number(process.hrtime.bigint() / 1000n)
+}
+
+function rmdirQuiet(dir: string): void {
+  try {
+    rmdirSync(dir)
+  } catch {
+    // never made
+  }
 }

@@ -4,6 +4,7 @@
  * is left behind. The slowness is a clock the test gives (the ext4 scan it stands for cannot be
  * made on demand); the dirs, files and renames are real.
  */
+import { execFileSync } from 'node:child_process'
 import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -128,6 +129,9 @@ describe('a snapshot whose files were made in staging', () => {
     const dest = join(root, 'dest')
     mkdirSync(stage)
     mkdirSync(dest)
+    // A setgid staging root of another group: files made under it must still get the tree's owners.
+    execFileSync('chown', [':1002', stage])
+    execFileSync('chmod', ['2775', stage])
     const staging = new CreateStaging(stage, clock(() => 5000))
     const tee = new SnapshotTee(dest, { staging })
     const layer = await writeLayer(entries, store.blobs, { tee })
