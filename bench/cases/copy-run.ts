@@ -48,14 +48,22 @@ export function makeContext(dir: string): void {
   }
 }
 
-interface Sample { s: number; rssMB: number }
+/** A timed build: wall time, peak RSS, and its CPU (user + system) and steps for telling load from work. */
+interface Sample { s: number; rssMB: number; cpu?: string; steps?: string }
 
 function cli(args: string[], cwd: string): Sample {
   const t0 = process.hrtime.bigint()
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, join(repo, 'bin', 'imagesmith.js'), ...args], { cwd, encoding: 'utf8' })
+  const r = spawnSync('/usr/bin/time', ['-f', '%M %U %S', process.execPath, join(repo, 'bin', 'imagesmith.js'), ...args], { cwd, encoding: 'utf8' })
   const s = Number(process.hrtime.bigint() - t0) / 1e9
   if (r.status !== 0) throw new Error(`imagesmith ${args.join(' ')} failed: ${r.stderr}`)
-  return { s, rssMB: Number(r.stderr.trim().split('\n').pop()) / 1024 }
+  const [rss, user, sys] = r.stderr.trim().split('\n').pop()!.split(' ')
+  return { s, rssMB: Number(rss) / 1024, cpu: `${user}u+${sys}s` }
+}
+
+/** The build's steps that took 10 ms or more, from its metadata file: "COPY 2.93, RUN 0.37". */
+function stepTimes(metadata: string): string {
+  const vertices = (JSON.parse(readFileSync(metadata, 'utf8')) as { 'imagesmith.vertices': { description: string; ms: number }[] })['imagesmith.vertices']
+  return vertices.filter((v) => v.ms >= 10).map((v) => `${v.description.split(' ')[0]} ${(v.ms / 1000).toFixed(2)}`).join(', ')
 }
 
 /**
@@ -128,6 +136,9 @@ const copyRun: BenchCase = {
         settle()
         return cli(['build', join(work, file), '--context', ctx, '--cache-dir', store, '-o', `type=oci,dest=${out}`, '--progress', 'quiet', ...extra], work)
       }
+      // A cold or one-file build with its steps' times: an outlier then says where it went.
+      const stepsFile = join(work, 'steps.json')
+      const stepped = (store: string): Sample => ({ ...build(store, 'build.ts', ['--metadata-file', stepsFile]), steps: stepTimes(stepsFile) })
       // The COPY step's own time in a no-op rebuild (its cache check), from the build's metadata file.
       const metadata = join(work, 'metadata.json')
       const copyCheck = (): Sample => {
@@ -168,7 +179,7 @@ const copyRun: BenchCase = {
       for (let i = 0; i < RUNS; i++) {
         const store = join(work, `store-${i}`)
         for (const p of peers) if (!failed.has(p.name)) p.reset()
-        ours.cold.push(build(store))
+        ours.cold.push(stepped(store))
         for (const p of peers) peerBuild(p, 'cold', 'main')
         ours.noop.push(build(store, 'build.ts', ['--metadata-file', metadata]))
         checks.push(copyCheck())
@@ -176,7 +187,7 @@ const copyRun: BenchCase = {
         listings.push({ s: listing(ctx), rssMB: 0 })
         for (const p of peers) peerBuild(p, 'noop', 'main')
         writeFileSync(join(ctx, 'd7', 'f7.dat'), `changed ${i}\n`)
-        ours.oneFile.push(build(store))
+        ours.oneFile.push(stepped(store))
         for (const p of peers) peerBuild(p, 'oneFile', 'main')
         ours.sleeps.push(build(join(work, `sleep-store-${i}`), 'sleep.ts'))
         for (const p of peers) {
@@ -209,7 +220,10 @@ const copyRun: BenchCase = {
         targetRatio,
         peakRssMB: Math.max(...xs.map((x) => x.rssMB)),
         rssLimitMB: 200,
-        notes: [`${note}; runs ${xs.map((x) => x.s.toFixed(2)).join(' / ')} s`],
+        notes: [
+          `${note}; runs ${xs.map((x) => x.s.toFixed(2)).join(' / ')} s`,
+          ...(xs.some((x) => x.steps) ? [`CPU and steps per run: ${xs.map((x) => `${x.s.toFixed(2)} s (CPU ${x.cpu}; ${x.steps})`).join(' / ')}`] : []),
+        ],
         ...(key ? { peers: peerResults(key), peerTargets } : {}),
       })
       const both = (minSpeedup: number): PeerTarget[] => [{ peer: 'buildah', minSpeedup }, { peer: 'BuildKit', minSpeedup }]
