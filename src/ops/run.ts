@@ -28,7 +28,8 @@ import { recordStubs, removeStubs } from '../snapshot/mount-stubs.js'
 import { overlaySupported } from '../snapshot/overlay.js'
 import { withRootfs } from '../snapshot/rootfs.js'
 import { hostPath, mkdirAllInRoot } from '../snapshot/scoped-path.js'
-import { ensureSnapshots, type Snapshot } from '../snapshot/unpack.js'
+import { ensureSnapshots, writeWithSnapshot, type Snapshot } from '../snapshot/unpack.js'
+import { prewritable, type SnapshotTee } from '../snapshot/from-entries.js'
 import { withRootfsWorkspace } from '../snapshot/workspace.js'
 import { shellOf } from './config.js'
 import { execPlan } from '../cache/layer-cache.js'
@@ -332,7 +333,12 @@ async function runInRootfs(
           entries = await diffWalk(rootfs, ws.before!, { clampMtime })
         }
         const onBytes = (bytes: number) => ctx.emit({ type: 'bytes', vertex: vertex.id, bytes, time: Date.now() })
-        return await writeLayer(entries, store.blobs, { compression: ctx.compression, signal, ...cpuSlotOf(ctx.limits, signal), onBytes })
+        const write = (tee?: SnapshotTee) => writeLayer(entries, store.blobs, { compression: ctx.compression, signal, ...cpuSlotOf(ctx.limits, signal), onBytes, ...(tee ? { tee } : {}) })
+        // A later step of this build mounts this layer (a RUN on top, a COPY --from): its snapshot is
+        // written from the upper dir's files as the layer reads them, instead of gunzipped and
+        // untarred back from the blob by that step. A layer the tee cannot write (whiteouts, xattrs,
+        // special files) is unpacked then, as before.
+        return ctx.step?.rootfsWanted && prewritable(entries) ? await writeWithSnapshot(store, write, signal ? { signal } : {}) : await write()
       } finally {
         await prepared.release()
       }

@@ -1,10 +1,12 @@
 /**
  * A RUN on top of a COPY (or ADD) layer this build just wrote reads the snapshot the layer writer filled in
  * the same pass: the layer blob is never gunzipped and untarred back. Proven with the real runtime by
- * taking the blob away between the COPY and the RUN: an unpack would fail, the RUN does not.
+ * taking the blob away between the COPY and the RUN: an unpack would fail, the RUN does not. The same
+ * holds for a RUN on a RUN (or a COPY --from) whose layer it mounts: the first RUN's snapshot is written
+ * from its upper dir's files as its layer reads them.
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { image } from '../../src/index.js'
@@ -12,15 +14,16 @@ import type { ProgressEvent } from '../../src/solver/types.js'
 import { ensureSnapshot } from '../../src/snapshot/unpack.js'
 import { Store } from '../../src/store/store.js'
 import { busyboxArchive, cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
+import { treeNodes } from '../helpers/tree.js'
 import { requireTools } from '../helpers/tools.js'
 
 const bed = requireTools(['runc'])
 
 /**
  * Progress hook that moves the blobs a step (by description prefix) wrote out of the store from its
- * end until the next RUN is done: an unpack of that layer would fail meanwhile.
+ * end until the next step starting with `until` is done: an unpack of that layer would fail meanwhile.
  */
-function blobAwayWhileRun(store: string, prefix: string, aside: string): { onProgress: (e: ProgressEvent) => void; moved: () => string[] } {
+function blobAwayWhileRun(store: string, prefix: string, aside: string, until = 'RUN'): { onProgress: (e: ProgressEvent) => void; moved: () => string[] } {
   const blobsDir = join(store, 'blobs', 'sha256')
   mkdirSync(aside, { recursive: true })
   let before = new Set<string>()
@@ -31,7 +34,7 @@ function blobAwayWhileRun(store: string, prefix: string, aside: string): { onPro
       moved = readdirSync(blobsDir).filter((n) => !before.has(n) && !n.includes('.tmp-'))
       for (const n of moved) renameSync(join(blobsDir, n), join(aside, n))
     }
-    if (e.type === 'done' && e.description.startsWith('RUN')) for (const n of moved) renameSync(join(aside, n), join(blobsDir, n))
+    if (e.type === 'done' && e.description.startsWith(until)) for (const n of moved) renameSync(join(aside, n), join(blobsDir, n))
   }
   return { onProgress, moved: () => moved }
 }
@@ -109,5 +112,40 @@ describe.skipIf(bed.skip)('a RUN on a fresh COPY layer', () => {
     expect(away.moved()).toHaveLength(1)
     const out = await ensureSnapshot(new Store(store), res.layers.at(-1)!)
     expect(readFileSync(join(out.dir, 'out'), 'utf8')).toBe('from the archive\n')
+  }, 60_000)
+
+  it('a RUN on a fresh RUN layer reads the snapshot written with that layer, which is the layer unpacked node for node', async () => {
+    const store = join(work, 'store-run-run')
+    const away = blobAwayWhileRun(store, 'RUN mkdir', join(work, 'aside-run'), 'RUN ls')
+    const first = 'mkdir -p /out/sub && echo a > /out/a && chmod 4755 /out/a && ln -s a /out/l && ln /out/a /out/sub/h && chown 1000:1001 /out/sub && echo b > /out/sub/b && chmod 600 /out/sub/b'
+    const res = await image().from(`oci-archive:${busyboxArchive()}`).run(first).run('ls -lnR /out > /listing')
+      .build({ cacheDir: store, noCache: true, onProgress: away.onProgress })
+    expect(away.moved()).toHaveLength(1) // the first RUN's layer blob, away while the second RUN ran
+    const layer = res.layers.at(-2)!
+    const written = join(store, 'snapshots', layer.diffId.slice('sha256:'.length))
+    expect(existsSync(`${written}.json`)).toBe(true)
+    // The same blob unpacked in another store.
+    const other = new Store(join(work, 'store-run-run-unpacked'))
+    mkdirSync(join(other.root, 'blobs', 'sha256'), { recursive: true })
+    copyFileSync(new Store(store).blobs.blobPath(layer.digest), other.blobs.blobPath(layer.digest))
+    const unpacked = await ensureSnapshot(other, layer)
+    expect(treeNodes(written)).toEqual(treeNodes(unpacked.dir))
+    expect(Object.keys(treeNodes(written))).toEqual(expect.arrayContaining(['out/a', 'out/l', 'out/sub/h', 'out/sub/b']))
+    const listing = readFileSync(join((await ensureSnapshot(new Store(store), res.layers.at(-1)!)).dir, 'listing'), 'utf8')
+    expect(listing).toMatch(/-rwsr-xr-x\s+2 0\s+0 .* a\n/)
+    expect(listing).toMatch(/-rw-------\s+1 0\s+0 .* b\n/)
+  }, 60_000)
+
+  it('a RUN whose layer the tee cannot write (it deletes a file of the base: a whiteout) is unpacked for the RUN on top as before', async () => {
+    const store = join(work, 'store-run-whiteout')
+    const res = await image().from(`oci-archive:${busyboxArchive()}`).run('rm /bin/true && echo x > /x').run('ls /bin > /bins; cat /x >> /bins')
+      .build({ cacheDir: store, noCache: true })
+    const layer = res.layers.at(-2)!
+    const snap = await ensureSnapshot(new Store(store), layer)
+    expect(snap.whiteouts).toBe(true)
+    const out = readFileSync(join((await ensureSnapshot(new Store(store), res.layers.at(-1)!)).dir, 'bins'), 'utf8').split('\n')
+    expect(out).not.toContain('true')
+    expect(out).toContain('false')
+    expect(out.at(-2)).toBe('x')
   }, 60_000)
 })

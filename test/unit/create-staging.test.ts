@@ -5,7 +5,7 @@
  * made on demand); the dirs, files and renames are real.
  */
 import { execFileSync } from 'node:child_process'
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
+import { lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CreateStaging } from '../../src/host/create-staging.js'
@@ -15,6 +15,7 @@ import { SnapshotTee } from '../../src/snapshot/from-entries.js'
 import { ensureSnapshot } from '../../src/snapshot/unpack.js'
 import { Store } from '../../src/store/store.js'
 import { cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
+import { treeNodes } from '../helpers/tree.js'
 
 /** A clock whose every create takes `us()` µs. */
 function clock(us: () => number): () => number {
@@ -25,22 +26,6 @@ function clock(us: () => number): () => number {
     if (!tick) t += us()
     return t
   }
-}
-
-/** Every node under `dir` with its type, mode, owner, mtime, link count and content or target. */
-function tree(dir: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  const walk = (rel: string) => {
-    for (const name of readdirSync(join(dir, rel)).sort()) {
-      const r = rel ? `${rel}/${name}` : name
-      const st = lstatSync(join(dir, r))
-      const what = st.isSymbolicLink() ? `link:${readlinkSync(join(dir, r))}` : st.isFile() ? `file:${readFileSync(join(dir, r), 'utf8')}:nlink${st.nlink}` : 'dir'
-      out[r] = `${what} mode:${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid} mtime:${st.isSymbolicLink() ? '-' : Math.floor(st.mtimeMs / 1000)}`
-      if (st.isDirectory()) walk(r)
-    }
-  }
-  walk('')
-  return out
 }
 
 describe('CreateStaging', () => {
@@ -139,7 +124,7 @@ describe('a snapshot whose files were made in staging', () => {
     expect(readdirSync(stage)).toEqual([])
     const plain = new Store(join(root, 'plain'))
     expect(await writeLayer(entries, plain.blobs)).toEqual(layer)
-    expect(tree(dest)).toEqual(tree((await ensureSnapshot(plain, layer)).dir))
+    expect(treeNodes(dest)).toEqual(treeNodes((await ensureSnapshot(plain, layer)).dir))
     expect(lstatSync(join(dest, 'app/zz')).ino).toBe(lstatSync(join(dest, 'app/d2/f29')).ino)
   })
 

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { LayerEntry } from '../../src/layer/entry.js'
@@ -8,23 +8,7 @@ import { ensureSnapshot, writeWithSnapshot } from '../../src/snapshot/unpack.js'
 import { Store } from '../../src/store/store.js'
 import { nameBytes, nameFromBytes } from '../../src/util/names.js'
 import { cleanupTmpDirs, tmpDir } from '../helpers/testbed.js'
-
-/** Every node under `dir`: type, mode, owner, mtime (not for symlinks' targets), size, content or link target. */
-function tree(dir: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  const walk = (rel: string) => {
-    for (const name of readdirSync(join(dir, rel)).sort()) {
-      const r = rel ? `${rel}/${name}` : name
-      const p = join(dir, r)
-      const st = lstatSync(p)
-      const what = st.isSymbolicLink() ? `link:${readlinkSync(p)}` : st.isFile() ? `file:${st.size}:${readFileSync(p).toString('base64').slice(0, 64)}:nlink${st.nlink}` : 'dir'
-      out[r] = `${what} mode:${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid} mtime:${st.isSymbolicLink() ? '-' : Math.floor(st.mtimeMs / 1000)}`
-      if (st.isDirectory()) walk(r)
-    }
-  }
-  walk('')
-  return out
-}
+import { treeNodes } from '../helpers/tree.js'
 
 describe('a snapshot written in the same pass as its layer', () => {
   let root: string
@@ -65,10 +49,10 @@ describe('a snapshot written in the same pass as its layer', () => {
     const a = await ensureSnapshot(written, layer)
     const b = await ensureSnapshot(unpacked, layer)
     expect(a.whiteouts).toBe(false)
-    expect(tree(a.dir)).toEqual(tree(b.dir))
-    expect(Object.keys(tree(a.dir))).toContain('app/sub/hard')
-    expect(tree(a.dir)['app/sg/x']).toContain(' 0:0 ')
-    expect(tree(a.dir)['app/sg/d']).toMatch(/mode:755 0:0 /)
+    expect(treeNodes(a.dir)).toEqual(treeNodes(b.dir))
+    expect(Object.keys(treeNodes(a.dir))).toContain('app/sub/hard')
+    expect(treeNodes(a.dir)['app/sg/x']).toContain(' 0:0 ')
+    expect(treeNodes(a.dir)['app/sg/d']).toMatch(/mode:755 0:0 /)
     expect(existsSync(`${a.dir}.json`)).toBe(true)
     // Placed, no temp dir left: the snapshot dir and its meta only.
     expect(snapshotNames(written)).toEqual([layer.diffId.slice(7), `${layer.diffId.slice(7)}.json`])
@@ -113,7 +97,7 @@ describe('a snapshot written in the same pass as its layer', () => {
     const unpacked = new Store(join(root, 'reuse-unpacked'))
     await writeLayer(next, unpacked.blobs)
     const tidy = (t: Record<string, string>) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v.replace(/:nlink\d+/, '')]))
-    expect(tidy(tree(b!))).toEqual(tidy(tree((await ensureSnapshot(unpacked, layer)).dir)))
+    expect(tidy(treeNodes(b!))).toEqual(tidy(treeNodes((await ensureSnapshot(unpacked, layer)).dir)))
   })
 
   it('hard-links an unchanged file whose name is not UTF-8, and a hard link in the layer to a linked file, in order', async () => {
