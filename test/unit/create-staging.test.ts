@@ -5,7 +5,7 @@
  * made on demand); the dirs, files and renames are real.
  */
 import { execFileSync } from 'node:child_process'
-import { lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { closeSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CreateStaging } from '../../src/host/create-staging.js'
@@ -33,37 +33,35 @@ describe('CreateStaging', () => {
   beforeAll(async () => { root = await tmpDir('ism-staging-') })
   afterAll(cleanupTmpDirs)
 
-  const fill = (staging: CreateStaging, dir: string, n: number) => {
+  /** `n` files made through a staging whose every create takes `us` µs, under a fresh root (`withRoot`) or none. */
+  const fill = (name: string, us: number, n: number, withRoot = true) => {
+    const stage = join(root, `${name}-stage`)
+    const dir = join(root, name)
+    mkdirSync(stage)
+    mkdirSync(dir)
+    const staging = new CreateStaging(withRoot ? stage : undefined, clock(() => us))
     const made: (string | undefined)[] = []
     for (let i = 0; i < n; i++) {
       const path = join(dir, `f${i}`)
       const c = staging.create(path)
       writeFileSync(c.fd, `${i}\n`)
+      closeSync(c.fd)
       made.push(c.staged)
       if (c.staged) staging.place(c.staged, path)
     }
-    return made
+    return { stage, dir, staging, made }
   }
 
   it('creates in place while creates are fast', () => {
-    const stage = join(root, 'fast-stage')
-    const dir = join(root, 'fast')
-    mkdirSync(stage)
-    mkdirSync(dir)
-    const staging = new CreateStaging(stage, clock(() => 20))
-    expect(fill(staging, dir, 40).every((s) => s === undefined)).toBe(true)
+    const { stage, dir, staging, made } = fill('fast', 20, 40)
+    expect(made.every((s) => s === undefined)).toBe(true)
     staging.close()
     expect(readdirSync(stage)).toEqual([])
     expect(readdirSync(dir)).toHaveLength(40)
   })
 
   it('once most recent creates are slow, makes the next files in a staging dir and moves them into place; close leaves nothing', () => {
-    const stage = join(root, 'slow-stage')
-    const dir = join(root, 'slow')
-    mkdirSync(stage)
-    mkdirSync(dir)
-    const staging = new CreateStaging(stage, clock(() => 5000))
-    const made = fill(staging, dir, 40)
+    const { stage, dir, staging, made } = fill('slow', 5000, 40)
     // The first few are judged before any move; the rest are made in staging dirs under the root.
     expect(made.slice(0, 6).every((s) => s === undefined)).toBe(true)
     expect(made.filter((s) => s !== undefined).length).toBeGreaterThan(20)
@@ -76,11 +74,10 @@ describe('CreateStaging', () => {
   })
 
   it('without a root, files are made in place however slow', () => {
-    const dir = join(root, 'noroot')
-    mkdirSync(dir)
-    const staging = new CreateStaging(undefined, clock(() => 5000))
-    expect(fill(staging, dir, 20).every((s) => s === undefined)).toBe(true)
+    const { dir, staging, made } = fill('noroot', 5000, 20, false)
+    expect(made.every((s) => s === undefined)).toBe(true)
     staging.close()
+    expect(readdirSync(dir)).toHaveLength(20)
   })
 })
 
@@ -108,17 +105,20 @@ describe('a snapshot whose files were made in staging', () => {
   })
   afterAll(cleanupTmpDirs)
 
-  it('is node for node the unpacked layer, with the same layer bytes, and no staging dir left', async () => {
-    const store = new Store(join(root, 'store'))
-    const stage = join(root, 'stage')
-    const dest = join(root, 'dest')
+  /** A store, a staging root and a tee into `dest` whose every create is slow. */
+  const slowTee = (name: string) => {
+    const stage = join(root, `${name}-stage`)
+    const dest = join(root, `${name}-dest`)
     mkdirSync(stage)
     mkdirSync(dest)
     // A setgid staging root of another group: files made under it must still get the tree's owners.
     execFileSync('chown', [':1002', stage])
     execFileSync('chmod', ['2775', stage])
-    const staging = new CreateStaging(stage, clock(() => 5000))
-    const tee = new SnapshotTee(dest, { staging })
+    return { store: new Store(join(root, `${name}-store`)), stage, dest, tee: new SnapshotTee(dest, { staging: new CreateStaging(stage, clock(() => 5000)) }) }
+  }
+
+  it('is node for node the unpacked layer, with the same layer bytes, and no staging dir left', async () => {
+    const { store, stage, dest, tee } = slowTee('whole')
     const layer = await writeLayer(entries, store.blobs, { tee })
     expect(await tee.finish()).toBe(true)
     expect(readdirSync(stage)).toEqual([])
@@ -129,14 +129,9 @@ describe('a snapshot whose files were made in staging', () => {
   })
 
   it('a tree given up part way leaves no staging dir (nor file in one)', async () => {
-    const store = new Store(join(root, 'store-fail'))
-    const stage = join(root, 'stage-fail')
-    const dest = join(root, 'dest-fail')
-    mkdirSync(stage)
-    mkdirSync(dest)
+    const { store, stage, tee } = slowTee('fail')
     // The last file's source changed size: the layer fails after files were made in staging.
     const stale = entries.map((e) => (e.path === 'app/d2/f29' && e.type === 'file' ? { ...e, size: 99 } : e))
-    const tee = new SnapshotTee(dest, { staging: new CreateStaging(stage, clock(() => 5000)) })
     await expect(writeLayer(stale, store.blobs, { tee })).rejects.toMatchObject({ code: 'SOURCE_CHANGED' })
     await tee.settle()
     expect(readdirSync(stage)).toEqual([])
