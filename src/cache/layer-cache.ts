@@ -2,6 +2,7 @@ import { createHash, hash } from 'node:crypto'
 import type { LayerRef } from '../oci/types.js'
 import type { CacheKey, CacheKeyDoc, ExecContext, ExecResult, LayerPlan, Prepared } from '../solver/types.js'
 import { digestOf } from '../util/canonical-json.js'
+import { isAscii } from '../util/names.js'
 import { explainMiss, type FileMap } from './miss-reason.js'
 import { formatPlatform } from '../oci/platform.js'
 import type { InputName } from '../graph/node.js'
@@ -126,8 +127,6 @@ export async function cachedLayer(
 function compactFiles(files: FileMap): FileMap {
   const out: Record<string, string> = {}
   // An ASCII value's latin1 bytes are its UTF-8: one-shot hash() then (no Hash object per file).
-  for (const [p, v] of Object.entries(files)) out[p] = (ASCII.test(v) ? hash('sha256', v, 'hex') : createHash('sha256').update(v, 'latin1').digest('hex')).slice(0, 16)
+  for (const [p, v] of Object.entries(files)) out[p] = (isAscii(v) ? hash('sha256', v, 'hex') : createHash('sha256').update(v, 'latin1').digest('hex')).slice(0, 16)
   return out
 }
-
-const ASCII = /^[\x00-\x7f]*$/

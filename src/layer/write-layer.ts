@@ -17,7 +17,7 @@ import { compressMembers, PreviousMembers, type MemberOut } from './members.js'
 import type { MemberRecord } from '../store/member-index.js'
 import { writeMemberIndex } from '../store/member-index.js'
 import { writeLayerSummary, type SummaryEntry } from '../store/layer-summary.js'
-import { nameBytes } from '../util/names.js'
+import { isAscii, nameBytes } from '../util/names.js'
 import { TarSerializer, type FileWhere } from './tar-writer.js'
 
 const DEFAULTS = Object.freeze({ compression: 'gzip' as Compression, level: 6 })
@@ -149,14 +149,13 @@ export function sortEntries<E extends LayerEntry>(entries: Iterable<E>): E[] {
   // An ASCII path is its own latin1-of-bytes form: no Buffer per entry (a tenth of a no-op COPY check).
   const keyed = Array.from(entries, (e) => {
     const k = e.path.replaceAll('/', '\0')
-    return { e, k: ASCII.test(k) ? k : nameBytes(k).toString('latin1') }
+    return { e, k: isAscii(k) ? k : nameBytes(k).toString('latin1') }
   })
   keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
   const out = keyed.map((x) => x.e)
   return out.some((e) => e.type === 'hardlink') ? hardlinksAfterTargets(out) : out
 }
 
-const ASCII = /^[\x00-\x7f]*$/
 
 function hardlinksAfterTargets<E extends LayerEntry>(sorted: E[]): E[] {
   const pos = new Map<string, number>()

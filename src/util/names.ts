@@ -49,6 +49,13 @@ export function nameBytes(s: string): Buffer {
   return Buffer.concat(parts)
 }
 
+/** Whether `s` is ASCII: its UTF-8 bytes, its latin1 bytes and its code units are then the same. */
+export function isAscii(s: string): boolean {
+  return ASCII.test(s)
+}
+
+const ASCII = /^[\x00-\x7f]*$/
+
 /** Whether `s` holds escaped raw bytes (then only its Buffer form names the file). */
 export function hasRawBytes(s: string): boolean {
   return ESCAPED.test(s)
